@@ -1,0 +1,56 @@
+# One task runner. A newcomer needs two targets: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BUF_VERSION := 1.75.0
+BUF := .tools/node_modules/.bin/buf
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test check lint format typecheck proto proto-check buf-lint pytest clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(BUF):
+	mkdir -p .tools
+	# --ignore-scripts: the binary ships in a platform sub-package, nothing to download.
+	npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix .tools \
+		@bufbuild/buf@$(BUF_VERSION)
+
+## Run the gateway with the simulated platform and the embedded SQLite store.
+run: setup
+	$(BIN)/essc-gateway run --dev
+
+## Everything CI checks: generated code, proto lint, ruff, mypy, the test suite.
+test: setup proto-check buf-lint lint typecheck pytest
+
+pytest: setup
+	$(BIN)/pytest
+
+proto: setup
+	$(BIN)/python scripts/gen_protos.py
+
+proto-check: setup
+	$(BIN)/python scripts/gen_protos.py --check
+
+buf-lint: $(BUF)
+	cd protos && ../$(BUF) lint
+
+lint: setup
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format: setup
+	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts
+
+typecheck: setup
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,115 @@
+"""`essc-gateway`: run the gateway (with the simulated platform), or the platform alone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from essc_gateway.app import Gateway
+from essc_gateway.clock import SystemClock
+from essc_gateway.config import ConfigError, development_environment, load_config
+from essc_gateway.simplatform import (
+    Population,
+    SimulatedPlatform,
+    biometric_sample,
+    generate_population,
+    run_platform,
+)
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _run(options: argparse.Namespace) -> int:
+    environment = dict(os.environ)
+    tokens: dict[str, str] = {}
+    if options.dev:
+        dev_env, tokens = development_environment(Path(options.var_dir))
+        environment = {**dev_env, **environment}
+    environment.setdefault("ESSC_PORT", str(options.port))
+    environment.setdefault("ESSC_DATABASE", str(Path(options.var_dir) / "essc-gateway.db"))
+    try:
+        config = load_config(environment)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    platform: SimulatedPlatform | None = None
+    address = config.platform_address
+    population = generate_population(config.population_seed, config.population_size)
+    if address is None:
+        platform = SimulatedPlatform(population)
+        platform_port = await platform.start("127.0.0.1", 0)
+        address = f"127.0.0.1:{platform_port}"
+    gateway = Gateway(config, address)
+    try:
+        port = await gateway.start()
+        print(f"essc-gateway listening on {config.host}:{port} (platform at {address})")
+        for bank, token in tokens.items():
+            print(f"  development bank {bank}: authorization: Bearer {token}")
+        _print_samples(population)
+        sys.stdout.flush()
+        await _wait_for_stop_signal()
+    finally:
+        await gateway.stop()
+        if platform is not None:
+            await platform.stop()
+    return 0
+
+
+def _print_samples(population: Population) -> None:
+    rng = random.Random(1)  # noqa: S311 - a demo capture, nothing cryptographic
+    print("sample identities from the simulated population (initial password = last 8 of ID):")
+    for person in population.samples(SystemClock().now().date(), 3):
+        sample = biometric_sample(person, rng).hex()
+        print(
+            f"  name={person.name} id={person.id_number} phone={person.mobile_phone} "
+            f"card={person.card_number}\n    biometric_sample(hex)={sample}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="essc-gateway", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the gateway (simulated platform in-process)")
+    run.add_argument("--port", type=int, default=50051)
+    run.add_argument("--var-dir", default="var", help="database and development secrets")
+    run.add_argument(
+        "--dev",
+        action="store_true",
+        help="create development keys and bank tokens in --var-dir (never in production)",
+    )
+
+    platform = commands.add_parser("platform", help="run the simulated platform alone")
+    platform.add_argument("--host", default="127.0.0.1")
+    platform.add_argument("--port", type=int, default=50061)
+    platform.add_argument("--seed", type=int, default=20240320)
+    platform.add_argument("--size", type=int, default=2000)
+
+    options = parser.parse_args(argv)
+    logging.basicConfig(
+        level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        if options.command == "run":
+            return asyncio.run(_run(options))
+        asyncio.run(run_platform(options.host, options.port, options.seed, options.size))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

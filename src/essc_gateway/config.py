@@ -1,0 +1,217 @@
+"""Configuration: frozen dataclasses, validated on construction, read from the environment
+(and an optional JSON file) in this module only. Secrets never come from the repository."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from essc_gateway.crypto import KEY_BYTES, KeyRing
+from essc_gateway.domain.auth_policy import AuthPolicy
+from essc_gateway.domain.models import Factor, Scenario
+from essc_gateway.service.settings import ServiceSettings
+from essc_gateway.transport.banks import token_digest
+
+
+class ConfigError(ValueError):
+    """Configuration is missing or invalid; the message names the setting, never a secret."""
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    """One bank allowed to call the gateway."""
+
+    bank_id: str
+    """Stable identifier, recorded with every card the bank issues."""
+    token_sha256: str = ""
+    """SHA-256 hex digest of the bank's development bearer token."""
+    certificate_subject: str = ""
+    """Common name of the bank's mTLS client certificate (production)."""
+    factors: Mapping[Scenario, frozenset[Factor]] = field(default_factory=dict)
+    """Overrides of the default factors per business scenario (A8)."""
+
+    def __post_init__(self) -> None:
+        if not self.bank_id or ":" in self.bank_id:
+            raise ConfigError("bank_id must be non-empty and contain no ':'")
+        if not (self.token_sha256 or self.certificate_subject):
+            raise ConfigError(f"bank {self.bank_id}: needs a token digest or a certificate")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """mTLS for the bank-facing port: banks are identified by their client certificate."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Keys protecting personal data (A13(1)): field encryption, lookup tokens, tokens."""
+
+    data: KeyRing
+    lookup: bytes
+    tokens: KeyRing
+
+    def __post_init__(self) -> None:
+        if len(self.lookup) != KEY_BYTES:
+            raise ConfigError(f"lookup key must be {KEY_BYTES} bytes")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    keys: Keys
+    banks: tuple[BankConfig, ...]
+    host: str = "127.0.0.1"
+    """Address the bank-facing port binds to."""
+    port: int = 50051
+    """Bank-facing port; 0 picks a free one."""
+    health_port: int | None = None
+    """Plaintext port for health probes when TLS is on (Kubernetes probes cannot do TLS)."""
+    database: Path = Path("var/essc-gateway.db")
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite durability: FULL survives power loss; NORMAL may lose the last commits."""
+    platform_address: str | None = None
+    """host:port of the platform; None runs the simulated platform in-process."""
+    platform_timeout: float = 3.0
+    """Upper bound of one platform call, in seconds (the caller's deadline may be shorter)."""
+    population_seed: int = 20240320
+    population_size: int = 2000
+    tls: TlsConfig | None = None
+    settings: ServiceSettings = field(default_factory=ServiceSettings)
+    shutdown_grace: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.banks:
+            raise ConfigError("at least one bank must be configured")
+        ids = [b.bank_id for b in self.banks]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("bank ids must be unique")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port must be 0-65535")
+        if self.platform_timeout <= 0:
+            raise ConfigError("platform_timeout must be positive")
+
+    def auth_policy(self) -> AuthPolicy:
+        return AuthPolicy(per_bank={b.bank_id: b.factors for b in self.banks if b.factors})
+
+
+def _key(raw: str, name: str) -> bytes:
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} is not valid base64") from None
+    if len(key) != KEY_BYTES:
+        raise ConfigError(f"{name} must decode to {KEY_BYTES} bytes")
+    return key
+
+
+def _ring(raw: str, name: str) -> KeyRing:
+    """`BASE64` or `1:BASE64,2:BASE64` (the highest version seals)."""
+    if ":" not in raw:
+        return KeyRing.single(_key(raw, name))
+    keys = {}
+    for part in raw.split(","):
+        version, _, encoded = part.partition(":")
+        if not version.strip().isdecimal():
+            raise ConfigError(f"{name}: key versions must be numbers")
+        keys[int(version)] = _key(encoded.strip(), name)
+    return KeyRing(keys=keys, current=max(keys))
+
+
+def _bank(entry: Mapping[str, Any]) -> BankConfig:
+    factors = {
+        Scenario(scenario): frozenset(Factor(f) for f in names)
+        for scenario, names in dict(entry.get("factors", {})).items()
+    }
+    return BankConfig(
+        bank_id=str(entry["bank_id"]),
+        token_sha256=str(entry.get("token_sha256", "")),
+        certificate_subject=str(entry.get("certificate_subject", "")),
+        factors=factors,
+    )
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Reads ESSC_* variables and the JSON file named by ESSC_CONFIG (banks, TLS)."""
+    env = os.environ if environ is None else environ
+    file: dict[str, Any] = {}
+    if env.get("ESSC_CONFIG"):
+        file = json.loads(Path(env["ESSC_CONFIG"]).read_text())
+    missing = [n for n in ("ESSC_DATA_KEY", "ESSC_LOOKUP_KEY", "ESSC_TOKEN_KEY") if not env.get(n)]
+    if missing:
+        raise ConfigError(f"missing settings: {', '.join(missing)}")
+    keys = Keys(
+        data=_ring(env["ESSC_DATA_KEY"], "ESSC_DATA_KEY"),
+        lookup=_key(env["ESSC_LOOKUP_KEY"], "ESSC_LOOKUP_KEY"),
+        tokens=_ring(env["ESSC_TOKEN_KEY"], "ESSC_TOKEN_KEY"),
+    )
+    tls = None
+    if "tls" in file:
+        tls = TlsConfig(
+            cert_file=Path(file["tls"]["cert_file"]),
+            key_file=Path(file["tls"]["key_file"]),
+            client_ca_file=Path(file["tls"]["client_ca_file"]),
+        )
+    try:
+        return GatewayConfig(
+            keys=keys,
+            banks=tuple(_bank(b) for b in file.get("banks", [])),
+            host=env.get("ESSC_HOST", "127.0.0.1"),
+            port=int(env.get("ESSC_PORT", "50051")),
+            health_port=int(env["ESSC_HEALTH_PORT"]) if env.get("ESSC_HEALTH_PORT") else None,
+            database=Path(env.get("ESSC_DATABASE", "var/essc-gateway.db")),
+            platform_address=env.get("ESSC_PLATFORM_ADDRESS") or None,
+            tls=tls,
+        )
+    except (KeyError, ValueError) as error:
+        raise ConfigError(f"invalid configuration: {type(error).__name__}") from None
+
+
+def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Keys and bank tokens for a local run, created once in `directory` (mode 0600).
+
+    Returns (environment for `load_config`, bank id -> bearer token to show the user).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    secrets_file = directory / "dev-secrets.json"
+    if not secrets_file.exists():
+        generated = {
+            "ESSC_DATA_KEY": base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+            "ESSC_LOOKUP_KEY": base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+            "ESSC_TOKEN_KEY": base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+            "bank_tokens": {
+                "demo-bank": secrets.token_urlsafe(24),
+                "other-bank": secrets.token_urlsafe(24),
+            },
+        }
+        descriptor = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(generated, handle, indent=2)
+    stored = json.loads(secrets_file.read_text())
+    tokens: dict[str, str] = dict(stored["bank_tokens"])
+    config_file = directory / "dev-config.json"
+    config_file.write_text(
+        json.dumps(
+            {
+                "banks": [
+                    {"bank_id": bank, "token_sha256": token_digest(token)}
+                    for bank, token in tokens.items()
+                ]
+            },
+            indent=2,
+        )
+    )
+    environment = {
+        name: stored[name] for name in ("ESSC_DATA_KEY", "ESSC_LOOKUP_KEY", "ESSC_TOKEN_KEY")
+    }
+    environment["ESSC_CONFIG"] = str(config_file)
+    return environment, tokens

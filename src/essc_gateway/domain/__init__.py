@@ -1,0 +1,1 @@
+"""Domain rules from the user agreement (A) and the SSC article (K); no gRPC, no storage."""

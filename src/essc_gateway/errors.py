@@ -1,0 +1,166 @@
+"""The gateway's one error tree. Mapped to gRPC status and google.rpc details in one place:
+`essc_gateway.transport.status`.
+
+    GatewayError                     reason from ErrorReason, safe message, metadata
+    ├── InvalidRequest               INVALID_ARGUMENT, one FieldViolation per bad field
+    ├── Unauthenticated              UNAUTHENTICATED (bank credentials, auth token, holder factors)
+    ├── PermissionDenied             PERMISSION_DENIED
+    ├── NotFound                     NOT_FOUND
+    ├── AlreadyExists                ALREADY_EXISTS
+    ├── PreconditionFailed           FAILED_PRECONDITION
+    ├── Conflict                     ABORTED (retry the same request later)
+    ├── ResourceExhausted            RESOURCE_EXHAUSTED, with retry_after
+    ├── PlatformError                the national platform failed us
+    │   ├── PlatformUnavailable      UNAVAILABLE, with retry_after when known
+    │   └── PlatformTimeout          DEADLINE_EXCEEDED
+    └── InternalError                INTERNAL: a gateway fault, never a client's input
+
+Messages and metadata never carry personal data: they are copied into logs and spans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+ERROR_DOMAIN = "essc-gateway.v1"
+
+
+class ErrorReason(StrEnum):
+    """Stable catalogue of ErrorInfo reasons. Never rename a member: clients match on them."""
+
+    INVALID_FIELD = "INVALID_FIELD"
+    BANK_UNAUTHENTICATED = "BANK_UNAUTHENTICATED"
+    AUTH_TOKEN_INVALID = "AUTH_TOKEN_INVALID"
+    AUTH_TOKEN_EXPIRED = "AUTH_TOKEN_EXPIRED"
+    AUTH_TOKEN_WRONG_SCENARIO = "AUTH_TOKEN_WRONG_SCENARIO"
+    FACTOR_REJECTED = "FACTOR_REJECTED"
+    HOLDER_LOCKED_OUT = "HOLDER_LOCKED_OUT"
+    VERIFICATION_TOKEN_INVALID = "VERIFICATION_TOKEN_INVALID"
+    VERIFICATION_TOKEN_EXPIRED = "VERIFICATION_TOKEN_EXPIRED"
+    VERIFICATION_MISMATCH = "VERIFICATION_MISMATCH"
+    GUARDIAN_NOT_VERIFIED = "GUARDIAN_NOT_VERIFIED"
+    IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    REQUEST_IN_PROGRESS = "REQUEST_IN_PROGRESS"
+    CARD_HELD_BY_OTHER_BANK = "CARD_HELD_BY_OTHER_BANK"
+    CARD_NOT_FOUND = "CARD_NOT_FOUND"
+    CARD_SUSPENDED = "CARD_SUSPENDED"
+    CARD_TERMINATED = "CARD_TERMINATED"
+    CARD_NOT_SUSPENDED = "CARD_NOT_SUSPENDED"
+    PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
+    PLATFORM_UNAVAILABLE = "PLATFORM_UNAVAILABLE"
+    PLATFORM_TIMEOUT = "PLATFORM_TIMEOUT"
+    PLATFORM_REJECTED = "PLATFORM_REJECTED"
+    INTERNAL = "INTERNAL"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field. `field` is the request path, e.g. `applicant.social_security_number`."""
+
+    field: str
+    description: str
+    # Stable machine-readable code, e.g. BAD_CHECK_DIGIT; carried in the violation's reason.
+    code: str = "INVALID"
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway answers with."""
+
+    default_reason = ErrorReason.INTERNAL
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: ErrorReason | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.metadata: dict[str, str] = dict(metadata or {})
+
+
+class InvalidRequest(GatewayError):
+    default_reason = ErrorReason.INVALID_FIELD
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        fields = ", ".join(v.field for v in violations)
+        super().__init__(f"invalid fields: {fields}")
+        self.violations = tuple(violations)
+
+
+class Unauthenticated(GatewayError):
+    default_reason = ErrorReason.BANK_UNAUTHENTICATED
+
+
+class PermissionDenied(GatewayError):
+    default_reason = ErrorReason.AUTH_TOKEN_WRONG_SCENARIO
+
+
+class NotFound(GatewayError):
+    default_reason = ErrorReason.CARD_NOT_FOUND
+
+
+class AlreadyExists(GatewayError):
+    default_reason = ErrorReason.CARD_HELD_BY_OTHER_BANK
+
+
+class PreconditionFailed(GatewayError):
+    default_reason = ErrorReason.IDENTITY_MISMATCH
+
+
+class Conflict(GatewayError):
+    default_reason = ErrorReason.REQUEST_IN_PROGRESS
+
+
+class ResourceExhausted(GatewayError):
+    default_reason = ErrorReason.HOLDER_LOCKED_OUT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: timedelta,
+        reason: ErrorReason | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after = retry_after
+
+
+class PlatformError(GatewayError):
+    """The national platform did not give a usable answer."""
+
+    default_reason = ErrorReason.PLATFORM_REJECTED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_code: str,
+        reason: ErrorReason | None = None,
+        metadata: Mapping[str, str] | None = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
+        super().__init__(
+            message, reason=reason, metadata={**(metadata or {}), "upstream_code": upstream_code}
+        )
+        self.upstream_code = upstream_code
+        self.retry_after = retry_after
+
+
+class PlatformUnavailable(PlatformError):
+    default_reason = ErrorReason.PLATFORM_UNAVAILABLE
+
+
+class PlatformTimeout(PlatformError):
+    default_reason = ErrorReason.PLATFORM_TIMEOUT
+
+
+class InternalError(GatewayError):
+    default_reason = ErrorReason.INTERNAL

@@ -1,0 +1,33 @@
+"""Tunables of the use cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Lifetimes, limits and accepted agreement versions."""
+
+    verification_token_ttl: timedelta = timedelta(minutes=10)
+    """How long a Verify result may be used to Issue."""
+    auth_token_ttl: timedelta = timedelta(minutes=5)
+    """How long an Authenticate result may be used for its scenario."""
+    max_factor_failures: int = 5
+    """Wrong factors in a row before the holder is locked out."""
+    lockout: timedelta = timedelta(minutes=30)
+    """How long a lockout lasts."""
+    agreement_versions: frozenset[str] = field(default_factory=lambda: frozenset({"2024-03-20"}))
+    """User-agreement versions a consent may name (A1, A12)."""
+    consent_clock_skew: timedelta = timedelta(minutes=5)
+    """How far in the future a consent time may lie (the bank's clock may run ahead)."""
+
+    def __post_init__(self) -> None:
+        if self.max_factor_failures < 1:
+            raise ValueError("max_factor_failures must be at least 1")
+        if not self.agreement_versions:
+            raise ValueError("at least one agreement version must be accepted")
+        for name in ("verification_token_ttl", "auth_token_ttl", "lockout"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")

@@ -1,0 +1,62 @@
+"""Verify: real name, real card, real person (A2), asked of the platform concurrently."""
+
+from __future__ import annotations
+
+from essc_gateway.clock import Clock
+from essc_gateway.domain.models import Person, Verification, guardian_required
+from essc_gateway.service.concurrency import fan_out
+from essc_gateway.service.tokens import TokenService
+from essc_gateway.service.vault import Vault
+from essc_gateway.upstream.port import Platform
+
+
+class VerificationService:
+    def __init__(
+        self, platform: Platform, tokens: TokenService, vault: Vault, clock: Clock
+    ) -> None:
+        self._platform = platform
+        self._tokens = tokens
+        self._vault = vault
+        self._clock = clock
+
+    async def verify(
+        self, bank_id: str, person: Person, card_number: str, biometric_sample: bytes
+    ) -> Verification:
+        id_number = person.citizen_id.value
+        async with fan_out() as group:
+            name = group.create_task(
+                self._platform.check_real_name(person.name, id_number, person.mobile_phone)
+            )
+            card = group.create_task(self._platform.check_real_card(id_number, card_number))
+            live = group.create_task(self._platform.check_real_person(id_number, biometric_sample))
+        name_check = name.result()
+        capacity = name_check.civil_capacity
+        result = Verification(
+            real_name=name_check.result,
+            real_card=card.result(),
+            real_person=live.result(),
+            civil_capacity=capacity,
+            guardian_required=guardian_required(
+                person.citizen_id, capacity, self._clock.now().date()
+            ),
+        )
+        if not result.verified:
+            return result
+        # A2: only when all three pass may the e-SSC be issued; the token carries that proof.
+        token, expires_at = self._tokens.issue_verification(
+            bank_id=bank_id,
+            holder_token=self._vault.holder_token(id_number),
+            name_token=self._vault.token("name", person.name),
+            phone_token=self._vault.token("phone", person.mobile_phone),
+            civil_capacity=capacity,
+            card_number=card_number,
+        )
+        return Verification(
+            real_name=result.real_name,
+            real_card=result.real_card,
+            real_person=result.real_person,
+            civil_capacity=capacity,
+            guardian_required=result.guardian_required,
+            token=token,
+            token_expires_at=expires_at,
+        )

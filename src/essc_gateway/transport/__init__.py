@@ -1,0 +1,1 @@
+"""gRPC edge of the gateway: protobuf <-> domain, bank identification, error mapping."""

@@ -1,0 +1,128 @@
+"""Domain results -> protobuf responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from essc.gateway.v1 import gateway_pb2 as pb
+from essc_gateway.domain.models import (
+    AuthResult,
+    AuthState,
+    CardStatus,
+    CardView,
+    CheckResult,
+    CivilCapacity,
+    Factor,
+    IssueOutcome,
+    IssueResult,
+    SocialSecurityInfo,
+    Verification,
+)
+
+_CHECK = {True: pb.CHECK_OUTCOME_PASSED, False: pb.CHECK_OUTCOME_FAILED}
+_CAPACITY = {
+    CivilCapacity.UNSPECIFIED: pb.CIVIL_CAPACITY_UNSPECIFIED,
+    CivilCapacity.FULL: pb.CIVIL_CAPACITY_FULL,
+    CivilCapacity.LIMITED: pb.CIVIL_CAPACITY_LIMITED,
+    CivilCapacity.NONE: pb.CIVIL_CAPACITY_NONE,
+}
+_CARD_STATUS = {
+    CardStatus.ACTIVE: pb.CARD_STATUS_ACTIVE,
+    CardStatus.SUSPENDED: pb.CARD_STATUS_SUSPENDED,
+    CardStatus.LOST_CONTINUED_USE: pb.CARD_STATUS_LOST_CONTINUED_USE,
+    CardStatus.TERMINATED: pb.CARD_STATUS_TERMINATED,
+}
+_ISSUE_OUTCOME = {
+    IssueOutcome.ISSUED: pb.ISSUE_OUTCOME_ISSUED,
+    IssueOutcome.REPLAYED: pb.ISSUE_OUTCOME_REPLAYED,
+    IssueOutcome.ALREADY_HELD: pb.ISSUE_OUTCOME_ALREADY_HELD,
+}
+_AUTH_STATE = {
+    AuthState.AUTHENTICATED: pb.AUTHENTICATION_STATE_AUTHENTICATED,
+    AuthState.PASSWORD_CHANGE_REQUIRED: pb.AUTHENTICATION_STATE_PASSWORD_CHANGE_REQUIRED,
+}
+_FACTOR = {
+    Factor.PASSWORD: pb.FACTOR_PASSWORD,
+    Factor.SMS_CODE: pb.FACTOR_SMS_CODE,
+    Factor.BIOMETRIC: pb.FACTOR_BIOMETRIC,
+}
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _check(result: CheckResult) -> pb.CheckResult:
+    return pb.CheckResult(outcome=_CHECK[result.passed], reason=result.reason)
+
+
+def card(view: CardView) -> pb.Card:
+    return pb.Card(
+        essc_id=view.essc_id,
+        physical_card_number_masked=view.physical_card_number_masked,
+        status=_CARD_STATUS[view.status],
+        issued_at=timestamp(view.issued_at),
+        agreement_version=view.agreement_version,
+    )
+
+
+def verify_response(result: Verification) -> pb.VerifyResponse:
+    response = pb.VerifyResponse(
+        real_name=_check(result.real_name),
+        real_card=_check(result.real_card),
+        real_person=_check(result.real_person),
+        verified=result.verified,
+        civil_capacity=_CAPACITY[result.civil_capacity],
+        guardian_required=result.guardian_required,
+        verification_token=result.token,
+    )
+    if result.token_expires_at is not None:
+        response.token_expires_at.CopyFrom(timestamp(result.token_expires_at))
+    return response
+
+
+def issue_response(result: IssueResult) -> pb.IssueResponse:
+    return pb.IssueResponse(outcome=_ISSUE_OUTCOME[result.outcome], card=card(result.card))
+
+
+def authenticate_response(result: AuthResult) -> pb.AuthenticateResponse:
+    response = pb.AuthenticateResponse(
+        state=_AUTH_STATE[result.state],
+        auth_token=result.token,
+        verified_factors=[_FACTOR[f] for f in result.verified_factors],
+    )
+    if result.expires_at is not None:
+        response.expires_at.CopyFrom(timestamp(result.expires_at))
+    return response
+
+
+def query_response(info: SocialSecurityInfo) -> pb.QueryResponse:
+    return pb.QueryResponse(
+        card=card(info.card),
+        personal_status=pb.PersonalStatus.Value(f"PERSONAL_STATUS_{info.personal_status}"),
+        contributions=[
+            pb.ContributionRecord(
+                insurance_type=pb.InsuranceType.Value(f"INSURANCE_TYPE_{c.insurance_type}"),
+                period=c.period,
+                base_fen=c.base_fen,
+                employer_fen=c.employer_fen,
+                personal_fen=c.personal_fen,
+            )
+            for c in info.contributions
+        ],
+        pension_balance_fen=info.pension_balance_fen,
+        medical_balance_fen=info.medical_balance_fen,
+        qualifications=[
+            pb.Qualification(
+                title=q.title,
+                level=q.level,
+                certificate_number=q.certificate_number,
+                issued_on=q.issued_on,
+            )
+            for q in info.qualifications
+        ],
+    )

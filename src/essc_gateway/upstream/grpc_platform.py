@@ -1,0 +1,316 @@
+"""`Platform` over gRPC: the gateway's client of the national platform.
+
+Every call gets a timeout no later than the caller's own deadline, and every gRPC failure is
+mapped once, here, into the gateway's error tree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from essc.platform.v1 import platform_pb2 as pb
+from essc.platform.v1 import platform_pb2_grpc as pb_grpc
+from essc_gateway.clock import Clock
+from essc_gateway.deadlines import call_timeout
+from essc_gateway.domain.models import (
+    CardStatus,
+    CheckResult,
+    CivilCapacity,
+    Contribution,
+    IssueOutcome,
+    Qualification,
+)
+from essc_gateway.errors import (
+    ErrorReason,
+    GatewayError,
+    NotFound,
+    PermissionDenied,
+    PlatformError,
+    PlatformTimeout,
+    PlatformUnavailable,
+    PreconditionFailed,
+)
+from essc_gateway.upstream.port import (
+    IssueCardCommand,
+    NameCheck,
+    PasswordChange,
+    PasswordCheck,
+    PlatformCard,
+    PlatformIssue,
+    SmsCheck,
+)
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+_CAPACITY = {
+    pb.CIVIL_CAPACITY_FULL: CivilCapacity.FULL,
+    pb.CIVIL_CAPACITY_LIMITED: CivilCapacity.LIMITED,
+    pb.CIVIL_CAPACITY_NONE: CivilCapacity.NONE,
+}
+_CARD_STATUS = {
+    pb.CARD_STATUS_ACTIVE: CardStatus.ACTIVE,
+    pb.CARD_STATUS_SUSPENDED: CardStatus.SUSPENDED,
+    pb.CARD_STATUS_LOST_CONTINUED_USE: CardStatus.LOST_CONTINUED_USE,
+    pb.CARD_STATUS_TERMINATED: CardStatus.TERMINATED,
+}
+_ISSUE_OUTCOME = {
+    pb.ISSUE_OUTCOME_ISSUED: IssueOutcome.ISSUED,
+    pb.ISSUE_OUTCOME_REPLAYED: IssueOutcome.REPLAYED,
+    pb.ISSUE_OUTCOME_ALREADY_HELD: IssueOutcome.ALREADY_HELD,
+}
+
+
+def map_rpc_error(error: grpc.aio.AioRpcError, operation: str) -> GatewayError:
+    """The one place where a platform status becomes a gateway error."""
+    code = error.code()
+    upstream = code.name if code is not None else "UNKNOWN"
+    meta = {"operation": operation}
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(
+            f"{operation}: not known to the platform", reason=ErrorReason.PERSON_NOT_FOUND
+        )
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return PreconditionFailed(
+            f"{operation}: refused by the platform", reason=ErrorReason.IDENTITY_MISMATCH
+        )
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(
+            f"{operation}: refused by the platform", reason=ErrorReason.PLATFORM_REJECTED
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return PlatformTimeout(
+            f"{operation}: platform did not answer in time", upstream_code=upstream, metadata=meta
+        )
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        return PlatformUnavailable(
+            f"{operation}: platform unavailable", upstream_code=upstream, metadata=meta
+        )
+    # INTERNAL, UNKNOWN, INVALID_ARGUMENT...: a fault on the platform's side or in our contract.
+    return PlatformError(f"{operation}: platform failed", upstream_code=upstream, metadata=meta)
+
+
+def _dt(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def _card(card: pb.Card) -> PlatformCard:
+    return PlatformCard(
+        essc_id=card.essc_id,
+        bank_id=card.bank_id,
+        card_number=card.card_number,
+        status=_CARD_STATUS.get(card.status, CardStatus.ACTIVE),
+        issued_at=_dt(card.issued_at),
+        terminated_at=_dt(card.terminated_at) if card.HasField("terminated_at") else None,
+    )
+
+
+def _check(result: pb.CheckResult) -> CheckResult:
+    return CheckResult(passed=result.passed, reason=result.reason)
+
+
+class GrpcPlatform:
+    """Client of the platform's gRPC services over one channel."""
+
+    def __init__(
+        self, channel: grpc.aio.Channel, clock: Clock, default_timeout: float = 3.0
+    ) -> None:
+        self._channel = channel
+        self._clock = clock
+        self._default_timeout = default_timeout
+        self._identity = pb_grpc.IdentityServiceStub(channel)
+        self._cards = pb_grpc.CardServiceStub(channel)
+        self._auth = pb_grpc.AuthServiceStub(channel)
+        self._records = pb_grpc.RecordsServiceStub(channel)
+
+    async def _invoke(
+        self,
+        operation: str,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+    ) -> Resp:
+        timeout = call_timeout(self._default_timeout, self._clock.monotonic())
+        if timeout <= 0:
+            raise PlatformTimeout(
+                f"{operation}: caller's deadline already passed",
+                upstream_code="NOT_SENT",
+                metadata={"operation": operation},
+            )
+        try:
+            return await rpc(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            raise map_rpc_error(error, operation) from None
+
+    async def check_real_name(self, name: str, id_number: str, mobile_phone: str) -> NameCheck:
+        reply = await self._invoke(
+            "CheckRealName",
+            self._identity.CheckRealName,
+            pb.CheckRealNameRequest(name=name, id_number=id_number, mobile_phone=mobile_phone),
+        )
+        capacity = _CAPACITY.get(reply.civil_capacity, CivilCapacity.UNSPECIFIED)
+        return NameCheck(result=_check(reply.result), civil_capacity=capacity)
+
+    async def check_real_card(self, id_number: str, card_number: str) -> CheckResult:
+        reply = await self._invoke(
+            "CheckRealCard",
+            self._identity.CheckRealCard,
+            pb.CheckRealCardRequest(id_number=id_number, card_number=card_number),
+        )
+        return _check(reply.result)
+
+    async def check_real_person(self, id_number: str, biometric_sample: bytes) -> CheckResult:
+        reply = await self._invoke(
+            "CheckRealPerson",
+            self._identity.CheckRealPerson,
+            pb.CheckRealPersonRequest(id_number=id_number, biometric_sample=biometric_sample),
+        )
+        return _check(reply.result)
+
+    async def issue_card(self, command: IssueCardCommand) -> PlatformIssue:
+        reply = await self._invoke(
+            "IssueCard",
+            self._cards.IssueCard,
+            pb.IssueCardRequest(
+                idempotency_key=command.idempotency_key,
+                bank_id=command.bank_id,
+                id_number=command.id_number,
+                name=command.name,
+                mobile_phone=command.mobile_phone,
+                card_number=command.card_number,
+                guardian_id_number=command.guardian_id_number,
+            ),
+        )
+        outcome = _ISSUE_OUTCOME.get(reply.outcome)
+        if outcome is None:
+            raise PlatformError("IssueCard: no outcome in answer", upstream_code="OK")
+        return PlatformIssue(outcome=outcome, card=_card(reply.card))
+
+    async def get_card(self, essc_id: str) -> PlatformCard:
+        reply = await self._invoke(
+            "GetCard", self._cards.GetCard, pb.GetCardRequest(essc_id=essc_id)
+        )
+        return _card(reply.card)
+
+    async def authorize_continued_use(self, essc_id: str) -> PlatformCard:
+        reply = await self._invoke(
+            "AuthorizeContinuedUse",
+            self._cards.AuthorizeContinuedUse,
+            pb.AuthorizeContinuedUseRequest(essc_id=essc_id),
+        )
+        return _card(reply.card)
+
+    async def terminate_card(
+        self, essc_id: str, bank_id: str, idempotency_key: str
+    ) -> PlatformCard:
+        reply = await self._invoke(
+            "TerminateCard",
+            self._cards.TerminateCard,
+            pb.TerminateCardRequest(
+                essc_id=essc_id, bank_id=bank_id, idempotency_key=idempotency_key
+            ),
+        )
+        return _card(reply.card)
+
+    async def send_sms_code(self, id_number: str, purpose: str) -> datetime:
+        reply = await self._invoke(
+            "SendSmsCode",
+            self._auth.SendSmsCode,
+            pb.SendSmsCodeRequest(id_number=id_number, purpose=purpose),
+        )
+        return _dt(reply.expires_at)
+
+    async def verify_password(self, id_number: str, password: str) -> PasswordCheck:
+        reply = await self._invoke(
+            "VerifyPassword",
+            self._auth.VerifyPassword,
+            pb.VerifyPasswordRequest(id_number=id_number, password=password),
+        )
+        return PasswordCheck(matched=reply.matched, is_initial=reply.is_initial)
+
+    async def verify_sms_code(self, id_number: str, code: str, purpose: str) -> SmsCheck:
+        reply = await self._invoke(
+            "VerifySmsCode",
+            self._auth.VerifySmsCode,
+            pb.VerifySmsCodeRequest(id_number=id_number, code=code, purpose=purpose),
+        )
+        return SmsCheck(matched=reply.matched, reason=reply.reason)
+
+    async def verify_biometric(self, id_number: str, biometric_sample: bytes) -> bool:
+        reply = await self._invoke(
+            "VerifyBiometric",
+            self._auth.VerifyBiometric,
+            pb.VerifyBiometricRequest(id_number=id_number, biometric_sample=biometric_sample),
+        )
+        return reply.matched
+
+    async def change_password(
+        self, id_number: str, current: str, new: str, idempotency_key: str
+    ) -> PasswordChange:
+        reply = await self._invoke(
+            "ChangePassword",
+            self._auth.ChangePassword,
+            pb.ChangePasswordRequest(
+                id_number=id_number,
+                current_password=current,
+                new_password=new,
+                idempotency_key=idempotency_key,
+            ),
+        )
+        changed_at = _dt(reply.changed_at) if reply.HasField("changed_at") else None
+        return PasswordChange(changed=reply.changed, reason=reply.reason, changed_at=changed_at)
+
+    async def personal_status(self, id_number: str) -> str:
+        reply = await self._invoke(
+            "GetPersonalStatus",
+            self._records.GetPersonalStatus,
+            pb.GetPersonalStatusRequest(id_number=id_number),
+        )
+        return pb.PersonalStatus.Name(reply.status).removeprefix("PERSONAL_STATUS_")
+
+    async def contributions(self, id_number: str) -> tuple[Contribution, ...]:
+        reply = await self._invoke(
+            "GetContributions",
+            self._records.GetContributions,
+            pb.GetContributionsRequest(id_number=id_number),
+        )
+        return tuple(
+            Contribution(
+                insurance_type=pb.InsuranceType.Name(r.insurance_type).removeprefix(
+                    "INSURANCE_TYPE_"
+                ),
+                period=r.period,
+                base_fen=r.base_fen,
+                employer_fen=r.employer_fen,
+                personal_fen=r.personal_fen,
+            )
+            for r in reply.records
+        )
+
+    async def accounts(self, id_number: str) -> tuple[int, int]:
+        reply = await self._invoke(
+            "GetAccounts", self._records.GetAccounts, pb.GetAccountsRequest(id_number=id_number)
+        )
+        return reply.pension_balance_fen, reply.medical_balance_fen
+
+    async def qualifications(self, id_number: str) -> tuple[Qualification, ...]:
+        reply = await self._invoke(
+            "GetQualifications",
+            self._records.GetQualifications,
+            pb.GetQualificationsRequest(id_number=id_number),
+        )
+        return tuple(
+            Qualification(
+                title=q.title,
+                level=q.level,
+                certificate_number=q.certificate_number,
+                issued_on=q.issued_on,
+            )
+            for q in reply.qualifications
+        )
+
+    async def close(self) -> None:
+        await self._channel.close()

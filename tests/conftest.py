@@ -1,0 +1,118 @@
+"""Shared fixtures: a real simulated platform and a real gateway on 127.0.0.1, port 0."""
+
+from __future__ import annotations
+
+import base64
+import random
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import grpc
+import pytest
+
+from essc.gateway.v1 import gateway_pb2_grpc
+from essc.platform.v1 import platform_pb2_grpc
+from essc_gateway.app import Gateway
+from essc_gateway.config import BankConfig, GatewayConfig, Keys
+from essc_gateway.crypto import KeyRing
+from essc_gateway.domain.models import Factor, Scenario
+from essc_gateway.simplatform import Population, SimulatedPlatform, generate_population
+from essc_gateway.testing import FakeClock
+from essc_gateway.transport.banks import token_digest
+
+BANK_A_TOKEN = "token-of-bank-a-" + "x" * 16
+BANK_B_TOKEN = "token-of-bank-b-" + "y" * 16
+POPULATION_SEED = 20240320
+
+
+@pytest.fixture(scope="session")
+def population() -> Population:
+    return generate_population(POPULATION_SEED, 400)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def today(clock: FakeClock) -> date:
+    return clock.now().date()
+
+
+@pytest.fixture
+async def platform(population: Population, clock: FakeClock) -> AsyncIterator[SimulatedPlatform]:
+    simulated = SimulatedPlatform(population, clock=clock, rng=random.Random(7))
+    await simulated.start("127.0.0.1", 0)
+    yield simulated
+    await simulated.stop(0)
+
+
+def make_config(database: Path, **overrides: object) -> GatewayConfig:
+    keys = Keys(
+        data=KeyRing.single(secrets.token_bytes(32)),
+        lookup=secrets.token_bytes(32),
+        tokens=KeyRing.single(secrets.token_bytes(32)),
+    )
+    banks = (
+        BankConfig("bank-a", token_sha256=token_digest(BANK_A_TOKEN)),
+        # Bank B asks for a biometric on top of the password to query records (A8).
+        BankConfig(
+            "bank-b",
+            token_sha256=token_digest(BANK_B_TOKEN),
+            factors={Scenario.QUERY_RECORDS: frozenset({Factor.PASSWORD, Factor.BIOMETRIC})},
+        ),
+    )
+    settings: dict[str, object] = {
+        "keys": keys,
+        "banks": banks,
+        "port": 0,
+        "database": database,
+        "platform_timeout": 5.0,
+    }
+    settings.update(overrides)
+    return GatewayConfig(**settings)  # type: ignore[arg-type]
+
+
+@dataclass
+class GatewayUnderTest:
+    gateway: Gateway
+    config: GatewayConfig
+    channel: grpc.aio.Channel
+    stub: gateway_pb2_grpc.GatewayServiceAsyncStub
+    control: platform_pb2_grpc.ControlServiceAsyncStub
+    platform_channel: grpc.aio.Channel
+    a: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
+    b: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {BANK_B_TOKEN}"),)
+    keys_b64: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "gateway.db"
+
+
+@pytest.fixture
+async def gw(
+    platform: SimulatedPlatform, clock: FakeClock, database: Path
+) -> AsyncIterator[GatewayUnderTest]:
+    config = make_config(database)
+    gateway = Gateway(config, platform.address, clock)
+    port = await gateway.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    platform_channel = grpc.aio.insecure_channel(platform.address)
+    yield GatewayUnderTest(
+        gateway=gateway,
+        config=config,
+        channel=channel,
+        stub=gateway_pb2_grpc.GatewayServiceStub(channel),
+        control=platform_pb2_grpc.ControlServiceStub(platform_channel),
+        platform_channel=platform_channel,
+        keys_b64={"lookup": base64.b64encode(config.keys.lookup).decode()},
+    )
+    await channel.close()
+    await platform_channel.close()
+    await gateway.stop(0)

@@ -1,0 +1,368 @@
+"""Issue: consent (A1), verified identity (A2), one person one e-SSC (A3), guardians (A5)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from essc.gateway.v1 import gateway_pb2 as pb
+from essc.gateway.v1 import gateway_pb2_grpc
+from essc_gateway.app import Gateway
+from essc_gateway.simplatform import Population
+from essc_gateway.testing import FakeClock
+from tests.conftest import GatewayUnderTest, make_config
+from tests.gateway.flows import (
+    Metadata,
+    Rich,
+    adult,
+    child_under_14,
+    consent,
+    identity,
+    issue,
+    key,
+    live_sample,
+    rich,
+    verify,
+)
+
+
+async def _issue_error(
+    gw: GatewayUnderTest, request: pb.IssueRequest, meta: Metadata | None = None
+) -> Rich:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.Issue(request, metadata=meta or gw.a)
+    return rich(raised.value)
+
+
+def _rows(database: Path, table: str) -> int:
+    with sqlite3.connect(database) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+
+async def test_a2_issue_after_verify_issues_an_active_card_with_a_masked_number(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    response = await issue(gw, person, gw.a, clock.now())
+    assert response.outcome == pb.ISSUE_OUTCOME_ISSUED
+    card = response.card
+    assert card.essc_id
+    assert card.status == pb.CARD_STATUS_ACTIVE
+    assert card.physical_card_number_masked == "*****" + person.card_number[-4:]
+    assert card.agreement_version == "2024-03-20"
+
+
+async def test_a3_repeat_with_the_same_key_returns_the_same_card(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    k = key()
+    first = await issue(gw, person, gw.a, clock.now(), idempotency_key=k)
+    again = await issue(gw, person, gw.a, clock.now(), idempotency_key=k)
+    assert again.outcome == pb.ISSUE_OUTCOME_REPLAYED
+    assert again.card.essc_id == first.card.essc_id
+
+
+async def test_a3_a_new_key_for_a_holder_of_this_bank_returns_the_existing_card(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    person = adult(population, clock.now().date())
+    first = await issue(gw, person, gw.a, clock.now())
+    second = await issue(gw, person, gw.a, clock.now())
+    assert second.outcome == pb.ISSUE_OUTCOME_ALREADY_HELD
+    assert second.card.essc_id == first.card.essc_id
+    assert _rows(database, "cards") == 1
+
+
+async def test_a3_a_holder_of_another_bank_gets_a_conflict_and_nothing_is_written(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    person = adult(population, clock.now().date())
+    await issue(gw, person, gw.a, clock.now())
+    verified = await verify(gw, person, gw.b)
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            consent=consent(clock.now()),
+            idempotency_key=key(),
+        ),
+        gw.b,
+    )
+    assert error.code == grpc.StatusCode.ALREADY_EXISTS
+    assert error.reason == "CARD_HELD_BY_OTHER_BANK"
+    assert _rows(database, "cards") == 1
+    assert _rows(database, "issue_attempts") == 1  # bank A's only
+
+
+async def test_a3_the_platform_refuses_a_second_card_even_when_the_gateway_store_is_new(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, tmp_path: Path
+) -> None:
+    # Bank B's gateway has its own empty store: only the platform knows about bank A's card.
+    person = adult(population, clock.now().date())
+    await issue(gw, person, gw.a, clock.now())
+    other = Gateway(make_config(tmp_path / "other.db"), gw.gateway._platform_address, clock)
+    port = await other.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            verified = await stub.Verify(
+                pb.VerifyRequest(
+                    applicant=identity(person),
+                    physical_card_number=person.card_number,
+                    biometric_sample=live_sample(person),
+                ),
+                metadata=gw.b,
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.Issue(
+                    pb.IssueRequest(
+                        applicant=identity(person),
+                        verification_token=verified.verification_token,
+                        consent=consent(clock.now()),
+                        idempotency_key=key(),
+                    ),
+                    metadata=gw.b,
+                )
+        assert rich(raised.value).reason == "CARD_HELD_BY_OTHER_BANK"
+        assert _rows(tmp_path / "other.db", "issue_attempts") == 0
+    finally:
+        await other.stop(0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "violations"),
+    [
+        (
+            lambda c: c.ClearField("read_and_agreed"),
+            {"consent.read_and_agreed": "CONSENT_NOT_GIVEN"},
+        ),
+        (lambda c: c.ClearField("authorized"), {"consent.authorized": "CONSENT_NOT_GIVEN"}),
+        (lambda c: c.ClearField("channel"), {"consent.channel": "UNSPECIFIED"}),
+        (lambda c: c.ClearField("accepted_at"), {"consent.accepted_at": "REQUIRED"}),
+        (
+            lambda c: c.__setattr__("agreement_version", "1999-01-01"),
+            {"consent.agreement_version": "UNKNOWN_AGREEMENT_VERSION"},
+        ),
+    ],
+)
+async def test_a1_issue_needs_a_complete_consent(
+    gw: GatewayUnderTest,
+    population: Population,
+    clock: FakeClock,
+    edit,
+    violations,  # type: ignore[no-untyped-def]
+    database: Path,
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    given = consent(clock.now())
+    edit(given)
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            consent=given,
+            idempotency_key=key(),
+        ),
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.violations == violations
+    assert _rows(database, "cards") == 0
+
+
+async def test_a1_missing_consent_is_a_field_violation(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            idempotency_key=key(),
+        ),
+    )
+    assert error.violations == {"consent": "CONSENT_MISSING"}
+
+
+async def test_a1_the_accepted_agreement_version_time_and_channel_are_recorded(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    person = adult(population, clock.now().date())
+    accepted = clock.now() - timedelta(minutes=3)
+    verified = await verify(gw, person, gw.a)
+    await gw.stub.Issue(
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            consent=consent(accepted),
+            idempotency_key=key(),
+        ),
+        metadata=gw.a,
+    )
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            "SELECT consent_version, consent_accepted_at, consent_channel FROM cards"
+        ).fetchone()
+    assert row == ("2024-03-20", accepted.isoformat(), "MOBILE_APP")
+
+
+async def test_a5_a_child_under_14_needs_a_guardian(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    child = child_under_14(population, clock.now().date())
+    verified = await verify(gw, child, gw.a)
+    assert verified.verified
+    assert verified.guardian_required
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(child),
+            verification_token=verified.verification_token,
+            consent=consent(clock.now()),
+            idempotency_key=key(),
+        ),
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.violations == {"guardian": "GUARDIAN_REQUIRED"}
+
+
+async def test_a5_a_child_under_14_is_issued_a_card_with_a_verified_adult_guardian(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    today = clock.now().date()
+    child = child_under_14(population, today)
+    parent = adult(population, today)
+    guardian = pb.Guardian(
+        name=parent.name,
+        social_security_number=parent.id_number,
+        mobile_phone=parent.mobile_phone,
+        relation=pb.GUARDIAN_RELATION_PARENT,
+        consents=True,
+    )
+    response = await issue(gw, child, gw.a, clock.now(), guardian=guardian)
+    assert response.outcome == pb.ISSUE_OUTCOME_ISSUED
+
+
+async def test_a5_a_guardian_who_is_not_who_they_claim_is_refused(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    today = clock.now().date()
+    child = child_under_14(population, today)
+    parent = adult(population, today)
+    guardian = pb.Guardian(
+        name=parent.name + "某",
+        social_security_number=parent.id_number,
+        mobile_phone=parent.mobile_phone,
+        relation=pb.GUARDIAN_RELATION_PARENT,
+        consents=True,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await issue(gw, child, gw.a, clock.now(), guardian=guardian)
+    error = rich(raised.value)
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.reason == "GUARDIAN_NOT_VERIFIED"
+    assert _rows(database, "issue_attempts") == 0
+
+
+async def test_a2_issue_needs_a_verification_token_of_the_same_bank(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.b)
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            consent=consent(clock.now()),
+            idempotency_key=key(),
+        ),
+    )
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.reason == "VERIFICATION_TOKEN_INVALID"
+
+
+async def test_a2_an_expired_verification_token_is_refused(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    clock.advance(timedelta(minutes=11))
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            consent=consent(clock.now()),
+            idempotency_key=key(),
+        ),
+    )
+    assert error.reason == "VERIFICATION_TOKEN_EXPIRED"
+
+
+async def test_a2_the_token_only_serves_the_person_it_verified(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    today = clock.now().date()
+    verified = await verify(gw, adult(population, today), gw.a)
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(adult(population, today, skip=1)),
+            verification_token=verified.verification_token,
+            consent=consent(clock.now()),
+            idempotency_key=key(),
+        ),
+    )
+    assert error.reason == "VERIFICATION_MISMATCH"
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_refused(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    k = key()
+    await issue(gw, person, gw.a, clock.now(), idempotency_key=k)
+    verified = await verify(gw, person, gw.a)
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            consent=consent(clock.now() - timedelta(minutes=1)),
+            idempotency_key=k,
+        ),
+    )
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.reason == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_concurrent_issues_with_one_key_give_one_card(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    request = pb.IssueRequest(
+        applicant=identity(person),
+        verification_token=verified.verification_token,
+        consent=consent(clock.now()),
+        idempotency_key=key(),
+    )
+    results = await asyncio.gather(
+        *(gw.stub.Issue(request, metadata=gw.a) for _ in range(8)), return_exceptions=True
+    )
+    cards = {r.card.essc_id for r in results if isinstance(r, pb.IssueResponse)}
+    others = [rich(r).reason for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(cards) == 1
+    assert set(others) <= {"REQUEST_IN_PROGRESS"}
+    assert _rows(database, "cards") == 1

@@ -1,0 +1,75 @@
+"""Personal data never in clear in logs, error texts or the database (A13(1))."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import grpc
+import pytest
+
+from essc.gateway.v1 import gateway_pb2 as pb
+from essc_gateway.domain.passwords import initial_password
+from essc_gateway.simplatform import Population
+from essc_gateway.testing import FakeClock
+from tests.conftest import GatewayUnderTest
+from tests.gateway.flows import (
+    STRONG_PASSWORD,
+    adult,
+    auth_token,
+    change_to_strong_password,
+    issue,
+    latest_sms_code,
+)
+
+
+async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_or_the_database(
+    gw: GatewayUnderTest,
+    population: Population,
+    clock: FakeClock,
+    database: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    person = adult(population, clock.now().date())
+    await issue(gw, person, gw.a, clock.now())
+    await change_to_strong_password(gw, person, gw.a)
+    token = await auth_token(gw, person, gw.a, pb.BUSINESS_SCENARIO_PAYMENT, sms=True)
+    sms_code = await latest_sms_code(gw, person)
+    await gw.stub.Query(
+        pb.QueryRequest(
+            auth_token=await auth_token(gw, person, gw.a, pb.BUSINESS_SCENARIO_QUERY_RECORDS)
+        ),
+        metadata=gw.a,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.Authenticate(
+            pb.AuthenticateRequest(
+                social_security_number=person.id_number,
+                scenario=pb.BUSINESS_SCENARIO_VIEW_CARD,
+                factors=pb.Factors(password="Wrong-Guess-1"),
+            ),
+            metadata=gw.a,
+        )
+    assert token
+
+    secrets = {
+        "name": person.name,
+        "id": person.id_number,
+        "id tail": person.id_number[-8:],
+        "phone": person.mobile_phone,
+        "national phone": person.mobile_phone.removeprefix("+86"),
+        "card number": person.card_number,
+        "initial password": initial_password(person.id_number),
+        "new password": STRONG_PASSWORD,
+        "wrong password": "Wrong-Guess-1",
+        "sms code": sms_code,
+    }
+    logs = caplog.text
+    error_text = (raised.value.details() or "") + repr(raised.value.trailing_metadata())
+    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert "bank=bank-a" in logs  # the access log did run
+    for label, value in secrets.items():
+        assert value not in logs, f"{label} in logs"
+        assert value not in error_text, f"{label} in an error"
+        assert value.encode() not in stored, f"{label} in the database"

@@ -1,0 +1,172 @@
+"""Verify: real name, real card, real person (A2), and the shape of bad input."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import grpc
+import pytest
+
+from essc.gateway.v1 import gateway_pb2 as pb
+from essc.platform.v1 import platform_pb2 as ppb
+from essc_gateway.simplatform import Population
+from tests.conftest import GatewayUnderTest
+from tests.gateway.flows import adult, child_under_14, identity, live_sample, rich, verify
+
+
+async def test_a2_all_three_checks_pass_gives_a_verification_token(
+    gw: GatewayUnderTest, population: Population, today: date
+) -> None:
+    person = adult(population, today)
+    response = await verify(gw, person, gw.a)
+    assert response.verified
+    assert response.real_name.outcome == pb.CHECK_OUTCOME_PASSED
+    assert response.real_card.outcome == pb.CHECK_OUTCOME_PASSED
+    assert response.real_person.outcome == pb.CHECK_OUTCOME_PASSED
+    assert response.verification_token.startswith("vt1.")
+    assert response.civil_capacity == pb.CIVIL_CAPACITY_FULL
+    assert not response.guardian_required
+
+
+async def test_a2_the_three_checks_run_concurrently_at_the_platform(
+    gw: GatewayUnderTest, population: Population, today: date
+) -> None:
+    # With 1 s on each check, calls one after another would need at least 3 s.
+    for method in ("CheckRealName", "CheckRealCard", "CheckRealPerson"):
+        await gw.control.SetLatency(
+            ppb.SetLatencyRequest(
+                method=f"/essc.platform.v1.IdentityService/{method}",
+                base={"seconds": 1},
+            )
+        )
+    person = adult(population, today)
+    started = time.monotonic()
+    response = await verify(gw, person, gw.a)
+    elapsed = time.monotonic() - started
+    assert response.verified
+    assert 1.0 <= elapsed < 2.9, f"checks did not overlap: {elapsed:.3f}s"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "check", "reason"),
+    [
+        (lambda r: r.applicant.__setattr__("name", "张冒名"), "real_name", "NAME_MISMATCH"),
+        (
+            lambda r: r.__setattr__("physical_card_number", "Z00000001"),
+            "real_card",
+            "CARD_NUMBER_MISMATCH",
+        ),
+        (
+            lambda r: r.__setattr__("biometric_sample", bytes(32)),
+            "real_person",
+            "BIOMETRIC_MISMATCH",
+        ),
+    ],
+)
+async def test_a2_a_failed_check_is_reported_with_its_reason_and_no_token(
+    gw: GatewayUnderTest,
+    population: Population,
+    today: date,
+    mutate,
+    check,
+    reason,  # type: ignore[no-untyped-def]
+) -> None:
+    person = adult(population, today)
+    request = pb.VerifyRequest(
+        applicant=identity(person),
+        physical_card_number=person.card_number,
+        biometric_sample=live_sample(person),
+    )
+    mutate(request)
+    response = await gw.stub.Verify(request, metadata=gw.a)
+    assert not response.verified
+    assert response.verification_token == ""
+    result = getattr(response, check)
+    assert result.outcome == pb.CHECK_OUTCOME_FAILED
+    assert result.reason == reason
+
+
+async def test_a5_verify_tells_the_bank_a_guardian_is_required_for_a_child_under_14(
+    gw: GatewayUnderTest, population: Population, today: date
+) -> None:
+    response = await verify(gw, child_under_14(population, today), gw.a)
+    assert response.guardian_required
+
+
+@pytest.mark.parametrize(
+    ("ssn", "code"),
+    [
+        ("11010519491231002Y", "NOT_ASCII_DIGITS"),
+        ("110105194912310021", "BAD_CHECK_DIGIT"),
+        ("１１０１０５１９４９１２３１００２X", "NOT_ASCII_DIGITS"),  # full-width digits
+        ("110105194902300024", "IMPOSSIBLE_BIRTH_DATE"),  # 30 February
+        ("1101051949123100", "WRONG_LENGTH"),
+        ("", "REQUIRED"),
+    ],
+)
+async def test_bad_social_security_number_gives_a_field_violation(
+    gw: GatewayUnderTest, population: Population, today: date, ssn: str, code: str
+) -> None:
+    person = adult(population, today)
+    request = pb.VerifyRequest(
+        applicant=pb.Identity(
+            name=person.name, social_security_number=ssn, mobile_phone="13800138000"
+        ),
+        physical_card_number=person.card_number,
+        biometric_sample=live_sample(person),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.Verify(request, metadata=gw.a)
+    error = rich(raised.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.reason == "INVALID_FIELD"
+    assert error.violations == {"applicant.social_security_number": code}
+
+
+async def test_every_bad_field_is_reported_at_once_without_echoing_values(
+    gw: GatewayUnderTest,
+) -> None:
+    request = pb.VerifyRequest(
+        applicant=pb.Identity(
+            name="王1", social_security_number="110105194912310021", mobile_phone="12345678901"
+        ),
+        physical_card_number="nope",
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.Verify(request, metadata=gw.a)
+    error = rich(raised.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.violations == {
+        "applicant.name": "INVALID_NAME",
+        "applicant.social_security_number": "BAD_CHECK_DIGIT",
+        "applicant.mobile_phone": "NOT_CHINESE_MOBILE",
+        "physical_card_number": "BAD_FORMAT",
+        "biometric_sample": "REQUIRED",
+    }
+    text = str(raised.value.trailing_metadata()) + error.message
+    for value in ("110105194912310021", "12345678901", "王1"):
+        assert value not in text
+
+
+async def test_missing_applicant_is_a_field_violation(gw: GatewayUnderTest) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.Verify(pb.VerifyRequest(), metadata=gw.a)
+    assert rich(raised.value).violations["applicant"] == "REQUIRED"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [(), (("authorization", "Bearer not-a-bank"),), (("authorization", "Basic abc"),)],
+)
+async def test_a_call_without_valid_bank_credentials_is_unauthenticated(
+    gw: GatewayUnderTest,
+    population: Population,
+    today: date,
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await verify(gw, adult(population, today), metadata)
+    error = rich(raised.value)
+    assert error.code == grpc.StatusCode.UNAUTHENTICATED
+    assert error.reason == "BANK_UNAUTHENTICATED"

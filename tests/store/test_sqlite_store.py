@@ -1,0 +1,129 @@
+"""The SQLite adapter of the Store port, on a real file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from essc_gateway.store import CardRecord, IssueAttemptState
+from essc_gateway.store.migrations import MIGRATIONS
+from essc_gateway.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = await SqliteStore.open(tmp_path / "store.db")
+    yield opened
+    await opened.close()
+
+
+def card(essc_id: str, holder: str = "holder-1", status: str = "ACTIVE") -> CardRecord:
+    return CardRecord(
+        essc_id=essc_id,
+        bank_id="bank-a",
+        holder_token=holder,
+        name_sealed=b"n",
+        id_number_sealed=b"i",
+        phone_sealed=b"p",
+        card_number_sealed=b"c",
+        status=status,
+        issued_at=NOW,
+        consent_version="2024-03-20",
+        consent_accepted_at=NOW,
+        consent_channel="MOBILE_APP",
+    )
+
+
+async def test_a_key_is_claimed_once_and_completed_with_its_card(store: SqliteStore) -> None:
+    assert await store.claim_issue("bank-a", "key-1", "fp", NOW) is None
+    pending = await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    assert pending is not None
+    assert pending.state is IssueAttemptState.PENDING
+    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"))
+    done = await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    assert done is not None
+    assert done.state is IssueAttemptState.COMPLETED
+    assert done.essc_id == "E1"
+    assert (await store.get_card("E1")) == card("E1")
+
+
+async def test_concurrent_claims_of_one_key_have_one_winner(store: SqliteStore) -> None:
+    results = await asyncio.gather(
+        *(store.claim_issue("bank-a", "key-1", "fp", NOW) for _ in range(10))
+    )
+    assert sum(r is None for r in results) == 1
+
+
+async def test_a3_the_database_refuses_a_second_live_card_for_a_holder(
+    store: SqliteStore,
+) -> None:
+    await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"))
+    await store.claim_issue("bank-a", "key-2", "fp", NOW)
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"))
+    # Nothing half-written: the failed transaction left the attempt pending, no card E2.
+    assert await store.get_card("E2") is None
+    attempt = await store.claim_issue("bank-a", "key-2", "fp", NOW)
+    assert attempt is not None
+    assert attempt.state is IssueAttemptState.PENDING
+
+
+async def test_a3_a_terminated_card_makes_room_for_a_new_one(store: SqliteStore) -> None:
+    await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"))
+    await store.set_card_status("E1", "TERMINATED", NOW)
+    assert await store.active_card_for_holder("holder-1") is None
+    await store.claim_issue("bank-a", "key-2", "fp", NOW)
+    await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"))
+    active = await store.active_card_for_holder("holder-1")
+    assert active is not None
+    assert active.essc_id == "E2"
+
+
+async def test_releasing_forgets_only_pending_attempts(store: SqliteStore) -> None:
+    await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    await store.release_issue("bank-a", "key-1")
+    assert await store.claim_issue("bank-a", "key-1", "fp", NOW) is None
+
+
+async def test_factor_failures_lock_at_the_limit_and_clear(store: SqliteStore) -> None:
+    for expected in (1, 2):
+        state = await store.record_factor_failure("h", NOW, 3, timedelta(minutes=30))
+        assert state.consecutive_failures == expected
+        assert not state.locked_at(NOW)
+    locked = await store.record_factor_failure("h", NOW, 3, timedelta(minutes=30))
+    assert locked.locked_until == NOW + timedelta(minutes=30)
+    assert (await store.lockout("h")).locked_at(NOW + timedelta(minutes=29))
+    await store.clear_factor_failures("h")
+    assert (await store.lockout("h")).consecutive_failures == 0
+
+
+async def test_reopening_keeps_data_and_applies_no_migration_twice(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    first = await SqliteStore.open(path)
+    await first.claim_issue("bank-a", "key-1", "fp", NOW)
+    await first.close()
+    second = await SqliteStore.open(path)
+    try:
+        assert await second.claim_issue("bank-a", "key-1", "fp", NOW) is not None
+    finally:
+        await second.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_durability_pragmas_are_set_on_every_connection(store: SqliteStore) -> None:
+    for connection in (store._writer, store._reader):
+        async with connection.execute("PRAGMA synchronous") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        assert row[0] == 2
