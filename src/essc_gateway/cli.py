@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -73,10 +74,10 @@ def _print_samples(population: Population) -> None:
     rng = random.Random(1)  # noqa: S311 - a demo capture, nothing cryptographic
     print("sample identities from the simulated population (initial password = last 8 of ID):")
     for person in population.samples(SystemClock().now().date(), 3):
-        sample = biometric_sample(person, rng).hex()
+        sample = base64.b64encode(biometric_sample(person, rng)).decode()
         print(
             f"  name={person.name} id={person.id_number} phone={person.mobile_phone} "
-            f"card={person.card_number}\n    biometric_sample(hex)={sample}"
+            f"card={person.card_number}\n    biometric_sample={sample}"
         )
 
 

@@ -13,7 +13,7 @@ import pytest
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
 from essc_gateway.app import Gateway
-from essc_gateway.simplatform import Population
+from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest, make_config
 from tests.gateway.flows import (
@@ -366,3 +366,25 @@ async def test_concurrent_issues_with_one_key_give_one_card(
     assert len(cards) == 1
     assert set(others) <= {"REQUEST_IN_PROGRESS"}
     assert _rows(database, "cards") == 1
+
+
+async def test_nothing_is_half_written_when_the_platform_fails_during_issue(
+    gw: GatewayUnderTest,
+    population: Population,
+    clock: FakeClock,
+    database: Path,
+    platform: SimulatedPlatform,
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    await platform.stop(0)
+    request = pb.IssueRequest(
+        applicant=identity(person),
+        verification_token=verified.verification_token,
+        consent=consent(clock.now()),
+        idempotency_key=key(),
+    )
+    error = await _issue_error(gw, request)
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert _rows(database, "issue_attempts") == 0
+    assert _rows(database, "cards") == 0

@@ -10,7 +10,7 @@ import pytest
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.platform.v1 import platform_pb2 as ppb
-from essc_gateway.simplatform import Population
+from essc_gateway.simplatform import Population, SimulatedPlatform
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import adult, child_under_14, identity, live_sample, rich, verify
 
@@ -170,3 +170,15 @@ async def test_a_call_without_valid_bank_credentials_is_unauthenticated(
     error = rich(raised.value)
     assert error.code == grpc.StatusCode.UNAUTHENTICATED
     assert error.reason == "BANK_UNAUTHENTICATED"
+
+
+async def test_a_platform_that_cannot_be_reached_gives_unavailable_not_internal(
+    gw: GatewayUnderTest, population: Population, today: date, platform: SimulatedPlatform
+) -> None:
+    await platform.stop(0)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await verify(gw, adult(population, today), gw.a)
+    error = rich(raised.value)
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert error.reason == "PLATFORM_UNAVAILABLE"
+    assert error.metadata["operation"] in {"CheckRealName", "CheckRealCard", "CheckRealPerson"}

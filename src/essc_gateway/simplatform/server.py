@@ -125,7 +125,7 @@ class SimulatedPlatform:
             sms_max_attempts=sms_max_attempts,
         )
         self.call_counts: Counter[str] = Counter()
-        self._health = HealthServicer()
+        self._health: HealthServicer | None = None
         self._server: grpc.aio.Server | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
@@ -142,6 +142,8 @@ class SimulatedPlatform:
         pb_grpc.add_ControlServiceServicer_to_server(
             ControlServicer(self.state, self.faults, self.call_counts), server
         )
+        # A fresh one per start: after a graceful shutdown a health servicer stays NOT_SERVING.
+        self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         bound = server.add_insecure_port(f"{bind_host}:{port}")
@@ -171,7 +173,8 @@ class SimulatedPlatform:
         server, self._server = self._server, None
         if server is None:
             return
-        await self._health.enter_graceful_shutdown()
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
         await server.stop(grace)
 
     async def __aenter__(self) -> Self:
