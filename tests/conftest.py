@@ -12,19 +12,28 @@ from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import settings
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from essc.gateway.v1 import gateway_pb2_grpc
+from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
 from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
-from essc_gateway.config import BankConfig, GatewayConfig, Keys
+from essc_gateway.config import BankConfig, GatewayConfig, Keys, OperatorConfig
 from essc_gateway.crypto import KeyRing
 from essc_gateway.domain.models import Factor, Scenario
 from essc_gateway.simplatform import Population, SimulatedPlatform, generate_population
 from essc_gateway.testing import FakeClock
 from essc_gateway.transport.banks import token_digest
+from essc_gateway.upstream.retrying import RetrySettings
+
+# Same examples on every run: the suite must not turn red by chance on a busy machine.
+settings.register_profile("deterministic", derandomize=True, deadline=None)
+settings.load_profile("deterministic")
 
 BANK_A_TOKEN = "token-of-bank-a-" + "x" * 16
 BANK_B_TOKEN = "token-of-bank-b-" + "y" * 16
+OPERATOR_TOKEN = "token-of-the-operator-" + "z" * 16
 POPULATION_SEED = 20240320
 
 
@@ -35,7 +44,7 @@ def population() -> Population:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(follow_real_time=True)
 
 
 @pytest.fixture
@@ -58,7 +67,8 @@ def make_config(database: Path, **overrides: object) -> GatewayConfig:
         tokens=KeyRing.single(secrets.token_bytes(32)),
     )
     banks = (
-        BankConfig("bank-a", token_sha256=token_digest(BANK_A_TOKEN)),
+        # Bank A opted issuance into store-and-forward during maintenance windows.
+        BankConfig("bank-a", token_sha256=token_digest(BANK_A_TOKEN), store_and_forward=True),
         # Bank B asks for a biometric on top of the password to query records (A8).
         BankConfig(
             "bank-b",
@@ -67,11 +77,14 @@ def make_config(database: Path, **overrides: object) -> GatewayConfig:
         ),
     )
     settings: dict[str, object] = {
+        # Hangs and lost answers cost one attempt timeout each: keep them short in tests.
+        "retry": RetrySettings(attempt_timeout=0.5),
         "keys": keys,
         "banks": banks,
+        "operators": (OperatorConfig("ops", token_sha256=token_digest(OPERATOR_TOKEN)),),
+        "forward_interval": 0.05,
         "port": 0,
         "database": database,
-        "platform_timeout": 5.0,
     }
     settings.update(overrides)
     return GatewayConfig(**settings)  # type: ignore[arg-type]
@@ -85,8 +98,11 @@ class GatewayUnderTest:
     stub: gateway_pb2_grpc.GatewayServiceAsyncStub
     control: platform_pb2_grpc.ControlServiceAsyncStub
     platform_channel: grpc.aio.Channel
+    operator: operator_pb2_grpc.OperatorServiceAsyncStub
+    metrics: InMemoryMetricReader
     a: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
     b: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {BANK_B_TOKEN}"),)
+    ops: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {OPERATOR_TOKEN}"),)
     keys_b64: dict[str, str] = field(default_factory=dict)
 
 
@@ -100,10 +116,13 @@ async def gw(
     platform: SimulatedPlatform, clock: FakeClock, database: Path
 ) -> AsyncIterator[GatewayUnderTest]:
     config = make_config(database)
-    gateway = Gateway(config, platform.address, clock)
+    reader = InMemoryMetricReader()
+    gateway = Gateway(
+        config, platform.address, clock, meter_provider=MeterProvider(metric_readers=[reader])
+    )
     port = await gateway.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    platform_channel = grpc.aio.insecure_channel(platform.address)
+    platform_channel = grpc.aio.insecure_channel(platform.control_address)
     yield GatewayUnderTest(
         gateway=gateway,
         config=config,
@@ -111,6 +130,8 @@ async def gw(
         stub=gateway_pb2_grpc.GatewayServiceStub(channel),
         control=platform_pb2_grpc.ControlServiceStub(platform_channel),
         platform_channel=platform_channel,
+        operator=operator_pb2_grpc.OperatorServiceStub(channel),
+        metrics=reader,
         keys_b64={"lookup": base64.b64encode(config.keys.lookup).decode()},
     )
     await channel.close()

@@ -2,85 +2,167 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
+import random
+from collections.abc import Iterable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import metrics as metrics_api
+from opentelemetry.metrics import MeterProvider
 
-from essc.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from essc.gateway.v1 import gateway_pb2, gateway_pb2_grpc, operator_pb2, operator_pb2_grpc
 from essc_gateway.clock import Clock, SystemClock
-from essc_gateway.config import GatewayConfig
+from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig
 from essc_gateway.crypto import FieldCipher, LookupHasher, TokenSealer
+from essc_gateway.metrics import GatewayMetrics
 from essc_gateway.service.authentication import AuthenticationService
 from essc_gateway.service.cards import CardService
+from essc_gateway.service.forwarding import Forwarder, issue_status
 from essc_gateway.service.holders import Holders
 from essc_gateway.service.issuance import IssuanceService
+from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.tokens import TokenService
 from essc_gateway.service.vault import Vault
 from essc_gateway.service.verification import VerificationService
 from essc_gateway.store.base import Store
 from essc_gateway.store.sqlite import SqliteStore
+from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.interceptor import GatewayInterceptor
+from essc_gateway.transport.operator_servicer import OperatorServicer
 from essc_gateway.transport.servicer import GatewayServicer
-from essc_gateway.upstream.grpc_platform import GrpcPlatform
+from essc_gateway.upstream.breaker import Breakers
+from essc_gateway.upstream.budget import RetryBudget
+from essc_gateway.upstream.grpc_platform import GrpcPlatform, map_rpc_error
+from essc_gateway.upstream.retrying import ResilientCaller
 
 log = logging.getLogger("essc_gateway")
+PLATFORM_CHANNEL = (
+    # Our own retry policy counts and budgets every attempt: no hidden ones in grpc-core.
+    ("grpc.enable_retries", 0),
+    # Reconnect quickly once the platform is back, instead of grpc's default backoff (1-120 s).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name
+
+
+def _authenticator(
+    identities: Iterable[BankConfig | OperatorConfig], tls: bool
+) -> BankAuthenticator:
+    def name(identity: BankConfig | OperatorConfig) -> str:
+        return identity.bank_id if isinstance(identity, BankConfig) else identity.operator_id
+
+    listed = list(identities)
+    return BankAuthenticator(
+        # Under mTLS only the certificate identifies: a token must not stand in for it.
+        token_digests={} if tls else {i.token_sha256: name(i) for i in listed if i.token_sha256},
+        certificate_subjects={
+            i.certificate_subject: name(i) for i in listed if i.certificate_subject
+        },
+    )
 
 
 class Gateway:
     """The gateway server. `await start()`, then `port`; `await stop()` drains and closes."""
 
     def __init__(
-        self, config: GatewayConfig, platform_address: str, clock: Clock | None = None
+        self,
+        config: GatewayConfig,
+        platform_address: str,
+        clock: Clock | None = None,
+        *,
+        rng: random.Random | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._config = config
         self._platform_address = platform_address
         self._clock = clock or SystemClock()
+        # Back-off jitter only; secrets come from the `secrets` module.
+        self._rng = rng or random.Random()  # noqa: S311
+        self.metrics = GatewayMetrics(meter_provider or metrics_api.get_meter_provider())
+        self.breakers = Breakers(config.breaker, self._clock, self.metrics.breaker_changed)
+        self.metrics.watch_breakers(lambda: [(b.operation, b.state) for b in self.breakers])
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None
         self._health = HealthServicer()
         self._store: Store | None = None
         self._platform: GrpcPlatform | None = None
+        self._forwarder_task: asyncio.Task[None] | None = None
+        self.forwarder: Forwarder | None = None
         self.port = 0
         self.health_port: int | None = None
 
     async def start(self) -> int:
         config, clock = self._config, self._clock
         self._store = store = await SqliteStore.open(config.database, config.synchronous)
-        channel = grpc.aio.insecure_channel(self._platform_address)
-        self._platform = platform = GrpcPlatform(channel, clock, config.platform_timeout)
+        channel = grpc.aio.insecure_channel(self._platform_address, options=PLATFORM_CHANNEL)
+        caller = ResilientCaller(
+            config.retry,
+            RetryBudget(config.budget, clock),
+            self.breakers,
+            self.metrics,
+            clock,
+            self._rng,
+            map_rpc_error,
+        )
+        self._platform = platform = GrpcPlatform(channel, caller)
 
         vault = Vault(FieldCipher(config.keys.data), LookupHasher(config.keys.lookup))
         tokens = TokenService(TokenSealer(config.keys.tokens), clock, config.settings)
         holders = Holders(store, vault, clock, config.settings)
+        self.calendar = calendar = MaintenanceCalendar(store, clock, config.maintenance_grace)
+        await calendar.load()
+        forwarding_banks = frozenset(b.bank_id for b in config.banks if b.store_and_forward)
+        issuance = IssuanceService(
+            platform, store, tokens, vault, clock, config.settings, calendar, forwarding_banks
+        )
         servicer = GatewayServicer(
             verification=VerificationService(platform, tokens, vault, clock),
-            issuance=IssuanceService(platform, store, tokens, vault, clock, config.settings),
+            issuance=issuance,
             authentication=AuthenticationService(
                 platform, holders, tokens, vault, config.auth_policy(), clock
             ),
             cards=CardService(platform, store, tokens, vault),
             clock=clock,
+            issue_status=functools.partial(issue_status, store, vault),
         )
-        authenticator = BankAuthenticator(
-            token_digests={b.token_sha256: b.bank_id for b in config.banks if b.token_sha256},
-            certificate_subjects={
-                b.certificate_subject: b.bank_id for b in config.banks if b.certificate_subject
-            },
+        interceptor = GatewayInterceptor(
+            banks=_authenticator(config.banks, tls=config.tls is not None),
+            operators=_authenticator(config.operators, tls=config.tls is not None),
+            admission=Admission(
+                config.max_in_flight, {b.bank_id: b.rate_limit for b in config.banks}, clock
+            ),
+            calendar=calendar,
+            forwarding_banks=forwarding_banks,
+            metrics=self.metrics,
+            clock=clock,
         )
-        server = grpc.aio.server(interceptors=[GatewayInterceptor(authenticator, clock)])
+        server = grpc.aio.server(interceptors=[interceptor])
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+        operator_pb2_grpc.add_OperatorServiceServicer_to_server(
+            OperatorServicer(calendar, self.breakers), server
+        )
         reflection.enable_server_reflection(
             (
                 GATEWAY_SERVICE,
+                OPERATOR_SERVICE,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),
             server,
+        )
+        self.forwarder = Forwarder(store, issuance, vault, calendar, clock)
+        self._forwarder_task = asyncio.create_task(
+            self.forwarder.run(config.forward_interval), name="essc-forwarder"
         )
         address = f"{config.host}:{config.port}"
         if config.tls is None:
@@ -107,14 +189,25 @@ class Gateway:
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stops taking calls, lets running ones finish within `grace`, closes resources."""
+        """Stops taking calls, lets running ones finish within `grace`, closes resources.
+        Calling it again does nothing."""
         await self._health.enter_graceful_shutdown()
         grace = self._config.shutdown_grace if grace is None else grace
         if self._server is not None:
             await self._server.stop(grace)
+            self._server = None
+        # After the server: a forward in flight finishes or stays queued, never half-done.
+        if self._forwarder_task is not None:
+            self._forwarder_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forwarder_task
+            self._forwarder_task = None
         if self._health_server is not None:
             await self._health_server.stop(0)
+            self._health_server = None
         if self._platform is not None:
             await self._platform.close()
+            self._platform = None
         if self._store is not None:
             await self._store.close()
+            self._store = None

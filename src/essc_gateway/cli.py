@@ -58,8 +58,9 @@ async def _run(options: argparse.Namespace) -> int:
     try:
         port = await gateway.start()
         print(f"essc-gateway listening on {config.host}:{port} (platform at {address})")
-        for bank, token in tokens.items():
-            print(f"  development bank {bank}: authorization: Bearer {token}")
+        for identity, token in tokens.items():
+            label = identity if identity.startswith("operator") else f"bank {identity}"
+            print(f"  development {label}: authorization: Bearer {token}")
         _print_samples(population)
         sys.stdout.flush()
         await _wait_for_stop_signal()

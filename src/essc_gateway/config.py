@@ -10,14 +10,18 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from essc_gateway.crypto import KEY_BYTES, KeyRing
+from essc_gateway.crypto import KEY_BYTES, KeyRing, token_digest
 from essc_gateway.domain.auth_policy import AuthPolicy
 from essc_gateway.domain.models import Factor, Scenario
 from essc_gateway.service.settings import ServiceSettings
-from essc_gateway.transport.banks import token_digest
+from essc_gateway.transport.admission import RateLimit
+from essc_gateway.upstream.breaker import BreakerSettings
+from essc_gateway.upstream.budget import BudgetSettings
+from essc_gateway.upstream.retrying import RetrySettings
 
 
 class ConfigError(ValueError):
@@ -36,12 +40,31 @@ class BankConfig:
     """Common name of the bank's mTLS client certificate (production)."""
     factors: Mapping[Scenario, frozenset[Factor]] = field(default_factory=dict)
     """Overrides of the default factors per business scenario (A8)."""
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    """Requests per second (and burst) this bank may send before being shed."""
+    store_and_forward: bool = False
+    """Issuance during a maintenance window is accepted as PENDING and sent after it."""
 
     def __post_init__(self) -> None:
         if not self.bank_id or ":" in self.bank_id:
             raise ConfigError("bank_id must be non-empty and contain no ':'")
         if not (self.token_sha256 or self.certificate_subject):
             raise ConfigError(f"bank {self.bank_id}: needs a token digest or a certificate")
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """An operator identity: may manage maintenance windows and circuits, never act as a bank."""
+
+    operator_id: str
+    token_sha256: str = ""
+    certificate_subject: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.operator_id:
+            raise ConfigError("operator_id must be non-empty")
+        if not (self.token_sha256 or self.certificate_subject):
+            raise ConfigError(f"operator {self.operator_id}: needs a token digest or a certificate")
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,7 @@ class Keys:
 class GatewayConfig:
     keys: Keys
     banks: tuple[BankConfig, ...]
+    operators: tuple[OperatorConfig, ...] = ()
     host: str = "127.0.0.1"
     """Address the bank-facing port binds to."""
     port: int = 50051
@@ -81,15 +105,27 @@ class GatewayConfig:
     """SQLite durability: FULL survives power loss; NORMAL may lose the last commits."""
     platform_address: str | None = None
     """host:port of the platform; None runs the simulated platform in-process."""
-    platform_timeout: float = 3.0
-    """Upper bound of one platform call, in seconds (the caller's deadline may be shorter)."""
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    """Attempts, per-attempt timeout and back-off of platform calls."""
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    """Share of retries allowed across all platform calls."""
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    """When a platform operation's circuit opens and how it probes."""
     population_seed: int = 20240320
     population_size: int = 2000
     tls: TlsConfig | None = None
     settings: ServiceSettings = field(default_factory=ServiceSettings)
     shutdown_grace: float = 5.0
+    max_in_flight: int = 256
+    """Requests processed at once; more are shed with RESOURCE_EXHAUSTED."""
+    maintenance_grace: timedelta = timedelta(minutes=2)
+    """After a window's end, platform failures still belong to it for this long."""
+    forward_interval: float = 0.2
+    """Seconds between two looks at the store-and-forward queue."""
 
     def __post_init__(self) -> None:
+        if self.max_in_flight < 1 or self.forward_interval <= 0:
+            raise ConfigError("max_in_flight and forward_interval must be positive")
         if not self.banks:
             raise ConfigError("at least one bank must be configured")
         ids = [b.bank_id for b in self.banks]
@@ -97,8 +133,6 @@ class GatewayConfig:
             raise ConfigError("bank ids must be unique")
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be 0-65535")
-        if self.platform_timeout <= 0:
-            raise ConfigError("platform_timeout must be positive")
 
     def auth_policy(self) -> AuthPolicy:
         return AuthPolicy(per_bank={b.bank_id: b.factors for b in self.banks if b.factors})
@@ -132,11 +166,22 @@ def _bank(entry: Mapping[str, Any]) -> BankConfig:
         Scenario(scenario): frozenset(Factor(f) for f in names)
         for scenario, names in dict(entry.get("factors", {})).items()
     }
+    limit = dict(entry.get("rate_limit", {}))
     return BankConfig(
         bank_id=str(entry["bank_id"]),
         token_sha256=str(entry.get("token_sha256", "")),
         certificate_subject=str(entry.get("certificate_subject", "")),
         factors=factors,
+        rate_limit=RateLimit(**{k: float(v) for k, v in limit.items()}),
+        store_and_forward=bool(entry.get("store_and_forward", False)),
+    )
+
+
+def _operator(entry: Mapping[str, Any]) -> OperatorConfig:
+    return OperatorConfig(
+        operator_id=str(entry["operator_id"]),
+        token_sha256=str(entry.get("token_sha256", "")),
+        certificate_subject=str(entry.get("certificate_subject", "")),
     )
 
 
@@ -165,6 +210,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
         return GatewayConfig(
             keys=keys,
             banks=tuple(_bank(b) for b in file.get("banks", [])),
+            operators=tuple(_operator(o) for o in file.get("operators", [])),
             host=env.get("ESSC_HOST", "127.0.0.1"),
             port=int(env.get("ESSC_PORT", "50051")),
             health_port=int(env["ESSC_HEALTH_PORT"]) if env.get("ESSC_HEALTH_PORT") else None,
@@ -179,7 +225,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
 def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
     """Keys and bank tokens for a local run, created once in `directory` (mode 0600).
 
-    Returns (environment for `load_config`, bank id -> bearer token to show the user).
+    Returns (environment for `load_config`, identity -> bearer token to show the user).
     """
     directory.mkdir(parents=True, exist_ok=True)
     secrets_file = directory / "dev-secrets.json"
@@ -192,20 +238,29 @@ def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, 
                 "demo-bank": secrets.token_urlsafe(24),
                 "other-bank": secrets.token_urlsafe(24),
             },
+            "operator_token": secrets.token_urlsafe(24),
         }
         descriptor = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump(generated, handle, indent=2)
     stored = json.loads(secrets_file.read_text())
     tokens: dict[str, str] = dict(stored["bank_tokens"])
+    operator_token = str(stored["operator_token"])
     config_file = directory / "dev-config.json"
     config_file.write_text(
         json.dumps(
             {
                 "banks": [
-                    {"bank_id": bank, "token_sha256": token_digest(token)}
+                    {
+                        "bank_id": bank,
+                        "token_sha256": token_digest(token),
+                        "store_and_forward": bank == "demo-bank",
+                    }
                     for bank, token in tokens.items()
-                ]
+                ],
+                "operators": [
+                    {"operator_id": "dev-operator", "token_sha256": token_digest(operator_token)}
+                ],
             },
             indent=2,
         )
@@ -214,4 +269,4 @@ def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, 
         name: stored[name] for name in ("ESSC_DATA_KEY", "ESSC_LOOKUP_KEY", "ESSC_TOKEN_KEY")
     }
     environment["ESSC_CONFIG"] = str(config_file)
-    return environment, tokens
+    return environment, {**tokens, "operator dev-operator": operator_token}

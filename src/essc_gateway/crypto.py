@@ -116,3 +116,8 @@ class TokenSealer:
         if not isinstance(payload, dict):
             raise DecryptionError("token payload is not an object")
         return payload
+
+
+def token_digest(token: str) -> str:
+    """Bearer tokens are kept as SHA-256 digests: high-entropy secrets need no slow hash."""
+    return hashlib.sha256(token.encode()).hexdigest()

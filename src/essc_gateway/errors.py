@@ -10,6 +10,7 @@
     ├── PreconditionFailed           FAILED_PRECONDITION
     ├── Conflict                     ABORTED (retry the same request later)
     ├── ResourceExhausted            RESOURCE_EXHAUSTED, with retry_after
+    ├── MaintenanceInProgress        UNAVAILABLE, with retry_after (the window's end)
     ├── PlatformError                the national platform failed us
     │   ├── PlatformUnavailable      UNAVAILABLE, with retry_after when known
     │   └── PlatformTimeout          DEADLINE_EXCEEDED
@@ -54,6 +55,15 @@ class ErrorReason(StrEnum):
     PLATFORM_UNAVAILABLE = "PLATFORM_UNAVAILABLE"
     PLATFORM_TIMEOUT = "PLATFORM_TIMEOUT"
     PLATFORM_REJECTED = "PLATFORM_REJECTED"
+    PLATFORM_CIRCUIT_OPEN = "PLATFORM_CIRCUIT_OPEN"
+    PLATFORM_MAINTENANCE = "PLATFORM_MAINTENANCE"
+    MAINTENANCE_WINDOW = "MAINTENANCE_WINDOW"
+    RATE_LIMITED = "RATE_LIMITED"
+    OVERLOADED = "OVERLOADED"
+    OPERATOR_UNAUTHENTICATED = "OPERATOR_UNAUTHENTICATED"
+    WINDOW_NOT_FOUND = "WINDOW_NOT_FOUND"
+    ISSUE_NOT_FOUND = "ISSUE_NOT_FOUND"
+    SMS_THROTTLED = "SMS_THROTTLED"
     INTERNAL = "INTERNAL"
 
 
@@ -130,6 +140,18 @@ class ResourceExhausted(GatewayError):
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after = retry_after
+
+
+class MaintenanceInProgress(GatewayError):
+    """An announced maintenance window covers this call: the platform is not called."""
+
+    default_reason = ErrorReason.MAINTENANCE_WINDOW
+
+    def __init__(
+        self, message: str, *, retry_after: timedelta, metadata: Mapping[str, str]
+    ) -> None:
+        super().__init__(message, metadata=metadata)
         self.retry_after = retry_after
 
 

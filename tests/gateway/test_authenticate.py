@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import grpc
@@ -288,3 +290,101 @@ async def test_a_missing_scenario_is_a_field_violation(
             metadata=gw.a,
         )
     assert rich(raised.value).violations == {"scenario": "UNSPECIFIED"}
+
+
+async def test_concurrent_guesses_cannot_get_past_the_lockout(
+    gw: GatewayUnderTest, holder: Person
+) -> None:
+    await change_to_strong_password(gw, holder, gw.a)
+    results = await asyncio.gather(
+        *(
+            gw.stub.Authenticate(_password_only(holder, f"Wrong-Guess-{i}"), metadata=gw.a)
+            for i in range(20)
+        ),
+        return_exceptions=True,
+    )
+    errors = [rich(r) for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(errors) == 20
+    rejected = [e for e in errors if e.reason == "FACTOR_REJECTED"]
+    assert 1 <= len(rejected) <= 5  # never more checks than the lockout allows
+    assert {e.reason for e in errors} <= {"FACTOR_REJECTED", "HOLDER_LOCKED_OUT"}
+
+
+async def test_a_client_that_gives_up_mid_call_does_not_break_the_store(
+    gw: GatewayUnderTest, holder: Person
+) -> None:
+    await change_to_strong_password(gw, holder, gw.a)
+    for timeout in (0.002, 0.005, 0.01, 0.02, 0.03) * 4:
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await gw.stub.Authenticate(
+                _password_only(holder, STRONG_PASSWORD), metadata=gw.a, timeout=timeout
+            )
+    response = await gw.stub.Authenticate(_password_only(holder, STRONG_PASSWORD), metadata=gw.a)
+    assert response.state == pb.AUTHENTICATION_STATE_AUTHENTICATED
+
+
+async def test_sms_codes_are_throttled_per_holder(
+    gw: GatewayUnderTest, holder: Person, clock: FakeClock
+) -> None:
+    request = pb.RequestSmsCodeRequest(
+        social_security_number=holder.id_number, scenario=pb.BUSINESS_SCENARIO_PAYMENT
+    )
+    await gw.stub.RequestSmsCode(request, metadata=gw.a)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.RequestSmsCode(request, metadata=gw.a)
+    error = rich(raised.value)
+    assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.reason == "SMS_THROTTLED"
+    assert error.retry_seconds == pytest.approx(60, abs=1)
+    clock.advance(timedelta(seconds=61))
+    await gw.stub.RequestSmsCode(request, metadata=gw.a)
+
+
+async def test_the_sms_attempt_cap_holds_through_the_gateway(
+    gw: GatewayUnderTest, holder: Person
+) -> None:
+    await change_to_strong_password(gw, holder, gw.a)
+    await gw.stub.RequestSmsCode(
+        pb.RequestSmsCodeRequest(
+            social_security_number=holder.id_number, scenario=pb.BUSINESS_SCENARIO_PAYMENT
+        ),
+        metadata=gw.a,
+    )
+    code = await latest_sms_code(gw, holder)
+    wrong = "000000" if code != "000000" else "111111"
+    reasons = []
+    for guess in (wrong, wrong, wrong, code):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await gw.stub.Authenticate(
+                pb.AuthenticateRequest(
+                    social_security_number=holder.id_number,
+                    scenario=pb.BUSINESS_SCENARIO_PAYMENT,
+                    factors=pb.Factors(password=STRONG_PASSWORD, sms_code=guess),
+                ),
+                metadata=gw.a,
+            )
+        reasons.append(rich(raised.value).metadata["sms_code_reason"])
+    assert reasons[-1] == "TOO_MANY_ATTEMPTS"  # the right code, too late
+
+
+@pytest.mark.parametrize("rpc", ["RequestSmsCode", "ChangePassword"])
+async def test_a_bank_cannot_act_on_another_banks_holder(
+    gw: GatewayUnderTest, holder: Person, rpc: str
+) -> None:
+    request: object
+    if rpc == "RequestSmsCode":
+        request = pb.RequestSmsCodeRequest(
+            social_security_number=holder.id_number, scenario=pb.BUSINESS_SCENARIO_PAYMENT
+        )
+    else:
+        request = pb.ChangePasswordRequest(
+            social_security_number=holder.id_number,
+            current_password=initial_password(holder.id_number),
+            new_password=STRONG_PASSWORD,
+            idempotency_key=key(),
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await getattr(gw.stub, rpc)(request, metadata=gw.b)
+    error = rich(raised.value)
+    assert error.code == grpc.StatusCode.NOT_FOUND
+    assert error.reason == "CARD_NOT_FOUND"

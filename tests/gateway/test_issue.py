@@ -388,3 +388,86 @@ async def test_nothing_is_half_written_when_the_platform_fails_during_issue(
     assert error.code == grpc.StatusCode.UNAVAILABLE
     assert _rows(database, "issue_attempts") == 0
     assert _rows(database, "cards") == 0
+
+
+async def test_a3_concurrent_issues_with_different_keys_give_one_card_and_no_error(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    requests = [
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            consent=consent(clock.now()),
+            idempotency_key=key(),
+        )
+        for _ in range(6)
+    ]
+    results = await asyncio.gather(*(gw.stub.Issue(r, metadata=gw.a) for r in requests))
+    assert {r.card.essc_id for r in results} == {results[0].card.essc_id}
+    outcomes = sorted(r.outcome for r in results)
+    assert outcomes.count(pb.ISSUE_OUTCOME_ISSUED) == 1
+    assert _rows(database, "cards") == 1
+
+
+async def test_the_identical_request_replays_even_after_its_token_expired(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    request = pb.IssueRequest(
+        applicant=identity(person),
+        verification_token=verified.verification_token,
+        consent=consent(clock.now()),
+        idempotency_key=key(),
+    )
+    first = await gw.stub.Issue(request, metadata=gw.a)
+    clock.advance(timedelta(minutes=30))
+    again = await gw.stub.Issue(request, metadata=gw.a)
+    assert again.outcome == pb.ISSUE_OUTCOME_REPLAYED
+    assert again.card.essc_id == first.card.essc_id
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [(0, 2_000_000_000), (0, -5), (10**12, 0)])
+async def test_an_impossible_consent_time_is_a_field_violation(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, seconds: int, nanos: int
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    bad = consent(clock.now())
+    bad.accepted_at.seconds, bad.accepted_at.nanos = seconds, nanos
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(person),
+            verification_token=verified.verification_token,
+            consent=bad,
+            idempotency_key=key(),
+        ),
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.violations == {"consent.accepted_at": "OUT_OF_RANGE"}
+
+
+async def test_a5_an_adult_without_civil_capacity_needs_a_guardian(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    today = clock.now().date()
+    ward = next(
+        p for p in population.people if p.civil_capacity == "NONE" and p.age_on(today) >= 18
+    )
+    verified = await verify(gw, ward, gw.a)
+    assert verified.verified
+    assert verified.civil_capacity == pb.CIVIL_CAPACITY_NONE
+    assert verified.guardian_required
+    error = await _issue_error(
+        gw,
+        pb.IssueRequest(
+            applicant=identity(ward),
+            verification_token=verified.verification_token,
+            consent=consent(clock.now()),
+            idempotency_key=key(),
+        ),
+    )
+    assert error.violations == {"guardian": "GUARDIAN_REQUIRED"}

@@ -18,6 +18,7 @@ from tests.gateway.flows import (
     adult,
     auth_token,
     change_to_strong_password,
+    child_under_14,
     issue,
     latest_sms_code,
 )
@@ -31,8 +32,35 @@ async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_or_the_databas
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    person = adult(population, clock.now().date())
+    today = clock.now().date()
+    person = adult(population, today)
     await issue(gw, person, gw.a, clock.now())
+    child, parent = child_under_14(population, today), adult(population, today, skip=1)
+    await issue(
+        gw,
+        child,
+        gw.a,
+        clock.now(),
+        guardian=pb.Guardian(
+            name=parent.name,
+            social_security_number=parent.id_number,
+            mobile_phone=parent.mobile_phone,
+            relation=pb.GUARDIAN_RELATION_PARENT,
+            consents=True,
+        ),
+    )
+    # Bad input that carries personal data: a wrong name, a mistyped ID, a bad phone.
+    with pytest.raises(grpc.aio.AioRpcError) as bad_input:
+        await gw.stub.Verify(
+            pb.VerifyRequest(
+                applicant=pb.Identity(
+                    name=person.name + "1",
+                    social_security_number=person.id_number[:-1] + "Z",
+                    mobile_phone=person.mobile_phone + "99",
+                ),
+            ),
+            metadata=gw.a,
+        )
     await change_to_strong_password(gw, person, gw.a)
     token = await auth_token(gw, person, gw.a, pb.BUSINESS_SCENARIO_PAYMENT, sms=True)
     sms_code = await latest_sms_code(gw, person)
@@ -54,6 +82,11 @@ async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_or_the_databas
     assert token
 
     secrets = {
+        "guardian name": parent.name,
+        "guardian id": parent.id_number,
+        "guardian phone": parent.mobile_phone,
+        "child name": child.name,
+        "child id": child.id_number,
         "name": person.name,
         "id": person.id_number,
         "id tail": person.id_number[-8:],
@@ -66,7 +99,9 @@ async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_or_the_databas
         "sms code": sms_code,
     }
     logs = caplog.text
-    error_text = (raised.value.details() or "") + repr(raised.value.trailing_metadata())
+    error_text = "".join(
+        (e.details() or "") + repr(e.trailing_metadata()) for e in (raised.value, bad_input.value)
+    )
     stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
     assert "bank=bank-a" in logs  # the access log did run
     for label, value in secrets.items():

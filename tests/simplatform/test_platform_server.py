@@ -580,11 +580,16 @@ async def test_run_platform_serves_until_cancelled(capsys: pytest.CaptureFixture
         return "platform listening on" in "".join(output) or task.done()
 
     await eventually(listening)
-    match = re.fullmatch(r"platform listening on 127\.0\.0\.1:([0-9]+)\n", "".join(output))
+    match = re.fullmatch(
+        r"platform listening on 127\.0\.0\.1:([0-9]+) \(control on 127\.0\.0\.1:([0-9]+)\)\n",
+        "".join(output),
+    )
     assert match is not None
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{match[1]}") as channel:
-        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
-        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    for port in match.groups():
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = await health.Check(health_pb2.HealthCheckRequest())
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -46,7 +47,7 @@ async def test_a_key_is_claimed_once_and_completed_with_its_card(store: SqliteSt
     pending = await store.claim_issue("bank-a", "key-1", "fp", NOW)
     assert pending is not None
     assert pending.state is IssueAttemptState.PENDING
-    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"))
+    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
     done = await store.claim_issue("bank-a", "key-1", "fp", NOW)
     assert done is not None
     assert done.state is IssueAttemptState.COMPLETED
@@ -65,10 +66,10 @@ async def test_a3_the_database_refuses_a_second_live_card_for_a_holder(
     store: SqliteStore,
 ) -> None:
     await store.claim_issue("bank-a", "key-1", "fp", NOW)
-    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"))
+    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
     await store.claim_issue("bank-a", "key-2", "fp", NOW)
     with pytest.raises(sqlite3.IntegrityError):
-        await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"))
+        await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"), NOW)
     # Nothing half-written: the failed transaction left the attempt pending, no card E2.
     assert await store.get_card("E2") is None
     attempt = await store.claim_issue("bank-a", "key-2", "fp", NOW)
@@ -78,11 +79,11 @@ async def test_a3_the_database_refuses_a_second_live_card_for_a_holder(
 
 async def test_a3_a_terminated_card_makes_room_for_a_new_one(store: SqliteStore) -> None:
     await store.claim_issue("bank-a", "key-1", "fp", NOW)
-    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"))
+    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
     await store.set_card_status("E1", "TERMINATED", NOW)
     assert await store.active_card_for_holder("holder-1") is None
     await store.claim_issue("bank-a", "key-2", "fp", NOW)
-    await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"))
+    await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"), NOW)
     active = await store.active_card_for_holder("holder-1")
     assert active is not None
     assert active.essc_id == "E2"
@@ -94,16 +95,58 @@ async def test_releasing_forgets_only_pending_attempts(store: SqliteStore) -> No
     assert await store.claim_issue("bank-a", "key-1", "fp", NOW) is None
 
 
-async def test_factor_failures_lock_at_the_limit_and_clear(store: SqliteStore) -> None:
-    for expected in (1, 2):
-        state = await store.record_factor_failure("h", NOW, 3, timedelta(minutes=30))
-        assert state.consecutive_failures == expected
-        assert not state.locked_at(NOW)
-    locked = await store.record_factor_failure("h", NOW, 3, timedelta(minutes=30))
-    assert locked.locked_until == NOW + timedelta(minutes=30)
-    assert (await store.lockout("h")).locked_at(NOW + timedelta(minutes=29))
-    await store.clear_factor_failures("h")
-    assert (await store.lockout("h")).consecutive_failures == 0
+LOCK = timedelta(minutes=30)
+STALE = timedelta(minutes=1)
+
+
+async def _fail(store: SqliteStore, now: datetime = NOW):  # type: ignore[no-untyped-def]
+    admitted = await store.begin_factor_attempt("h", now, 3, STALE)
+    assert admitted.admitted
+    return await store.end_factor_attempt("h", False, now, 3, LOCK)
+
+
+async def test_factor_failures_lock_at_the_limit_and_a_success_resets_the_count(
+    store: SqliteStore,
+) -> None:
+    assert (await _fail(store)).consecutive_failures == 1
+    assert await store.begin_factor_attempt("h", NOW, 3, STALE)
+    await store.end_factor_attempt("h", True, NOW, 3, LOCK)
+    assert (await _fail(store)).consecutive_failures == 1  # reset by the success
+    await _fail(store)
+    locked = await _fail(store)
+    assert locked.locked_until == NOW + LOCK
+    refused = await store.begin_factor_attempt("h", NOW + timedelta(minutes=29), 3, STALE)
+    assert not refused.admitted
+    assert (await store.begin_factor_attempt("h", NOW + LOCK, 3, STALE)).admitted
+
+
+async def test_checks_in_flight_count_towards_the_lockout(store: SqliteStore) -> None:
+    results = await asyncio.gather(
+        *(store.begin_factor_attempt("h", NOW, 3, STALE) for _ in range(10))
+    )
+    assert sum(r.admitted for r in results) == 3
+    # A reservation whose request died lapses.
+    later = await store.begin_factor_attempt("h", NOW + STALE, 3, STALE)
+    assert later.admitted
+
+
+async def test_a_success_does_not_lift_an_active_lock(store: SqliteStore) -> None:
+    for _ in range(3):
+        await _fail(store)
+    # A reservation from before the lock (lapsed, its request slow) finishes with success.
+    await store.end_factor_attempt("h", True, NOW, 3, LOCK)
+    assert not (await store.begin_factor_attempt("h", NOW, 3, STALE)).admitted
+
+
+async def test_a_cancelled_write_leaves_the_store_usable(store: SqliteStore) -> None:
+    # A client that goes away mid-write must not leave SQLite inside an open transaction.
+    for delay in (0, 0, 0.0005, 0.001, 0.002, 0.005):
+        task = asyncio.ensure_future(store.claim_issue("bank-a", f"k-{delay}", "fp", NOW))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await store.claim_issue("bank-a", "after", "fp", NOW) is None
 
 
 async def test_reopening_keeps_data_and_applies_no_migration_twice(tmp_path: Path) -> None:

@@ -37,8 +37,10 @@ class AuthPolicy:
             raise ValueError(f"no default factors for scenarios: {sorted(missing)}")
         for bank, overrides in [("defaults", self.defaults), *self.per_bank.items()]:
             for scenario, factors in overrides.items():
-                if not factors:
-                    raise ValueError(f"{bank}: scenario {scenario} must require a factor")
+                # K3: only a password check tells whether the initial password is still in
+                # use, and a holder who has not changed it must be stopped at every login.
+                if Factor.PASSWORD not in factors:
+                    raise ValueError(f"{bank}: scenario {scenario} must require PASSWORD (K3)")
 
     def required(self, bank_id: str, scenario: Scenario) -> frozenset[Factor]:
         overrides = self.per_bank.get(bank_id, {})

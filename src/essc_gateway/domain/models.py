@@ -57,6 +57,7 @@ class IssueOutcome(StrEnum):
     ISSUED = "ISSUED"
     REPLAYED = "REPLAYED"
     ALREADY_HELD = "ALREADY_HELD"
+    PENDING = "PENDING"
 
 
 class AuthState(StrEnum):
@@ -139,7 +140,27 @@ class Verification:
 @dataclass(frozen=True, slots=True)
 class IssueResult:
     outcome: IssueOutcome
-    card: CardView
+    card: CardView | None
+    """None while PENDING (store-and-forward)."""
+    forward_after: datetime | None = None
+
+
+class IssueState(StrEnum):
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class IssueStatus:
+    """What became of an issuance, by its idempotency key."""
+
+    state: IssueState
+    accepted_at: datetime
+    outcome: IssueOutcome | None = None
+    card: CardView | None = None
+    failure_reason: str = ""
+    completed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,5 +206,6 @@ def mask_card_number(card_number: str) -> str:
 
 
 def guardian_required(holder: CitizenId, capacity: CivilCapacity, today: date) -> bool:
-    """A child under 14 or a person without civil capacity needs a guardian (A5, A13(3))."""
-    return holder.age_on(today) < 14 or capacity is CivilCapacity.NONE
+    """A child under 14 or a person without civil capacity needs a guardian (A5, A13(3)).
+    An unknown capacity is treated as none: the safe side."""
+    return holder.age_on(today) < 14 or capacity in (CivilCapacity.NONE, CivilCapacity.UNSPECIFIED)

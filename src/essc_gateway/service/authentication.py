@@ -73,8 +73,11 @@ class AuthenticationService:
         self, bank_id: str, holder: CitizenId, scenario: Scenario
     ) -> datetime:
         card = await self._holders.card_of(bank_id, holder.value)
-        await self._holders.ensure_not_locked(card.holder_token)
-        return await self._platform.send_sms_code(holder.value, scenario.value)
+        return await self._holders.send_sms_code(
+            card.holder_token,
+            scenario.value,
+            lambda: self._platform.send_sms_code(holder.value, scenario.value),
+        )
 
     async def authenticate(
         self, bank_id: str, holder: CitizenId, scenario: Scenario, factors: FactorInput
@@ -91,14 +94,13 @@ class AuthenticationService:
                 ]
             )
         card = await self._holders.card_of(bank_id, holder.value)
-        await self._holders.ensure_not_locked(card.holder_token)
-
-        failures, password_is_initial, platform_card = await self._check_factors(
-            holder.value, scenario, required, factors, card.essc_id
-        )
-        if failures:
-            raise await self._holders.failed(card.holder_token, failures)
-        await self._holders.succeeded(card.holder_token)
+        async with self._holders.attempt(card.holder_token) as attempt:
+            failures, password_is_initial, platform_card = await self._check_factors(
+                holder.value, scenario, required, factors, card.essc_id
+            )
+            if failures:
+                raise await attempt.failed(failures)
+            await attempt.succeeded()
         self._check_card_usable(platform_card, scenario)
         verified = tuple(sorted(required))
         if password_is_initial:
@@ -166,15 +168,13 @@ class AuthenticationService:
                 [FieldViolation("new_password", WEAKNESS_DESCRIPTIONS[weakness], weakness.value)]
             )
         card = await self._holders.card_of(bank_id, holder.value)
-        await self._holders.ensure_not_locked(card.holder_token)
-        change = await self._platform.change_password(
-            holder.value, current, new, f"{bank_id}:{idempotency_key}"
-        )
-        if not change.changed:
-            raise await self._holders.failed(
-                card.holder_token, {Factor.PASSWORD: change.reason or "PASSWORD_MISMATCH"}
+        async with self._holders.attempt(card.holder_token) as attempt:
+            change = await self._platform.change_password(
+                holder.value, current, new, f"{bank_id}:{idempotency_key}"
             )
-        await self._holders.succeeded(card.holder_token)
+            if not change.changed:
+                raise await attempt.failed({Factor.PASSWORD: change.reason or "PASSWORD_MISMATCH"})
+            await attempt.succeeded()
         if change.changed_at is None:
             raise PlatformError("ChangePassword: no change time in answer", upstream_code="OK")
         return change.changed_at

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 
 from essc_gateway.clock import Clock
 from essc_gateway.domain.models import Factor
@@ -14,7 +16,29 @@ from essc_gateway.errors import (
 )
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.service.vault import Vault
-from essc_gateway.store.base import CardRecord, Store
+from essc_gateway.store.base import CardRecord, LockoutState, Store
+
+# A reservation whose request died without releasing it stops counting after this.
+_STALE_RESERVATION = timedelta(minutes=1)
+
+
+class FactorAttempt:
+    """One reserved factor check; tell it the verdict, or leave the block without one."""
+
+    def __init__(self, holders: Holders, holder_token: str) -> None:
+        self._holders = holders
+        self._holder_token = holder_token
+        self.settled = False
+
+    async def succeeded(self) -> None:
+        self.settled = True
+        await self._holders._end(self._holder_token, True)
+
+    async def failed(self, factors: dict[Factor, str]) -> Unauthenticated:
+        """Counts the failure; returns the error to answer with. `factors`: factor -> reason."""
+        self.settled = True
+        state = await self._holders._end(self._holder_token, False)
+        return self._holders.rejected(state, factors)
 
 
 class Holders:
@@ -40,41 +64,79 @@ class Holders:
             )
         return card
 
-    async def ensure_not_locked(self, holder_token: str) -> None:
-        state = await self._store.lockout(holder_token)
+    async def send_sms_code(
+        self, holder_token: str, purpose: str, send: Callable[[], Awaitable[datetime]]
+    ) -> datetime:
+        """Throttles SMS codes per holder (resend interval, daily limit), then sends one."""
         now = self._clock.now()
+        settings = self._settings
+        wait = await self._store.record_sms_send(
+            holder_token, purpose, now, settings.sms_resend_interval, settings.sms_daily_limit
+        )
+        if wait is not None:
+            raise ResourceExhausted(
+                "an SMS code was sent recently; retry later",
+                retry_after=wait,
+                reason=ErrorReason.SMS_THROTTLED,
+            )
+        try:
+            return await send()
+        except BaseException:
+            await self._store.forget_sms_send(holder_token, purpose, now)
+            raise
+
+    @asynccontextmanager
+    async def attempt(self, holder_token: str) -> AsyncIterator[FactorAttempt]:
+        """Reserves a factor check or raises ResourceExhausted (locked out)."""
+        now = self._clock.now()
+        state = await self._store.begin_factor_attempt(
+            holder_token, now, self._settings.max_factor_failures, _STALE_RESERVATION
+        )
+        if not state.admitted:
+            raise self._locked(state, now)
+        attempt = FactorAttempt(self, holder_token)
+        try:
+            yield attempt
+        finally:
+            if not attempt.settled:
+                await self._end(holder_token, None)
+
+    async def _end(self, holder_token: str, verdict: bool | None) -> LockoutState:
+        return await self._store.end_factor_attempt(
+            holder_token,
+            verdict,
+            self._clock.now(),
+            self._settings.max_factor_failures,
+            self._settings.lockout,
+        )
+
+    def _locked(self, state: LockoutState, now: datetime) -> ResourceExhausted:
         if state.locked_until is not None and state.locked_at(now):
-            raise self._locked(state.locked_until, now)
-
-    def _locked(self, until: datetime, now: datetime) -> ResourceExhausted:
+            return ResourceExhausted(
+                "holder is locked out after repeated wrong factors; retry later",
+                retry_after=state.locked_until - now,
+                reason=ErrorReason.HOLDER_LOCKED_OUT,
+                metadata={"locked_until": state.locked_until.isoformat()},
+            )
+        # Not locked yet, but the checks in flight could use up the remaining tries.
         return ResourceExhausted(
-            "holder is locked out after repeated wrong factors; retry later",
-            retry_after=until - now,
+            "other checks of this holder's factors are in progress; retry shortly",
+            retry_after=timedelta(seconds=1),
             reason=ErrorReason.HOLDER_LOCKED_OUT,
-            metadata={"locked_until": until.isoformat()},
+            metadata={"in_progress": "true"},
         )
 
-    async def failed(self, holder_token: str, factors: dict[Factor, str]) -> Unauthenticated:
-        """Counts a failure and builds the error to answer with. `factors`: factor -> reason."""
+    def rejected(self, state: LockoutState, factors: dict[Factor, str]) -> Unauthenticated:
         now = self._clock.now()
-        state = await self._store.record_factor_failure(
-            holder_token, now, self._settings.max_factor_failures, self._settings.lockout
-        )
-        remaining = (
-            0
-            if state.locked_at(now)
-            else (self._settings.max_factor_failures - state.consecutive_failures)
-        )
+        locked = state.locked_until is not None and state.locked_at(now)
+        remaining = 0 if locked else self._settings.max_factor_failures - state.consecutive_failures
         metadata = {
             "failed_factors": ",".join(sorted(f.value for f in factors)),
             "remaining_attempts": str(remaining),
         }
         metadata.update({f"{f.value.lower()}_reason": r for f, r in factors.items() if r})
-        if state.locked_until is not None and state.locked_at(now):
+        if locked and state.locked_until is not None:
             metadata["locked_until"] = state.locked_until.isoformat()
         return Unauthenticated(
             "holder authentication failed", reason=ErrorReason.FACTOR_REJECTED, metadata=metadata
         )
-
-    async def succeeded(self, holder_token: str) -> None:
-        await self._store.clear_factor_failures(holder_token)

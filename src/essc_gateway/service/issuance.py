@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from essc_gateway.clock import Clock
+from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.domain.models import (
     CardView,
     CivilCapacity,
@@ -27,9 +29,10 @@ from essc_gateway.errors import (
     NotFound,
     PreconditionFailed,
 )
+from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.service.tokens import TokenService, VerificationClaims
-from essc_gateway.service.vault import Vault
+from essc_gateway.service.vault import IssueDraft, Vault
 from essc_gateway.store.base import CardRecord, IssueAttempt, IssueAttemptState, Store
 from essc_gateway.upstream.port import IssueCardCommand, Platform, PlatformCard
 
@@ -52,27 +55,52 @@ class IssuanceService:
         vault: Vault,
         clock: Clock,
         settings: ServiceSettings,
+        calendar: MaintenanceCalendar,
+        forwarding_banks: frozenset[str] = frozenset(),
     ) -> None:
+        """Args:
+        forwarding_banks: banks that opted issuance into store-and-forward during
+            maintenance windows.
+        """
         self._platform = platform
         self._store = store
         self._tokens = tokens
         self._vault = vault
         self._clock = clock
         self._settings = settings
+        self._calendar = calendar
+        self._forwarding_banks = forwarding_banks
 
     async def issue(self, bank_id: str, command: IssueCommand) -> IssueResult:
+        holder_token = self._vault.holder_token(command.applicant.citizen_id.value)
+        fingerprint = self._fingerprint(holder_token, command)
+        # A repeat of a finished request replays its result, however old its token is.
+        earlier = await self._store.get_issue_attempt(bank_id, command.idempotency_key)
+        if earlier is not None and earlier.state is not IssueAttemptState.PENDING:
+            return await self._replay(earlier, fingerprint)
+
         claims = self._tokens.open_verification(command.verification_token, bank_id)
         self._check_same_person(claims, command.applicant)
         self._check_consent(command.consent)
         self._check_guardian_present(command, claims.civil_capacity)
-
-        fingerprint = self._fingerprint(claims.holder_token, command)
         now = self._clock.now()
         existing = await self._store.claim_issue(bank_id, command.idempotency_key, fingerprint, now)
         if existing is not None:
             return await self._replay(existing, fingerprint)
+        draft = IssueDraft(
+            bank_id=bank_id,
+            idempotency_key=command.idempotency_key,
+            applicant=command.applicant,
+            consent=command.consent,
+            guardian=command.guardian,
+            card_number=claims.card_number,
+            holder_token=claims.holder_token,
+        )
         try:
-            return await self._issue_claimed(bank_id, command, claims)
+            window = self._forwarding_window(bank_id, now)
+            if window is not None:
+                return await self._accept_for_forwarding(draft, window, now)
+            return await self._issue_claimed(draft)
         except BaseException:
             # Nothing was recorded for this key: the bank may retry it (the platform
             # de-duplicates by the same key, so a retry cannot issue twice).
@@ -156,6 +184,10 @@ class IssuanceService:
                 "idempotency key was used for a different request",
                 reason=ErrorReason.IDEMPOTENCY_KEY_REUSED,
             )
+        if attempt.state is IssueAttemptState.FORWARD_PENDING:
+            return IssueResult(IssueOutcome.PENDING, None)
+        if attempt.state is IssueAttemptState.FAILED:
+            raise forward_failure(attempt.failure_reason)
         if attempt.state is IssueAttemptState.PENDING or attempt.essc_id is None:
             raise Conflict(
                 "a request with this idempotency key is in progress; retry shortly",
@@ -164,28 +196,48 @@ class IssuanceService:
         card = await self._store.get_card(attempt.essc_id)
         if card is None:
             raise NotFound("card of this request no longer exists")
-        current = await self._platform.get_card(card.essc_id)
-        return IssueResult(IssueOutcome.REPLAYED, self._view(current, card.consent_version))
+        # From what the gateway holds: a replay needs no platform (and works in a window).
+        return IssueResult(IssueOutcome.REPLAYED, self._vault.card_view(card))
 
-    async def _issue_claimed(
-        self, bank_id: str, command: IssueCommand, claims: VerificationClaims
+    def _forwarding_window(self, bank_id: str, now: datetime) -> MaintenanceWindow | None:
+        if bank_id not in self._forwarding_banks:
+            return None
+        return self._calendar.active("Issue", now)
+
+    async def _accept_for_forwarding(
+        self, draft: IssueDraft, window: MaintenanceWindow, now: datetime
     ) -> IssueResult:
-        local = await self._store.active_card_for_holder(claims.holder_token)
+        """Store-and-forward: durable now, sent to the platform after the window."""
+        await self._store.accept_for_forwarding(
+            draft.bank_id,
+            draft.idempotency_key,
+            self._vault.seal_draft(draft),
+            accepted_at=now,
+            forward_after=window.ends_at,
+        )
+        return IssueResult(IssueOutcome.PENDING, None, forward_after=window.ends_at)
+
+    async def forward(self, draft: IssueDraft) -> IssueResult:
+        """Completes an issuance accepted during a maintenance window."""
+        return await self._issue_claimed(draft)
+
+    async def _issue_claimed(self, draft: IssueDraft) -> IssueResult:
+        bank_id = draft.bank_id
+        local = await self._store.active_card_for_holder(draft.holder_token)
         if local is not None:
-            return await self._already_held(bank_id, command, local.bank_id, local.essc_id)
-        if command.guardian is not None:
-            await self._verify_guardian(command.guardian)
-        platform_key = f"{bank_id}:{command.idempotency_key}"
+            return await self._already_held(draft, local.bank_id, local.essc_id)
+        if draft.guardian is not None:
+            await self._verify_guardian(draft.guardian)
         issued = await self._platform.issue_card(
             IssueCardCommand(
-                idempotency_key=platform_key,
+                idempotency_key=f"{bank_id}:{draft.idempotency_key}",
                 bank_id=bank_id,
-                id_number=command.applicant.citizen_id.value,
-                name=command.applicant.name,
-                mobile_phone=command.applicant.mobile_phone,
+                id_number=draft.applicant.citizen_id.value,
+                name=draft.applicant.name,
+                mobile_phone=draft.applicant.mobile_phone,
                 # The physical card Verify proved; the platform binds the e-SSC to it.
-                card_number=claims.card_number,
-                guardian_id_number=command.guardian.citizen_id.value if command.guardian else "",
+                card_number=draft.card_number,
+                guardian_id_number=draft.guardian.citizen_id.value if draft.guardian else "",
             )
         )
         if issued.card.bank_id != bank_id:
@@ -195,20 +247,24 @@ class IssuanceService:
             )
         # ISSUED or REPLAYED (an earlier attempt reached the platform but not our store), or
         # ALREADY_HELD with this bank while our record is missing: record it now.
-        record = self._record(bank_id, command, claims.holder_token, issued.card)
+        record = self._record(draft, issued.card)
         outcome = (
             IssueOutcome.ALREADY_HELD
             if issued.outcome is IssueOutcome.ALREADY_HELD
             else IssueOutcome.ISSUED
         )
         await self._store.complete_issue(
-            bank_id, command.idempotency_key, outcome.value, record.essc_id, record
+            bank_id,
+            draft.idempotency_key,
+            outcome.value,
+            record.essc_id,
+            record,
+            self._clock.now(),
         )
-        return IssueResult(outcome, self._view(issued.card, command.consent.agreement_version))
+        return IssueResult(outcome, self._view(issued.card, draft.consent.agreement_version))
 
-    async def _already_held(
-        self, bank_id: str, command: IssueCommand, holder_bank: str, essc_id: str
-    ) -> IssueResult:
+    async def _already_held(self, draft: IssueDraft, holder_bank: str, essc_id: str) -> IssueResult:
+        bank_id = draft.bank_id
         if holder_bank != bank_id:
             raise AlreadyExists(
                 "the holder already has an e-SSC issued through another bank (A3)",
@@ -216,9 +272,14 @@ class IssuanceService:
             )
         current = await self._platform.get_card(essc_id)
         local = await self._store.get_card(essc_id)
-        version = local.consent_version if local else command.consent.agreement_version
+        version = local.consent_version if local else draft.consent.agreement_version
         await self._store.complete_issue(
-            bank_id, command.idempotency_key, IssueOutcome.ALREADY_HELD.value, essc_id, None
+            bank_id,
+            draft.idempotency_key,
+            IssueOutcome.ALREADY_HELD.value,
+            essc_id,
+            None,
+            self._clock.now(),
         )
         return IssueResult(IssueOutcome.ALREADY_HELD, self._view(current, version))
 
@@ -242,29 +303,27 @@ class IssuanceService:
                 reason=ErrorReason.GUARDIAN_NOT_VERIFIED,
             )
 
-    def _record(
-        self, bank_id: str, command: IssueCommand, holder_token: str, card: PlatformCard
-    ) -> CardRecord:
+    def _record(self, draft: IssueDraft, card: PlatformCard) -> CardRecord:
         essc_id = card.essc_id
         seal = self._vault.seal
-        applicant = command.applicant
+        applicant = draft.applicant
         return CardRecord(
             essc_id=essc_id,
-            bank_id=bank_id,
-            holder_token=holder_token,
+            bank_id=draft.bank_id,
+            holder_token=draft.holder_token,
             name_sealed=seal(essc_id, "name", applicant.name),
             id_number_sealed=seal(essc_id, "id_number", applicant.citizen_id.value),
             phone_sealed=seal(essc_id, "phone", applicant.mobile_phone),
             card_number_sealed=seal(essc_id, "card_number", card.card_number),
             status=card.status.value,
             issued_at=card.issued_at,
-            consent_version=command.consent.agreement_version,
-            consent_accepted_at=command.consent.accepted_at,
-            consent_channel=command.consent.channel.value,
+            consent_version=draft.consent.agreement_version,
+            consent_accepted_at=draft.consent.accepted_at,
+            consent_channel=draft.consent.channel.value,
             guardian_sealed=(
-                self._vault.seal_guardian(essc_id, command.guardian) if command.guardian else None
+                self._vault.seal_guardian(essc_id, draft.guardian) if draft.guardian else None
             ),
-            guardian_relation=command.guardian.relation.value if command.guardian else None,
+            guardian_relation=draft.guardian.relation.value if draft.guardian else None,
         )
 
     @staticmethod
@@ -276,3 +335,17 @@ class IssuanceService:
             issued_at=card.issued_at,
             agreement_version=agreement_version,
         )
+
+
+def forward_failure(reason: str | None) -> PreconditionFailed | AlreadyExists:
+    """The error a forwarded issuance ended with, as stored, for replays of its key."""
+    code = (
+        ErrorReason(reason)
+        if reason and reason in ErrorReason.__members__
+        else ErrorReason.INTERNAL
+    )
+    if code is ErrorReason.CARD_HELD_BY_OTHER_BANK:
+        return AlreadyExists(
+            "the holder already has an e-SSC issued through another bank (A3)", reason=code
+        )
+    return PreconditionFailed("the platform refused this issuance when forwarded", reason=code)

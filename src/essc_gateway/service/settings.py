@@ -22,6 +22,10 @@ class ServiceSettings:
     """User-agreement versions a consent may name (A1, A12)."""
     consent_clock_skew: timedelta = timedelta(minutes=5)
     """How far in the future a consent time may lie (the bank's clock may run ahead)."""
+    sms_resend_interval: timedelta = timedelta(seconds=60)
+    """Least time between two SMS codes for one holder and purpose."""
+    sms_daily_limit: int = 10
+    """SMS codes one holder may be sent in 24 hours."""
 
     def __post_init__(self) -> None:
         if self.max_factor_failures < 1:

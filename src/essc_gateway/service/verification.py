@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from essc_gateway.clock import Clock
-from essc_gateway.domain.models import Person, Verification, guardian_required
+from essc_gateway.domain.models import (
+    CheckResult,
+    CivilCapacity,
+    Person,
+    Verification,
+    guardian_required,
+)
 from essc_gateway.service.concurrency import fan_out
 from essc_gateway.service.tokens import TokenService
 from essc_gateway.service.vault import Vault
 from essc_gateway.upstream.port import Platform
+
+_NAME_OR_ID = frozenset({"PERSON_NOT_FOUND", "NAME_MISMATCH"})
 
 
 class VerificationService:
@@ -30,15 +38,19 @@ class VerificationService:
             card = group.create_task(self._platform.check_real_card(id_number, card_number))
             live = group.create_task(self._platform.check_real_person(id_number, biometric_sample))
         name_check = name.result()
-        capacity = name_check.civil_capacity
+        real_name = name_check.result
+        # Capacity and guardian needs are told only to a bank that knows who the person is;
+        # whether an ID exists is not told apart from a wrong name (A13(1)).
+        capacity = name_check.civil_capacity if real_name.passed else CivilCapacity.UNSPECIFIED
+        if real_name.reason in _NAME_OR_ID:
+            real_name = CheckResult(passed=False, reason="NAME_OR_ID_MISMATCH")
         result = Verification(
-            real_name=name_check.result,
+            real_name=real_name,
             real_card=card.result(),
             real_person=live.result(),
             civil_capacity=capacity,
-            guardian_required=guardian_required(
-                person.citizen_id, capacity, self._clock.now().date()
-            ),
+            guardian_required=real_name.passed
+            and guardian_required(person.citizen_id, capacity, self._clock.now().date()),
         )
         if not result.verified:
             return result

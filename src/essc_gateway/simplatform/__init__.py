@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from essc_gateway.simplatform.faults import ALL_METHODS, CallPlan, FaultPlan, Latency
+from essc_gateway.simplatform.faults import (
+    ALL_METHODS,
+    AnswerLost,
+    ConnectionFailure,
+    ConnectionMode,
+    ErrorRate,
+    Errors,
+    Fault,
+    FaultError,
+    Hang,
+    Latency,
+    LatencyDistribution,
+    Maintenance,
+    Outage,
+    Rule,
+    Scenario,
+)
+from essc_gateway.simplatform.network import NetworkStats
+from essc_gateway.simplatform.plan import CallPlan, FaultPlan, Rejection, RejectionKind
 from essc_gateway.simplatform.population import (
     BIOMETRIC_MATCH_MAX_DISTANCE,
     Contribution,
@@ -12,6 +30,14 @@ from essc_gateway.simplatform.population import (
     biometric_matches,
     biometric_sample,
     generate_population,
+)
+from essc_gateway.simplatform.scenario import (
+    ScenarioSource,
+    load_scenario,
+    scenario_from_proto,
+    scenario_to_json,
+    scenario_to_proto,
+    to_scenario,
 )
 from essc_gateway.simplatform.server import SimulatedPlatform, run_platform
 from essc_gateway.simplatform.state import (
@@ -24,28 +50,52 @@ from essc_gateway.simplatform.state import (
     PlatformStateError,
     PreconditionError,
 )
+from essc_gateway.simplatform.status import ERROR_DOMAIN
 
 __all__ = [
     "ALL_METHODS",
     "BIOMETRIC_MATCH_MAX_DISTANCE",
+    "ERROR_DOMAIN",
+    "AnswerLost",
     "CallPlan",
     "Card",
     "CardStatus",
+    "ConnectionFailure",
+    "ConnectionMode",
     "Contribution",
+    "ErrorRate",
+    "Errors",
+    "Fault",
+    "FaultError",
     "FaultPlan",
     "ForbiddenError",
+    "Hang",
     "IssueOutcome",
     "Latency",
+    "LatencyDistribution",
+    "Maintenance",
+    "NetworkStats",
     "NotFoundError",
+    "Outage",
     "Person",
     "PlatformState",
     "PlatformStateError",
     "Population",
     "PreconditionError",
     "Qualification",
+    "Rejection",
+    "RejectionKind",
+    "Rule",
+    "Scenario",
+    "ScenarioSource",
     "SimulatedPlatform",
     "biometric_matches",
     "biometric_sample",
     "generate_population",
+    "load_scenario",
     "run_platform",
+    "scenario_from_proto",
+    "scenario_to_json",
+    "scenario_to_proto",
+    "to_scenario",
 ]

@@ -1,6 +1,7 @@
-"""The platform's five gRPC services: protobuf <-> `PlatformState`, nothing else.
+"""The platform's gRPC services: protobuf <-> `PlatformState` and the fault plan, nothing else.
 
-Status details never carry names, ID numbers, phones, passwords or codes.
+Every error answer carries ErrorInfo (see `status.py`). Status details never carry names,
+ID numbers, phones, passwords or codes.
 """
 
 from __future__ import annotations
@@ -8,28 +9,36 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from essc.platform.v1 import platform_pb2 as pb
 from essc.platform.v1 import platform_pb2_grpc as pb_grpc
-from essc_gateway.simplatform.faults import FaultPlan, Latency
+from essc_gateway.simplatform.faults import FaultError, Latency
+from essc_gateway.simplatform.network import NetworkStats
+from essc_gateway.simplatform.plan import FaultPlan
+from essc_gateway.simplatform.scenario import (
+    duration,
+    rule_to_proto,
+    scenario_from_proto,
+    scenario_to_proto,
+)
 from essc_gateway.simplatform.state import (
     Card,
     CardStatus,
     CheckOutcome,
     ForbiddenError,
     IssueOutcome,
+    IssueResult,
     NotFoundError,
+    PasswordChange,
     PlatformState,
     PlatformStateError,
     PreconditionError,
 )
-
-Context = grpc.aio.ServicerContext[Any, Any]
+from essc_gateway.simplatform.status import Context, abort
 
 _CAPACITY: dict[str, pb.CivilCapacity.ValueType] = {
     "FULL": pb.CIVIL_CAPACITY_FULL,
@@ -77,14 +86,24 @@ async def _state_errors(context: Context) -> AsyncIterator[None]:
     try:
         yield
     except PlatformStateError as error:
-        await context.abort(status_code_for(error), str(error))
+        await abort(context, status_code_for(error), str(error), error.reason)
 
 
 async def _require(context: Context, **fields: str | bytes) -> None:
     """INVALID_ARGUMENT naming the first empty field (its name only, never a value)."""
     for name, value in fields.items():
         if not value:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name} is required")
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{name} is required",
+                "FIELD_REQUIRED",
+                metadata={"field": name},
+            )
+
+
+async def _invalid_fault(context: Context, error: FaultError) -> None:
+    await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_FAULT")
 
 
 def _timestamp(moment: datetime) -> Timestamp:
@@ -108,6 +127,17 @@ def _card(card: Card) -> pb.Card:
 
 def _result(outcome: CheckOutcome) -> pb.CheckResult:
     return pb.CheckResult(passed=outcome.passed, reason=outcome.reason)
+
+
+def _issue_response(issued: IssueResult) -> pb.IssueCardResponse:
+    return pb.IssueCardResponse(outcome=_ISSUE_OUTCOME[issued.outcome], card=_card(issued.card))
+
+
+def _change_response(change: PasswordChange) -> pb.ChangePasswordResponse:
+    response = pb.ChangePasswordResponse(changed=change.changed, reason=change.reason)
+    if change.changed_at is not None:
+        response.changed_at.CopyFrom(_timestamp(change.changed_at))
+    return response
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
@@ -164,7 +194,7 @@ class CardServicer(pb_grpc.CardServiceServicer):
                 card_number=request.card_number,
                 guardian_id_number=request.guardian_id_number,
             )
-        return pb.IssueCardResponse(outcome=_ISSUE_OUTCOME[issued.outcome], card=_card(issued.card))
+        return _issue_response(issued)
 
     async def GetCard(self, request: pb.GetCardRequest, context: Context) -> pb.GetCardResponse:
         await _require(context, essc_id=request.essc_id)
@@ -250,10 +280,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
                 request.new_password,
                 request.idempotency_key,
             )
-        response = pb.ChangePasswordResponse(changed=change.changed, reason=change.reason)
-        if change.changed_at is not None:
-            response.changed_at.CopyFrom(_timestamp(change.changed_at))
-        return response
+        return _change_response(change)
 
 
 class RecordsServicer(pb_grpc.RecordsServiceServicer):
@@ -319,13 +346,41 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
         )
 
 
+class OperationServicer(pb_grpc.OperationServiceServicer):
+    """What became of a keyed write whose answer the caller did not get."""
+
+    def __init__(self, state: PlatformState) -> None:
+        self._state = state
+
+    async def GetOperation(
+        self, request: pb.GetOperationRequest, context: Context
+    ) -> pb.GetOperationResponse:
+        await _require(context, idempotency_key=request.idempotency_key)
+        result = self._state.operation(request.idempotency_key)
+        if isinstance(result, IssueResult):
+            return pb.GetOperationResponse(found=True, issue_card=_issue_response(result))
+        if isinstance(result, Card):
+            terminated = pb.TerminateCardResponse(card=_card(result))
+            return pb.GetOperationResponse(found=True, terminate_card=terminated)
+        if isinstance(result, PasswordChange):
+            return pb.GetOperationResponse(found=True, change_password=_change_response(result))
+        return pb.GetOperationResponse(found=False)
+
+
 class ControlServicer(pb_grpc.ControlServiceServicer):
     """Test and administration surface; never exposed to banks."""
 
-    def __init__(self, state: PlatformState, faults: FaultPlan, counts: Counter[str]) -> None:
+    def __init__(
+        self,
+        state: PlatformState,
+        faults: FaultPlan,
+        counts: Counter[str],
+        network: NetworkStats,
+    ) -> None:
         self._state = state
         self._faults = faults
         self._counts = counts
+        self._network = network
 
     async def ReportCardLost(
         self, request: pb.ReportCardLostRequest, context: Context
@@ -360,13 +415,55 @@ class ControlServicer(pb_grpc.ControlServiceServicer):
         await _require(context, method=request.method)
         base, jitter = request.base.ToTimedelta(), request.jitter.ToTimedelta()
         try:
-            latency = Latency(base=base, jitter=jitter)
-            self._faults.set_latency(request.method, latency)
-        except ValueError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            self._faults.set_latency(request.method, Latency(base=base, jitter=jitter))
+        except FaultError as error:
+            await _invalid_fault(context, error)
         return pb.SetLatencyResponse()
+
+    async def SetFaultScenario(
+        self, request: pb.SetFaultScenarioRequest, context: Context
+    ) -> pb.SetFaultScenarioResponse:
+        try:
+            scenario = scenario_from_proto(request.scenario)
+        except FaultError as error:
+            await _invalid_fault(context, error)
+        self._faults.set_scenario(scenario)
+        return pb.SetFaultScenarioResponse()
+
+    async def ClearFaults(
+        self, request: pb.ClearFaultsRequest, context: Context
+    ) -> pb.ClearFaultsResponse:
+        self._faults.clear()
+        return pb.ClearFaultsResponse()
+
+    async def GetFaultStatus(
+        self, request: pb.GetFaultStatusRequest, context: Context
+    ) -> pb.GetFaultStatusResponse:
+        scenario = self._faults.scenario
+        if scenario is None:
+            return pb.GetFaultStatusResponse()
+        response = pb.GetFaultStatusResponse(
+            scenario=scenario_to_proto(scenario),
+            elapsed=duration(timedelta(seconds=self._faults.elapsed())),
+        )
+        for active in self._faults.active_rules():
+            entry = response.active_rules.add(index=active.index, rule=rule_to_proto(active.rule))
+            if active.remaining is not None:
+                entry.remaining.CopyFrom(duration(active.remaining))
+        return response
 
     async def GetCallCounts(
         self, request: pb.GetCallCountsRequest, context: Context
     ) -> pb.GetCallCountsResponse:
-        return pb.GetCallCountsResponse(counts=dict(self._counts))
+        return pb.GetCallCountsResponse(
+            counts=dict(self._counts),
+            connections_accepted=self._network.accepted,
+            connections_reset=self._network.reset,
+        )
+
+    async def ResetCallCounts(
+        self, request: pb.ResetCallCountsRequest, context: Context
+    ) -> pb.ResetCallCountsResponse:
+        self._counts.clear()
+        self._network.accepted = self._network.reset = 0
+        return pb.ResetCallCountsResponse()

@@ -36,7 +36,14 @@ _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**10, 8, 1
 
 
 class PlatformStateError(Exception):
-    """Root of the state's errors; the message is safe to send and to log."""
+    """Root of the state's errors; the message is safe to send and to log.
+
+    `reason` is a stable code (the ErrorInfo reason of the platform's answer).
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class NotFoundError(PlatformStateError):
@@ -49,6 +56,9 @@ class PreconditionError(PlatformStateError):
 
 class ForbiddenError(PlatformStateError):
     pass
+
+
+_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
 class CardStatus(StrEnum):
@@ -111,6 +121,10 @@ class PasswordChange:
     changed_at: datetime | None = None
 
 
+OperationResult = IssueResult | Card | PasswordChange
+"""The answer to a keyed write: an issue, a termination (the card) or a password change."""
+
+
 @dataclass(frozen=True, slots=True)
 class SmsCheck:
     matched: bool
@@ -163,6 +177,8 @@ class _Registers:
     passwords: dict[str, _PasswordRecord] = field(default_factory=dict)
     sms_codes: dict[tuple[str, str], _SmsCode] = field(default_factory=dict)
     inboxes: dict[str, list[SmsMessage]] = field(default_factory=dict)  # E.164 -> messages
+    # idempotency key -> the answer to the write first committed under it (snapshot).
+    operations: dict[str, OperationResult] = field(default_factory=dict)
 
 
 class PlatformState:
@@ -192,7 +208,7 @@ class PlatformState:
         """Raises NotFoundError for an ID the register does not know."""
         person = self.population.by_id(id_number)
         if person is None:
-            raise NotFoundError("person not found")
+            raise NotFoundError("person not found", "PERSON_NOT_FOUND")
         return person
 
     def current_card_number(self, id_number: str) -> str:
@@ -250,7 +266,9 @@ class PlatformState:
         used = self._r.issue_keys.get(idempotency_key)
         if used is not None:
             if used.id_number != id_number or self._r.cards[used.target].bank_id != bank_id:
-                raise PreconditionError("idempotency key already used for another request")
+                raise PreconditionError(
+                    "idempotency key already used for another request", _KEY_REUSED
+                )
             return IssueResult(IssueOutcome.REPLAYED, self._r.cards[used.target])
         person = self.person(id_number)
         # The gateway verified first (A2): a mismatch here is a real one, not a typo to report.
@@ -259,7 +277,7 @@ class PlatformState:
             or mobile_phone != person.mobile_phone
             or card_number != self.current_card_number(id_number)
         ):
-            raise PreconditionError("applicant does not match the register")
+            raise PreconditionError("applicant does not match the register", "IDENTITY_MISMATCH")
         if guardian_id_number:
             self._check_guardian(guardian_id_number, id_number)
         held = self._r.held.get(id_number)
@@ -277,12 +295,14 @@ class PlatformState:
         self._r.cards[card.essc_id] = card
         self._r.held[id_number] = card.essc_id
         self._r.issue_keys[idempotency_key] = _KeyUse(id_number, target=card.essc_id)
-        return IssueResult(IssueOutcome.ISSUED, card)
+        result = IssueResult(IssueOutcome.ISSUED, card)
+        self._r.operations.setdefault(idempotency_key, result)
+        return result
 
     def get_card(self, essc_id: str) -> Card:
         card = self._r.cards.get(essc_id)
         if card is None:
-            raise NotFoundError("e-SSC not found")
+            raise NotFoundError("e-SSC not found", "CARD_NOT_FOUND")
         return card
 
     def report_card_lost(self, id_number: str) -> None:
@@ -299,7 +319,9 @@ class PlatformState:
         if card.status is CardStatus.LOST_CONTINUED_USE:
             return card
         if card.status is not CardStatus.SUSPENDED:
-            raise PreconditionError(f"e-SSC is {card.status.value}, not SUSPENDED")
+            raise PreconditionError(
+                f"e-SSC is {card.status.value}, not SUSPENDED", "CARD_NOT_SUSPENDED"
+            )
         return self._store(replace(card, status=CardStatus.LOST_CONTINUED_USE))
 
     def replace_card(self, id_number: str) -> str:
@@ -317,10 +339,12 @@ class PlatformState:
         """Ends the e-SSC for its issuing bank; repeating it returns the terminated card."""
         card = self.get_card(essc_id)
         if card.bank_id != bank_id:
-            raise ForbiddenError("only the issuing bank may terminate this e-SSC")
+            raise ForbiddenError(
+                "only the issuing bank may terminate this e-SSC", "CARD_HELD_BY_OTHER_BANK"
+            )
         used = self._r.terminate_keys.get(idempotency_key)
         if used is not None and used.target != essc_id:
-            raise PreconditionError("idempotency key already used for another request")
+            raise PreconditionError("idempotency key already used for another request", _KEY_REUSED)
         if card.status is CardStatus.TERMINATED:
             return card
         card = self._store(
@@ -329,6 +353,7 @@ class PlatformState:
         # The person may be issued a new e-SSC later (with a new essc_id).
         self._r.held.pop(card.id_number, None)
         self._r.terminate_keys[idempotency_key] = _KeyUse(card.id_number, target=essc_id)
+        self._r.operations.setdefault(idempotency_key, card)
         return card
 
     # --- password (K1, K3) ----------------------------------------------------------------
@@ -350,7 +375,9 @@ class PlatformState:
         used = self._r.password_keys.get(idempotency_key)
         if used is not None:
             if used.id_number != id_number:
-                raise PreconditionError("idempotency key already used for another request")
+                raise PreconditionError(
+                    "idempotency key already used for another request", _KEY_REUSED
+                )
             return PasswordChange(changed=True, changed_at=used.at)
         if not self.verify_password(id_number, current).matched:
             return PasswordChange(changed=False, reason="WRONG_CURRENT_PASSWORD")
@@ -363,7 +390,9 @@ class PlatformState:
         )
         changed_at = self._clock.now()
         self._r.password_keys[idempotency_key] = _KeyUse(id_number, at=changed_at)
-        return PasswordChange(changed=True, changed_at=changed_at)
+        change = PasswordChange(changed=True, changed_at=changed_at)
+        self._r.operations.setdefault(idempotency_key, change)
+        return change
 
     # --- SMS codes (A7, A8) ---------------------------------------------------------------
 
@@ -404,15 +433,29 @@ class PlatformState:
     def verify_biometric(self, id_number: str, sample: bytes) -> bool:
         return biometric_matches(self.person(id_number).biometric_template, sample)
 
+    # --- in-doubt writes ------------------------------------------------------------------
+
+    def operation(self, idempotency_key: str) -> OperationResult | None:
+        """The answer to the write committed under this key, as it was first given.
+
+        Only committed writes are recorded (an issue, a termination, a password change):
+        a caller who lost the answer asks here before re-sending.
+        """
+        return self._r.operations.get(idempotency_key)
+
     # --- internals ------------------------------------------------------------------------
 
     def _check_guardian(self, guardian_id_number: str, id_number: str) -> None:
         # A5: the guardian is someone else, known to the register, with full capacity.
         guardian = self.population.by_id(guardian_id_number)
         if guardian_id_number == id_number or guardian is None:
-            raise PreconditionError("guardian is not a known person other than the applicant")
+            raise PreconditionError(
+                "guardian is not a known person other than the applicant", "GUARDIAN_NOT_ELIGIBLE"
+            )
         if guardian.civil_capacity != "FULL":
-            raise PreconditionError("guardian does not have full civil capacity")
+            raise PreconditionError(
+                "guardian does not have full civil capacity", "GUARDIAN_NOT_ELIGIBLE"
+            )
 
     def _held_card(self, id_number: str) -> Card | None:
         essc_id = self._r.held.get(id_number)

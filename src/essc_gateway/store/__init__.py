@@ -2,6 +2,7 @@
 
 from essc_gateway.store.base import (
     CardRecord,
+    ForwardItem,
     IssueAttempt,
     IssueAttemptState,
     LockoutState,
@@ -11,6 +12,7 @@ from essc_gateway.store.base import (
 
 __all__ = [
     "CardRecord",
+    "ForwardItem",
     "IssueAttempt",
     "IssueAttemptState",
     "LockoutState",

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from essc_gateway.domain.maintenance import MaintenanceWindow
+
 
 class StoreError(Exception):
     """The store failed; the message names the operation, never the data."""
@@ -15,7 +17,12 @@ class StoreError(Exception):
 
 class IssueAttemptState(StrEnum):
     PENDING = "PENDING"
+    """Being processed right now by one request."""
+    FORWARD_PENDING = "FORWARD_PENDING"
+    """Accepted during a maintenance window; forwarded to the platform after it."""
     COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    """Forwarded and refused by the platform; `failure_reason` says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,20 @@ class IssueAttempt:
     created_at: datetime
     outcome: str | None = None
     essc_id: str | None = None
+    failure_reason: str | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardItem:
+    """An issuance waiting for its maintenance window to end."""
+
+    bank_id: str
+    idempotency_key: str
+    payload_sealed: bytes
+    accepted_at: datetime
+    forward_after: datetime
+    tries: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +77,8 @@ class CardRecord:
 class LockoutState:
     consecutive_failures: int
     locked_until: datetime | None
+    admitted: bool = True
+    """For `begin_factor_attempt`: whether an attempt was reserved."""
 
     def locked_at(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
@@ -77,9 +100,46 @@ class Store(Protocol):
         outcome: str,
         essc_id: str,
         new_card: CardRecord | None,
+        now: datetime,
     ) -> None:
-        """Marks the attempt done and, in the same transaction, stores `new_card` if given."""
+        """Marks the attempt done and, in the same transaction, stores `new_card` if given
+        and removes the attempt from the forward queue."""
         ...
+
+    async def get_issue_attempt(
+        self, bank_id: str, idempotency_key: str
+    ) -> IssueAttempt | None: ...
+
+    async def accept_for_forwarding(
+        self,
+        bank_id: str,
+        idempotency_key: str,
+        payload_sealed: bytes,
+        accepted_at: datetime,
+        forward_after: datetime,
+    ) -> None:
+        """Turns a claimed attempt into a durable store-and-forward entry."""
+        ...
+
+    async def due_forwards(self, now: datetime, limit: int) -> list[ForwardItem]:
+        """Queued issuances whose `forward_after` has come, oldest first."""
+        ...
+
+    async def postpone_forward(
+        self, bank_id: str, idempotency_key: str, forward_after: datetime
+    ) -> None: ...
+
+    async def fail_forward(
+        self, bank_id: str, idempotency_key: str, reason: str, now: datetime
+    ) -> None:
+        """Records a definitive refusal and takes the entry off the queue."""
+        ...
+
+    async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
+        """Inserts or updates a window and appends its version to the history."""
+        ...
+
+    async def windows(self) -> list[MaintenanceWindow]: ...
 
     async def release_issue(self, bank_id: str, idempotency_key: str) -> None:
         """Forgets a pending attempt that definitely produced nothing."""
@@ -95,14 +155,41 @@ class Store(Protocol):
         self, essc_id: str, status: str, terminated_at: datetime | None = None
     ) -> None: ...
 
-    async def lockout(self, holder_token: str) -> LockoutState: ...
-
-    async def record_factor_failure(
-        self, holder_token: str, now: datetime, max_failures: int, lock_for: timedelta
+    async def begin_factor_attempt(
+        self, holder_token: str, now: datetime, max_failures: int, stale_after: timedelta
     ) -> LockoutState:
-        """Counts a wrong factor; the `max_failures`-th in a row locks for `lock_for`."""
+        """Reserves one factor check, atomically: refused (`admitted` False) while locked or
+        while failures plus checks in flight would reach `max_failures`, so that concurrent
+        guesses cannot get past the lockout. Reservations older than `stale_after` lapse."""
         ...
 
-    async def clear_factor_failures(self, holder_token: str) -> None: ...
+    async def end_factor_attempt(
+        self,
+        holder_token: str,
+        verdict: bool | None,
+        now: datetime,
+        max_failures: int,
+        lock_for: timedelta,
+    ) -> LockoutState:
+        """Releases a reservation. True resets the count (never an active lock), False counts
+        a failure and the `max_failures`-th in a row locks for `lock_for`; None (no verdict,
+        e.g. the platform failed) only releases."""
+        ...
+
+    async def record_sms_send(
+        self,
+        holder_token: str,
+        purpose: str,
+        now: datetime,
+        min_interval: timedelta,
+        daily_limit: int,
+    ) -> timedelta | None:
+        """Records a send unless one for the same purpose is younger than `min_interval` or
+        `daily_limit` were sent in the last 24 h; then returns how long to wait."""
+        ...
+
+    async def forget_sms_send(self, holder_token: str, purpose: str, sent_at: datetime) -> None:
+        """Takes back a recorded send that did not happen (the platform failed)."""
+        ...
 
     async def close(self) -> None: ...

@@ -43,4 +43,50 @@ MIGRATIONS: tuple[str, ...] = (
         locked_until TEXT
     );
     """,
+    # 2: maintenance windows with every version kept; store-and-forward issuance.
+    """
+    CREATE TABLE maintenance_windows (
+        window_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        rpcs TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        announced_at TEXT NOT NULL,
+        amended_at TEXT,
+        cancelled_at TEXT,
+        version INTEGER NOT NULL
+    );
+    -- Append-only: what was announced when, for the liability evidence (A16(1)(a)).
+    CREATE TABLE maintenance_window_versions (
+        window_id TEXT NOT NULL REFERENCES maintenance_windows (window_id),
+        version INTEGER NOT NULL,
+        recorded_at TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        PRIMARY KEY (window_id, version)
+    );
+    ALTER TABLE issue_attempts ADD COLUMN failure_reason TEXT;
+    -- Factor checks in flight count towards the lockout (concurrent guesses).
+    ALTER TABLE factor_failures ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE factor_failures ADD COLUMN in_flight_since TEXT;
+    ALTER TABLE issue_attempts ADD COLUMN completed_at TEXT;
+    -- SMS codes sent per holder, to throttle resends (not the codes: the platform has them).
+    CREATE TABLE sms_sends (
+        holder_token TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        sent_at TEXT NOT NULL
+    );
+    CREATE INDEX sms_sends_by_holder ON sms_sends (holder_token, sent_at);
+    CREATE TABLE forward_queue (
+        bank_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        payload_sealed BLOB NOT NULL,
+        accepted_at TEXT NOT NULL,
+        forward_after TEXT NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (bank_id, idempotency_key),
+        FOREIGN KEY (bank_id, idempotency_key)
+            REFERENCES issue_attempts (bank_id, idempotency_key)
+    );
+    """,
 )

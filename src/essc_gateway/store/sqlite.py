@@ -8,17 +8,21 @@ reader connection, which in WAL mode sees only committed data.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import aiosqlite
 
+from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.store.base import (
     CardRecord,
+    ForwardItem,
     IssueAttempt,
     IssueAttemptState,
     LockoutState,
@@ -35,12 +39,38 @@ _CARD_COLUMNS = (
 )
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _uncancellable(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A write runs to its end even when its caller is cancelled (client gone, deadline):
+    a cancelled await could leave SQLite inside an open transaction, and whether to write
+    was decided before the call."""
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        task = asyncio.ensure_future(method(*args, **kwargs))
+        # Consume a failure nobody awaits any more, so it is not reported as lost.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(task)
+
+    return run
+
+
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def _at(value: str) -> datetime:
+    """A NOT NULL time column."""
+    return datetime.fromisoformat(value)
 
 
 def _card(row: sqlite3.Row) -> CardRecord:
@@ -57,9 +87,9 @@ def _card(row: sqlite3.Row) -> CardRecord:
         phone_sealed=row["phone_sealed"],
         card_number_sealed=row["card_number_sealed"],
         status=row["status"],
-        issued_at=issued_at,
+        issued_at=_at(row["issued_at"]),
         consent_version=row["consent_version"],
-        consent_accepted_at=accepted_at,
+        consent_accepted_at=_at(row["consent_accepted_at"]),
         consent_channel=row["consent_channel"],
         guardian_sealed=row["guardian_sealed"],
         guardian_relation=row["guardian_relation"],
@@ -68,16 +98,58 @@ def _card(row: sqlite3.Row) -> CardRecord:
 
 
 def _attempt(row: sqlite3.Row) -> IssueAttempt:
-    created_at = _dt(row["created_at"])
-    assert created_at is not None
     return IssueAttempt(
         bank_id=row["bank_id"],
         idempotency_key=row["idempotency_key"],
         fingerprint=row["fingerprint"],
         state=IssueAttemptState(row["state"]),
-        created_at=created_at,
+        created_at=_at(row["created_at"]),
         outcome=row["outcome"],
         essc_id=row["essc_id"],
+        failure_reason=row["failure_reason"],
+        completed_at=_dt(row["completed_at"]),
+    )
+
+
+def _forward(row: sqlite3.Row) -> ForwardItem:
+    return ForwardItem(
+        bank_id=row["bank_id"],
+        idempotency_key=row["idempotency_key"],
+        payload_sealed=row["payload_sealed"],
+        accepted_at=_at(row["accepted_at"]),
+        forward_after=_at(row["forward_after"]),
+        tries=row["tries"],
+    )
+
+
+def _window(row: sqlite3.Row) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        window_id=row["window_id"],
+        kind=WindowKind(row["kind"]),
+        starts_at=_at(row["starts_at"]),
+        ends_at=_at(row["ends_at"]),
+        rpcs=frozenset(json.loads(row["rpcs"])),
+        reason=row["reason"],
+        announced_at=_at(row["announced_at"]),
+        amended_at=_dt(row["amended_at"]),
+        cancelled_at=_dt(row["cancelled_at"]),
+        version=row["version"],
+    )
+
+
+def _window_snapshot(window: MaintenanceWindow) -> str:
+    return json.dumps(
+        {
+            "kind": window.kind.value,
+            "starts_at": window.starts_at.isoformat(),
+            "ends_at": window.ends_at.isoformat(),
+            "rpcs": sorted(window.rpcs),
+            "reason": window.reason,
+            "announced_at": window.announced_at.isoformat(),
+            "amended_at": _ts(window.amended_at),
+            "cancelled_at": _ts(window.cancelled_at),
+        },
+        sort_keys=True,
     )
 
 
@@ -129,19 +201,21 @@ class SqliteStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
+                await self._writer.execute("COMMIT")
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
                 raise
-            await self._writer.execute("COMMIT")
 
     async def _fetch_one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         async with self._reader.execute(sql, params) as cursor:
             row: sqlite3.Row | None = await cursor.fetchone()
         return row
 
+    @_uncancellable
     async def claim_issue(
         self, bank_id: str, idempotency_key: str, fingerprint: str, now: datetime
     ) -> IssueAttempt | None:
@@ -162,6 +236,7 @@ class SqliteStore:
             raise StoreError("claim_issue: conflicting attempt vanished")
         return _attempt(row)
 
+    @_uncancellable
     async def complete_issue(
         self,
         bank_id: str,
@@ -169,12 +244,16 @@ class SqliteStore:
         outcome: str,
         essc_id: str,
         new_card: CardRecord | None,
+        now: datetime,
     ) -> None:
         async with self._transaction() as db:
             if new_card is not None:
                 await db.execute(
+                    # Two requests of one bank may both learn of the same card (one issued it,
+                    # the other was told ALREADY_HELD): the first to record it wins.
                     f"INSERT INTO cards ({_CARD_COLUMNS}) "  # noqa: S608 - constant columns
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (essc_id) DO NOTHING",
                     (
                         new_card.essc_id,
                         new_card.bank_id,
@@ -194,13 +273,134 @@ class SqliteStore:
                     ),
                 )
             cursor = await db.execute(
-                "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ? "
-                "WHERE bank_id = ? AND idempotency_key = ?",
-                (IssueAttemptState.COMPLETED, outcome, essc_id, bank_id, idempotency_key),
+                "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ?, completed_at = ? "
+                "WHERE bank_id = ? AND idempotency_key = ? AND state IN (?, ?)",
+                (
+                    IssueAttemptState.COMPLETED,
+                    outcome,
+                    essc_id,
+                    _ts(now),
+                    bank_id,
+                    idempotency_key,
+                    IssueAttemptState.PENDING,
+                    IssueAttemptState.FORWARD_PENDING,
+                ),
             )
             if cursor.rowcount != 1:
                 raise StoreError("complete_issue: no pending attempt for this key")
+            await db.execute(
+                "DELETE FROM forward_queue WHERE bank_id = ? AND idempotency_key = ?",
+                (bank_id, idempotency_key),
+            )
 
+    async def get_issue_attempt(self, bank_id: str, idempotency_key: str) -> IssueAttempt | None:
+        row = await self._fetch_one(
+            "SELECT * FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ?",
+            (bank_id, idempotency_key),
+        )
+        return None if row is None else _attempt(row)
+
+    @_uncancellable
+    async def accept_for_forwarding(
+        self,
+        bank_id: str,
+        idempotency_key: str,
+        payload_sealed: bytes,
+        accepted_at: datetime,
+        forward_after: datetime,
+    ) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE issue_attempts SET state = ? "
+                "WHERE bank_id = ? AND idempotency_key = ? AND state = ?",
+                (
+                    IssueAttemptState.FORWARD_PENDING,
+                    bank_id,
+                    idempotency_key,
+                    IssueAttemptState.PENDING,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise StoreError("accept_for_forwarding: no claimed attempt for this key")
+            await db.execute(
+                "INSERT INTO forward_queue (bank_id, idempotency_key, payload_sealed, "
+                "accepted_at, forward_after) VALUES (?, ?, ?, ?, ?)",
+                (bank_id, idempotency_key, payload_sealed, _ts(accepted_at), _ts(forward_after)),
+            )
+
+    async def due_forwards(self, now: datetime, limit: int) -> list[ForwardItem]:
+        async with self._reader.execute(
+            "SELECT * FROM forward_queue WHERE forward_after <= ? "
+            "ORDER BY forward_after, accepted_at LIMIT ?",
+            (_ts(now), limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_forward(row) for row in rows]
+
+    @_uncancellable
+    async def postpone_forward(
+        self, bank_id: str, idempotency_key: str, forward_after: datetime
+    ) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE forward_queue SET forward_after = ?, tries = tries + 1 "
+                "WHERE bank_id = ? AND idempotency_key = ?",
+                (_ts(forward_after), bank_id, idempotency_key),
+            )
+
+    @_uncancellable
+    async def fail_forward(
+        self, bank_id: str, idempotency_key: str, reason: str, now: datetime
+    ) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE issue_attempts SET state = ?, failure_reason = ?, completed_at = ? "
+                "WHERE bank_id = ? AND idempotency_key = ?",
+                (IssueAttemptState.FAILED, reason, _ts(now), bank_id, idempotency_key),
+            )
+            await db.execute(
+                "DELETE FROM forward_queue WHERE bank_id = ? AND idempotency_key = ?",
+                (bank_id, idempotency_key),
+            )
+
+    @_uncancellable
+    async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO maintenance_windows (window_id, kind, starts_at, ends_at, rpcs, "
+                "reason, announced_at, amended_at, cancelled_at, version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (window_id) DO UPDATE SET "
+                "starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
+                "rpcs = excluded.rpcs, reason = excluded.reason, "
+                "amended_at = excluded.amended_at, cancelled_at = excluded.cancelled_at, "
+                "version = excluded.version",
+                (
+                    window.window_id,
+                    window.kind.value,
+                    _ts(window.starts_at),
+                    _ts(window.ends_at),
+                    json.dumps(sorted(window.rpcs)),
+                    window.reason,
+                    _ts(window.announced_at),
+                    _ts(window.amended_at),
+                    _ts(window.cancelled_at),
+                    window.version,
+                ),
+            )
+            await db.execute(
+                "INSERT INTO maintenance_window_versions (window_id, version, recorded_at, "
+                "snapshot) VALUES (?, ?, ?, ?)",
+                (window.window_id, window.version, _ts(recorded_at), _window_snapshot(window)),
+            )
+
+    async def windows(self) -> list[MaintenanceWindow]:
+        async with self._reader.execute(
+            "SELECT * FROM maintenance_windows ORDER BY starts_at"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_window(row) for row in rows]
+
+    @_uncancellable
     async def release_issue(self, bank_id: str, idempotency_key: str) -> None:
         async with self._transaction() as db:
             await db.execute(
@@ -224,6 +424,7 @@ class SqliteStore:
         )
         return None if row is None else _card(row)
 
+    @_uncancellable
     async def set_card_status(
         self, essc_id: str, status: str, terminated_at: datetime | None = None
     ) -> None:
@@ -234,30 +435,57 @@ class SqliteStore:
                 (status, _ts(terminated_at), essc_id),
             )
 
-    async def lockout(self, holder_token: str) -> LockoutState:
-        row = await self._fetch_one(
-            "SELECT consecutive_failures, locked_until FROM factor_failures WHERE holder_token = ?",
-            (holder_token,),
-        )
-        if row is None:
-            return LockoutState(consecutive_failures=0, locked_until=None)
-        return LockoutState(row["consecutive_failures"], _dt(row["locked_until"]))
-
-    async def record_factor_failure(
-        self, holder_token: str, now: datetime, max_failures: int, lock_for: timedelta
+    @_uncancellable
+    async def begin_factor_attempt(
+        self, holder_token: str, now: datetime, max_failures: int, stale_after: timedelta
     ) -> LockoutState:
         async with self._transaction() as db:
             async with db.execute(
-                "INSERT INTO factor_failures (holder_token, consecutive_failures) VALUES (?, 1) "
-                "ON CONFLICT (holder_token) DO UPDATE "
-                "SET consecutive_failures = consecutive_failures + 1 "
-                "RETURNING consecutive_failures, locked_until",
+                "SELECT consecutive_failures, locked_until, in_flight, in_flight_since "
+                "FROM factor_failures WHERE holder_token = ?",
                 (holder_token,),
             ) as cursor:
                 row = await cursor.fetchone()
-            assert row is not None
+            failures, locked_until, in_flight = 0, None, 0
+            if row is not None:
+                failures, locked_until = int(row[0]), _dt(row[1])
+                since = _dt(row[3])
+                fresh = since is not None and now - since < stale_after
+                in_flight = int(row[2]) if fresh else 0
+            if (locked_until is not None and now < locked_until) or (
+                failures + in_flight >= max_failures
+            ):
+                return LockoutState(failures, locked_until, admitted=False)
+            await db.execute(
+                "INSERT INTO factor_failures (holder_token, consecutive_failures, in_flight, "
+                "in_flight_since) VALUES (?, 0, 1, ?) ON CONFLICT (holder_token) DO UPDATE "
+                "SET in_flight = ?, in_flight_since = excluded.in_flight_since",
+                (holder_token, _ts(now), in_flight + 1),
+            )
+        return LockoutState(failures, locked_until)
+
+    @_uncancellable
+    async def end_factor_attempt(
+        self,
+        holder_token: str,
+        verdict: bool | None,
+        now: datetime,
+        max_failures: int,
+        lock_for: timedelta,
+    ) -> LockoutState:
+        async with self._transaction() as db:
+            async with db.execute(
+                "UPDATE factor_failures SET in_flight = MAX(in_flight - 1, 0), "
+                "consecutive_failures = CASE ? WHEN 1 THEN 0 WHEN 0 "
+                "THEN consecutive_failures + 1 ELSE consecutive_failures END "
+                "WHERE holder_token = ? RETURNING consecutive_failures, locked_until",
+                (None if verdict is None else int(verdict), holder_token),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return LockoutState(0, None)
             failures, locked_until = int(row[0]), _dt(row[1])
-            if failures >= max_failures:
+            if verdict is False and failures >= max_failures:
                 locked_until = now + lock_for
                 # The count restarts, so the holder gets a fresh set of tries after the lock.
                 await db.execute(
@@ -265,11 +493,48 @@ class SqliteStore:
                     "WHERE holder_token = ?",
                     (_ts(locked_until), holder_token),
                 )
-        return LockoutState(consecutive_failures=failures, locked_until=locked_until)
+        return LockoutState(failures, locked_until)
 
-    async def clear_factor_failures(self, holder_token: str) -> None:
+    @_uncancellable
+    async def record_sms_send(
+        self,
+        holder_token: str,
+        purpose: str,
+        now: datetime,
+        min_interval: timedelta,
+        daily_limit: int,
+    ) -> timedelta | None:
+        day_ago = now - timedelta(days=1)
         async with self._transaction() as db:
-            await db.execute("DELETE FROM factor_failures WHERE holder_token = ?", (holder_token,))
+            await db.execute(
+                "DELETE FROM sms_sends WHERE holder_token = ? AND sent_at <= ?",
+                (holder_token, _ts(day_ago)),
+            )
+            async with db.execute(
+                "SELECT MAX(CASE WHEN purpose = ? THEN sent_at END), MIN(sent_at), COUNT(*) "
+                "FROM sms_sends WHERE holder_token = ?",
+                (purpose, holder_token),
+            ) as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            last, oldest, count = _dt(row[0]), _dt(row[1]), int(row[2])
+            if last is not None and now - last < min_interval:
+                return min_interval - (now - last)
+            if count >= daily_limit and oldest is not None:
+                return oldest + timedelta(days=1) - now
+            await db.execute(
+                "INSERT INTO sms_sends (holder_token, purpose, sent_at) VALUES (?, ?, ?)",
+                (holder_token, purpose, _ts(now)),
+            )
+        return None
+
+    @_uncancellable
+    async def forget_sms_send(self, holder_token: str, purpose: str, sent_at: datetime) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM sms_sends WHERE holder_token = ? AND purpose = ? AND sent_at = ?",
+                (holder_token, purpose, _ts(sent_at)),
+            )
 
     async def close(self) -> None:
         await self._reader.close()

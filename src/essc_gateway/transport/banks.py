@@ -3,18 +3,15 @@ development. Each bank acts only for its own customers."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 
+from essc_gateway.crypto import token_digest
 from essc_gateway.errors import ErrorReason, Unauthenticated
 
+__all__ = ["BankAuthenticator", "token_digest"]
+
 _BEARER = "bearer "
-
-
-def token_digest(token: str) -> str:
-    """Bank tokens are kept as SHA-256 digests: high-entropy secrets need no slow hash."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class BankAuthenticator:

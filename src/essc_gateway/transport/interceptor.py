@@ -1,5 +1,7 @@
-"""Cross-cutting work for every bank call: identify the bank, carry the deadline, map errors
-to rich statuses, log one line per call (no personal data: reasons and codes only)."""
+"""Cross-cutting work for every call: identify the caller (bank or operator), admit or shed,
+refuse calls covered by a maintenance window before any platform call, carry the deadline,
+map errors to rich statuses, log one line per call (reasons and codes only, no personal data).
+"""
 
 from __future__ import annotations
 
@@ -12,21 +14,51 @@ import grpc
 
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
-from essc_gateway.errors import ErrorReason, GatewayError, InternalError
+from essc_gateway.domain.maintenance import GATEWAY_RPCS
+from essc_gateway.errors import (
+    ErrorReason,
+    GatewayError,
+    InternalError,
+    MaintenanceInProgress,
+    PermissionDenied,
+    PlatformError,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from essc_gateway.metrics import GatewayMetrics
+from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.context import reset_calling_bank, set_calling_bank
 from essc_gateway.transport.status import status_code_for, to_rpc_status
 
 GATEWAY_SERVICE_PREFIX = "/essc.gateway.v1.GatewayService/"
+OPERATOR_SERVICE_PREFIX = "/essc.gateway.v1.OperatorService/"
 access_log = logging.getLogger("essc_gateway.access")
 error_log = logging.getLogger("essc_gateway.errors")
 
-Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Context], Awaitable[Any]]
+Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 class GatewayInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: BankAuthenticator, clock: Clock) -> None:
-        self._authenticator = authenticator
+    def __init__(
+        self,
+        banks: BankAuthenticator,
+        operators: BankAuthenticator,
+        admission: Admission,
+        calendar: MaintenanceCalendar,
+        forwarding_banks: frozenset[str],
+        metrics: GatewayMetrics,
+        clock: Clock,
+    ) -> None:
+        self._banks = banks
+        self._operators = operators
+        self._admission = admission
+        self._calendar = calendar
+        self._forwarding_banks = forwarding_banks
+        self._metrics = metrics
         self._clock = clock
 
     async def intercept_service(
@@ -38,40 +70,90 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if (
-            handler is None
-            or handler.unary_unary is None
-            or not method.startswith(GATEWAY_SERVICE_PREFIX)
-        ):
+        if handler is None or handler.unary_unary is None:
             return handler
         # The servicer's methods are coroutines: grpc.aio awaits what they return.
         inner: Handler = handler.unary_unary  # type: ignore[assignment]
-        wrapped = self._wrap(method.removeprefix(GATEWAY_SERVICE_PREFIX), inner)
+        if method.startswith(GATEWAY_SERVICE_PREFIX):
+            wrapped = self._wrap(method.removeprefix(GATEWAY_SERVICE_PREFIX), inner, bank=True)
+        elif method.startswith(OPERATOR_SERVICE_PREFIX):
+            wrapped = self._wrap(method.removeprefix(OPERATOR_SERVICE_PREFIX), inner, bank=False)
+        else:
+            return handler
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, method: str, inner: Handler) -> Handler:
-        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    def _operator(self, metadata: Metadata, context: Context) -> str:
+        auth = context.auth_context()
+        try:
+            return self._operators.identify(metadata, auth)
+        except Unauthenticated:
+            pass
+        try:
+            self._banks.identify(metadata, auth)
+        except Unauthenticated:
+            raise Unauthenticated(
+                "the operator could not be identified",
+                reason=ErrorReason.OPERATOR_UNAUTHENTICATED,
+            ) from None
+        raise PermissionDenied(
+            "operator calls are not permitted to banks",
+            reason=ErrorReason.OPERATOR_UNAUTHENTICATED,
+        )
+
+    async def _serve_bank(
+        self, rpc: str, bank: str, inner: Handler, request: Any, context: Context
+    ) -> Any:
+        try:
+            self._admission.enter(bank)
+        except ResourceExhausted as shed:
+            self._metrics.shed.add(1, {"bank": bank, "reason": shed.reason.value})
+            raise
+        try:
+            now = self._clock.now()
+            forwarding = rpc == "Issue" and bank in self._forwarding_banks
+            if rpc in GATEWAY_RPCS and not forwarding:
+                try:
+                    self._calendar.refuse(rpc, now)  # A16(1)(a): no platform call at all
+                except MaintenanceInProgress:
+                    self._metrics.fast_failures.add(1, {"operation": rpc, "cause": "window"})
+                    raise
+            try:
+                return await inner(request, context)
+            except PlatformError as failure:
+                overrun = self._calendar.overrunning(rpc, self._clock.now())
+                if overrun is not None:
+                    failure.metadata["maintenance_window"] = overrun.window_id
+                    failure.metadata["maintenance_overrun"] = "true"
+                raise
+        finally:
+            self._admission.leave()
+
+    def _wrap(self, rpc: str, inner: Handler, *, bank: bool) -> Handler:
+        async def handle(request: Any, context: Context) -> Any:
             started = self._clock.monotonic()
             remaining = context.time_remaining()
             deadline_token = request_deadline.set(
                 started + remaining if remaining is not None else None
             )
-            bank = "-"
+            caller = "-"
             try:
-                bank = self._authenticator.identify(
-                    tuple(context.invocation_metadata() or ()), context.auth_context()
-                )
-                bank_token = set_calling_bank(bank)
-                try:
+                metadata: Metadata = tuple(context.invocation_metadata() or ())
+                if bank:
+                    caller = self._banks.identify(metadata, context.auth_context())
+                    bank_token = set_calling_bank(caller)
+                    try:
+                        response = await self._serve_bank(rpc, caller, inner, request, context)
+                    finally:
+                        reset_calling_bank(bank_token)
+                else:
+                    caller = f"operator:{self._operator(metadata, context)}"
                     response = await inner(request, context)
-                finally:
-                    reset_calling_bank(bank_token)
             except GatewayError as error:
-                await self._abort(context, method, bank, started, error)
+                await self._abort(context, rpc, caller, started, error)
             except grpc.aio.AbortError:
                 raise
             except Exception as unexpected:
@@ -79,42 +161,37 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 error_log.error(
                     "unexpected %s in %s\n%s",
                     type(unexpected).__name__,
-                    method,
+                    rpc,
                     "".join(traceback.format_tb(unexpected.__traceback__)),
                 )
                 await self._abort(
                     context,
-                    method,
-                    bank,
+                    rpc,
+                    caller,
                     started,
                     InternalError("internal error", reason=ErrorReason.INTERNAL),
                 )
             finally:
                 request_deadline.reset(deadline_token)
-            self._log(method, bank, started, "OK", "")
+            self._log(rpc, caller, started, "OK", "")
             return response
 
         return handle
 
     async def _abort(
-        self,
-        context: grpc.aio.ServicerContext[Any, Any],
-        method: str,
-        bank: str,
-        started: float,
-        error: GatewayError,
+        self, context: Context, rpc: str, caller: str, started: float, error: GatewayError
     ) -> None:
         code = status_code_for(error)
-        self._log(method, bank, started, code.name, error.reason.value)
+        self._log(rpc, caller, started, code.name, error.reason.value)
         # Set first so that tracing interceptors record the real code, not OK.
         context.set_code(code)
         await context.abort_with_status(to_rpc_status(error))
 
-    def _log(self, method: str, bank: str, started: float, code: str, reason: str) -> None:
+    def _log(self, rpc: str, caller: str, started: float, code: str, reason: str) -> None:
         access_log.info(
             "%s bank=%s code=%s reason=%s ms=%.1f",
-            method,
-            bank,
+            rpc,
+            caller,
             code,
             reason or "-",
             (self._clock.monotonic() - started) * 1000,

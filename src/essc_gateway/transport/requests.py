@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc_gateway.domain.citizen_id import CitizenId, InvalidCitizenIdError, parse_citizen_id
@@ -49,6 +51,14 @@ SCENARIOS = {
     pb.BUSINESS_SCENARIO_CARD_LOSS: Scenario.CARD_LOSS,
     pb.BUSINESS_SCENARIO_UNBIND: Scenario.UNBIND,
 }
+
+
+# google.protobuf.Timestamp's valid range: 0001-01-01 to 9999-12-31, nanos within a second.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+def timestamp_in_range(value: Timestamp) -> bool:
+    return _MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos < 1_000_000_000
 
 
 class Fields:
@@ -110,6 +120,12 @@ class Fields:
             self.bad(field, f"must be at most {MAX_SECRET_LENGTH} characters", "TOO_LONG")
         return raw
 
+    def when(self, field: str, value: Timestamp) -> datetime | None:
+        if not timestamp_in_range(value):
+            self.bad(field, "is not a valid timestamp", "OUT_OF_RANGE")
+            return None
+        return value.ToDatetime(tzinfo=UTC)
+
     def token(self, field: str, raw: str) -> str:
         if not raw:
             self.bad(field, "is required", "REQUIRED")
@@ -168,14 +184,17 @@ def _consent(fields: Fields, request: pb.IssueRequest) -> Consent | None:
         fields.bad("consent.authorized", "must be true (A1)", "CONSENT_NOT_GIVEN")
     if not consent.agreement_version.strip():
         fields.bad("consent.agreement_version", "is required", "REQUIRED")
+    accepted_at = None
     if not consent.HasField("accepted_at"):
         fields.bad("consent.accepted_at", "is required", "REQUIRED")
+    else:
+        accepted_at = fields.when("consent.accepted_at", consent.accepted_at)
     channel = fields.enum("consent.channel", consent.channel, _CHANNELS)
-    if fields.violations or channel is None:
+    if fields.violations or channel is None or accepted_at is None:
         return None
     return Consent(
         agreement_version=consent.agreement_version.strip(),
-        accepted_at=consent.accepted_at.ToDatetime(tzinfo=UTC),
+        accepted_at=accepted_at,
         channel=channel,
     )
 

@@ -17,6 +17,8 @@ from essc_gateway.domain.models import (
     Factor,
     IssueOutcome,
     IssueResult,
+    IssueState,
+    IssueStatus,
     SocialSecurityInfo,
     Verification,
 )
@@ -38,6 +40,12 @@ _ISSUE_OUTCOME = {
     IssueOutcome.ISSUED: pb.ISSUE_OUTCOME_ISSUED,
     IssueOutcome.REPLAYED: pb.ISSUE_OUTCOME_REPLAYED,
     IssueOutcome.ALREADY_HELD: pb.ISSUE_OUTCOME_ALREADY_HELD,
+    IssueOutcome.PENDING: pb.ISSUE_OUTCOME_PENDING,
+}
+_ISSUE_STATE = {
+    IssueState.PENDING: pb.ISSUE_STATE_PENDING,
+    IssueState.COMPLETED: pb.ISSUE_STATE_COMPLETED,
+    IssueState.FAILED: pb.ISSUE_STATE_FAILED,
 }
 _AUTH_STATE = {
     AuthState.AUTHENTICATED: pb.AUTHENTICATION_STATE_AUTHENTICATED,
@@ -86,7 +94,27 @@ def verify_response(result: Verification) -> pb.VerifyResponse:
 
 
 def issue_response(result: IssueResult) -> pb.IssueResponse:
-    return pb.IssueResponse(outcome=_ISSUE_OUTCOME[result.outcome], card=card(result.card))
+    response = pb.IssueResponse(outcome=_ISSUE_OUTCOME[result.outcome])
+    if result.card is not None:
+        response.card.CopyFrom(card(result.card))
+    if result.forward_after is not None:
+        response.forward_after.CopyFrom(timestamp(result.forward_after))
+    return response
+
+
+def issue_status_response(status: IssueStatus) -> pb.GetIssueStatusResponse:
+    response = pb.GetIssueStatusResponse(
+        state=_ISSUE_STATE[status.state],
+        failure_reason=status.failure_reason,
+        accepted_at=timestamp(status.accepted_at),
+    )
+    if status.outcome is not None:
+        response.outcome = _ISSUE_OUTCOME[status.outcome]
+    if status.card is not None:
+        response.card.CopyFrom(card(status.card))
+    if status.completed_at is not None:
+        response.completed_at.CopyFrom(timestamp(status.completed_at))
+    return response
 
 
 def authenticate_response(result: AuthResult) -> pb.AuthenticateResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -10,6 +11,7 @@ import grpc
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from essc_gateway.clock import Clock
+from essc_gateway.domain.models import IssueStatus
 from essc_gateway.service.authentication import AuthenticationService, FactorInput
 from essc_gateway.service.cards import CardService
 from essc_gateway.service.issuance import IssuanceService, IssueCommand
@@ -28,7 +30,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         authentication: AuthenticationService,
         cards: CardService,
         clock: Clock,
+        issue_status: Callable[[str, str], Awaitable[IssueStatus]],
     ) -> None:
+        self._issue_status = issue_status
         self._verification = verification
         self._issuance = issuance
         self._authentication = authentication
@@ -139,3 +143,12 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         return pb.TerminateResponse(
             card=responses.card(view), terminated_at=responses.timestamp(terminated_at)
         )
+
+    async def GetIssueStatus(
+        self, request: pb.GetIssueStatusRequest, context: Context
+    ) -> pb.GetIssueStatusResponse:
+        fields = requests.Fields(self._today())
+        key = fields.idempotency_key("idempotency_key", request.idempotency_key)
+        fields.raise_if_any()
+        status = await self._issue_status(calling_bank(), key)
+        return responses.issue_status_response(status)

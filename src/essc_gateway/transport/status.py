@@ -16,6 +16,7 @@ from essc_gateway.errors import (
     GatewayError,
     InternalError,
     InvalidRequest,
+    MaintenanceInProgress,
     NotFound,
     PermissionDenied,
     PlatformError,
@@ -36,6 +37,7 @@ _CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
     (PreconditionFailed, grpc.StatusCode.FAILED_PRECONDITION),
     (Conflict, grpc.StatusCode.ABORTED),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (MaintenanceInProgress, grpc.StatusCode.UNAVAILABLE),
     (PlatformTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (PlatformUnavailable, grpc.StatusCode.UNAVAILABLE),
     # The platform failed in a way it should not: a platform-side fault, retry later.

@@ -6,6 +6,7 @@ mapped once, here, into the gateway's error tree.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -14,8 +15,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from essc.platform.v1 import platform_pb2 as pb
 from essc.platform.v1 import platform_pb2_grpc as pb_grpc
-from essc_gateway.clock import Clock
-from essc_gateway.deadlines import call_timeout
 from essc_gateway.domain.models import (
     CardStatus,
     CheckResult,
@@ -34,6 +33,7 @@ from essc_gateway.errors import (
     PlatformUnavailable,
     PreconditionFailed,
 )
+from essc_gateway.upstream.outcomes import MAINTENANCE_REASON, AttemptFailure
 from essc_gateway.upstream.port import (
     IssueCardCommand,
     NameCheck,
@@ -43,6 +43,7 @@ from essc_gateway.upstream.port import (
     PlatformIssue,
     SmsCheck,
 )
+from essc_gateway.upstream.retrying import OperationKind, ResilientCaller
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -58,6 +59,18 @@ _CARD_STATUS = {
     pb.CARD_STATUS_LOST_CONTINUED_USE: CardStatus.LOST_CONTINUED_USE,
     pb.CARD_STATUS_TERMINATED: CardStatus.TERMINATED,
 }
+_PERSONAL_STATUS = {
+    pb.PERSONAL_STATUS_EMPLOYED: "EMPLOYED",
+    pb.PERSONAL_STATUS_UNEMPLOYED: "UNEMPLOYED",
+    pb.PERSONAL_STATUS_RETIRED: "RETIRED",
+}
+_INSURANCE_TYPE = {
+    pb.INSURANCE_TYPE_PENSION: "PENSION",
+    pb.INSURANCE_TYPE_MEDICAL: "MEDICAL",
+    pb.INSURANCE_TYPE_UNEMPLOYMENT: "UNEMPLOYMENT",
+    pb.INSURANCE_TYPE_WORK_INJURY: "WORK_INJURY",
+    pb.INSURANCE_TYPE_MATERNITY: "MATERNITY",
+}
 _ISSUE_OUTCOME = {
     pb.ISSUE_OUTCOME_ISSUED: IssueOutcome.ISSUED,
     pb.ISSUE_OUTCOME_REPLAYED: IssueOutcome.REPLAYED,
@@ -65,45 +78,68 @@ _ISSUE_OUTCOME = {
 }
 
 
-def map_rpc_error(error: grpc.aio.AioRpcError, operation: str) -> GatewayError:
-    """The one place where a platform status becomes a gateway error."""
-    code = error.code()
-    upstream = code.name if code is not None else "UNKNOWN"
+# The platform's business refusals: the error class and the reason when the platform's own
+# ErrorInfo reason is not one of our catalogue (CARD_NOT_FOUND, IDEMPOTENCY_KEY_REUSED...).
+_REFUSALS: dict[grpc.StatusCode, tuple[type[GatewayError], ErrorReason]] = {
+    grpc.StatusCode.NOT_FOUND: (NotFound, ErrorReason.PERSON_NOT_FOUND),
+    grpc.StatusCode.FAILED_PRECONDITION: (PreconditionFailed, ErrorReason.IDENTITY_MISMATCH),
+    grpc.StatusCode.PERMISSION_DENIED: (PermissionDenied, ErrorReason.PLATFORM_REJECTED),
+}
+
+
+def map_rpc_error(
+    error: grpc.aio.AioRpcError, failure: AttemptFailure, operation: str
+) -> GatewayError:
+    """The one place where a platform failure becomes a gateway error."""
+    code = failure.code
+    refusal = _REFUSALS.get(code)
+    if refusal is not None:
+        error_type, default = refusal
+        reason = (
+            ErrorReason(failure.reason) if failure.reason in ErrorReason.__members__ else default
+        )
+        return error_type(f"{operation}: refused by the platform", reason=reason)
     meta = {"operation": operation}
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(
-            f"{operation}: not known to the platform", reason=ErrorReason.PERSON_NOT_FOUND
-        )
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return PreconditionFailed(
-            f"{operation}: refused by the platform", reason=ErrorReason.IDENTITY_MISMATCH
-        )
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return PermissionDenied(
-            f"{operation}: refused by the platform", reason=ErrorReason.PLATFORM_REJECTED
-        )
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return PlatformTimeout(
-            f"{operation}: platform did not answer in time", upstream_code=upstream, metadata=meta
-        )
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+    if failure.reason == MAINTENANCE_REASON:
         return PlatformUnavailable(
-            f"{operation}: platform unavailable", upstream_code=upstream, metadata=meta
+            f"{operation}: platform in announced maintenance",
+            upstream_code=code.name,
+            reason=ErrorReason.PLATFORM_MAINTENANCE,
+            metadata=meta,
+            retry_after=failure.retry_after,
         )
-    # INTERNAL, UNKNOWN, INVALID_ARGUMENT...: a fault on the platform's side or in our contract.
-    return PlatformError(f"{operation}: platform failed", upstream_code=upstream, metadata=meta)
+    platform_error: type[PlatformError] = PlatformError
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        platform_error = PlatformTimeout
+    elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        platform_error = PlatformUnavailable
+    # Anything else (INTERNAL, UNKNOWN...) is a fault on the platform's side or in our contract.
+    return platform_error(
+        f"{operation}: platform failed with {code.name}",
+        upstream_code=code.name,
+        metadata=meta,
+        retry_after=failure.retry_after,
+    )
 
 
 def _dt(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+def _unexpected(what: str) -> PlatformError:
+    """An answer we cannot read: fail closed, never guess (an unknown status is not ACTIVE)."""
+    return PlatformError(f"platform answered an unknown {what}", upstream_code="OK")
+
+
 def _card(card: pb.Card) -> PlatformCard:
+    status = _CARD_STATUS.get(card.status)
+    if status is None:
+        raise _unexpected("card status")
     return PlatformCard(
         essc_id=card.essc_id,
         bank_id=card.bank_id,
         card_number=card.card_number,
-        status=_CARD_STATUS.get(card.status, CardStatus.ACTIVE),
+        status=status,
         issued_at=_dt(card.issued_at),
         terminated_at=_dt(card.terminated_at) if card.HasField("terminated_at") else None,
     )
@@ -116,12 +152,10 @@ def _check(result: pb.CheckResult) -> CheckResult:
 class GrpcPlatform:
     """Client of the platform's gRPC services over one channel."""
 
-    def __init__(
-        self, channel: grpc.aio.Channel, clock: Clock, default_timeout: float = 3.0
-    ) -> None:
+    def __init__(self, channel: grpc.aio.Channel, caller: ResilientCaller) -> None:
         self._channel = channel
-        self._clock = clock
-        self._default_timeout = default_timeout
+        self._caller = caller
+        self._operations = pb_grpc.OperationServiceStub(channel)
         self._identity = pb_grpc.IdentityServiceStub(channel)
         self._cards = pb_grpc.CardServiceStub(channel)
         self._auth = pb_grpc.AuthServiceStub(channel)
@@ -132,18 +166,29 @@ class GrpcPlatform:
         operation: str,
         rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
         request: Req,
+        kind: OperationKind = OperationKind.READ,
+        recover: Callable[[float], Awaitable[Resp | None]] | None = None,
     ) -> Resp:
-        timeout = call_timeout(self._default_timeout, self._clock.monotonic())
-        if timeout <= 0:
-            raise PlatformTimeout(
-                f"{operation}: caller's deadline already passed",
-                upstream_code="NOT_SENT",
-                metadata={"operation": operation},
+        async def attempt(seconds: float) -> Resp:
+            return await rpc(request, timeout=seconds)
+
+        return await self._caller.call(operation, kind, attempt, recover)
+
+    def _recover(
+        self, idempotency_key: str, field: str, answer: type[Resp]
+    ) -> Callable[[float], Awaitable[Resp | None]]:
+        """Asks the platform what became of an in-doubt write with this key."""
+
+        async def recover(seconds: float) -> Resp | None:
+            reply = await self._operations.GetOperation(
+                pb.GetOperationRequest(idempotency_key=idempotency_key), timeout=seconds
             )
-        try:
-            return await rpc(request, timeout=timeout)
-        except grpc.aio.AioRpcError as error:
-            raise map_rpc_error(error, operation) from None
+            if not reply.found or reply.WhichOneof("result") != field:
+                return None
+            result = getattr(reply, field)
+            return result if isinstance(result, answer) else None
+
+        return recover
 
     async def check_real_name(self, name: str, id_number: str, mobile_phone: str) -> NameCheck:
         reply = await self._invoke(
@@ -183,6 +228,8 @@ class GrpcPlatform:
                 card_number=command.card_number,
                 guardian_id_number=command.guardian_id_number,
             ),
+            OperationKind.KEYED_WRITE,
+            self._recover(command.idempotency_key, "issue_card", pb.IssueCardResponse),
         )
         outcome = _ISSUE_OUTCOME.get(reply.outcome)
         if outcome is None:
@@ -212,6 +259,8 @@ class GrpcPlatform:
             pb.TerminateCardRequest(
                 essc_id=essc_id, bank_id=bank_id, idempotency_key=idempotency_key
             ),
+            OperationKind.KEYED_WRITE,
+            self._recover(idempotency_key, "terminate_card", pb.TerminateCardResponse),
         )
         return _card(reply.card)
 
@@ -220,6 +269,7 @@ class GrpcPlatform:
             "SendSmsCode",
             self._auth.SendSmsCode,
             pb.SendSmsCodeRequest(id_number=id_number, purpose=purpose),
+            OperationKind.UNSAFE,
         )
         return _dt(reply.expires_at)
 
@@ -236,6 +286,7 @@ class GrpcPlatform:
             "VerifySmsCode",
             self._auth.VerifySmsCode,
             pb.VerifySmsCodeRequest(id_number=id_number, code=code, purpose=purpose),
+            OperationKind.UNSAFE,
         )
         return SmsCheck(matched=reply.matched, reason=reply.reason)
 
@@ -259,6 +310,8 @@ class GrpcPlatform:
                 new_password=new,
                 idempotency_key=idempotency_key,
             ),
+            OperationKind.KEYED_WRITE,
+            self._recover(idempotency_key, "change_password", pb.ChangePasswordResponse),
         )
         changed_at = _dt(reply.changed_at) if reply.HasField("changed_at") else None
         return PasswordChange(changed=reply.changed, reason=reply.reason, changed_at=changed_at)
@@ -269,7 +322,10 @@ class GrpcPlatform:
             self._records.GetPersonalStatus,
             pb.GetPersonalStatusRequest(id_number=id_number),
         )
-        return pb.PersonalStatus.Name(reply.status).removeprefix("PERSONAL_STATUS_")
+        status = _PERSONAL_STATUS.get(reply.status)
+        if status is None:
+            raise _unexpected("personal status")
+        return status
 
     async def contributions(self, id_number: str) -> tuple[Contribution, ...]:
         reply = await self._invoke(
@@ -277,11 +333,11 @@ class GrpcPlatform:
             self._records.GetContributions,
             pb.GetContributionsRequest(id_number=id_number),
         )
+        if any(r.insurance_type not in _INSURANCE_TYPE for r in reply.records):
+            raise _unexpected("insurance type")
         return tuple(
             Contribution(
-                insurance_type=pb.InsuranceType.Name(r.insurance_type).removeprefix(
-                    "INSURANCE_TYPE_"
-                ),
+                insurance_type=_INSURANCE_TYPE[r.insurance_type],
                 period=r.period,
                 base_fen=r.base_fen,
                 employer_fen=r.employer_fen,

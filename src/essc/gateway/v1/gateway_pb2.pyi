@@ -137,6 +137,10 @@ class _IssueOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IssueOut
     """This idempotency key was seen before: the first result."""
     ISSUE_OUTCOME_ALREADY_HELD: _IssueOutcome.ValueType  # 3
     """The person already holds an e-SSC issued through this bank (A3): that card."""
+    ISSUE_OUTCOME_PENDING: _IssueOutcome.ValueType  # 4
+    """Accepted durably during a maintenance window (store-and-forward, if the bank opted in);
+    completed after the window. Follow it with GetIssueStatus.
+    """
 
 class IssueOutcome(_IssueOutcome, metaclass=_IssueOutcomeEnumTypeWrapper): ...
 
@@ -146,7 +150,34 @@ ISSUE_OUTCOME_REPLAYED: IssueOutcome.ValueType  # 2
 """This idempotency key was seen before: the first result."""
 ISSUE_OUTCOME_ALREADY_HELD: IssueOutcome.ValueType  # 3
 """The person already holds an e-SSC issued through this bank (A3): that card."""
+ISSUE_OUTCOME_PENDING: IssueOutcome.ValueType  # 4
+"""Accepted durably during a maintenance window (store-and-forward, if the bank opted in);
+completed after the window. Follow it with GetIssueStatus.
+"""
 Global___IssueOutcome: _TypeAlias = IssueOutcome  # noqa: Y015
+
+class _IssueState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IssueStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IssueState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ISSUE_STATE_UNSPECIFIED: _IssueState.ValueType  # 0
+    ISSUE_STATE_PENDING: _IssueState.ValueType  # 1
+    """Waiting for the maintenance window to end."""
+    ISSUE_STATE_COMPLETED: _IssueState.ValueType  # 2
+    ISSUE_STATE_FAILED: _IssueState.ValueType  # 3
+    """The platform refused it when it was forwarded; `failure_reason` says why."""
+
+class IssueState(_IssueState, metaclass=_IssueStateEnumTypeWrapper): ...
+
+ISSUE_STATE_UNSPECIFIED: IssueState.ValueType  # 0
+ISSUE_STATE_PENDING: IssueState.ValueType  # 1
+"""Waiting for the maintenance window to end."""
+ISSUE_STATE_COMPLETED: IssueState.ValueType  # 2
+ISSUE_STATE_FAILED: IssueState.ValueType  # 3
+"""The platform refused it when it was forwarded; `failure_reason` says why."""
+Global___IssueState: _TypeAlias = IssueState  # noqa: Y015
 
 class _BusinessScenario:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -526,22 +557,88 @@ class IssueResponse(_message.Message):
 
     OUTCOME_FIELD_NUMBER: _builtins.int
     CARD_FIELD_NUMBER: _builtins.int
+    FORWARD_AFTER_FIELD_NUMBER: _builtins.int
     outcome: Global___IssueOutcome.ValueType
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """Absent while PENDING."""
+
+    @_builtins.property
+    def forward_after(self) -> _timestamp_pb2.Timestamp:
+        """While PENDING: the end of the maintenance window, after which it is forwarded."""
+
     def __init__(
         self,
         *,
         outcome: Global___IssueOutcome.ValueType = ...,
         card: Global___Card | None = ...,
+        forward_after: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "forward_after", b"forward_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "forward_after", b"forward_after", "outcome", b"outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IssueResponse: _TypeAlias = IssueResponse  # noqa: Y015
+
+@_typing.final
+class GetIssueStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIssueStatusRequest: _TypeAlias = GetIssueStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetIssueStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CARD_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    ACCEPTED_AT_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    state: Global___IssueState.ValueType
+    outcome: Global___IssueOutcome.ValueType
+    """Set when COMPLETED."""
+    failure_reason: _builtins.str
+    """An ErrorInfo reason of the catalogue, when FAILED."""
+    @_builtins.property
+    def card(self) -> Global___Card: ...
+    @_builtins.property
+    def accepted_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        state: Global___IssueState.ValueType = ...,
+        outcome: Global___IssueOutcome.ValueType = ...,
+        card: Global___Card | None = ...,
+        failure_reason: _builtins.str = ...,
+        accepted_at: _timestamp_pb2.Timestamp | None = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "card", b"card", "completed_at", b"completed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "card", b"card", "completed_at", b"completed_at", "failure_reason", b"failure_reason", "outcome", b"outcome", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIssueStatusResponse: _TypeAlias = GetIssueStatusResponse  # noqa: Y015
 
 @_typing.final
 class RequestSmsCodeRequest(_message.Message):

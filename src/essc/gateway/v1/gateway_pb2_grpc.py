@@ -74,6 +74,11 @@ class GatewayServiceStub:
                 request_serializer=essc_dot_gateway_dot_v1_dot_gateway__pb2.TerminateRequest.SerializeToString,
                 response_deserializer=essc_dot_gateway_dot_v1_dot_gateway__pb2.TerminateResponse.FromString,
                 _registered_method=True)
+        self.GetIssueStatus = channel.unary_unary(
+                '/essc.gateway.v1.GatewayService/GetIssueStatus',
+                request_serializer=essc_dot_gateway_dot_v1_dot_gateway__pb2.GetIssueStatusRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_gateway__pb2.GetIssueStatusResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -136,6 +141,14 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetIssueStatus(self, request, context):
+        """What became of an issuance accepted as PENDING (store-and-forward), by its idempotency key.
+        Served from what the gateway holds: answers during maintenance windows too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +191,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.Terminate,
                     request_deserializer=essc_dot_gateway_dot_v1_dot_gateway__pb2.TerminateRequest.FromString,
                     response_serializer=essc_dot_gateway_dot_v1_dot_gateway__pb2.TerminateResponse.SerializeToString,
+            ),
+            'GetIssueStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIssueStatus,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_gateway__pb2.GetIssueStatusRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_gateway__pb2.GetIssueStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -396,6 +414,33 @@ class GatewayService:
             '/essc.gateway.v1.GatewayService/Terminate',
             essc_dot_gateway_dot_v1_dot_gateway__pb2.TerminateRequest.SerializeToString,
             essc_dot_gateway_dot_v1_dot_gateway__pb2.TerminateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIssueStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.GatewayService/GetIssueStatus',
+            essc_dot_gateway_dot_v1_dot_gateway__pb2.GetIssueStatusRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_gateway__pb2.GetIssueStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

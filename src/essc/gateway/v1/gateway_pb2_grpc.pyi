@@ -53,6 +53,10 @@ class GatewayServiceStub:
     """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token."""
     Terminate: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.TerminateRequest, _gateway_pb2.TerminateResponse]
     """Ends the service for this bank (A12). Needs an UNBIND auth token."""
+    GetIssueStatus: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.GetIssueStatusRequest, _gateway_pb2.GetIssueStatusResponse]
+    """What became of an issuance accepted as PENDING (store-and-forward), by its idempotency key.
+    Served from what the gateway holds: answers during maintenance windows too.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -75,6 +79,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token."""
     Terminate: _aio.UnaryUnaryMultiCallable[_gateway_pb2.TerminateRequest, _gateway_pb2.TerminateResponse]  # type: ignore[assignment]
     """Ends the service for this bank (A12). Needs an UNBIND auth token."""
+    GetIssueStatus: _aio.UnaryUnaryMultiCallable[_gateway_pb2.GetIssueStatusRequest, _gateway_pb2.GetIssueStatusResponse]  # type: ignore[assignment]
+    """What became of an issuance accepted as PENDING (store-and-forward), by its idempotency key.
+    Served from what the gateway holds: answers during maintenance windows too.
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -142,5 +150,15 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.TerminateResponse, _abc.Awaitable[_gateway_pb2.TerminateResponse]]:
         """Ends the service for this bank (A12). Needs an UNBIND auth token."""
+
+    @_abc_1.abstractmethod
+    def GetIssueStatus(
+        self,
+        request: _gateway_pb2.GetIssueStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.GetIssueStatusResponse, _abc.Awaitable[_gateway_pb2.GetIssueStatusResponse]]:
+        """What became of an issuance accepted as PENDING (store-and-forward), by its idempotency key.
+        Served from what the gateway holds: answers during maintenance windows too.
+        """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -132,6 +132,27 @@ INSURANCE_TYPE_WORK_INJURY: InsuranceType.ValueType  # 4
 INSURANCE_TYPE_MATERNITY: InsuranceType.ValueType  # 5
 Global___InsuranceType: _TypeAlias = InsuranceType  # noqa: Y015
 
+class _ConnectionFailureMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConnectionFailureModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConnectionFailureMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONNECTION_FAILURE_MODE_UNSPECIFIED: _ConnectionFailureMode.ValueType  # 0
+    CONNECTION_FAILURE_MODE_REFUSE: _ConnectionFailureMode.ValueType  # 1
+    """Nothing listens: new connections are refused and open ones are reset."""
+    CONNECTION_FAILURE_MODE_RESET: _ConnectionFailureMode.ValueType  # 2
+    """Connections are accepted, then reset before anything is forwarded; open ones are reset."""
+
+class ConnectionFailureMode(_ConnectionFailureMode, metaclass=_ConnectionFailureModeEnumTypeWrapper): ...
+
+CONNECTION_FAILURE_MODE_UNSPECIFIED: ConnectionFailureMode.ValueType  # 0
+CONNECTION_FAILURE_MODE_REFUSE: ConnectionFailureMode.ValueType  # 1
+"""Nothing listens: new connections are refused and open ones are reset."""
+CONNECTION_FAILURE_MODE_RESET: ConnectionFailureMode.ValueType  # 2
+"""Connections are accepted, then reset before anything is forwarded; open ones are reset."""
+Global___ConnectionFailureMode: _TypeAlias = ConnectionFailureMode  # noqa: Y015
+
 @_typing.final
 class CheckResult(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -1113,7 +1134,7 @@ class SetLatencyRequest(_message.Message):
     def base(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def jitter(self) -> _duration_pb2.Duration:
-        """Uniform extra delay in [0, jitter), drawn from the platform's seeded random source."""
+        """Uniform extra delay in [0, jitter), drawn like a scenario's decisions (see FaultScenario)."""
 
     def __init__(
         self,
@@ -1185,6 +1206,12 @@ class GetCallCountsResponse(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     COUNTS_FIELD_NUMBER: _builtins.int
+    CONNECTIONS_ACCEPTED_FIELD_NUMBER: _builtins.int
+    CONNECTIONS_RESET_FIELD_NUMBER: _builtins.int
+    connections_accepted: _builtins.int
+    """Connections the platform's network front accepted (each one either forwarded or reset)."""
+    connections_reset: _builtins.int
+    """Connections reset by a connection fault: at accept, or open when the fault began."""
     @_builtins.property
     def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Full method name -> calls received."""
@@ -1193,11 +1220,631 @@ class GetCallCountsResponse(_message.Message):
         self,
         *,
         counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        connections_accepted: _builtins.int = ...,
+        connections_reset: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connections_accepted", b"connections_accepted", "connections_reset", b"connections_reset", "counts", b"counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCallCountsResponse: _TypeAlias = GetCallCountsResponse  # noqa: Y015
+
+@_typing.final
+class ResetCallCountsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetCallCountsRequest: _TypeAlias = ResetCallCountsRequest  # noqa: Y015
+
+@_typing.final
+class ResetCallCountsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetCallCountsResponse: _TypeAlias = ResetCallCountsResponse  # noqa: Y015
+
+@_typing.final
+class GetOperationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperationRequest: _TypeAlias = GetOperationRequest  # noqa: Y015
+
+@_typing.final
+class GetOperationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOUND_FIELD_NUMBER: _builtins.int
+    ISSUE_CARD_FIELD_NUMBER: _builtins.int
+    TERMINATE_CARD_FIELD_NUMBER: _builtins.int
+    CHANGE_PASSWORD_FIELD_NUMBER: _builtins.int
+    found: _builtins.bool
+    """A write was committed under the key; `result` holds the answer it was given."""
+    @_builtins.property
+    def issue_card(self) -> Global___IssueCardResponse: ...
+    @_builtins.property
+    def terminate_card(self) -> Global___TerminateCardResponse: ...
+    @_builtins.property
+    def change_password(self) -> Global___ChangePasswordResponse: ...
+    def __init__(
+        self,
+        *,
+        found: _builtins.bool = ...,
+        issue_card: Global___IssueCardResponse | None = ...,
+        terminate_card: Global___TerminateCardResponse | None = ...,
+        change_password: Global___ChangePasswordResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_password", b"change_password", "issue_card", b"issue_card", "result", b"result", "terminate_card", b"terminate_card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_password", b"change_password", "found", b"found", "issue_card", b"issue_card", "result", b"result", "terminate_card", b"terminate_card"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["issue_card", "terminate_card", "change_password"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___GetOperationResponse: _TypeAlias = GetOperationResponse  # noqa: Y015
+
+@_typing.final
+class FaultScenario(_message.Message):
+    """--- fault injection (ControlService) ---------------------------------------------------
+
+    A scenario is a seeded timeline of rules. Its JSON form (protobuf JSON mapping) is the
+    scenario file format, e.g.
+      {"seed": 7, "rules": [{"method": "*", "startAfter": "10s", "duration": "30s",
+                             "outage": {}}]}
+
+    Decisions are reproducible: call n (from 0, counted per method since the scenario was
+    set) of method m draws from Python's random.Random(f"{seed}|{m}|{n}").
+
+    When several rules match one call, at most one rule of each kind applies (the most
+    specific method pattern, then the first listed) and kinds are applied in this order:
+    connection > maintenance > outage > error > hang > latency, then the handler, then
+    answer_lost. The first of maintenance, outage, error or hang that fires ends the call
+    before the handler runs; latency delays the handler; answer_lost withholds its answer.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEED_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    seed: _builtins.int
+    """Seeds every random decision of the scenario."""
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaultRule]: ...
+    def __init__(
+        self,
+        *,
+        seed: _builtins.int = ...,
+        rules: _abc.Iterable[Global___FaultRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules", "seed", b"seed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FaultScenario: _TypeAlias = FaultScenario  # noqa: Y015
+
+@_typing.final
+class FaultRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    START_AFTER_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    LATENCY_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    OUTAGE_FIELD_NUMBER: _builtins.int
+    HANG_FIELD_NUMBER: _builtins.int
+    ANSWER_LOST_FIELD_NUMBER: _builtins.int
+    MAINTENANCE_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """"*" (or empty) for every method, "/essc.platform.v1.CardService/*" for a service, or a
+    full method name. Connection faults act below gRPC and must use "*".
+    """
+    @_builtins.property
+    def start_after(self) -> _duration_pb2.Duration:
+        """When the rule begins, counted from the moment the scenario is set. Unset: at once."""
+
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long it lasts. Unset or zero: until the faults are cleared."""
+
+    @_builtins.property
+    def latency(self) -> Global___LatencyFault: ...
+    @_builtins.property
+    def error(self) -> Global___ErrorFault: ...
+    @_builtins.property
+    def outage(self) -> Global___OutageFault: ...
+    @_builtins.property
+    def hang(self) -> Global___HangFault: ...
+    @_builtins.property
+    def answer_lost(self) -> Global___AnswerLostFault: ...
+    @_builtins.property
+    def maintenance(self) -> Global___MaintenanceFault: ...
+    @_builtins.property
+    def connection(self) -> Global___ConnectionFault: ...
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        start_after: _duration_pb2.Duration | None = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        latency: Global___LatencyFault | None = ...,
+        error: Global___ErrorFault | None = ...,
+        outage: Global___OutageFault | None = ...,
+        hang: Global___HangFault | None = ...,
+        answer_lost: Global___AnswerLostFault | None = ...,
+        maintenance: Global___MaintenanceFault | None = ...,
+        connection: Global___ConnectionFault | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_lost", b"answer_lost", "connection", b"connection", "duration", b"duration", "error", b"error", "fault", b"fault", "hang", b"hang", "latency", b"latency", "maintenance", b"maintenance", "outage", b"outage", "start_after", b"start_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_lost", b"answer_lost", "connection", b"connection", "duration", b"duration", "error", b"error", "fault", b"fault", "hang", b"hang", "latency", b"latency", "maintenance", b"maintenance", "method", b"method", "outage", b"outage", "start_after", b"start_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_fault: _TypeAlias = _typing.Literal["latency", "error", "outage", "hang", "answer_lost", "maintenance", "connection"]  # noqa: Y015
+    _WhichOneofArgType_fault: _TypeAlias = _typing.Literal["fault", b"fault"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_fault) -> _WhichOneofReturnType_fault | None: ...
+
+Global___FaultRule: _TypeAlias = FaultRule  # noqa: Y015
+
+@_typing.final
+class LatencyFault(_message.Message):
+    """Delay before the handler runs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIXED_FIELD_NUMBER: _builtins.int
+    UNIFORM_FIELD_NUMBER: _builtins.int
+    NORMAL_FIELD_NUMBER: _builtins.int
+    LOGNORMAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fixed(self) -> Global___FixedLatency: ...
+    @_builtins.property
+    def uniform(self) -> Global___UniformLatency: ...
+    @_builtins.property
+    def normal(self) -> Global___NormalLatency: ...
+    @_builtins.property
+    def lognormal(self) -> Global___LognormalLatency: ...
+    def __init__(
+        self,
+        *,
+        fixed: Global___FixedLatency | None = ...,
+        uniform: Global___UniformLatency | None = ...,
+        normal: Global___NormalLatency | None = ...,
+        lognormal: Global___LognormalLatency | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["distribution", b"distribution", "fixed", b"fixed", "lognormal", b"lognormal", "normal", b"normal", "uniform", b"uniform"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distribution", b"distribution", "fixed", b"fixed", "lognormal", b"lognormal", "normal", b"normal", "uniform", b"uniform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_distribution: _TypeAlias = _typing.Literal["fixed", "uniform", "normal", "lognormal"]  # noqa: Y015
+    _WhichOneofArgType_distribution: _TypeAlias = _typing.Literal["distribution", b"distribution"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_distribution) -> _WhichOneofReturnType_distribution | None: ...
+
+Global___LatencyFault: _TypeAlias = LatencyFault  # noqa: Y015
+
+@_typing.final
+class FixedLatency(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELAY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FixedLatency: _TypeAlias = FixedLatency  # noqa: Y015
+
+@_typing.final
+class UniformLatency(_message.Message):
+    """Uniform in [base, base + jitter)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BASE_FIELD_NUMBER: _builtins.int
+    JITTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def base(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def jitter(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        base: _duration_pb2.Duration | None = ...,
+        jitter: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "jitter", b"jitter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "jitter", b"jitter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UniformLatency: _TypeAlias = UniformLatency  # noqa: Y015
+
+@_typing.final
+class NormalLatency(_message.Message):
+    """Normal(mean, stddev), negative draws truncated to zero."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEAN_FIELD_NUMBER: _builtins.int
+    STDDEV_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def mean(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def stddev(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        mean: _duration_pb2.Duration | None = ...,
+        stddev: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mean", b"mean", "stddev", b"stddev"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mean", b"mean", "stddev", b"stddev"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NormalLatency: _TypeAlias = NormalLatency  # noqa: Y015
+
+@_typing.final
+class LognormalLatency(_message.Message):
+    """Log-normal: median * exp(Normal(0, sigma)); a long right tail."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIAN_FIELD_NUMBER: _builtins.int
+    SIGMA_FIELD_NUMBER: _builtins.int
+    sigma: _builtins.float
+    @_builtins.property
+    def median(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        median: _duration_pb2.Duration | None = ...,
+        sigma: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["median", b"median"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["median", b"median", "sigma", b"sigma"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LognormalLatency: _TypeAlias = LognormalLatency  # noqa: Y015
+
+@_typing.final
+class ErrorFault(_message.Message):
+    """Error answers given before the handler runs (the request is not processed)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rates(self) -> _containers.RepeatedCompositeFieldContainer[Global___ErrorRate]:
+        """Rates add up to at most 1; one draw per call picks at most one of them."""
+
+    def __init__(
+        self,
+        *,
+        rates: _abc.Iterable[Global___ErrorRate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rates", b"rates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ErrorFault: _TypeAlias = ErrorFault  # noqa: Y015
+
+@_typing.final
+class ErrorRate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    RATE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """A gRPC status code name other than OK, e.g. "UNAVAILABLE", "INTERNAL"."""
+    rate: _builtins.float
+    """Probability in [0, 1]."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        rate: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "rate", b"rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ErrorRate: _TypeAlias = ErrorRate  # noqa: Y015
+
+@_typing.final
+class OutageFault(_message.Message):
+    """Every call answered UNAVAILABLE (reason OUTAGE) before the handler runs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutageFault: _TypeAlias = OutageFault  # noqa: Y015
+
+@_typing.final
+class HangFault(_message.Message):
+    """No answer until the caller's deadline (or its cancellation); not processed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATE_FIELD_NUMBER: _builtins.int
+    rate: _builtins.float
+    """Probability in [0, 1]; unset: 1."""
+    def __init__(
+        self,
+        *,
+        rate: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_rate", b"_rate", "rate", b"rate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rate", b"_rate", "rate", b"rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__rate: _TypeAlias = _typing.Literal["rate"]  # noqa: Y015
+    _WhichOneofArgType__rate: _TypeAlias = _typing.Literal["_rate", b"_rate"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rate) -> _WhichOneofReturnType__rate | None: ...
+
+Global___HangFault: _TypeAlias = HangFault  # noqa: Y015
+
+@_typing.final
+class AnswerLostFault(_message.Message):
+    """The handler runs (a write is committed) and its answer is withheld until the caller's
+    deadline: the caller cannot know whether the write happened (see OperationService).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATE_FIELD_NUMBER: _builtins.int
+    rate: _builtins.float
+    """Probability in [0, 1]; unset: 1."""
+    def __init__(
+        self,
+        *,
+        rate: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_rate", b"_rate", "rate", b"rate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rate", b"_rate", "rate", b"rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__rate: _TypeAlias = _typing.Literal["rate"]  # noqa: Y015
+    _WhichOneofArgType__rate: _TypeAlias = _typing.Literal["_rate", b"_rate"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rate) -> _WhichOneofReturnType__rate | None: ...
+
+Global___AnswerLostFault: _TypeAlias = AnswerLostFault  # noqa: Y015
+
+@_typing.final
+class MaintenanceFault(_message.Message):
+    """The platform's own announced maintenance: UNAVAILABLE before the handler, ErrorInfo
+    reason MAINTENANCE, RetryInfo = time until the rule ends (when it has a duration).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaintenanceFault: _TypeAlias = MaintenanceFault  # noqa: Y015
+
+@_typing.final
+class ConnectionFault(_message.Message):
+    """The platform is not reached at all (acts on the network front, below gRPC)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    mode: Global___ConnectionFailureMode.ValueType
+    def __init__(
+        self,
+        *,
+        mode: Global___ConnectionFailureMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectionFault: _TypeAlias = ConnectionFault  # noqa: Y015
+
+@_typing.final
+class SetFaultScenarioRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCENARIO_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def scenario(self) -> Global___FaultScenario: ...
+    def __init__(
+        self,
+        *,
+        scenario: Global___FaultScenario | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scenario", b"scenario"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scenario", b"scenario"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetFaultScenarioRequest: _TypeAlias = SetFaultScenarioRequest  # noqa: Y015
+
+@_typing.final
+class SetFaultScenarioResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetFaultScenarioResponse: _TypeAlias = SetFaultScenarioResponse  # noqa: Y015
+
+@_typing.final
+class ClearFaultsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearFaultsRequest: _TypeAlias = ClearFaultsRequest  # noqa: Y015
+
+@_typing.final
+class ClearFaultsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearFaultsResponse: _TypeAlias = ClearFaultsResponse  # noqa: Y015
+
+@_typing.final
+class GetFaultStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFaultStatusRequest: _TypeAlias = GetFaultStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetFaultStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCENARIO_FIELD_NUMBER: _builtins.int
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    ACTIVE_RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def scenario(self) -> Global___FaultScenario:
+        """Unset when no scenario is set."""
+
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration:
+        """Time on the scenario's timeline (since it was set)."""
+
+    @_builtins.property
+    def active_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActiveFaultRule]: ...
+    def __init__(
+        self,
+        *,
+        scenario: Global___FaultScenario | None = ...,
+        elapsed: _duration_pb2.Duration | None = ...,
+        active_rules: _abc.Iterable[Global___ActiveFaultRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "scenario", b"scenario"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_rules", b"active_rules", "elapsed", b"elapsed", "scenario", b"scenario"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFaultStatusResponse: _TypeAlias = GetFaultStatusResponse  # noqa: Y015
+
+@_typing.final
+class ActiveFaultRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the rule in `scenario.rules`."""
+    @_builtins.property
+    def rule(self) -> Global___FaultRule: ...
+    @_builtins.property
+    def remaining(self) -> _duration_pb2.Duration:
+        """Time left; unset when the rule lasts until cleared."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        rule: Global___FaultRule | None = ...,
+        remaining: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["remaining", b"remaining", "rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "remaining", b"remaining", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActiveFaultRule: _TypeAlias = ActiveFaultRule  # noqa: Y015

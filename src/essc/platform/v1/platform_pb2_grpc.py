@@ -880,10 +880,30 @@ class ControlServiceStub:
                 request_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.SetLatencyRequest.SerializeToString,
                 response_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.SetLatencyResponse.FromString,
                 _registered_method=True)
+        self.SetFaultScenario = channel.unary_unary(
+                '/essc.platform.v1.ControlService/SetFaultScenario',
+                request_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.SetFaultScenarioRequest.SerializeToString,
+                response_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.SetFaultScenarioResponse.FromString,
+                _registered_method=True)
+        self.ClearFaults = channel.unary_unary(
+                '/essc.platform.v1.ControlService/ClearFaults',
+                request_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.ClearFaultsRequest.SerializeToString,
+                response_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.ClearFaultsResponse.FromString,
+                _registered_method=True)
+        self.GetFaultStatus = channel.unary_unary(
+                '/essc.platform.v1.ControlService/GetFaultStatus',
+                request_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetFaultStatusRequest.SerializeToString,
+                response_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetFaultStatusResponse.FromString,
+                _registered_method=True)
         self.GetCallCounts = channel.unary_unary(
                 '/essc.platform.v1.ControlService/GetCallCounts',
                 request_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetCallCountsRequest.SerializeToString,
                 response_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetCallCountsResponse.FromString,
+                _registered_method=True)
+        self.ResetCallCounts = channel.unary_unary(
+                '/essc.platform.v1.ControlService/ResetCallCounts',
+                request_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.ResetCallCountsRequest.SerializeToString,
+                response_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.ResetCallCountsResponse.FromString,
                 _registered_method=True)
 
 
@@ -913,14 +933,44 @@ class ControlServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetLatency(self, request, context):
-        """Adds latency to a method ("*" for all) of the platform.
+        """Adds a standing uniform latency to a method ("*" for all), outside any scenario. A
+        scenario's latency rule for the method takes precedence; ClearFaults removes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetFaultScenario(self, request, context):
+        """Replaces any active fault scenario; its timeline starts now (on the platform's clock).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearFaults(self, request, context):
+        """Removes the scenario and every standing latency: the platform answers normally again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFaultStatus(self, request, context):
+        """The scenario, the time elapsed on its timeline and the rules active now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCallCounts(self, request, context):
-        """Counts of calls received per method since start (for tests and the load harness).
+        """Counts of calls received per method, faulted ones included (for tests and the load
+        harness). ControlService and health checks are not counted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetCallCounts(self, request, context):
+        """Sets every count back to zero.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -949,10 +999,30 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     request_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.SetLatencyRequest.FromString,
                     response_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.SetLatencyResponse.SerializeToString,
             ),
+            'SetFaultScenario': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFaultScenario,
+                    request_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.SetFaultScenarioRequest.FromString,
+                    response_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.SetFaultScenarioResponse.SerializeToString,
+            ),
+            'ClearFaults': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearFaults,
+                    request_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.ClearFaultsRequest.FromString,
+                    response_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.ClearFaultsResponse.SerializeToString,
+            ),
+            'GetFaultStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFaultStatus,
+                    request_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetFaultStatusRequest.FromString,
+                    response_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetFaultStatusResponse.SerializeToString,
+            ),
             'GetCallCounts': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCallCounts,
                     request_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetCallCountsRequest.FromString,
                     response_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetCallCountsResponse.SerializeToString,
+            ),
+            'ResetCallCounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetCallCounts,
+                    request_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.ResetCallCountsRequest.FromString,
+                    response_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.ResetCallCountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1075,6 +1145,87 @@ class ControlService:
             _registered_method=True)
 
     @staticmethod
+    def SetFaultScenario(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.platform.v1.ControlService/SetFaultScenario',
+            essc_dot_platform_dot_v1_dot_platform__pb2.SetFaultScenarioRequest.SerializeToString,
+            essc_dot_platform_dot_v1_dot_platform__pb2.SetFaultScenarioResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearFaults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.platform.v1.ControlService/ClearFaults',
+            essc_dot_platform_dot_v1_dot_platform__pb2.ClearFaultsRequest.SerializeToString,
+            essc_dot_platform_dot_v1_dot_platform__pb2.ClearFaultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFaultStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.platform.v1.ControlService/GetFaultStatus',
+            essc_dot_platform_dot_v1_dot_platform__pb2.GetFaultStatusRequest.SerializeToString,
+            essc_dot_platform_dot_v1_dot_platform__pb2.GetFaultStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetCallCounts(request,
             target,
             options=(),
@@ -1091,6 +1242,112 @@ class ControlService:
             '/essc.platform.v1.ControlService/GetCallCounts',
             essc_dot_platform_dot_v1_dot_platform__pb2.GetCallCountsRequest.SerializeToString,
             essc_dot_platform_dot_v1_dot_platform__pb2.GetCallCountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetCallCounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.platform.v1.ControlService/ResetCallCounts',
+            essc_dot_platform_dot_v1_dot_platform__pb2.ResetCallCountsRequest.SerializeToString,
+            essc_dot_platform_dot_v1_dot_platform__pb2.ResetCallCountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class OperationServiceStub:
+    """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
+    connection lost after sending) before it re-sends: the platform may have committed it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetOperation = channel.unary_unary(
+                '/essc.platform.v1.OperationService/GetOperation',
+                request_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetOperationResponse.FromString,
+                _registered_method=True)
+
+
+class OperationServiceServicer:
+    """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
+    connection lost after sending) before it re-sends: the platform may have committed it.
+    """
+
+    def GetOperation(self, request, context):
+        """The original answer to the write committed under this idempotency key, if any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_OperationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetOperationRequest.FromString,
+                    response_serializer=essc_dot_platform_dot_v1_dot_platform__pb2.GetOperationResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'essc.platform.v1.OperationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('essc.platform.v1.OperationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class OperationService:
+    """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
+    connection lost after sending) before it re-sends: the platform may have committed it.
+    """
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.platform.v1.OperationService/GetOperation',
+            essc_dot_platform_dot_v1_dot_platform__pb2.GetOperationRequest.SerializeToString,
+            essc_dot_platform_dot_v1_dot_platform__pb2.GetOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,

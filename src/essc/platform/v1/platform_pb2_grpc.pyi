@@ -292,9 +292,21 @@ class ControlServiceStub:
     ReadSmsInbox: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ReadSmsInboxRequest, _platform_pb2.ReadSmsInboxResponse]
     """Test-only inbox of the SMS codes "sent" to a phone."""
     SetLatency: _grpc.UnaryUnaryMultiCallable[_platform_pb2.SetLatencyRequest, _platform_pb2.SetLatencyResponse]
-    """Adds latency to a method ("*" for all) of the platform."""
+    """Adds a standing uniform latency to a method ("*" for all), outside any scenario. A
+    scenario's latency rule for the method takes precedence; ClearFaults removes it.
+    """
+    SetFaultScenario: _grpc.UnaryUnaryMultiCallable[_platform_pb2.SetFaultScenarioRequest, _platform_pb2.SetFaultScenarioResponse]
+    """Replaces any active fault scenario; its timeline starts now (on the platform's clock)."""
+    ClearFaults: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ClearFaultsRequest, _platform_pb2.ClearFaultsResponse]
+    """Removes the scenario and every standing latency: the platform answers normally again."""
+    GetFaultStatus: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetFaultStatusRequest, _platform_pb2.GetFaultStatusResponse]
+    """The scenario, the time elapsed on its timeline and the rules active now."""
     GetCallCounts: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetCallCountsRequest, _platform_pb2.GetCallCountsResponse]
-    """Counts of calls received per method since start (for tests and the load harness)."""
+    """Counts of calls received per method, faulted ones included (for tests and the load
+    harness). ControlService and health checks are not counted.
+    """
+    ResetCallCounts: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ResetCallCountsRequest, _platform_pb2.ResetCallCountsResponse]
+    """Sets every count back to zero."""
 
 @_typing.type_check_only
 class ControlServiceAsyncStub(ControlServiceStub):
@@ -308,9 +320,21 @@ class ControlServiceAsyncStub(ControlServiceStub):
     ReadSmsInbox: _aio.UnaryUnaryMultiCallable[_platform_pb2.ReadSmsInboxRequest, _platform_pb2.ReadSmsInboxResponse]  # type: ignore[assignment]
     """Test-only inbox of the SMS codes "sent" to a phone."""
     SetLatency: _aio.UnaryUnaryMultiCallable[_platform_pb2.SetLatencyRequest, _platform_pb2.SetLatencyResponse]  # type: ignore[assignment]
-    """Adds latency to a method ("*" for all) of the platform."""
+    """Adds a standing uniform latency to a method ("*" for all), outside any scenario. A
+    scenario's latency rule for the method takes precedence; ClearFaults removes it.
+    """
+    SetFaultScenario: _aio.UnaryUnaryMultiCallable[_platform_pb2.SetFaultScenarioRequest, _platform_pb2.SetFaultScenarioResponse]  # type: ignore[assignment]
+    """Replaces any active fault scenario; its timeline starts now (on the platform's clock)."""
+    ClearFaults: _aio.UnaryUnaryMultiCallable[_platform_pb2.ClearFaultsRequest, _platform_pb2.ClearFaultsResponse]  # type: ignore[assignment]
+    """Removes the scenario and every standing latency: the platform answers normally again."""
+    GetFaultStatus: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetFaultStatusRequest, _platform_pb2.GetFaultStatusResponse]  # type: ignore[assignment]
+    """The scenario, the time elapsed on its timeline and the rules active now."""
     GetCallCounts: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetCallCountsRequest, _platform_pb2.GetCallCountsResponse]  # type: ignore[assignment]
-    """Counts of calls received per method since start (for tests and the load harness)."""
+    """Counts of calls received per method, faulted ones included (for tests and the load
+    harness). ControlService and health checks are not counted.
+    """
+    ResetCallCounts: _aio.UnaryUnaryMultiCallable[_platform_pb2.ResetCallCountsRequest, _platform_pb2.ResetCallCountsResponse]  # type: ignore[assignment]
+    """Sets every count back to zero."""
 
 class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
     """Test and administration surface of the simulated platform. Never exposed to banks."""
@@ -345,7 +369,33 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _platform_pb2.SetLatencyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.SetLatencyResponse, _abc.Awaitable[_platform_pb2.SetLatencyResponse]]:
-        """Adds latency to a method ("*" for all) of the platform."""
+        """Adds a standing uniform latency to a method ("*" for all), outside any scenario. A
+        scenario's latency rule for the method takes precedence; ClearFaults removes it.
+        """
+
+    @_abc_1.abstractmethod
+    def SetFaultScenario(
+        self,
+        request: _platform_pb2.SetFaultScenarioRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.SetFaultScenarioResponse, _abc.Awaitable[_platform_pb2.SetFaultScenarioResponse]]:
+        """Replaces any active fault scenario; its timeline starts now (on the platform's clock)."""
+
+    @_abc_1.abstractmethod
+    def ClearFaults(
+        self,
+        request: _platform_pb2.ClearFaultsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.ClearFaultsResponse, _abc.Awaitable[_platform_pb2.ClearFaultsResponse]]:
+        """Removes the scenario and every standing latency: the platform answers normally again."""
+
+    @_abc_1.abstractmethod
+    def GetFaultStatus(
+        self,
+        request: _platform_pb2.GetFaultStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.GetFaultStatusResponse, _abc.Awaitable[_platform_pb2.GetFaultStatusResponse]]:
+        """The scenario, the time elapsed on its timeline and the rules active now."""
 
     @_abc_1.abstractmethod
     def GetCallCounts(
@@ -353,6 +403,53 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _platform_pb2.GetCallCountsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.GetCallCountsResponse, _abc.Awaitable[_platform_pb2.GetCallCountsResponse]]:
-        """Counts of calls received per method since start (for tests and the load harness)."""
+        """Counts of calls received per method, faulted ones included (for tests and the load
+        harness). ControlService and health checks are not counted.
+        """
+
+    @_abc_1.abstractmethod
+    def ResetCallCounts(
+        self,
+        request: _platform_pb2.ResetCallCountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.ResetCallCountsResponse, _abc.Awaitable[_platform_pb2.ResetCallCountsResponse]]:
+        """Sets every count back to zero."""
 
 def add_ControlServiceServicer_to_server(servicer: ControlServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class OperationServiceStub:
+    """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
+    connection lost after sending) before it re-sends: the platform may have committed it.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> OperationServiceAsyncStub: ...
+    GetOperation: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetOperationRequest, _platform_pb2.GetOperationResponse]
+    """The original answer to the write committed under this idempotency key, if any."""
+
+@_typing.type_check_only
+class OperationServiceAsyncStub(OperationServiceStub):
+    """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
+    connection lost after sending) before it re-sends: the platform may have committed it.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GetOperation: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetOperationRequest, _platform_pb2.GetOperationResponse]  # type: ignore[assignment]
+    """The original answer to the write committed under this idempotency key, if any."""
+
+class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
+    """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
+    connection lost after sending) before it re-sends: the platform may have committed it.
+    """
+
+    @_abc_1.abstractmethod
+    def GetOperation(
+        self,
+        request: _platform_pb2.GetOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_platform_pb2.GetOperationResponse, _abc.Awaitable[_platform_pb2.GetOperationResponse]]:
+        """The original answer to the write committed under this idempotency key, if any."""
+
+def add_OperationServiceServicer_to_server(servicer: OperationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,112 @@
+"""Store-and-forward of issuance across maintenance windows: the forwarder sends what was
+accepted once the window is over, and anyone can ask what became of a key. Entries live in
+the store, so a gateway restart loses none of them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from essc_gateway.clock import Clock
+from essc_gateway.domain.models import IssueOutcome, IssueState, IssueStatus
+from essc_gateway.errors import (
+    ErrorReason,
+    GatewayError,
+    MaintenanceInProgress,
+    NotFound,
+    PlatformError,
+)
+from essc_gateway.service.issuance import IssuanceService
+from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.service.vault import Vault
+from essc_gateway.store.base import IssueAttemptState, Store
+
+log = logging.getLogger("essc_gateway.forwarding")
+
+
+class Forwarder:
+    def __init__(
+        self,
+        store: Store,
+        issuance: IssuanceService,
+        vault: Vault,
+        calendar: MaintenanceCalendar,
+        clock: Clock,
+        retry_every: timedelta = timedelta(seconds=5),
+        batch: int = 50,
+    ) -> None:
+        self._store = store
+        self._issuance = issuance
+        self._vault = vault
+        self._calendar = calendar
+        self._clock = clock
+        self._retry_every = retry_every
+        self._batch = batch
+
+    async def forward_due(self) -> int:
+        """Forwards what is due; returns how many reached a final state."""
+        now = self._clock.now()
+        finished = 0
+        for item in await self._store.due_forwards(now, self._batch):
+            window = self._calendar.active("Issue", now)
+            if window is not None:  # the window was extended
+                await self._store.postpone_forward(
+                    item.bank_id, item.idempotency_key, window.ends_at
+                )
+                continue
+            draft = self._vault.open_draft(
+                item.bank_id, item.idempotency_key, item.payload_sealed, now.date()
+            )
+            try:
+                await self._issuance.forward(draft)
+            except (PlatformError, MaintenanceInProgress) as error:
+                # Still no platform after the window: keep it, try again later.
+                log.warning("forward postponed bank=%s reason=%s", item.bank_id, error.reason.value)
+                await self._store.postpone_forward(
+                    item.bank_id, item.idempotency_key, now + self._retry_every
+                )
+                continue
+            except GatewayError as error:
+                await self._store.fail_forward(
+                    item.bank_id, item.idempotency_key, error.reason.value, now
+                )
+            finished += 1
+        return finished
+
+    async def run(self, interval: float) -> None:
+        """Forwards due entries every `interval` seconds until cancelled."""
+        while True:
+            try:
+                await self.forward_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as unexpected:  # keep forwarding; the entry stays queued
+                log.error("forwarder failed: %s", type(unexpected).__name__)
+            await asyncio.sleep(interval)
+
+
+async def issue_status(store: Store, vault: Vault, bank_id: str, key: str) -> IssueStatus:
+    """Served from the store alone: answers during maintenance windows too."""
+    attempt = await store.get_issue_attempt(bank_id, key)
+    if attempt is None:
+        raise NotFound("no issuance with this idempotency key", reason=ErrorReason.ISSUE_NOT_FOUND)
+    if attempt.state in (IssueAttemptState.PENDING, IssueAttemptState.FORWARD_PENDING):
+        return IssueStatus(IssueState.PENDING, attempt.created_at)
+    if attempt.state is IssueAttemptState.FAILED:
+        return IssueStatus(
+            IssueState.FAILED,
+            attempt.created_at,
+            failure_reason=attempt.failure_reason or "",
+            completed_at=attempt.completed_at,
+        )
+    card = await store.get_card(attempt.essc_id) if attempt.essc_id else None
+    if card is None:
+        raise NotFound("no issuance with this idempotency key", reason=ErrorReason.ISSUE_NOT_FOUND)
+    return IssueStatus(
+        IssueState.COMPLETED,
+        attempt.created_at,
+        outcome=IssueOutcome(attempt.outcome) if attempt.outcome else IssueOutcome.ISSUED,
+        card=vault.card_view(card),
+        completed_at=attempt.completed_at,
+    )

@@ -1,0 +1,145 @@
+"""The maintenance calendar: announce, amend, cancel and look up windows (A16(1)(a)).
+
+Windows live in the store (every version kept) and in memory, so the per-call check costs a
+scan of the few windows that have not ended, with no I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from essc_gateway.clock import Clock
+from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind, window_problems
+from essc_gateway.errors import (
+    ErrorReason,
+    FieldViolation,
+    InvalidRequest,
+    MaintenanceInProgress,
+    NotFound,
+)
+from essc_gateway.store.base import Store
+
+
+class MaintenanceCalendar:
+    def __init__(self, store: Store, clock: Clock, grace: timedelta) -> None:
+        self._store = store
+        self._clock = clock
+        self._grace = grace
+        self._windows: dict[str, MaintenanceWindow] = {}
+
+    async def load(self) -> None:
+        self._windows = {w.window_id: w for w in await self._store.windows()}
+
+    def active(self, rpc: str, now: datetime) -> MaintenanceWindow | None:
+        """The covering window that ends last, if any is on now."""
+        covering = [w for w in self._windows.values() if w.active(rpc, now)]
+        return max(covering, key=lambda w: w.ends_at, default=None)
+
+    def overrunning(self, rpc: str, now: datetime) -> MaintenanceWindow | None:
+        """A window that ended less than the grace period ago: failures still belong to it."""
+        late = [w for w in self._windows.values() if w.overrunning(rpc, now, self._grace)]
+        return max(late, key=lambda w: w.ends_at, default=None)
+
+    def refuse(self, rpc: str, now: datetime) -> None:
+        """Raises MaintenanceInProgress if a window covers `rpc` now."""
+        window = self.active(rpc, now)
+        if window is not None:
+            raise in_progress(window, now)
+
+    def windows(self, current_only: bool) -> list[MaintenanceWindow]:
+        now = self._clock.now()
+        chosen = [
+            w
+            for w in self._windows.values()
+            if not current_only or (w.cancelled_at is None and w.ends_at > now)
+        ]
+        return sorted(chosen, key=lambda w: (w.starts_at, w.window_id))
+
+    @staticmethod
+    def _check(starts_at: datetime, ends_at: datetime, rpcs: frozenset[str], reason: str) -> None:
+        problems = window_problems(starts_at, ends_at, rpcs, reason)
+        if problems:
+            raise InvalidRequest([FieldViolation(f, d, "INVALID") for f, d in problems.items()])
+
+    async def announce(
+        self,
+        kind: WindowKind,
+        starts_at: datetime,
+        ends_at: datetime,
+        rpcs: frozenset[str],
+        reason: str,
+    ) -> MaintenanceWindow:
+        self._check(starts_at, ends_at, rpcs, reason)
+        now = self._clock.now()
+        window = MaintenanceWindow(
+            window_id=f"mw-{uuid.uuid4().hex[:16]}",
+            kind=kind,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            rpcs=rpcs,
+            reason=reason.strip(),
+            announced_at=now,
+        )
+        await self._store.save_window(window, now)
+        self._windows[window.window_id] = window
+        return window
+
+    def _get(self, window_id: str) -> MaintenanceWindow:
+        window = self._windows.get(window_id)
+        if window is None:
+            raise NotFound("no such maintenance window", reason=ErrorReason.WINDOW_NOT_FOUND)
+        return window
+
+    async def amend(
+        self,
+        window_id: str,
+        starts_at: datetime | None,
+        ends_at: datetime | None,
+        rpcs: frozenset[str] | None,
+        reason: str | None,
+    ) -> MaintenanceWindow:
+        current = self._get(window_id)
+        new_start = starts_at or current.starts_at
+        new_end = ends_at or current.ends_at
+        new_rpcs = current.rpcs if rpcs is None else rpcs
+        new_reason = reason.strip() if reason else current.reason
+        self._check(new_start, new_end, new_rpcs, new_reason)
+        now = self._clock.now()
+        window = replace(
+            current,
+            starts_at=new_start,
+            ends_at=new_end,
+            rpcs=new_rpcs,
+            reason=new_reason,
+            amended_at=now,
+            version=current.version + 1,
+        )
+        await self._store.save_window(window, now)
+        self._windows[window_id] = window
+        return window
+
+    async def cancel(self, window_id: str) -> MaintenanceWindow:
+        current = self._get(window_id)
+        if current.cancelled_at is not None:
+            return current
+        now = self._clock.now()
+        window = replace(current, cancelled_at=now, version=current.version + 1)
+        await self._store.save_window(window, now)
+        self._windows[window_id] = window
+        return window
+
+
+def in_progress(window: MaintenanceWindow, now: datetime) -> MaintenanceInProgress:
+    return MaintenanceInProgress(
+        f"{window.kind.value.lower()} maintenance in progress; retry after it ends",
+        retry_after=window.ends_at - now,
+        metadata={
+            "window_id": window.window_id,
+            "kind": window.kind.value,
+            "ends_at": window.ends_at.isoformat(),
+            "announced_at": window.announced_at.isoformat(),
+            "announced_in_advance": str(window.announced_in_advance).lower(),
+        },
+    )

@@ -1,0 +1,156 @@
+"""OperatorService: maintenance windows and circuit breakers, protobuf <-> domain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from essc.gateway.v1 import operator_pb2 as pb
+from essc.gateway.v1 import operator_pb2_grpc as pb_grpc
+from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.errors import FieldViolation, InvalidRequest
+from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.transport.requests import timestamp_in_range
+from essc_gateway.transport.responses import timestamp
+from essc_gateway.upstream.breaker import Breakers
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_KINDS = {
+    pb.MAINTENANCE_KIND_BANK: WindowKind.BANK,
+    pb.MAINTENANCE_KIND_PLATFORM: WindowKind.PLATFORM,
+}
+_KIND_PB = {kind: value for value, kind in _KINDS.items()}
+# Operations a circuit can be forced for before any call created its breaker.
+PLATFORM_OPERATIONS = (
+    "CheckRealName",
+    "CheckRealCard",
+    "CheckRealPerson",
+    "IssueCard",
+    "GetCard",
+    "AuthorizeContinuedUse",
+    "TerminateCard",
+    "SendSmsCode",
+    "VerifyPassword",
+    "VerifySmsCode",
+    "VerifyBiometric",
+    "ChangePassword",
+    "GetPersonalStatus",
+    "GetContributions",
+    "GetAccounts",
+    "GetQualifications",
+)
+
+
+def _when(ts: Timestamp, field: str) -> datetime:
+    if not timestamp_in_range(ts):
+        raise InvalidRequest([FieldViolation(field, "is not a valid timestamp", "OUT_OF_RANGE")])
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def window_pb(window: MaintenanceWindow) -> pb.MaintenanceWindow:
+    message = pb.MaintenanceWindow(
+        window_id=window.window_id,
+        kind=_KIND_PB[window.kind],
+        starts_at=timestamp(window.starts_at),
+        ends_at=timestamp(window.ends_at),
+        rpcs=sorted(window.rpcs),
+        reason=window.reason,
+        announced_at=timestamp(window.announced_at),
+        version=window.version,
+    )
+    if window.amended_at is not None:
+        message.amended_at.CopyFrom(timestamp(window.amended_at))
+    if window.cancelled_at is not None:
+        message.cancelled_at.CopyFrom(timestamp(window.cancelled_at))
+    return message
+
+
+class OperatorServicer(pb_grpc.OperatorServiceServicer):
+    def __init__(self, calendar: MaintenanceCalendar, breakers: Breakers) -> None:
+        self._calendar = calendar
+        self._breakers = breakers
+
+    async def AnnounceMaintenance(
+        self, request: pb.AnnounceMaintenanceRequest, context: Context
+    ) -> pb.AnnounceMaintenanceResponse:
+        violations = []
+        if request.kind not in _KINDS:
+            violations.append(FieldViolation("kind", "must be BANK or PLATFORM", "UNSPECIFIED"))
+        for field in ("starts_at", "ends_at"):
+            if not request.HasField(field):
+                violations.append(FieldViolation(field, "is required", "REQUIRED"))
+        if violations:
+            raise InvalidRequest(violations)
+        window = await self._calendar.announce(
+            _KINDS[request.kind],
+            _when(request.starts_at, "starts_at"),
+            _when(request.ends_at, "ends_at"),
+            frozenset(request.rpcs),
+            request.reason,
+        )
+        return pb.AnnounceMaintenanceResponse(window=window_pb(window))
+
+    async def AmendMaintenance(
+        self, request: pb.AmendMaintenanceRequest, context: Context
+    ) -> pb.AmendMaintenanceResponse:
+        window = await self._calendar.amend(
+            request.window_id,
+            _when(request.starts_at, "starts_at") if request.HasField("starts_at") else None,
+            _when(request.ends_at, "ends_at") if request.HasField("ends_at") else None,
+            frozenset(request.rpcs) if request.replace_rpcs else None,
+            request.reason or None,
+        )
+        return pb.AmendMaintenanceResponse(window=window_pb(window))
+
+    async def CancelMaintenance(
+        self, request: pb.CancelMaintenanceRequest, context: Context
+    ) -> pb.CancelMaintenanceResponse:
+        window = await self._calendar.cancel(request.window_id)
+        return pb.CancelMaintenanceResponse(window=window_pb(window))
+
+    async def ListMaintenance(
+        self, request: pb.ListMaintenanceRequest, context: Context
+    ) -> pb.ListMaintenanceResponse:
+        windows = self._calendar.windows(current_only=request.current_only)
+        return pb.ListMaintenanceResponse(windows=[window_pb(w) for w in windows])
+
+    def _selected(self, operation: str) -> list[str]:
+        if not operation:
+            return list(PLATFORM_OPERATIONS)
+        if operation not in PLATFORM_OPERATIONS:
+            raise InvalidRequest(
+                [FieldViolation("operation", "is not a platform operation", "UNKNOWN")]
+            )
+        return [operation]
+
+    def _states(self, operations: list[str]) -> list[pb.CircuitState]:
+        return [
+            pb.CircuitState(operation=op, state=self._breakers[op].state.value) for op in operations
+        ]
+
+    async def ForceCircuitOpen(
+        self, request: pb.ForceCircuitOpenRequest, context: Context
+    ) -> pb.ForceCircuitOpenResponse:
+        operations = self._selected(request.operation)
+        if not request.HasField("until"):
+            raise InvalidRequest([FieldViolation("until", "is required", "REQUIRED")])
+        until = _when(request.until, "until")
+        for operation in operations:
+            self._breakers[operation].force_open(until)
+        return pb.ForceCircuitOpenResponse(circuits=self._states(operations))
+
+    async def ReleaseCircuit(
+        self, request: pb.ReleaseCircuitRequest, context: Context
+    ) -> pb.ReleaseCircuitResponse:
+        operations = self._selected(request.operation)
+        for operation in operations:
+            self._breakers[operation].release()
+        return pb.ReleaseCircuitResponse(circuits=self._states(operations))
+
+    async def ListCircuits(
+        self, request: pb.ListCircuitsRequest, context: Context
+    ) -> pb.ListCircuitsResponse:
+        return pb.ListCircuitsResponse(circuits=self._states(list(PLATFORM_OPERATIONS)))

@@ -1,0 +1,269 @@
+"""Calls to the platform that keep the caller's promises: retries with full-jitter
+exponential back-off (tenacity, a fresh retrying object per call), honouring the platform's
+pushback, a per-attempt timeout, never sleeping or retrying past the caller's deadline, a
+shared retry budget, a breaker per operation, and in-doubt writes resolved by asking the
+platform for the outcome before re-sending."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+import grpc
+from tenacity import AsyncRetrying, RetryCallState
+
+from essc_gateway.clock import Clock
+from essc_gateway.deadlines import request_deadline
+from essc_gateway.errors import ErrorReason, GatewayError, PlatformTimeout, PlatformUnavailable
+from essc_gateway.metrics import GatewayMetrics
+from essc_gateway.upstream.breaker import Breakers
+from essc_gateway.upstream.budget import RetryBudget
+from essc_gateway.upstream.outcomes import AttemptFailure, Outcome, classify
+
+T = TypeVar("T")
+
+# Answers that say the platform is healthy and simply said no.
+_BUSINESS_CODES = frozenset(
+    {
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.OUT_OF_RANGE,
+    }
+)
+
+
+class OperationKind(StrEnum):
+    READ = "READ"
+    """Idempotent: any transient failure may be retried."""
+    KEYED_WRITE = "KEYED_WRITE"
+    """Idempotent by key: after an in-doubt attempt, ask for the outcome before re-sending."""
+    UNSAFE = "UNSAFE"
+    """Not idempotent (an SMS sent, an attempt consumed): retry only what was never processed."""
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    max_attempts: int = 4
+    attempt_timeout: float = 1.0
+    """Seconds one attempt may take (shortened to the caller's remaining deadline)."""
+    default_deadline: float = 10.0
+    """Seconds a whole call may take when the caller set no deadline."""
+    backoff_base: float = 0.05
+    backoff_cap: float = 1.0
+    deadline_margin: float = 0.02
+    """Seconds kept back so that the gateway answers before the caller's deadline."""
+    min_attempt_time: float = 0.05
+    """No attempt starts with less time than this left."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if min(self.attempt_timeout, self.default_deadline, self.backoff_base) <= 0:
+            raise ValueError("timeouts and back-off must be positive")
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, failure: AttemptFailure, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(failure.outcome.value)
+        self.failure = failure
+        self.error = error
+
+
+class _NotSent(Exception):
+    """No attempt made: breaker open or no time left."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.reason.value)
+        self.error = error
+
+
+ErrorMapper = Callable[[grpc.aio.AioRpcError, AttemptFailure, str], GatewayError]
+
+
+class ResilientCaller:
+    def __init__(
+        self,
+        settings: RetrySettings,
+        budget: RetryBudget,
+        breakers: Breakers,
+        metrics: GatewayMetrics,
+        clock: Clock,
+        rng: random.Random,
+        map_error: ErrorMapper,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._budget = budget
+        self._breakers = breakers
+        self._metrics = metrics
+        self._clock = clock
+        self._rng = rng
+        self._map_error = map_error
+        self._sleep = sleep
+
+    def _deadline(self) -> float:
+        caller = request_deadline.get()
+        own = self._clock.monotonic() + self._settings.default_deadline
+        return own if caller is None else min(caller, own)
+
+    async def call(
+        self,
+        operation: str,
+        kind: OperationKind,
+        attempt: Callable[[float], Awaitable[T]],
+        recover: Callable[[float], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Runs `attempt(seconds)` until it succeeds or may not be tried again.
+
+        `recover(seconds)` (for KEYED_WRITE) returns the outcome of an earlier in-doubt
+        attempt if the platform has one, else None.
+        """
+        self._budget.record_request()
+        call = _Call(self, operation, kind, attempt, recover, self._deadline())
+        retrying = AsyncRetrying(
+            stop=call.stop, wait=call.wait, retry=call.retryable, sleep=self._sleep, reraise=True
+        )
+        try:
+            return await retrying(call.attempt_once)
+        except _NotSent as not_sent:
+            raise not_sent.error from None
+        except _AttemptFailed as failed:
+            error = self._map_error(failed.error, failed.failure, operation)
+            error.metadata.update(
+                {
+                    "outcome": (
+                        Outcome.IN_DOUBT.value if call.in_doubt else failed.failure.outcome.value
+                    ),
+                    "attempts": str(call.attempts),
+                    "platform_reached": str(failed.failure.reached).lower(),
+                }
+            )
+            raise error from None
+
+
+class _Call(Generic[T]):
+    """The state of one call across its attempts, and tenacity's hooks for it."""
+
+    def __init__(
+        self,
+        caller: ResilientCaller,
+        operation: str,
+        kind: OperationKind,
+        attempt: Callable[[float], Awaitable[T]],
+        recover: Callable[[float], Awaitable[T | None]] | None,
+        deadline: float,
+    ) -> None:
+        self._caller = caller
+        self._settings = caller._settings
+        self._metrics = caller._metrics
+        self._clock = caller._clock
+        self._operation = operation
+        self._kind = kind
+        self._attempt = attempt
+        self._recover = recover
+        self._deadline = deadline
+        self._breaker = caller._breakers[operation]
+        self.in_doubt = False
+        self.attempts = 0
+
+    def _remaining(self) -> float:
+        return self._deadline - self._clock.monotonic() - self._settings.deadline_margin
+
+    def _timeout(self) -> float:
+        return min(self._settings.attempt_timeout, self._remaining())
+
+    def _not_sent(self, error: GatewayError) -> _NotSent:
+        error.metadata.update({"operation": self._operation, "outcome": Outcome.NOT_SENT.value})
+        return _NotSent(error)
+
+    def _admit(self) -> float:
+        timeout = self._timeout()
+        if timeout < self._settings.min_attempt_time:
+            raise self._not_sent(
+                PlatformTimeout(
+                    f"{self._operation}: no time left for the platform", upstream_code="NOT_SENT"
+                )
+            )
+        if not self._breaker.try_acquire():
+            self._metrics.fast_failures.add(1, {"operation": self._operation, "cause": "breaker"})
+            raise self._not_sent(
+                PlatformUnavailable(
+                    f"{self._operation}: platform circuit open",
+                    upstream_code="NOT_SENT",
+                    reason=ErrorReason.PLATFORM_CIRCUIT_OPEN,
+                    retry_after=self._breaker.retry_after(),
+                )
+            )
+        self.attempts += 1
+        if self.attempts > 1:
+            self._metrics.retries.add(1, {"operation": self._operation})
+        return timeout
+
+    def _count(self, outcome: str, code: str = "OK") -> None:
+        self._metrics.attempts.add(
+            1, {"operation": self._operation, "outcome": outcome, "code": code}
+        )
+
+    async def attempt_once(self) -> T:
+        timeout = self._admit()
+        try:
+            if self.in_doubt and self._recover is not None:
+                recovered = await self._recover(timeout)
+                if recovered is not None:
+                    self._breaker.record(True)
+                    self._count("RECOVERED")
+                    return recovered
+                timeout = self._timeout()
+            result = await self._attempt(timeout)
+        except asyncio.CancelledError:
+            # A sibling call failed (fan-out) or the caller left: no verdict on the platform.
+            self._breaker.abandon()
+            self._count("CANCELLED")
+            raise
+        except grpc.aio.AioRpcError as error:
+            failure = classify(error)
+            healthy = failure.outcome is Outcome.REJECTED and failure.code in _BUSINESS_CODES
+            self._breaker.record(healthy)
+            self._count(failure.outcome.value, failure.code.name)
+            self.in_doubt = self.in_doubt or failure.outcome is Outcome.IN_DOUBT
+            raise _AttemptFailed(failure, error) from None
+        self._breaker.record(True)
+        self._count("OK")
+        return result
+
+    def retryable(self, state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        if not isinstance(error, _AttemptFailed) or not error.failure.transient:
+            return False
+        if self._kind is OperationKind.UNSAFE:
+            return error.failure.outcome is not Outcome.IN_DOUBT
+        return True
+
+    def wait(self, state: RetryCallState) -> float:
+        # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^n)].
+        ceiling = min(
+            self._settings.backoff_cap,
+            self._settings.backoff_base * 2 ** (state.attempt_number - 1),
+        )
+        delay = self._caller._rng.uniform(0, ceiling)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _AttemptFailed) and error.failure.retry_after is not None:
+            delay = max(delay, error.failure.retry_after.total_seconds())
+        return delay
+
+    def stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self._settings.max_attempts:
+            return True
+        if self._remaining() - state.upcoming_sleep < self._settings.min_attempt_time:
+            return True  # never sleep or retry past the caller's deadline
+        if not self._caller._budget.try_retry():
+            self._metrics.budget_refusals.add(1, {"operation": self._operation})
+            return True
+        return False
