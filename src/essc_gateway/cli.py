@@ -22,6 +22,7 @@ from essc_gateway.simplatform import (
     SimulatedPlatform,
     biometric_sample,
     generate_population,
+    load_scenario,
     run_platform,
 )
 
@@ -54,10 +55,14 @@ async def _run(options: argparse.Namespace) -> int:
         platform = SimulatedPlatform(population)
         platform_port = await platform.start("127.0.0.1", 0)
         address = f"127.0.0.1:{platform_port}"
+        if options.scenario:
+            await platform.apply_scenario(load_scenario(options.scenario))
     gateway = Gateway(config, address)
     try:
         port = await gateway.start()
         print(f"essc-gateway listening on {config.host}:{port} (platform at {address})")
+        if platform is not None:
+            print(f"  simulated platform control (faults, SMS inbox): {platform.control_address}")
         for identity, token in tokens.items():
             label = identity if identity.startswith("operator") else f"bank {identity}"
             print(f"  development {label}: authorization: Bearer {token}")
@@ -91,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=50051)
     run.add_argument("--var-dir", default="var", help="database and development secrets")
     run.add_argument(
+        "--scenario", type=Path, help="fault timeline for the simulated platform (JSON)"
+    )
+    run.add_argument(
         "--dev",
         action="store_true",
         help="create development keys and bank tokens in --var-dir (never in production)",
@@ -101,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     platform.add_argument("--port", type=int, default=50061)
     platform.add_argument("--seed", type=int, default=20240320)
     platform.add_argument("--size", type=int, default=2000)
+    platform.add_argument(
+        "--scenario", type=Path, help="fault timeline (JSON of essc.platform.v1.FaultScenario)"
+    )
+    platform.add_argument("--control-port", type=int, default=0)
 
     options = parser.parse_args(argv)
     logging.basicConfig(
@@ -109,7 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         if options.command == "run":
             return asyncio.run(_run(options))
-        asyncio.run(run_platform(options.host, options.port, options.seed, options.size))
+        scenario = load_scenario(options.scenario) if options.scenario else None
+        asyncio.run(
+            run_platform(
+                options.host,
+                options.port,
+                options.seed,
+                options.size,
+                scenario,
+                control_port=options.control_port,
+            )
+        )
     return 0
 
 

@@ -517,47 +517,6 @@ async def test_records(stubs: Stubs, adult: Person, population: Population) -> N
     ]
 
 
-async def test_latency_is_applied_and_calls_are_counted(stubs: Stubs, adult: Person) -> None:
-    await stubs.control.SetLatency(
-        pb.SetLatencyRequest(
-            method=CHECK_REAL_NAME,
-            base=ms(50),
-            jitter=ms(10),
-        )
-    )
-    request = pb.CheckRealNameRequest(
-        name=adult.name, id_number=adult.id_number, mobile_phone=adult.mobile_phone
-    )
-    for _ in range(2):
-        started = time.monotonic()
-        await stubs.identity.CheckRealName(request)
-        assert time.monotonic() - started >= 0.05
-    await stubs.records.GetAccounts(pb.GetAccountsRequest(id_number=adult.id_number))
-
-    counts = (await stubs.control.GetCallCounts(pb.GetCallCountsRequest())).counts
-    assert dict(counts) == {
-        CHECK_REAL_NAME: 2,
-        "/essc.platform.v1.RecordsService/GetAccounts": 1,
-    }
-
-    # Zero latency clears the entry; "*" applies to every platform method.
-    await stubs.control.SetLatency(pb.SetLatencyRequest(method=CHECK_REAL_NAME))
-    await stubs.control.SetLatency(pb.SetLatencyRequest(method="*", base=ms(50)))
-    started = time.monotonic()
-    await stubs.records.GetAccounts(pb.GetAccountsRequest(id_number=adult.id_number))
-    assert time.monotonic() - started >= 0.05
-
-
-async def test_set_latency_rejects_bad_input(stubs: Stubs) -> None:
-    for request in (
-        pb.SetLatencyRequest(method="CheckRealName", base=ms(1)),
-        pb.SetLatencyRequest(method="*", base=Duration(seconds=-1)),
-        pb.SetLatencyRequest(),
-    ):
-        error = await rpc_error(stubs.control.SetLatency(request))
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
 async def test_same_seed_gives_the_same_essc_ids(population: Population, adult: Person) -> None:
     essc_ids = []
     for _ in range(2):

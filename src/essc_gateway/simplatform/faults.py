@@ -141,7 +141,10 @@ class Hang:
 
 @dataclass(frozen=True, slots=True)
 class AnswerLost:
-    """The handler runs (a write is committed), then the answer is withheld."""
+    """The handler runs (a write is committed), then its answer is withheld.
+
+    Error answers from the handler itself are not withheld.
+    """
 
     rate: float = 1.0
 

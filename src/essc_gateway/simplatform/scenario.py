@@ -102,7 +102,9 @@ def scenario_to_json(scenario: pb.FaultScenario) -> str:
 
 
 def rule_to_proto(rule: Rule) -> pb.FaultRule:
-    message = pb.FaultRule(method=rule.method, start_after=duration(rule.start_after))
+    message = pb.FaultRule(method=rule.method)
+    if rule.start_after:
+        message.start_after.CopyFrom(duration(rule.start_after))
     if rule.duration is not None:
         message.duration.CopyFrom(duration(rule.duration))
     fault = rule.fault

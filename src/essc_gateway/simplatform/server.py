@@ -140,6 +140,7 @@ class SimulatedPlatform:
             try:
                 self._port = await proxy.start(raw_host, port)
             except BaseException:
+                await proxy.close()
                 await self.stop(0)
                 raise
             self._proxy = proxy

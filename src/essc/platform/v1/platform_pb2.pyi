@@ -1129,7 +1129,9 @@ class SetLatencyRequest(_message.Message):
     BASE_FIELD_NUMBER: _builtins.int
     JITTER_FIELD_NUMBER: _builtins.int
     method: _builtins.str
-    """Full method name, e.g. "/essc.platform.v1.IdentityService/CheckRealName", or "*"."""
+    """Full method name, e.g. "/essc.platform.v1.IdentityService/CheckRealName", a service
+    ("/essc.platform.v1.CardService/*") or "*".
+    """
     @_builtins.property
     def base(self) -> _duration_pb2.Duration: ...
     @_builtins.property
@@ -1645,6 +1647,7 @@ Global___HangFault: _TypeAlias = HangFault  # noqa: Y015
 class AnswerLostFault(_message.Message):
     """The handler runs (a write is committed) and its answer is withheld until the caller's
     deadline: the caller cannot know whether the write happened (see OperationService).
+    Error answers from the handler itself are not withheld.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
