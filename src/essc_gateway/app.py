@@ -14,12 +14,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import metrics as metrics_api
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
 from essc.gateway.v1 import gateway_pb2, gateway_pb2_grpc, operator_pb2, operator_pb2_grpc
 from essc_gateway.clock import Clock, SystemClock
 from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig
 from essc_gateway.crypto import FieldCipher, LookupHasher, TokenSealer
+from essc_gateway.liability.classify import Classifier
+from essc_gateway.liability.counts import RequestCounter
+from essc_gateway.liability.incidents import IncidentBook
+from essc_gateway.liability.ledger import Ledger
+from essc_gateway.liability.outages import OutageTracker, trace_outage
+from essc_gateway.liability.reports import Reports
 from essc_gateway.metrics import GatewayMetrics
 from essc_gateway.service.authentication import AuthenticationService
 from essc_gateway.service.cards import CardService
@@ -82,7 +90,11 @@ class Gateway:
         *,
         rng: random.Random | None = None,
         meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        # Never the global providers: the composition root passes them in.
+        self._tracer_provider = tracer_provider or NoOpTracerProvider()
+        self._tracer = self._tracer_provider.get_tracer("essc_gateway")
         self._config = config
         self._platform_address = platform_address
         self._clock = clock or SystemClock()
@@ -97,6 +109,8 @@ class Gateway:
         self._store: Store | None = None
         self._platform: GrpcPlatform | None = None
         self._forwarder_task: asyncio.Task[None] | None = None
+        self._counter_task: asyncio.Task[None] | None = None
+        self._counter: RequestCounter | None = None
         self.forwarder: Forwarder | None = None
         self.port = 0
         self.health_port: int | None = None
@@ -104,7 +118,18 @@ class Gateway:
     async def start(self) -> int:
         config, clock = self._config, self._clock
         self._store = store = await SqliteStore.open(config.database, config.synchronous)
-        channel = grpc.aio.insecure_channel(self._platform_address, options=PLATFORM_CHANNEL)
+        # W3C trace context goes to the platform; each attempt gets its own client span.
+        channel = grpc.aio.insecure_channel(
+            self._platform_address,
+            options=PLATFORM_CHANNEL,
+            # The instrumentation package ships without type hints.
+            interceptors=aio_client_interceptors(  # type: ignore[no-untyped-call]
+                tracer_provider=self._tracer_provider
+            ),
+        )
+        self.outages = outages = OutageTracker(
+            store, clock, on_closed=functools.partial(trace_outage, self._tracer)
+        )
         caller = ResilientCaller(
             config.retry,
             RetryBudget(config.budget, clock),
@@ -113,6 +138,8 @@ class Gateway:
             clock,
             self._rng,
             map_rpc_error,
+            observer=outages,
+            tracer=self._tracer,
         )
         self._platform = platform = GrpcPlatform(channel, caller)
 
@@ -121,6 +148,11 @@ class Gateway:
         holders = Holders(store, vault, clock, config.settings)
         self.calendar = calendar = MaintenanceCalendar(store, clock, config.maintenance_grace)
         await calendar.load()
+        incidents = IncidentBook(store, clock)
+        await incidents.load()
+        ledger = Ledger(store, Classifier(calendar, incidents, outages), outages, vault, clock)
+        self._counter = counter = RequestCounter(store)
+        self.reports = Reports(store, calendar, incidents, outages, vault, clock)
         forwarding_banks = frozenset(b.bank_id for b in config.banks if b.store_and_forward)
         issuance = IssuanceService(
             platform, store, tokens, vault, clock, config.settings, calendar, forwarding_banks
@@ -145,11 +177,22 @@ class Gateway:
             forwarding_banks=forwarding_banks,
             metrics=self.metrics,
             clock=clock,
+            ledger=ledger,
+            counter=counter,
         )
-        server = grpc.aio.server(interceptors=[interceptor])
+        # The OTel server interceptor first: its span is current in ours (trace ids in the
+        # ledger); ours sets the status code before aborting, so the span records errors.
+        server = grpc.aio.server(
+            interceptors=[
+                aio_server_interceptor(  # type: ignore[no-untyped-call]
+                    tracer_provider=self._tracer_provider
+                ),
+                interceptor,
+            ]
+        )
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
         operator_pb2_grpc.add_OperatorServiceServicer_to_server(
-            OperatorServicer(calendar, self.breakers), server
+            OperatorServicer(calendar, self.breakers, incidents, self.reports, store), server
         )
         reflection.enable_server_reflection(
             (
@@ -164,6 +207,7 @@ class Gateway:
         self._forwarder_task = asyncio.create_task(
             self.forwarder.run(config.forward_interval), name="essc-forwarder"
         )
+        self._counter_task = asyncio.create_task(counter.run(5.0), name="essc-request-counts")
         address = f"{config.host}:{config.port}"
         if config.tls is None:
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -197,11 +241,15 @@ class Gateway:
             await self._server.stop(grace)
             self._server = None
         # After the server: a forward in flight finishes or stays queued, never half-done.
-        if self._forwarder_task is not None:
-            self._forwarder_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._forwarder_task
-            self._forwarder_task = None
+        for task in (self._forwarder_task, self._counter_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._forwarder_task = self._counter_task = None
+        if self._counter is not None and self._store is not None:
+            await self._counter.flush()
+            await self.outages.flush()
         if self._health_server is not None:
             await self._health_server.stop(0)
             self._health_server = None

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from essc_gateway.app import Gateway
+from essc_gateway.cli_ledger import add_ledger_commands, run_ledger
 from essc_gateway.clock import SystemClock
 from essc_gateway.config import ConfigError, development_environment, load_config
 from essc_gateway.simplatform import (
@@ -114,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     platform.add_argument("--control-port", type=int, default=0)
 
+    add_ledger_commands(commands)
+
     options = parser.parse_args(argv)
     logging.basicConfig(
         level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -121,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         if options.command == "run":
             return asyncio.run(_run(options))
+        if options.command == "ledger":
+            return asyncio.run(run_ledger(options))
         scenario = load_scenario(options.scenario) if options.scenario else None
         asyncio.run(
             run_platform(

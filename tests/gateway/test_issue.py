@@ -12,6 +12,7 @@ import pytest
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
+from essc.platform.v1 import platform_pb2 as ppb
 from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
@@ -471,3 +472,35 @@ async def test_a5_an_adult_without_civil_capacity_needs_a_guardian(
         ),
     )
     assert error.violations == {"guardian": "GUARDIAN_REQUIRED"}
+
+
+async def test_an_issue_in_doubt_is_kept_and_settled_by_a_retry_with_its_key(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    scenario = ppb.FaultScenario(seed=1)
+    scenario.rules.add(
+        method="/essc.platform.v1.CardService/IssueCard", answer_lost=ppb.AnswerLostFault()
+    )
+    scenario.rules.add(
+        method="/essc.platform.v1.OperationService/GetOperation", outage=ppb.OutageFault()
+    )
+    await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))
+    request = pb.IssueRequest(
+        applicant=identity(person),
+        verification_token=verified.verification_token,
+        consent=consent(clock.now()),
+        idempotency_key=key(),
+    )
+    error = await _issue_error(gw, request)
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert error.metadata["outcome"] == "IN_DOUBT"
+    status = await gw.stub.GetIssueStatus(
+        pb.GetIssueStatusRequest(idempotency_key=request.idempotency_key), metadata=gw.a
+    )
+    assert status.state == pb.ISSUE_STATE_PENDING  # not forgotten, not "not found"
+    await gw.control.ClearFaults(ppb.ClearFaultsRequest())
+    settled = await gw.stub.Issue(request, metadata=gw.a)
+    assert settled.outcome == pb.ISSUE_OUTCOME_ISSUED  # the platform's replay, recorded
+    assert _rows(database, "cards") == 1

@@ -199,7 +199,7 @@ async def test_no_answer_comes_later_than_the_callers_deadline(
     )
     person = adult(population, clock.now().date())
 
-    async def timed(deadline: float) -> tuple[float, float, grpc.StatusCode]:
+    async def timed(deadline: float) -> tuple[float, float, grpc.StatusCode, str]:
         started = time.monotonic()
         try:
             await gw.stub.Verify(
@@ -212,12 +212,15 @@ async def test_no_answer_comes_later_than_the_callers_deadline(
                 timeout=deadline,
             )
         except grpc.aio.AioRpcError as error:
-            return deadline, time.monotonic() - started, error.code()
-        return deadline, time.monotonic() - started, grpc.StatusCode.OK
+            return deadline, time.monotonic() - started, error.code(), rich(error).reason
+        return deadline, time.monotonic() - started, grpc.StatusCode.OK, ""
 
     results = await asyncio.gather(*(timed(d) for d in (0.3, 0.5, 0.8, 1.2, 2.0)))
-    for deadline, elapsed, code in results:
+    for deadline, elapsed, code, reason in results:
         assert code in {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE}
+        # The gateway itself answered (a client-side deadline carries no ErrorInfo): it
+        # propagated the deadline instead of letting the caller's clock run out.
+        assert reason.startswith("PLATFORM_"), f"no gateway answer for {deadline}s: {code}"
         assert elapsed <= deadline + 0.25, f"{elapsed:.3f}s for a {deadline}s deadline"
 
 

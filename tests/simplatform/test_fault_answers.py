@@ -11,13 +11,13 @@ from google.protobuf.duration_pb2 import Duration
 
 from essc.platform.v1 import platform_pb2 as pb
 from essc.platform.v1 import platform_pb2_grpc as pb_grpc
-from essc_gateway.domain.passwords import initial_password
 from essc_gateway.simplatform import (
     ERROR_DOMAIN,
     Person,
     Population,
     SimulatedPlatform,
 )
+from essc_gateway.simplatform.population import initial_password
 from essc_gateway.testing import FakeClock
 from tests.simplatform.helpers import (
     CHECK_REAL_NAME,

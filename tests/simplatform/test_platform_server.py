@@ -446,7 +446,7 @@ async def test_sms_code_expires(stubs: Stubs, adult: Person, clock: FakeClock) -
     assert (await verify_sms(stubs, adult, second.code, "LOGIN")).matched
 
 
-async def test_sms_attempts_are_capped(stubs: Stubs, adult: Person) -> None:
+async def test_sms_attempts_are_capped(stubs: Stubs, adult: Person, clock: FakeClock) -> None:
     nothing = await verify_sms(stubs, adult, "123456", "LOGIN")
     assert (nothing.matched, nothing.reason) == (False, "NO_CODE_SENT")
     sent = await send_and_read(stubs, adult, "LOGIN")
@@ -457,7 +457,12 @@ async def test_sms_attempts_are_capped(stubs: Stubs, adult: Person) -> None:
     burnt = await verify_sms(stubs, adult, sent.code, "LOGIN")
     assert (burnt.matched, burnt.reason) == (False, "TOO_MANY_ATTEMPTS")
 
-    fresh = await send_and_read(stubs, adult, "LOGIN")  # a new code starts afresh
+    # A new code does not buy new guesses: the wrong tries count until they are a TTL old.
+    fresh = await send_and_read(stubs, adult, "LOGIN")
+    still = await verify_sms(stubs, adult, fresh.code, "LOGIN")
+    assert (still.matched, still.reason) == (False, "TOO_MANY_ATTEMPTS")
+    clock.advance(timedelta(minutes=5))
+    fresh = await send_and_read(stubs, adult, "LOGIN")
     assert (await verify_sms(stubs, adult, fresh.code, "LOGIN")).matched
 
 

@@ -230,3 +230,50 @@ async def test_a_business_refusal_is_not_retried_and_keeps_the_breaker_closed() 
         assert raised.value.reason.value == "CARD_NOT_FOUND"
     assert len(h.timeouts) == 3  # one attempt each
     assert h.breakers["GetCard"].state.value == "CLOSED"
+
+
+async def test_an_in_doubt_write_stopped_by_the_breaker_is_still_reported_in_doubt() -> None:
+    h = Harness()
+
+    async def recover(seconds: float) -> str | None:
+        return None
+
+    def open_after_first(state: object) -> None:
+        h.breakers["IssueCard"].force_open(h.clock.now() + timedelta(minutes=1))
+
+    attempt = h.script(timed_out(), "issued")
+    original = h.caller._sleep
+
+    async def sleep_then_open(seconds: float) -> None:
+        open_after_first(None)
+        await original(seconds)
+
+    h.caller._sleep = sleep_then_open
+    with pytest.raises(PlatformUnavailable) as raised:
+        await h.caller.call("IssueCard", OperationKind.KEYED_WRITE, attempt, recover)
+    assert raised.value.metadata["outcome"] == "IN_DOUBT"
+
+
+async def test_a_failed_outcome_lookup_is_never_reported_as_a_refusal() -> None:
+    h = Harness()
+
+    async def recover(seconds: float) -> str | None:
+        raise answered(grpc.StatusCode.NOT_FOUND, reason="PERSON_NOT_FOUND")
+
+    with pytest.raises(PlatformUnavailable) as raised:
+        await h.caller.call("IssueCard", OperationKind.KEYED_WRITE, h.script(timed_out()), recover)
+    assert raised.value.metadata["outcome"] == "IN_DOUBT"
+
+
+async def test_a_callers_short_deadline_does_not_count_against_the_platform() -> None:
+    h = Harness(attempt_timeout=1.0)
+    h.breakers = Breakers(BreakerSettings(window=5, min_calls=5), h.clock, lambda *_: None)
+    h.caller._breakers = h.breakers
+    for _ in range(10):
+        token = request_deadline.set(h.clock.monotonic() + 0.2)  # an impatient bank
+        try:
+            with pytest.raises(PlatformTimeout):
+                await h.caller.call("GetCard", OperationKind.READ, h.script(*[timed_out()] * 4))
+        finally:
+            request_deadline.reset(token)
+    assert h.breakers["GetCard"].state.value == "CLOSED"

@@ -63,8 +63,12 @@ class MaintenanceWindow:
 
     @property
     def announced_in_advance(self) -> bool:
-        """A16(1)(a) needs the announcement before the start."""
-        return self.announced_at <= self.starts_at
+        """A16(1)(a) needs the announcement before the start, and so does every change: a
+        window amended once it had begun (extended, moved earlier) was not, as it stands,
+        announced in advance."""
+        return self.announced_at < self.starts_at and (
+            self.amended_at is None or self.amended_at < self.starts_at
+        )
 
 
 def window_problems(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from essc_gateway.clock import Clock
 from essc_gateway.domain.models import IssueOutcome, IssueState, IssueStatus
@@ -20,7 +20,7 @@ from essc_gateway.errors import (
 from essc_gateway.service.issuance import IssuanceService
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.vault import Vault
-from essc_gateway.store.base import IssueAttemptState, Store
+from essc_gateway.store.base import ForwardItem, IssueAttemptState, Store
 
 log = logging.getLogger("essc_gateway.forwarding")
 
@@ -46,33 +46,42 @@ class Forwarder:
 
     async def forward_due(self) -> int:
         """Forwards what is due; returns how many reached a final state."""
-        now = self._clock.now()
         finished = 0
-        for item in await self._store.due_forwards(now, self._batch):
-            window = self._calendar.active("Issue", now)
-            if window is not None:  # the window was extended
-                await self._store.postpone_forward(
-                    item.bank_id, item.idempotency_key, window.ends_at
-                )
-                continue
-            draft = self._vault.open_draft(
-                item.bank_id, item.idempotency_key, item.payload_sealed, now.date()
-            )
+        for item in await self._store.due_forwards(self._clock.now(), self._batch):
+            now = self._clock.now()  # per item: a batch may take a while
             try:
-                await self._issuance.forward(draft)
-            except (PlatformError, MaintenanceInProgress) as error:
-                # Still no platform after the window: keep it, try again later.
-                log.warning("forward postponed bank=%s reason=%s", item.bank_id, error.reason.value)
+                finished += await self._forward_one(item, now)
+            except Exception as unexpected:  # one bad entry must not block the queue
+                log.error("forward failed: %s", type(unexpected).__name__)
                 await self._store.postpone_forward(
                     item.bank_id, item.idempotency_key, now + self._retry_every
                 )
-                continue
-            except GatewayError as error:
-                await self._store.fail_forward(
-                    item.bank_id, item.idempotency_key, error.reason.value, now
-                )
-            finished += 1
         return finished
+
+    async def _forward_one(self, item: ForwardItem, now: datetime) -> int:
+        """1 if the entry reached a final state, else 0 (postponed)."""
+        window = self._calendar.active("Issue", now)
+        if window is not None:  # the window was extended
+            await self._store.postpone_forward(item.bank_id, item.idempotency_key, window.ends_at)
+            return 0
+        draft = self._vault.open_draft(
+            item.bank_id, item.idempotency_key, item.payload_sealed, now.date()
+        )
+        try:
+            await self._issuance.forward(draft)
+        except (PlatformError, MaintenanceInProgress) as error:
+            # Still no platform after the window: keep it, try again after the pushback.
+            log.warning("forward postponed bank=%s reason=%s", item.bank_id, error.reason.value)
+            wait = getattr(error, "retry_after", None) or self._retry_every
+            await self._store.postpone_forward(
+                item.bank_id, item.idempotency_key, now + max(wait, self._retry_every)
+            )
+            return 0
+        except GatewayError as error:
+            await self._store.fail_forward(
+                item.bank_id, item.idempotency_key, error.reason.value, now
+            )
+        return 1
 
     async def run(self, interval: float) -> None:
         """Forwards due entries every `interval` seconds until cancelled."""
@@ -91,7 +100,11 @@ async def issue_status(store: Store, vault: Vault, bank_id: str, key: str) -> Is
     attempt = await store.get_issue_attempt(bank_id, key)
     if attempt is None:
         raise NotFound("no issuance with this idempotency key", reason=ErrorReason.ISSUE_NOT_FOUND)
-    if attempt.state in (IssueAttemptState.PENDING, IssueAttemptState.FORWARD_PENDING):
+    if attempt.state in (
+        IssueAttemptState.PENDING,
+        IssueAttemptState.FORWARD_PENDING,
+        IssueAttemptState.IN_DOUBT,
+    ):
         return IssueStatus(IssueState.PENDING, attempt.created_at)
     if attempt.state is IssueAttemptState.FAILED:
         return IssueStatus(

@@ -27,6 +27,7 @@ from essc_gateway.errors import (
     FieldViolation,
     InvalidRequest,
     NotFound,
+    PlatformError,
     PreconditionFailed,
 )
 from essc_gateway.service.maintenance import MaintenanceCalendar
@@ -44,6 +45,10 @@ class IssueCommand:
     consent: Consent
     idempotency_key: str
     guardian: Guardian | None
+
+
+# Attempts a new request with the same key may take over (see Store.claim_issue).
+_UNSETTLED = frozenset({IssueAttemptState.PENDING, IssueAttemptState.IN_DOUBT})
 
 
 class IssuanceService:
@@ -76,7 +81,7 @@ class IssuanceService:
         fingerprint = self._fingerprint(holder_token, command)
         # A repeat of a finished request replays its result, however old its token is.
         earlier = await self._store.get_issue_attempt(bank_id, command.idempotency_key)
-        if earlier is not None and earlier.state is not IssueAttemptState.PENDING:
+        if earlier is not None and earlier.state not in _UNSETTLED:
             return await self._replay(earlier, fingerprint)
 
         claims = self._tokens.open_verification(command.verification_token, bank_id)
@@ -101,6 +106,13 @@ class IssuanceService:
             if window is not None:
                 return await self._accept_for_forwarding(draft, window, now)
             return await self._issue_claimed(draft)
+        except PlatformError as failure:
+            if failure.metadata.get("outcome") == "IN_DOUBT":
+                # Maybe issued: keep the key so that a retry settles it, never forget it.
+                await self._store.mark_issue_in_doubt(bank_id, command.idempotency_key)
+            else:
+                await self._store.release_issue(bank_id, command.idempotency_key)
+            raise
         except BaseException:
             # Nothing was recorded for this key: the bank may retry it (the platform
             # de-duplicates by the same key, so a retry cannot issue twice).

@@ -32,6 +32,15 @@ class MaintenanceCalendar:
     async def load(self) -> None:
         self._windows = {w.window_id: w for w in await self._store.windows()}
 
+    def get(self, window_id: str) -> MaintenanceWindow | None:
+        return self._windows.get(window_id)
+
+    def between(self, since: datetime, until: datetime) -> list[MaintenanceWindow]:
+        return sorted(
+            (w for w in self._windows.values() if w.starts_at < until and w.ends_at > since),
+            key=lambda w: w.starts_at,
+        )
+
     def active(self, rpc: str, now: datetime) -> MaintenanceWindow | None:
         """The covering window that ends last, if any is on now."""
         covering = [w for w in self._windows.values() if w.active(rpc, now)]

@@ -38,10 +38,18 @@ _MESSAGES = {
 class PlatformInterceptor(grpc.aio.ServerInterceptor):
     """Counts calls per full method name and applies the fault plan to each."""
 
-    def __init__(self, faults: FaultPlan, counts: Counter[str], clock: Clock) -> None:
+    def __init__(
+        self,
+        faults: FaultPlan,
+        counts: Counter[str],
+        clock: Clock,
+        traceparents: dict[str, str] | None = None,
+    ) -> None:
         self._faults = faults
         self._counts = counts
         self._clock = clock
+        # The last W3C `traceparent` received per method: shows that callers propagate traces.
+        self._traceparents = traceparents if traceparents is not None else {}
 
     async def intercept_service(
         self,
@@ -59,6 +67,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
             or method.startswith(CONTROL_PREFIX)
         ):
             return handler
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "traceparent" and isinstance(value, str):
+                self._traceparents[method] = value
         # The servicers' methods are coroutines: grpc.aio awaits what they return.
         inner: Handler = handler.unary_unary  # type: ignore[assignment]
         return grpc.unary_unary_rpc_method_handler(

@@ -182,6 +182,22 @@ class Population:
         return chosen[:count]
 
 
+def initial_password(id_number: str) -> str:
+    """The platform's initial query password: the ID's last 8 characters, X -> 1 (K1).
+
+    The simulator's own rule, deliberately not the gateway's (`domain.passwords`): an error
+    there must show up against the platform, not be copied into it. Register IDs are
+    canonical (upper-case X).
+
+    Raises:
+        ValueError: `id_number` is not 18 characters long.
+    """
+    if len(id_number) != 18:
+        raise ValueError("an ID number has 18 characters")
+    last8 = id_number[10:]
+    return last8[:7] + ("1" if last8[7] == "X" else last8[7])
+
+
 def biometric_matches(template: bytes, sample: bytes) -> bool:
     """Same length and at most `BIOMETRIC_MATCH_MAX_DISTANCE` differing bits."""
     if not template or len(sample) != len(template):

@@ -100,6 +100,8 @@ class SimulatedPlatform:
             sms_max_attempts=sms_max_attempts,
         )
         self.call_counts: Counter[str] = Counter()
+        self.received_traceparents: dict[str, str] = {}
+        """The last W3C traceparent received per method (tracing tests)."""
         self._network = network
         self._poll_interval = network_poll_interval
         self._network_stats = NetworkStats()
@@ -148,7 +150,11 @@ class SimulatedPlatform:
 
     def _build_server(self) -> grpc.aio.Server:
         server = grpc.aio.server(
-            interceptors=[PlatformInterceptor(self.faults, self.call_counts, self.clock)]
+            interceptors=[
+                PlatformInterceptor(
+                    self.faults, self.call_counts, self.clock, self.received_traceparents
+                )
+            ]
         )
         pb_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(self.state), server)
         pb_grpc.add_CardServiceServicer_to_server(CardServicer(self.state), server)

@@ -22,12 +22,12 @@ from enum import StrEnum
 
 from essc_gateway.clock import Clock
 from essc_gateway.domain.citizen_id import mask_id
-from essc_gateway.domain.passwords import initial_password
 from essc_gateway.simplatform.population import (
     CivilCapacityName,
     Person,
     Population,
     biometric_matches,
+    initial_password,
     new_card_number,
 )
 
@@ -148,20 +148,25 @@ class _PasswordRecord:
     is_initial: bool
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _SmsCode:
     code: str
     expires_at: datetime
-    failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class _KeyUse:
-    """What an idempotency key was first used for: a replay must be the same request."""
+    """What an idempotency key was first used for: a replay must be the same request.
 
-    id_number: str
+    `fingerprint` covers every field that matters (see `_fingerprint`), never in clear.
+    """
+
+    fingerprint: bytes
     target: str = ""
     at: datetime | None = None
+
+    def same_request(self, fingerprint: bytes) -> bool:
+        return hmac.compare_digest(self.fingerprint, fingerprint)
 
 
 @dataclass(slots=True)
@@ -176,6 +181,8 @@ class _Registers:
     lost: set[str] = field(default_factory=set)  # id_numbers whose physical card is lost
     passwords: dict[str, _PasswordRecord] = field(default_factory=dict)
     sms_codes: dict[tuple[str, str], _SmsCode] = field(default_factory=dict)
+    # (id_number, purpose) -> times of wrong tries in the last TTL, whichever code they aimed at.
+    sms_failures: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
     inboxes: dict[str, list[SmsMessage]] = field(default_factory=dict)  # E.164 -> messages
     # idempotency key -> the answer to the write first committed under it (snapshot).
     operations: dict[str, OperationResult] = field(default_factory=dict)
@@ -263,9 +270,21 @@ class PlatformState:
         guardian_id_number: str = "",
     ) -> IssueResult:
         """Issues an e-SSC: one person, one e-SSC (A3); a key replays its first result."""
+        fingerprint = _fingerprint(
+            "IssueCard",
+            idempotency_key,
+            bank_id,
+            id_number,
+            _normal_name(name),
+            mobile_phone,
+            card_number,
+            guardian_id_number,
+        )
         used = self._r.issue_keys.get(idempotency_key)
         if used is not None:
-            if used.id_number != id_number or self._r.cards[used.target].bank_id != bank_id:
+            # Only the identical request replays: a changed card number or guardian must not
+            # be answered with an e-SSC that was never checked against it.
+            if not used.same_request(fingerprint):
                 raise PreconditionError(
                     "idempotency key already used for another request", _KEY_REUSED
                 )
@@ -294,7 +313,7 @@ class PlatformState:
         )
         self._r.cards[card.essc_id] = card
         self._r.held[id_number] = card.essc_id
-        self._r.issue_keys[idempotency_key] = _KeyUse(id_number, target=card.essc_id)
+        self._r.issue_keys[idempotency_key] = _KeyUse(fingerprint, target=card.essc_id)
         result = IssueResult(IssueOutcome.ISSUED, card)
         self._r.operations.setdefault(idempotency_key, result)
         return result
@@ -342,8 +361,9 @@ class PlatformState:
             raise ForbiddenError(
                 "only the issuing bank may terminate this e-SSC", "CARD_HELD_BY_OTHER_BANK"
             )
+        fingerprint = _fingerprint("TerminateCard", idempotency_key, essc_id, bank_id)
         used = self._r.terminate_keys.get(idempotency_key)
-        if used is not None and used.target != essc_id:
+        if used is not None and not used.same_request(fingerprint):
             raise PreconditionError("idempotency key already used for another request", _KEY_REUSED)
         if card.status is CardStatus.TERMINATED:
             return card
@@ -352,7 +372,7 @@ class PlatformState:
         )
         # The person may be issued a new e-SSC later (with a new essc_id).
         self._r.held.pop(card.id_number, None)
-        self._r.terminate_keys[idempotency_key] = _KeyUse(card.id_number, target=essc_id)
+        self._r.terminate_keys[idempotency_key] = _KeyUse(fingerprint, target=essc_id)
         self._r.operations.setdefault(idempotency_key, card)
         return card
 
@@ -372,9 +392,12 @@ class PlatformState:
     ) -> PasswordChange:
         """Stores a new password as a salted hash; strength rules are the gateway's (K3)."""
         self.person(id_number)
+        fingerprint = _fingerprint("ChangePassword", idempotency_key, id_number, current, new)
         used = self._r.password_keys.get(idempotency_key)
         if used is not None:
-            if used.id_number != id_number:
+            # A replay is answered only if it is the very same request: otherwise a known key
+            # would turn any guess at the current password into a success.
+            if not used.same_request(fingerprint):
                 raise PreconditionError(
                     "idempotency key already used for another request", _KEY_REUSED
                 )
@@ -389,7 +412,7 @@ class PlatformState:
             is_initial=_equal(new, initial_password(id_number)),
         )
         changed_at = self._clock.now()
-        self._r.password_keys[idempotency_key] = _KeyUse(id_number, at=changed_at)
+        self._r.password_keys[idempotency_key] = _KeyUse(fingerprint, at=changed_at)
         change = PasswordChange(changed=True, changed_at=changed_at)
         self._r.operations.setdefault(idempotency_key, change)
         return change
@@ -397,7 +420,10 @@ class PlatformState:
     # --- SMS codes (A7, A8) ---------------------------------------------------------------
 
     def send_sms_code(self, id_number: str, purpose: str) -> datetime:
-        """Sends a fresh 6-digit code (replacing any earlier one); returns its expiry."""
+        """Sends a fresh 6-digit code (replacing any earlier one); returns its expiry.
+
+        A new code does not reset the wrong tries: those count per person and purpose.
+        """
         person = self.person(id_number)
         now = self._clock.now()
         code = f"{self._rng.randrange(10**6):06d}"
@@ -408,20 +434,30 @@ class PlatformState:
         return expires_at
 
     def verify_sms_code(self, id_number: str, code: str, purpose: str) -> SmsCheck:
-        """Single use; a code only verifies for its purpose; burnt after too many failures."""
+        """Single use; a code only verifies for its purpose.
+
+        At most `sms_max_attempts` wrong tries per person and purpose in any `sms_code_ttl`
+        (a sliding window), however many codes are sent: asking for a new code must not
+        buy more guesses. Past the cap, TOO_MANY_ATTEMPTS until the oldest try is a TTL old.
+        """
         self.person(id_number)
         key = (id_number, purpose)
         sent = self._r.sms_codes.get(key)
         if sent is None:
             return SmsCheck(matched=False, reason="NO_CODE_SENT")
-        if self._clock.now() >= sent.expires_at:
+        now = self._clock.now()
+        if now >= sent.expires_at:
             return SmsCheck(matched=False, reason="CODE_EXPIRED")
-        if sent.failures >= self._sms_max_attempts:
+        failures = self._recent_sms_failures(key, now)
+        if len(failures) >= self._sms_max_attempts:
             return SmsCheck(matched=False, reason="TOO_MANY_ATTEMPTS")
         if not _equal(code, sent.code):
-            sent.failures += 1
+            failures.append(now)
+            self._r.sms_failures[key] = failures
             return SmsCheck(matched=False, reason="CODE_MISMATCH")
+        # The holder proved they read the phone: earlier wrong tries no longer count.
         del self._r.sms_codes[key]
+        self._r.sms_failures.pop(key, None)
         return SmsCheck(matched=True)
 
     def sms_inbox(self, mobile_phone: str) -> list[SmsMessage]:
@@ -457,6 +493,16 @@ class PlatformState:
                 "guardian does not have full civil capacity", "GUARDIAN_NOT_ELIGIBLE"
             )
 
+    def _recent_sms_failures(self, key: tuple[str, str], now: datetime) -> list[datetime]:
+        """The wrong tries of the last TTL, oldest first; older ones are forgotten."""
+        since = now - self._sms_code_ttl
+        recent = [at for at in self._r.sms_failures.get(key, ()) if at > since]
+        if recent:
+            self._r.sms_failures[key] = recent
+        else:
+            self._r.sms_failures.pop(key, None)
+        return recent
+
     def _held_card(self, id_number: str) -> Card | None:
         essc_id = self._r.held.get(id_number)
         return None if essc_id is None else self._r.cards[essc_id]
@@ -472,8 +518,25 @@ class PlatformState:
                 return essc_id
 
 
+def _normal_name(name: str) -> str:
+    return unicodedata.normalize("NFC", name.strip())
+
+
 def _same_name(given: str, registered: str) -> bool:
-    return unicodedata.normalize("NFC", given.strip()) == registered
+    return _normal_name(given) == registered
+
+
+def _fingerprint(operation: str, *fields: str) -> bytes:
+    """SHA-256 of a keyed write's fields, so a replay can be compared without keeping them.
+
+    Each field is length-prefixed, so that no two different requests hash the same input.
+    """
+    digest = hashlib.sha256()
+    for value in (operation, *fields):
+        encoded = value.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.digest()
 
 
 def _equal(given: str, expected: str) -> bool:

@@ -23,6 +23,9 @@ class IssueAttemptState(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     """Forwarded and refused by the platform; `failure_reason` says why."""
+    IN_DOUBT = "IN_DOUBT"
+    """Sent, outcome unknown: the next request with the key re-sends it (the platform
+    de-duplicates by key), and until then its status is pending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +91,19 @@ class Store(Protocol):
     """What the services need to keep. Every method is atomic."""
 
     async def claim_issue(
-        self, bank_id: str, idempotency_key: str, fingerprint: str, now: datetime
+        self,
+        bank_id: str,
+        idempotency_key: str,
+        fingerprint: str,
+        now: datetime,
+        lease: timedelta = timedelta(minutes=1),
     ) -> IssueAttempt | None:
-        """Claims a key for a new issuance. None if claimed now; else the existing attempt."""
+        """Claims a key for an issuance. None if claimed now (a new key, one left IN_DOUBT,
+        or one PENDING for longer than `lease`: its request died); else the existing attempt."""
+        ...
+
+    async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str) -> None:
+        """The platform may have processed it: keep the key, never forget it."""
         ...
 
     async def complete_issue(

@@ -89,4 +89,53 @@ MIGRATIONS: tuple[str, ...] = (
             REFERENCES issue_attempts (bank_id, idempotency_key)
     );
     """,
+    # 3: the liability ledger (hash-chained), outages, incidents, request counts.
+    """
+    CREATE TABLE liability_records (
+        seq INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL UNIQUE,
+        trace_id TEXT NOT NULL,
+        bank_id TEXT NOT NULL,
+        rpc TEXT NOT NULL,
+        at TEXT NOT NULL,
+        status_code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        clause TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        outage_id TEXT,
+        window_id TEXT,
+        incident_id TEXT,
+        holder_token TEXT,
+        prev_hash TEXT NOT NULL,
+        row_hash TEXT NOT NULL
+    );
+    CREATE INDEX liability_by_bank ON liability_records (bank_id, at);
+    CREATE INDEX liability_by_holder ON liability_records (holder_token, at);
+    CREATE TABLE outages (
+        outage_id TEXT PRIMARY KEY,
+        scope TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        reached INTEGER NOT NULL,
+        last_failure_at TEXT NOT NULL,
+        status_counts TEXT NOT NULL,
+        affected TEXT NOT NULL,
+        clause TEXT NOT NULL
+    );
+    CREATE TABLE incidents (
+        incident_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        declared_at TEXT NOT NULL,
+        description TEXT NOT NULL
+    );
+    CREATE TABLE request_counts (
+        bank_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        PRIMARY KEY (bank_id, day)
+    );
+    """,
 )

@@ -8,14 +8,13 @@ reader connection, which in WAL mode sees only committed data.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -29,6 +28,8 @@ from essc_gateway.store.base import (
     StoreError,
 )
 from essc_gateway.store.migrations import MIGRATIONS
+from essc_gateway.store.sqlite_ledger import LedgerTables
+from essc_gateway.store.sqlite_util import text_of, time_of, time_or_none, uncancellable
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -39,43 +40,9 @@ _CARD_COLUMNS = (
 )
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _uncancellable(
-    method: Callable[P, Coroutine[Any, Any, R]],
-) -> Callable[P, Coroutine[Any, Any, R]]:
-    """A write runs to its end even when its caller is cancelled (client gone, deadline):
-    a cancelled await could leave SQLite inside an open transaction, and whether to write
-    was decided before the call."""
-
-    @functools.wraps(method)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        task = asyncio.ensure_future(method(*args, **kwargs))
-        # Consume a failure nobody awaits any more, so it is not reported as lost.
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return await asyncio.shield(task)
-
-    return run
-
-
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _at(value: str) -> datetime:
-    """A NOT NULL time column."""
-    return datetime.fromisoformat(value)
-
-
 def _card(row: sqlite3.Row) -> CardRecord:
-    issued_at = _dt(row["issued_at"])
-    accepted_at = _dt(row["consent_accepted_at"])
+    issued_at = time_or_none(row["issued_at"])
+    accepted_at = time_or_none(row["consent_accepted_at"])
     assert issued_at is not None
     assert accepted_at is not None
     return CardRecord(
@@ -87,13 +54,13 @@ def _card(row: sqlite3.Row) -> CardRecord:
         phone_sealed=row["phone_sealed"],
         card_number_sealed=row["card_number_sealed"],
         status=row["status"],
-        issued_at=_at(row["issued_at"]),
+        issued_at=time_of(row["issued_at"]),
         consent_version=row["consent_version"],
-        consent_accepted_at=_at(row["consent_accepted_at"]),
+        consent_accepted_at=time_of(row["consent_accepted_at"]),
         consent_channel=row["consent_channel"],
         guardian_sealed=row["guardian_sealed"],
         guardian_relation=row["guardian_relation"],
-        terminated_at=_dt(row["terminated_at"]),
+        terminated_at=time_or_none(row["terminated_at"]),
     )
 
 
@@ -103,11 +70,11 @@ def _attempt(row: sqlite3.Row) -> IssueAttempt:
         idempotency_key=row["idempotency_key"],
         fingerprint=row["fingerprint"],
         state=IssueAttemptState(row["state"]),
-        created_at=_at(row["created_at"]),
+        created_at=time_of(row["created_at"]),
         outcome=row["outcome"],
         essc_id=row["essc_id"],
         failure_reason=row["failure_reason"],
-        completed_at=_dt(row["completed_at"]),
+        completed_at=time_or_none(row["completed_at"]),
     )
 
 
@@ -116,8 +83,8 @@ def _forward(row: sqlite3.Row) -> ForwardItem:
         bank_id=row["bank_id"],
         idempotency_key=row["idempotency_key"],
         payload_sealed=row["payload_sealed"],
-        accepted_at=_at(row["accepted_at"]),
-        forward_after=_at(row["forward_after"]),
+        accepted_at=time_of(row["accepted_at"]),
+        forward_after=time_of(row["forward_after"]),
         tries=row["tries"],
     )
 
@@ -126,13 +93,13 @@ def _window(row: sqlite3.Row) -> MaintenanceWindow:
     return MaintenanceWindow(
         window_id=row["window_id"],
         kind=WindowKind(row["kind"]),
-        starts_at=_at(row["starts_at"]),
-        ends_at=_at(row["ends_at"]),
+        starts_at=time_of(row["starts_at"]),
+        ends_at=time_of(row["ends_at"]),
         rpcs=frozenset(json.loads(row["rpcs"])),
         reason=row["reason"],
-        announced_at=_at(row["announced_at"]),
-        amended_at=_dt(row["amended_at"]),
-        cancelled_at=_dt(row["cancelled_at"]),
+        announced_at=time_of(row["announced_at"]),
+        amended_at=time_or_none(row["amended_at"]),
+        cancelled_at=time_or_none(row["cancelled_at"]),
         version=row["version"],
     )
 
@@ -146,14 +113,14 @@ def _window_snapshot(window: MaintenanceWindow) -> str:
             "rpcs": sorted(window.rpcs),
             "reason": window.reason,
             "announced_at": window.announced_at.isoformat(),
-            "amended_at": _ts(window.amended_at),
-            "cancelled_at": _ts(window.cancelled_at),
+            "amended_at": text_of(window.amended_at),
+            "cancelled_at": text_of(window.cancelled_at),
         },
         sort_keys=True,
     )
 
 
-class SqliteStore:
+class SqliteStore(LedgerTables):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
@@ -215,15 +182,39 @@ class SqliteStore:
             row: sqlite3.Row | None = await cursor.fetchone()
         return row
 
-    @_uncancellable
+    @uncancellable
     async def claim_issue(
-        self, bank_id: str, idempotency_key: str, fingerprint: str, now: datetime
+        self,
+        bank_id: str,
+        idempotency_key: str,
+        fingerprint: str,
+        now: datetime,
+        lease: timedelta = timedelta(minutes=1),
     ) -> IssueAttempt | None:
         async with self._transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, "
                 "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (bank_id, idempotency_key, fingerprint, IssueAttemptState.PENDING, _ts(now)),
+                (bank_id, idempotency_key, fingerprint, IssueAttemptState.PENDING, text_of(now)),
+            )
+            if cursor.rowcount == 1:
+                return None
+            # Take over an attempt left in doubt, or one whose request died (crash) before
+            # finishing: the platform de-duplicates by the same key, so re-sending is safe.
+            cursor = await db.execute(
+                "UPDATE issue_attempts SET state = ?, created_at = ? "
+                "WHERE bank_id = ? AND idempotency_key = ? AND fingerprint = ? "
+                "AND (state = ? OR (state = ? AND created_at <= ?))",
+                (
+                    IssueAttemptState.PENDING,
+                    text_of(now),
+                    bank_id,
+                    idempotency_key,
+                    fingerprint,
+                    IssueAttemptState.IN_DOUBT,
+                    IssueAttemptState.PENDING,
+                    text_of(now - lease),
+                ),
             )
             if cursor.rowcount == 1:
                 return None
@@ -236,7 +227,7 @@ class SqliteStore:
             raise StoreError("claim_issue: conflicting attempt vanished")
         return _attempt(row)
 
-    @_uncancellable
+    @uncancellable
     async def complete_issue(
         self,
         bank_id: str,
@@ -263,13 +254,13 @@ class SqliteStore:
                         new_card.phone_sealed,
                         new_card.card_number_sealed,
                         new_card.status,
-                        _ts(new_card.issued_at),
+                        text_of(new_card.issued_at),
                         new_card.consent_version,
-                        _ts(new_card.consent_accepted_at),
+                        text_of(new_card.consent_accepted_at),
                         new_card.consent_channel,
                         new_card.guardian_sealed,
                         new_card.guardian_relation,
-                        _ts(new_card.terminated_at),
+                        text_of(new_card.terminated_at),
                     ),
                 )
             cursor = await db.execute(
@@ -279,7 +270,7 @@ class SqliteStore:
                     IssueAttemptState.COMPLETED,
                     outcome,
                     essc_id,
-                    _ts(now),
+                    text_of(now),
                     bank_id,
                     idempotency_key,
                     IssueAttemptState.PENDING,
@@ -300,7 +291,7 @@ class SqliteStore:
         )
         return None if row is None else _attempt(row)
 
-    @_uncancellable
+    @uncancellable
     async def accept_for_forwarding(
         self,
         bank_id: str,
@@ -325,19 +316,25 @@ class SqliteStore:
             await db.execute(
                 "INSERT INTO forward_queue (bank_id, idempotency_key, payload_sealed, "
                 "accepted_at, forward_after) VALUES (?, ?, ?, ?, ?)",
-                (bank_id, idempotency_key, payload_sealed, _ts(accepted_at), _ts(forward_after)),
+                (
+                    bank_id,
+                    idempotency_key,
+                    payload_sealed,
+                    text_of(accepted_at),
+                    text_of(forward_after),
+                ),
             )
 
     async def due_forwards(self, now: datetime, limit: int) -> list[ForwardItem]:
         async with self._reader.execute(
             "SELECT * FROM forward_queue WHERE forward_after <= ? "
             "ORDER BY forward_after, accepted_at LIMIT ?",
-            (_ts(now), limit),
+            (text_of(now), limit),
         ) as cursor:
             rows = await cursor.fetchall()
         return [_forward(row) for row in rows]
 
-    @_uncancellable
+    @uncancellable
     async def postpone_forward(
         self, bank_id: str, idempotency_key: str, forward_after: datetime
     ) -> None:
@@ -345,10 +342,10 @@ class SqliteStore:
             await db.execute(
                 "UPDATE forward_queue SET forward_after = ?, tries = tries + 1 "
                 "WHERE bank_id = ? AND idempotency_key = ?",
-                (_ts(forward_after), bank_id, idempotency_key),
+                (text_of(forward_after), bank_id, idempotency_key),
             )
 
-    @_uncancellable
+    @uncancellable
     async def fail_forward(
         self, bank_id: str, idempotency_key: str, reason: str, now: datetime
     ) -> None:
@@ -356,14 +353,14 @@ class SqliteStore:
             await db.execute(
                 "UPDATE issue_attempts SET state = ?, failure_reason = ?, completed_at = ? "
                 "WHERE bank_id = ? AND idempotency_key = ?",
-                (IssueAttemptState.FAILED, reason, _ts(now), bank_id, idempotency_key),
+                (IssueAttemptState.FAILED, reason, text_of(now), bank_id, idempotency_key),
             )
             await db.execute(
                 "DELETE FROM forward_queue WHERE bank_id = ? AND idempotency_key = ?",
                 (bank_id, idempotency_key),
             )
 
-    @_uncancellable
+    @uncancellable
     async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
         async with self._transaction() as db:
             await db.execute(
@@ -377,20 +374,20 @@ class SqliteStore:
                 (
                     window.window_id,
                     window.kind.value,
-                    _ts(window.starts_at),
-                    _ts(window.ends_at),
+                    text_of(window.starts_at),
+                    text_of(window.ends_at),
                     json.dumps(sorted(window.rpcs)),
                     window.reason,
-                    _ts(window.announced_at),
-                    _ts(window.amended_at),
-                    _ts(window.cancelled_at),
+                    text_of(window.announced_at),
+                    text_of(window.amended_at),
+                    text_of(window.cancelled_at),
                     window.version,
                 ),
             )
             await db.execute(
                 "INSERT INTO maintenance_window_versions (window_id, version, recorded_at, "
                 "snapshot) VALUES (?, ?, ?, ?)",
-                (window.window_id, window.version, _ts(recorded_at), _window_snapshot(window)),
+                (window.window_id, window.version, text_of(recorded_at), _window_snapshot(window)),
             )
 
     async def windows(self) -> list[MaintenanceWindow]:
@@ -400,7 +397,16 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return [_window(row) for row in rows]
 
-    @_uncancellable
+    @uncancellable
+    async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE issue_attempts SET state = ? "
+                "WHERE bank_id = ? AND idempotency_key = ? AND state = ?",
+                (IssueAttemptState.IN_DOUBT, bank_id, idempotency_key, IssueAttemptState.PENDING),
+            )
+
+    @uncancellable
     async def release_issue(self, bank_id: str, idempotency_key: str) -> None:
         async with self._transaction() as db:
             await db.execute(
@@ -424,7 +430,7 @@ class SqliteStore:
         )
         return None if row is None else _card(row)
 
-    @_uncancellable
+    @uncancellable
     async def set_card_status(
         self, essc_id: str, status: str, terminated_at: datetime | None = None
     ) -> None:
@@ -432,10 +438,10 @@ class SqliteStore:
             await db.execute(
                 "UPDATE cards SET status = ?, terminated_at = COALESCE(?, terminated_at) "
                 "WHERE essc_id = ?",
-                (status, _ts(terminated_at), essc_id),
+                (status, text_of(terminated_at), essc_id),
             )
 
-    @_uncancellable
+    @uncancellable
     async def begin_factor_attempt(
         self, holder_token: str, now: datetime, max_failures: int, stale_after: timedelta
     ) -> LockoutState:
@@ -448,8 +454,8 @@ class SqliteStore:
                 row = await cursor.fetchone()
             failures, locked_until, in_flight = 0, None, 0
             if row is not None:
-                failures, locked_until = int(row[0]), _dt(row[1])
-                since = _dt(row[3])
+                failures, locked_until = int(row[0]), time_or_none(row[1])
+                since = time_or_none(row[3])
                 fresh = since is not None and now - since < stale_after
                 in_flight = int(row[2]) if fresh else 0
             if (locked_until is not None and now < locked_until) or (
@@ -460,11 +466,11 @@ class SqliteStore:
                 "INSERT INTO factor_failures (holder_token, consecutive_failures, in_flight, "
                 "in_flight_since) VALUES (?, 0, 1, ?) ON CONFLICT (holder_token) DO UPDATE "
                 "SET in_flight = ?, in_flight_since = excluded.in_flight_since",
-                (holder_token, _ts(now), in_flight + 1),
+                (holder_token, text_of(now), in_flight + 1),
             )
         return LockoutState(failures, locked_until)
 
-    @_uncancellable
+    @uncancellable
     async def end_factor_attempt(
         self,
         holder_token: str,
@@ -484,18 +490,18 @@ class SqliteStore:
                 row = await cursor.fetchone()
             if row is None:
                 return LockoutState(0, None)
-            failures, locked_until = int(row[0]), _dt(row[1])
+            failures, locked_until = int(row[0]), time_or_none(row[1])
             if verdict is False and failures >= max_failures:
                 locked_until = now + lock_for
                 # The count restarts, so the holder gets a fresh set of tries after the lock.
                 await db.execute(
                     "UPDATE factor_failures SET consecutive_failures = 0, locked_until = ? "
                     "WHERE holder_token = ?",
-                    (_ts(locked_until), holder_token),
+                    (text_of(locked_until), holder_token),
                 )
         return LockoutState(failures, locked_until)
 
-    @_uncancellable
+    @uncancellable
     async def record_sms_send(
         self,
         holder_token: str,
@@ -508,7 +514,7 @@ class SqliteStore:
         async with self._transaction() as db:
             await db.execute(
                 "DELETE FROM sms_sends WHERE holder_token = ? AND sent_at <= ?",
-                (holder_token, _ts(day_ago)),
+                (holder_token, text_of(day_ago)),
             )
             async with db.execute(
                 "SELECT MAX(CASE WHEN purpose = ? THEN sent_at END), MIN(sent_at), COUNT(*) "
@@ -517,23 +523,23 @@ class SqliteStore:
             ) as cursor:
                 row = await cursor.fetchone()
             assert row is not None
-            last, oldest, count = _dt(row[0]), _dt(row[1]), int(row[2])
+            last, oldest, count = time_or_none(row[0]), time_or_none(row[1]), int(row[2])
             if last is not None and now - last < min_interval:
                 return min_interval - (now - last)
             if count >= daily_limit and oldest is not None:
                 return oldest + timedelta(days=1) - now
             await db.execute(
                 "INSERT INTO sms_sends (holder_token, purpose, sent_at) VALUES (?, ?, ?)",
-                (holder_token, purpose, _ts(now)),
+                (holder_token, purpose, text_of(now)),
             )
         return None
 
-    @_uncancellable
+    @uncancellable
     async def forget_sms_send(self, holder_token: str, purpose: str, sent_at: datetime) -> None:
         async with self._transaction() as db:
             await db.execute(
                 "DELETE FROM sms_sends WHERE holder_token = ? AND purpose = ? AND sent_at = ?",
-                (holder_token, purpose, _ts(sent_at)),
+                (holder_token, purpose, text_of(sent_at)),
             )
 
     async def close(self) -> None:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from opentelemetry import trace
+from opentelemetry.trace import format_trace_id
 
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
@@ -25,11 +27,14 @@ from essc_gateway.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from essc_gateway.liability.counts import RequestCounter
+from essc_gateway.liability.ledger import Ledger
 from essc_gateway.metrics import GatewayMetrics
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.context import reset_calling_bank, set_calling_bank
+from essc_gateway.transport.requests import holder_id_of
 from essc_gateway.transport.status import status_code_for, to_rpc_status
 
 GATEWAY_SERVICE_PREFIX = "/essc.gateway.v1.GatewayService/"
@@ -52,7 +57,11 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         forwarding_banks: frozenset[str],
         metrics: GatewayMetrics,
         clock: Clock,
+        ledger: Ledger,
+        counter: RequestCounter,
     ) -> None:
+        self._ledger = ledger
+        self._counter = counter
         self._banks = banks
         self._operators = operators
         self._admission = admission
@@ -153,6 +162,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     caller = f"operator:{self._operator(metadata, context)}"
                     response = await inner(request, context)
             except GatewayError as error:
+                if bank and caller != "-":
+                    await self._record(caller, rpc, request, error)
                 await self._abort(context, rpc, caller, started, error)
             except grpc.aio.AbortError:
                 raise
@@ -164,19 +175,35 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     rpc,
                     "".join(traceback.format_tb(unexpected.__traceback__)),
                 )
-                await self._abort(
-                    context,
-                    rpc,
-                    caller,
-                    started,
-                    InternalError("internal error", reason=ErrorReason.INTERNAL),
-                )
+                internal = InternalError("internal error", reason=ErrorReason.INTERNAL)
+                if bank and caller != "-":
+                    await self._record(caller, rpc, request, internal)
+                await self._abort(context, rpc, caller, started, internal)
             finally:
                 request_deadline.reset(deadline_token)
+            if bank:
+                self._counter.count(caller, self._clock.now().date(), failed=False)
             self._log(rpc, caller, started, "OK", "")
             return response
 
         return handle
+
+    async def _record(self, bank: str, rpc: str, request: Any, error: GatewayError) -> None:
+        """A durable liability record for the failed request (A16); never blocks the answer."""
+        self._counter.count(bank, self._clock.now().date(), failed=True)
+        span = trace.get_current_span().get_span_context()
+        try:
+            await self._ledger.record_failure(
+                bank_id=bank,
+                rpc=rpc,
+                status_code=status_code_for(error).name,
+                error=error,
+                trace_id=format_trace_id(span.trace_id) if span.is_valid else "",
+                span_context=span if span.is_valid else None,
+                holder_id=holder_id_of(request),
+            )
+        except Exception as unexpected:
+            error_log.error("liability record not written: %s", type(unexpected).__name__)
 
     async def _abort(
         self, context: Context, rpc: str, caller: str, started: float, error: GatewayError

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
@@ -12,6 +13,12 @@ from essc.gateway.v1 import operator_pb2 as pb
 from essc.gateway.v1 import operator_pb2_grpc as pb_grpc
 from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.errors import FieldViolation, InvalidRequest
+from essc_gateway.liability import render
+from essc_gateway.liability.audit import verify_ledger
+from essc_gateway.liability.incidents import IncidentBook
+from essc_gateway.liability.model import Incident, IncidentKind
+from essc_gateway.liability.ports import LedgerStore
+from essc_gateway.liability.reports import Reports
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.transport.requests import timestamp_in_range
 from essc_gateway.transport.responses import timestamp
@@ -68,10 +75,37 @@ def window_pb(window: MaintenanceWindow) -> pb.MaintenanceWindow:
     return message
 
 
+_INCIDENT_KINDS = {getattr(pb, f"INCIDENT_KIND_{kind.value}"): kind for kind in IncidentKind}
+_INCIDENT_KIND_PB = {kind: value for value, kind in _INCIDENT_KINDS.items()}
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def incident_pb(incident: Incident) -> pb.Incident:
+    return pb.Incident(
+        incident_id=incident.incident_id,
+        kind=_INCIDENT_KIND_PB[incident.kind],
+        starts_at=timestamp(incident.starts_at),
+        ends_at=timestamp(incident.ends_at),
+        declared_at=timestamp(incident.declared_at),
+        description=incident.description,
+        clause=incident.kind.clause.value,
+    )
+
+
 class OperatorServicer(pb_grpc.OperatorServiceServicer):
-    def __init__(self, calendar: MaintenanceCalendar, breakers: Breakers) -> None:
+    def __init__(
+        self,
+        calendar: MaintenanceCalendar,
+        breakers: Breakers,
+        incidents: IncidentBook,
+        reports: Reports,
+        ledger_store: LedgerStore,
+    ) -> None:
         self._calendar = calendar
         self._breakers = breakers
+        self._incidents = incidents
+        self._reports = reports
+        self._ledger_store = ledger_store
 
     async def AnnounceMaintenance(
         self, request: pb.AnnounceMaintenanceRequest, context: Context
@@ -154,3 +188,93 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         self, request: pb.ListCircuitsRequest, context: Context
     ) -> pb.ListCircuitsResponse:
         return pb.ListCircuitsResponse(circuits=self._states(list(PLATFORM_OPERATIONS)))
+
+    async def DeclareIncident(
+        self, request: pb.DeclareIncidentRequest, context: Context
+    ) -> pb.DeclareIncidentResponse:
+        if request.kind not in _INCIDENT_KINDS:
+            raise InvalidRequest([FieldViolation("kind", "must name an incident", "UNSPECIFIED")])
+        incident = await self._incidents.declare(
+            _INCIDENT_KINDS[request.kind],
+            _when(request.starts_at, "starts_at"),
+            _when(request.ends_at, "ends_at"),
+            request.description,
+        )
+        return pb.DeclareIncidentResponse(incident=incident_pb(incident))
+
+    async def ListIncidents(
+        self, request: pb.ListIncidentsRequest, context: Context
+    ) -> pb.ListIncidentsResponse:
+        everything = self._incidents.between(
+            datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+        )
+        return pb.ListIncidentsResponse(incidents=[incident_pb(i) for i in everything])
+
+    async def GetLiabilityReport(
+        self, request: pb.GetLiabilityReportRequest, context: Context
+    ) -> pb.GetLiabilityReportResponse:
+        violations = []
+        for field in ("since", "until"):
+            if not request.HasField(field):
+                violations.append(FieldViolation(field, "is required", "REQUIRED"))
+        accepted_on = None
+        if request.complaint_accepted_on:
+            try:
+                accepted_on = date.fromisoformat(request.complaint_accepted_on)
+            except ValueError:
+                violations.append(
+                    FieldViolation("complaint_accepted_on", "must be YYYY-MM-DD", "BAD_FORMAT")
+                )
+        if violations:
+            raise InvalidRequest(violations)
+        since, until = _when(request.since, "since"), _when(request.until, "until")
+        if until <= since:
+            raise InvalidRequest([FieldViolation("until", "must be after since", "INVALID")])
+        report = await self._reports.report(
+            since,
+            until,
+            bank_id=request.bank_id or None,
+            holder_id=request.holder_social_security_number or None,
+            complaint_accepted_on=accepted_on,
+        )
+        if request.format == pb.REPORT_FORMAT_HTML:
+            return pb.GetLiabilityReportResponse(
+                content_type="text/html", body=render.report_to_html(report)
+            )
+        if request.format == pb.REPORT_FORMAT_TABLE:
+            return pb.GetLiabilityReportResponse(
+                content_type="text/plain", body=render.report_to_table(report)
+            )
+        return pb.GetLiabilityReportResponse(
+            content_type="application/json", body=render.report_to_json(report)
+        )
+
+    async def GetMonthlyStatement(
+        self, request: pb.GetMonthlyStatementRequest, context: Context
+    ) -> pb.GetMonthlyStatementResponse:
+        violations = []
+        if not request.bank_id:
+            violations.append(FieldViolation("bank_id", "is required", "REQUIRED"))
+        if not _MONTH.fullmatch(request.month):
+            violations.append(FieldViolation("month", "must be YYYY-MM", "BAD_FORMAT"))
+        if violations:
+            raise InvalidRequest(violations)
+        statement = await self._reports.monthly(request.bank_id, request.month)
+        if request.format == pb.REPORT_FORMAT_TABLE:
+            return pb.GetMonthlyStatementResponse(
+                content_type="text/plain", body=render.statement_to_table(statement)
+            )
+        return pb.GetMonthlyStatementResponse(
+            content_type="application/json", body=render.statement_to_json(statement)
+        )
+
+    async def VerifyLedger(
+        self, request: pb.VerifyLedgerRequest, context: Context
+    ) -> pb.VerifyLedgerResponse:
+        result = await verify_ledger(self._ledger_store, request.expected_head)
+        return pb.VerifyLedgerResponse(
+            intact=result.intact,
+            records=result.records,
+            head=result.head,
+            problems=list(result.problems),
+        )

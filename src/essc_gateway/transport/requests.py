@@ -239,3 +239,14 @@ def holder_and_scenario(
     holder = fields.citizen_id("social_security_number", raw_id)
     scenario = fields.enum("scenario", raw_scenario, SCENARIOS)
     return fields, holder, scenario
+
+
+def holder_id_of(request: object) -> str | None:
+    """The holder's ID number a request is about, as sent (for the liability ledger's keyed
+    complaint lookup; never logged)."""
+    direct = getattr(request, "social_security_number", None)
+    if isinstance(direct, str) and direct:
+        return direct
+    applicant = getattr(request, "applicant", None)
+    nested = getattr(applicant, "social_security_number", None)
+    return nested if isinstance(nested, str) and nested else None

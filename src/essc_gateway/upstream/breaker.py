@@ -27,8 +27,9 @@ class BreakerSettings:
     """Outcomes needed before the failure rate is judged."""
     failure_rate: float = 0.5
     """Failure share at or above which the breaker opens."""
-    open_for: timedelta = timedelta(seconds=5)
-    """Pause before probes are let through."""
+    open_for: timedelta = timedelta(seconds=1)
+    """Pause before probes are let through. Short: the outage ledger learns of a recovery
+    only from a probe, and must date it within a second."""
     probes: int = 2
     """Concurrent probes while half-open; all must succeed to close."""
 
@@ -91,6 +92,8 @@ class CircuitBreaker:
         """How long until a call may pass again."""
         if self._forced_until is not None:
             return max(self._forced_until - self._clock.now(), timedelta(0))
+        if self._state is BreakerState.HALF_OPEN:
+            return self._settings.open_for  # the probes are out; their verdict comes first
         waited = self._clock.monotonic() - self._opened_at
         return max(self._settings.open_for - timedelta(seconds=waited), timedelta(0))
 
@@ -136,9 +139,10 @@ class CircuitBreaker:
         self._open()
 
     def release(self) -> None:
-        """Ends a forced opening now: the breaker probes the platform again."""
-        if self._forced_until is not None:
-            self._forced_until = self._clock.now()
+        """Ends a forced or natural opening now: the breaker probes the platform again."""
+        self._forced_until = None
+        if self._state is BreakerState.OPEN:
+            self._opened_at = self._clock.monotonic() - self._settings.open_for.total_seconds()
             self._refresh()
 
 

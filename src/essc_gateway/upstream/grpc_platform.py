@@ -24,8 +24,10 @@ from essc_gateway.domain.models import (
     Qualification,
 )
 from essc_gateway.errors import (
+    AlreadyExists,
     ErrorReason,
     GatewayError,
+    InternalError,
     NotFound,
     PermissionDenied,
     PlatformError,
@@ -84,6 +86,10 @@ _REFUSALS: dict[grpc.StatusCode, tuple[type[GatewayError], ErrorReason]] = {
     grpc.StatusCode.NOT_FOUND: (NotFound, ErrorReason.PERSON_NOT_FOUND),
     grpc.StatusCode.FAILED_PRECONDITION: (PreconditionFailed, ErrorReason.IDENTITY_MISMATCH),
     grpc.StatusCode.PERMISSION_DENIED: (PermissionDenied, ErrorReason.PLATFORM_REJECTED),
+    grpc.StatusCode.ALREADY_EXISTS: (AlreadyExists, ErrorReason.CARD_HELD_BY_OTHER_BANK),
+    grpc.StatusCode.OUT_OF_RANGE: (PreconditionFailed, ErrorReason.PLATFORM_REJECTED),
+    # The platform found our request malformed: a gateway bug, never worth a retry.
+    grpc.StatusCode.INVALID_ARGUMENT: (InternalError, ErrorReason.PLATFORM_REJECTED),
 }
 
 

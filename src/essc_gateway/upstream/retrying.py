@@ -11,9 +11,10 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import grpc
+from opentelemetry.trace import NoOpTracer, Status, StatusCode, Tracer
 from tenacity import AsyncRetrying, RetryCallState
 
 from essc_gateway.clock import Clock
@@ -76,6 +77,10 @@ class _AttemptFailed(Exception):
         self.error = error
 
 
+class _LookupFailed(_AttemptFailed):
+    """Asking the platform for an in-doubt write's outcome failed: still in doubt."""
+
+
 class _NotSent(Exception):
     """No attempt made: breaker open or no time left."""
 
@@ -85,6 +90,19 @@ class _NotSent(Exception):
 
 
 ErrorMapper = Callable[[grpc.aio.AioRpcError, AttemptFailure, str], GatewayError]
+
+
+class AttemptObserver(Protocol):
+    """Told of every attempt's result (the outage ledger watches the platform this way)."""
+
+    async def attempt_done(self, operation: str, failure: AttemptFailure | None) -> None:
+        """`failure` is None for a good answer, a business refusal included."""
+        ...
+
+
+class _NoObserver:
+    async def attempt_done(self, operation: str, failure: AttemptFailure | None) -> None:
+        return None
 
 
 class ResilientCaller:
@@ -98,7 +116,11 @@ class ResilientCaller:
         rng: random.Random,
         map_error: ErrorMapper,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: AttemptObserver | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._observer: AttemptObserver = observer or _NoObserver()
+        self._tracer = tracer or NoOpTracer()
         self._settings = settings
         self._budget = budget
         self._breakers = breakers
@@ -133,7 +155,27 @@ class ResilientCaller:
         try:
             return await retrying(call.attempt_once)
         except _NotSent as not_sent:
+            if call.in_doubt:
+                # An earlier attempt may have been processed: never report "not sent" then.
+                not_sent.error.metadata.update(
+                    {
+                        "outcome": Outcome.IN_DOUBT.value,
+                        "attempts": str(call.attempts),
+                        "platform_reached": "unknown",
+                    }
+                )
             raise not_sent.error from None
+        except _LookupFailed as failed:
+            raise PlatformUnavailable(
+                f"{operation}: outcome unknown; retry with the same idempotency key",
+                upstream_code=failed.failure.code.name,
+                metadata={
+                    "operation": operation,
+                    "outcome": Outcome.IN_DOUBT.value,
+                    "attempts": str(call.attempts),
+                    "platform_reached": "unknown",
+                },
+            ) from None
         except _AttemptFailed as failed:
             error = self._map_error(failed.error, failed.failure, operation)
             error.metadata.update(
@@ -170,6 +212,9 @@ class _Call(Generic[T]):
         self._recover = recover
         self._deadline = deadline
         self._breaker = caller._breakers[operation]
+        self._observer = caller._observer
+        self._tracer = caller._tracer
+        self._waited = 0.0
         self.in_doubt = False
         self.attempts = 0
 
@@ -213,14 +258,52 @@ class _Call(Generic[T]):
 
     async def attempt_once(self) -> T:
         timeout = self._admit()
+        with self._tracer.start_as_current_span(
+            f"platform {self._operation}",
+            attributes={
+                "essc.operation": self._operation,
+                "essc.attempt": self.attempts,
+                "essc.backoff_waited_ms": round(self._waited * 1000, 1),
+                "essc.breaker_state": self._breaker.state.value,
+                "essc.attempt_timeout_ms": round(timeout * 1000, 1),
+            },
+        ) as span:
+            try:
+                result = await self._attempt_in_span(timeout)
+            except _AttemptFailed as failed:
+                span.set_attribute("essc.outcome", failed.failure.outcome.value)
+                span.set_attribute("essc.platform_reached", failed.failure.reached)
+                span.set_status(Status(StatusCode.ERROR, failed.failure.code.name))
+                raise
+            span.set_attribute("essc.outcome", "OK")
+            return result
+
+    async def _attempt_in_span(self, seconds: float) -> T:
+        timeout = seconds
         try:
             if self.in_doubt and self._recover is not None:
-                recovered = await self._recover(timeout)
+                try:
+                    recovered = await self._recover(timeout)
+                except grpc.aio.AioRpcError as lookup_error:
+                    failure = classify(lookup_error)
+                    self._count("LOOKUP_FAILED", failure.code.name)
+                    raise _LookupFailed(failure, lookup_error) from None
                 if recovered is not None:
                     self._breaker.record(True)
                     self._count("RECOVERED")
+                    await self._observer.attempt_done(self._operation, None)
                     return recovered
                 timeout = self._timeout()
+                if timeout < self._settings.min_attempt_time:
+                    raise _LookupFailed(
+                        AttemptFailure(Outcome.IN_DOUBT, grpc.StatusCode.DEADLINE_EXCEEDED, True),
+                        grpc.aio.AioRpcError(
+                            grpc.StatusCode.DEADLINE_EXCEEDED,
+                            grpc.aio.Metadata(),
+                            grpc.aio.Metadata(),
+                            "no time left to re-send",
+                        ),
+                    )
             result = await self._attempt(timeout)
         except asyncio.CancelledError:
             # A sibling call failed (fan-out) or the caller left: no verdict on the platform.
@@ -230,12 +313,23 @@ class _Call(Generic[T]):
         except grpc.aio.AioRpcError as error:
             failure = classify(error)
             healthy = failure.outcome is Outcome.REJECTED and failure.code in _BUSINESS_CODES
-            self._breaker.record(healthy)
             self._count(failure.outcome.value, failure.code.name)
+            cut_short = (
+                failure.code == grpc.StatusCode.DEADLINE_EXCEEDED
+                and timeout < self._settings.attempt_timeout
+            )
+            if cut_short:
+                # The caller's own short deadline, not the platform's slowness: one bank's
+                # impatience must not open the circuit (or an outage) for every bank.
+                self._breaker.abandon()
+            else:
+                self._breaker.record(healthy)
+                await self._observer.attempt_done(self._operation, None if healthy else failure)
             self.in_doubt = self.in_doubt or failure.outcome is Outcome.IN_DOUBT
             raise _AttemptFailed(failure, error) from None
         self._breaker.record(True)
         self._count("OK")
+        await self._observer.attempt_done(self._operation, None)
         return result
 
     def retryable(self, state: RetryCallState) -> bool:
@@ -247,6 +341,11 @@ class _Call(Generic[T]):
         return True
 
     def wait(self, state: RetryCallState) -> float:
+        delay = self._backoff(state)
+        self._waited = delay
+        return delay
+
+    def _backoff(self, state: RetryCallState) -> float:
         # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^n)].
         ceiling = min(
             self._settings.backoff_cap,

@@ -22,6 +22,64 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _IncidentKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IncidentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IncidentKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INCIDENT_KIND_UNSPECIFIED: _IncidentKind.ValueType  # 0
+    INCIDENT_KIND_TYPHOON: _IncidentKind.ValueType  # 1
+    INCIDENT_KIND_EARTHQUAKE: _IncidentKind.ValueType  # 2
+    INCIDENT_KIND_TSUNAMI: _IncidentKind.ValueType  # 3
+    INCIDENT_KIND_FLOOD: _IncidentKind.ValueType  # 4
+    INCIDENT_KIND_POWER_CUT: _IncidentKind.ValueType  # 5
+    INCIDENT_KIND_WAR: _IncidentKind.ValueType  # 6
+    INCIDENT_KIND_TERRORIST_ATTACK: _IncidentKind.ValueType  # 7
+    INCIDENT_KIND_HACKER_ATTACK: _IncidentKind.ValueType  # 8
+    INCIDENT_KIND_POWER_SYSTEM: _IncidentKind.ValueType  # 9
+    INCIDENT_KIND_TELECOM_ADJUSTMENT: _IncidentKind.ValueType  # 10
+
+class IncidentKind(_IncidentKind, metaclass=_IncidentKindEnumTypeWrapper): ...
+
+INCIDENT_KIND_UNSPECIFIED: IncidentKind.ValueType  # 0
+INCIDENT_KIND_TYPHOON: IncidentKind.ValueType  # 1
+INCIDENT_KIND_EARTHQUAKE: IncidentKind.ValueType  # 2
+INCIDENT_KIND_TSUNAMI: IncidentKind.ValueType  # 3
+INCIDENT_KIND_FLOOD: IncidentKind.ValueType  # 4
+INCIDENT_KIND_POWER_CUT: IncidentKind.ValueType  # 5
+INCIDENT_KIND_WAR: IncidentKind.ValueType  # 6
+INCIDENT_KIND_TERRORIST_ATTACK: IncidentKind.ValueType  # 7
+INCIDENT_KIND_HACKER_ATTACK: IncidentKind.ValueType  # 8
+INCIDENT_KIND_POWER_SYSTEM: IncidentKind.ValueType  # 9
+INCIDENT_KIND_TELECOM_ADJUSTMENT: IncidentKind.ValueType  # 10
+Global___IncidentKind: _TypeAlias = IncidentKind  # noqa: Y015
+
+class _ReportFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_FORMAT_UNSPECIFIED: _ReportFormat.ValueType  # 0
+    REPORT_FORMAT_JSON: _ReportFormat.ValueType  # 1
+    """application/json, for machines."""
+    REPORT_FORMAT_TABLE: _ReportFormat.ValueType  # 2
+    """text/plain, a terminal table."""
+    REPORT_FORMAT_HTML: _ReportFormat.ValueType  # 3
+    """text/html, one self-contained page with a timeline."""
+
+class ReportFormat(_ReportFormat, metaclass=_ReportFormatEnumTypeWrapper): ...
+
+REPORT_FORMAT_UNSPECIFIED: ReportFormat.ValueType  # 0
+REPORT_FORMAT_JSON: ReportFormat.ValueType  # 1
+"""application/json, for machines."""
+REPORT_FORMAT_TABLE: ReportFormat.ValueType  # 2
+"""text/plain, a terminal table."""
+REPORT_FORMAT_HTML: ReportFormat.ValueType  # 3
+"""text/html, one self-contained page with a timeline."""
+Global___ReportFormat: _TypeAlias = ReportFormat  # noqa: Y015
+
 class _MaintenanceKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -42,6 +100,293 @@ MAINTENANCE_KIND_BANK: MaintenanceKind.ValueType  # 1
 MAINTENANCE_KIND_PLATFORM: MaintenanceKind.ValueType  # 2
 """The national platform's maintenance, as announced by it."""
 Global___MaintenanceKind: _TypeAlias = MaintenanceKind  # noqa: Y015
+
+@_typing.final
+class Incident(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    DECLARED_AT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    CLAUSE_FIELD_NUMBER: _builtins.int
+    incident_id: _builtins.str
+    kind: Global___IncidentKind.ValueType
+    description: _builtins.str
+    clause: _builtins.str
+    """The clause its failures fall under, e.g. "A16(1)(c)"."""
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def declared_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        incident_id: _builtins.str = ...,
+        kind: Global___IncidentKind.ValueType = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+        declared_at: _timestamp_pb2.Timestamp | None = ...,
+        description: _builtins.str = ...,
+        clause: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declared_at", b"declared_at", "ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clause", b"clause", "declared_at", b"declared_at", "description", b"description", "ends_at", b"ends_at", "incident_id", b"incident_id", "kind", b"kind", "starts_at", b"starts_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Incident: _TypeAlias = Incident  # noqa: Y015
+
+@_typing.final
+class DeclareIncidentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    kind: Global___IncidentKind.ValueType
+    description: _builtins.str
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: Global___IncidentKind.ValueType = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "ends_at", b"ends_at", "kind", b"kind", "starts_at", b"starts_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareIncidentRequest: _TypeAlias = DeclareIncidentRequest  # noqa: Y015
+
+@_typing.final
+class DeclareIncidentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def incident(self) -> Global___Incident: ...
+    def __init__(
+        self,
+        *,
+        incident: Global___Incident | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareIncidentResponse: _TypeAlias = DeclareIncidentResponse  # noqa: Y015
+
+@_typing.final
+class ListIncidentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIncidentsRequest: _TypeAlias = ListIncidentsRequest  # noqa: Y015
+
+@_typing.final
+class ListIncidentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def incidents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Incident]: ...
+    def __init__(
+        self,
+        *,
+        incidents: _abc.Iterable[Global___Incident] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incidents", b"incidents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIncidentsResponse: _TypeAlias = ListIncidentsResponse  # noqa: Y015
+
+@_typing.final
+class GetLiabilityReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    HOLDER_SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
+    COMPLAINT_ACCEPTED_ON_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """Empty: every bank."""
+    holder_social_security_number: _builtins.str
+    """For a complaint: the holder's ID number (looked up by its keyed token, never stored)."""
+    complaint_accepted_on: _builtins.str
+    """For a complaint: the day it was accepted, YYYY-MM-DD; the report gives its due date (A15)."""
+    format: Global___ReportFormat.ValueType
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        holder_social_security_number: _builtins.str = ...,
+        complaint_accepted_on: _builtins.str = ...,
+        format: Global___ReportFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "complaint_accepted_on", b"complaint_accepted_on", "format", b"format", "holder_social_security_number", b"holder_social_security_number", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLiabilityReportRequest: _TypeAlias = GetLiabilityReportRequest  # noqa: Y015
+
+@_typing.final
+class GetLiabilityReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    content_type: _builtins.str
+    body: _builtins.str
+    def __init__(
+        self,
+        *,
+        content_type: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLiabilityReportResponse: _TypeAlias = GetLiabilityReportResponse  # noqa: Y015
+
+@_typing.final
+class GetMonthlyStatementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    month: _builtins.str
+    """YYYY-MM."""
+    format: Global___ReportFormat.ValueType
+    """JSON or TABLE."""
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        month: _builtins.str = ...,
+        format: Global___ReportFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "format", b"format", "month", b"month"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMonthlyStatementRequest: _TypeAlias = GetMonthlyStatementRequest  # noqa: Y015
+
+@_typing.final
+class GetMonthlyStatementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    content_type: _builtins.str
+    body: _builtins.str
+    def __init__(
+        self,
+        *,
+        content_type: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMonthlyStatementResponse: _TypeAlias = GetMonthlyStatementResponse  # noqa: Y015
+
+@_typing.final
+class VerifyLedgerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPECTED_HEAD_FIELD_NUMBER: _builtins.int
+    expected_head: _builtins.str
+    """A chain head published earlier (e.g. in a monthly statement): also finds removed tails."""
+    def __init__(
+        self,
+        *,
+        expected_head: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_head", b"expected_head"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyLedgerRequest: _TypeAlias = VerifyLedgerRequest  # noqa: Y015
+
+@_typing.final
+class VerifyLedgerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTACT_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    intact: _builtins.bool
+    records: _builtins.int
+    head: _builtins.str
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One line per problem: "seq N: what is wrong"."""
+
+    def __init__(
+        self,
+        *,
+        intact: _builtins.bool = ...,
+        records: _builtins.int = ...,
+        head: _builtins.str = ...,
+        problems: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["head", b"head", "intact", b"intact", "problems", b"problems", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyLedgerResponse: _TypeAlias = VerifyLedgerResponse  # noqa: Y015
 
 @_typing.final
 class MaintenanceWindow(_message.Message):

@@ -69,6 +69,31 @@ class OperatorServiceStub:
                 request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsRequest.SerializeToString,
                 response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsResponse.FromString,
                 _registered_method=True)
+        self.DeclareIncident = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/DeclareIncident',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareIncidentRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareIncidentResponse.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/ListIncidents',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListIncidentsResponse.FromString,
+                _registered_method=True)
+        self.GetLiabilityReport = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/GetLiabilityReport',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetLiabilityReportRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetLiabilityReportResponse.FromString,
+                _registered_method=True)
+        self.GetMonthlyStatement = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/GetMonthlyStatement',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetMonthlyStatementRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetMonthlyStatementResponse.FromString,
+                _registered_method=True)
+        self.VerifyLedger = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/VerifyLedger',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -121,6 +146,42 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclareIncident(self, request, context):
+        """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
+        time range: failures of the service within it move to its clause.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLiabilityReport(self, request, context):
+        """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
+        liability clause that applies and its evidence; outages, windows, incidents, totals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMonthlyStatement(self, request, context):
+        """A bank's month: availability, failures and outage minutes by clause, the chain head.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyLedger(self, request, context):
+        """Walks the ledger's hash chain; finds any edited, removed or re-ordered record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +219,31 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.ListCircuits,
                     request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsRequest.FromString,
                     response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsResponse.SerializeToString,
+            ),
+            'DeclareIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareIncident,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareIncidentRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareIncidentResponse.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+            'GetLiabilityReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLiabilityReport,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetLiabilityReportRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetLiabilityReportResponse.SerializeToString,
+            ),
+            'GetMonthlyStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMonthlyStatement,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetMonthlyStatementRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetMonthlyStatementResponse.SerializeToString,
+            ),
+            'VerifyLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyLedger,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +435,141 @@ class OperatorService:
             '/essc.gateway.v1.OperatorService/ListCircuits',
             essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsRequest.SerializeToString,
             essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclareIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/DeclareIncident',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareIncidentRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareIncidentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/ListIncidents',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListIncidentsRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLiabilityReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/GetLiabilityReport',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetLiabilityReportRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetLiabilityReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMonthlyStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/GetMonthlyStatement',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetMonthlyStatementRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetMonthlyStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/VerifyLedger',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,19 @@ class OperatorServiceStub:
     ReleaseCircuit: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ReleaseCircuitRequest, _operator_pb2.ReleaseCircuitResponse]
     """Ends a forced opening: the circuit probes the platform again."""
     ListCircuits: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListCircuitsRequest, _operator_pb2.ListCircuitsResponse]
+    DeclareIncident: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DeclareIncidentRequest, _operator_pb2.DeclareIncidentResponse]
+    """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
+    time range: failures of the service within it move to its clause.
+    """
+    ListIncidents: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListIncidentsRequest, _operator_pb2.ListIncidentsResponse]
+    GetLiabilityReport: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetLiabilityReportRequest, _operator_pb2.GetLiabilityReportResponse]
+    """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
+    liability clause that applies and its evidence; outages, windows, incidents, totals.
+    """
+    GetMonthlyStatement: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetMonthlyStatementRequest, _operator_pb2.GetMonthlyStatementResponse]
+    """A bank's month: availability, failures and outage minutes by clause, the chain head."""
+    VerifyLedger: _grpc.UnaryUnaryMultiCallable[_operator_pb2.VerifyLedgerRequest, _operator_pb2.VerifyLedgerResponse]
+    """Walks the ledger's hash chain; finds any edited, removed or re-ordered record."""
 
 @_typing.type_check_only
 class OperatorServiceAsyncStub(OperatorServiceStub):
@@ -63,6 +76,19 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     ReleaseCircuit: _aio.UnaryUnaryMultiCallable[_operator_pb2.ReleaseCircuitRequest, _operator_pb2.ReleaseCircuitResponse]  # type: ignore[assignment]
     """Ends a forced opening: the circuit probes the platform again."""
     ListCircuits: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListCircuitsRequest, _operator_pb2.ListCircuitsResponse]  # type: ignore[assignment]
+    DeclareIncident: _aio.UnaryUnaryMultiCallable[_operator_pb2.DeclareIncidentRequest, _operator_pb2.DeclareIncidentResponse]  # type: ignore[assignment]
+    """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
+    time range: failures of the service within it move to its clause.
+    """
+    ListIncidents: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListIncidentsRequest, _operator_pb2.ListIncidentsResponse]  # type: ignore[assignment]
+    GetLiabilityReport: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetLiabilityReportRequest, _operator_pb2.GetLiabilityReportResponse]  # type: ignore[assignment]
+    """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
+    liability clause that applies and its evidence; outages, windows, incidents, totals.
+    """
+    GetMonthlyStatement: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetMonthlyStatementRequest, _operator_pb2.GetMonthlyStatementResponse]  # type: ignore[assignment]
+    """A bank's month: availability, failures and outage minutes by clause, the chain head."""
+    VerifyLedger: _aio.UnaryUnaryMultiCallable[_operator_pb2.VerifyLedgerRequest, _operator_pb2.VerifyLedgerResponse]  # type: ignore[assignment]
+    """Walks the ledger's hash chain; finds any edited, removed or re-ordered record."""
 
 class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -119,5 +145,48 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ListCircuitsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ListCircuitsResponse, _abc.Awaitable[_operator_pb2.ListCircuitsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeclareIncident(
+        self,
+        request: _operator_pb2.DeclareIncidentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.DeclareIncidentResponse, _abc.Awaitable[_operator_pb2.DeclareIncidentResponse]]:
+        """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
+        time range: failures of the service within it move to its clause.
+        """
+
+    @_abc_1.abstractmethod
+    def ListIncidents(
+        self,
+        request: _operator_pb2.ListIncidentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListIncidentsResponse, _abc.Awaitable[_operator_pb2.ListIncidentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetLiabilityReport(
+        self,
+        request: _operator_pb2.GetLiabilityReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.GetLiabilityReportResponse, _abc.Awaitable[_operator_pb2.GetLiabilityReportResponse]]:
+        """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
+        liability clause that applies and its evidence; outages, windows, incidents, totals.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMonthlyStatement(
+        self,
+        request: _operator_pb2.GetMonthlyStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.GetMonthlyStatementResponse, _abc.Awaitable[_operator_pb2.GetMonthlyStatementResponse]]:
+        """A bank's month: availability, failures and outage minutes by clause, the chain head."""
+
+    @_abc_1.abstractmethod
+    def VerifyLedger(
+        self,
+        request: _operator_pb2.VerifyLedgerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.VerifyLedgerResponse, _abc.Awaitable[_operator_pb2.VerifyLedgerResponse]]:
+        """Walks the ledger's hash chain; finds any edited, removed or re-ordered record."""
 
 def add_OperatorServiceServicer_to_server(servicer: OperatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

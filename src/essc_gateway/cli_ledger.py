@@ -1,0 +1,108 @@
+"""`essc-gateway ledger ...`: verify the liability ledger and print reports from the store
+itself, without a running gateway (for auditors, and for the day the gateway is down)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from essc_gateway.clock import SystemClock
+from essc_gateway.config import ConfigError, GatewayConfig, development_environment, load_config
+from essc_gateway.crypto import FieldCipher, LookupHasher
+from essc_gateway.liability import render
+from essc_gateway.liability.audit import verify_ledger
+from essc_gateway.liability.incidents import IncidentBook
+from essc_gateway.liability.outages import OutageTracker
+from essc_gateway.liability.reports import Reports
+from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.service.vault import Vault
+from essc_gateway.store.sqlite import SqliteStore
+
+
+def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ledger = commands.add_parser("ledger", help="verify the liability ledger, print reports")
+    ledger.add_argument("--database", type=Path, help="SQLite file (default: ESSC_DATABASE)")
+    ledger.add_argument("--var-dir", default="var", help="with --dev: development secrets")
+    ledger.add_argument("--dev", action="store_true", help="use the development keys")
+    actions = ledger.add_subparsers(dest="ledger_command", required=True)
+    check = actions.add_parser("verify", help="walk the hash chain")
+    check.add_argument("--expected-head", default="", help="a head published earlier")
+    report = actions.add_parser("report", help="failed requests and their clauses")
+    report.add_argument("--bank")
+    report.add_argument("--since", type=datetime.fromisoformat)
+    report.add_argument("--until", type=datetime.fromisoformat)
+    report.add_argument("--holder-id", help="a complaint: the holder's ID number")
+    report.add_argument("--complaint-accepted-on", type=date.fromisoformat)
+    report.add_argument("--format", choices=("json", "table", "html"), default="table")
+    statement = actions.add_parser("statement", help="a bank's monthly statement")
+    statement.add_argument("--bank", required=True)
+    statement.add_argument("--month", required=True, help="YYYY-MM")
+    statement.add_argument("--format", choices=("json", "table"), default="table")
+
+
+def _config(options: argparse.Namespace) -> GatewayConfig:
+    import os  # noqa: PLC0415 - the environment is read here and in config only
+
+    environment = dict(os.environ)
+    if options.dev:
+        environment = {**development_environment(Path(options.var_dir))[0], **environment}
+    if options.database:
+        environment["ESSC_DATABASE"] = str(options.database)
+    return load_config(environment)
+
+
+def _aware(value: datetime | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def run_ledger(options: argparse.Namespace) -> int:
+    try:
+        config = _config(options)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    clock = SystemClock()
+    store = await SqliteStore.open(config.database, config.synchronous)
+    try:
+        if options.ledger_command == "verify":
+            result = await verify_ledger(store, options.expected_head)
+            print(f"records: {result.records}\nhead: {result.head}")
+            for problem in result.problems:
+                print(f"PROBLEM {problem}")
+            print("ledger intact" if result.intact else "LEDGER TAMPERED")
+            return 0 if result.intact else 1
+        calendar = MaintenanceCalendar(store, clock, config.maintenance_grace)
+        await calendar.load()
+        incidents = IncidentBook(store, clock)
+        await incidents.load()
+        vault = Vault(FieldCipher(config.keys.data), LookupHasher(config.keys.lookup))
+        reports = Reports(store, calendar, incidents, OutageTracker(store, clock), vault, clock)
+        if options.ledger_command == "statement":
+            statement = await reports.monthly(options.bank, options.month)
+            body = (
+                render.statement_to_json(statement)
+                if options.format == "json"
+                else render.statement_to_table(statement)
+            )
+        else:
+            now = clock.now()
+            report = await reports.report(
+                _aware(options.since, now - timedelta(days=1)),
+                _aware(options.until, now),
+                bank_id=options.bank,
+                holder_id=options.holder_id,
+                complaint_accepted_on=options.complaint_accepted_on,
+            )
+            body = {
+                "json": render.report_to_json,
+                "table": render.report_to_table,
+                "html": render.report_to_html,
+            }[options.format](report)
+        print(body)
+        return 0
+    finally:
+        await store.close()

@@ -1,0 +1,167 @@
+"""The ledger's records and the reports made of them. No I/O, no protobuf."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+from essc_gateway.domain.maintenance import MaintenanceWindow
+
+
+class Clause(StrEnum):
+    """The user agreement's liability clauses (A16), plus the bank's own liability."""
+
+    A16_1_A = "A16(1)(a)"
+    """Maintenance announced in advance on the bank's website or mobile banking."""
+    A16_1_B = "A16(1)(b)"
+    """A fault on the national platform's side: it answered with an error, hung, or was in
+    its own maintenance."""
+    A16_1_C = "A16(1)(c)"
+    """Force majeure declared by an operator: typhoon, earthquake, flood, power cut, war..."""
+    A16_1_D = "A16(1)(d)"
+    """Third party: the platform could not be reached at all, or a declared hacker attack,
+    power-system problem or telecom adjustment."""
+    A16_2 = "A16(2)"
+    """The holder's own fault: wrong phone, wrong password or SMS code, lockout from them."""
+    BANK = "BANK"
+    """The bank is liable: the gateway's own errors, shedding, late or missing announcements,
+    the bank's own invalid requests."""
+
+
+CLAUSE_DESCRIPTIONS: Mapping[Clause, str] = {
+    Clause.A16_1_A: "maintenance announced in advance",
+    Clause.A16_1_B: "national platform fault",
+    Clause.A16_1_C: "force majeure",
+    Clause.A16_1_D: "third party / platform unreachable",
+    Clause.A16_2: "holder's own fault",
+    Clause.BANK: "bank liable",
+}
+
+
+class IncidentKind(StrEnum):
+    """Operator-declared incidents and the clause each falls under."""
+
+    TYPHOON = "TYPHOON"
+    EARTHQUAKE = "EARTHQUAKE"
+    TSUNAMI = "TSUNAMI"
+    FLOOD = "FLOOD"
+    POWER_CUT = "POWER_CUT"
+    WAR = "WAR"
+    TERRORIST_ATTACK = "TERRORIST_ATTACK"
+    HACKER_ATTACK = "HACKER_ATTACK"
+    POWER_SYSTEM = "POWER_SYSTEM"
+    TELECOM_ADJUSTMENT = "TELECOM_ADJUSTMENT"
+
+    @property
+    def clause(self) -> Clause:
+        third_party = {
+            IncidentKind.HACKER_ATTACK,
+            IncidentKind.POWER_SYSTEM,
+            IncidentKind.TELECOM_ADJUSTMENT,
+        }
+        return Clause.A16_1_D if self in third_party else Clause.A16_1_C
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    incident_id: str
+    kind: IncidentKind
+    starts_at: datetime
+    ends_at: datetime
+    declared_at: datetime
+    description: str
+
+    def covers(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A period in which the platform (or one of its operations) did not answer as it should."""
+
+    outage_id: str
+    scope: str
+    """A platform operation, e.g. "IssueCard"."""
+    started_at: datetime
+    """The first failing attempt."""
+    ended_at: datetime | None
+    """The first successful answer after it; None while it lasts."""
+    reached: bool
+    """Whether the platform answered at all (False: refused / reset connections only)."""
+    last_failure_at: datetime
+    status_counts: Mapping[str, int]
+    """Failed attempts by gRPC status code (NOT_SENT for connection failures)."""
+    affected: Mapping[str, int]
+    """Failed requests by bank."""
+    clause: Clause
+
+    def minutes(self, until: datetime) -> float:
+        end = self.ended_at or until
+        return max((end - self.started_at).total_seconds(), 0.0) / 60
+
+
+@dataclass(frozen=True, slots=True)
+class LiabilityRecord:
+    """One failed request and the clause that applies, chained to the record before it."""
+
+    seq: int
+    request_id: str
+    trace_id: str
+    bank_id: str
+    rpc: str
+    at: datetime
+    status_code: str
+    reason: str
+    clause: Clause
+    evidence: Mapping[str, str]
+    """Times, upstream codes, attempts, whether the platform was reached, the window..."""
+    outage_id: str | None = None
+    window_id: str | None = None
+    incident_id: str | None = None
+    holder_token: str | None = None
+    """Keyed lookup token of the holder's ID number, for complaints (never the ID itself)."""
+    prev_hash: str = ""
+    row_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Complaint:
+    """A holder's complaint (A15): checked and handled within 15 working days."""
+
+    accepted_on: date
+    due_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class LiabilityReport:
+    generated_at: datetime
+    since: datetime
+    until: datetime
+    bank_id: str | None
+    records: tuple[LiabilityRecord, ...]
+    outages: tuple[Outage, ...]
+    windows: tuple[MaintenanceWindow, ...]
+    incidents: tuple[Incident, ...]
+    chain_head: str
+    complaint: Complaint | None = None
+    totals: Mapping[Clause, int] = field(default_factory=dict)
+    """Failed requests per clause."""
+    outage_minutes: Mapping[Clause, float] = field(default_factory=dict)
+    """Outage minutes within [since, until) per clause."""
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyStatement:
+    bank_id: str
+    month: str
+    """YYYY-MM."""
+    generated_at: datetime
+    requests: int
+    failed: int
+    availability: float
+    """Share of requests not failed for a reason the bank is liable for, 0..1."""
+    failed_by_clause: Mapping[Clause, int]
+    outage_minutes: Mapping[Clause, float]
+    chain_head: str

@@ -1,0 +1,146 @@
+"""Liability reports by bank and time range or by complaint, and monthly statements."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+from essc_gateway.clock import Clock
+from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.liability.incidents import IncidentBook
+from essc_gateway.liability.ledger import normalise_id
+from essc_gateway.liability.model import (
+    Clause,
+    Complaint,
+    LiabilityRecord,
+    LiabilityReport,
+    MonthlyStatement,
+    Outage,
+)
+from essc_gateway.liability.outages import OutageTracker
+from essc_gateway.liability.ports import LedgerStore
+from essc_gateway.liability.workdays import complaint_due
+from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.service.vault import Vault
+
+# Failures of the service itself (as opposed to refusals of a request) count against
+# availability.
+_SERVICE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "RESOURCE_EXHAUSTED"})
+
+
+def _minutes(start: datetime, end: datetime, since: datetime, until: datetime) -> float:
+    clipped = (min(end, until) - max(start, since)).total_seconds()
+    return max(clipped, 0.0) / 60
+
+
+def window_clause(window: MaintenanceWindow) -> Clause:
+    if window.kind is WindowKind.PLATFORM:
+        return Clause.A16_1_B
+    return Clause.A16_1_A if window.announced_in_advance else Clause.BANK
+
+
+class Reports:
+    def __init__(
+        self,
+        store: LedgerStore,
+        calendar: MaintenanceCalendar,
+        incidents: IncidentBook,
+        outages: OutageTracker,
+        vault: Vault,
+        clock: Clock,
+        holidays: frozenset[date] = frozenset(),
+    ) -> None:
+        self._store = store
+        self._calendar = calendar
+        self._incidents = incidents
+        self._outages = outages
+        self._vault = vault
+        self._clock = clock
+        self._holidays = holidays
+
+    async def _outages_between(self, since: datetime, until: datetime) -> list[Outage]:
+        stored = {o.outage_id: o for o in await self._store.outages_between(since, until)}
+        for live in self._outages.open_outages():  # counts of open outages live in memory
+            if live.started_at < until:
+                stored[live.outage_id] = live
+        return sorted(stored.values(), key=lambda o: o.started_at)
+
+    def _downtime(
+        self,
+        outages: Iterable[Outage],
+        windows: Iterable[MaintenanceWindow],
+        since: datetime,
+        until: datetime,
+    ) -> dict[Clause, float]:
+        minutes: dict[Clause, float] = {}
+        for outage in outages:
+            incident = self._incidents.at(outage.started_at)
+            clause = incident.kind.clause if incident else outage.clause
+            minutes[clause] += _minutes(outage.started_at, outage.ended_at or until, since, until)
+        for window in windows:
+            if window.cancelled_at is None:
+                clause = window_clause(window)
+                minutes[clause] = minutes.get(clause, 0.0) + _minutes(
+                    window.starts_at, window.ends_at, since, until
+                )
+        return {clause: round(value, 3) for clause, value in minutes.items() if value > 0}
+
+    async def report(
+        self,
+        since: datetime,
+        until: datetime,
+        bank_id: str | None = None,
+        holder_id: str | None = None,
+        complaint_accepted_on: date | None = None,
+    ) -> LiabilityReport:
+        """A bank's failed requests in [since, until), or one holder's (a complaint)."""
+        holder_token = self._vault.holder_token(normalise_id(holder_id)) if holder_id else None
+        records = await self._store.liability_records(since, until, bank_id, holder_token)
+        outages = await self._outages_between(since, until)
+        windows = self._calendar.between(since, until)
+        complaint = None
+        if complaint_accepted_on is not None:
+            complaint = Complaint(
+                accepted_on=complaint_accepted_on,
+                due_on=complaint_due(complaint_accepted_on, self._holidays),
+            )
+        return LiabilityReport(
+            generated_at=self._clock.now(),
+            since=since,
+            until=until,
+            bank_id=bank_id,
+            records=tuple(records),
+            outages=tuple(outages),
+            windows=tuple(windows),
+            incidents=tuple(self._incidents.between(since, until)),
+            chain_head=await self._store.chain_head(),
+            complaint=complaint,
+            totals=dict(Counter(r.clause for r in records)),
+            outage_minutes=self._downtime(outages, windows, since, until),
+        )
+
+    async def monthly(self, bank_id: str, month: str) -> MonthlyStatement:
+        year, number = (int(part) for part in month.split("-"))
+        since = datetime(year, number, 1, tzinfo=UTC)
+        until = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+        records: list[LiabilityRecord] = await self._store.liability_records(since, until, bank_id)
+        requests, failed = await self._store.request_counts(bank_id, month)
+        service_failures = sum(
+            1 for r in records if r.status_code in _SERVICE_CODES and r.clause is not Clause.A16_2
+        )
+        availability = 1.0 if requests == 0 else max(0.0, 1 - service_failures / requests)
+        outages = await self._outages_between(since, until)
+        return MonthlyStatement(
+            bank_id=bank_id,
+            month=month,
+            generated_at=self._clock.now(),
+            requests=requests,
+            failed=failed,
+            availability=round(availability, 6),
+            failed_by_clause=dict(Counter(r.clause for r in records)),
+            outage_minutes=self._downtime(
+                outages, self._calendar.between(since, until), since, until
+            ),
+            chain_head=await self._store.chain_head(),
+        )

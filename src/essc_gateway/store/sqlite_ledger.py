@@ -1,0 +1,219 @@
+"""The liability ledger's tables in the SQLite store (the `LedgerStore` port)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from essc_gateway.liability.chain import GENESIS, link
+from essc_gateway.liability.model import Clause, Incident, IncidentKind, LiabilityRecord, Outage
+from essc_gateway.store.sqlite_util import text_of, time_of, time_or_none, uncancellable
+
+_RECORD_COLUMNS = (
+    "seq, request_id, trace_id, bank_id, rpc, at, status_code, reason, clause, evidence, "
+    "outage_id, window_id, incident_id, holder_token, prev_hash, row_hash"
+)
+
+
+def _record(row: sqlite3.Row) -> LiabilityRecord:
+    return LiabilityRecord(
+        seq=row["seq"],
+        request_id=row["request_id"],
+        trace_id=row["trace_id"],
+        bank_id=row["bank_id"],
+        rpc=row["rpc"],
+        at=time_of(row["at"]),
+        status_code=row["status_code"],
+        reason=row["reason"],
+        clause=Clause(row["clause"]),
+        evidence=json.loads(row["evidence"]),
+        outage_id=row["outage_id"],
+        window_id=row["window_id"],
+        incident_id=row["incident_id"],
+        holder_token=row["holder_token"],
+        prev_hash=row["prev_hash"],
+        row_hash=row["row_hash"],
+    )
+
+
+def _outage(row: sqlite3.Row) -> Outage:
+    return Outage(
+        outage_id=row["outage_id"],
+        scope=row["scope"],
+        started_at=time_of(row["started_at"]),
+        ended_at=time_or_none(row["ended_at"]),
+        reached=bool(row["reached"]),
+        last_failure_at=time_of(row["last_failure_at"]),
+        status_counts=json.loads(row["status_counts"]),
+        affected=json.loads(row["affected"]),
+        clause=Clause(row["clause"]),
+    )
+
+
+class LedgerTables:
+    """Mixed into `SqliteStore`, which provides the connections and the transaction."""
+
+    _reader: aiosqlite.Connection
+
+    def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError
+
+    async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        async with self._reader.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return list(rows)
+
+    @uncancellable
+    async def append_liability(self, record: LiabilityRecord) -> LiabilityRecord:
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT seq, row_hash FROM liability_records ORDER BY seq DESC LIMIT 1"
+            ) as cursor:
+                last = await cursor.fetchone()
+            seq, prev_hash = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+            linked = _with_chain(record, seq, prev_hash)
+            await db.execute(
+                f"INSERT INTO liability_records ({_RECORD_COLUMNS}) "  # noqa: S608 - constant
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    linked.seq,
+                    linked.request_id,
+                    linked.trace_id,
+                    linked.bank_id,
+                    linked.rpc,
+                    text_of(linked.at),
+                    linked.status_code,
+                    linked.reason,
+                    linked.clause.value,
+                    json.dumps(dict(linked.evidence), sort_keys=True),
+                    linked.outage_id,
+                    linked.window_id,
+                    linked.incident_id,
+                    linked.holder_token,
+                    linked.prev_hash,
+                    linked.row_hash,
+                ),
+            )
+        return linked
+
+    async def liability_records(
+        self,
+        since: datetime,
+        until: datetime,
+        bank_id: str | None = None,
+        holder_token: str | None = None,
+    ) -> list[LiabilityRecord]:
+        sql = f"SELECT {_RECORD_COLUMNS} FROM liability_records WHERE at >= ? AND at < ?"  # noqa: S608
+        params: list[Any] = [text_of(since), text_of(until)]
+        if bank_id is not None:
+            sql += " AND bank_id = ?"
+            params.append(bank_id)
+        if holder_token is not None:
+            sql += " AND holder_token = ?"
+            params.append(holder_token)
+        return [_record(r) for r in await self._rows(sql + " ORDER BY seq", tuple(params))]
+
+    async def all_liability_records(self) -> list[LiabilityRecord]:
+        rows = await self._rows(
+            f"SELECT {_RECORD_COLUMNS} FROM liability_records ORDER BY seq",  # noqa: S608
+            (),
+        )
+        return [_record(r) for r in rows]
+
+    async def chain_head(self) -> str:
+        rows = await self._rows(
+            "SELECT row_hash FROM liability_records ORDER BY seq DESC LIMIT 1", ()
+        )
+        return str(rows[0][0]) if rows else GENESIS
+
+    @uncancellable
+    async def save_outage(self, outage: Outage) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO outages (outage_id, scope, started_at, ended_at, reached, "
+                "last_failure_at, status_counts, affected, clause) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (outage_id) DO UPDATE SET "
+                "ended_at = excluded.ended_at, reached = excluded.reached, "
+                "last_failure_at = excluded.last_failure_at, "
+                "status_counts = excluded.status_counts, affected = excluded.affected, "
+                "clause = excluded.clause",
+                (
+                    outage.outage_id,
+                    outage.scope,
+                    text_of(outage.started_at),
+                    text_of(outage.ended_at),
+                    int(outage.reached),
+                    text_of(outage.last_failure_at),
+                    json.dumps(dict(outage.status_counts), sort_keys=True),
+                    json.dumps(dict(outage.affected), sort_keys=True),
+                    outage.clause.value,
+                ),
+            )
+
+    async def outages_between(self, since: datetime, until: datetime) -> list[Outage]:
+        rows = await self._rows(
+            "SELECT * FROM outages WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?) "
+            "ORDER BY started_at",
+            (text_of(until), text_of(since)),
+        )
+        return [_outage(r) for r in rows]
+
+    @uncancellable
+    async def save_incident(self, incident: Incident) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO incidents (incident_id, kind, starts_at, ends_at, declared_at, "
+                "description) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    incident.incident_id,
+                    incident.kind.value,
+                    text_of(incident.starts_at),
+                    text_of(incident.ends_at),
+                    text_of(incident.declared_at),
+                    incident.description,
+                ),
+            )
+
+    async def incidents(self) -> list[Incident]:
+        rows = await self._rows("SELECT * FROM incidents ORDER BY starts_at", ())
+        return [
+            Incident(
+                incident_id=r["incident_id"],
+                kind=IncidentKind(r["kind"]),
+                starts_at=time_of(r["starts_at"]),
+                ends_at=time_of(r["ends_at"]),
+                declared_at=time_of(r["declared_at"]),
+                description=r["description"],
+            )
+            for r in rows
+        ]
+
+    @uncancellable
+    async def add_request_counts(self, counts: Sequence[tuple[str, str, int, int]]) -> None:
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO request_counts (bank_id, day, requests, failed) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (bank_id, day) DO UPDATE SET "
+                "requests = requests + excluded.requests, failed = failed + excluded.failed",
+                counts,
+            )
+
+    async def request_counts(self, bank_id: str, month: str) -> tuple[int, int]:
+        rows = await self._rows(
+            "SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(failed), 0) FROM request_counts "
+            "WHERE bank_id = ? AND day LIKE ?",
+            (bank_id, f"{month}-%"),
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+
+def _with_chain(record: LiabilityRecord, seq: int, prev_hash: str) -> LiabilityRecord:
+    numbered = replace(record, seq=seq, prev_hash=prev_hash, row_hash="")
+    return replace(numbered, row_hash=link(prev_hash, numbered))

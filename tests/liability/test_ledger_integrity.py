@@ -1,0 +1,163 @@
+"""The ledger is tamper-evident, and reports answer for a bank, a month and a complaint."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from essc.gateway.v1 import gateway_pb2 as pb
+from essc.gateway.v1 import operator_pb2 as opb
+from essc.gateway.v1 import operator_pb2_grpc
+from essc_gateway.app import Gateway
+from essc_gateway.simplatform import Population, SimulatedPlatform
+from essc_gateway.testing import FakeClock
+from tests.conftest import GatewayUnderTest
+from tests.gateway.flows import adult, ts
+
+
+async def _failures(gw: GatewayUnderTest, population: Population, clock: FakeClock, n: int) -> None:
+    today = clock.now().date()
+    for i in range(n):
+        person = adult(population, today, skip=i)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await gw.stub.RequestSmsCode(
+                pb.RequestSmsCodeRequest(
+                    social_security_number=person.id_number,
+                    scenario=pb.BUSINESS_SCENARIO_PAYMENT,
+                ),
+                metadata=gw.a,
+            )
+
+
+async def verify(gw: GatewayUnderTest, expected_head: str = "") -> opb.VerifyLedgerResponse:
+    return await gw.operator.VerifyLedger(
+        opb.VerifyLedgerRequest(expected_head=expected_head), metadata=gw.ops
+    )
+
+
+async def test_an_untouched_chain_verifies(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    await _failures(gw, population, clock, 5)
+    result = await verify(gw)
+    assert result.intact
+    assert result.records == 5
+    assert not result.problems
+
+
+async def test_an_edited_row_is_found(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    await _failures(gw, population, clock, 5)
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE liability_records SET clause = 'A16(1)(c)' WHERE seq = 3")
+    result = await verify(gw)
+    assert not result.intact
+    assert any(p.startswith("seq 3:") and "edited" in p for p in result.problems)
+
+
+async def test_a_removed_row_is_found(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    await _failures(gw, population, clock, 5)
+    with sqlite3.connect(database) as db:
+        db.execute("DELETE FROM liability_records WHERE seq = 2")
+    result = await verify(gw)
+    assert not result.intact
+    assert any("missing" in p for p in result.problems)
+
+
+async def test_a_removed_tail_is_found_against_a_published_head(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    await _failures(gw, population, clock, 5)
+    published = (await verify(gw)).head
+    with sqlite3.connect(database) as db:
+        db.execute("DELETE FROM liability_records WHERE seq >= 4")
+    assert (await verify(gw)).intact  # a cut chain looks whole on its own...
+    result = await verify(gw, expected_head=published)
+    assert not result.intact  # ...but not against the head published earlier
+
+
+async def test_a_complaint_report_shows_only_that_holder_and_the_a15_due_date(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    await _failures(gw, population, clock, 3)
+    holder = adult(population, clock.now().date(), skip=1)
+    now = clock.now()
+    reply = await gw.operator.GetLiabilityReport(
+        opb.GetLiabilityReportRequest(
+            since=ts(now - timedelta(days=1)),
+            until=ts(now + timedelta(days=1)),
+            holder_social_security_number=holder.id_number,
+            complaint_accepted_on="2026-11-06",
+            format=opb.REPORT_FORMAT_JSON,
+        ),
+        metadata=gw.ops,
+    )
+    report = json.loads(reply.body)
+    assert reply.content_type == "application/json"
+    assert len(report["records"]) == 1
+    assert report["complaint"]["due_on"] == date(2026, 11, 27).isoformat()
+    assert holder.id_number not in reply.body
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "marker"),
+    [
+        (opb.REPORT_FORMAT_HTML, "text/html", "<svg"),
+        (opb.REPORT_FORMAT_TABLE, "text/plain", "BANK"),
+    ],
+)
+async def test_a_bank_report_in_each_format(
+    gw: GatewayUnderTest,
+    population: Population,
+    clock: FakeClock,
+    fmt: opb.ReportFormat.ValueType,
+    content_type: str,
+    marker: str,
+) -> None:
+    await _failures(gw, population, clock, 2)
+    now = clock.now()
+    reply = await gw.operator.GetLiabilityReport(
+        opb.GetLiabilityReportRequest(
+            bank_id="bank-a",
+            since=ts(now - timedelta(hours=1)),
+            until=ts(now + timedelta(hours=1)),
+            format=fmt,
+        ),
+        metadata=gw.ops,
+    )
+    assert reply.content_type == content_type
+    assert marker in reply.body
+
+
+async def test_the_monthly_statement_carries_availability_and_the_chain_head(
+    gw: GatewayUnderTest,
+    population: Population,
+    clock: FakeClock,
+    platform: SimulatedPlatform,
+) -> None:
+    await _failures(gw, population, clock, 2)
+    await gw.gateway.stop(0)  # flushes the request counts to the store
+    restarted = Gateway(gw.config, platform.address, clock)
+    port = await restarted.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = await operator_pb2_grpc.OperatorServiceStub(channel).GetMonthlyStatement(
+                opb.GetMonthlyStatementRequest(
+                    bank_id="bank-a", month="2026-11", format=opb.REPORT_FORMAT_JSON
+                ),
+                metadata=gw.ops,
+            )
+    finally:
+        await restarted.stop(0)
+    statement = json.loads(reply.body)
+    assert statement["requests"] == 2
+    assert statement["failed"] == 2
+    assert statement["chain_head"] != "0" * 64

@@ -1,0 +1,442 @@
+"""Rendering liability reports and monthly statements: JSON, terminal table, HTML page."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import unicodedata
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.liability.model import (
+    Clause,
+    Complaint,
+    Incident,
+    IncidentKind,
+    LiabilityRecord,
+    LiabilityReport,
+    MonthlyStatement,
+    Outage,
+)
+from essc_gateway.liability.render import (
+    CLAUSE_COLOURS,
+    TABLE_WIDTH,
+    report_to_html,
+    report_to_json,
+    report_to_table,
+    statement_to_json,
+    statement_to_table,
+)
+
+SINCE = datetime(2026, 11, 6, 8, 0, tzinfo=UTC)
+UNTIL = datetime(2026, 11, 6, 20, 0, tzinfo=UTC)  # 12 hours: 14:00 is the middle
+HOSTILE = "<script>alert(1)</script>"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, 6, hour, minute, tzinfo=UTC)
+
+
+def record(seq: int, when: datetime, clause: Clause, reason: str, **refs: str) -> LiabilityRecord:
+    return LiabilityRecord(
+        seq=seq,
+        request_id=f"req-{seq}",
+        trace_id=f"{seq:032x}",
+        bank_id="bank-a",
+        rpc="Issue",
+        at=when,
+        status_code="UNAVAILABLE",
+        reason=reason,
+        clause=clause,
+        evidence={"upstream_code": "UNAVAILABLE", "attempts": "3"},
+        prev_hash=f"{seq - 1:064x}",
+        row_hash=f"{seq:064x}",
+        **refs,
+    )
+
+
+@pytest.fixture
+def report() -> LiabilityReport:
+    outages = (
+        Outage(
+            outage_id="o-1",
+            scope="IssueCard",
+            started_at=at(14),
+            ended_at=at(15, 30),
+            reached=True,
+            last_failure_at=at(15, 29),
+            status_counts={"UNAVAILABLE": 5, "DEADLINE_EXCEEDED": 2},
+            affected={"bank-a": 3, "bank-b": 4},
+            clause=Clause.A16_1_B,
+        ),
+        Outage(
+            outage_id="o-2",
+            scope="VerifyIdentity",
+            started_at=at(18),
+            ended_at=None,
+            reached=False,
+            last_failure_at=at(19, 50),
+            status_counts={"NOT_SENT": 9},
+            affected={"bank-a": 1},
+            clause=Clause.A16_1_D,
+        ),
+    )
+    windows = (
+        MaintenanceWindow(
+            window_id="w-1",
+            kind=WindowKind.BANK,
+            starts_at=at(9),
+            ends_at=at(10),
+            rpcs=frozenset({"Issue", "Verify"}),
+            reason="core banking upgrade",
+            announced_at=at(8) - timedelta(days=3),
+        ),
+        MaintenanceWindow(
+            window_id="w-2",
+            kind=WindowKind.BANK,
+            starts_at=at(11),
+            ends_at=at(11, 30),
+            rpcs=frozenset(),
+            reason="emergency patch",
+            announced_at=at(11, 10),
+        ),
+    )
+    incidents = (
+        Incident(
+            incident_id="i-1",
+            kind=IncidentKind.TYPHOON,
+            starts_at=at(16),
+            ends_at=at(17),
+            declared_at=at(16, 5),
+            description="Typhoon: data centre on generator",
+        ),
+    )
+    records = (
+        record(1, at(9, 15), Clause.A16_1_A, "MAINTENANCE_WINDOW", window_id="w-1"),
+        record(2, at(11, 5), Clause.BANK, "MAINTENANCE_WINDOW", window_id="w-2"),
+        record(3, at(12), Clause.A16_2, "FACTOR_REJECTED"),
+        record(4, at(14, 30), Clause.A16_1_B, HOSTILE, outage_id="o-1"),
+        record(5, at(16, 20), Clause.A16_1_C, "PLATFORM_UNAVAILABLE", incident_id="i-1"),
+        record(6, at(18, 30), Clause.A16_1_D, "PLATFORM_UNREACHABLE", outage_id="o-2"),
+    )
+    return LiabilityReport(
+        generated_at=at(20, 1),
+        since=SINCE,
+        until=UNTIL,
+        bank_id="bank-a",
+        records=records,
+        outages=outages,
+        windows=windows,
+        incidents=incidents,
+        chain_head="ab" * 32,
+        complaint=Complaint(accepted_on=date(2026, 11, 6), due_on=date(2026, 11, 27)),
+        totals=dict.fromkeys(Clause, 1),
+        outage_minutes={Clause.A16_1_B: 90.25, Clause.A16_1_D: 120.0, Clause.A16_1_A: 60.0},
+    )
+
+
+@pytest.fixture
+def statement() -> MonthlyStatement:
+    return MonthlyStatement(
+        bank_id="bank-a",
+        month="2026-11",
+        generated_at=datetime(2026, 12, 1, 0, 5, tzinfo=UTC),
+        requests=120_000,
+        failed=37,
+        availability=0.999875,
+        failed_by_clause={Clause.A16_1_B: 20, Clause.BANK: 15, Clause.A16_2: 2},
+        outage_minutes={Clause.A16_1_B: 42.5},
+        chain_head="cd" * 32,
+    )
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def test_json_has_exactly_the_documented_keys(report: LiabilityReport) -> None:
+    document = json.loads(report_to_json(report))
+    assert list(document) == [
+        "generated_at", "since", "until", "bank_id", "records", "outages", "windows",
+        "incidents", "chain_head", "complaint", "totals", "outage_minutes",
+    ]  # fmt: skip
+    assert list(document["records"][0]) == [
+        "seq", "request_id", "trace_id", "bank_id", "rpc", "at", "status_code", "reason",
+        "clause", "evidence", "outage_id", "window_id", "incident_id", "holder_token",
+        "prev_hash", "row_hash",
+    ]  # fmt: skip
+    assert list(document["outages"][0]) == [
+        "outage_id", "scope", "started_at", "ended_at", "reached", "last_failure_at",
+        "status_counts", "affected", "clause",
+    ]  # fmt: skip
+    assert list(document["windows"][0]) == [
+        "window_id", "kind", "starts_at", "ends_at", "rpcs", "reason", "announced_at",
+        "amended_at", "cancelled_at", "version", "announced_in_advance",
+    ]  # fmt: skip
+    assert list(document["incidents"][0]) == [
+        "incident_id", "kind", "starts_at", "ends_at", "declared_at", "description", "clause",
+    ]  # fmt: skip
+    assert list(document["totals"]) == [c.value for c in Clause]
+    assert list(document["outage_minutes"]) == [c.value for c in Clause]
+
+
+def test_json_round_trips_the_values(report: LiabilityReport) -> None:
+    document = json.loads(report_to_json(report))
+    assert document["since"] == "2026-11-06T08:00:00Z"
+    assert document["until"] == "2026-11-06T20:00:00Z"
+    assert document["chain_head"] == report.chain_head
+    assert document["complaint"] == {"accepted_on": "2026-11-06", "due_on": "2026-11-27"}
+    assert document["totals"] == {c.value: 1 for c in Clause}
+    assert document["outage_minutes"]["A16(1)(b)"] == 90.25
+    assert document["outage_minutes"]["A16(1)(c)"] == 0.0
+    first = document["records"][0]
+    assert first["clause"] == "A16(1)(a)"
+    assert first["at"] == "2026-11-06T09:15:00Z"
+    assert first["evidence"] == {"attempts": "3", "upstream_code": "UNAVAILABLE"}
+    assert first["window_id"] == "w-1"
+    assert first["outage_id"] is None
+    assert [r["seq"] for r in document["records"]] == [1, 2, 3, 4, 5, 6]
+    assert document["records"][3]["reason"] == HOSTILE
+    ongoing = document["outages"][1]
+    assert ongoing["ended_at"] is None
+    assert ongoing["reached"] is False
+    assert ongoing["clause"] == "A16(1)(d)"
+    assert document["outages"][0]["status_counts"] == {"DEADLINE_EXCEEDED": 2, "UNAVAILABLE": 5}
+    assert [w["announced_in_advance"] for w in document["windows"]] == [True, False]
+    assert document["windows"][0]["rpcs"] == ["Issue", "Verify"]
+    assert document["incidents"][0]["clause"] == "A16(1)(c)"
+
+
+def test_a_banks_report_never_shows_another_banks_count(report: LiabilityReport) -> None:
+    assert json.loads(report_to_json(report))["outages"][0]["affected"] == {"bank-a": 3}
+    everyone = json.loads(report_to_json(replace(report, bank_id=None)))
+    assert everyone["outages"][0]["affected"] == {"bank-a": 3, "bank-b": 4}
+
+
+def test_json_times_are_utc_and_naive_times_are_refused(report: LiabilityReport) -> None:
+    beijing = timezone(timedelta(hours=8))
+    shifted = replace(report, generated_at=datetime(2026, 11, 7, 4, 1, tzinfo=beijing))
+    assert json.loads(report_to_json(shifted))["generated_at"] == "2026-11-06T20:01:00Z"
+    with pytest.raises(ValueError, match="naive"):
+        report_to_json(replace(report, since=datetime(2026, 11, 6, 8)))
+
+
+# ---------------------------------------------------------------- terminal table
+
+
+def cells(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in {"W", "F"} else 1 for c in line)
+
+
+def test_table_has_a_line_per_record_with_its_clause_and_the_totals(
+    report: LiabilityReport,
+) -> None:
+    lines = report_to_table(report).splitlines()
+    assert any("bank-a" in line for line in lines[:2])
+    assert any("ab" * 32 in line for line in lines[:5])
+    assert any("due 2026-11-27" in line for line in lines[:6])
+    for r in report.records:
+        (line,) = [ln for ln in lines if ln.startswith(r.at.strftime("%Y-%m-%d %H:%M:%S"))]
+        assert line.split()[-2 if r.outage_id or r.window_id or r.incident_id else -1] == (
+            r.clause.value
+        )
+    assert "o:o-1" in next(ln for ln in lines if ln.startswith("2026-11-06 14:30"))
+    totals = {ln.split()[0]: ln.split()[1:3] for ln in lines if ln.split()[:1] != []}
+    assert totals["A16(1)(b)"] == ["1", "90.2"]  # 90.25 rounds half to even
+    assert totals["A16(1)(c)"] == ["1", "0.0"]
+    assert totals["Total"] == ["6"]
+    assert all(cells(line) <= TABLE_WIDTH for line in lines)
+
+
+def test_table_cuts_long_and_wide_fields_and_drops_control_characters(
+    report: LiabilityReport,
+) -> None:
+    long_reason = "平台返回错误，请稍后重试" * 5 + "\x1b[2J\nFORGED LINE"
+    noisy = replace(report, records=(replace(report.records[0], reason=long_reason),))
+    text = report_to_table(noisy)
+    assert "\x1b" not in text
+    assert "\nFORGED" not in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("2026-11-06 09:15"))
+    assert "…" in line
+    assert cells(line) <= TABLE_WIDTH
+    # The clause column still lines up behind the cut reason.
+    header = next(ln for ln in text.splitlines() if ln.startswith("Time (UTC)"))
+    assert cells(line[: line.index("A16(1)(a)")]) == header.index("Clause")
+
+
+def test_an_empty_report_says_so(report: LiabilityReport) -> None:
+    assert "(no failed requests)" in report_to_table(replace(report, records=(), totals={}))
+
+
+# ---------------------------------------------------------------- HTML
+
+
+class Page(HTMLParser):
+    """Collects the elements and checks that every element is closed in order."""
+
+    VOID = frozenset({"meta", "br", "img", "hr", "input", "link"})
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.open: list[str] = []
+        self.errors: list[str] = []
+        self.feed(text)
+        self.close()
+        self.errors += [f"unclosed <{tag}>" for tag in self.open]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open.pop() != tag:
+            self.errors.append(f"unexpected </{tag}>")
+
+    def with_class(self, name: str) -> list[dict[str, str | None]]:
+        return [a for _, a in self.elements if name in (a.get("class") or "").split()]
+
+
+def number(attrs: dict[str, str | None], name: str) -> float:
+    value = attrs[name]
+    assert value is not None
+    return float(value)
+
+
+def test_html_is_well_formed_and_self_contained(report: LiabilityReport) -> None:
+    text = report_to_html(report)
+    page = Page(text)
+    assert page.errors == []
+    assert text.startswith("<!DOCTYPE html>")
+    assert text.count("<svg") == 1
+    tags = {tag for tag, _ in page.elements}
+    assert not tags & {"script", "link", "img", "iframe", "object"}
+    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in text
+
+
+def test_html_has_a_bar_per_outage_and_window_and_a_mark_per_record(
+    report: LiabilityReport,
+) -> None:
+    page = Page(report_to_html(report))
+    assert [a["data-ref"] for a in page.with_class("outage-bar")] == ["o-1", "o-2"]
+    assert [a["data-ref"] for a in page.with_class("window-bar")] == ["w-1", "w-2"]
+    assert [a["data-ref"] for a in page.with_class("incident-bar")] == ["i-1"]
+    assert len(page.with_class("record-mark")) == len(report.records)
+    assert len(page.with_class("record-row")) == len(report.records)
+
+
+def test_html_places_bars_in_proportion_to_the_axis(report: LiabilityReport) -> None:
+    page = Page(report_to_html(report))
+    (axis,) = page.with_class("axis")
+    left, right = number(axis, "x1"), number(axis, "x2")
+    bars = {a["data-ref"]: a for a in page.with_class("outage-bar")}
+    # o-1 runs 14:00-15:30 in 08:00-20:00: it starts at half the axis, spans an eighth.
+    assert number(bars["o-1"], "x") == pytest.approx(left + (right - left) / 2, abs=0.1)
+    assert number(bars["o-1"], "width") == pytest.approx((right - left) / 8, abs=0.1)
+    # o-2 is still on: its bar runs to the end of the range.
+    end = number(bars["o-2"], "x") + number(bars["o-2"], "width")
+    assert end == pytest.approx(right, abs=0.1)
+    marks = page.with_class("record-mark")
+    assert number(marks[0], "cx") == pytest.approx(left + (right - left) * 75 / 720, abs=0.1)
+
+
+def test_html_escapes_every_text(report: LiabilityReport) -> None:
+    hostile = replace(
+        report,
+        bank_id=HOSTILE,
+        windows=(replace(report.windows[0], reason=HOSTILE),),
+        incidents=(replace(report.incidents[0], description='"><svg onload=alert(1)>'),),
+    )
+    text = report_to_html(hostile)
+    assert "<script" not in text
+    assert "onload=alert" not in text.replace("onload=alert(1)&gt;", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert text.count("<svg") == 1
+    assert Page(text).errors == []
+
+
+def test_html_uses_one_colour_per_clause_and_marks_late_windows(
+    report: LiabilityReport,
+) -> None:
+    text = report_to_html(report)
+    page = Page(text)
+    colours = {a["fill"] for a in page.with_class("record-mark")}
+    assert colours == set(CLAUSE_COLOURS.values())
+    assert len(set(CLAUSE_COLOURS.values())) == len(Clause)
+    for clause, colour in CLAUSE_COLOURS.items():
+        assert f"border-left-color:{colour}" in text  # summary card
+        assert f'background:{colour}">{clause.value}<' in text.replace("&#x27;", "'")  # badge
+    assert "w-1 · announced in advance" in text
+    assert "w-2 · late" in text
+    assert "Complaint due" in text
+    assert "2026-11-27" in text
+    assert "ab" * 32 in text
+
+
+def test_html_refuses_an_empty_range(report: LiabilityReport) -> None:
+    with pytest.raises(ValueError, match="after"):
+        report_to_html(replace(report, until=report.since))
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium to take a screenshot")
+@pytest.mark.timeout(120)
+def test_html_renders_to_a_png(report: LiabilityReport, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(report_to_html(report), encoding="utf-8")
+    png = Path("/tmp/liability-report.png")  # noqa: S108 -- a fixed place for a person to look
+    png.unlink(missing_ok=True)
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={png}",
+        "--window-size=1400,1000",
+        page.as_uri(),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=100)  # noqa: S603 -- fixed argv
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- monthly statement
+
+
+def test_statement_json_round_trips(statement: MonthlyStatement) -> None:
+    document = json.loads(statement_to_json(statement))
+    assert list(document) == [
+        "bank_id", "month", "generated_at", "requests", "failed", "availability",
+        "failed_by_clause", "outage_minutes", "chain_head",
+    ]  # fmt: skip
+    assert document["generated_at"] == "2026-12-01T00:05:00Z"
+    assert document["availability"] == 0.999875
+    assert document["requests"] == 120_000
+    assert document["failed_by_clause"] == {
+        "A16(1)(a)": 0, "A16(1)(b)": 20, "A16(1)(c)": 0, "A16(1)(d)": 0, "A16(2)": 2, "BANK": 15,
+    }  # fmt: skip
+    assert document["outage_minutes"]["A16(1)(b)"] == 42.5
+
+
+def test_statement_table(statement: MonthlyStatement) -> None:
+    text = statement_to_table(statement)
+    assert "bank bank-a, month 2026-11" in text
+    assert "Available  99.9875 %" in text
+    rows = {ln.split()[0]: ln.split()[1:3] for ln in text.splitlines() if ln.strip()}
+    assert rows["A16(1)(b)"] == ["20", "42.5"]
+    assert rows["BANK"] == ["15", "0.0"]
+    assert rows["Total"] == ["37"]
+    assert all(len(line) <= TABLE_WIDTH for line in text.splitlines())
