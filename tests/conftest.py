@@ -15,6 +15,9 @@ import pytest
 from hypothesis import settings
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
 from essc.platform.v1 import platform_pb2_grpc
@@ -24,6 +27,7 @@ from essc_gateway.crypto import KeyRing
 from essc_gateway.domain.models import Factor, Scenario
 from essc_gateway.simplatform import Population, SimulatedPlatform, generate_population
 from essc_gateway.testing import FakeClock
+from essc_gateway.tracing.redaction import RedactingSpanProcessor
 from essc_gateway.transport.banks import token_digest
 from essc_gateway.upstream.retrying import RetrySettings
 
@@ -101,6 +105,7 @@ class GatewayUnderTest:
     platform_channel: grpc.aio.Channel
     operator: operator_pb2_grpc.OperatorServiceAsyncStub
     metrics: InMemoryMetricReader
+    spans: InMemorySpanExporter = field(default_factory=InMemorySpanExporter)
     a: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
     b: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {BANK_B_TOKEN}"),)
     ops: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {OPERATOR_TOKEN}"),)
@@ -118,8 +123,16 @@ async def gw(
 ) -> AsyncIterator[GatewayUnderTest]:
     config = make_config(database)
     reader = InMemoryMetricReader()
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    # As in production: every span passes the redacting processor on its way out.
+    tracer_provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(spans)))
     gateway = Gateway(
-        config, platform.address, clock, meter_provider=MeterProvider(metric_readers=[reader])
+        config,
+        platform.address,
+        clock,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        tracer_provider=tracer_provider,
     )
     port = await gateway.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -133,8 +146,10 @@ async def gw(
         platform_channel=platform_channel,
         operator=operator_pb2_grpc.OperatorServiceStub(channel),
         metrics=reader,
+        spans=spans,
         keys_b64={"lookup": base64.b64encode(config.keys.lookup).decode()},
     )
     await channel.close()
     await platform_channel.close()
     await gateway.stop(0)
+    tracer_provider.shutdown()

@@ -26,6 +26,7 @@ from essc_gateway.simplatform import (
     load_scenario,
     run_platform,
 )
+from essc_gateway.tracing import build_tracer_provider, tracing_config_from_env
 
 
 async def _wait_for_stop_signal() -> None:
@@ -44,6 +45,7 @@ async def _run(options: argparse.Namespace) -> int:
         environment = {**dev_env, **environment}
     environment.setdefault("ESSC_PORT", str(options.port))
     environment.setdefault("ESSC_DATABASE", str(Path(options.var_dir) / "essc-gateway.db"))
+    environment.setdefault("ESSC_TRACES_FILE", str(Path(options.var_dir) / "traces.jsonl"))
     try:
         config = load_config(environment)
     except ConfigError as error:
@@ -58,7 +60,8 @@ async def _run(options: argparse.Namespace) -> int:
         address = f"127.0.0.1:{platform_port}"
         if options.scenario:
             await platform.apply_scenario(load_scenario(options.scenario))
-    gateway = Gateway(config, address)
+    tracer_provider = build_tracer_provider(tracing_config_from_env(environment))
+    gateway = Gateway(config, address, tracer_provider=tracer_provider)
     try:
         port = await gateway.start()
         print(f"essc-gateway listening on {config.host}:{port} (platform at {address})")
@@ -74,6 +77,7 @@ async def _run(options: argparse.Namespace) -> int:
         await gateway.stop()
         if platform is not None:
             await platform.stop()
+        tracer_provider.shutdown()  # the last batch of spans
     return 0
 
 

@@ -24,7 +24,7 @@ from tests.gateway.flows import (
 )
 
 
-async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_or_the_database(
+async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_spans_or_the_database(
     gw: GatewayUnderTest,
     population: Population,
     clock: FakeClock,
@@ -99,6 +99,8 @@ async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_or_the_databas
         "sms code": sms_code,
     }
     logs = caplog.text
+    spans = "".join(span.to_json() for span in gw.spans.get_finished_spans())
+    assert "GatewayService/Authenticate" in spans  # the spans were exported
     error_text = "".join(
         (e.details() or "") + repr(e.trailing_metadata()) for e in (raised.value, bad_input.value)
     )
@@ -106,5 +108,6 @@ async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_or_the_databas
     assert "bank=bank-a" in logs  # the access log did run
     for label, value in secrets.items():
         assert value not in logs, f"{label} in logs"
+        assert value not in spans, f"{label} in a span"
         assert value not in error_text, f"{label} in an error"
         assert value.encode() not in stored, f"{label} in the database"

@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from essc_gateway.domain.maintenance import WindowKind
 from essc_gateway.errors import ErrorReason
 from essc_gateway.liability.incidents import IncidentBook
-from essc_gateway.liability.model import Clause
+from essc_gateway.liability.model import Clause, window_clause
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.service.maintenance import MaintenanceCalendar
 
@@ -96,13 +95,7 @@ class Classifier:
                     "window_announced_at": window.announced_at.isoformat(),
                 }
             )
-            if window.kind is WindowKind.PLATFORM:
-                clause = Clause.A16_1_B  # the platform's own maintenance
-            elif window.announced_in_advance:
-                clause = Clause.A16_1_A
-            else:
-                clause = Clause.BANK  # announced after it began: not "in advance"
-            return Verdict(clause, evidence, window_id=window_id)
+            return Verdict(window_clause(window), evidence, window_id=window_id)
         if reason in _PLATFORM_FAILURES:
             return self._platform_failure(reason, metadata, evidence)
         return Verdict(Clause.BANK, evidence)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from essc_gateway.domain.maintenance import MaintenanceWindow
+from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 
 
 class Clause(StrEnum):
@@ -62,6 +62,14 @@ class IncidentKind(StrEnum):
             IncidentKind.TELECOM_ADJUSTMENT,
         }
         return Clause.A16_1_D if self in third_party else Clause.A16_1_C
+
+
+def window_clause(window: MaintenanceWindow) -> Clause:
+    """The clause of failures caused by a maintenance window: the platform's own window is a
+    platform-side matter (A16(1)(b)); the bank's is A16(1)(a) only if announced in advance."""
+    if window.kind is WindowKind.PLATFORM:
+        return Clause.A16_1_B
+    return Clause.A16_1_A if window.announced_in_advance else Clause.BANK
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +169,9 @@ class MonthlyStatement:
     requests: int
     failed: int
     availability: float
-    """Share of requests not failed for a reason the bank is liable for, 0..1."""
+    """Share of requests that did not fail because the service failed (platform, gateway,
+    maintenance: UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, RESOURCE_EXHAUSTED), whatever the
+    clause, except the holder's own faults (A16(2)); 0..1."""
     failed_by_clause: Mapping[Clause, int]
     outage_minutes: Mapping[Clause, float]
     chain_head: str

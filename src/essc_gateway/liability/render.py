@@ -41,7 +41,6 @@ from datetime import time as dt_time
 from enum import Enum
 from typing import Any, TypeVar
 
-from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.liability.model import (
     CLAUSE_DESCRIPTIONS,
     Clause,
@@ -49,6 +48,7 @@ from essc_gateway.liability.model import (
     LiabilityReport,
     MonthlyStatement,
     Outage,
+    window_clause,
 )
 
 CLAUSE_COLOURS: Mapping[Clause, str] = {
@@ -339,14 +339,6 @@ class _Bar:
     ongoing: bool = False
 
 
-def _window_clause(window: MaintenanceWindow) -> Clause:
-    """The colour of a window (model.Clause): the platform's own maintenance is A16(1)(b);
-    the bank's counts as A16(1)(a) only when announced in advance, else the bank pays."""
-    if window.kind is WindowKind.PLATFORM:
-        return Clause.A16_1_B
-    return Clause.A16_1_A if window.announced_in_advance else Clause.BANK
-
-
 def _bars(report: LiabilityReport) -> tuple[list[_Bar], list[_Bar], list[_Bar]]:
     outages = [
         _Bar(
@@ -384,7 +376,7 @@ def _bars(report: LiabilityReport) -> tuple[list[_Bar], list[_Bar], list[_Bar]]:
                 w.window_id,
                 w.starts_at,
                 w.ends_at,
-                _window_clause(w),
+                window_clause(w),
                 label,
                 title,
                 extra,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 from essc_gateway.clock import Clock
-from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.ledger import normalise_id
 from essc_gateway.liability.model import (
@@ -17,6 +17,7 @@ from essc_gateway.liability.model import (
     LiabilityReport,
     MonthlyStatement,
     Outage,
+    window_clause,
 )
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.ports import LedgerStore
@@ -32,12 +33,6 @@ _SERVICE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "RES
 def _minutes(start: datetime, end: datetime, since: datetime, until: datetime) -> float:
     clipped = (min(end, until) - max(start, since)).total_seconds()
     return max(clipped, 0.0) / 60
-
-
-def window_clause(window: MaintenanceWindow) -> Clause:
-    if window.kind is WindowKind.PLATFORM:
-        return Clause.A16_1_B
-    return Clause.A16_1_A if window.announced_in_advance else Clause.BANK
 
 
 class Reports:

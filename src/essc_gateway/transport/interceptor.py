@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 from opentelemetry import trace
-from opentelemetry.trace import format_trace_id
+from opentelemetry.trace import Status, StatusCode, format_trace_id
 
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
@@ -210,8 +210,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     ) -> None:
         code = status_code_for(error)
         self._log(rpc, caller, started, code.name, error.reason.value)
-        # Set first so that tracing interceptors record the real code, not OK.
+        # The stock OTel interceptor misses abort_with_status (it would record OK) and marks
+        # only server-side codes as errors: record the code, and the error, ourselves.
         context.set_code(code)
+        trace.get_current_span().set_status(Status(StatusCode.ERROR, code.name))
         await context.abort_with_status(to_rpc_status(error))
 
     def _log(self, rpc: str, caller: str, started: float, code: str, reason: str) -> None:

@@ -1,0 +1,107 @@
+"""Builds the tracer provider: where spans go, each destination behind redaction (A13(1))."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from essc_gateway.tracing.exporters import JsonLinesSpanExporter
+from essc_gateway.tracing.redaction import RedactingSpanProcessor
+
+__all__ = [
+    "DEFAULT_TRACES_FILE",
+    "TracingConfig",
+    "build_span_processors",
+    "build_tracer_provider",
+    "tracing_config_from_env",
+]
+
+DEFAULT_TRACES_FILE = Path("var/traces.jsonl")
+
+_ENV_OTLP_ENDPOINT = "ESSC_OTLP_ENDPOINT"
+_ENV_TRACES_FILE = "ESSC_TRACES_FILE"
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """Where finished spans are sent. Every destination receives redacted copies only.
+
+    Invalid values raise `ValueError` (not `config.ConfigError`, so that `config` can import
+    this module without a cycle; `ConfigError` is a `ValueError` too).
+    """
+
+    otlp_endpoint: str | None = None
+    """OTLP/gRPC collector address (`host:port`), spoken in plaintext; None: no collector."""
+    jsonl_path: Path | None = DEFAULT_TRACES_FILE
+    """File that receives one JSON line per span (relative to the working directory);
+    None: no file."""
+    service_name: str = "essc-gateway"
+    """The `service.name` resource attribute on every span."""
+
+    def __post_init__(self) -> None:
+        if self.otlp_endpoint is not None and not self.otlp_endpoint.strip():
+            raise ValueError("otlp_endpoint must be None or a non-empty host:port")
+        if self.jsonl_path is not None and not str(self.jsonl_path).strip():
+            raise ValueError("jsonl_path must be None or a file path")
+        if not self.service_name.strip():
+            raise ValueError("service_name must not be empty")
+
+
+def tracing_config_from_env(environ: Mapping[str, str] | None = None) -> TracingConfig:
+    """Reads `ESSC_OTLP_ENDPOINT` (unset or empty: no collector) and `ESSC_TRACES_FILE`
+    (unset: `var/traces.jsonl`; empty: no file) from `environ` (default: `os.environ`)."""
+    env = os.environ if environ is None else environ
+    endpoint = env.get(_ENV_OTLP_ENDPOINT, "").strip() or None
+    traces_file = env.get(_ENV_TRACES_FILE)
+    if traces_file is None:
+        return TracingConfig(otlp_endpoint=endpoint)
+    traces_file = traces_file.strip()
+    return TracingConfig(
+        otlp_endpoint=endpoint, jsonl_path=Path(traces_file) if traces_file else None
+    )
+
+
+def build_span_processors(
+    config: TracingConfig, extra_processors: Sequence[SpanProcessor] = ()
+) -> list[RedactingSpanProcessor]:
+    """The configured span processors, followed by `extra_processors`, each wrapped in a
+    `RedactingSpanProcessor`."""
+    processors: list[SpanProcessor] = []
+    if config.otlp_endpoint is not None:
+        processors.append(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True))
+        )
+    if config.jsonl_path is not None:
+        processors.append(BatchSpanProcessor(JsonLinesSpanExporter(config.jsonl_path)))
+    processors.extend(extra_processors)
+    # One wrapper per destination: none can be added later without redaction in front.
+    return [RedactingSpanProcessor(processor) for processor in processors]
+
+
+def build_tracer_provider(
+    config: TracingConfig, extra_processors: Sequence[SpanProcessor] = ()
+) -> TracerProvider:
+    """Builds a tracer provider whose every span processor is behind redaction.
+
+    The global provider is never set: pass the result to the instrumentation
+    (`aio_server_interceptor(tracer_provider=...)`). The caller owns it and must call
+    `shutdown()` on exit to export the last batch; no `atexit` hook is registered.
+
+    Args:
+        config: Destinations and service name.
+        extra_processors: More processors (tests pass an in-memory one); also redacted.
+    """
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: config.service_name}),
+        shutdown_on_exit=False,
+    )
+    for processor in build_span_processors(config, extra_processors):
+        provider.add_span_processor(processor)
+    return provider

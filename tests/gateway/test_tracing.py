@@ -1,0 +1,145 @@
+"""Traces: a server span per RPC, a span per platform attempt, the trace carried to the
+platform, errors recorded as errors, outages as traces of their own, no personal data."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from essc_gateway.tracing.redaction import RedactingSpanProcessor
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode, format_trace_id
+
+from essc.gateway.v1 import gateway_pb2 as pb
+from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
+from essc.platform.v1 import platform_pb2 as ppb
+from essc.platform.v1 import platform_pb2_grpc
+from essc_gateway.app import Gateway
+from essc_gateway.simplatform import Population, SimulatedPlatform
+from essc_gateway.testing import FakeClock
+from tests.conftest import GatewayUnderTest, make_config
+from tests.gateway.flows import adult, identity, live_sample, verify
+
+
+@dataclass
+class Traced:
+    gw: GatewayUnderTest
+    spans: InMemorySpanExporter
+
+
+@pytest.fixture
+async def traced(
+    platform: SimulatedPlatform, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[Traced]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(exporter)))
+    config = make_config(tmp_path / "traced.db")
+    gateway = Gateway(config, platform.address, clock, tracer_provider=provider)
+    port = await gateway.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    control_channel = grpc.aio.insecure_channel(platform.control_address)
+    gw = GatewayUnderTest(
+        gateway=gateway,
+        config=config,
+        channel=channel,
+        stub=gateway_pb2_grpc.GatewayServiceStub(channel),
+        control=platform_pb2_grpc.ControlServiceStub(control_channel),
+        platform_channel=control_channel,
+        operator=operator_pb2_grpc.OperatorServiceStub(channel),
+        metrics=InMemoryMetricReader(),
+    )
+    yield Traced(gw, exporter)
+    await channel.close()
+    await control_channel.close()
+    await gateway.stop(0)
+    provider.shutdown()
+
+
+def named(spans: tuple[ReadableSpan, ...], prefix: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name.startswith(prefix)]
+
+
+async def test_an_rpc_and_its_platform_attempts_form_one_trace_carried_to_the_platform(
+    traced: Traced, platform: SimulatedPlatform, population: Population, clock: FakeClock
+) -> None:
+    await verify(traced.gw, adult(population, clock.now().date()), traced.gw.a)
+    spans = traced.spans.get_finished_spans()
+    [server] = named(spans, "/essc.gateway.v1.GatewayService/Verify")
+    attempts = named(spans, "platform CheckReal")
+    assert len(attempts) == 3
+    trace_id = server.context.trace_id
+    assert {a.context.trace_id for a in attempts} == {trace_id}
+    assert all(a.attributes and a.attributes["essc.attempt"] == 1 for a in attempts)
+    received = platform.received_traceparents["/essc.platform.v1.IdentityService/CheckRealName"]
+    assert received.split("-")[1] == format_trace_id(trace_id)
+
+
+async def test_an_error_sent_with_rich_details_is_recorded_as_an_error(
+    traced: Traced, population: Population, clock: FakeClock
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError):
+        await traced.gw.stub.Verify(pb.VerifyRequest(), metadata=traced.gw.a)
+    [server] = named(traced.spans.get_finished_spans(), "/essc.gateway.v1.GatewayService/Verify")
+    assert server.status.status_code is StatusCode.ERROR
+
+
+async def test_an_outage_is_a_trace_linked_to_the_requests_it_affected(
+    traced: Traced, population: Population, clock: FakeClock
+) -> None:
+    gw = traced.gw
+    scenario = ppb.FaultScenario(seed=1)
+    scenario.rules.add(
+        method="/essc.platform.v1.IdentityService/CheckRealName", outage=ppb.OutageFault()
+    )
+    await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))
+    person = adult(population, clock.now().date())
+    for _ in range(5):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await verify(gw, person, gw.a)
+    await gw.control.ClearFaults(ppb.ClearFaultsRequest())
+    clock.advance(timedelta(seconds=2))  # past a breaker's pause, if one opened
+    assert (await verify(gw, person, gw.a)).verified
+    spans = traced.spans.get_finished_spans()
+    [outage] = named(spans, "outage CheckRealName")
+    assert outage.status.status_code is StatusCode.ERROR
+    assert outage.attributes
+    assert outage.attributes["essc.outage.clause"] == "A16(1)(b)"
+    failed_servers = {
+        s.context.span_id
+        for s in named(spans, "/essc.gateway.v1.GatewayService/Verify")
+        if s.status.status_code is StatusCode.ERROR
+    }
+    linked = {link.context.span_id for link in outage.links}
+    assert linked
+    assert linked <= failed_servers
+
+
+async def test_no_personal_data_leaves_in_a_span(
+    traced: Traced, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    await verify(traced.gw, person, traced.gw.a)
+    bad = pb.VerifyRequest(
+        applicant=identity(person),
+        physical_card_number="nope",
+        biometric_sample=live_sample(person),
+    )
+    with pytest.raises(grpc.aio.AioRpcError):
+        await traced.gw.stub.Verify(bad, metadata=traced.gw.a)
+    dumped = "".join(s.to_json() for s in traced.spans.get_finished_spans())
+    for secret in (
+        person.name,
+        person.id_number,
+        person.mobile_phone,
+        person.mobile_phone.removeprefix("+86"),
+        person.card_number,
+    ):
+        assert secret not in dumped
