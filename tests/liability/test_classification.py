@@ -15,7 +15,6 @@ import pytest
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import operator_pb2 as opb
-from essc.platform.v1 import platform_pb2 as ppb
 from essc_gateway.simplatform import Population
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
@@ -199,5 +198,14 @@ async def test_outages_open_and_close_within_a_second_of_the_truth(
     assert abs((datetime.fromisoformat(started) - truth_start).total_seconds()) <= 1
     assert abs((datetime.fromisoformat(ended) - truth_end).total_seconds()) <= 1
     assert reached == 1
-    counts = await gw.control.GetCallCounts(ppb.GetCallCountsRequest())
-    assert counts.counts  # the platform really was called throughout
+    report = await gw.operator.GetLiabilityReport(
+        opb.GetLiabilityReportRequest(
+            bank_id="bank-a",
+            since=ts(start),
+            until=ts(clock.now()),
+            format=opb.REPORT_FORMAT_JSON,
+        ),
+        metadata=gw.ops,
+    )
+    minutes = json.loads(report.body)["outage_minutes"]["A16(1)(b)"]
+    assert minutes == pytest.approx(10 / 60, abs=1 / 60)  # 10 s of outage, within a second

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from essc_gateway.clock import Clock
@@ -30,9 +31,18 @@ from essc_gateway.service.vault import Vault
 _SERVICE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "RESOURCE_EXHAUSTED"})
 
 
-def _minutes(start: datetime, end: datetime, since: datetime, until: datetime) -> float:
-    clipped = (min(end, until) - max(start, since)).total_seconds()
-    return max(clipped, 0.0) / 60
+def _union_minutes(
+    spans: Iterable[tuple[datetime, datetime]], since: datetime, until: datetime
+) -> float:
+    """Minutes covered by the union of `spans`, clipped to [since, until)."""
+    clipped = sorted((max(start, since), min(end, until)) for start, end in spans if end > since)
+    total, reach = 0.0, since
+    for start, end in clipped:
+        begin = max(start, reach)
+        if end > begin:
+            total += (end - begin).total_seconds()
+            reach = end
+    return total / 60
 
 
 class Reports:
@@ -59,7 +69,12 @@ class Reports:
         for live in self._outages.open_outages():  # counts of open outages live in memory
             if live.started_at < until:
                 stored[live.outage_id] = live
-        return sorted(stored.values(), key=lambda o: o.started_at)
+        # An outage during a declared incident falls under the incident's clause (A16(1)(c/d)).
+        placed = []
+        for outage in stored.values():
+            incident = self._incidents.at(outage.started_at)
+            placed.append(replace(outage, clause=incident.kind.clause) if incident else outage)
+        return sorted(placed, key=lambda o: o.started_at)
 
     def _downtime(
         self,
@@ -68,18 +83,23 @@ class Reports:
         since: datetime,
         until: datetime,
     ) -> dict[Clause, float]:
-        minutes: dict[Clause, float] = {}
+        """Minutes of downtime per clause: the union of the periods, so that three operations
+        down at once (or an outage inside a window) count once, not three times."""
+        periods: dict[Clause, list[tuple[datetime, datetime]]] = {}
         for outage in outages:
-            incident = self._incidents.at(outage.started_at)
-            clause = incident.kind.clause if incident else outage.clause
-            minutes[clause] += _minutes(outage.started_at, outage.ended_at or until, since, until)
+            periods.setdefault(outage.clause, []).append(
+                (outage.started_at, outage.ended_at or until)
+            )
         for window in windows:
             if window.cancelled_at is None:
-                clause = window_clause(window)
-                minutes[clause] = minutes.get(clause, 0.0) + _minutes(
-                    window.starts_at, window.ends_at, since, until
+                periods.setdefault(window_clause(window), []).append(
+                    (window.starts_at, window.ends_at)
                 )
-        return {clause: round(value, 3) for clause, value in minutes.items() if value > 0}
+        minutes = {
+            clause: round(_union_minutes(spans, since, until), 3)
+            for clause, spans in periods.items()
+        }
+        return {clause: value for clause, value in minutes.items() if value > 0}
 
     async def report(
         self,

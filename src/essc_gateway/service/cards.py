@@ -80,6 +80,10 @@ class CardService:
 
     async def authorize_continued_use(self, bank_id: str, token: str) -> CardView:
         _, record = await self._card_for(bank_id, token, Scenario.CARD_LOSS)
+        if record.status == CardStatus.TERMINATED:
+            raise PreconditionFailed(
+                "the e-SSC has been terminated", reason=ErrorReason.CARD_TERMINATED
+            )
         try:
             card = await self._platform.authorize_continued_use(record.essc_id)
         except PreconditionFailed:

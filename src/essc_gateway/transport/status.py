@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.duration_pb2 import Duration
@@ -97,4 +99,22 @@ def to_rpc_status(error: GatewayError) -> grpc.Status:
         code=getattr(code_pb2, code.name), message=error.message, details=details
     )
     converted: grpc.Status = rpc_status.to_status(status)
+    if retry_after is not None and code == grpc.StatusCode.UNAVAILABLE:  # see the trailer
+        # gRPC clients' own retry policy reads this trailer, not RetryInfo: without it they
+        # resend at once into a maintenance window or an open circuit. A positive value would
+        # make them wait, often past their deadline; -1 says "do not retry", and RetryInfo
+        # tells the bank when to come back.
+        pushback = "-1"
+        return _Status(
+            code=converted.code,
+            details=converted.details,
+            trailing_metadata=(*converted.trailing_metadata, ("grpc-retry-pushback-ms", pushback)),
+        )
     return converted
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
