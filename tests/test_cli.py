@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -73,3 +74,32 @@ async def test_run_dev_serves_until_sigterm_and_keeps_secrets_private(tmp_path: 
     assert code == 0
     assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o077 == 0
     assert (tmp_path / "essc-gateway.db").exists()
+
+
+async def test_ledger_commands_read_the_store_the_run_left(tmp_path: Path) -> None:
+    await test_run_dev_serves_until_sigterm_and_keeps_secrets_private(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESSC_")}
+
+    async def ledger(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "essc_gateway.cli",
+            "ledger",
+            "--dev",
+            "--var-dir",
+            str(tmp_path),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+        return process.returncode or 0, out.decode()
+
+    code, out = await ledger("verify")
+    assert code == 0
+    assert "records: 1" in out
+    assert "ledger intact" in out
+    code, out = await ledger("report", "--bank", "demo-bank", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["totals"]["BANK"] == 1

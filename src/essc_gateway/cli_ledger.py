@@ -50,6 +50,8 @@ def _config(options: argparse.Namespace) -> GatewayConfig:
         environment = {**development_environment(Path(options.var_dir))[0], **environment}
     if options.database:
         environment["ESSC_DATABASE"] = str(options.database)
+    else:  # where `run` keeps it
+        environment.setdefault("ESSC_DATABASE", str(Path(options.var_dir) / "essc-gateway.db"))
     return load_config(environment)
 
 
