@@ -42,8 +42,8 @@ buf-lint: $(BUF)
 	cd protos && ../$(BUF) lint
 
 lint: setup
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check --no-cache src tests scripts
+	$(BIN)/ruff format --no-cache --check src tests scripts
 
 format: setup
 	$(BIN)/ruff format src tests scripts

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from essc_gateway.tracing.redaction import RedactingSpanProcessor
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -24,6 +23,7 @@ from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
+from essc_gateway.tracing.redaction import RedactingSpanProcessor
 from tests.conftest import GatewayUnderTest, make_config
 from tests.gateway.flows import adult, identity, live_sample, verify
 
