@@ -124,6 +124,7 @@ class SqliteStore(LedgerTables):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        super().__init__()
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -62,6 +63,10 @@ class LedgerTables:
 
     _reader: aiosqlite.Connection
 
+    def __init__(self) -> None:
+        self._append_queue: list[tuple[LiabilityRecord, asyncio.Future[LiabilityRecord]]] = []
+        self._append_task: asyncio.Task[None] | None = None
+
     def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         raise NotImplementedError
 
@@ -70,36 +75,67 @@ class LedgerTables:
             rows = await cursor.fetchall()
         return list(rows)
 
-    @uncancellable
     async def append_liability(self, record: LiabilityRecord) -> LiabilityRecord:
+        """Group commit: appends that arrive while a batch is being committed share the next
+        transaction (one fsync for many), and each caller still waits for its own
+        durability. The chain is computed inside the transaction, so it has no gaps."""
+        future: asyncio.Future[LiabilityRecord] = asyncio.get_running_loop().create_future()
+        self._append_queue.append((record, future))
+        if self._append_task is None or self._append_task.done():
+            self._append_task = asyncio.create_task(self._drain_appends())
+        return await asyncio.shield(future)
+
+    async def _drain_appends(self) -> None:
+        while self._append_queue:
+            batch, self._append_queue = self._append_queue, []
+            try:
+                linked = await self._append_batch([record for record, _ in batch])
+            except Exception as error:  # every caller of this batch learns of it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), record in zip(batch, linked, strict=True):
+                if not future.done():
+                    future.set_result(record)
+
+    @uncancellable
+    async def _append_batch(self, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
         async with self._transaction() as db:
             async with db.execute(
                 "SELECT seq, row_hash FROM liability_records ORDER BY seq DESC LIMIT 1"
             ) as cursor:
                 last = await cursor.fetchone()
             seq, prev_hash = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-            linked = _with_chain(record, seq, prev_hash)
-            await db.execute(
+            linked = []
+            for record in records:
+                link_ = _with_chain(record, seq, prev_hash)
+                linked.append(link_)
+                seq, prev_hash = seq + 1, link_.row_hash
+            await db.executemany(
                 f"INSERT INTO liability_records ({_RECORD_COLUMNS}) "  # noqa: S608 - constant
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    linked.seq,
-                    linked.request_id,
-                    linked.trace_id,
-                    linked.bank_id,
-                    linked.rpc,
-                    text_of(linked.at),
-                    linked.status_code,
-                    linked.reason,
-                    linked.clause.value,
-                    json.dumps(dict(linked.evidence), sort_keys=True),
-                    linked.outage_id,
-                    linked.window_id,
-                    linked.incident_id,
-                    linked.holder_token,
-                    linked.prev_hash,
-                    linked.row_hash,
-                ),
+                [
+                    (
+                        r.seq,
+                        r.request_id,
+                        r.trace_id,
+                        r.bank_id,
+                        r.rpc,
+                        text_of(r.at),
+                        r.status_code,
+                        r.reason,
+                        r.clause.value,
+                        json.dumps(dict(r.evidence), sort_keys=True),
+                        r.outage_id,
+                        r.window_id,
+                        r.incident_id,
+                        r.holder_token,
+                        r.prev_hash,
+                        r.row_hash,
+                    )
+                    for r in linked
+                ],
             )
         return linked
 

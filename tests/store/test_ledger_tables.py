@@ -1,0 +1,53 @@
+"""The ledger's table: concurrent appends are group-committed into one unbroken chain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from essc_gateway.liability.chain import verify_chain
+from essc_gateway.liability.model import Clause, LiabilityRecord
+from essc_gateway.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = await SqliteStore.open(tmp_path / "ledger.db")
+    yield opened
+    await opened.close()
+
+
+def record(n: int) -> LiabilityRecord:
+    return LiabilityRecord(
+        seq=0,
+        request_id=f"r-{n}",
+        trace_id="",
+        bank_id="bank-a",
+        rpc="Verify",
+        at=NOW,
+        status_code="UNAVAILABLE",
+        reason="MAINTENANCE_WINDOW",
+        clause=Clause.A16_1_A,
+        evidence={"window_id": "mw-1"},
+    )
+
+
+async def test_concurrent_appends_form_one_chain_with_no_gap(store: SqliteStore) -> None:
+    appended = await asyncio.gather(*(store.append_liability(record(n)) for n in range(60)))
+    assert sorted(r.seq for r in appended) == list(range(1, 61))
+    chain = await store.all_liability_records()
+    assert verify_chain(chain) == []
+    assert await store.chain_head() == chain[-1].row_hash
+
+
+async def test_a_failed_append_is_reported_to_its_caller(store: SqliteStore) -> None:
+    await store.append_liability(record(1))
+    with pytest.raises(Exception, match="UNIQUE"):  # the same request id twice
+        await store.append_liability(record(1))
+    assert len(await store.all_liability_records()) == 1
