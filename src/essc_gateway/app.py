@@ -148,6 +148,7 @@ class Gateway:
         holders = Holders(store, vault, clock, config.settings)
         self.calendar = calendar = MaintenanceCalendar(store, clock, config.maintenance_grace)
         await calendar.load()
+        await outages.close_stale()
         incidents = IncidentBook(store, clock)
         await incidents.load()
         ledger = Ledger(store, Classifier(calendar, incidents, outages), outages, vault, clock)

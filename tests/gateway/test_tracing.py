@@ -110,6 +110,7 @@ async def test_an_outage_is_a_trace_linked_to_the_requests_it_affected(
     spans = traced.spans.get_finished_spans()
     [outage] = named(spans, "outage CheckRealName")
     assert outage.status.status_code is StatusCode.ERROR
+    assert outage.parent is None  # a trace of its own
     assert outage.attributes
     assert outage.attributes["essc.outage.clause"] == "A16(1)(b)"
     failed_servers = {

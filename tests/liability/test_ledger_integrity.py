@@ -17,7 +17,15 @@ from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
-from tests.gateway.flows import adult, ts
+from tests.gateway.flows import (
+    adult,
+    auth_token,
+    change_to_strong_password,
+    issue,
+    key,
+    rich,
+    ts,
+)
 
 
 async def _failures(gw: GatewayUnderTest, population: Population, clock: FakeClock, n: int) -> None:
@@ -161,3 +169,32 @@ async def test_the_monthly_statement_carries_availability_and_the_chain_head(
     assert statement["requests"] == 2
     assert statement["failed"] == 2
     assert statement["chain_head"] != "0" * 64
+
+
+async def test_a_complaint_finds_failures_of_calls_that_carry_only_an_auth_token(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    await issue(gw, person, gw.a, clock.now())
+    await change_to_strong_password(gw, person, gw.a)
+    query = await auth_token(gw, person, gw.a, pb.BUSINESS_SCENARIO_QUERY_RECORDS)
+    unbind = await auth_token(
+        gw, person, gw.a, pb.BUSINESS_SCENARIO_UNBIND, sms=True, biometric=True
+    )
+    await gw.stub.Terminate(
+        pb.TerminateRequest(auth_token=unbind, idempotency_key=key()), metadata=gw.a
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:  # the card is gone
+        await gw.stub.Query(pb.QueryRequest(auth_token=query), metadata=gw.a)
+    assert rich(raised.value).metadata["ledger_request_id"]
+    now = clock.now()
+    reply = await gw.operator.GetLiabilityReport(
+        opb.GetLiabilityReportRequest(
+            since=ts(now - timedelta(hours=1)),
+            until=ts(now + timedelta(hours=1)),
+            holder_social_security_number=person.id_number,
+            format=opb.REPORT_FORMAT_JSON,
+        ),
+        metadata=gw.ops,
+    )
+    assert [r["rpc"] for r in json.loads(reply.body)["records"]] == ["Query"]

@@ -23,12 +23,9 @@ _PLATFORM_FAILURES = frozenset(
         ErrorReason.PLATFORM_CIRCUIT_OPEN,
     }
 )
-# Failures of the service (not of the request): these move to a declared incident.
-_SERVICE_FAILURES = _PLATFORM_FAILURES | {
-    ErrorReason.MAINTENANCE_WINDOW,
-    ErrorReason.INTERNAL,
-    ErrorReason.OVERLOADED,
-}
+# Failures of the platform move to a declared incident overlapping them; the gateway's own
+# (INTERNAL, shedding) stay the bank's, whatever the weather.
+_SERVICE_FAILURES = _PLATFORM_FAILURES
 # Error metadata worth keeping as evidence (never personal data: see errors.py).
 _EVIDENCE_KEYS = frozenset(
     {
@@ -47,6 +44,8 @@ _EVIDENCE_KEYS = frozenset(
         "failed_factors",
         "remaining_attempts",
         "locked_until",
+        "cause",
+        "circuit_forced",
     }
 )
 
@@ -75,6 +74,9 @@ class Classifier:
         evidence.update({"status_code": status_code, "reason": reason})
         if reason in _HOLDER_FAULTS:
             return Verdict(Clause.A16_2, evidence)
+        if metadata.get("cause") == "caller_deadline":
+            # The bank's own deadline left no time for the platform: not the platform's fault.
+            return Verdict(Clause.BANK, evidence)
         if reason in _SERVICE_FAILURES:
             incident = self._incidents.at(at)
             if incident is not None:
@@ -113,8 +115,10 @@ class Classifier:
                 }
             )
             return Verdict(outage.clause, evidence, outage_id=outage.outage_id)
-        if reason == ErrorReason.PLATFORM_CIRCUIT_OPEN:
-            # The gateway chose not to call and no outage explains why: the bank's side.
+        if reason == ErrorReason.PLATFORM_CIRCUIT_OPEN and metadata.get("circuit_forced") == "true":
+            # An operator held the circuit open and no outage explains why: the bank's side.
             return Verdict(Clause.BANK, evidence)
-        reached = metadata.get("platform_reached", "true") == "true"
+        # Opened by the platform's failures, or sent and unanswered (in doubt): the platform's
+        # side; only a platform never reached at all is a third party's (A16(1)(d)).
+        reached = metadata.get("platform_reached") != "false"
         return Verdict(Clause.A16_1_B if reached else Clause.A16_1_D, evidence)

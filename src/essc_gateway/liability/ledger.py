@@ -11,6 +11,7 @@ from essc_gateway.liability.classify import Classifier
 from essc_gateway.liability.model import LiabilityRecord
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.ports import LedgerStore
+from essc_gateway.request_context import request_holder_token
 from essc_gateway.service.vault import Vault
 
 log = logging.getLogger("essc_gateway.ledger")
@@ -66,6 +67,10 @@ class Ledger:
             outage_id=verdict.outage_id,
             window_id=verdict.window_id,
             incident_id=verdict.incident_id,
-            holder_token=self._vault.holder_token(normalise_id(holder_id)) if holder_id else None,
+            holder_token=(
+                self._vault.holder_token(normalise_id(holder_id))
+                if holder_id
+                else request_holder_token.get()
+            ),
         )
         return await self._store.append_liability(record)

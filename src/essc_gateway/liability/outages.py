@@ -7,9 +7,10 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode, Tracer
 
 from essc_gateway.clock import Clock
@@ -70,6 +71,14 @@ class OutageTracker:
             clause=Clause.A16_1_B if run.reached else Clause.A16_1_D,
         )
 
+    async def close_stale(self) -> None:
+        """At start: outages a stopped or crashed gateway left open end at their last failure
+        (the best evidence there is); the new process watches the platform afresh."""
+        far_past, far_future = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+        for outage in await self._store.outages_between(far_past, far_future):
+            if outage.ended_at is None:
+                await self._store.save_outage(replace(outage, ended_at=outage.last_failure_at))
+
     async def attempt_done(self, operation: str, failure: AttemptFailure | None) -> None:
         """Told of every attempt: None for a good answer (a business refusal included)."""
         now = self._clock.now()
@@ -127,6 +136,7 @@ def trace_outage(tracer: Tracer, outage: Outage, links: list[object]) -> None:
     of the requests it affected, so a dashboard shows the outage and its victims."""
     span = tracer.start_span(
         f"outage {outage.scope}",
+        context=Context(),  # a trace of its own, not a child of the request that saw it end
         start_time=_nanos(outage.started_at),
         links=[Link(context) for context in links if isinstance(context, SpanContext)],
         attributes={

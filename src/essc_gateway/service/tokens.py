@@ -17,6 +17,7 @@ from essc_gateway.errors import (
     PreconditionFailed,
     Unauthenticated,
 )
+from essc_gateway.request_context import request_holder_token
 from essc_gateway.service.settings import ServiceSettings
 
 _VERIFICATION = "vt1"
@@ -142,6 +143,7 @@ class TokenService:
                 "auth token has expired; call Authenticate again",
                 reason=ErrorReason.AUTH_TOKEN_EXPIRED,
             )
+        request_holder_token.set(str(payload["h"]))
         scenario = Scenario(payload["s"])
         if scenario not in allowed:
             raise PermissionDenied(

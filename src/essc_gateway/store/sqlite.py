@@ -544,5 +544,6 @@ class SqliteStore(LedgerTables):
             )
 
     async def close(self) -> None:
+        await self.drain_appends()  # ledger records in flight are written, not lost
         await self._reader.close()
         await self._writer.close()

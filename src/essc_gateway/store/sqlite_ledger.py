@@ -85,6 +85,11 @@ class LedgerTables:
             self._append_task = asyncio.create_task(self._drain_appends())
         return await asyncio.shield(future)
 
+    async def drain_appends(self) -> None:
+        """Waits until ledger appends in flight are committed (before closing)."""
+        if self._append_task is not None:
+            await asyncio.shield(self._append_task)
+
     async def _drain_appends(self) -> None:
         while self._append_queue:
             batch, self._append_queue = self._append_queue, []

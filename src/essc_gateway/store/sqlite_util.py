@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -30,7 +30,8 @@ def uncancellable(
 
 
 def text_of(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    # Always UTC: times are compared as text, and +08:00 would sort apart from +00:00.
+    return None if value is None else value.astimezone(UTC).isoformat()
 
 
 def time_or_none(value: str | None) -> datetime | None:

@@ -193,7 +193,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self._counter.count(bank, self._clock.now().date(), failed=True)
         span = trace.get_current_span().get_span_context()
         try:
-            await self._ledger.record_failure(
+            record = await self._ledger.record_failure(
                 bank_id=bank,
                 rpc=rpc,
                 status_code=status_code_for(error).name,
@@ -204,6 +204,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             )
         except Exception as unexpected:
             error_log.error("liability record not written: %s", type(unexpected).__name__)
+            return
+        # The bank can cite the record in a dispute; a dashboard can find it from the trace.
+        error.metadata["ledger_request_id"] = record.request_id
+        current = trace.get_current_span()
+        current.set_attribute("essc.reason", error.reason.value)
+        current.set_attribute("essc.clause", record.clause.value)
+        current.set_attribute("essc.ledger_request_id", record.request_id)
 
     async def _abort(
         self, context: Context, rpc: str, caller: str, started: float, error: GatewayError

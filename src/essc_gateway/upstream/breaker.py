@@ -128,6 +128,11 @@ class CircuitBreaker:
         ):
             self._open()
 
+    @property
+    def forced(self) -> bool:
+        """Held open by an operator rather than by the platform's failures."""
+        return self._forced_until is not None
+
     def abandon(self) -> None:
         """An admitted call ended without a verdict (cancelled): frees its probe slot."""
         if self._state is BreakerState.HALF_OPEN:

@@ -85,11 +85,11 @@ _ISSUE_OUTCOME = {
 _REFUSALS: dict[grpc.StatusCode, tuple[type[GatewayError], ErrorReason]] = {
     grpc.StatusCode.NOT_FOUND: (NotFound, ErrorReason.PERSON_NOT_FOUND),
     grpc.StatusCode.FAILED_PRECONDITION: (PreconditionFailed, ErrorReason.IDENTITY_MISMATCH),
-    grpc.StatusCode.PERMISSION_DENIED: (PermissionDenied, ErrorReason.PLATFORM_REJECTED),
+    grpc.StatusCode.PERMISSION_DENIED: (PermissionDenied, ErrorReason.PLATFORM_REFUSED),
     grpc.StatusCode.ALREADY_EXISTS: (AlreadyExists, ErrorReason.CARD_HELD_BY_OTHER_BANK),
-    grpc.StatusCode.OUT_OF_RANGE: (PreconditionFailed, ErrorReason.PLATFORM_REJECTED),
-    # The platform found our request malformed: a gateway bug, never worth a retry.
-    grpc.StatusCode.INVALID_ARGUMENT: (InternalError, ErrorReason.PLATFORM_REJECTED),
+    grpc.StatusCode.OUT_OF_RANGE: (PreconditionFailed, ErrorReason.PLATFORM_REFUSED),
+    # The platform found our request malformed: a gateway bug (bank-liable), never retried.
+    grpc.StatusCode.INVALID_ARGUMENT: (InternalError, ErrorReason.INTERNAL),
 }
 
 

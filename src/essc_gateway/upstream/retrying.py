@@ -187,6 +187,8 @@ class ResilientCaller:
                     "platform_reached": str(failed.failure.reached).lower(),
                 }
             )
+            if call.cut_short and failed.failure.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                error.metadata["cause"] = "caller_deadline"
             raise error from None
 
 
@@ -216,6 +218,7 @@ class _Call(Generic[T]):
         self._tracer = caller._tracer
         self._waited = 0.0
         self.in_doubt = False
+        self.cut_short = False
         self.attempts = 0
 
     def _remaining(self) -> float:
@@ -233,7 +236,9 @@ class _Call(Generic[T]):
         if timeout < self._settings.min_attempt_time:
             raise self._not_sent(
                 PlatformTimeout(
-                    f"{self._operation}: no time left for the platform", upstream_code="NOT_SENT"
+                    f"{self._operation}: no time left for the platform",
+                    upstream_code="NOT_SENT",
+                    metadata={"cause": "caller_deadline"},
                 )
             )
         if not self._breaker.try_acquire():
@@ -244,6 +249,7 @@ class _Call(Generic[T]):
                     upstream_code="NOT_SENT",
                     reason=ErrorReason.PLATFORM_CIRCUIT_OPEN,
                     retry_after=self._breaker.retry_after(),
+                    metadata={"circuit_forced": str(self._breaker.forced).lower()},
                 )
             )
         self.attempts += 1
@@ -322,6 +328,7 @@ class _Call(Generic[T]):
                 # The caller's own short deadline, not the platform's slowness: one bank's
                 # impatience must not open the circuit (or an outage) for every bank.
                 self._breaker.abandon()
+                self.cut_short = True
             else:
                 self._breaker.record(healthy)
                 await self._observer.attempt_done(self._operation, None if healthy else failure)
