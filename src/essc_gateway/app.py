@@ -117,7 +117,9 @@ class Gateway:
 
     async def start(self) -> int:
         config, clock = self._config, self._clock
-        self._store = store = await SqliteStore.open(config.database, config.synchronous)
+        self._store = store = await SqliteStore.open(
+            config.database, config.synchronous, tracer=self._tracer
+        )
         # W3C trace context goes to the platform; each attempt gets its own client span.
         channel = grpc.aio.insecure_channel(
             self._platform_address,

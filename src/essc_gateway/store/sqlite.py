@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiosqlite
+from opentelemetry.trace import Tracer
 
 from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.store.base import (
@@ -123,14 +124,22 @@ def _window_snapshot(window: MaintenanceWindow) -> str:
 class SqliteStore(LedgerTables):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        tracer: Tracer | None = None,
+    ) -> None:
         super().__init__()
+        self.tracer = tracer
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path | str, synchronous: Synchronous = "FULL") -> SqliteStore:
+    async def open(
+        cls, path: Path | str, synchronous: Synchronous = "FULL", tracer: Tracer | None = None
+    ) -> SqliteStore:
         """Opens (creating and migrating if needed) the database at `path`."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +150,7 @@ class SqliteStore(LedgerTables):
         except BaseException:
             await writer.close()
             raise
-        return cls(writer, reader)
+        return cls(writer, reader, tracer)
 
     @staticmethod
     async def _connect(path: Path | str, synchronous: Synchronous) -> aiosqlite.Connection:

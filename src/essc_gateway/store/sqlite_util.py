@@ -8,6 +8,9 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
+_NO_TRACER = NoOpTracer()
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -19,9 +22,17 @@ def uncancellable(
     a cancelled await could leave SQLite inside an open transaction, and whether to write
     was decided before the call."""
 
+    name = f"store {method.__name__}"
+
+    async def traced(*args: P.args, **kwargs: P.kwargs) -> R:
+        # The store's tracer, when it has one: each write is a span of the request's trace.
+        tracer: Tracer = getattr(args[0], "tracer", None) or _NO_TRACER
+        with tracer.start_as_current_span(name):
+            return await method(*args, **kwargs)
+
     @functools.wraps(method)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        task = asyncio.ensure_future(method(*args, **kwargs))
+        task = asyncio.ensure_future(traced(*args, **kwargs))
         # Consume a failure nobody awaits any more, so it is not reported as lost.
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
         return await asyncio.shield(task)
