@@ -90,7 +90,8 @@ async def test_an_error_sent_with_rich_details_is_recorded_as_an_error(
     spans = traced.spans.get_finished_spans()
     [server] = named(spans, "/essc.gateway.v1.GatewayService/Verify")
     assert server.status.status_code is StatusCode.ERROR
-    assert server.attributes and server.attributes["essc.clause"] == "BANK"
+    assert server.attributes
+    assert server.attributes["essc.clause"] == "BANK"
     # Its liability record's write is a span of the same trace.
     [write] = named(spans, "store _append_batch")
     assert write.context.trace_id == server.context.trace_id
