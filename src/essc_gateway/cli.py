@@ -18,6 +18,13 @@ from essc_gateway.app import Gateway
 from essc_gateway.cli_ledger import add_ledger_commands, run_ledger
 from essc_gateway.clock import SystemClock
 from essc_gateway.config import ConfigError, development_environment, load_config
+from essc_gateway.loadtest import (
+    LoadAborted,
+    SetupError,
+    add_load_arguments,
+    options_from_args,
+    run_load,
+)
 from essc_gateway.simplatform import (
     Population,
     SimulatedPlatform,
@@ -120,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     platform.add_argument("--control-port", type=int, default=0)
 
     add_ledger_commands(commands)
+    load = commands.add_parser("load", help="drive a gateway with a load (the load-test harness)")
+    add_load_arguments(load)
 
     options = parser.parse_args(argv)
     logging.basicConfig(
@@ -130,6 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(options))
         if options.command == "ledger":
             return asyncio.run(run_ledger(options))
+        if options.command == "load":
+            try:
+                load_options = options_from_args(options)
+            except ValueError as error:
+                print(f"load: {error}", file=sys.stderr)
+                return 2
+            try:
+                asyncio.run(run_load(load_options))
+            except (LoadAborted, SetupError) as error:
+                print(f"load: {error}", file=sys.stderr)
+                return 1
+            return 0
         scenario = load_scenario(options.scenario) if options.scenario else None
         asyncio.run(
             run_platform(
