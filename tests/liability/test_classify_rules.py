@@ -72,6 +72,19 @@ def classifier(store: SqliteStore, clock: FakeClock, incidents: IncidentBook) ->
         ("UNAVAILABLE", "PLATFORM_CIRCUIT_OPEN", {"circuit_forced": "false"}, Clause.A16_1_B),
         ("UNAUTHENTICATED", "FACTOR_REJECTED", {}, Clause.A16_2),
         ("RESOURCE_EXHAUSTED", "OVERLOADED", {}, Clause.BANK),
+        # A guardian's wrong phone is the applicant's own fault; other refusals are not.
+        (
+            "FAILED_PRECONDITION",
+            "GUARDIAN_NOT_VERIFIED",
+            {"check_reason": "PHONE_MISMATCH"},
+            Clause.A16_2,
+        ),
+        (
+            "FAILED_PRECONDITION",
+            "GUARDIAN_NOT_VERIFIED",
+            {"check_reason": "NAME_MISMATCH"},
+            Clause.BANK,
+        ),
     ],
 )
 def test_each_rule(

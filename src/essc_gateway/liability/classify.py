@@ -46,6 +46,7 @@ _EVIDENCE_KEYS = frozenset(
         "locked_until",
         "cause",
         "circuit_forced",
+        "check_reason",
     }
 )
 
@@ -72,7 +73,8 @@ class Classifier:
     ) -> Verdict:
         evidence = {k: v for k, v in metadata.items() if k in _EVIDENCE_KEYS}
         evidence.update({"status_code": status_code, "reason": reason})
-        if reason in _HOLDER_FAULTS:
+        if reason in _HOLDER_FAULTS or metadata.get("check_reason") == "PHONE_MISMATCH":
+            # A16(2) also covers a wrong phone number given (a guardian's, at Issue).
             return Verdict(Clause.A16_2, evidence)
         if metadata.get("cause") == "caller_deadline":
             # The bank's own deadline left no time for the platform: not the platform's fault.

@@ -310,9 +310,15 @@ class IssuanceService:
             or check.civil_capacity is not CivilCapacity.FULL
             or not adult
         ):
+            # The platform's reason (a code, no personal data) tells a wrong phone given
+            # (the applicant's fault, A16(2)) from the rest.
+            check_reason = check.result.reason if check is not None else "PERSON_NOT_FOUND"
+            if check_reason in ("PERSON_NOT_FOUND", "NAME_MISMATCH"):
+                check_reason = "NAME_OR_ID_MISMATCH"  # whether an ID exists is not told
             raise PreconditionFailed(
                 "guardian could not be verified as an adult with full civil capacity (A5)",
                 reason=ErrorReason.GUARDIAN_NOT_VERIFIED,
+                metadata={"check_reason": check_reason or ("NOT_ADULT" if not adult else "")},
             )
 
     def _record(self, draft: IssueDraft, card: PlatformCard) -> CardRecord:
