@@ -188,7 +188,33 @@ def _reset(transport: asyncio.BaseTransport) -> None:
         transport.close()
 
 
-class _ClientSide(asyncio.Protocol):
+class _Relay(asyncio.Protocol):
+    """One side of a proxied connection: what the other side may ask of its transport."""
+
+    _transport: asyncio.Transport | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(data)
+
+    def write_eof(self) -> None:
+        if self._transport is not None and self._transport.can_write_eof():
+            self._transport.write_eof()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+
+class _ClientSide(_Relay):
     """The client's connection to the proxy; owns the matching upstream connection."""
 
     def __init__(self, proxy: PlatformProxy) -> None:
@@ -254,30 +280,8 @@ class _ClientSide(asyncio.Protocol):
         if self._upstream is not None:
             self._upstream.resume_reading()
 
-    # Called by the upstream side.
 
-    def write(self, data: bytes) -> None:
-        if self._transport is not None:
-            self._transport.write(data)
-
-    def write_eof(self) -> None:
-        if self._transport is not None and self._transport.can_write_eof():
-            self._transport.write_eof()
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def pause_reading(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self._transport is not None:
-            self._transport.resume_reading()
-
-
-class _UpstreamSide(asyncio.Protocol):
+class _UpstreamSide(_Relay):
     """The proxy's connection to the gRPC server, for one client connection."""
 
     def __init__(self, client: _ClientSide) -> None:
@@ -304,23 +308,3 @@ class _UpstreamSide(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._client.resume_reading()
-
-    def write(self, data: bytes) -> None:
-        if self._transport is not None:
-            self._transport.write(data)
-
-    def write_eof(self) -> None:
-        if self._transport is not None and self._transport.can_write_eof():
-            self._transport.write_eof()
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def pause_reading(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self._transport is not None:
-            self._transport.resume_reading()
