@@ -20,13 +20,14 @@ from essc_gateway.store.base import CardRecord, Store
 from essc_gateway.upstream.port import Platform, PlatformCard
 
 
-def card_view(card: PlatformCard, record: CardRecord) -> CardView:
+def card_view(card: PlatformCard, agreement_version: str) -> CardView:
+    """The bank's view of a card as the platform reports it: card number masked."""
     return CardView(
         essc_id=card.essc_id,
         physical_card_number_masked=mask_card_number(card.card_number),
         status=card.status,
         issued_at=card.issued_at,
-        agreement_version=record.consent_version,
+        agreement_version=agreement_version,
     )
 
 
@@ -70,7 +71,7 @@ class CardService:
         await self._mirror(record, card.result())
         pension, medical = accounts.result()
         return SocialSecurityInfo(
-            card=card_view(card.result(), record),
+            card=card_view(card.result(), record.consent_version),
             personal_status=status.result(),
             contributions=contributions.result(),
             pension_balance_fen=pension,
@@ -91,7 +92,7 @@ class CardService:
                 "the physical card is not reported lost", reason=ErrorReason.CARD_NOT_SUSPENDED
             ) from None
         await self._mirror(record, card)
-        return card_view(card, record)
+        return card_view(card, record.consent_version)
 
     async def terminate(
         self, bank_id: str, token: str, idempotency_key: str
@@ -102,4 +103,4 @@ class CardService:
         )
         await self._mirror(record, card)
         terminated_at = card.terminated_at or card.issued_at
-        return card_view(card, record), terminated_at
+        return card_view(card, record.consent_version), terminated_at

@@ -10,7 +10,6 @@ from datetime import datetime
 from essc_gateway.clock import Clock
 from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.domain.models import (
-    CardView,
     CivilCapacity,
     Consent,
     Guardian,
@@ -18,7 +17,6 @@ from essc_gateway.domain.models import (
     IssueResult,
     Person,
     guardian_required,
-    mask_card_number,
 )
 from essc_gateway.errors import (
     AlreadyExists,
@@ -30,6 +28,7 @@ from essc_gateway.errors import (
     PlatformError,
     PreconditionFailed,
 )
+from essc_gateway.service.cards import card_view
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.service.tokens import TokenService, VerificationClaims
@@ -273,7 +272,7 @@ class IssuanceService:
             record,
             self._clock.now(),
         )
-        return IssueResult(outcome, self._view(issued.card, draft.consent.agreement_version))
+        return IssueResult(outcome, card_view(issued.card, draft.consent.agreement_version))
 
     async def _already_held(self, draft: IssueDraft, holder_bank: str, essc_id: str) -> IssueResult:
         bank_id = draft.bank_id
@@ -293,7 +292,7 @@ class IssuanceService:
             None,
             self._clock.now(),
         )
-        return IssueResult(IssueOutcome.ALREADY_HELD, self._view(current, version))
+        return IssueResult(IssueOutcome.ALREADY_HELD, card_view(current, version))
 
     async def _verify_guardian(self, guardian: Guardian) -> None:
         # A5: the guardian must be a real, adult person with full civil capacity.
@@ -342,16 +341,6 @@ class IssuanceService:
                 self._vault.seal_guardian(essc_id, draft.guardian) if draft.guardian else None
             ),
             guardian_relation=draft.guardian.relation.value if draft.guardian else None,
-        )
-
-    @staticmethod
-    def _view(card: PlatformCard, agreement_version: str) -> CardView:
-        return CardView(
-            essc_id=card.essc_id,
-            physical_card_number_masked=mask_card_number(card.card_number),
-            status=card.status,
-            issued_at=card.issued_at,
-            agreement_version=agreement_version,
         )
 
 
