@@ -84,17 +84,21 @@ def check_character(first17: str) -> str:
     return _CHECK_CHARS[total % 11]
 
 
+def normalise_id_text(raw: str) -> str:
+    """Trimmed, with a trailing lower-case x made X: one spelling per ID number."""
+    value = raw.strip()
+    return value[:-1] + "X" if value.endswith("x") else value
+
+
 def parse_citizen_id(raw: str, today: date) -> CitizenId:
     """Validates and normalises (trailing lower-case x to X) a citizen ID number.
 
     Raises:
         InvalidCitizenIdError: with the first problem found.
     """
-    candidate = raw.strip()
+    candidate = normalise_id_text(raw)
     if len(candidate) != 18:
         raise InvalidCitizenIdError(CitizenIdProblem.WRONG_LENGTH)
-    if candidate[17] == "x":
-        candidate = candidate[:17] + "X"
     if not _SHAPE.fullmatch(candidate) or not _ASCII_DIGITS.issuperset(candidate[:17]):
         raise InvalidCitizenIdError(CitizenIdProblem.NOT_ASCII_DIGITS)
     if int(candidate[:2]) not in _PROVINCES:

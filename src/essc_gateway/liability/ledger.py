@@ -17,12 +17,6 @@ from essc_gateway.service.vault import Vault
 log = logging.getLogger("essc_gateway.ledger")
 
 
-def normalise_id(raw: str) -> str:
-    """How an ID number is keyed for complaints, whatever case the bank sent its X in."""
-    value = raw.strip()
-    return value[:-1] + "X" if value.endswith("x") else value
-
-
 class Ledger:
     def __init__(
         self,
@@ -68,9 +62,7 @@ class Ledger:
             window_id=verdict.window_id,
             incident_id=verdict.incident_id,
             holder_token=(
-                self._vault.holder_token(normalise_id(holder_id))
-                if holder_id
-                else request_holder_token.get()
+                self._vault.holder_token(holder_id) if holder_id else request_holder_token.get()
             ),
         )
         return await self._store.append_liability(record)

@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime
 from essc_gateway.clock import Clock
 from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.liability.incidents import IncidentBook
-from essc_gateway.liability.ledger import normalise_id
 from essc_gateway.liability.model import (
     Clause,
     Complaint,
@@ -110,7 +109,7 @@ class Reports:
         complaint_accepted_on: date | None = None,
     ) -> LiabilityReport:
         """A bank's failed requests in [since, until), or one holder's (a complaint)."""
-        holder_token = self._vault.holder_token(normalise_id(holder_id)) if holder_id else None
+        holder_token = self._vault.holder_token(holder_id) if holder_id else None
         records = await self._store.liability_records(since, until, bank_id, holder_token)
         outages = await self._outages_between(since, until)
         windows = self._calendar.between(since, until)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from essc_gateway.crypto import FieldCipher, LookupHasher
-from essc_gateway.domain.citizen_id import parse_citizen_id
+from essc_gateway.domain.citizen_id import normalise_id_text, parse_citizen_id
 from essc_gateway.domain.models import (
     CardStatus,
     CardView,
@@ -48,7 +48,8 @@ class Vault:
         self._hasher = hasher
 
     def holder_token(self, id_number: str) -> str:
-        return self._hasher.token("citizen_id", id_number)
+        """The same token however the ID was spelt (a raw one from a failed request, too)."""
+        return self._hasher.token("citizen_id", normalise_id_text(id_number))
 
     def token(self, purpose: str, value: str) -> str:
         return self._hasher.token(purpose, value)
