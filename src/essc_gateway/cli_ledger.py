@@ -85,11 +85,7 @@ async def run_ledger(options: argparse.Namespace) -> int:
         reports = Reports(store, calendar, incidents, OutageTracker(store, clock), vault, clock)
         if options.ledger_command == "statement":
             statement = await reports.monthly(options.bank, options.month)
-            body = (
-                render.statement_to_json(statement)
-                if options.format == "json"
-                else render.statement_to_table(statement)
-            )
+            _, body = render.render_statement(statement, options.format)
         else:
             now = clock.now()
             report = await reports.report(
@@ -99,11 +95,7 @@ async def run_ledger(options: argparse.Namespace) -> int:
                 holder_id=options.holder_id,
                 complaint_accepted_on=options.complaint_accepted_on,
             )
-            body = {
-                "json": render.report_to_json,
-                "table": render.report_to_table,
-                "html": render.report_to_html,
-            }[options.format](report)
+            _, body = render.render_report(report, options.format)
         print(body)
         return 0
     finally:

@@ -617,3 +617,23 @@ def report_to_html(report: LiabilityReport) -> str:
         f"<h2>Failed requests ({len(report.records)})</h2>{records}"
         f"<h2>Outages, maintenance windows and incidents</h2>{periods}</body></html>\n"
     )
+
+
+Rendered = tuple[str, str]
+"""(content type, body)."""
+
+
+def render_report(report: LiabilityReport, fmt: str = "json") -> Rendered:
+    """A report in one of "json", "table" or "html", with its content type."""
+    if fmt == "html":
+        return "text/html", report_to_html(report)
+    if fmt == "table":
+        return "text/plain", report_to_table(report)
+    return "application/json", report_to_json(report)
+
+
+def render_statement(statement: MonthlyStatement, fmt: str = "json") -> Rendered:
+    """A monthly statement as "json" or "table", with its content type."""
+    if fmt == "table":
+        return "text/plain", statement_to_table(statement)
+    return "application/json", statement_to_json(statement)

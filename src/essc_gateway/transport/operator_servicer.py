@@ -77,6 +77,7 @@ def window_pb(window: MaintenanceWindow) -> pb.MaintenanceWindow:
 
 _INCIDENT_KINDS = {getattr(pb, f"INCIDENT_KIND_{kind.value}"): kind for kind in IncidentKind}
 _INCIDENT_KIND_PB = {kind: value for value, kind in _INCIDENT_KINDS.items()}
+_FORMATS = {pb.REPORT_FORMAT_TABLE: "table", pb.REPORT_FORMAT_HTML: "html"}
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
@@ -237,17 +238,8 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
             holder_id=request.holder_social_security_number or None,
             complaint_accepted_on=accepted_on,
         )
-        if request.format == pb.REPORT_FORMAT_HTML:
-            return pb.GetLiabilityReportResponse(
-                content_type="text/html", body=render.report_to_html(report)
-            )
-        if request.format == pb.REPORT_FORMAT_TABLE:
-            return pb.GetLiabilityReportResponse(
-                content_type="text/plain", body=render.report_to_table(report)
-            )
-        return pb.GetLiabilityReportResponse(
-            content_type="application/json", body=render.report_to_json(report)
-        )
+        content_type, body = render.render_report(report, _FORMATS.get(request.format, "json"))
+        return pb.GetLiabilityReportResponse(content_type=content_type, body=body)
 
     async def GetMonthlyStatement(
         self, request: pb.GetMonthlyStatementRequest, context: Context
@@ -260,13 +252,10 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         if violations:
             raise InvalidRequest(violations)
         statement = await self._reports.monthly(request.bank_id, request.month)
-        if request.format == pb.REPORT_FORMAT_TABLE:
-            return pb.GetMonthlyStatementResponse(
-                content_type="text/plain", body=render.statement_to_table(statement)
-            )
-        return pb.GetMonthlyStatementResponse(
-            content_type="application/json", body=render.statement_to_json(statement)
+        content_type, body = render.render_statement(
+            statement, _FORMATS.get(request.format, "json")
         )
+        return pb.GetMonthlyStatementResponse(content_type=content_type, body=body)
 
     async def VerifyLedger(
         self, request: pb.VerifyLedgerRequest, context: Context
