@@ -27,6 +27,9 @@ class IncidentBook:
         covering = [i for i in self._incidents if i.covers(when)]
         return max(covering, key=lambda i: i.declared_at, default=None)
 
+    def all(self) -> list[Incident]:
+        return sorted(self._incidents, key=lambda i: i.starts_at)
+
     def between(self, since: datetime, until: datetime) -> list[Incident]:
         return [i for i in self._incidents if i.starts_at < until and i.ends_at > since]
 

@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode, Tracer
@@ -74,10 +74,8 @@ class OutageTracker:
     async def close_stale(self) -> None:
         """At start: outages a stopped or crashed gateway left open end at their last failure
         (the best evidence there is); the new process watches the platform afresh."""
-        far_past, far_future = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
-        for outage in await self._store.outages_between(far_past, far_future):
-            if outage.ended_at is None:
-                await self._store.save_outage(replace(outage, ended_at=outage.last_failure_at))
+        for outage in await self._store.open_outages():
+            await self._store.save_outage(replace(outage, ended_at=outage.last_failure_at))
 
     async def attempt_done(self, operation: str, failure: AttemptFailure | None) -> None:
         """Told of every attempt: None for a good answer (a business refusal included)."""

@@ -206,6 +206,10 @@ class LedgerTables:
         )
         return [_outage(r) for r in rows]
 
+    async def open_outages(self) -> list[Outage]:
+        rows = await self._rows("SELECT * FROM outages WHERE ended_at IS NULL", ())
+        return [_outage(r) for r in rows]
+
     @uncancellable
     async def save_incident(self, incident: Incident) -> None:
         async with self._transaction() as db:
