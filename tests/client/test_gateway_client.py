@@ -30,6 +30,7 @@ from tests.gateway.flows import (
     adult,
     consent,
     identity,
+    issue_request,
     latest_sms_code,
     live_sample,
     ts,
@@ -44,14 +45,13 @@ def verify_request(person: Person) -> pb.VerifyRequest:
     )
 
 
-async def issue_request(bank: GatewayClient, person: Person, clock: FakeClock) -> pb.IssueRequest:
+async def verified_issue_request(
+    bank: GatewayClient, person: Person, clock: FakeClock
+) -> pb.IssueRequest:
     verified = await bank.verify(verify_request(person))
     assert verified.verified
-    return pb.IssueRequest(
-        applicant=identity(person),
-        verification_token=verified.verification_token,
-        consent=consent(clock.now()),
-        idempotency_key=new_idempotency_key(),
+    return issue_request(
+        person, verified.verification_token, consent(clock.now()), new_idempotency_key()
     )
 
 
@@ -98,7 +98,7 @@ def holder(population: Population) -> Person:
 async def test_a_bank_journey_through_every_rpc(
     bank: GatewayClient, gw: GatewayUnderTest, holder: Person, clock: FakeClock
 ) -> None:
-    issued = await bank.issue(await issue_request(bank, holder, clock))
+    issued = await bank.issue(await verified_issue_request(bank, holder, clock))
     assert issued.outcome == pb.ISSUE_OUTCOME_ISSUED
 
     first = await bank.authenticate(
@@ -202,7 +202,7 @@ async def test_an_issue_accepted_during_a_window_is_followed_with_get_issue_stat
     clock: FakeClock,
 ) -> None:
     now = clock.now()
-    request = await issue_request(bank, adult(population, now.date(), skip=2), clock)
+    request = await verified_issue_request(bank, adult(population, now.date(), skip=2), clock)
     await operator.announce_maintenance(
         opb.AnnounceMaintenanceRequest(
             kind=opb.MAINTENANCE_KIND_BANK,

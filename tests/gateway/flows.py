@@ -123,6 +123,23 @@ def key() -> str:
     return uuid.uuid4().hex
 
 
+def issue_request(
+    person: Person,
+    verification_token: str,
+    given: pb.Consent,
+    idempotency_key: str | None = None,
+    guardian: pb.Guardian | None = None,
+) -> pb.IssueRequest:
+    """An Issue request for `person`, a fresh idempotency key unless one is given."""
+    return pb.IssueRequest(
+        applicant=identity(person),
+        verification_token=verification_token,
+        consent=given,
+        idempotency_key=idempotency_key or key(),
+        guardian=guardian,
+    )
+
+
 async def issue(
     gw: GatewayUnderTest,
     person: Person,
@@ -134,13 +151,7 @@ async def issue(
     verified = await verify(gw, person, meta)
     assert verified.verified
     return await gw.stub.Issue(
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=consent(now),
-            idempotency_key=idempotency_key or key(),
-            guardian=guardian,
-        ),
+        issue_request(person, verified.verification_token, consent(now), idempotency_key, guardian),
         metadata=meta,
     )
 

@@ -25,6 +25,7 @@ from tests.gateway.flows import (
     consent,
     identity,
     issue,
+    issue_request,
     key,
     live_sample,
     rich,
@@ -88,12 +89,7 @@ async def test_a3_a_holder_of_another_bank_gets_a_conflict_and_nothing_is_writte
     verified = await verify(gw, person, gw.b)
     error = await _issue_error(
         gw,
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=consent(clock.now()),
-            idempotency_key=key(),
-        ),
+        issue_request(person, verified.verification_token, consent(clock.now())),
         gw.b,
     )
     assert error.code == grpc.StatusCode.ALREADY_EXISTS
@@ -123,12 +119,7 @@ async def test_a3_the_platform_refuses_a_second_card_even_when_the_gateway_store
             )
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await stub.Issue(
-                    pb.IssueRequest(
-                        applicant=identity(person),
-                        verification_token=verified.verification_token,
-                        consent=consent(clock.now()),
-                        idempotency_key=key(),
-                    ),
+                    issue_request(person, verified.verification_token, consent(clock.now())),
                     metadata=gw.b,
                 )
         assert rich(raised.value).reason == "CARD_HELD_BY_OTHER_BANK"
@@ -167,12 +158,7 @@ async def test_a1_issue_needs_a_complete_consent(
     edit(given)
     error = await _issue_error(
         gw,
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=given,
-            idempotency_key=key(),
-        ),
+        issue_request(person, verified.verification_token, given),
     )
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert error.violations == violations
@@ -202,12 +188,7 @@ async def test_a1_the_accepted_agreement_version_time_and_channel_are_recorded(
     accepted = clock.now() - timedelta(minutes=3)
     verified = await verify(gw, person, gw.a)
     await gw.stub.Issue(
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=consent(accepted),
-            idempotency_key=key(),
-        ),
+        issue_request(person, verified.verification_token, consent(accepted)),
         metadata=gw.a,
     )
     with sqlite3.connect(database) as db:
@@ -226,12 +207,7 @@ async def test_a5_a_child_under_14_needs_a_guardian(
     assert verified.guardian_required
     error = await _issue_error(
         gw,
-        pb.IssueRequest(
-            applicant=identity(child),
-            verification_token=verified.verification_token,
-            consent=consent(clock.now()),
-            idempotency_key=key(),
-        ),
+        issue_request(child, verified.verification_token, consent(clock.now())),
     )
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert error.violations == {"guardian": "GUARDIAN_REQUIRED"}
@@ -282,12 +258,7 @@ async def test_a2_issue_needs_a_verification_token_of_the_same_bank(
     verified = await verify(gw, person, gw.b)
     error = await _issue_error(
         gw,
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=consent(clock.now()),
-            idempotency_key=key(),
-        ),
+        issue_request(person, verified.verification_token, consent(clock.now())),
     )
     assert error.code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "VERIFICATION_TOKEN_INVALID"
@@ -301,12 +272,7 @@ async def test_a2_an_expired_verification_token_is_refused(
     clock.advance(timedelta(minutes=11))
     error = await _issue_error(
         gw,
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=consent(clock.now()),
-            idempotency_key=key(),
-        ),
+        issue_request(person, verified.verification_token, consent(clock.now())),
     )
     assert error.reason == "VERIFICATION_TOKEN_EXPIRED"
 
@@ -337,11 +303,8 @@ async def test_an_idempotency_key_reused_for_another_request_is_refused(
     verified = await verify(gw, person, gw.a)
     error = await _issue_error(
         gw,
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=consent(clock.now() - timedelta(minutes=1)),
-            idempotency_key=k,
+        issue_request(
+            person, verified.verification_token, consent(clock.now() - timedelta(minutes=1)), k
         ),
     )
     assert error.code == grpc.StatusCode.FAILED_PRECONDITION
@@ -353,12 +316,7 @@ async def test_concurrent_issues_with_one_key_give_one_card(
 ) -> None:
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
-    request = pb.IssueRequest(
-        applicant=identity(person),
-        verification_token=verified.verification_token,
-        consent=consent(clock.now()),
-        idempotency_key=key(),
-    )
+    request = issue_request(person, verified.verification_token, consent(clock.now()))
     results = await asyncio.gather(
         *(gw.stub.Issue(request, metadata=gw.a) for _ in range(8)), return_exceptions=True
     )
@@ -379,12 +337,7 @@ async def test_nothing_is_half_written_when_the_platform_fails_during_issue(
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
     await platform.stop(0)
-    request = pb.IssueRequest(
-        applicant=identity(person),
-        verification_token=verified.verification_token,
-        consent=consent(clock.now()),
-        idempotency_key=key(),
-    )
+    request = issue_request(person, verified.verification_token, consent(clock.now()))
     error = await _issue_error(gw, request)
     assert error.code == grpc.StatusCode.UNAVAILABLE
     assert _rows(database, "issue_attempts") == 0
@@ -397,13 +350,7 @@ async def test_a3_concurrent_issues_with_different_keys_give_one_card_and_no_err
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
     requests = [
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=consent(clock.now()),
-            idempotency_key=key(),
-        )
-        for _ in range(6)
+        issue_request(person, verified.verification_token, consent(clock.now())) for _ in range(6)
     ]
     results = await asyncio.gather(*(gw.stub.Issue(r, metadata=gw.a) for r in requests))
     assert {r.card.essc_id for r in results} == {results[0].card.essc_id}
@@ -417,12 +364,7 @@ async def test_the_identical_request_replays_even_after_its_token_expired(
 ) -> None:
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
-    request = pb.IssueRequest(
-        applicant=identity(person),
-        verification_token=verified.verification_token,
-        consent=consent(clock.now()),
-        idempotency_key=key(),
-    )
+    request = issue_request(person, verified.verification_token, consent(clock.now()))
     first = await gw.stub.Issue(request, metadata=gw.a)
     clock.advance(timedelta(minutes=30))
     again = await gw.stub.Issue(request, metadata=gw.a)
@@ -440,12 +382,7 @@ async def test_an_impossible_consent_time_is_a_field_violation(
     bad.accepted_at.seconds, bad.accepted_at.nanos = seconds, nanos
     error = await _issue_error(
         gw,
-        pb.IssueRequest(
-            applicant=identity(person),
-            verification_token=verified.verification_token,
-            consent=bad,
-            idempotency_key=key(),
-        ),
+        issue_request(person, verified.verification_token, bad),
     )
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert error.violations == {"consent.accepted_at": "OUT_OF_RANGE"}
@@ -464,12 +401,7 @@ async def test_a5_an_adult_without_civil_capacity_needs_a_guardian(
     assert verified.guardian_required
     error = await _issue_error(
         gw,
-        pb.IssueRequest(
-            applicant=identity(ward),
-            verification_token=verified.verification_token,
-            consent=consent(clock.now()),
-            idempotency_key=key(),
-        ),
+        issue_request(ward, verified.verification_token, consent(clock.now())),
     )
     assert error.violations == {"guardian": "GUARDIAN_REQUIRED"}
 
@@ -487,12 +419,7 @@ async def test_an_issue_in_doubt_is_kept_and_settled_by_a_retry_with_its_key(
         method="/essc.platform.v1.OperationService/GetOperation", outage=ppb.OutageFault()
     )
     await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))
-    request = pb.IssueRequest(
-        applicant=identity(person),
-        verification_token=verified.verification_token,
-        consent=consent(clock.now()),
-        idempotency_key=key(),
-    )
+    request = issue_request(person, verified.verification_token, consent(clock.now()))
     error = await _issue_error(gw, request)
     assert error.code == grpc.StatusCode.UNAVAILABLE
     assert error.metadata["outcome"] == "IN_DOUBT"

@@ -17,7 +17,17 @@ from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
-from tests.gateway.flows import adult, consent, identity, key, live_sample, rich, ts, verify
+from tests.gateway.flows import (
+    adult,
+    consent,
+    identity,
+    issue_request,
+    key,
+    live_sample,
+    rich,
+    ts,
+    verify,
+)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
@@ -179,12 +189,7 @@ async def test_a_window_must_make_sense(gw: GatewayUnderTest, clock: FakeClock) 
 
 async def _issue_request(gw: GatewayUnderTest, person, meta, now) -> pb.IssueRequest:  # type: ignore[no-untyped-def]
     verified = await verify(gw, person, meta)
-    return pb.IssueRequest(
-        applicant=identity(person),
-        verification_token=verified.verification_token,
-        consent=consent(now),
-        idempotency_key=key(),
-    )
+    return issue_request(person, verified.verification_token, consent(now))
 
 
 async def test_store_and_forward_completes_every_pending_issue_even_across_a_restart(

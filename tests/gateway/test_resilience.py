@@ -26,7 +26,16 @@ from essc_gateway.testing import FakeClock
 from essc_gateway.upstream.breaker import BreakerSettings
 from essc_gateway.upstream.budget import BudgetSettings
 from tests.conftest import GatewayUnderTest, make_config
-from tests.gateway.flows import adult, consent, identity, issue, key, rich, ts, verify
+from tests.gateway.flows import (
+    adult,
+    consent,
+    identity,
+    issue,
+    issue_request,
+    rich,
+    ts,
+    verify,
+)
 from tests.gateway.test_maintenance import announce, eventually
 
 IDENTITY_CHECKS = ("CheckRealName", "CheckRealCard", "CheckRealPerson")
@@ -168,12 +177,7 @@ async def test_processed_but_answer_lost_issues_exactly_one_card(
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
     await set_faults(gw, {"method": "/essc.platform.v1.CardService/IssueCard", "answer_lost": {}})
-    request = pb.IssueRequest(
-        applicant=identity(person),
-        verification_token=verified.verification_token,
-        consent=consent(clock.now()),
-        idempotency_key=key(),
-    )
+    request = issue_request(person, verified.verification_token, consent(clock.now()))
     first = await gw.stub.Issue(request, metadata=gw.a)
     assert first.outcome == pb.ISSUE_OUTCOME_ISSUED
     assert await calls_to(gw, ["IssueCard"]) == 1  # asked for the outcome, never re-sent
