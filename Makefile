@@ -6,7 +6,7 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test check lint format typecheck proto proto-check buf-lint pytest clean
+.PHONY: setup run test bench check lint format typecheck proto proto-check buf-lint pytest clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,12 @@ test: setup proto-check buf-lint lint typecheck pytest
 
 pytest: setup
 	$(BIN)/pytest
+
+## The benchmark (not a test): echo baseline vs the gateway per RPC, the targets, a JSON
+## report in bench/results.json compared with the reference result bench/reference.json.
+bench: setup
+	$(BIN)/essc-gateway --log-level WARNING bench --output bench/results.json \
+		--compare bench/reference.json
 
 proto: setup
 	$(BIN)/python scripts/gen_protos.py

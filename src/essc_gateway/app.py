@@ -14,7 +14,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import metrics as metrics_api
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
@@ -79,6 +78,19 @@ def _authenticator(
     )
 
 
+async def _refresh_shared_state(
+    calendar: MaintenanceCalendar, incidents: IncidentBook, interval: float
+) -> None:
+    """Windows and incidents recorded by another worker (or replica) on the same store."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await calendar.load()
+            await incidents.load()
+        except Exception as unexpected:  # the next round tries again; keep serving
+            log.error("shared state not refreshed: %s", type(unexpected).__name__)
+
+
 class Gateway:
     """The gateway server. `await start()`, then `port`; `await stop()` drains and closes."""
 
@@ -91,7 +103,12 @@ class Gateway:
         rng: random.Random | None = None,
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
+        reuse_port: bool = False,
+        background_jobs: bool = True,
     ) -> None:
+        """`reuse_port`: several worker processes serve one port (SO_REUSEPORT), each with a
+        Gateway over the same store; off, a port already taken is an error. Only one of them
+        runs the `background_jobs` (store-and-forward sender)."""
         # Never the global providers: the composition root passes them in.
         self._tracer_provider = tracer_provider or NoOpTracerProvider()
         self._tracer = self._tracer_provider.get_tracer("essc_gateway")
@@ -111,6 +128,9 @@ class Gateway:
         self._forwarder_task: asyncio.Task[None] | None = None
         self._counter_task: asyncio.Task[None] | None = None
         self._counter: RequestCounter | None = None
+        self._refresh_task: asyncio.Task[None] | None = None
+        self._reuse_port = reuse_port
+        self._background_jobs = background_jobs
         self.forwarder: Forwarder | None = None
         self.port = 0
         self.health_port: int | None = None
@@ -120,15 +140,8 @@ class Gateway:
         self._store = store = await SqliteStore.open(
             config.database, config.synchronous, tracer=self._tracer
         )
-        # W3C trace context goes to the platform; each attempt gets its own client span.
-        channel = grpc.aio.insecure_channel(
-            self._platform_address,
-            options=PLATFORM_CHANNEL,
-            # The instrumentation package ships without type hints.
-            interceptors=aio_client_interceptors(  # type: ignore[no-untyped-call]
-                tracer_provider=self._tracer_provider
-            ),
-        )
+        # Each attempt is a client span whose W3C context goes to the platform (grpc_platform).
+        channel = grpc.aio.insecure_channel(self._platform_address, options=PLATFORM_CHANNEL)
         self.outages = outages = OutageTracker(
             store, clock, on_closed=functools.partial(trace_outage, self._tracer)
         )
@@ -182,16 +195,10 @@ class Gateway:
             clock=clock,
             ledger=ledger,
             counter=counter,
+            tracer=self._tracer,
         )
-        # The OTel server interceptor first: its span is current in ours (trace ids in the
-        # ledger); ours sets the status code before aborting, so the span records errors.
         server = grpc.aio.server(
-            interceptors=[
-                aio_server_interceptor(  # type: ignore[no-untyped-call]
-                    tracer_provider=self._tracer_provider
-                ),
-                interceptor,
-            ]
+            options=[("grpc.so_reuseport", int(self._reuse_port))], interceptors=[interceptor]
         )
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
         operator_pb2_grpc.add_OperatorServiceServicer_to_server(
@@ -207,8 +214,13 @@ class Gateway:
             server,
         )
         self.forwarder = Forwarder(store, issuance, vault, calendar, clock)
-        self._forwarder_task = asyncio.create_task(
-            self.forwarder.run(config.forward_interval), name="essc-forwarder"
+        if self._background_jobs:
+            self._forwarder_task = asyncio.create_task(
+                self.forwarder.run(config.forward_interval), name="essc-forwarder"
+            )
+        self._refresh_task = asyncio.create_task(
+            _refresh_shared_state(calendar, incidents, config.shared_state_refresh),
+            name="essc-shared-state",
         )
         self._counter_task = asyncio.create_task(counter.run(5.0), name="essc-request-counts")
         address = f"{config.host}:{config.port}"
@@ -244,12 +256,12 @@ class Gateway:
             await self._server.stop(grace)
             self._server = None
         # After the server: a forward in flight finishes or stays queued, never half-done.
-        for task in (self._forwarder_task, self._counter_task):
+        for task in (self._forwarder_task, self._counter_task, self._refresh_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._forwarder_task = self._counter_task = None
+        self._forwarder_task = self._counter_task = self._refresh_task = None
         if self._counter is not None and self._store is not None:
             await self._counter.flush()
             await self.outages.flush()

@@ -118,14 +118,19 @@ class GatewayConfig:
     shutdown_grace: float = 5.0
     max_in_flight: int = 256
     """Requests processed at once; more are shed with RESOURCE_EXHAUSTED."""
+    shared_state_refresh: float = 1.0
+    """Seconds between reloads of maintenance windows and incidents from the store (other
+    workers or replicas may have recorded some)."""
     maintenance_grace: timedelta = timedelta(minutes=2)
     """After a window's end, platform failures still belong to it for this long."""
     forward_interval: float = 0.2
     """Seconds between two looks at the store-and-forward queue."""
 
     def __post_init__(self) -> None:
-        if self.max_in_flight < 1 or self.forward_interval <= 0:
-            raise ConfigError("max_in_flight and forward_interval must be positive")
+        if self.max_in_flight < 1 or self.forward_interval <= 0 or self.shared_state_refresh <= 0:
+            raise ConfigError(
+                "max_in_flight, forward_interval and shared_state_refresh must be positive"
+            )
         if not self.banks:
             raise ConfigError("at least one bank must be configured")
         ids = [b.bank_id for b in self.banks]

@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode, format_trace_id
+from opentelemetry.trace import SpanKind, StatusCode, format_trace_id
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
@@ -73,8 +73,13 @@ async def test_an_rpc_and_its_platform_attempts_form_one_trace_carried_to_the_pl
     await verify(traced.gw, adult(population, clock.now().date()), traced.gw.a)
     spans = traced.spans.get_finished_spans()
     [server] = named(spans, "/essc.gateway.v1.GatewayService/Verify")
+    assert server.kind is SpanKind.SERVER
+    assert server.attributes
+    assert server.attributes["rpc.grpc.status_code"] == 0
     attempts = named(spans, "platform CheckReal")
     assert len(attempts) == 3
+    assert {a.kind for a in attempts} == {SpanKind.CLIENT}
+    assert {a.parent.span_id for a in attempts if a.parent} == {server.context.span_id}
     trace_id = server.context.trace_id
     assert {a.context.trace_id for a in attempts} == {trace_id}
     assert all(a.attributes and a.attributes["essc.attempt"] == 1 for a in attempts)
@@ -92,6 +97,7 @@ async def test_an_error_sent_with_rich_details_is_recorded_as_an_error(
     assert server.status.status_code is StatusCode.ERROR
     assert server.attributes
     assert server.attributes["essc.clause"] == "BANK"
+    assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     # Its liability record's write is a span of the same trace.
     [write] = named(spans, "store _append_batch")
     assert write.context.trace_id == server.context.trace_id

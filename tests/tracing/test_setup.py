@@ -1,21 +1,15 @@
-"""The tracer provider, its destinations, and what the gRPC instrumentation records."""
+"""The tracer provider and its destinations."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
-from google.rpc import status_pb2
-from grpc_status import rpc_status
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -23,7 +17,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import StatusCode
 
 from essc_gateway.tracing import (
     DEFAULT_TRACES_FILE,
@@ -197,159 +191,21 @@ def test_json_lines_exporter_reports_a_file_it_cannot_open(tmp_path: Path) -> No
     exporter.shutdown()
 
 
-# --- what the gRPC aio server instrumentation records ----------------------------------------
-
-
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-@dataclass
-class Traced:
-    call: Callable[[bytes], grpc.aio.UnaryUnaryCall[bytes, bytes]]
-    exporter: InMemorySpanExporter
-    set_code: bool
-    code: grpc.StatusCode
-
-    async def server_span(self) -> ReadableSpan:
-        await eventually(lambda: len(self.exporter.get_finished_spans()) == 1)
-        (span,) = self.exporter.get_finished_spans()
-        assert span.kind is SpanKind.SERVER
-        return span
-
-
-def _identity(data: bytes) -> bytes:
-    return data
-
-
-@pytest.fixture
-async def traced(request: pytest.FixtureRequest) -> AsyncIterator[Traced]:
-    code, set_code, mark_error = request.param
+def test_json_lines_hold_what_the_sdk_would_write_for_each_span(tmp_path: Path) -> None:
     exporter = InMemorySpanExporter()
-    provider = build_tracer_provider(
-        TracingConfig(jsonl_path=None), [SimpleSpanProcessor(exporter)]
-    )
-
-    async def refuse(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        if request == b"ok":
-            return b"ok"
-        if mark_error:
-            # The workaround for client errors: mark the server span (current here) by hand.
-            trace.get_current_span().set_status(StatusCode.ERROR, code.name)
-        if set_code:
-            context.set_code(code)  # what the gateway's interceptor does before aborting
-        status = status_pb2.Status(code=code.value[0], message=f"holder {ID_NUMBER} refused")
-        await context.abort_with_status(rpc_status.to_status(status))
-        raise AssertionError("abort_with_status returned")
-
-    handler = grpc.method_handlers_generic_handler(
-        "test.Svc",
-        {
-            "Call": grpc.unary_unary_rpc_method_handler(
-                refuse, request_deserializer=_identity, response_serializer=_identity
-            )
-        },
-    )
-    interceptor = aio_server_interceptor(tracer_provider=provider)  # type: ignore[no-untyped-call]
-    server = grpc.aio.server(interceptors=[interceptor])
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    call = channel.unary_unary(
-        "/test.Svc/Call", request_serializer=_identity, response_deserializer=_identity
-    )
-    try:
-        yield Traced(call, exporter, set_code, code)
-    finally:
-        await channel.close()
-        await server.stop(None)
-        provider.shutdown()
-
-
-async def call_refused(traced: Traced) -> ReadableSpan:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await traced.call(b"refuse me")
-    assert raised.value.code() is traced.code
-    return await traced.server_span()
-
-
-def assert_only_abort_error_types(span: ReadableSpan) -> None:
-    # Every abort raises AbortError through the interceptor: it is recorded twice (once by the
-    # instrumentation, once by the SDK's span context manager), message and stack dropped here.
-    assert [event.name for event in span.events] == ["exception", "exception"]
-    for event in span.events:
-        assert event.attributes == {"exception.type": "grpc._cython.cygrpc.AbortError"}
-
-
-SET_CODE_INVALID_ARGUMENT = (grpc.StatusCode.INVALID_ARGUMENT, True, False)
-NO_SET_CODE = (grpc.StatusCode.INVALID_ARGUMENT, False, False)
-SET_CODE_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, True, False)
-MARKED_ERROR_THEN_SET_CODE = (grpc.StatusCode.INVALID_ARGUMENT, True, True)
-
-
-@pytest.mark.parametrize("traced", [SET_CODE_INVALID_ARGUMENT], indirect=True)
-async def test_set_code_then_abort_with_status_records_the_code_but_leaves_status_unset(
-    traced: Traced,
-) -> None:
-    span = await call_refused(traced)
-    # OTel semantic conventions: a server span is an ERROR only for UNKNOWN,
-    # DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS. Client errors
-    # such as INVALID_ARGUMENT leave the status UNSET; the code is in rpc.grpc.status_code.
-    assert span.status.status_code is StatusCode.UNSET
-    assert span.attributes is not None
-    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert_only_abort_error_types(span)
-
-
-@pytest.mark.parametrize("traced", [NO_SET_CODE], indirect=True)
-async def test_abort_with_status_alone_is_recorded_as_ok(traced: Traced) -> None:
-    span = await call_refused(traced)
-    # The wrapper does not override abort_with_status: the code attribute stays at OK (0).
-    assert span.status.status_code is StatusCode.UNSET
-    assert span.attributes is not None
-    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.OK.value[0]
-    assert_only_abort_error_types(span)
-
-
-@pytest.mark.parametrize("traced", [SET_CODE_UNAVAILABLE], indirect=True)
-async def test_set_code_of_a_server_fault_marks_the_span_as_error(traced: Traced) -> None:
-    span = await call_refused(traced)
-    assert span.status.status_code is StatusCode.ERROR
-    # The description comes from the code's own text, not from the aborted status message.
-    assert span.status.description == "StatusCode.UNAVAILABLE:unavailable"
-    assert span.attributes is not None
-    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAVAILABLE.value[0]
-    assert ID_NUMBER not in span.to_json()
-    assert_only_abort_error_types(span)
-
-
-@pytest.mark.parametrize("traced", [MARKED_ERROR_THEN_SET_CODE], indirect=True)
-async def test_an_error_status_set_by_hand_survives_set_code(traced: Traced) -> None:
-    span = await call_refused(traced)
-    # set_code then tries to set UNSET, which the SDK ignores once a status is set.
-    assert span.status.status_code is StatusCode.ERROR
-    assert span.status.description == "INVALID_ARGUMENT"
-    assert span.attributes is not None
-    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-
-
-@pytest.mark.parametrize("traced", [SET_CODE_INVALID_ARGUMENT], indirect=True)
-async def test_a_successful_call_keeps_the_grpc_attributes(traced: Traced) -> None:
-    assert await traced.call(b"ok") == b"ok"
-    span = await traced.server_span()
-    assert span.name == "/test.Svc/Call"
-    assert span.status.status_code is StatusCode.UNSET
-    assert span.events == ()
-    assert span.attributes is not None
-    assert {key: span.attributes[key] for key in ("rpc.system", "rpc.service", "rpc.method")} == {
-        "rpc.system": "grpc",
-        "rpc.service": "test.Svc",
-        "rpc.method": "Call",
-    }
-    assert span.attributes["rpc.grpc.status_code"] == 0
-    assert span.attributes["net.peer.ip"] == "127.0.0.1"
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("outer", attributes={"n": 1, "seq": ("a", "b")}) as outer:
+        link = trace.Link(outer.get_span_context(), {"k": "v"})
+        inner = tracer.start_span("inner", links=[link])
+        inner.add_event("event", {"x": 2.5})
+        inner.set_status(trace.Status(StatusCode.ERROR, "failed"))
+        inner.end()
+    spans = exporter.get_finished_spans()
+    path = tmp_path / "traces.jsonl"
+    writer = JsonLinesSpanExporter(path)
+    assert writer.export(spans) is SpanExportResult.SUCCESS
+    writer.shutdown()
+    written = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    assert written == [json.loads(span.to_json(indent=None)) for span in spans]

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from essc_gateway.loadtest.config import DEFAULT_MIX, LoadOptions, parse_mix
+from essc_gateway.loadtest.config import DEFAULT_MIX, SERVICES, LoadOptions, parse_mix
 
 TOKEN_ENV = "ESSC_LOAD_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 
@@ -17,6 +17,13 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="127.0.0.1:50051", help="gateway host:port")
     parser.add_argument(
         "--token", help=f"the bank's bearer token (default: ${TOKEN_ENV})", default=None
+    )
+    parser.add_argument(
+        "--service",
+        choices=SERVICES,
+        default="gateway",
+        help="what --target is: the gateway, the simulated platform (called directly with "
+        "what the gateway sends it) or the bare echo service",
     )
     parser.add_argument("--ca-file", type=Path, help="TLS: CAs trusted for the gateway")
     parser.add_argument("--cert-file", type=Path, help="mTLS: client certificate chain")
@@ -39,6 +46,9 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=2, help="worker processes (0: in this process)"
     )
     parser.add_argument("--holders", type=int, default=20, help="holders prepared in set-up")
+    parser.add_argument(
+        "--applicants", type=int, default=200, help="people verified in set-up for issue"
+    )
     parser.add_argument("--seed", type=int, default=20240320, help="population seed")
     parser.add_argument("--population-size", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline per call (s)")
@@ -71,6 +81,7 @@ def options_from_args(ns: argparse.Namespace) -> LoadOptions:
     open_loop = ns.rate is not None
     return LoadOptions(
         target=ns.target,
+        service=ns.service,
         token=ns.token if ns.token is not None else os.environ.get(TOKEN_ENV),
         ca_file=ns.ca_file,
         cert_file=ns.cert_file,
@@ -83,6 +94,7 @@ def options_from_args(ns: argparse.Namespace) -> LoadOptions:
         count=ns.count,
         workers=ns.workers,
         holders=ns.holders,
+        applicants=ns.applicants,
         seed=ns.seed,
         population_size=ns.population_size,
         timeout=ns.timeout,

@@ -9,7 +9,8 @@ from types import MappingProxyType
 from typing import Literal
 
 RPCS = ("verify", "issue", "authenticate", "query")
-"""The operations a mix may name. `issue` includes the Verify that gets its token."""
+"""The operations a mix may name. `issue` sends Issue alone, with a verification token
+obtained in the set-up phase (see `LoadOptions.applicants`)."""
 
 HOLDER_RPCS = frozenset({"authenticate", "query"})
 """Operations that need holders prepared in the set-up phase."""
@@ -19,6 +20,8 @@ DEFAULT_MIX: Mapping[str, float] = MappingProxyType(
 )
 
 Mode = Literal["open", "closed"]
+Service = Literal["gateway", "platform", "echo"]
+SERVICES = ("gateway", "platform", "echo")
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -42,7 +45,12 @@ class LoadOptions:
     """What to load, how hard and for how long; where to write the report."""
 
     target: str
-    """`host:port` of the gateway."""
+    """`host:port` of the gateway (or of the `service` named)."""
+
+    service: Service = "gateway"
+    """What `target` is: the gateway; the simulated platform, called directly with what the
+    gateway sends it for each RPC; or the bare echo service (mix ignored). The last two are
+    a benchmark's reference points."""
 
     token: str | None = None
     """The bank's bearer token."""
@@ -79,6 +87,14 @@ class LoadOptions:
 
     holders: int = 20
     """Holders prepared in the set-up phase (issued, password changed), over all workers."""
+
+    applicants: int = 200
+    """People verified in the set-up phase for `issue`, over all workers: each Issue of the
+    measured phase uses the next one; once used up, they are issued again (ALREADY_HELD)."""
+
+    first_person: int = 0
+    """Eligible people skipped before holders and applicants are taken (successive runs
+    against one platform use fresh people this way)."""
 
     seed: int = 20240320
     """Seed of the simulated population (the platform's) and of the workers' choices."""
@@ -133,8 +149,13 @@ class LoadOptions:
             raise ValueError(f"unknown RPCs in mix: {sorted(unknown)}")
         if any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
             raise ValueError("mix weights must be non-negative with a positive sum")
-        if self.mode not in ("open", "closed"):
-            raise ValueError("mode is 'open' or 'closed'")
+        if (
+            self.service != "echo"
+            and self.mix.get("issue", 0) > 0
+            and (self.applicants < self.process_count)
+        ):
+            raise ValueError("issue needs at least one applicant per worker")
+        self._check_shape()
         if self.rate <= 0 or self.concurrency < 1:
             raise ValueError("rate must be positive and concurrency at least 1")
         if self.duration is not None and self.duration <= 0:
@@ -143,16 +164,24 @@ class LoadOptions:
             raise ValueError("count must be at least 1")
         if self.workers < 0:
             raise ValueError("workers must not be negative")
-        if self.mode == "closed" and self.concurrency < self.process_count:
-            raise ValueError("closed loop needs concurrency >= workers")
         if self.uses_holders and self.holders < self.process_count:
             raise ValueError("authenticate/query need at least one holder per worker")
+        if self.first_person < 0:
+            raise ValueError("first_person must not be negative")
         if self.timeout <= 0 or self.max_in_flight < 1 or self.consent_age < 0:
             raise ValueError("timeout, max_in_flight and consent_age are out of range")
         if self.scenario is not None and self.control_address is None:
             raise ValueError("a scenario needs the platform's control_address")
         # A plain dict copy, not a MappingProxyType: options are pickled to spawned workers.
         object.__setattr__(self, "mix", {k: float(v) for k, v in self.mix.items()})
+
+    def _check_shape(self) -> None:
+        if self.service not in SERVICES:
+            raise ValueError(f"service is one of {SERVICES}")
+        if self.mode not in ("open", "closed"):
+            raise ValueError("mode is 'open' or 'closed'")
+        if self.mode == "closed" and self.concurrency < self.process_count:
+            raise ValueError("closed loop needs concurrency >= workers")
 
     @property
     def process_count(self) -> int:
@@ -162,7 +191,7 @@ class LoadOptions:
     @property
     def uses_holders(self) -> bool:
         """Whether the mix needs prepared holders."""
-        return any(self.mix.get(rpc, 0.0) > 0 for rpc in HOLDER_RPCS)
+        return self.service != "echo" and any(self.mix.get(rpc, 0.0) > 0 for rpc in HOLDER_RPCS)
 
     @property
     def effective_duration(self) -> float | None:

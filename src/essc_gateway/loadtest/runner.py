@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from array import array
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,12 +26,13 @@ import grpc
 
 from essc.platform.v1 import platform_pb2 as ppb
 from essc.platform.v1 import platform_pb2_grpc
-from essc_gateway.client import ClientConfig, GatewayCallError, GatewayClient
+from essc_gateway.client import ClientConfig, GatewayCallError, GatewayClient, open_channel
 from essc_gateway.loadtest.config import LoadOptions, WorkerPlan, worker_plans
 from essc_gateway.loadtest.report import format_text, write_reports
 from essc_gateway.loadtest.result import LoadResult, build_result
 from essc_gateway.loadtest.stats import OK, Samples
-from essc_gateway.loadtest.workload import Workload
+from essc_gateway.loadtest.targets import EchoWorkload, PlatformWorkload
+from essc_gateway.loadtest.workload import Work, Workload
 from essc_gateway.simplatform import generate_population, load_scenario
 
 SETUP, READY, DONE, FAILED = 0.0, 1.0, 2.0, -1.0
@@ -77,29 +78,16 @@ async def run_worker(plan: WorkerPlan, slots: Slots) -> WorkerResult:
         LoadAborted: the parent aborted the run.
         SetupError: holders could not be prepared.
     """
-    options = plan.options
     state = _slot(plan.index, _STATE)
-    config = ClientConfig(
-        options.target,
-        token=options.token,
-        ca_file=options.ca_file,
-        cert_file=options.cert_file,
-        key_file=options.key_file,
-        default_timeout=options.timeout,
-        retries=options.client_retries,
-    )
     try:
-        async with GatewayClient(config) as client:
-            workload = Workload(
-                plan, client, generate_population(options.seed, options.population_size)
-            )
+        async with _open_workload(plan) as workload:
             await workload.prepare()
             slots[state] = READY
             start = await _wait_for_start(slots)
             refresher = asyncio.create_task(_refresh_tokens(workload)) if workload.holders else None
             recorder = _Recorder(plan.index, slots, start)
             try:
-                if options.mode == "open":
+                if plan.options.mode == "open":
                     await _open_loop(plan, workload, recorder, slots)
                 else:
                     await _closed_loop(plan, workload, recorder, slots)
@@ -121,6 +109,32 @@ async def run_worker(plan: WorkerPlan, slots: Slots) -> WorkerResult:
     )
 
 
+@contextlib.asynccontextmanager
+async def _open_workload(plan: WorkerPlan) -> AsyncIterator[Work]:
+    """The workload of `plan.options.service`, over a channel of its own."""
+    options = plan.options
+    config = ClientConfig(
+        options.target,
+        token=options.token,
+        ca_file=options.ca_file,
+        cert_file=options.cert_file,
+        key_file=options.key_file,
+        default_timeout=options.timeout,
+        retries=options.client_retries,
+    )
+    if options.service == "gateway":
+        async with GatewayClient(config) as client:
+            yield Workload(plan, client, generate_population(options.seed, options.population_size))
+        return
+    async with open_channel(config) as channel:
+        if options.service == "echo":
+            yield EchoWorkload(channel, options.timeout)
+        else:
+            yield PlatformWorkload(
+                plan, channel, generate_population(options.seed, options.population_size)
+            )
+
+
 async def _wait_for_start(slots: Slots) -> float:
     """The measured phase's start on this process's monotonic clock, once signalled."""
     # Polled: the signal comes from another process, which no asyncio.Event can see.
@@ -133,7 +147,7 @@ async def _wait_for_start(slots: Slots) -> float:
     return start
 
 
-async def _refresh_tokens(workload: Workload) -> None:
+async def _refresh_tokens(workload: Work) -> None:
     while True:
         await asyncio.sleep(_REFRESH_EVERY)
         await workload.refresh_tokens()
@@ -157,6 +171,8 @@ class _Recorder:
             code = OK
         except GatewayCallError as error:
             code = error.code.name
+        except grpc.aio.AioRpcError as error:  # the platform or echo targets
+            code = error.code().name
         except Exception as error:  # a harness records every failure, it does not stop
             code = f"CLIENT_{type(error).__name__}"
         now = time.monotonic()
@@ -165,9 +181,7 @@ class _Recorder:
         self._slots[_slot(self._index, _OK if code == OK else _ERRORS)] += 1
 
 
-async def _open_loop(
-    plan: WorkerPlan, workload: Workload, recorder: _Recorder, slots: Slots
-) -> None:
+async def _open_loop(plan: WorkerPlan, workload: Work, recorder: _Recorder, slots: Slots) -> None:
     """Requests due on a fixed timetable, whether or not earlier ones were answered."""
     options = plan.options
     limit = options.effective_duration
@@ -193,9 +207,7 @@ async def _open_loop(
         await asyncio.gather(*in_flight)
 
 
-async def _closed_loop(
-    plan: WorkerPlan, workload: Workload, recorder: _Recorder, slots: Slots
-) -> None:
+async def _closed_loop(plan: WorkerPlan, workload: Work, recorder: _Recorder, slots: Slots) -> None:
     """`plan.concurrency` loops, each sending its next request when answered."""
     limit = plan.options.effective_duration
     deadline = None if limit is None else recorder.start + limit
@@ -234,8 +246,13 @@ def _worker_main(plan: WorkerPlan) -> WorkerResult:
     return asyncio.run(run_worker(plan, _WORKER_SLOTS))
 
 
-async def run_load(options: LoadOptions) -> LoadResult:
+async def run_load(
+    options: LoadOptions, on_phase: Callable[[str], None] | None = None
+) -> LoadResult:
     """Runs the load described by `options`, writes the reports asked for, returns the result.
+
+    `on_phase("measured")` is called when the measured phase is signalled to start and
+    `on_phase("done")` once every worker has ended (a benchmark reads CPU counters there).
 
     Raises:
         LoadAborted: a worker failed or the run was cancelled.
@@ -261,7 +278,11 @@ async def run_load(options: LoadOptions) -> LoadResult:
         futures = [loop.run_in_executor(pool, _worker_main, plan) for plan in plans]
     scenario_applied = False
     try:
-        started_at, scenario_applied = await _supervise(options, slots, futures, sys.stderr)
+        started_at, scenario_applied = await _supervise(
+            options, slots, futures, sys.stderr, on_phase
+        )
+        if on_phase is not None:
+            on_phase("done")
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
     except BaseException:
         slots[0] = -1.0
@@ -313,6 +334,7 @@ async def _supervise(
     slots: Slots,
     futures: Sequence[asyncio.Future[WorkerResult]],
     out: TextIO,
+    on_phase: Callable[[str], None] | None,
 ) -> tuple[datetime, bool]:
     """Starts the measured phase once every worker is ready (applying the scenario), prints
     progress each second, returns when the workers end (or one fails)."""
@@ -335,6 +357,8 @@ async def _supervise(
                 await _apply_scenario(options)
                 scenario_applied = True
             started_at = datetime.now(UTC)
+            if on_phase is not None:
+                on_phase("measured")
             slots[0] = time.time() + _START_MARGIN
             start = time.monotonic() + _START_MARGIN
             next_line, previous_at = start + 1.0, start

@@ -4,12 +4,14 @@ function per operation of the mix. Failures surface as `GatewayCallError`.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -17,6 +19,7 @@ from essc.gateway.v1 import gateway_pb2 as pb
 from essc_gateway.client import GatewayCallError, GatewayClient, Unauthenticated
 from essc_gateway.domain.passwords import initial_password
 from essc_gateway.loadtest.config import RPCS, WorkerPlan
+from essc_gateway.loadtest.config import split as split_share
 from essc_gateway.simplatform import Person, Population, biometric_sample
 
 # Meets K3 for every holder: no run, no repeated character, no birth date or ID digits.
@@ -24,6 +27,8 @@ HOLDER_PASSWORD = "Ld-Harness-7q!x"  # noqa: S105 - a synthetic holder's passwor
 AGREEMENT_VERSION = "2024-03-20"
 # Re-authenticate well within the gateway's 5-minute auth-token lifetime.
 TOKEN_REFRESH_SECONDS = 120.0
+# Verifications in flight per worker while preparing applicants.
+_SETUP_CONCURRENCY = 8
 
 
 class SetupError(Exception):
@@ -59,6 +64,61 @@ def identity(person: Person) -> pb.Identity:
     )
 
 
+class Work(Protocol):
+    """What a worker drives: set-up, then operations drawn from the mix."""
+
+    setup_failures: dict[str, int]
+
+    @property
+    def holders(self) -> Sequence[object]: ...
+
+    async def prepare(self) -> None: ...
+    async def refresh_tokens(self) -> None: ...
+    def choose(self) -> str: ...
+    def operation(self, rpc: str) -> Callable[[], Awaitable[None]]: ...
+
+
+@dataclass(frozen=True)
+class WorkerPeople:
+    """One worker's people. Worker `i` of `n` takes every `n`-th eligible person from
+    `first_person + i`, so that workers never prepare or issue for the same person."""
+
+    everyone: list[Person]
+    """All eligible people (Verify picks among them)."""
+    holders: list[Person]
+    """This worker's share of the holders."""
+    applicants: list[Person]
+    """The rest of this worker's people, issued anew until used up (then ALREADY_HELD)."""
+
+    @classmethod
+    def of(cls, plan: WorkerPlan, population: Population) -> WorkerPeople:
+        """Raises SetupError when the population has too few eligible people."""
+        options = plan.options
+        people = eligible_people(population, datetime.now(UTC).date())
+        mine = people[options.first_person + plan.index :: options.process_count]
+        wanted = (
+            split_share(options.holders, options.process_count, plan.index)
+            if options.uses_holders
+            else 0
+        )
+        if not mine or len(mine) < wanted:
+            raise SetupError("the population has too few eligible people for this many holders")
+        return cls(people, mine[:wanted], mine[wanted:] or mine)
+
+
+class MixChooser:
+    """Draws operations by the mix's weights, seeded per worker."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        options = plan.options
+        self.rng = random.Random(options.seed * 1000 + plan.index)  # noqa: S311 - load mix
+        self._rpcs = [rpc for rpc in RPCS if options.mix.get(rpc, 0.0) > 0]
+        self._weights = [options.mix[rpc] for rpc in self._rpcs]
+
+    def choose(self) -> str:
+        return self.rng.choices(self._rpcs, self._weights)[0]
+
+
 class Workload:
     """One worker's people, holders and operations over one client.
 
@@ -70,26 +130,18 @@ class Workload:
         options = plan.options
         self._client = client
         self._options = options
-        self._rng = random.Random(options.seed * 1000 + plan.index)  # noqa: S311 - load mix
-        people = eligible_people(population, datetime.now(UTC).date())
-        mine = people[plan.index :: options.process_count]
-        wanted = (
-            options.holders // options.process_count
-            + (1 if plan.index < options.holders % options.process_count else 0)
-            if options.uses_holders
-            else 0
-        )
-        if not mine or len(mine) < wanted:
-            raise SetupError("the population has too few eligible people for this many holders")
-        self._holder_people = mine[:wanted]
-        # Issued anew until the pool is used up, then re-issued (ALREADY_HELD answers).
-        self._applicants = mine[wanted:] or mine
-        self._verify_people = people
+        self._mix = MixChooser(plan)
+        self._rng = self._mix.rng
+        people = WorkerPeople.of(plan, population)
+        self._holder_people = people.holders
+        self._applicants = people.applicants[
+            : split_share(options.applicants, options.process_count, plan.index)
+        ]
+        self._verified: list[tuple[Person, str]] = []
+        self._verify_people = people.everyone
         self._next_applicant = 0
         self.holders: list[Holder] = []
         self.setup_failures: dict[str, int] = {}
-        self._rpcs = [rpc for rpc in RPCS if options.mix.get(rpc, 0.0) > 0]
-        self._weights = [options.mix[rpc] for rpc in self._rpcs]
         self._operations: dict[str, Callable[[], Awaitable[None]]] = {
             "verify": self.verify,
             "issue": self.issue,
@@ -99,7 +151,7 @@ class Workload:
 
     def choose(self) -> str:
         """The next operation, drawn by the mix's weights (seeded per worker)."""
-        return self._rng.choices(self._rpcs, self._weights)[0]
+        return self._mix.choose()
 
     def operation(self, rpc: str) -> Callable[[], Awaitable[None]]:
         """The coroutine function sending one `rpc`."""
@@ -126,6 +178,26 @@ class Workload:
             self.holders.append(holder)
         if self._holder_people and not self.holders:
             raise SetupError(f"no holder could be prepared: {self.setup_failures}")
+        if self._options.mix.get("issue", 0.0) > 0:
+            await self._verify_applicants()
+
+    async def _verify_applicants(self) -> None:
+        """Verification tokens for this worker's applicants (valid 10 minutes)."""
+        people = iter(self._applicants)
+
+        async def verify_next() -> None:
+            for person in people:
+                try:
+                    reply = await self._verify(person)
+                except GatewayCallError as error:
+                    name = error.code.name
+                    self.setup_failures[name] = self.setup_failures.get(name, 0) + 1
+                    continue
+                self._verified.append((person, reply.verification_token))
+
+        await asyncio.gather(*(verify_next() for _ in range(_SETUP_CONCURRENCY)))
+        if not self._verified:
+            raise SetupError(f"no applicant could be verified: {self.setup_failures}")
 
     async def _prepare_holder(self, person: Person) -> Holder:
         await self._issue_to(person)
@@ -167,10 +239,10 @@ class Workload:
         await self._verify(self._rng.choice(self._verify_people))
 
     async def issue(self) -> None:
-        """Verify then Issue for the next applicant of this worker's pool."""
-        person = self._applicants[self._next_applicant % len(self._applicants)]
+        """Issue for the next verified applicant of this worker's pool."""
+        person, token = self._verified[self._next_applicant % len(self._verified)]
         self._next_applicant += 1
-        await self._issue_to(person)
+        await self._issue(person, token)
 
     async def authenticate(self) -> None:
         """Authenticate a random holder (QUERY_RECORDS, password); keeps the new token."""
@@ -196,12 +268,15 @@ class Workload:
 
     async def _issue_to(self, person: Person) -> pb.IssueResponse:
         verified = await self._verify(person)
+        return await self._issue(person, verified.verification_token)
+
+    async def _issue(self, person: Person, verification_token: str) -> pb.IssueResponse:
         accepted = Timestamp()
         accepted.FromDatetime(datetime.now(UTC) - timedelta(seconds=self._options.consent_age))
         return await self._client.issue(
             pb.IssueRequest(
                 applicant=identity(person),
-                verification_token=verified.verification_token,
+                verification_token=verification_token,
                 consent=pb.Consent(
                     agreement_version=AGREEMENT_VERSION,
                     accepted_at=accepted,

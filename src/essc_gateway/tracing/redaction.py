@@ -65,7 +65,7 @@ REDACTED = "[redacted]"
 
 DEFAULT_ALLOWED_ATTRIBUTES: frozenset[str] = frozenset(
     {
-        # Set by opentelemetry-instrumentation-grpc (server and client, sync and aio).
+        # The gRPC semantic-convention keys our server and attempt spans set.
         "rpc.system",
         "rpc.service",
         "rpc.method",

@@ -1,5 +1,5 @@
 """Calls to the platform that keep the caller's promises: retries with full-jitter
-exponential back-off (tenacity, a fresh retrying object per call), honouring the platform's
+exponential back-off (tenacity, entered only once a first attempt failed), honouring the platform's
 pushback, a per-attempt timeout, never sleeping or retrying past the caller's deadline, a
 shared retry budget, a breaker per operation, and in-doubt writes resolved by asking the
 platform for the outcome before re-sending."""
@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 import grpc
-from opentelemetry.trace import NoOpTracer, Status, StatusCode, Tracer
+from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode, Tracer
 from tenacity import AsyncRetrying, RetryCallState
 
 from essc_gateway.clock import Clock
@@ -149,11 +149,21 @@ class ResilientCaller:
         """
         self._budget.record_request()
         call = _Call(self, operation, kind, attempt, recover, self._deadline())
-        retrying = AsyncRetrying(
-            stop=call.stop, wait=call.wait, retry=call.retryable, sleep=self._sleep, reraise=True
-        )
         try:
-            return await retrying(call.attempt_once)
+            try:
+                return await call.attempt_once()
+            except _AttemptFailed as failed:
+                first_failure = failed
+            # Most calls succeed at once: only a failed first attempt pays for tenacity, which
+            # starts by judging that failure (its attempt 1) as if it had made it.
+            retrying = AsyncRetrying(
+                stop=call.stop,
+                wait=call.wait,
+                retry=call.retryable,
+                sleep=self._sleep,
+                reraise=True,
+            )
+            return await retrying(_replay_first(first_failure, call.attempt_once))
         except _NotSent as not_sent:
             if call.in_doubt:
                 # An earlier attempt may have been processed: never report "not sent" then.
@@ -190,6 +200,22 @@ class ResilientCaller:
             if call.cut_short and failed.failure.code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 error.metadata["cause"] = "caller_deadline"
             raise error from None
+
+
+def _replay_first(
+    failure: _AttemptFailed, attempt: Callable[[], Awaitable[T]]
+) -> Callable[[], Awaitable[T]]:
+    """`attempt`, except that its first call raises the `failure` already met."""
+    replayed = False
+
+    async def run() -> T:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            raise failure
+        return await attempt()
+
+    return run
 
 
 class _Call(Generic[T]):
@@ -266,7 +292,10 @@ class _Call(Generic[T]):
         timeout = self._admit()
         with self._tracer.start_as_current_span(
             f"platform {self._operation}",
+            kind=SpanKind.CLIENT,
             attributes={
+                "rpc.system": "grpc",
+                "rpc.method": self._operation,
                 "essc.operation": self._operation,
                 "essc.attempt": self.attempts,
                 "essc.backoff_waited_ms": round(self._waited * 1000, 1),
@@ -277,10 +306,12 @@ class _Call(Generic[T]):
             try:
                 result = await self._attempt_in_span(timeout)
             except _AttemptFailed as failed:
+                span.set_attribute("rpc.grpc.status_code", failed.failure.code.value[0])
                 span.set_attribute("essc.outcome", failed.failure.outcome.value)
                 span.set_attribute("essc.platform_reached", failed.failure.reached)
                 span.set_status(Status(StatusCode.ERROR, failed.failure.code.name))
                 raise
+            span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.OK.value[0])
             span.set_attribute("essc.outcome", "OK")
             return result
 

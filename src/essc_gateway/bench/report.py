@@ -1,0 +1,46 @@
+"""The benchmark's report as a table for people; the JSON is the report itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Per RPC: throughput, CPU per request and its ratio to echo, p50s; then the targets."""
+    echo = report["baseline"]["echo"]
+    lines = [
+        f"baseline echo: {echo['rps']:.0f} req/s, {echo['cpu_us_per_request']:.0f} us CPU/request",
+        "",
+        f"{'rpc':<13}{'max req/s':>10}{'CPU us/req':>11}{'x echo':>8}{'thru x':>8}"
+        f"{'half/s':>8}{'gw p50':>9}{'pf p50':>9}{'added':>9}",
+    ]
+    for rpc, r in report["rpcs"].items():
+        half = r["half_load"]
+        lines.append(
+            f"{rpc:<13}{r['max_load']['rps']:>10.0f}{r['max_load']['cpu_us_per_request']:>11.0f}"
+            f"{r['cpu_ratio']:>8.2f}{r['throughput_ratio']:>8.2f}{half['rate']:>8.0f}"
+            f"{half['gateway']['p50_ms']:>8.2f}m{half['platform']['p50_ms']:>8.2f}m"
+            f"{r['added_p50_ms']:>8.2f}m"
+        )
+    fast = report["maintenance_fast_fail"]
+    store = report["store"]
+    workers = report["workers"]
+    lines += [
+        "",
+        f"maintenance fast-fail: {fast['rps']:.0f} req/s, p50 {fast['p50_ms']:.2f} ms, "
+        f"p99 {fast['p99_ms']:.2f} ms, {fast['cpu_us_per_request']:.0f} us CPU/request",
+        f"store: {store['records_per_second']:.0f} issuance records/s "
+        f"({store['writers']} writers, synchronous={store['synchronous']})",
+        f"workers: verify CPU/request, 1 worker "
+        f"{workers['one_worker']['cpu_us_per_request']:.0f} us, "
+        f"2 workers {workers['two_workers']['cpu_us_per_request']:.0f} us "
+        f"({workers['cpu_per_request_change']:+.1%})",
+        "",
+        "targets:",
+    ]
+    for target in report["targets"]:
+        mark = "met" if target["met"] else "NOT MET"
+        lines.append(
+            f"  {target['name']:<48} {target['target']:>12}  {target['measured']:>10}  {mark}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The store alone: issuance records committed durably per second by concurrent writers.
+
+Each record is what a successful Issue writes: the attempt claimed under its idempotency
+key, then completed with the card (two writes, as `IssuanceService` does). A record counts
+once `complete_issue` has returned, that is once its transaction is committed with
+`synchronous=FULL` (fsync before the answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from essc_gateway.store.base import CardRecord
+from essc_gateway.store.sqlite import SqliteStore
+
+_SEALED = os.urandom(60)  # stands in for an AES-GCM ciphertext of the same size
+
+
+@dataclass(frozen=True)
+class StoreRate:
+    records: int
+    seconds: float
+    writers: int
+    synchronous: str
+
+    @property
+    def records_per_second(self) -> float:
+        return round(self.records / self.seconds, 1) if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "seconds": round(self.seconds, 3),
+            "writers": self.writers,
+            "synchronous": self.synchronous,
+            "records_per_second": self.records_per_second,
+        }
+
+
+def _card(essc_id: str, holder_token: str, now: datetime) -> CardRecord:
+    return CardRecord(
+        essc_id=essc_id,
+        bank_id="bench-bank",
+        holder_token=holder_token,
+        name_sealed=_SEALED,
+        id_number_sealed=_SEALED,
+        phone_sealed=_SEALED,
+        card_number_sealed=_SEALED,
+        status="ACTIVE",
+        issued_at=now,
+        consent_version="2024-03-20",
+        consent_accepted_at=now,
+        consent_channel="MOBILE_APP",
+    )
+
+
+async def measure_store_rate(directory: Path, seconds: float, writers: int) -> StoreRate:
+    """`writers` concurrent tasks issue records for `seconds` into a fresh database."""
+    store = await SqliteStore.open(directory / "store-bench.db", "FULL")
+    done = 0
+    try:
+
+        async def writer(deadline: float) -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                key, now = uuid.uuid4().hex, datetime.now(UTC)
+                await store.claim_issue("bench-bank", key, "fingerprint", now)
+                await store.complete_issue(
+                    "bench-bank", key, "ISSUED", key, _card(key, key, now), now
+                )
+                done += 1
+
+        start = time.monotonic()
+        await asyncio.gather(*(writer(start + seconds) for _ in range(writers)))
+        elapsed = time.monotonic() - start
+    finally:
+        await store.close()
+    return StoreRate(done, elapsed, writers, "FULL")

@@ -1,0 +1,365 @@
+"""The benchmark: in one run on one machine, the bare echo service (baseline), then the
+gateway for each RPC, against the simulated platform, each server in its own process.
+
+For each measured load the server's CPU seconds (user + system, psutil) are read when the
+measured phase starts and when it ends: CPU per request = their difference / answers. Ratios
+to the echo baseline are what hold from one noisy machine to another; absolute rates don't.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import platform as host
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from essc.gateway.v1 import operator_pb2 as opb
+from essc_gateway.bench.processes import (
+    GatewaySecrets,
+    Server,
+    gateway_secrets,
+    start_echo,
+    start_gateway,
+    start_platform,
+)
+from essc_gateway.bench.store_rate import StoreRate, measure_store_rate
+from essc_gateway.bench.targets import TARGETS, Target
+from essc_gateway.client import ClientConfig, OperatorClient
+from essc_gateway.loadtest import LoadOptions, LoadResult, Summary, run_load
+
+PROGRESS = sys.stderr
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How long and how hard each measurement runs."""
+
+    duration: float = 5.0
+    """Seconds of each measured phase."""
+    concurrency: int = 32
+    """Closed loop (maximum throughput): requests in flight."""
+    load_workers: int = 2
+    """Processes sending the load."""
+    rpcs: tuple[str, ...] = ("verify", "issue", "query", "authenticate")
+    population_size: int = 10_000
+    seed: int = 20240320
+    holders: int = 40
+    fast_fail_rate: float = 200.0
+    """Open-loop rate of the maintenance fast-fail measurement."""
+    store_seconds: float = 3.0
+    store_writers: int = 64
+    work_dir: Path | None = None
+    """Where servers keep their stores and logs (default: a temporary directory)."""
+
+
+@dataclass
+class Measured:
+    """One load against one server."""
+
+    result: LoadResult
+    cpu_seconds: float
+
+    @property
+    def summary(self) -> Summary:
+        return self.result.overall
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu_seconds / max(self.summary.count, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "requests": s.count,
+            "errors": s.errors,
+            "status_codes": dict(s.status_codes),
+            "rps": round(s.rps, 1),
+            "cpu_seconds": round(self.cpu_seconds, 3),
+            "cpu_us_per_request": round(self.cpu_per_request * 1e6, 1),
+            "p50_ms": round(s.percentiles[50.0] * 1000, 3),
+            "p99_ms": round(s.percentiles[99.0] * 1000, 3),
+        }
+
+
+class Bench:
+    """Runs the measurements in order; keeps what each found."""
+
+    def __init__(self, options: BenchOptions, directory: Path) -> None:
+        self.options = options
+        self.directory = directory
+        self._next_person = 0
+
+    def _people(self, count: int) -> int:
+        """The first of `count` eligible people not used by an earlier load."""
+        first = self._next_person
+        self._next_person += count
+        return first
+
+    async def load(
+        self,
+        server: Server,
+        base: LoadOptions,
+        *,
+        rate: float | None = None,
+        people: int = 0,
+    ) -> Measured:
+        """One load; `rate` makes it open loop, else closed loop at `concurrency`."""
+        o = self.options
+        options = replace(
+            base,
+            mode="open" if rate is not None else "closed",
+            rate=rate or 1.0,
+            concurrency=o.concurrency,
+            duration=o.duration,
+            workers=o.load_workers,
+            seed=o.seed,
+            population_size=o.population_size,
+            first_person=self._people(people + base.holders),
+            progress=False,
+            summary=False,
+        )
+        marks: dict[str, float] = {}
+
+        def on_phase(phase: str) -> None:
+            marks[phase] = server.cpu_seconds()
+
+        result = await run_load(options, on_phase)
+        return Measured(result, marks["done"] - marks["measured"])
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 3) if denominator > 0 else math.inf
+
+
+def _target(
+    name: str, limit: float, measured: float, unit: str, *, at_most: bool = True
+) -> dict[str, Any]:
+    met = measured <= limit if at_most else measured >= limit
+    return {
+        "name": name,
+        "target": f"{'<=' if at_most else '>='} {limit:g} {unit}".strip(),
+        "measured": measured,
+        "met": met,
+    }
+
+
+async def _baseline(bench: Bench) -> dict[str, Any]:
+    echo = await start_echo(bench.directory)
+    try:
+        print("bench: echo baseline", file=PROGRESS, flush=True)
+        measured = await bench.load(echo, LoadOptions(echo.address, service="echo"))
+    finally:
+        await echo.stop()
+    return {"echo": measured.to_json(), "_measured": measured}
+
+
+async def _per_rpc(
+    bench: Bench, target: Target, gateway: Server, platform: Server, token: str, baseline: Measured
+) -> dict[str, Any]:
+    o = bench.options
+    print(f"bench: {target.rpc}: maximum throughput", file=PROGRESS, flush=True)
+    # Closed loop: applicants for at most ~400 Issue/s; more are issued again (ALREADY_HELD).
+    applicants = int(400 * o.duration) + o.concurrency
+    gateway_options = LoadOptions(
+        gateway.address,
+        token=token,
+        mix={target.rpc: 1.0},
+        holders=o.holders,
+        applicants=applicants,
+        timeout=30.0,
+    )
+    saturated = await bench.load(gateway, gateway_options, people=applicants)
+    half = max(saturated.summary.rps / 2, 1.0)
+    half_people = int(half * o.duration) + 2 * o.load_workers
+    print(
+        f"bench: {target.rpc}: half load ({half:.0f}/s), gateway then platform",
+        file=PROGRESS,
+        flush=True,
+    )
+    at_half = await bench.load(
+        gateway, replace(gateway_options, applicants=half_people), rate=half, people=half_people
+    )
+    platform_options = LoadOptions(
+        platform.address, service="platform", mix={target.rpc: 1.0}, holders=o.holders, timeout=30.0
+    )
+    platform_half = await bench.load(platform, platform_options, rate=half, people=half_people)
+    cpu_ratio = _ratio(saturated.cpu_per_request, baseline.cpu_per_request)
+    added_ms = round(
+        (at_half.summary.percentiles[50.0] - platform_half.summary.percentiles[50.0]) * 1000, 3
+    )
+    return {
+        "platform_calls_per_request": target.platform_calls,
+        "max_load": saturated.to_json(),
+        "half_load": {
+            "rate": round(half, 1),
+            "gateway": at_half.to_json(),
+            "platform": platform_half.to_json(),
+        },
+        "cpu_ratio": cpu_ratio,
+        "throughput_ratio": _ratio(saturated.summary.rps, baseline.summary.rps),
+        "added_p50_ms": added_ms,
+    }
+
+
+@asynccontextmanager
+async def _window(gateway: Server, operator_token: str, rpc: str) -> AsyncIterator[None]:
+    """An announced maintenance window on `rpc`, current while the block runs."""
+    now = datetime.now(UTC)
+    starts, ends = Timestamp(), Timestamp()
+    starts.FromDatetime(now + timedelta(seconds=1))
+    ends.FromDatetime(now + timedelta(hours=1))
+    async with OperatorClient(
+        ClientConfig(gateway.address, token=operator_token, retries=False)
+    ) as operator:
+        reply = await operator.announce_maintenance(
+            opb.AnnounceMaintenanceRequest(
+                kind=opb.MAINTENANCE_KIND_PLATFORM,
+                starts_at=starts,
+                ends_at=ends,
+                rpcs=[rpc],
+                reason="benchmark of the maintenance fast failure",
+            )
+        )
+        await asyncio.sleep(1.5)  # past its start
+        try:
+            yield
+        finally:
+            await operator.cancel_maintenance(
+                opb.CancelMaintenanceRequest(window_id=reply.window.window_id)
+            )
+
+
+async def _fast_fail(bench: Bench, gateway: Server, secrets: GatewaySecrets) -> dict[str, Any]:
+    print("bench: maintenance fast failure (Verify in a window)", file=PROGRESS, flush=True)
+    async with _window(gateway, secrets.operator_token, "Verify"):
+        measured = await bench.load(
+            gateway,
+            LoadOptions(gateway.address, token=secrets.bank_token, mix={"verify": 1.0}),
+            rate=bench.options.fast_fail_rate,
+        )
+    return measured.to_json()
+
+
+async def _workers(
+    bench: Bench, platform: Server, secrets: GatewaySecrets, one_worker: Measured
+) -> dict[str, Any]:
+    print("bench: 2 gateway workers on one port (verify)", file=PROGRESS, flush=True)
+    gateway = await start_gateway(bench.directory, secrets, platform.address, 2, name="gateway-2w")
+    try:
+        two = await bench.load(
+            gateway, LoadOptions(gateway.address, token=secrets.bank_token, mix={"verify": 1.0})
+        )
+    finally:
+        await gateway.stop()
+    return {
+        "one_worker": one_worker.to_json(),
+        "two_workers": two.to_json(),
+        "cpu_per_request_change": _ratio(two.cpu_per_request, one_worker.cpu_per_request) - 1,
+        "_measured": two,
+    }
+
+
+async def run_bench(options: BenchOptions) -> dict[str, Any]:
+    """Runs every measurement; returns the report (see `report.py`)."""
+    with tempfile.TemporaryDirectory(prefix="essc-bench-") as scratch:
+        directory = options.work_dir or Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        bench = Bench(options, directory)
+        baseline = await _baseline(bench)
+        base = baseline.pop("_measured")
+        platform = await start_platform(directory, options.seed, options.population_size)
+        secrets = gateway_secrets(directory)
+        rpcs: dict[str, Any] = {}
+        try:
+            gateway = await start_gateway(directory, secrets, platform.address, 1)
+            try:
+                for rpc in options.rpcs:
+                    rpcs[rpc] = await _per_rpc(
+                        bench, TARGETS[rpc], gateway, platform, secrets.bank_token, base
+                    )
+                fast_fail = await _fast_fail(bench, gateway, secrets)
+                one = await bench.load(
+                    gateway,
+                    LoadOptions(gateway.address, token=secrets.bank_token, mix={"verify": 1.0}),
+                )
+            finally:
+                await gateway.stop()
+            workers = await _workers(bench, platform, secrets, one)
+            workers.pop("_measured")
+        finally:
+            await platform.stop()
+        print("bench: store commit rate", file=PROGRESS, flush=True)
+        store = await measure_store_rate(
+            directory / "store-bench", options.store_seconds, options.store_writers
+        )
+    return _report(options, baseline, rpcs, fast_fail, workers, store)
+
+
+def _report(
+    options: BenchOptions,
+    baseline: dict[str, Any],
+    rpcs: dict[str, Any],
+    fast_fail: dict[str, Any],
+    workers: dict[str, Any],
+    store: StoreRate,
+) -> dict[str, Any]:
+    targets = []
+    for rpc, r in rpcs.items():
+        limit = TARGETS[rpc].cpu_ratio_target
+        if limit is not None:
+            targets.append(_target(f"CPU per request, {rpc} / echo", limit, r["cpu_ratio"], "x"))
+    targets += [
+        _target(f"added p50 at half load, {rpc}", 1.0, r["added_p50_ms"], "ms")
+        for rpc, r in rpcs.items()
+    ]
+    targets.append(_target("maintenance fast-fail p99", 1.0, fast_fail["p99_ms"], "ms"))
+    targets.append(
+        _target(
+            "store: issuance records committed durably",
+            5000,
+            store.records_per_second,
+            "/s",
+            at_most=False,
+        )
+    )
+    targets.append(
+        _target(
+            "CPU per request, 2 workers vs 1",
+            0.15,
+            round(abs(workers["cpu_per_request_change"]), 3),
+            "",
+        )
+    )
+    return {
+        "benchmark": "essc-gateway bench",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "python": host.python_version(),
+            "platform": host.platform(),
+        },
+        "options": {
+            "duration_s": options.duration,
+            "concurrency": options.concurrency,
+            "load_workers": options.load_workers,
+            "population_size": options.population_size,
+            "fast_fail_rate": options.fast_fail_rate,
+            "store_writers": options.store_writers,
+        },
+        "baseline": baseline,
+        "rpcs": rpcs,
+        "maintenance_fast_fail": fast_fail,
+        "workers": workers,
+        "store": store.to_json(),
+        "targets": targets,
+    }

@@ -1,0 +1,71 @@
+"""`essc-gateway bench`: runs the benchmark, prints the table, writes the JSON report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from essc_gateway.bench import BenchOptions, BenchSetupError, format_table, run_bench
+from essc_gateway.loadtest import LoadAborted, SetupError
+
+DEFAULT_OUTPUT = Path("bench/results.json")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = BenchOptions()
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON report"
+    )
+    parser.add_argument(
+        "--compare", type=Path, help="a earlier JSON report (e.g. bench/reference.json)"
+    )
+    parser.add_argument("--duration", type=float, default=defaults.duration)
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    parser.add_argument("--load-workers", type=int, default=defaults.load_workers)
+    parser.add_argument("--rpcs", default=",".join(defaults.rpcs))
+    parser.add_argument("--population-size", type=int, default=defaults.population_size)
+    parser.add_argument("--holders", type=int, default=defaults.holders)
+    parser.add_argument("--fast-fail-rate", type=float, default=defaults.fast_fail_rate)
+    parser.add_argument("--store-seconds", type=float, default=defaults.store_seconds)
+    parser.add_argument("--store-writers", type=int, default=defaults.store_writers)
+    parser.add_argument("--work-dir", type=Path, help="keep servers' stores and logs here")
+
+
+async def run_bench_command(ns: argparse.Namespace) -> int:
+    options = BenchOptions(
+        duration=ns.duration,
+        concurrency=ns.concurrency,
+        load_workers=ns.load_workers,
+        rpcs=tuple(r.strip() for r in ns.rpcs.split(",") if r.strip()),
+        population_size=ns.population_size,
+        holders=ns.holders,
+        fast_fail_rate=ns.fast_fail_rate,
+        store_seconds=ns.store_seconds,
+        store_writers=ns.store_writers,
+        work_dir=ns.work_dir,
+    )
+    try:
+        report = await run_bench(options)
+    except (BenchSetupError, LoadAborted, SetupError, ValueError) as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    ns.output.parent.mkdir(parents=True, exist_ok=True)
+    ns.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_table(report))
+    if ns.compare is not None and ns.compare.exists():
+        print(compare(json.loads(ns.compare.read_text()), report))
+    print(f"report written to {ns.output}")
+    return 0
+
+
+def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Each target's measure before and after."""
+    old = {t["name"]: t["measured"] for t in before.get("targets", [])}
+    lines = ["compared with the earlier report:"]
+    for target in after.get("targets", []):
+        name = target["name"]
+        lines.append(f"  {name:<48} {old.get(name, '-')!s:>10} -> {target['measured']!s:>10}")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""`essc-gateway bench` on a tiny load: it runs every measurement against real servers in
+their own processes and writes a well-formed report. Not a benchmark: nothing is timed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from essc_gateway.cli import main
+
+TARGET_NAMES = {
+    "CPU per request, verify / echo",
+    "CPU per request, issue / echo",
+    "CPU per request, query / echo",
+    "added p50 at half load, verify",
+    "added p50 at half load, issue",
+    "added p50 at half load, query",
+    "maintenance fast-fail p99",
+    "store: issuance records committed durably",
+    "CPU per request, 2 workers vs 1",
+}
+
+
+@pytest.mark.timeout(240)
+def test_bench_writes_a_well_formed_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "bench.json"
+    status = main(
+        [
+            "--log-level",
+            "WARNING",
+            "bench",
+            "--output",
+            str(output),
+            "--duration",
+            "0.4",
+            "--concurrency",
+            "4",
+            "--load-workers",
+            "0",
+            "--rpcs",
+            "verify,issue,query",
+            "--population-size",
+            "2500",
+            "--holders",
+            "2",
+            "--fast-fail-rate",
+            "50",
+            "--store-seconds",
+            "0.3",
+            "--store-writers",
+            "8",
+            "--work-dir",
+            str(tmp_path / "work"),
+        ]
+    )
+    assert status == 0, capsys.readouterr().err
+    report = json.loads(output.read_text())
+    echo = report["baseline"]["echo"]
+    assert echo["requests"] > 0
+    assert echo["errors"] == 0
+    assert echo["cpu_us_per_request"] > 0
+    for rpc in ("verify", "issue", "query"):
+        measured = report["rpcs"][rpc]
+        for load in (
+            measured["max_load"],
+            measured["half_load"]["gateway"],
+            measured["half_load"]["platform"],
+        ):
+            assert load["requests"] > 0
+            assert load["status_codes"] == {"OK": load["requests"]}, rpc
+        assert measured["cpu_ratio"] > 0
+        assert measured["throughput_ratio"] > 0
+    # Every Verify inside the window is refused by the gateway itself.
+    fast = report["maintenance_fast_fail"]
+    assert fast["requests"] > 0
+    assert fast["status_codes"] == {"UNAVAILABLE": fast["requests"]}
+    assert report["workers"]["two_workers"]["status_codes"] == {
+        "OK": report["workers"]["two_workers"]["requests"]
+    }
+    assert report["store"]["records"] > 0
+    assert {t["name"] for t in report["targets"]} == TARGET_NAMES
+    assert all(isinstance(t["met"], bool) for t in report["targets"])
+    table = capsys.readouterr().out
+    assert "baseline echo" in table
+    assert "targets:" in table
