@@ -57,7 +57,8 @@ class BenchOptions:
     fast_fail_rate: float = 200.0
     """Open-loop rate of the maintenance fast-fail measurement."""
     store_seconds: float = 3.0
-    store_writers: int = 64
+    store_writers: int = 256
+    """Concurrent writers: as many as the requests a gateway admits at once (max_in_flight)."""
     work_dir: Path | None = None
     """Where servers keep their stores and logs (default: a temporary directory)."""
 

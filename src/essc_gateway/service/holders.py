@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -89,9 +90,19 @@ class Holders:
     async def attempt(self, holder_token: str) -> AsyncIterator[FactorAttempt]:
         """Reserves a factor check or raises ResourceExhausted (locked out)."""
         now = self._clock.now()
-        state = await self._store.begin_factor_attempt(
-            holder_token, now, self._settings.max_factor_failures, _STALE_RESERVATION
+        begin = asyncio.ensure_future(
+            self._store.begin_factor_attempt(
+                holder_token, now, self._settings.max_factor_failures, _STALE_RESERVATION
+            )
         )
+        try:
+            state = await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            # The caller left (deadline, client gone) while the reservation was being
+            # written: it is written even so, and must not count against the holder.
+            if (await begin).admitted:
+                await self._end(holder_token, None)
+            raise
         if not state.admitted:
             raise self._locked(state, now)
         attempt = FactorAttempt(self, holder_token)

@@ -7,14 +7,13 @@ reader connection, which in WAL mode sees only committed data.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 from opentelemetry.trace import Tracer
@@ -29,10 +28,12 @@ from essc_gateway.store.base import (
     StoreError,
 )
 from essc_gateway.store.migrations import MIGRATIONS
+from essc_gateway.store.sqlite_commit import BatchWriter
 from essc_gateway.store.sqlite_ledger import LedgerTables
 from essc_gateway.store.sqlite_util import text_of, time_of, time_or_none, uncancellable
 
 Synchronous = Literal["FULL", "NORMAL"]
+R = TypeVar("R")
 
 _CARD_COLUMNS = (
     "essc_id, bank_id, holder_token, name_sealed, id_number_sealed, phone_sealed, "
@@ -121,12 +122,31 @@ def _window_snapshot(window: MaintenanceWindow) -> str:
     )
 
 
+def _configure(connection: sqlite3.Connection, synchronous: Synchronous) -> None:
+    # journal_mode persists in the file, but synchronous resets on every connection.
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA busy_timeout=5000")
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    row = connection.execute("PRAGMA user_version").fetchone()
+    applied = int(row[0]) if row else 0
+    if applied > len(MIGRATIONS):
+        raise StoreError("database schema is newer than this gateway")
+    for version, script in enumerate(MIGRATIONS[applied:], start=applied + 1):
+        connection.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+        )
+
+
 class SqliteStore(LedgerTables):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
     def __init__(
         self,
-        writer: aiosqlite.Connection,
+        writer: BatchWriter,
         reader: aiosqlite.Connection,
         tracer: Tracer | None = None,
     ) -> None:
@@ -134,7 +154,6 @@ class SqliteStore(LedgerTables):
         self.tracer = tracer
         self._writer = writer
         self._reader = reader
-        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -143,49 +162,24 @@ class SqliteStore(LedgerTables):
         """Opens (creating and migrating if needed) the database at `path`."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer = await cls._connect(path, synchronous)
+
+        def prepare(connection: sqlite3.Connection) -> None:
+            _configure(connection, synchronous)
+            _migrate(connection)
+
+        writer = await BatchWriter.open(path, prepare)
         try:
-            await cls._migrate(writer)
-            reader = await cls._connect(path, synchronous)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            reader.row_factory = sqlite3.Row
+            await reader.execute("PRAGMA busy_timeout=5000")
         except BaseException:
             await writer.close()
             raise
         return cls(writer, reader, tracer)
 
-    @staticmethod
-    async def _connect(path: Path | str, synchronous: Synchronous) -> aiosqlite.Connection:
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = sqlite3.Row
-        # journal_mode persists in the file, but synchronous resets on every connection.
-        await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute(f"PRAGMA synchronous={synchronous}")
-        await connection.execute("PRAGMA foreign_keys=ON")
-        await connection.execute("PRAGMA busy_timeout=5000")
-        return connection
-
-    @staticmethod
-    async def _migrate(connection: aiosqlite.Connection) -> None:
-        async with connection.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        applied = int(row[0]) if row else 0
-        if applied > len(MIGRATIONS):
-            raise StoreError("database schema is newer than this gateway")
-        for version, script in enumerate(MIGRATIONS[applied:], start=applied + 1):
-            await connection.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
-            )
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
-            try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-                yield self._writer
-                await self._writer.execute("COMMIT")
-            except BaseException:
-                if self._writer.in_transaction:
-                    await self._writer.execute("ROLLBACK")
-                raise
+    async def _write(self, work: Callable[[sqlite3.Connection], R]) -> R:
+        """Runs `work` in a transaction (group commit, see `sqlite_commit`); durable on return."""
+        return await self._writer.run(work)
 
     async def _fetch_one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         async with self._reader.execute(sql, params) as cursor:
@@ -201,8 +195,8 @@ class SqliteStore(LedgerTables):
         now: datetime,
         lease: timedelta = timedelta(minutes=1),
     ) -> IssueAttempt | None:
-        async with self._transaction() as db:
-            cursor = await db.execute(
+        def work(db: sqlite3.Connection) -> IssueAttempt | None:
+            cursor = db.execute(
                 "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, "
                 "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (bank_id, idempotency_key, fingerprint, IssueAttemptState.PENDING, text_of(now)),
@@ -211,7 +205,7 @@ class SqliteStore(LedgerTables):
                 return None
             # Take over an attempt left in doubt, or one whose request died (crash) before
             # finishing: the platform de-duplicates by the same key, so re-sending is safe.
-            cursor = await db.execute(
+            cursor = db.execute(
                 "UPDATE issue_attempts SET state = ?, created_at = ? "
                 "WHERE bank_id = ? AND idempotency_key = ? AND fingerprint = ? "
                 "AND (state = ? OR (state = ? AND created_at <= ?))",
@@ -228,14 +222,18 @@ class SqliteStore(LedgerTables):
             )
             if cursor.rowcount == 1:
                 return None
-            async with db.execute(
-                "SELECT * FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ?",
-                (bank_id, idempotency_key),
+            with closing(
+                db.execute(
+                    "SELECT * FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ?",
+                    (bank_id, idempotency_key),
+                )
             ) as existing:
-                row = await existing.fetchone()
-        if row is None:
-            raise StoreError("claim_issue: conflicting attempt vanished")
-        return _attempt(row)
+                row = existing.fetchone()
+            if row is None:
+                raise StoreError("claim_issue: conflicting attempt vanished")
+            return _attempt(row)
+
+        return await self._write(work)
 
     @uncancellable
     async def complete_issue(
@@ -247,9 +245,9 @@ class SqliteStore(LedgerTables):
         new_card: CardRecord | None,
         now: datetime,
     ) -> None:
-        async with self._transaction() as db:
+        def work(db: sqlite3.Connection) -> None:
             if new_card is not None:
-                await db.execute(
+                db.execute(
                     # Two requests of one bank may both learn of the same card (one issued it,
                     # the other was told ALREADY_HELD): the first to record it wins.
                     f"INSERT INTO cards ({_CARD_COLUMNS}) "  # noqa: S608 - constant columns
@@ -273,7 +271,7 @@ class SqliteStore(LedgerTables):
                         text_of(new_card.terminated_at),
                     ),
                 )
-            cursor = await db.execute(
+            cursor = db.execute(
                 "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ?, completed_at = ? "
                 "WHERE bank_id = ? AND idempotency_key = ? AND state IN (?, ?)",
                 (
@@ -289,10 +287,12 @@ class SqliteStore(LedgerTables):
             )
             if cursor.rowcount != 1:
                 raise StoreError("complete_issue: no pending attempt for this key")
-            await db.execute(
+            db.execute(
                 "DELETE FROM forward_queue WHERE bank_id = ? AND idempotency_key = ?",
                 (bank_id, idempotency_key),
             )
+
+        return await self._write(work)
 
     async def get_issue_attempt(self, bank_id: str, idempotency_key: str) -> IssueAttempt | None:
         row = await self._fetch_one(
@@ -310,8 +310,8 @@ class SqliteStore(LedgerTables):
         accepted_at: datetime,
         forward_after: datetime,
     ) -> None:
-        async with self._transaction() as db:
-            cursor = await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
                 "UPDATE issue_attempts SET state = ? "
                 "WHERE bank_id = ? AND idempotency_key = ? AND state = ?",
                 (
@@ -323,7 +323,7 @@ class SqliteStore(LedgerTables):
             )
             if cursor.rowcount != 1:
                 raise StoreError("accept_for_forwarding: no claimed attempt for this key")
-            await db.execute(
+            db.execute(
                 "INSERT INTO forward_queue (bank_id, idempotency_key, payload_sealed, "
                 "accepted_at, forward_after) VALUES (?, ?, ?, ?, ?)",
                 (
@@ -334,6 +334,8 @@ class SqliteStore(LedgerTables):
                     text_of(forward_after),
                 ),
             )
+
+        return await self._write(work)
 
     async def due_forwards(self, now: datetime, limit: int) -> list[ForwardItem]:
         async with self._reader.execute(
@@ -348,32 +350,36 @@ class SqliteStore(LedgerTables):
     async def postpone_forward(
         self, bank_id: str, idempotency_key: str, forward_after: datetime
     ) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE forward_queue SET forward_after = ?, tries = tries + 1 "
                 "WHERE bank_id = ? AND idempotency_key = ?",
                 (text_of(forward_after), bank_id, idempotency_key),
             )
 
+        return await self._write(work)
+
     @uncancellable
     async def fail_forward(
         self, bank_id: str, idempotency_key: str, reason: str, now: datetime
     ) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE issue_attempts SET state = ?, failure_reason = ?, completed_at = ? "
                 "WHERE bank_id = ? AND idempotency_key = ?",
                 (IssueAttemptState.FAILED, reason, text_of(now), bank_id, idempotency_key),
             )
-            await db.execute(
+            db.execute(
                 "DELETE FROM forward_queue WHERE bank_id = ? AND idempotency_key = ?",
                 (bank_id, idempotency_key),
             )
 
+        return await self._write(work)
+
     @uncancellable
     async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO maintenance_windows (window_id, kind, starts_at, ends_at, rpcs, "
                 "reason, announced_at, amended_at, cancelled_at, version) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (window_id) DO UPDATE SET "
@@ -394,11 +400,13 @@ class SqliteStore(LedgerTables):
                     window.version,
                 ),
             )
-            await db.execute(
+            db.execute(
                 "INSERT INTO maintenance_window_versions (window_id, version, recorded_at, "
                 "snapshot) VALUES (?, ?, ?, ?)",
                 (window.window_id, window.version, text_of(recorded_at), _window_snapshot(window)),
             )
+
+        return await self._write(work)
 
     async def windows(self) -> list[MaintenanceWindow]:
         async with self._reader.execute(
@@ -409,21 +417,25 @@ class SqliteStore(LedgerTables):
 
     @uncancellable
     async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE issue_attempts SET state = ? "
                 "WHERE bank_id = ? AND idempotency_key = ? AND state = ?",
                 (IssueAttemptState.IN_DOUBT, bank_id, idempotency_key, IssueAttemptState.PENDING),
             )
 
+        return await self._write(work)
+
     @uncancellable
     async def release_issue(self, bank_id: str, idempotency_key: str) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "DELETE FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ? "
                 "AND state = ?",
                 (bank_id, idempotency_key, IssueAttemptState.PENDING),
             )
+
+        return await self._write(work)
 
     async def active_card_for_holder(self, holder_token: str) -> CardRecord | None:
         row = await self._fetch_one(
@@ -444,24 +456,28 @@ class SqliteStore(LedgerTables):
     async def set_card_status(
         self, essc_id: str, status: str, terminated_at: datetime | None = None
     ) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE cards SET status = ?, terminated_at = COALESCE(?, terminated_at) "
                 "WHERE essc_id = ?",
                 (status, text_of(terminated_at), essc_id),
             )
 
+        return await self._write(work)
+
     @uncancellable
     async def begin_factor_attempt(
         self, holder_token: str, now: datetime, max_failures: int, stale_after: timedelta
     ) -> LockoutState:
-        async with self._transaction() as db:
-            async with db.execute(
-                "SELECT consecutive_failures, locked_until, in_flight, in_flight_since "
-                "FROM factor_failures WHERE holder_token = ?",
-                (holder_token,),
+        def work(db: sqlite3.Connection) -> LockoutState:
+            with closing(
+                db.execute(
+                    "SELECT consecutive_failures, locked_until, in_flight, in_flight_since "
+                    "FROM factor_failures WHERE holder_token = ?",
+                    (holder_token,),
+                )
             ) as cursor:
-                row = await cursor.fetchone()
+                row = cursor.fetchone()
             failures, locked_until, in_flight = 0, None, 0
             if row is not None:
                 failures, locked_until = int(row[0]), time_or_none(row[1])
@@ -472,13 +488,15 @@ class SqliteStore(LedgerTables):
                 failures + in_flight >= max_failures
             ):
                 return LockoutState(failures, locked_until, admitted=False)
-            await db.execute(
+            db.execute(
                 "INSERT INTO factor_failures (holder_token, consecutive_failures, in_flight, "
                 "in_flight_since) VALUES (?, 0, 1, ?) ON CONFLICT (holder_token) DO UPDATE "
                 "SET in_flight = ?, in_flight_since = excluded.in_flight_since",
                 (holder_token, text_of(now), in_flight + 1),
             )
-        return LockoutState(failures, locked_until)
+            return LockoutState(failures, locked_until)
+
+        return await self._write(work)
 
     @uncancellable
     async def end_factor_attempt(
@@ -489,27 +507,31 @@ class SqliteStore(LedgerTables):
         max_failures: int,
         lock_for: timedelta,
     ) -> LockoutState:
-        async with self._transaction() as db:
-            async with db.execute(
-                "UPDATE factor_failures SET in_flight = MAX(in_flight - 1, 0), "
-                "consecutive_failures = CASE ? WHEN 1 THEN 0 WHEN 0 "
-                "THEN consecutive_failures + 1 ELSE consecutive_failures END "
-                "WHERE holder_token = ? RETURNING consecutive_failures, locked_until",
-                (None if verdict is None else int(verdict), holder_token),
+        def work(db: sqlite3.Connection) -> LockoutState:
+            with closing(
+                db.execute(
+                    "UPDATE factor_failures SET in_flight = MAX(in_flight - 1, 0), "
+                    "consecutive_failures = CASE ? WHEN 1 THEN 0 WHEN 0 "
+                    "THEN consecutive_failures + 1 ELSE consecutive_failures END "
+                    "WHERE holder_token = ? RETURNING consecutive_failures, locked_until",
+                    (None if verdict is None else int(verdict), holder_token),
+                )
             ) as cursor:
-                row = await cursor.fetchone()
+                row = cursor.fetchone()
             if row is None:
                 return LockoutState(0, None)
             failures, locked_until = int(row[0]), time_or_none(row[1])
             if verdict is False and failures >= max_failures:
                 locked_until = now + lock_for
                 # The count restarts, so the holder gets a fresh set of tries after the lock.
-                await db.execute(
+                db.execute(
                     "UPDATE factor_failures SET consecutive_failures = 0, locked_until = ? "
                     "WHERE holder_token = ?",
                     (text_of(locked_until), holder_token),
                 )
-        return LockoutState(failures, locked_until)
+            return LockoutState(failures, locked_until)
+
+        return await self._write(work)
 
     @uncancellable
     async def record_sms_send(
@@ -521,36 +543,43 @@ class SqliteStore(LedgerTables):
         daily_limit: int,
     ) -> timedelta | None:
         day_ago = now - timedelta(days=1)
-        async with self._transaction() as db:
-            await db.execute(
+
+        def work(db: sqlite3.Connection) -> timedelta | None:
+            db.execute(
                 "DELETE FROM sms_sends WHERE holder_token = ? AND sent_at <= ?",
                 (holder_token, text_of(day_ago)),
             )
-            async with db.execute(
-                "SELECT MAX(CASE WHEN purpose = ? THEN sent_at END), MIN(sent_at), COUNT(*) "
-                "FROM sms_sends WHERE holder_token = ?",
-                (purpose, holder_token),
+            with closing(
+                db.execute(
+                    "SELECT MAX(CASE WHEN purpose = ? THEN sent_at END), MIN(sent_at), COUNT(*) "
+                    "FROM sms_sends WHERE holder_token = ?",
+                    (purpose, holder_token),
+                )
             ) as cursor:
-                row = await cursor.fetchone()
+                row = cursor.fetchone()
             assert row is not None
             last, oldest, count = time_or_none(row[0]), time_or_none(row[1]), int(row[2])
             if last is not None and now - last < min_interval:
                 return min_interval - (now - last)
             if count >= daily_limit and oldest is not None:
                 return oldest + timedelta(days=1) - now
-            await db.execute(
+            db.execute(
                 "INSERT INTO sms_sends (holder_token, purpose, sent_at) VALUES (?, ?, ?)",
                 (holder_token, purpose, text_of(now)),
             )
-        return None
+            return None
+
+        return await self._write(work)
 
     @uncancellable
     async def forget_sms_send(self, holder_token: str, purpose: str, sent_at: datetime) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "DELETE FROM sms_sends WHERE holder_token = ? AND purpose = ? AND sent_at = ?",
                 (holder_token, purpose, text_of(sent_at)),
             )
+
+        return await self._write(work)
 
     async def close(self) -> None:
         await self.drain_appends()  # ledger records in flight are written, not lost

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -17,6 +17,7 @@ from essc_gateway.liability.chain import GENESIS, link
 from essc_gateway.liability.model import Clause, Incident, IncidentKind, LiabilityRecord, Outage
 from essc_gateway.store.sqlite_util import text_of, time_of, time_or_none, uncancellable
 
+R = TypeVar("R")
 _RECORD_COLUMNS = (
     "seq, request_id, trace_id, bank_id, rpc, at, status_code, reason, clause, evidence, "
     "outage_id, window_id, incident_id, holder_token, prev_hash, row_hash"
@@ -67,7 +68,7 @@ class LedgerTables:
         self._append_queue: list[tuple[LiabilityRecord, asyncio.Future[LiabilityRecord]]] = []
         self._append_task: asyncio.Task[None] | None = None
 
-    def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+    async def _write(self, work: Callable[[sqlite3.Connection], R]) -> R:
         raise NotImplementedError
 
     async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
@@ -106,18 +107,18 @@ class LedgerTables:
 
     @uncancellable
     async def _append_batch(self, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
-        async with self._transaction() as db:
-            async with db.execute(
-                "SELECT seq, row_hash FROM liability_records ORDER BY seq DESC LIMIT 1"
+        def work(db: sqlite3.Connection) -> list[LiabilityRecord]:
+            with closing(
+                db.execute("SELECT seq, row_hash FROM liability_records ORDER BY seq DESC LIMIT 1")
             ) as cursor:
-                last = await cursor.fetchone()
+                last = cursor.fetchone()
             seq, prev_hash = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
             linked = []
             for record in records:
                 link_ = _with_chain(record, seq, prev_hash)
                 linked.append(link_)
                 seq, prev_hash = seq + 1, link_.row_hash
-            await db.executemany(
+            db.executemany(
                 f"INSERT INTO liability_records ({_RECORD_COLUMNS}) "  # noqa: S608 - constant
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -142,7 +143,9 @@ class LedgerTables:
                     for r in linked
                 ],
             )
-        return linked
+            return linked
+
+        return await self._write(work)
 
     async def liability_records(
         self,
@@ -176,8 +179,8 @@ class LedgerTables:
 
     @uncancellable
     async def save_outage(self, outage: Outage) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO outages (outage_id, scope, started_at, ended_at, reached, "
                 "last_failure_at, status_counts, affected, clause) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (outage_id) DO UPDATE SET "
@@ -198,6 +201,8 @@ class LedgerTables:
                 ),
             )
 
+        return await self._write(work)
+
     async def outages_between(self, since: datetime, until: datetime) -> list[Outage]:
         rows = await self._rows(
             "SELECT * FROM outages WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?) "
@@ -212,8 +217,8 @@ class LedgerTables:
 
     @uncancellable
     async def save_incident(self, incident: Incident) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO incidents (incident_id, kind, starts_at, ends_at, declared_at, "
                 "description) VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -225,6 +230,8 @@ class LedgerTables:
                     incident.description,
                 ),
             )
+
+        return await self._write(work)
 
     async def incidents(self) -> list[Incident]:
         rows = await self._rows("SELECT * FROM incidents ORDER BY starts_at", ())
@@ -242,13 +249,15 @@ class LedgerTables:
 
     @uncancellable
     async def add_request_counts(self, counts: Sequence[tuple[str, str, int, int]]) -> None:
-        async with self._transaction() as db:
-            await db.executemany(
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
                 "INSERT INTO request_counts (bank_id, day, requests, failed) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (bank_id, day) DO UPDATE SET "
                 "requests = requests + excluded.requests, failed = failed + excluded.failed",
                 counts,
             )
+
+        return await self._write(work)
 
     async def request_counts(self, bank_id: str, month: str) -> tuple[int, int]:
         rows = await self._rows(

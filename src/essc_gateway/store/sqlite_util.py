@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -18,26 +17,20 @@ R = TypeVar("R")
 def uncancellable(
     method: Callable[P, Coroutine[Any, Any, R]],
 ) -> Callable[P, Coroutine[Any, Any, R]]:
-    """A write runs to its end even when its caller is cancelled (client gone, deadline):
-    a cancelled await could leave SQLite inside an open transaction, and whether to write
-    was decided before the call."""
+    """Marks a write: a span of the request's trace (when the store has a tracer). The write
+    runs to its end even when its caller is cancelled (client gone, deadline): such methods
+    only hand one function to the batch writer, which shields it once queued; whether to
+    write was decided before the call."""
 
     name = f"store {method.__name__}"
 
+    @functools.wraps(method)
     async def traced(*args: P.args, **kwargs: P.kwargs) -> R:
-        # The store's tracer, when it has one: each write is a span of the request's trace.
         tracer: Tracer = getattr(args[0], "tracer", None) or _NO_TRACER
         with tracer.start_as_current_span(name):
             return await method(*args, **kwargs)
 
-    @functools.wraps(method)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        task = asyncio.ensure_future(traced(*args, **kwargs))
-        # Consume a failure nobody awaits any more, so it is not reported as lost.
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return await asyncio.shield(task)
-
-    return run
+    return traced
 
 
 def text_of(value: datetime | None) -> str | None:

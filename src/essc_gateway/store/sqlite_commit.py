@@ -1,0 +1,114 @@
+"""Group commit on the SQLite writer connection, in a thread of its own.
+
+A write is a function of the connection. Writes that arrive while a batch is being written
+form the next batch, which runs in one hand-off to the writer thread: one transaction, each
+write inside a savepoint of it (a failing write rolls back its own statements only), one
+commit and so one fsync for them all. Each caller gets its result once that commit is done:
+nothing is acknowledged that a crash could lose.
+
+Why not aiosqlite here (the readers use it): it hands every statement to its thread and back,
+~0.3 ms each on this machine, measured, and a write is three to six statements. A batch pays
+one hand-off, however many writes it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+Work = Callable[[sqlite3.Connection], Any]
+
+
+class BatchWriter:
+    """`await writer.run(work)` runs `work(connection)` in a transaction, durable on return."""
+
+    def __init__(self, connection: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+        self._db = connection
+        self._thread = thread
+        self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls, path: Path | str, prepare: Callable[[sqlite3.Connection], None]
+    ) -> BatchWriter:
+        """Connects in the writer thread and runs `prepare` (pragmas, migrations) there."""
+        thread = ThreadPoolExecutor(1, thread_name_prefix="essc-sqlite-writer")
+
+        def connect() -> sqlite3.Connection:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.row_factory = sqlite3.Row
+            try:
+                prepare(connection)
+            except BaseException:
+                connection.close()
+                raise
+            return connection
+
+        try:
+            connection = await asyncio.get_running_loop().run_in_executor(thread, connect)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(connection, thread)
+
+    async def run(self, work: Callable[[sqlite3.Connection], R]) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((work, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        # A caller cancelled here cancels only its wait: the write stays queued and is done.
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                outcomes = await loop.run_in_executor(
+                    self._thread, _write_batch, self._db, [work for work, _ in batch]
+                )
+            except Exception as error:  # BEGIN or COMMIT failed: none of the batch is written
+                outcomes = [(False, error)] * len(batch)
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    async def close(self) -> None:
+        """Waits for the writes in flight, then closes the connection and the thread."""
+        while self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        self._thread.shutdown(wait=True)
+
+
+def _write_batch(db: sqlite3.Connection, works: list[Work]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for work in works:
+            db.execute("SAVEPOINT write")
+            try:
+                result = work(db)
+            except Exception as error:
+                db.execute("ROLLBACK TO write")
+                db.execute("RELEASE write")
+                outcomes.append((False, error))
+            else:
+                db.execute("RELEASE write")
+                outcomes.append((True, result))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes

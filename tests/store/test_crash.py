@@ -1,0 +1,58 @@
+"""Group commit acknowledges a write only once it is durable: a process killed mid-stream
+(SIGKILL, no clean shutdown) loses none of the writes it had acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+WRITER = """
+import asyncio, sys
+from datetime import UTC, datetime
+from essc_gateway.bench.store_rate import _card
+from essc_gateway.store.sqlite import SqliteStore
+
+async def main(path):
+    store = await SqliteStore.open(path, "FULL")
+    async def writer(n):
+        i = 0
+        while True:
+            key, now = f"{n}-{i}", datetime.now(UTC)
+            await store.claim_issue("bank", key, "fp", now)
+            await store.complete_issue("bank", key, "ISSUED", key, _card(key, key, now), now)
+            print(key, flush=True)  # acknowledged: durable from here on
+            i += 1
+    await asyncio.gather(*(writer(n) for n in range(32)))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_no_acknowledged_issuance_is_lost_when_the_process_is_killed(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WRITER, str(path), stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    acknowledged: list[str] = []
+    while len(acknowledged) < 600:
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        assert line, "the writer ended early"
+        acknowledged.append(line.decode().strip())
+    process.send_signal(signal.SIGKILL)
+    # Lines printed before the kill but not read yet were acknowledged too.
+    acknowledged += (await process.stdout.read()).decode().split()
+    await process.wait()
+    with sqlite3.connect(path) as db:
+        cards = {row[0] for row in db.execute("SELECT essc_id FROM cards")}
+        completed = {
+            row[0]
+            for row in db.execute(
+                "SELECT idempotency_key FROM issue_attempts WHERE state = ?", ("COMPLETED",)
+            )
+        }
+    assert set(acknowledged) <= cards
+    assert set(acknowledged) <= completed
