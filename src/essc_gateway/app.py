@@ -128,6 +128,7 @@ class Gateway:
         self._forwarder_task: asyncio.Task[None] | None = None
         self._counter_task: asyncio.Task[None] | None = None
         self._counter: RequestCounter | None = None
+        self._ledger: Ledger | None = None
         self._refresh_task: asyncio.Task[None] | None = None
         self._reuse_port = reuse_port
         self._background_jobs = background_jobs
@@ -166,7 +167,9 @@ class Gateway:
         await outages.close_stale()
         incidents = IncidentBook(store, clock)
         await incidents.load()
-        ledger = Ledger(store, Classifier(calendar, incidents, outages), outages, vault, clock)
+        self._ledger = ledger = Ledger(
+            store, Classifier(calendar, incidents, outages), outages, vault, clock
+        )
         self._counter = counter = RequestCounter(store)
         self.reports = Reports(store, calendar, incidents, outages, vault, clock)
         forwarding_banks = frozenset(b.bank_id for b in config.banks if b.store_and_forward)
@@ -247,6 +250,12 @@ class Gateway:
         log.info("gateway listening on %s:%d", config.host, self.port)
         return self.port
 
+    async def settle_ledger(self) -> None:
+        """Waits until liability records already handed in are committed (a refusal inside
+        an announced window is answered before its record commits)."""
+        if self._ledger is not None:
+            await self._ledger.drain()
+
     async def stop(self, grace: float | None = None) -> None:
         """Stops taking calls, lets running ones finish within `grace`, closes resources.
         Calling it again does nothing."""
@@ -262,6 +271,7 @@ class Gateway:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._forwarder_task = self._counter_task = self._refresh_task = None
+        await self.settle_ledger()
         if self._counter is not None and self._store is not None:
             await self._counter.flush()
             await self.outages.flush()

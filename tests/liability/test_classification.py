@@ -31,7 +31,10 @@ from tests.gateway.test_maintenance import announce
 from tests.gateway.test_resilience import set_faults
 
 
-def ledger(database: Path) -> list[dict[str, Any]]:
+async def ledger(gw: GatewayUnderTest, database: Path) -> list[dict[str, Any]]:
+    """The committed records, read from the file (refusals in a window commit after their
+    answer: wait for those first)."""
+    await gw.gateway.settle_ledger()
     with sqlite3.connect(database) as db:
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT * FROM liability_records ORDER BY seq").fetchall()
@@ -50,7 +53,7 @@ async def test_a16_1_a_maintenance_announced_in_advance(
     window = await announce(gw, now + timedelta(hours=1), now + timedelta(hours=2))
     clock.advance(timedelta(hours=1, minutes=5))
     await failing_verify(gw, population, clock)
-    [record] = ledger(database)
+    [record] = await ledger(gw, database)
     assert record["clause"] == "A16(1)(a)"
     assert record["window_id"] == window.window_id
     assert record["evidence"]["window_announced_at"] == now.isoformat()
@@ -64,7 +67,7 @@ async def test_a_window_announced_after_it_began_is_the_banks_liability(
     now = clock.now()
     await announce(gw, now - timedelta(minutes=10), now + timedelta(hours=1))
     await failing_verify(gw, population, clock)
-    assert [r["clause"] for r in ledger(database)] == ["BANK"]
+    assert [r["clause"] for r in await ledger(gw, database)] == ["BANK"]
 
 
 async def test_a16_1_b_the_platform_answered_with_errors(
@@ -73,7 +76,7 @@ async def test_a16_1_b_the_platform_answered_with_errors(
     await set_faults(gw, {"method": "*", "outage": {}})
     for _ in range(3):
         await failing_verify(gw, population, clock)
-    records = ledger(database)
+    records = await ledger(gw, database)
     assert {r["clause"] for r in records} == {"A16(1)(b)"}
     assert records[-1]["outage_id"]  # the third request already belongs to an outage
     assert records[0]["evidence"]["platform_reached"] == "true"
@@ -84,7 +87,7 @@ async def test_a16_1_b_the_platforms_own_maintenance(
 ) -> None:
     await set_faults(gw, {"method": "*", "duration": "600s", "maintenance": {}})
     await failing_verify(gw, population, clock)
-    [record] = ledger(database)
+    [record] = await ledger(gw, database)
     assert record["clause"] == "A16(1)(b)"
     assert record["reason"] == "PLATFORM_MAINTENANCE"
 
@@ -95,7 +98,7 @@ async def test_a16_1_d_the_platform_could_not_be_reached(
     await set_faults(gw, {"method": "*", "connection": {"mode": "CONNECTION_FAILURE_MODE_REFUSE"}})
     for _ in range(3):
         await failing_verify(gw, population, clock)
-    records = ledger(database)
+    records = await ledger(gw, database)
     assert {r["clause"] for r in records} == {"A16(1)(d)"}
     assert records[0]["evidence"]["platform_reached"] == "false"
 
@@ -129,7 +132,7 @@ async def test_a16_1_c_and_d_failures_during_a_declared_incident_move_to_it(
     )
     await set_faults(gw, {"method": "*", "outage": {}})
     await failing_verify(gw, population, clock)
-    [record] = ledger(database)
+    [record] = await ledger(gw, database)
     assert record["clause"] == clause
     assert record["incident_id"] == declared.incident.incident_id
 
@@ -149,7 +152,7 @@ async def test_a16_2_the_holders_own_fault(
             ),
             metadata=gw.a,
         )
-    [record] = ledger(database)
+    [record] = await ledger(gw, database)
     assert record["clause"] == "A16(2)"
     assert record["evidence"]["failed_factors"] == "PASSWORD"
     assert record["holder_token"]
@@ -159,7 +162,7 @@ async def test_a16_2_the_holders_own_fault(
 async def test_the_banks_own_errors_are_its_liability(gw: GatewayUnderTest, database: Path) -> None:
     with pytest.raises(grpc.aio.AioRpcError):
         await gw.stub.Verify(pb.VerifyRequest(), metadata=gw.a)
-    [record] = ledger(database)
+    [record] = await ledger(gw, database)
     assert record["clause"] == "BANK"
     assert record["status_code"] == "INVALID_ARGUMENT"
 

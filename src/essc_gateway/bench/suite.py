@@ -179,16 +179,20 @@ async def _per_rpc(
         applicants=applicants,
         timeout=30.0,
     )
-    saturated = await bench.load(gateway, gateway_options, people=applicants)
+    issues = target.rpc == "issue"  # only Issue uses up people: each can hold one e-SSC
+    saturated = await bench.load(gateway, gateway_options, people=applicants if issues else 0)
     half = max(saturated.summary.rps / 2, 1.0)
-    half_people = int(half * o.duration) + 2 * o.load_workers
+    half_people = int(half * o.duration) + 2 * o.load_workers if issues else 0
     print(
         f"bench: {target.rpc}: half load ({half:.0f}/s), gateway then platform",
         file=PROGRESS,
         flush=True,
     )
     at_half = await bench.load(
-        gateway, replace(gateway_options, applicants=half_people), rate=half, people=half_people
+        gateway,
+        replace(gateway_options, applicants=max(half_people, 1)),
+        rate=half,
+        people=half_people,
     )
     platform_options = LoadOptions(
         platform.address, service="platform", mix={target.rpc: 1.0}, holders=o.holders, timeout=30.0

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
 from essc_gateway.clock import Clock
 from essc_gateway.errors import GatewayError
 from essc_gateway.liability.classify import Classifier
-from essc_gateway.liability.model import LiabilityRecord
+from essc_gateway.liability.model import Clause, LiabilityRecord
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.ports import LedgerStore
 from essc_gateway.request_context import request_holder_token
 from essc_gateway.service.vault import Vault
 
 log = logging.getLogger("essc_gateway.ledger")
+# Records written after their answer, at most this many at once; beyond, callers wait.
+_MAX_DEFERRED = 2000
 
 
 class Ledger:
@@ -31,6 +34,7 @@ class Ledger:
         self._outages = outages
         self._vault = vault
         self._clock = clock
+        self._deferred: set[asyncio.Future[LiabilityRecord]] = set()
 
     async def record_failure(
         self,
@@ -42,7 +46,13 @@ class Ledger:
         trace_id: str,
         span_context: object | None,
         holder_id: str | None,
+        refused_in_window: bool = False,
     ) -> LiabilityRecord:
+        """Classifies and appends the record; returns once it is committed. Except for a
+        request refused inside a window announced in advance (A16(1)(a)): its record is
+        returned at once and committed with the next batch, milliseconds later. The window
+        (stored before it began, every version kept) already proves the clause for any
+        request in it, so a crash in between loses no evidence, and the refusal stays fast."""
         at = self._clock.now()
         verdict = self._classifier.classify(at, status_code, error.reason.value, error.metadata)
         if verdict.outage_id is not None:
@@ -65,4 +75,24 @@ class Ledger:
                 self._vault.holder_token(holder_id) if holder_id else request_holder_token.get()
             ),
         )
-        return await self._store.append_liability(record)
+        defer = (
+            refused_in_window
+            and verdict.clause is Clause.A16_1_A
+            and len(self._deferred) < _MAX_DEFERRED
+        )
+        if not defer:
+            return await self._store.append_liability(record)
+        queued = self._store.enqueue_liability(record)
+        self._deferred.add(queued)
+        queued.add_done_callback(self._deferred_done)
+        return record
+
+    def _deferred_done(self, queued: asyncio.Future[LiabilityRecord]) -> None:
+        self._deferred.discard(queued)
+        if not queued.cancelled() and queued.exception() is not None:
+            log.error("liability record not written: %s", type(queued.exception()).__name__)
+
+    async def drain(self) -> None:
+        """Waits until deferred records are committed (before the store closes)."""
+        while self._deferred:
+            await asyncio.wait(set(self._deferred))

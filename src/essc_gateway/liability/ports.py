@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
@@ -10,6 +11,10 @@ from essc_gateway.liability.model import Incident, LiabilityRecord, Outage
 
 
 class LedgerStore(Protocol):
+    def enqueue_liability(self, record: LiabilityRecord) -> asyncio.Future[LiabilityRecord]:
+        """Queues the append; done once committed. Later ledger reads include it."""
+        ...
+
     async def append_liability(self, record: LiabilityRecord) -> LiabilityRecord:
         """Appends `record` (its seq and hashes are ignored) as the next link of the chain,
         atomically; returns it with seq, prev_hash and row_hash set."""

@@ -80,11 +80,16 @@ class LedgerTables:
         """Group commit: appends that arrive while a batch is being committed share the next
         transaction (one fsync for many), and each caller still waits for its own
         durability. The chain is computed inside the transaction, so it has no gaps."""
+        return await asyncio.shield(self.enqueue_liability(record))
+
+    def enqueue_liability(self, record: LiabilityRecord) -> asyncio.Future[LiabilityRecord]:
+        """Queues the append now; the future is done once the record is committed. Reads of
+        the ledger wait for queued appends first, so they see every record handed in."""
         future: asyncio.Future[LiabilityRecord] = asyncio.get_running_loop().create_future()
         self._append_queue.append((record, future))
         if self._append_task is None or self._append_task.done():
             self._append_task = asyncio.create_task(self._drain_appends())
-        return await asyncio.shield(future)
+        return future
 
     async def drain_appends(self) -> None:
         """Waits until ledger appends in flight are committed (before closing)."""
@@ -154,6 +159,7 @@ class LedgerTables:
         bank_id: str | None = None,
         holder_token: str | None = None,
     ) -> list[LiabilityRecord]:
+        await self.drain_appends()
         sql = f"SELECT {_RECORD_COLUMNS} FROM liability_records WHERE at >= ? AND at < ?"  # noqa: S608
         params: list[Any] = [text_of(since), text_of(until)]
         if bank_id is not None:
@@ -165,6 +171,7 @@ class LedgerTables:
         return [_record(r) for r in await self._rows(sql + " ORDER BY seq", tuple(params))]
 
     async def all_liability_records(self) -> list[LiabilityRecord]:
+        await self.drain_appends()
         rows = await self._rows(
             f"SELECT {_RECORD_COLUMNS} FROM liability_records ORDER BY seq",  # noqa: S608
             (),
@@ -172,6 +179,7 @@ class LedgerTables:
         return [_record(r) for r in rows]
 
     async def chain_head(self) -> str:
+        await self.drain_appends()
         rows = await self._rows(
             "SELECT row_hash FROM liability_records ORDER BY seq DESC LIMIT 1", ()
         )

@@ -242,6 +242,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 trace_id=format_trace_id(span.trace_id) if span.is_valid else "",
                 span_context=span if span.is_valid else None,
                 holder_id=holder_id_of(request),
+                refused_in_window=isinstance(error, MaintenanceInProgress),
             )
         except Exception as unexpected:
             error_log.error("liability record not written: %s", type(unexpected).__name__)
