@@ -190,8 +190,8 @@ async def start_gateway(
     workers: int,
     name: str = "gateway",
 ) -> Server:
-    """The gateway in its own process(es), on a fresh SQLite store in `directory`, tracing
-    to a JSON-lines file as `run` does by default."""
+    """The gateway in its own process(es), as deployed: a fresh SQLite store in `directory`,
+    the access log at INFO, traces (tail-sampled) to a JSON-lines file."""
     port = free_port()
     var_dir = directory / name
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -206,8 +206,6 @@ async def start_gateway(
         [
             "-m",
             "essc_gateway.cli",
-            "--log-level",
-            "WARNING",
             "run",
             "--port",
             str(port),

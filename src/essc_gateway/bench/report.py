@@ -25,16 +25,23 @@ def format_table(report: dict[str, Any]) -> str:
     fast = report["maintenance_fast_fail"]
     store = report["store"]
     workers = report["workers"]
+    echo_at_rate = report["baseline"]["echo_at_fast_fail_rate"]
     lines += [
         "",
         f"maintenance fast-fail: {fast['rps']:.0f} req/s, p50 {fast['p50_ms']:.2f} ms, "
-        f"p99 {fast['p99_ms']:.2f} ms, {fast['cpu_us_per_request']:.0f} us CPU/request",
+        f"p99 {fast['p99_ms']:.2f} ms, {fast['cpu_us_per_request']:.0f} us CPU/request; "
+        f"over echo at that rate (p50 {echo_at_rate['p50_ms']:.2f}, "
+        f"p99 {echo_at_rate['p99_ms']:.2f} ms): +{fast['added_p50_ms']:.2f} / "
+        f"+{fast['added_p99_ms']:.2f} ms",
         f"store: {store['records_per_second']:.0f} issuance records/s "
         f"({store['writers']} writers, synchronous={store['synchronous']})",
-        f"workers: verify CPU/request, 1 worker "
-        f"{workers['one_worker']['cpu_us_per_request']:.0f} us, "
-        f"2 workers {workers['two_workers']['cpu_us_per_request']:.0f} us "
-        f"({workers['cpu_per_request_change']:+.1%})",
+        f"workers: verify CPU/request at {workers['rate']:.0f}/s, 1 worker "
+        f"{workers['one_worker']['same_rate']['cpu_us_per_request']:.0f} us, "
+        f"2 workers {workers['two_workers']['same_rate']['cpu_us_per_request']:.0f} us "
+        f"({workers['cpu_per_request_change']:+.1%}); saturated "
+        f"{workers['one_worker']['saturated']['rps']:.0f} vs "
+        f"{workers['two_workers']['saturated']['rps']:.0f} req/s "
+        f"({workers['cpu_per_request_change_saturated']:+.1%} CPU/request)",
         "",
         "targets:",
     ]

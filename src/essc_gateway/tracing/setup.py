@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from essc_gateway.tracing.exporters import JsonLinesSpanExporter
 from essc_gateway.tracing.redaction import RedactingSpanProcessor
+from essc_gateway.tracing.sampling import TailSamplingProcessor
 
 __all__ = [
     "DEFAULT_TRACES_FILE",
@@ -27,6 +28,7 @@ DEFAULT_TRACES_FILE = Path("var/traces.jsonl")
 
 _ENV_OTLP_ENDPOINT = "ESSC_OTLP_ENDPOINT"
 _ENV_TRACES_FILE = "ESSC_TRACES_FILE"
+_ENV_SUCCESS_RATIO = "ESSC_TRACE_SUCCESS_RATIO"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class TracingConfig:
     None: no file."""
     service_name: str = "essc-gateway"
     """The `service.name` resource attribute on every span."""
+    success_ratio: float = 0.1
+    """Share of traces without an error that are exported; every trace with an error is
+    (see `sampling`). 1 keeps them all."""
 
     def __post_init__(self) -> None:
         if self.otlp_endpoint is not None and not self.otlp_endpoint.strip():
@@ -52,19 +57,25 @@ class TracingConfig:
             raise ValueError("jsonl_path must be None or a file path")
         if not self.service_name.strip():
             raise ValueError("service_name must not be empty")
+        if not 0.0 <= self.success_ratio <= 1.0:
+            raise ValueError("success_ratio must be between 0 and 1")
 
 
 def tracing_config_from_env(environ: Mapping[str, str] | None = None) -> TracingConfig:
-    """Reads `ESSC_OTLP_ENDPOINT` (unset or empty: no collector) and `ESSC_TRACES_FILE`
-    (unset: `var/traces.jsonl`; empty: no file) from `environ` (default: `os.environ`)."""
+    """Reads `ESSC_OTLP_ENDPOINT` (unset or empty: no collector), `ESSC_TRACES_FILE`
+    (unset: `var/traces.jsonl`; empty: no file) and `ESSC_TRACE_SUCCESS_RATIO` (unset: 0.1)
+    from `environ` (default: `os.environ`)."""
     env = os.environ if environ is None else environ
     endpoint = env.get(_ENV_OTLP_ENDPOINT, "").strip() or None
+    ratio = float(env.get(_ENV_SUCCESS_RATIO, "").strip() or TracingConfig.success_ratio)
     traces_file = env.get(_ENV_TRACES_FILE)
     if traces_file is None:
-        return TracingConfig(otlp_endpoint=endpoint)
+        return TracingConfig(otlp_endpoint=endpoint, success_ratio=ratio)
     traces_file = traces_file.strip()
     return TracingConfig(
-        otlp_endpoint=endpoint, jsonl_path=Path(traces_file) if traces_file else None
+        otlp_endpoint=endpoint,
+        jsonl_path=Path(traces_file) if traces_file else None,
+        success_ratio=ratio,
     )
 
 
@@ -90,8 +101,8 @@ def build_tracer_provider(
 ) -> TracerProvider:
     """Builds a tracer provider whose every span processor is behind redaction.
 
-    The global provider is never set: pass the result to the instrumentation
-    (`aio_server_interceptor(tracer_provider=...)`). The caller owns it and must call
+    The global provider is never set: pass the result to the Gateway. Spans sent to the
+    configured destinations are tail-sampled (`sampling`). The caller owns it and must call
     `shutdown()` on exit to export the last batch; no `atexit` hook is registered.
 
     Args:
@@ -102,6 +113,10 @@ def build_tracer_provider(
         resource=Resource.create({SERVICE_NAME: config.service_name}),
         shutdown_on_exit=False,
     )
-    for processor in build_span_processors(config, extra_processors):
+    # Sampling applies to the destinations; extra (local) processors see every span.
+    provider.add_span_processor(
+        TailSamplingProcessor(build_span_processors(config), config.success_ratio)
+    )
+    for processor in build_span_processors(TracingConfig(jsonl_path=None), extra_processors):
         provider.add_span_processor(processor)
     return provider
