@@ -22,6 +22,7 @@ from essc_gateway.config import (
     development_environment,
     load_config,
 )
+from essc_gateway.runtime import settle_heap
 from essc_gateway.simplatform import (
     Population,
     SimulatedPlatform,
@@ -60,9 +61,10 @@ async def run_gateway(options: argparse.Namespace) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     platform: SimulatedPlatform | None = None
+    population: Population | None = None
     address = config.platform_address
-    population = generate_population(config.population_seed, config.population_size)
-    if address is None:
+    if address is None:  # an external platform may be the real one: no simulated people then
+        population = generate_population(config.population_seed, config.population_size)
         platform = SimulatedPlatform(population)
         platform_port = await platform.start("127.0.0.1", 0)
         address = f"127.0.0.1:{platform_port}"
@@ -86,12 +88,13 @@ async def _serve_here(
     environment: dict[str, str],
     platform: SimulatedPlatform | None,
     tokens: dict[str, str],
-    population: Population,
+    population: Population | None,
 ) -> None:
     tracer_provider = build_tracer_provider(tracing_config_from_env(environment))
     gateway = Gateway(config, address, tracer_provider=tracer_provider)
     try:
         port = await gateway.start()
+        settle_heap()
         _print_banner(f"{config.host}:{port}", address, platform, tokens, population)
         await _wait_for_stop_signal()
     finally:
@@ -104,7 +107,7 @@ async def _serve_workers(
     environment: dict[str, str],
     platform: SimulatedPlatform | None,
     tokens: dict[str, str],
-    population: Population,
+    population: Population | None,
 ) -> None:
     """`workers` processes, each a Gateway on the same port (SO_REUSEPORT) and store; the
     kernel spreads connections over them. This process keeps the simulated platform."""
@@ -164,7 +167,9 @@ async def _worker_main(
         background_jobs=index == 0,
     )
     try:
-        ready.put(await gateway.start())
+        port = await gateway.start()
+        settle_heap()
+        ready.put(port)
         await _wait_for_stop_signal()
     finally:
         await gateway.stop()
@@ -176,7 +181,7 @@ def _print_banner(
     address: str,
     platform: SimulatedPlatform | None,
     tokens: dict[str, str],
-    population: Population,
+    population: Population | None,
 ) -> None:
     print(f"essc-gateway listening on {listening} (platform at {address})")
     if platform is not None:
@@ -184,7 +189,8 @@ def _print_banner(
     for identity, token in tokens.items():
         label = identity if identity.startswith("operator") else f"bank {identity}"
         print(f"  development {label}: authorization: Bearer {token}")
-    _print_samples(population)
+    if population is not None:
+        _print_samples(population)
     sys.stdout.flush()
 
 

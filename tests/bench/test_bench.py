@@ -63,6 +63,10 @@ def test_bench_writes_a_well_formed_report(
     assert echo["requests"] > 0
     assert echo["errors"] == 0
     assert echo["cpu_us_per_request"] > 0
+    # One floor per fan-out shape of the RPCs measured: Issue 1, Verify 3, Query 5 calls.
+    floors = report["baseline"]["fan_out_floor"]
+    assert set(floors) == {"1", "3", "5"}
+    assert all(f["status_codes"] == {"OK": f["requests"]} for f in floors.values())
     for rpc in ("verify", "issue", "query"):
         measured = report["rpcs"][rpc]
         for load in (
@@ -73,6 +77,8 @@ def test_bench_writes_a_well_formed_report(
             assert load["requests"] > 0
             assert load["status_codes"] == {"OK": load["requests"]}, rpc
         assert measured["cpu_ratio"] > 0
+        assert measured["floor_cpu_ratio"] > 0
+        assert isinstance(measured["gateway_own_cpu_us_per_request"], float)
         assert measured["throughput_ratio"] > 0
     # Every Verify inside the window is refused by the gateway itself.
     fast = report["maintenance_fast_fail"]

@@ -148,11 +148,14 @@ def _address_after(line: str, marker: str) -> str:
     return line.split(marker, 1)[1].split(maxsplit=1)[0].rstrip(")")
 
 
-async def start_echo(directory: Path) -> Server:
-    process, line, log = await _spawn(
-        "echo", ["-m", "essc_gateway.loadtest.echo", "--port", "0"], directory, "echo listening"
-    )
-    return Server("echo", process, _address_after(line, "listening on "), log)
+async def start_echo(directory: Path, upstream: str | None = None, fan_out: int = 0) -> Server:
+    """The bare echo service; with `upstream` and `fan_out`, the fan-out floor (see `echo`)."""
+    name, arguments = "echo", ["-m", "essc_gateway.loadtest.echo", "--port", "0"]
+    if upstream is not None:
+        name = f"echo-fan-out-{fan_out}"
+        arguments += ["--upstream", upstream, "--fan-out", str(fan_out)]
+    process, line, log = await _spawn(name, arguments, directory, "echo listening")
+    return Server(name, process, _address_after(line, "listening on "), log)
 
 
 async def start_platform(directory: Path, seed: int, size: int) -> Server:

@@ -11,14 +11,16 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"baseline echo: {echo['rps']:.0f} req/s, {echo['cpu_us_per_request']:.0f} us CPU/request",
         "",
-        f"{'rpc':<13}{'max req/s':>10}{'CPU us/req':>11}{'x echo':>8}{'thru x':>8}"
-        f"{'half/s':>8}{'gw p50':>9}{'pf p50':>9}{'added':>9}",
+        f"{'rpc':<13}{'max req/s':>10}{'CPU us/req':>11}{'x echo':>8}{'floor x':>8}"
+        f"{'own us':>8}{'thru x':>8}{'half/s':>8}{'gw p50':>9}{'pf p50':>9}{'added':>9}",
     ]
     for rpc, r in report["rpcs"].items():
         half = r["half_load"]
         lines.append(
             f"{rpc:<13}{r['max_load']['rps']:>10.0f}{r['max_load']['cpu_us_per_request']:>11.0f}"
-            f"{r['cpu_ratio']:>8.2f}{r['throughput_ratio']:>8.2f}{half['rate']:>8.0f}"
+            f"{r['cpu_ratio']:>8.2f}{r['floor_cpu_ratio']:>8.2f}"
+            f"{r['gateway_own_cpu_us_per_request']:>8.0f}"
+            f"{r['throughput_ratio']:>8.2f}{half['rate']:>8.0f}"
             f"{half['gateway']['p50_ms']:>8.2f}m{half['platform']['p50_ms']:>8.2f}m"
             f"{r['added_p50_ms']:>8.2f}m"
         )
@@ -26,8 +28,14 @@ def format_table(report: dict[str, Any]) -> str:
     store = report["store"]
     workers = report["workers"]
     echo_at_rate = report["baseline"]["echo_at_fast_fail_rate"]
+    floors = ", ".join(
+        f"{calls} call(s) {floor['cpu_us_per_request']:.0f} us"
+        for calls, floor in report["baseline"]["fan_out_floor"].items()
+    )
     lines += [
         "",
+        "floor x: gRPC alone for the RPC's shape (one call in, its platform calls out, "
+        f"nothing else): {floors}; own us: the gateway's CPU per request above that floor",
         f"maintenance fast-fail: {fast['rps']:.0f} req/s, p50 {fast['p50_ms']:.2f} ms, "
         f"p99 {fast['p99_ms']:.2f} ms, {fast['cpu_us_per_request']:.0f} us CPU/request; "
         f"over echo at that rate (p50 {echo_at_rate['p50_ms']:.2f}, "

@@ -156,6 +156,7 @@ def _target(
 
 async def _baseline(bench: Bench) -> dict[str, Any]:
     echo = await start_echo(bench.directory)
+    floors: dict[str, Measured] = {}
     try:
         print("bench: echo baseline", file=PROGRESS, flush=True)
         measured = await bench.load(echo, LoadOptions(echo.address, service="echo"))
@@ -164,17 +165,34 @@ async def _baseline(bench: Bench) -> dict[str, Any]:
         at_rate = await bench.load(
             echo, LoadOptions(echo.address, service="echo"), rate=bench.options.fast_fail_rate
         )
+        for calls in sorted({TARGETS[rpc].platform_calls for rpc in bench.options.rpcs}):
+            print(f"bench: fan-out floor, {calls} upstream call(s)", file=PROGRESS, flush=True)
+            floor = await start_echo(bench.directory, echo.address, calls)
+            try:
+                floors[str(calls)] = await bench.load(
+                    floor, LoadOptions(floor.address, service="echo")
+                )
+            finally:
+                await floor.stop()
     finally:
         await echo.stop()
     return {
         "echo": measured.to_json(),
         "echo_at_fast_fail_rate": at_rate.to_json(),
+        "fan_out_floor": {calls: floor.to_json() for calls, floor in floors.items()},
         "_measured": measured,
+        "_floors": floors,
     }
 
 
 async def _per_rpc(
-    bench: Bench, target: Target, gateway: Server, platform: Server, token: str, baseline: Measured
+    bench: Bench,
+    target: Target,
+    gateway: Server,
+    platform: Server,
+    token: str,
+    baseline: Measured,
+    floor: Measured,
 ) -> dict[str, Any]:
     o = bench.options
     print(f"bench: {target.rpc}: maximum throughput", file=PROGRESS, flush=True)
@@ -209,6 +227,9 @@ async def _per_rpc(
     )
     platform_half = await bench.load(platform, platform_options, rate=half, people=half_people)
     cpu_ratio = _ratio(saturated.cpu_per_request, baseline.cpu_per_request)
+    # What gRPC alone costs for this shape (one call in, N out), and what the gateway adds.
+    floor_ratio = _ratio(floor.cpu_per_request, baseline.cpu_per_request)
+    own_us = round((saturated.cpu_per_request - floor.cpu_per_request) * 1e6, 1)
     added_ms = round(
         (at_half.summary.percentiles[50.0] - platform_half.summary.percentiles[50.0]) * 1000, 3
     )
@@ -221,6 +242,8 @@ async def _per_rpc(
             "platform": platform_half.to_json(),
         },
         "cpu_ratio": cpu_ratio,
+        "floor_cpu_ratio": floor_ratio,
+        "gateway_own_cpu_us_per_request": own_us,
         "throughput_ratio": _ratio(saturated.summary.rps, baseline.summary.rps),
         "added_p50_ms": added_ms,
     }
@@ -309,6 +332,7 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         bench = Bench(options, directory)
         baseline = await _baseline(bench)
         base = baseline.pop("_measured")
+        floors = baseline.pop("_floors")
         platform = await start_platform(directory, options.seed, options.population_size)
         secrets = gateway_secrets(directory)
         rpcs: dict[str, Any] = {}
@@ -316,8 +340,15 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
             gateway = await start_gateway(directory, secrets, platform.address, 1)
             try:
                 for rpc in options.rpcs:
+                    target = TARGETS[rpc]
                     rpcs[rpc] = await _per_rpc(
-                        bench, TARGETS[rpc], gateway, platform, secrets.bank_token, base
+                        bench,
+                        target,
+                        gateway,
+                        platform,
+                        secrets.bank_token,
+                        base,
+                        floors[str(target.platform_calls)],
                     )
                 fast_fail = await _fast_fail(
                     bench, gateway, secrets, baseline["echo_at_fast_fail_rate"]

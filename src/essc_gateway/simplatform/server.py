@@ -24,6 +24,7 @@ from grpc_health.v1._async import HealthServicer
 
 from essc.platform.v1 import platform_pb2_grpc as pb_grpc
 from essc_gateway.clock import Clock, SystemClock
+from essc_gateway.runtime import settle_heap
 from essc_gateway.simplatform.faults import Scenario
 from essc_gateway.simplatform.interceptor import PlatformInterceptor
 from essc_gateway.simplatform.network import NetworkStats, PlatformProxy
@@ -273,6 +274,7 @@ async def run_platform(
         scenario = load_scenario(scenario)  # fail before binding anything
     platform = SimulatedPlatform(generate_population(seed, size))
     bound = await platform.start(host, port, control_port=control_port)
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
