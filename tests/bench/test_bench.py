@@ -80,6 +80,8 @@ def test_bench_writes_a_well_formed_report(
         assert measured["floor_cpu_ratio"] > 0
         assert isinstance(measured["gateway_own_cpu_us_per_request"], float)
         assert measured["throughput_ratio"] > 0
+    # Enough applicants were prepared: no Issue at maximum load was for someone issued before.
+    assert report["rpcs"]["issue"]["issued_again"]["max_load"] == 0
     # Every Verify inside the window is refused by the gateway itself.
     fast = report["maintenance_fast_fail"]
     assert fast["requests"] > 0
