@@ -51,3 +51,28 @@ async def test_a_failed_append_is_reported_to_its_caller(store: SqliteStore) -> 
     with pytest.raises(Exception, match="UNIQUE"):  # the same request id twice
         await store.append_liability(record(1))
     assert len(await store.all_liability_records()) == 1
+
+
+async def test_lingering_appends_are_committed_together_without_a_waiter(
+    store: SqliteStore,
+) -> None:
+    queued = [store.enqueue_liability(record(n), linger=0.05) for n in range(5)]
+    committed = await asyncio.wait_for(asyncio.gather(*queued), timeout=5)
+    assert [r.seq for r in committed] == [1, 2, 3, 4, 5]
+    assert verify_chain(await store.all_liability_records()) == []
+
+
+async def test_an_awaited_append_ends_the_linger_of_those_queued_before_it(
+    store: SqliteStore,
+) -> None:
+    lingering = store.enqueue_liability(record(1), linger=30.0)
+    # Were the linger not cut short, this would wait 30 s and time out.
+    awaited = await asyncio.wait_for(store.append_liability(record(2)), timeout=5)
+    assert lingering.done()
+    assert [lingering.result().seq, awaited.seq] == [1, 2]
+
+
+async def test_a_read_ends_the_linger_and_sees_the_record(store: SqliteStore) -> None:
+    store.enqueue_liability(record(1), linger=30.0)
+    records = await asyncio.wait_for(store.all_liability_records(), timeout=5)
+    assert [r.request_id for r in records] == ["r-1"]

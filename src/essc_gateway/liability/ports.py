@@ -11,8 +11,12 @@ from essc_gateway.liability.model import Incident, LiabilityRecord, Outage
 
 
 class LedgerStore(Protocol):
-    def enqueue_liability(self, record: LiabilityRecord) -> asyncio.Future[LiabilityRecord]:
-        """Queues the append; done once committed. Later ledger reads include it."""
+    def enqueue_liability(
+        self, record: LiabilityRecord, *, linger: float = 0.0
+    ) -> asyncio.Future[LiabilityRecord]:
+        """Queues the append; done once committed. Later ledger reads include it. With
+        `linger`, the commit may wait up to that many seconds for more appends to join it
+        (an append that is awaited, or a read, ends the wait)."""
         ...
 
     async def append_liability(self, record: LiabilityRecord) -> LiabilityRecord:

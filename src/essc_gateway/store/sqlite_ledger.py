@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -67,6 +68,7 @@ class LedgerTables:
     def __init__(self) -> None:
         self._append_queue: list[tuple[LiabilityRecord, asyncio.Future[LiabilityRecord]]] = []
         self._append_task: asyncio.Task[None] | None = None
+        self._append_now = asyncio.Event()
 
     async def _write(self, work: Callable[[sqlite3.Connection], R]) -> R:
         raise NotImplementedError
@@ -82,21 +84,33 @@ class LedgerTables:
         durability. The chain is computed inside the transaction, so it has no gaps."""
         return await asyncio.shield(self.enqueue_liability(record))
 
-    def enqueue_liability(self, record: LiabilityRecord) -> asyncio.Future[LiabilityRecord]:
+    def enqueue_liability(
+        self, record: LiabilityRecord, *, linger: float = 0.0
+    ) -> asyncio.Future[LiabilityRecord]:
         """Queues the append now; the future is done once the record is committed. Reads of
-        the ledger wait for queued appends first, so they see every record handed in."""
+        the ledger wait for queued appends first, so they see every record handed in.
+
+        `linger` > 0 (records nobody waits for): the commit may wait that long for more
+        records, so that a stream of them shares one transaction and one fsync."""
         future: asyncio.Future[LiabilityRecord] = asyncio.get_running_loop().create_future()
         self._append_queue.append((record, future))
+        if linger <= 0:
+            self._append_now.set()
         if self._append_task is None or self._append_task.done():
-            self._append_task = asyncio.create_task(self._drain_appends())
+            self._append_task = asyncio.create_task(self._drain_appends(linger))
         return future
 
     async def drain_appends(self) -> None:
         """Waits until ledger appends in flight are committed (before closing)."""
+        self._append_now.set()
         if self._append_task is not None:
             await asyncio.shield(self._append_task)
 
-    async def _drain_appends(self) -> None:
+    async def _drain_appends(self, linger: float) -> None:
+        if linger > 0 and not self._append_now.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._append_now.wait(), linger)
+        self._append_now.clear()
         while self._append_queue:
             batch, self._append_queue = self._append_queue, []
             try:
