@@ -212,6 +212,7 @@ async def _per_rpc(
     saturated = await bench.load(gateway, gateway_options, people=applicants if issues else 0)
     half = max(saturated.summary.rps / 2, 1.0)
     half_people = int(half * o.duration) + 2 * o.load_workers if issues else 0
+    half_applicants = max(half_people, 1)
     print(
         f"bench: {target.rpc}: half load ({half:.0f}/s), gateway then platform",
         file=PROGRESS,
@@ -219,7 +220,7 @@ async def _per_rpc(
     )
     at_half = await bench.load(
         gateway,
-        replace(gateway_options, applicants=max(half_people, 1)),
+        replace(gateway_options, applicants=half_applicants),
         rate=half,
         people=half_people,
     )
@@ -251,7 +252,7 @@ async def _per_rpc(
     if issues:
         report["issued_again"] = {
             "max_load": max(saturated.summary.count - applicants, 0),
-            "half_load": max(at_half.summary.count - max(half_people, 1), 0),
+            "half_load": max(at_half.summary.count - half_applicants, 0),
         }
     return report
 
