@@ -26,7 +26,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
     parser.add_argument("--load-workers", type=int, default=defaults.load_workers)
     parser.add_argument("--rpcs", default=",".join(defaults.rpcs))
-    parser.add_argument("--population-size", type=int, default=defaults.population_size)
+    parser.add_argument(
+        "--population-size",
+        type=int,
+        default=defaults.population_size,
+        help="the platform's population at least (more when the calibrated Issue rate needs it)",
+    )
     parser.add_argument("--holders", type=int, default=defaults.holders)
     parser.add_argument("--fast-fail-rate", type=float, default=defaults.fast_fail_rate)
     parser.add_argument("--store-seconds", type=float, default=defaults.store_seconds)

@@ -80,8 +80,17 @@ def test_bench_writes_a_well_formed_report(
         assert measured["floor_cpu_ratio"] > 0
         assert isinstance(measured["gateway_own_cpu_us_per_request"], float)
         assert measured["throughput_ratio"] > 0
-    # Enough applicants were prepared: no Issue at maximum load was for someone issued before.
-    assert report["rpcs"]["issue"]["issued_again"]["max_load"] == 0
+    # Sized from the calibrated rate: no Issue run was for someone issued before (answers
+    # ALREADY_HELD, counted from the replies), none ran out of applicants or verified late.
+    issue = report["rpcs"]["issue"]
+    assert issue["calibrated_rate"] > 0
+    for run in ("max_load", "half_load", "platform_half_load"):
+        assert issue["applicants"][run] == {
+            "issued_again": 0,
+            "verified_during_load": 0,
+            "exhausted": False,
+        }, run
+    assert report["options"]["population_size_used"] >= 2500
     # Every Verify inside the window is refused by the gateway itself.
     fast = report["maintenance_fast_fail"]
     assert fast["requests"] > 0

@@ -164,3 +164,57 @@ async def test_fault_scenario_is_applied_and_cleared(
     assert result.overall.errors == 6
     status = await gw.control.GetFaultStatus(ppb.GetFaultStatusRequest())
     assert not status.HasField("scenario")
+
+
+# Issue uses up people (one live e-SSC each): however fast the target answers, a load never
+# issues anyone twice; it ends early once its people are used up (issue 16).
+
+
+async def test_issue_takes_fresh_applicants_and_ends_when_they_run_out(
+    base_options: LoadOptions,
+) -> None:
+    # A closed loop of a minute that only six people can feed: it ends after six Issues,
+    # two prepared in set-up and four verified when needed, with nobody issued twice.
+    options = dataclasses.replace(
+        base_options, mix={"issue": 1}, count=None, duration=60.0, applicants=2, people=6
+    )
+
+    result = await run_load(options)
+
+    assert result.overall.status_codes == {"OK": 6}
+    assert result.applicants.to_json() == {
+        "issued_again": 0,
+        "verified_during_load": 4,
+        "exhausted": True,
+    }
+    report = json.loads(Path(str(options.json_path)).read_text())
+    assert report["applicants"]["exhausted"] is True
+
+
+async def test_open_loop_issue_stops_its_timetable_when_applicants_run_out(
+    base_options: LoadOptions,
+) -> None:
+    options = dataclasses.replace(
+        base_options, mix={"issue": 1}, mode="open", rate=100.0, count=50, applicants=3, people=3
+    )
+
+    result = await run_load(options)
+
+    assert result.overall.status_codes == {"OK": 3}
+    assert result.applicants.exhausted
+    assert result.applicants.verified_during_load == 0
+
+
+async def test_people_issued_by_an_earlier_run_are_counted_as_issued_again(
+    base_options: LoadOptions,
+) -> None:
+    first = dataclasses.replace(base_options, mix={"issue": 1}, count=3, applicants=3, people=3)
+    await run_load(first)
+
+    # The same people again: the gateway answers ALREADY_HELD (still OK), and the report
+    # counts those answers instead of hiding them.
+    again = await run_load(first)
+
+    assert again.overall.status_codes == {"OK": 3}
+    assert again.applicants.issued_again == 3
+    assert not again.applicants.exhausted

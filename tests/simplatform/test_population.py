@@ -33,6 +33,12 @@ def test_same_seed_gives_the_same_people() -> None:
     assert generate_population(7, 300).people == generate_population(7, 300).people
 
 
+def test_a_smaller_population_is_a_prefix_of_a_larger_one() -> None:
+    # The bench sizes the platform's population from a measured rate: people already
+    # chosen must stay the same whatever size is asked for.
+    assert generate_population(7, 500).people[:200] == generate_population(7, 200).people
+
+
 def test_different_seeds_give_different_people() -> None:
     first = {p.id_number for p in generate_population(7, 300).people}
     second = {p.id_number for p in generate_population(8, 300).people}

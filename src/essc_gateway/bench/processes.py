@@ -158,9 +158,9 @@ async def start_echo(directory: Path, upstream: str | None = None, fan_out: int 
     return Server(name, process, _address_after(line, "listening on "), log)
 
 
-async def start_platform(directory: Path, seed: int, size: int) -> Server:
+async def start_platform(directory: Path, seed: int, size: int, name: str = "platform") -> Server:
     process, line, log = await _spawn(
-        "platform",
+        name,
         [
             "-m",
             "essc_gateway.cli",
@@ -178,7 +178,7 @@ async def start_platform(directory: Path, seed: int, size: int) -> Server:
         "platform listening",
     )
     return Server(
-        "platform",
+        name,
         process,
         _address_after(line, "listening on "),
         log,

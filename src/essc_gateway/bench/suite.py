@@ -32,10 +32,18 @@ from essc_gateway.bench.processes import (
     start_gateway,
     start_platform,
 )
+from essc_gateway.bench.sizing import (
+    CALIBRATION_ATTEMPTS,
+    CALIBRATION_SECONDS,
+    IssueSizing,
+    calibration_people,
+    first_calibration_applicants,
+)
 from essc_gateway.bench.store_rate import StoreRate, measure_store_rate
 from essc_gateway.bench.targets import TARGETS, Target
 from essc_gateway.client import ClientConfig, OperatorClient
 from essc_gateway.loadtest import LoadOptions, LoadResult, Summary, run_load
+from essc_gateway.loadtest.applicants import population_size_for
 
 PROGRESS = sys.stderr
 
@@ -52,6 +60,7 @@ class BenchOptions:
     """Processes sending the load."""
     rpcs: tuple[str, ...] = ("verify", "issue", "query", "authenticate")
     population_size: int = 10_000
+    """People on the platform at least; more when the measured Issue rate needs them."""
     seed: int = 20240320
     holders: int = 40
     fast_fail_rate: float = 200.0
@@ -98,6 +107,10 @@ class Bench:
     def __init__(self, options: BenchOptions, directory: Path) -> None:
         self.options = options
         self.directory = directory
+        self.population_size = options.population_size
+        """The population of the platform the loads run against."""
+        self.sizing = IssueSizing(0.0, options.duration, options.concurrency, options.load_workers)
+        """Applicants for the Issue runs (`calibrate_issue`)."""
         self._next_person = 0
 
     def _people(self, count: int) -> int:
@@ -116,6 +129,7 @@ class Bench:
     ) -> Measured:
         """One load; `rate` makes it open loop, else closed loop at `concurrency`."""
         o = self.options
+        people += base.holders if base.uses_holders else 0
         options = replace(
             base,
             mode="open" if rate is not None else "closed",
@@ -124,8 +138,9 @@ class Bench:
             duration=o.duration,
             workers=o.load_workers,
             seed=o.seed,
-            population_size=o.population_size,
-            first_person=self._people(people + (base.holders if base.uses_holders else 0)),
+            population_size=self.population_size,
+            first_person=self._people(people),
+            people=people,
             progress=False,
             summary=False,
         )
@@ -185,6 +200,42 @@ async def _baseline(bench: Bench) -> dict[str, Any]:
     }
 
 
+async def calibrate_issue(bench: Bench, secrets: GatewaySecrets) -> IssueSizing:
+    """Issue's maximum rate, measured briefly against a platform and a gateway of their own
+    (so that the measured runs start on a fresh store), with doubling applicants until a run
+    lasts its full time without using them up."""
+    o = bench.options
+    calibration = Bench(replace(o, duration=min(CALIBRATION_SECONDS, o.duration)), bench.directory)
+    calibration.population_size = population_size_for(
+        o.seed, calibration_people(o.concurrency), datetime.now(UTC).date()
+    )
+    print("bench: issue: calibrating the rate", file=PROGRESS, flush=True)
+    platform = await start_platform(
+        bench.directory, o.seed, calibration.population_size, name="platform-calibration"
+    )
+    try:
+        gateway = await start_gateway(
+            bench.directory, secrets, platform.address, 1, name="gateway-calibration"
+        )
+        try:
+            issue = LoadOptions(
+                gateway.address, token=secrets.bank_token, mix={"issue": 1.0}, timeout=30.0
+            )
+            applicants = first_calibration_applicants(o.concurrency)
+            for _ in range(CALIBRATION_ATTEMPTS):
+                measured = await calibration.load(
+                    gateway, replace(issue, applicants=applicants), people=applicants
+                )
+                if not measured.result.applicants.exhausted:
+                    break
+                applicants *= 2
+        finally:
+            await gateway.stop()
+    finally:
+        await platform.stop()
+    return replace(bench.sizing, rate=measured.summary.rps)
+
+
 async def _per_rpc(
     bench: Bench,
     target: Target,
@@ -196,23 +247,23 @@ async def _per_rpc(
 ) -> dict[str, Any]:
     o = bench.options
     print(f"bench: {target.rpc}: maximum throughput", file=PROGRESS, flush=True)
-    # Closed loop: applicants for up to 300 Issue/s (measured: ~240 at most). Beyond, an
-    # applicant would be issued again and answered ALREADY_HELD, still OK: the report
-    # says how many requests that was (`issued_again`), so that it is never hidden.
-    applicants = int(300 * o.duration) + o.concurrency
+    # Only Issue uses up people (each can hold one e-SSC). Every applicant of a run is
+    # verified in its set-up phase, enough for the calibrated rate (`IssueSizing`); a run
+    # that issues faster ends early rather than issue anyone twice, and says so.
+    issues = target.rpc == "issue"
+    applicants = bench.sizing.max_load_applicants if issues else 0
     gateway_options = LoadOptions(
         gateway.address,
         token=token,
         mix={target.rpc: 1.0},
         holders=o.holders,
-        applicants=applicants,
+        applicants=max(applicants, 1),
         timeout=30.0,
     )
-    issues = target.rpc == "issue"  # only Issue uses up people: each can hold one e-SSC
-    saturated = await bench.load(gateway, gateway_options, people=applicants if issues else 0)
+    saturated = await bench.load(gateway, gateway_options, people=applicants)
     half = max(saturated.summary.rps / 2, 1.0)
-    half_people = int(half * o.duration) + 2 * o.load_workers if issues else 0
-    half_applicants = max(half_people, 1)
+    # Open loop: exactly `half * duration` requests, split over the workers.
+    half_people = math.ceil(half * o.duration) + 2 * o.load_workers if issues else 0
     print(
         f"bench: {target.rpc}: half load ({half:.0f}/s), gateway then platform",
         file=PROGRESS,
@@ -220,7 +271,7 @@ async def _per_rpc(
     )
     at_half = await bench.load(
         gateway,
-        replace(gateway_options, applicants=half_applicants),
+        replace(gateway_options, applicants=max(half_people, 1)),
         rate=half,
         people=half_people,
     )
@@ -250,10 +301,12 @@ async def _per_rpc(
         "added_p50_ms": added_ms,
     }
     if issues:
-        report["issued_again"] = {
-            "max_load": max(saturated.summary.count - applicants, 0),
-            "half_load": max(at_half.summary.count - half_applicants, 0),
-        }
+        runs = {"max_load": saturated, "half_load": at_half, "platform_half_load": platform_half}
+        report["calibrated_rate"] = round(bench.sizing.rate, 1)
+        report["applicants"] = {name: m.result.applicants.to_json() for name, m in runs.items()}
+        for name, m in runs.items():
+            if m.result.applicants.exhausted or m.result.applicants.issued_again:
+                print(f"bench: issue {name}: {m.result.applicants}", file=PROGRESS, flush=True)
     return report
 
 
@@ -341,8 +394,15 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         baseline = await _baseline(bench)
         base = baseline.pop("_measured")
         floors = baseline.pop("_floors")
-        platform = await start_platform(directory, options.seed, options.population_size)
         secrets = gateway_secrets(directory)
+        if "issue" in options.rpcs:
+            bench.sizing = await calibrate_issue(bench, secrets)
+        needed = bench.sizing.eligible_people(options.rpcs, options.holders)
+        bench.population_size = max(
+            options.population_size,
+            population_size_for(options.seed, needed, datetime.now(UTC).date()),
+        )
+        platform = await start_platform(directory, options.seed, bench.population_size)
         rpcs: dict[str, Any] = {}
         try:
             gateway = await start_gateway(directory, secrets, platform.address, 1)
@@ -378,11 +438,12 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         store = await measure_store_rate(
             directory / "store-bench", options.store_seconds, options.store_writers
         )
-    return _report(options, baseline, rpcs, fast_fail, workers, store)
+    return _report(options, bench.population_size, baseline, rpcs, fast_fail, workers, store)
 
 
 def _report(
     options: BenchOptions,
+    population_size: int,
     baseline: dict[str, Any],
     rpcs: dict[str, Any],
     fast_fail: dict[str, Any],
@@ -429,6 +490,7 @@ def _report(
             "concurrency": options.concurrency,
             "load_workers": options.load_workers,
             "population_size": options.population_size,
+            "population_size_used": population_size,
             "fast_fail_rate": options.fast_fail_rate,
             "store_writers": options.store_writers,
         },

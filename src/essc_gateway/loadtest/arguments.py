@@ -47,10 +47,18 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--holders", type=int, default=20, help="holders prepared in set-up")
     parser.add_argument(
-        "--applicants", type=int, default=200, help="people verified in set-up for issue"
+        "--applicants",
+        type=int,
+        default=200,
+        help="people verified in set-up for issue (more are verified as the load needs them)",
     )
     parser.add_argument("--seed", type=int, default=20240320, help="population seed")
-    parser.add_argument("--population-size", type=int, default=2000)
+    parser.add_argument(
+        "--population-size",
+        type=int,
+        default=2000,
+        help="the platform's population (issue ends early once its fresh people are used up)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline per call (s)")
     parser.add_argument(
         "--client-retries", action="store_true", help="let grpcio retry UNAVAILABLE"

@@ -89,12 +89,19 @@ class LoadOptions:
     """Holders prepared in the set-up phase (issued, password changed), over all workers."""
 
     applicants: int = 200
-    """People verified in the set-up phase for `issue`, over all workers: each Issue of the
-    measured phase uses the next one; once used up, they are issued again (ALREADY_HELD)."""
+    """People verified in the set-up phase for `issue`, over all workers. Each Issue of the
+    measured phase takes the next fresh person: one of these, then others verified on the
+    spot; nobody is issued twice, and a worker whose share of the population is used up
+    ends its measured phase (see `applicants.py`)."""
 
     first_person: int = 0
     """Eligible people skipped before holders and applicants are taken (successive runs
     against one platform use fresh people this way)."""
+
+    people: int | None = None
+    """Eligible people this run may use from `first_person` on, holders included (None: all
+    the rest), so that a run that issues faster than planned ends early instead of taking
+    the people of the next run."""
 
     seed: int = 20240320
     """Seed of the simulated population (the platform's) and of the workers' choices."""
@@ -166,8 +173,8 @@ class LoadOptions:
             raise ValueError("workers must not be negative")
         if self.uses_holders and self.holders < self.process_count:
             raise ValueError("authenticate/query need at least one holder per worker")
-        if self.first_person < 0:
-            raise ValueError("first_person must not be negative")
+        if self.first_person < 0 or (self.people is not None and self.people < 0):
+            raise ValueError("first_person and people must not be negative")
         if self.timeout <= 0 or self.max_in_flight < 1 or self.consent_age < 0:
             raise ValueError("timeout, max_in_flight and consent_age are out of range")
         if self.scenario is not None and self.control_address is None:

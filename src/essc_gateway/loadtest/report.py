@@ -78,6 +78,13 @@ def format_text(result: LoadResult) -> str:
     ]
     if result.setup_failures:
         lines.append(f"  set-up failures: {result.setup_failures}")
+    applicants = result.applicants
+    if applicants.exhausted:
+        lines.append("  ended early: no fresh applicant left for issue (raise --population-size)")
+    if applicants.verified_during_load:
+        lines.append(f"  applicants verified during the load: {applicants.verified_during_load}")
+    if applicants.issued_again:
+        lines.append(f"  issued again (ALREADY_HELD): {applicants.issued_again}")
     lines += _summary_lines("Overall", result.overall, histogram=True)
     for rpc, summary in result.by_rpc.items():
         lines += _summary_lines(rpc, summary, histogram=False)

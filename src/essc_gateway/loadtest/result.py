@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from essc_gateway.loadtest.applicants import ApplicantCounts
 from essc_gateway.loadtest.config import LoadOptions
 from essc_gateway.loadtest.stats import (
     Samples,
@@ -24,6 +25,7 @@ class MergedRun(Protocol):
     duration: float
     holders: int
     setup_failures: dict[str, int]
+    applicants: ApplicantCounts
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class LoadResult:
     """Holders prepared in the set-up phase."""
     setup_failures: dict[str, int]
     """Holders that could not be prepared, by status code."""
+    applicants: ApplicantCounts
+    """What Issue did with its applicants (people issued again, verified late, ran out)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON report (latencies in milliseconds)."""
@@ -62,6 +66,7 @@ class LoadResult:
             },
             "started_at": self.started_at.isoformat(),
             "setup": {"holders": self.holders, "failures": dict(self.setup_failures)},
+            "applicants": self.applicants.to_json(),
             "overall": self.overall.to_json(),
             "rpcs": {rpc: summary.to_json() for rpc, summary in self.by_rpc.items()},
             "timeline": [
@@ -91,4 +96,5 @@ def build_result(options: LoadOptions, started_at: datetime, merged: MergedRun) 
         samples=samples,
         holders=merged.holders,
         setup_failures=dict(merged.setup_failures),
+        applicants=merged.applicants,
     )

@@ -27,6 +27,7 @@ import grpc
 from essc.platform.v1 import platform_pb2 as ppb
 from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.client import ClientConfig, GatewayCallError, GatewayClient, open_channel
+from essc_gateway.loadtest.applicants import ApplicantCounts, ApplicantsExhausted
 from essc_gateway.loadtest.config import LoadOptions, WorkerPlan, worker_plans
 from essc_gateway.loadtest.report import format_text, write_reports
 from essc_gateway.loadtest.result import LoadResult, build_result
@@ -63,6 +64,7 @@ class WorkerResult:
     samples: Samples
     holders: int
     setup_failures: dict[str, int] = field(default_factory=dict)
+    applicants: ApplicantCounts = field(default_factory=ApplicantCounts)
     end_offset: float = 0.0
     """Seconds from the common start to this worker's last answer."""
 
@@ -105,6 +107,7 @@ async def run_worker(plan: WorkerPlan, slots: Slots) -> WorkerResult:
         samples=recorder.samples,
         holders=len(workload.holders),
         setup_failures=workload.setup_failures,
+        applicants=workload.applicants,
         end_offset=recorder.last_answer - start,
     )
 
@@ -164,11 +167,15 @@ class _Recorder:
         self._index = index
 
     async def send(self, rpc: str, operation: Callable[[], Awaitable[None]], due: float) -> None:
-        """Runs `operation`; latency counts from `due` (scheduled or actual send time)."""
+        """Runs `operation`; latency counts from `due` (scheduled or actual send time).
+        An operation that had no fresh applicant to send is neither sent nor recorded."""
         self._slots[_slot(self._index, _SENT)] += 1
         try:
             await operation()
             code = OK
+        except ApplicantsExhausted:
+            self._slots[_slot(self._index, _SENT)] -= 1
+            return
         except GatewayCallError as error:
             code = error.code.name
         except grpc.aio.AioRpcError as error:  # the platform or echo targets
@@ -189,7 +196,11 @@ async def _open_loop(plan: WorkerPlan, workload: Work, recorder: _Recorder, slot
     interval = 1.0 / plan.rate
     in_flight: set[asyncio.Task[None]] = set()
     sent = 0
-    while slots[0] > 0 and (plan.count is None or sent < plan.count):
+    while (
+        slots[0] > 0
+        and not workload.applicants.exhausted
+        and (plan.count is None or sent < plan.count)
+    ):
         due = recorder.start + plan.phase + sent * interval
         if deadline is not None and due >= deadline:
             break
@@ -214,7 +225,7 @@ async def _closed_loop(plan: WorkerPlan, workload: Work, recorder: _Recorder, sl
     remaining = [plan.count]
 
     async def loop() -> None:
-        while slots[0] > 0:
+        while slots[0] > 0 and not workload.applicants.exhausted:
             if deadline is not None and time.monotonic() >= deadline:
                 return
             if remaining[0] is not None:
@@ -312,13 +323,16 @@ class _Merged:
     duration: float
     holders: int
     setup_failures: dict[str, int]
+    applicants: ApplicantCounts
 
 
 def _merge(results: Sequence[WorkerResult]) -> _Merged:
     samples = Samples()
     failures: dict[str, int] = {}
+    applicants = ApplicantCounts()
     for result in sorted(results, key=lambda r: r.index):
         samples.extend(result.samples)
+        applicants.add(result.applicants)
         for code, n in result.setup_failures.items():
             failures[code] = failures.get(code, 0) + n
     return _Merged(
@@ -326,6 +340,7 @@ def _merge(results: Sequence[WorkerResult]) -> _Merged:
         duration=max((r.end_offset for r in results), default=0.0),
         holders=sum(r.holders for r in results),
         setup_failures=failures,
+        applicants=applicants,
     )
 
 

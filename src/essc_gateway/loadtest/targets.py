@@ -17,6 +17,7 @@ import grpc
 from essc.platform.v1 import platform_pb2 as ppb
 from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.domain.passwords import initial_password
+from essc_gateway.loadtest.applicants import ApplicantCounts, ApplicantsExhausted
 from essc_gateway.loadtest.config import WorkerPlan
 from essc_gateway.loadtest.echo import ECHO_PAYLOAD, echo_stub
 from essc_gateway.loadtest.workload import MixChooser, SetupError, WorkerPeople
@@ -41,6 +42,7 @@ class EchoWorkload:
         self._timeout = timeout
         self.holders: list[object] = []
         self.setup_failures: dict[str, int] = {}
+        self.applicants = ApplicantCounts()
 
     async def prepare(self) -> None:
         """Nothing to prepare."""
@@ -70,8 +72,8 @@ class PlatformWorkload:
         self._rng = self._mix.rng
         people = WorkerPeople.of(plan, population)
         self._holder_people = people.holders
-        self._applicants = people.applicants
-        self._next_applicant = 0
+        self._fresh = iter(people.applicants)
+        self.applicants = ApplicantCounts()
         self._verify_people = people.everyone
         self._identity = platform_pb2_grpc.IdentityServiceStub(channel)
         self._cards = platform_pb2_grpc.CardServiceStub(channel)
@@ -132,9 +134,14 @@ class PlatformWorkload:
         )
 
     async def issue(self) -> None:
-        person = self._applicants[self._next_applicant % len(self._applicants)]
-        self._next_applicant += 1
-        await self._issue(person)
+        """IssueCard for the next fresh applicant (see `applicants.py`)."""
+        person = next(self._fresh, None)
+        if person is None:
+            self.applicants.exhausted = True
+            raise ApplicantsExhausted
+        reply = await self._issue(person)
+        if reply.outcome == ppb.ISSUE_OUTCOME_ALREADY_HELD:
+            self.applicants.issued_again += 1
 
     async def authenticate(self) -> None:
         holder = self._rng.choice(self.holders)

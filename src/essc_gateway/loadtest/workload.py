@@ -5,12 +5,14 @@ function per operation of the mix. Failures surface as `GatewayCallError`.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -18,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc_gateway.client import GatewayCallError, GatewayClient, Unauthenticated
 from essc_gateway.domain.passwords import initial_password
+from essc_gateway.loadtest.applicants import ApplicantCounts, ApplicantsExhausted, eligible_people
 from essc_gateway.loadtest.config import RPCS, WorkerPlan
 from essc_gateway.loadtest.config import split as split_share
 from essc_gateway.simplatform import Person, Population, biometric_sample
@@ -44,17 +47,6 @@ class Holder:
     token_at: float = 0.0
 
 
-def eligible_people(population: Population, today: date) -> list[Person]:
-    """Employed adults (18-59) with full capacity: no guardian, records to query."""
-    return [
-        p
-        for p in population.people
-        if 18 <= p.age_on(today) < 60
-        and p.civil_capacity == "FULL"
-        and p.personal_status == "EMPLOYED"
-    ]
-
-
 def identity(person: Person) -> pb.Identity:
     """The applicant as the bank sends it (national mobile format)."""
     return pb.Identity(
@@ -68,6 +60,7 @@ class Work(Protocol):
     """What a worker drives: set-up, then operations drawn from the mix."""
 
     setup_failures: dict[str, int]
+    applicants: ApplicantCounts
 
     @property
     def holders(self) -> Sequence[object]: ...
@@ -88,22 +81,25 @@ class WorkerPeople:
     holders: list[Person]
     """This worker's share of the holders."""
     applicants: list[Person]
-    """The rest of this worker's people, issued anew until used up (then ALREADY_HELD)."""
+    """The rest of this worker's people, each issued at most once (see `applicants.py`)."""
 
     @classmethod
     def of(cls, plan: WorkerPlan, population: Population) -> WorkerPeople:
         """Raises SetupError when the population has too few eligible people."""
         options = plan.options
         people = eligible_people(population, datetime.now(UTC).date())
-        mine = people[options.first_person + plan.index :: options.process_count]
+        end = None if options.people is None else options.first_person + options.people
+        mine = people[options.first_person + plan.index : end : options.process_count]
         wanted = (
             split_share(options.holders, options.process_count, plan.index)
             if options.uses_holders
             else 0
         )
-        if not mine or len(mine) < wanted:
+        if len(mine) < wanted:
             raise SetupError("the population has too few eligible people for this many holders")
-        return cls(people, mine[:wanted], mine[wanted:] or mine)
+        if options.mix.get("issue", 0.0) > 0 and len(mine) == wanted:
+            raise SetupError("the population has no fresh applicant for issue: raise its size")
+        return cls(people, mine[:wanted], mine[wanted:])
 
 
 class MixChooser:
@@ -134,14 +130,15 @@ class Workload:
         self._rng = self._mix.rng
         people = WorkerPeople.of(plan, population)
         self._holder_people = people.holders
-        self._applicants = people.applicants[
-            : split_share(options.applicants, options.process_count, plan.index)
-        ]
-        self._verified: list[tuple[Person, str]] = []
+        self._prepared_applicants = split_share(
+            options.applicants, options.process_count, plan.index
+        )
+        self._fresh = iter(people.applicants)
+        self._verified: deque[tuple[Person, str]] = deque()
         self._verify_people = people.everyone
-        self._next_applicant = 0
         self.holders: list[Holder] = []
         self.setup_failures: dict[str, int] = {}
+        self.applicants = ApplicantCounts()
         self._operations: dict[str, Callable[[], Awaitable[None]]] = {
             "verify": self.verify,
             "issue": self.issue,
@@ -182,8 +179,8 @@ class Workload:
             await self._verify_applicants()
 
     async def _verify_applicants(self) -> None:
-        """Verification tokens for this worker's applicants (valid 10 minutes)."""
-        people = iter(self._applicants)
+        """Verification tokens for this worker's first applicants (valid 10 minutes)."""
+        people = itertools.islice(self._fresh, self._prepared_applicants)
 
         async def verify_next() -> None:
             for person in people:
@@ -239,10 +236,25 @@ class Workload:
         await self._verify(self._rng.choice(self._verify_people))
 
     async def issue(self) -> None:
-        """Issue for the next verified applicant of this worker's pool."""
-        person, token = self._verified[self._next_applicant % len(self._verified)]
-        self._next_applicant += 1
-        await self._issue(person, token)
+        """Issue for the next fresh applicant of this worker's share, never one issued before.
+
+        Raises:
+            ApplicantsExhausted: no fresh applicant is left.
+        """
+        person, token = await self._next_applicant()
+        reply = await self._issue(person, token)
+        if reply.outcome == pb.ISSUE_OUTCOME_ALREADY_HELD:
+            self.applicants.issued_again += 1
+
+    async def _next_applicant(self) -> tuple[Person, str]:
+        if self._verified:
+            return self._verified.popleft()
+        person = next(self._fresh, None)
+        if person is None:
+            self.applicants.exhausted = True
+            raise ApplicantsExhausted
+        self.applicants.verified_during_load += 1
+        return person, (await self._verify(person)).verification_token
 
     async def authenticate(self) -> None:
         """Authenticate a random holder (QUERY_RECORDS, password); keeps the new token."""

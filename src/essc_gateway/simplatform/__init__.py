@@ -30,6 +30,7 @@ from essc_gateway.simplatform.population import (
     biometric_matches,
     biometric_sample,
     generate_population,
+    iter_people,
 )
 from essc_gateway.simplatform.scenario import (
     ScenarioSource,
@@ -92,6 +93,7 @@ __all__ = [
     "biometric_matches",
     "biometric_sample",
     "generate_population",
+    "iter_people",
     "load_scenario",
     "run_platform",
     "scenario_from_proto",

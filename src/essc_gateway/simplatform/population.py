@@ -6,8 +6,9 @@ people (tests, the README and the CLI rely on that). Nobody here is real.
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -223,12 +224,19 @@ def generate_population(
     """`size` synthetic people, identical for an identical seed (and `as_of`)."""
     if size < 0:
         raise ValueError("size must not be negative")
+    people = list(itertools.islice(iter_people(seed, as_of=as_of), size))
+    return Population(people, seed=seed, as_of=as_of)
+
+
+def iter_people(seed: int = DEFAULT_SEED, *, as_of: date = POPULATION_AS_OF) -> Iterator[Person]:
+    """The endless sequence of which every population of `seed` is a prefix: the first `n`
+    people are the same whatever size is asked for later."""
     rng = random.Random(seed)  # noqa: S311 - reproducible synthetic data, not a secret
     ids: set[str] = set()
     phones: set[str] = set()
     cards: set[str] = set()
-    people = [_person(rng, as_of, ids, phones, cards) for _ in range(size)]
-    return Population(people, seed=seed, as_of=as_of)
+    while True:
+        yield _person(rng, as_of, ids, phones, cards)
 
 
 def new_card_number(rng: random.Random, taken: set[str]) -> str:
