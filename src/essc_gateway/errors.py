@@ -3,6 +3,7 @@
 
     GatewayError                     reason from ErrorReason, safe message, metadata
     ├── InvalidRequest               INVALID_ARGUMENT, one FieldViolation per bad field
+    │   └── MalformedRequest         the body is not a message of the method's type
     ├── Unauthenticated              UNAUTHENTICATED (bank credentials, auth token, holder factors)
     ├── PermissionDenied             PERMISSION_DENIED
     ├── NotFound                     NOT_FOUND
@@ -33,6 +34,7 @@ class ErrorReason(StrEnum):
     """Stable catalogue of ErrorInfo reasons. Never rename a member: clients match on them."""
 
     INVALID_FIELD = "INVALID_FIELD"
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
     BANK_UNAUTHENTICATED = "BANK_UNAUTHENTICATED"
     AUTH_TOKEN_INVALID = "AUTH_TOKEN_INVALID"
     AUTH_TOKEN_EXPIRED = "AUTH_TOKEN_EXPIRED"
@@ -103,6 +105,24 @@ class InvalidRequest(GatewayError):
         fields = ", ".join(v.field for v in violations)
         super().__init__(f"invalid fields: {fields}")
         self.violations = tuple(violations)
+
+
+class MalformedRequest(InvalidRequest):
+    """The request body is not valid protobuf for the method's request type."""
+
+    default_reason = ErrorReason.MALFORMED_REQUEST
+
+    def __init__(self) -> None:
+        super().__init__(
+            [
+                FieldViolation(
+                    "",
+                    "the request body is not a valid message of this method's request type",
+                    "MALFORMED_REQUEST",
+                )
+            ]
+        )
+        self.message = "malformed request body"
 
 
 class Unauthenticated(GatewayError):

@@ -22,6 +22,7 @@ from essc_gateway.errors import (
     GatewayError,
     InternalError,
     MaintenanceInProgress,
+    MalformedRequest,
     PermissionDenied,
     PlatformError,
     ResourceExhausted,
@@ -34,6 +35,8 @@ from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.context import reset_calling_bank, set_calling_bank
+from essc_gateway.transport.decoding import UNDECODABLE, tolerant
+from essc_gateway.transport.log_budget import LogBudget
 from essc_gateway.transport.requests import holder_id_of
 from essc_gateway.transport.status import status_code_for, to_rpc_status
 
@@ -76,6 +79,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self._forwarding_banks = forwarding_banks
         self._metrics = metrics
         self._clock = clock
+        self._unaccountable_log = LogBudget(clock, access_log)
 
     async def intercept_service(
         self,
@@ -101,10 +105,20 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             return handler
         self._handlers[method] = grpc.unary_unary_rpc_method_handler(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
         return self._handlers[method]
+
+    def _identify_quietly(self, metadata: Metadata, context: Context, *, bank: bool) -> str:
+        """The caller of an undecodable request if it can be told, else "-": a bad body is
+        answered as such, and recorded against the bank that sent it."""
+        try:
+            if bank:
+                return self._banks.identify(metadata, context.auth_context())
+            return f"operator:{self._operators.identify(metadata, context.auth_context())}"
+        except Unauthenticated:
+            return "-"
 
     def _operator(self, metadata: Metadata, context: Context) -> str:
         auth = context.auth_context()
@@ -192,6 +206,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             )
             caller = "-"
             try:
+                if request is UNDECODABLE:
+                    caller = self._identify_quietly(metadata, context, bank=bank)
+                    raise MalformedRequest
                 if bank:
                     caller = self._banks.identify(metadata, context.auth_context())
                     bank_token = set_calling_bank(caller)
@@ -266,6 +283,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         await context.abort_with_status(to_rpc_status(error))
 
     def _log(self, rpc: str, caller: str, started: float, code: str, reason: str) -> None:
+        unaccountable = caller == "-" or reason == ErrorReason.MALFORMED_REQUEST
+        if unaccountable and not self._unaccountable_log.allow():
+            return
         access_log.info(
             "%s bank=%s code=%s reason=%s ms=%.1f",
             rpc,
