@@ -6,7 +6,7 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench check lint format typecheck proto proto-check buf-lint pytest clean
+.PHONY: setup run test bench fuzz check lint format typecheck proto proto-check buf-lint pytest clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ pytest: setup
 bench: setup
 	$(BIN)/essc-gateway --log-level WARNING bench --output bench/results.json \
 		--compare bench/reference.json
+
+## Long fuzz run: random and mutated bodies for every GatewayService method (FUZZ_COUNT inputs).
+FUZZ_COUNT ?= 100000
+fuzz: setup
+	$(BIN)/essc-gateway --log-level WARNING fuzz --count $(FUZZ_COUNT)
 
 proto: setup
 	$(BIN)/python scripts/gen_protos.py

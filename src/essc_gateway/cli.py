@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from essc_gateway.cli_bench import add_bench_arguments, run_bench_command
+from essc_gateway.cli_fuzz import add_fuzz_arguments, run_fuzz_command
 from essc_gateway.cli_ledger import add_ledger_commands, run_ledger
 from essc_gateway.loadtest import (
     LoadAborted,
@@ -82,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_bench_arguments(bench)
 
+    fuzz = commands.add_parser(
+        "fuzz", help="fuzz every GatewayService method with random and mutated bodies"
+    )
+    add_fuzz_arguments(fuzz)
+
     options = parser.parse_args(argv)
     logging.basicConfig(
         level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -93,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_ledger(options))
         if options.command == "bench":
             return asyncio.run(run_bench_command(options))
+        if options.command == "fuzz":
+            return asyncio.run(run_fuzz_command(options))
         if options.command == "load":
             return _run_load_command(options)
         scenario = load_scenario(options.scenario) if options.scenario else None

@@ -38,9 +38,7 @@ def bodies_for(method: MethodDescriptor) -> dict[str, bytes]:
     bodies = dict(MALFORMED_BODIES)
     for field in method.input_type.fields:
         if field.type == FieldDescriptor.TYPE_STRING:
-            bodies[f"invalid UTF-8 in {field.name}"] = bytes(
-                [field.number << 3 | 2, 2, 0xFF, 0xFE]
-            )
+            bodies[f"invalid UTF-8 in {field.name}"] = bytes([field.number << 3 | 2, 2, 0xFF, 0xFE])
     message = method.input_type._concrete_class
     refused = {}
     for name, body in bodies.items():
