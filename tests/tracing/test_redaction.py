@@ -105,6 +105,32 @@ def test_a13_personal_data_is_redacted_everywhere_in_a_span(
     assert exported.links[0].attributes == {"essc.why": f"retry of {REDACTED}"}
 
 
+def test_identifiers_the_gateway_generates_pass_unchanged(pipeline: Pipeline) -> None:
+    # Issue 10, defect 12: a ledger id with six digits in a row was redacted, so the id a
+    # bank gets in ErrorInfo could not be found in the traces.
+    ledger_id = "3f1a0812345678ab9c0d1e2f3a4b5c6d"
+    outage_id = "out-1234567890abcdef"
+    with pipeline.tracer.start_as_current_span(
+        "Issue",
+        attributes={
+            "essc.ledger_request_id": ledger_id,
+            "essc.outage.id": outage_id,
+            # The same shapes under other keys, and other shapes under these keys, are not
+            # identifiers the gateway made: scrubbed as ever.
+            "essc.note": ledger_id,
+            "essc.incident.id": "in-11010519491231002X",
+        },
+    ):
+        pass
+
+    attributes = pipeline.only_span().attributes
+    assert attributes is not None
+    assert attributes["essc.ledger_request_id"] == ledger_id
+    assert attributes["essc.outage.id"] == outage_id
+    assert REDACTED in str(attributes["essc.note"])
+    assert attributes["essc.incident.id"] == f"in-{REDACTED}"
+
+
 def test_attributes_outside_the_allow_list_are_dropped_and_grpc_ones_kept(
     pipeline: Pipeline,
 ) -> None:

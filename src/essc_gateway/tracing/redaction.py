@@ -24,6 +24,11 @@ exporter) and hands it, for every ended span, a copy built by two rules:
    Trace-state entries (they come from the caller's `tracestate` header) that the scrubber
    would change are dropped.
 
+Identifiers the gateway generates (`GENERATED_IDENTIFIERS`: the ledger request id a bank
+quotes in a dispute, outage, incident and window ids) pass unchanged under their own keys
+when they have exactly the shape the gateway gives them; under any other key, or in any other
+shape, they are scrubbed like every value (a uuid's hex can hold six digits in a row).
+
 Exception events keep `exception.type` only: `exception.message` and `exception.stacktrace`
 can quote request data.
 
@@ -53,6 +58,7 @@ from opentelemetry.util.types import AnyValue
 
 __all__ = [
     "DEFAULT_ALLOWED_ATTRIBUTES",
+    "GENERATED_IDENTIFIERS",
     "REDACTED",
     "RedactingSpanProcessor",
     "scrub_text",
@@ -97,6 +103,14 @@ DEFAULT_ALLOWED_ATTRIBUTES: frozenset[str] = frozenset(
     }
 )
 """Attribute keys kept by default. An entry ending in `.*` allows every key with that prefix."""
+
+GENERATED_IDENTIFIERS: Mapping[str, re.Pattern[str]] = {
+    "essc.ledger_request_id": re.compile(r"[0-9a-f]{32}"),
+    "essc.outage.id": re.compile(r"out-[0-9a-f]{16}"),
+    "essc.incident.id": re.compile(r"in-[0-9a-f]{16}"),
+    "essc.maintenance.window_id": re.compile(r"mw-[0-9a-f]{16}"),
+}
+"""Attribute keys whose values the gateway makes, with the exact shape it makes them in."""
 
 _EXCEPTION_EVENT = "exception"
 _EXCEPTION_TYPE = "exception.type"
@@ -162,6 +176,11 @@ def _scrub_value(value: AnyValue) -> AnyValue:
         # A redacted number became a string: keep the sequence homogeneous for exporters.
         return tuple(item if isinstance(item, str) else str(item) for item in scrubbed)
     return tuple(scrubbed)
+
+
+def _is_generated_identifier(key: str, value: AnyValue) -> bool:
+    shape = GENERATED_IDENTIFIERS.get(key)
+    return shape is not None and isinstance(value, str) and shape.fullmatch(value) is not None
 
 
 class _KeyFilter:
@@ -249,7 +268,9 @@ class RedactingSpanProcessor(SpanProcessor):
         if not attributes:
             return {}
         return {
-            key: _scrub_value(value) for key, value in attributes.items() if self._keys.allows(key)
+            key: value if _is_generated_identifier(key, value) else _scrub_value(value)
+            for key, value in attributes.items()
+            if self._keys.allows(key)
         }
 
     def _sanitise_event(self, event: Event) -> Event:
