@@ -171,7 +171,9 @@ class Gateway:
             store, Classifier(calendar, incidents, outages), outages, vault, clock
         )
         self._counter = counter = RequestCounter(store)
-        self.reports = Reports(store, calendar, incidents, outages, vault, clock)
+        self.reports = Reports(
+            store, calendar, incidents, outages, vault, clock, config.work_calendar
+        )
         forwarding_banks = frozenset(b.bank_id for b in config.banks if b.store_and_forward)
         issuance = IssuanceService(
             platform, store, tokens, vault, clock, config.settings, calendar, forwarding_banks

@@ -82,7 +82,15 @@ async def run_ledger(options: argparse.Namespace) -> int:
         incidents = IncidentBook(store, clock)
         await incidents.load()
         vault = Vault(FieldCipher(config.keys.data), LookupHasher(config.keys.lookup))
-        reports = Reports(store, calendar, incidents, OutageTracker(store, clock), vault, clock)
+        reports = Reports(
+            store,
+            calendar,
+            incidents,
+            OutageTracker(store, clock),
+            vault,
+            clock,
+            config.work_calendar,
+        )
         if options.ledger_command == "statement":
             statement = await reports.monthly(options.bank, options.month)
             _, body = render.render_statement(statement, options.format)

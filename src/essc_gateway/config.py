@@ -17,6 +17,7 @@ from typing import Any, Literal
 from essc_gateway.crypto import KEY_BYTES, KeyRing, token_digest
 from essc_gateway.domain.auth_policy import AuthPolicy
 from essc_gateway.domain.models import Factor, Scenario
+from essc_gateway.liability.work_calendar import CalendarFileError, WorkCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.transport.admission import RateLimit
 from essc_gateway.upstream.breaker import BreakerSettings
@@ -125,6 +126,8 @@ class GatewayConfig:
     """After a window's end, platform failures still belong to it for this long."""
     forward_interval: float = 0.2
     """Seconds between two looks at the store-and-forward queue."""
+    work_calendar: WorkCalendar = field(default_factory=WorkCalendar.official)
+    """Official holidays and make-up working days for complaint deadlines (A15)."""
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1 or self.forward_interval <= 0 or self.shared_state_refresh <= 0:
@@ -190,6 +193,13 @@ def _operator(entry: Mapping[str, Any]) -> OperatorConfig:
     )
 
 
+def _work_calendar(supplement: str | None) -> WorkCalendar:
+    try:
+        return WorkCalendar.official(Path(supplement) if supplement else None)
+    except CalendarFileError as error:
+        raise ConfigError(f"ESSC_WORK_CALENDAR: {error}") from None
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Reads ESSC_* variables and the JSON file named by ESSC_CONFIG (banks, TLS)."""
     env = os.environ if environ is None else environ
@@ -222,7 +232,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             database=Path(env.get("ESSC_DATABASE", "var/essc-gateway.db")),
             platform_address=env.get("ESSC_PLATFORM_ADDRESS") or None,
             tls=tls,
+            work_calendar=_work_calendar(env.get("ESSC_WORK_CALENDAR")),
         )
+    except ConfigError:
+        raise
     except (KeyError, ValueError) as error:
         raise ConfigError(f"invalid configuration: {type(error).__name__}") from None
 

@@ -21,7 +21,7 @@ from essc_gateway.liability.model import (
 )
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.ports import LedgerStore
-from essc_gateway.liability.workdays import complaint_due
+from essc_gateway.liability.work_calendar import WorkCalendar
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.vault import Vault
 
@@ -53,7 +53,7 @@ class Reports:
         outages: OutageTracker,
         vault: Vault,
         clock: Clock,
-        holidays: frozenset[date] = frozenset(),
+        work_calendar: WorkCalendar,
     ) -> None:
         self._store = store
         self._calendar = calendar
@@ -61,7 +61,7 @@ class Reports:
         self._outages = outages
         self._vault = vault
         self._clock = clock
-        self._holidays = holidays
+        self._work_calendar = work_calendar
 
     async def _outages_between(self, since: datetime, until: datetime) -> list[Outage]:
         stored = {o.outage_id: o for o in await self._store.outages_between(since, until)}
@@ -117,7 +117,7 @@ class Reports:
         if complaint_accepted_on is not None:
             complaint = Complaint(
                 accepted_on=complaint_accepted_on,
-                due_on=complaint_due(complaint_accepted_on, self._holidays),
+                due_on=self._work_calendar.complaint_due(complaint_accepted_on),
             )
         return LiabilityReport(
             generated_at=self._clock.now(),
