@@ -103,3 +103,72 @@ async def test_ledger_commands_read_the_store_the_run_left(tmp_path: Path) -> No
     code, out = await ledger("report", "--bank", "demo-bank", "--format", "json")
     assert code == 0
     assert json.loads(out)["totals"]["BANK"] == 1
+
+
+async def _cli(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESSC_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "essc_gateway.cli",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=30)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_ledger_verify_of_a_missing_store_fails_and_creates_nothing(tmp_path: Path) -> None:
+    # Issue 10, defect 15: it created an empty store and said "ledger intact".
+    missing = tmp_path / "nowhere.db"
+    code, out, err = await _cli(
+        "ledger", "--dev", "--var-dir", str(tmp_path), "--database", str(missing), "verify"
+    )
+    assert code == 2
+    assert "ledger intact" not in out
+    assert f"no store at {missing}" in err
+    assert "Traceback" not in err
+    assert not missing.exists()
+
+
+async def test_a_complaint_report_reads_the_id_number_from_standard_input(
+    tmp_path: Path,
+) -> None:
+    # Issue 10, defect 15: an ID number on the command line is visible in ps and history.
+    await test_run_dev_serves_until_sigterm_and_keeps_secrets_private(tmp_path)
+    ledger = ("ledger", "--dev", "--var-dir", str(tmp_path), "report")
+
+    code, out, err = await _cli(
+        *ledger, "--holder-id-file", "-", "--format", "json", stdin=b"11010519491231002X\n"
+    )
+    assert code == 0, err
+    # The run's one failed request was about that holder: found by the ID read from stdin.
+    assert [r["rpc"] for r in json.loads(out)["records"]] == ["RequestSmsCode"]
+    code, out, _ = await _cli(
+        *ledger, "--holder-id-file", "-", "--format", "json", stdin=b"440524188001010014\n"
+    )
+    assert code == 0
+    assert json.loads(out)["records"] == []
+    code, _, err = await _cli(*ledger, "--holder-id", "11010519491231002X")
+    assert code == 2
+    assert "--holder-id is not accepted" in err
+    assert "11010519491231002X" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--log-level", "LOUD", "ledger", "verify"),
+        ("ledger", "--dev", "statement", "--bank", "demo-bank", "--month", "2026-13"),
+    ],
+)
+async def test_bad_arguments_get_one_line_and_exit_code_2(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    code, _, err = await _cli(*args)
+    assert code == 2
+    assert "Traceback" not in err
+    assert "error:" in err

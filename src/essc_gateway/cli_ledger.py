@@ -11,6 +11,7 @@ from pathlib import Path
 from essc_gateway.clock import SystemClock
 from essc_gateway.config import ConfigError, GatewayConfig, development_environment, load_config
 from essc_gateway.crypto import FieldCipher, LookupHasher
+from essc_gateway.errors import GatewayError
 from essc_gateway.liability import render
 from essc_gateway.liability.audit import verify_ledger
 from essc_gateway.liability.incidents import IncidentBook
@@ -33,12 +34,18 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     report.add_argument("--bank")
     report.add_argument("--since", type=datetime.fromisoformat)
     report.add_argument("--until", type=datetime.fromisoformat)
-    report.add_argument("--holder-id", help="a complaint: the holder's ID number")
+    report.add_argument("--holder-id", action=_RefuseIdOnCommandLine, help=argparse.SUPPRESS)
+    report.add_argument(
+        "--holder-id-file",
+        type=argparse.FileType("r"),
+        help="a complaint: a file whose first line is the holder's ID number, or - for "
+        "standard input (never on the command line, where ps and shell history keep it)",
+    )
     report.add_argument("--complaint-accepted-on", type=date.fromisoformat)
     report.add_argument("--format", choices=("json", "table", "html"), default="table")
     statement = actions.add_parser("statement", help="a bank's monthly statement")
     statement.add_argument("--bank", required=True)
-    statement.add_argument("--month", required=True, help="YYYY-MM")
+    statement.add_argument("--month", required=True, type=_month, help="YYYY-MM")
     statement.add_argument("--format", choices=("json", "table"), default="table")
 
 
@@ -55,6 +62,37 @@ def _config(options: argparse.Namespace) -> GatewayConfig:
     return load_config(environment)
 
 
+class _RefuseIdOnCommandLine(argparse.Action):
+    """Refuses an ID number given on the command line, without echoing it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "--holder-id is not accepted (ps and shell history would keep the ID number): "
+            "pass it on standard input with --holder-id-file -"
+        )
+
+
+def _month(value: str) -> str:
+    try:
+        datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month (YYYY-MM)") from None
+    return value
+
+
+def _holder_id(options: argparse.Namespace) -> str | None:
+    if options.holder_id_file is None:
+        return None
+    with options.holder_id_file as source:
+        return source.readline().strip() or None
+
+
 def _aware(value: datetime | None, default: datetime) -> datetime:
     if value is None:
         return default
@@ -66,6 +104,9 @@ async def run_ledger(options: argparse.Namespace) -> int:
         config = _config(options)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    if not config.database.is_file():  # a reader must not create an empty store
+        print(f"ledger: no store at {config.database}", file=sys.stderr)
         return 2
     clock = SystemClock()
     store = await SqliteStore.open(config.database, config.synchronous)
@@ -100,11 +141,14 @@ async def run_ledger(options: argparse.Namespace) -> int:
                 _aware(options.since, now - timedelta(days=1)),
                 _aware(options.until, now),
                 bank_id=options.bank,
-                holder_id=options.holder_id,
+                holder_id=_holder_id(options),
                 complaint_accepted_on=options.complaint_accepted_on,
             )
             _, body = render.render_report(report, options.format)
         print(body)
         return 0
+    except GatewayError as error:  # e.g. a due date beyond the known calendar years
+        print(f"ledger: {error.message}", file=sys.stderr)
+        return 1
     finally:
         await store.close()
