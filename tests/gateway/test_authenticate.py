@@ -340,6 +340,54 @@ async def test_sms_codes_are_throttled_per_holder(
     await gw.stub.RequestSmsCode(request, metadata=gw.a)
 
 
+async def test_sms_codes_are_throttled_per_holder_whatever_the_scenario(
+    gw: GatewayUnderTest, holder: Person
+) -> None:
+    # Issue 10, defect 7: the interval was per holder and scenario (6 SMS a minute).
+    await gw.stub.RequestSmsCode(
+        pb.RequestSmsCodeRequest(
+            social_security_number=holder.id_number, scenario=pb.BUSINESS_SCENARIO_PAYMENT
+        ),
+        metadata=gw.a,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.RequestSmsCode(
+            pb.RequestSmsCodeRequest(
+                social_security_number=holder.id_number, scenario=pb.BUSINESS_SCENARIO_UNBIND
+            ),
+            metadata=gw.a,
+        )
+    assert rich(raised.value).reason == "SMS_THROTTLED"
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pb.BUSINESS_SCENARIO_VIEW_CARD,
+        pb.BUSINESS_SCENARIO_QUERY_RECORDS,
+        pb.BUSINESS_SCENARIO_MEDICAL_SETTLEMENT,
+    ],
+)
+async def test_a8_no_sms_is_sent_for_a_scenario_whose_factors_need_none(
+    gw: GatewayUnderTest, holder: Person, scenario: pb.BusinessScenario
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.RequestSmsCode(
+            pb.RequestSmsCodeRequest(social_security_number=holder.id_number, scenario=scenario),
+            metadata=gw.a,
+        )
+    error = rich(raised.value)
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.reason == "SMS_NOT_REQUIRED"
+    # Nothing was sent, so nothing is throttled: a scenario that needs one gets its code.
+    await gw.stub.RequestSmsCode(
+        pb.RequestSmsCodeRequest(
+            social_security_number=holder.id_number, scenario=pb.BUSINESS_SCENARIO_PAYMENT
+        ),
+        metadata=gw.a,
+    )
+
+
 async def test_the_sms_attempt_cap_holds_through_the_gateway(
     gw: GatewayUnderTest, holder: Person
 ) -> None:

@@ -13,6 +13,7 @@ from essc_gateway.simplatform import Person, Population
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import (
+    STRONG_PASSWORD,
     auth_token,
     change_to_strong_password,
     issue,
@@ -168,3 +169,77 @@ async def test_a12_terminate_requires_the_unbind_scenario(
             pb.TerminateRequest(auth_token=token, idempotency_key=key()), metadata=gw.a
         )
     assert rich(raised.value).code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a6_a_token_obtained_before_the_loss_queries_no_records_while_suspended(
+    gw: GatewayUnderTest, holder: Person, clock: FakeClock
+) -> None:
+    # Issue 10, defect 6: the token kept returning records for its whole lifetime.
+    token = await auth_token(gw, holder, gw.a, pb.BUSINESS_SCENARIO_QUERY_RECORDS)
+    unbind = await auth_token(
+        gw, holder, gw.a, pb.BUSINESS_SCENARIO_UNBIND, sms=True, biometric=True
+    )
+    await gw.control.ReportCardLost(ppb.ReportCardLostRequest(id_number=holder.id_number))
+
+    for call in (
+        gw.stub.Query(pb.QueryRequest(auth_token=token), metadata=gw.a),
+        gw.stub.Terminate(
+            pb.TerminateRequest(auth_token=unbind, idempotency_key=key()), metadata=gw.a
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        error = rich(raised.value)
+        assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert error.reason == "CARD_SUSPENDED"
+
+    # Once continued use is authorised, the same token serves again.
+    clock.advance(timedelta(seconds=61))  # one SMS per holder per minute
+    loss = await auth_token(gw, holder, gw.a, pb.BUSINESS_SCENARIO_CARD_LOSS, sms=True)
+    await gw.stub.AuthorizeContinuedUse(
+        pb.AuthorizeContinuedUseRequest(auth_token=loss), metadata=gw.a
+    )
+    reply = await gw.stub.Query(pb.QueryRequest(auth_token=token), metadata=gw.a)
+    assert reply.card.status == pb.CARD_STATUS_LOST_CONTINUED_USE
+
+
+async def test_a12_after_terminate_every_holder_operation_says_terminated(
+    gw: GatewayUnderTest, holder: Person
+) -> None:
+    # Issue 10, defect 8: Authenticate said CARD_NOT_FOUND while Query said CARD_TERMINATED.
+    unbind = await auth_token(
+        gw, holder, gw.a, pb.BUSINESS_SCENARIO_UNBIND, sms=True, biometric=True
+    )
+    query = await auth_token(gw, holder, gw.a, pb.BUSINESS_SCENARIO_QUERY_RECORDS)
+    request = pb.TerminateRequest(auth_token=unbind, idempotency_key=key())
+    ended = await gw.stub.Terminate(request, metadata=gw.a)
+    # The same Terminate again (a client retry) gets the same answer.
+    again = await gw.stub.Terminate(request, metadata=gw.a)
+    assert again.card.essc_id == ended.card.essc_id
+
+    answers = []
+    for call in (
+        gw.stub.Query(pb.QueryRequest(auth_token=query), metadata=gw.a),
+        gw.stub.Authenticate(
+            pb.AuthenticateRequest(
+                social_security_number=holder.id_number,
+                scenario=pb.BUSINESS_SCENARIO_VIEW_CARD,
+                factors=pb.Factors(password=STRONG_PASSWORD),
+            ),
+            metadata=gw.a,
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        error = rich(raised.value)
+        answers.append((error.code, error.reason))
+    assert answers == [(grpc.StatusCode.FAILED_PRECONDITION, "CARD_TERMINATED")] * 2
+    # Another bank still learns nothing about this holder.
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.RequestSmsCode(
+            pb.RequestSmsCodeRequest(
+                social_security_number=holder.id_number, scenario=pb.BUSINESS_SCENARIO_PAYMENT
+            ),
+            metadata=gw.b,
+        )
+    assert rich(raised.value).reason == "CARD_NOT_FOUND"

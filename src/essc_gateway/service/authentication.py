@@ -9,7 +9,7 @@ from datetime import datetime
 from essc_gateway.clock import Clock
 from essc_gateway.domain.auth_policy import AuthPolicy
 from essc_gateway.domain.citizen_id import CitizenId
-from essc_gateway.domain.models import AuthResult, AuthState, CardStatus, Factor, Scenario
+from essc_gateway.domain.models import AuthResult, AuthState, Factor, Scenario
 from essc_gateway.domain.passwords import WEAKNESS_DESCRIPTIONS, password_weakness
 from essc_gateway.errors import (
     ErrorReason,
@@ -18,6 +18,7 @@ from essc_gateway.errors import (
     PlatformError,
     PreconditionFailed,
 )
+from essc_gateway.service.card_use import require_usable
 from essc_gateway.service.concurrency import fan_out
 from essc_gateway.service.holders import Holders
 from essc_gateway.service.tokens import TokenService
@@ -29,8 +30,6 @@ _FACTOR_FIELDS = {
     Factor.SMS_CODE: "factors.sms_code",
     Factor.BIOMETRIC: "factors.biometric_sample",
 }
-# While the physical card is lost and continued use is not authorised, only these remain (A6).
-_ALLOWED_WHILE_SUSPENDED = frozenset({Scenario.VIEW_CARD, Scenario.CARD_LOSS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +71,11 @@ class AuthenticationService:
     async def request_sms_code(
         self, bank_id: str, holder: CitizenId, scenario: Scenario
     ) -> datetime:
+        if Factor.SMS_CODE not in self._policy.required(bank_id, scenario):  # A8
+            raise PreconditionFailed(
+                f"scenario {scenario} needs no SMS code at this bank",
+                reason=ErrorReason.SMS_NOT_REQUIRED,
+            )
         card = await self._holders.card_of(bank_id, holder.value)
         return await self._holders.send_sms_code(
             card.holder_token,
@@ -101,7 +105,7 @@ class AuthenticationService:
             if failures:
                 raise await attempt.failed(failures)
             await attempt.succeeded()
-        self._check_card_usable(platform_card, scenario)
+        require_usable(platform_card.status, scenario)
         verified = tuple(sorted(required))
         if password_is_initial:
             # K1/K3: the initial password only opens the way to changing it.
@@ -145,19 +149,6 @@ class AuthenticationService:
         if biometric is not None and not biometric.result():
             failures[Factor.BIOMETRIC] = "BIOMETRIC_MISMATCH"
         return failures, is_initial, card_task.result()
-
-    @staticmethod
-    def _check_card_usable(card: PlatformCard, scenario: Scenario) -> None:
-        if card.status is CardStatus.TERMINATED:
-            raise PreconditionFailed(
-                "the e-SSC has been terminated", reason=ErrorReason.CARD_TERMINATED
-            )
-        if card.status is CardStatus.SUSPENDED and scenario not in _ALLOWED_WHILE_SUSPENDED:
-            raise PreconditionFailed(
-                "the physical card is reported lost; the holder must authorise continued "
-                "use (CARD_LOSS) first (A6)",
-                reason=ErrorReason.CARD_SUSPENDED,
-            )
 
     async def change_password(
         self, bank_id: str, holder: CitizenId, current: str, new: str, idempotency_key: str

@@ -13,6 +13,7 @@ from essc_gateway.domain.models import (
     mask_card_number,
 )
 from essc_gateway.errors import ErrorReason, NotFound, PreconditionFailed
+from essc_gateway.service.card_use import require_usable
 from essc_gateway.service.concurrency import fan_out
 from essc_gateway.service.tokens import AuthClaims, TokenService
 from essc_gateway.service.vault import Vault
@@ -56,10 +57,7 @@ class CardService:
 
     async def query(self, bank_id: str, token: str) -> SocialSecurityInfo:
         _, record = await self._card_for(bank_id, token, Scenario.QUERY_RECORDS)
-        if record.status == CardStatus.TERMINATED:
-            raise PreconditionFailed(
-                "the e-SSC has been terminated", reason=ErrorReason.CARD_TERMINATED
-            )
+        require_usable(CardStatus(record.status), Scenario.QUERY_RECORDS)
         id_number = self._vault.id_number(record)
         platform = self._platform
         async with fan_out() as group:
@@ -69,6 +67,8 @@ class CardService:
             accounts = group.create_task(platform.accounts(id_number))
             qualifications = group.create_task(platform.qualifications(id_number))
         await self._mirror(record, card.result())
+        # A token outlives changes of the card: records go out only while it may be used.
+        require_usable(card.result().status, Scenario.QUERY_RECORDS)
         pension, medical = accounts.result()
         return SocialSecurityInfo(
             card=card_view(card.result(), record.consent_version),
@@ -98,6 +98,10 @@ class CardService:
         self, bank_id: str, token: str, idempotency_key: str
     ) -> tuple[CardView, datetime]:
         _, record = await self._card_for(bank_id, token, Scenario.UNBIND)
+        current = await self._platform.get_card(record.essc_id)
+        await self._mirror(record, current)
+        if current.status is not CardStatus.TERMINATED:  # a retry of a done Terminate is keyed
+            require_usable(current.status, Scenario.UNBIND)  # A6: not while reported lost
         card = await self._platform.terminate_card(
             record.essc_id, bank_id, f"{bank_id}:{idempotency_key}"
         )

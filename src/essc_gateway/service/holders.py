@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from essc_gateway.clock import Clock
-from essc_gateway.domain.models import Factor
+from essc_gateway.domain.models import CardStatus, Factor
 from essc_gateway.errors import (
     ErrorReason,
     NotFound,
+    PreconditionFailed,
     ResourceExhausted,
     Unauthenticated,
 )
@@ -55,13 +56,18 @@ class Holders:
         """The holder's live card issued through `bank_id`.
 
         Another bank's holder is reported exactly like an unknown person: banks never learn
-        about each other's customers.
+        about each other's customers. A card this bank terminated is reported as such, as
+        Query reports it (A12).
         """
-        card = await self._store.active_card_for_holder(self._vault.holder_token(id_number))
+        card = await self._store.current_card_for_holder(self._vault.holder_token(id_number))
         if card is None or card.bank_id != bank_id:
             raise NotFound(
                 "no e-SSC issued through this bank for this holder",
                 reason=ErrorReason.CARD_NOT_FOUND,
+            )
+        if card.status == CardStatus.TERMINATED:
+            raise PreconditionFailed(
+                "the e-SSC has been terminated", reason=ErrorReason.CARD_TERMINATED
             )
         return card
 

@@ -162,6 +162,10 @@ class Store(Protocol):
         """The holder's card that is not terminated, whichever bank issued it (A3)."""
         ...
 
+    async def current_card_for_holder(self, holder_token: str) -> CardRecord | None:
+        """The holder's live card if any, else the last one terminated (A12)."""
+        ...
+
     async def get_card(self, essc_id: str) -> CardRecord | None: ...
 
     async def set_card_status(
@@ -197,7 +201,7 @@ class Store(Protocol):
         min_interval: timedelta,
         daily_limit: int,
     ) -> timedelta | None:
-        """Records a send unless one for the same purpose is younger than `min_interval` or
+        """Records a send unless one to this holder (any purpose) is younger than `min_interval` or
         `daily_limit` were sent in the last 24 h; then returns how long to wait."""
         ...
 

@@ -138,4 +138,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (bank_id, day)
     );
     """,
+    # 4: a holder's cards, terminated ones included (the answer after Terminate, A12).
+    """
+    CREATE INDEX cards_by_holder ON cards (holder_token, issued_at);
+    """,
 )

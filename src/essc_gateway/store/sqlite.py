@@ -445,6 +445,14 @@ class SqliteStore(LedgerTables):
         )
         return None if row is None else _card(row)
 
+    async def current_card_for_holder(self, holder_token: str) -> CardRecord | None:
+        row = await self._fetch_one(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE holder_token = ? "  # noqa: S608
+            "ORDER BY status = 'TERMINATED', issued_at DESC LIMIT 1",
+            (holder_token,),
+        )
+        return None if row is None else _card(row)
+
     async def get_card(self, essc_id: str) -> CardRecord | None:
         row = await self._fetch_one(
             f"SELECT {_CARD_COLUMNS} FROM cards WHERE essc_id = ?",  # noqa: S608
@@ -551,9 +559,11 @@ class SqliteStore(LedgerTables):
             )
             with closing(
                 db.execute(
-                    "SELECT MAX(CASE WHEN purpose = ? THEN sent_at END), MIN(sent_at), COUNT(*) "
+                    # Both limits are the holder's, whatever the scenario: one phone gets
+                    # one code per interval, not one per scenario.
+                    "SELECT MAX(sent_at), MIN(sent_at), COUNT(*) "
                     "FROM sms_sends WHERE holder_token = ?",
-                    (purpose, holder_token),
+                    (holder_token,),
                 )
             ) as cursor:
                 row = cursor.fetchone()
