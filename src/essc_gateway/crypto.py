@@ -93,6 +93,10 @@ class LookupHasher:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
 
+def _unpadded_b64(blob: bytes) -> str:
+    return base64.urlsafe_b64encode(blob).rstrip(b"=").decode()
+
+
 class TokenSealer:
     """Encrypts a small JSON payload into a URL-safe token that only this key opens."""
 
@@ -102,7 +106,7 @@ class TokenSealer:
     def seal(self, kind: str, payload: Mapping[str, Any]) -> str:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
         blob = self._cipher.seal(body, table="token", row_id=kind, field="payload")
-        return f"{kind}.{base64.urlsafe_b64encode(blob).rstrip(b'=').decode()}"
+        return f"{kind}.{_unpadded_b64(blob)}"
 
     def open(self, kind: str, token: str) -> dict[str, Any]:
         prefix, _, encoded = token.partition(".")
@@ -112,6 +116,9 @@ class TokenSealer:
             blob = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
         except ValueError:
             raise DecryptionError("token is not valid base64") from None
+        # The decoder skips stray characters and ignores spare bits: one token, one spelling.
+        if _unpadded_b64(blob) != encoded:
+            raise DecryptionError("token is not in its canonical spelling")
         payload = json.loads(self._cipher.open(blob, table="token", row_id=kind, field="payload"))
         if not isinstance(payload, dict):
             raise DecryptionError("token payload is not an object")

@@ -187,7 +187,10 @@ async def test_a_platform_that_cannot_be_reached_gives_unavailable_not_internal(
 async def test_a13_a_failed_real_name_check_reveals_nothing_about_the_person(
     gw: GatewayUnderTest, population: Population, today: date
 ) -> None:
-    ward = next(p for p in population.people if p.civil_capacity == "NONE")
+    # Old enough that the ID alone does not call for a guardian (A5): capacity is the secret.
+    ward = next(
+        p for p in population.people if p.civil_capacity == "NONE" and p.age_on(today) >= 14
+    )
     request = pb.VerifyRequest(
         applicant=identity(ward),
         physical_card_number=ward.card_number,

@@ -37,6 +37,7 @@ class VerificationService:
             )
             card = group.create_task(self._platform.check_real_card(id_number, card_number))
             live = group.create_task(self._platform.check_real_person(id_number, biometric_sample))
+        today = self._clock.now().date()
         name_check = name.result()
         real_name = name_check.result
         # Capacity and guardian needs are told only to a bank that knows who the person is;
@@ -49,8 +50,11 @@ class VerificationService:
             real_card=card.result(),
             real_person=live.result(),
             civil_capacity=capacity,
-            guardian_required=real_name.passed
-            and guardian_required(person.citizen_id, capacity, self._clock.now().date()),
+            # Under 14 follows from the ID the bank sent (A5), whether or not it is known;
+            # missing capacity only from the register.
+            guardian_required=guardian_required(person.citizen_id, capacity, today)
+            if real_name.passed
+            else person.citizen_id.age_on(today) < 14,
         )
         if not result.verified:
             return result

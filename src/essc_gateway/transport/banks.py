@@ -42,8 +42,13 @@ class BankAuthenticator:
                 if bank is not None:
                     return bank
         if self._tokens:
-            for key, value in metadata:
-                if key != "authorization" or not isinstance(value, str):
+            headers = [value for key, value in metadata if key == "authorization"]
+            if len(headers) > 1:  # which one would be meant? refuse rather than pick one
+                raise Unauthenticated(
+                    "more than one authorization header", reason=ErrorReason.BANK_UNAUTHENTICATED
+                )
+            for value in headers:
+                if not isinstance(value, str):
                     continue
                 if value[: len(_BEARER)].lower() != _BEARER:
                     continue

@@ -134,8 +134,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 reason=ErrorReason.OPERATOR_UNAUTHENTICATED,
             ) from None
         raise PermissionDenied(
-            "operator calls are not permitted to banks",
-            reason=ErrorReason.OPERATOR_UNAUTHENTICATED,
+            "operator calls are not permitted to banks", reason=ErrorReason.NOT_AN_OPERATOR
         )
 
     async def _serve_bank(

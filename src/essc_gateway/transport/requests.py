@@ -96,11 +96,12 @@ class Fields:
             return None
 
     def name(self, field: str, raw: str) -> str | None:
-        problem = name_problem(raw)
+        name = normalise_name(raw)  # before validating: NFD and other dots are the same name
+        problem = name_problem(name)
         if problem is not None:
-            self.bad(field, problem, "REQUIRED" if not raw.strip() else "INVALID_NAME")
+            self.bad(field, problem, "REQUIRED" if not name else "INVALID_NAME")
             return None
-        return normalise_name(raw)
+        return name
 
     def enum(self, field: str, value: int, table: Mapping[Any, E]) -> E | None:
         if value not in table:
