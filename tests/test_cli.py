@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
+from essc_gateway.bench.processes import free_port
 
 LISTENING = re.compile(r"essc-gateway listening on 127\.0\.0\.1:(\d+)")
 TOKEN = re.compile(r"development bank demo-bank: authorization: Bearer (\S+)")
@@ -172,3 +174,47 @@ async def test_bad_arguments_get_one_line_and_exit_code_2(
     assert code == 2
     assert "Traceback" not in err
     assert "error:" in err
+
+
+async def test_a_worker_that_dies_is_reported_and_replaced(tmp_path: Path) -> None:
+    # Issue 10, defect 10: workers raced to migrate a fresh store, and nothing noticed one die.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESSC_")}
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "essc_gateway.cli",
+        "--log-level",
+        "WARNING",
+        "run",
+        "--dev",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        "--var-dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        await _read_until(process.stdout, re.compile(r"essc-gateway listening on .*2 workers"))
+        workers = psutil.Process(process.pid).children()
+        gateway_workers = [w for w in workers if "spawn_main" in " ".join(w.cmdline())]
+        assert len(gateway_workers) >= 2
+        victim = gateway_workers[0]
+        victim.kill()
+        await _read_until(process.stderr, re.compile(rf"worker \d \(pid {victim.pid}\) exited"))
+        await _read_until(process.stderr, re.compile(r"worker \d replaced"))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=60)
+    assert code == 0

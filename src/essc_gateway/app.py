@@ -34,6 +34,7 @@ from essc_gateway.service.forwarding import Forwarder, issue_status
 from essc_gateway.service.holders import Holders
 from essc_gateway.service.issuance import IssuanceService
 from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.service.reconciler import IssueReconciler
 from essc_gateway.service.tokens import TokenService
 from essc_gateway.service.vault import Vault
 from essc_gateway.service.verification import VerificationService
@@ -126,6 +127,7 @@ class Gateway:
         self._store: Store | None = None
         self._platform: GrpcPlatform | None = None
         self._forwarder_task: asyncio.Task[None] | None = None
+        self._reconciler_task: asyncio.Task[None] | None = None
         self._counter_task: asyncio.Task[None] | None = None
         self._counter: RequestCounter | None = None
         self._ledger: Ledger | None = None
@@ -186,7 +188,7 @@ class Gateway:
             ),
             cards=CardService(platform, store, tokens, vault),
             clock=clock,
-            issue_status=functools.partial(issue_status, store, vault),
+            issue_status=functools.partial(issue_status, store, vault, clock),
         )
         interceptor = GatewayInterceptor(
             banks=_authenticator(config.banks, tls=config.tls is not None),
@@ -219,9 +221,13 @@ class Gateway:
             server,
         )
         self.forwarder = Forwarder(store, issuance, vault, calendar, clock)
+        self.reconciler = IssueReconciler(store, issuance, clock)
         if self._background_jobs:
             self._forwarder_task = asyncio.create_task(
                 self.forwarder.run(config.forward_interval), name="essc-forwarder"
+            )
+            self._reconciler_task = asyncio.create_task(
+                self.reconciler.run(config.reconcile_interval), name="essc-reconciler"
             )
         self._refresh_task = asyncio.create_task(
             _refresh_shared_state(calendar, incidents, config.shared_state_refresh),
@@ -267,12 +273,19 @@ class Gateway:
             await self._server.stop(grace)
             self._server = None
         # After the server: a forward in flight finishes or stays queued, never half-done.
-        for task in (self._forwarder_task, self._counter_task, self._refresh_task):
+        tasks = (
+            self._forwarder_task,
+            self._reconciler_task,
+            self._counter_task,
+            self._refresh_task,
+        )
+        for task in tasks:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._forwarder_task = self._counter_task = self._refresh_task = None
+        self._forwarder_task = self._reconciler_task = None
+        self._counter_task = self._refresh_task = None
         await self.settle_ledger()
         if self._counter is not None and self._store is not None:
             await self._counter.flush()

@@ -126,13 +126,20 @@ class GatewayConfig:
     """After a window's end, platform failures still belong to it for this long."""
     forward_interval: float = 0.2
     """Seconds between two looks at the store-and-forward queue."""
+    reconcile_interval: float = 5.0
+    """Seconds between two settlements of issuances left in doubt."""
     work_calendar: WorkCalendar = field(default_factory=WorkCalendar.official)
     """Official holidays and make-up working days for complaint deadlines (A15)."""
 
     def __post_init__(self) -> None:
-        if self.max_in_flight < 1 or self.forward_interval <= 0 or self.shared_state_refresh <= 0:
+        if (
+            self.max_in_flight < 1
+            or self.forward_interval <= 0
+            or self.shared_state_refresh <= 0
+            or self.reconcile_interval <= 0
+        ):
             raise ConfigError(
-                "max_in_flight, forward_interval and shared_state_refresh must be positive"
+                "max_in_flight and the intervals (forward, refresh, reconcile) must be positive"
             )
         if not self.banks:
             raise ConfigError("at least one bank must be configured")

@@ -151,6 +151,17 @@ class PreconditionFailed(GatewayError):
 class Conflict(GatewayError):
     default_reason = ErrorReason.REQUEST_IN_PROGRESS
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: ErrorReason | None = None,
+        metadata: Mapping[str, str] | None = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after = retry_after
+
 
 class ResourceExhausted(GatewayError):
     default_reason = ErrorReason.HOLDER_LOCKED_OUT

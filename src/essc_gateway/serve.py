@@ -6,12 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import logging
 import multiprocessing
+import multiprocessing.process
 import multiprocessing.queues
 import os
+import queue
 import random
 import signal
 import sys
+import time
+from collections import deque
 from pathlib import Path
 
 from essc_gateway.app import Gateway
@@ -33,6 +39,11 @@ from essc_gateway.simplatform import (
 from essc_gateway.tracing import build_tracer_provider, tracing_config_from_env
 
 _WORKER_START_TIMEOUT = 60.0
+_SUPERVISE_EVERY = 0.5
+# More replacements than this within the window: something is wrong with every worker.
+_MAX_RESTARTS = 5
+_RESTART_WINDOW = 60.0
+log = logging.getLogger("essc_gateway.supervisor")
 
 
 async def _wait_for_stop_signal() -> None:
@@ -75,7 +86,7 @@ async def run_gateway(options: argparse.Namespace) -> int:
             await _serve_here(config, address, environment, platform, tokens, population)
         else:
             environment["ESSC_PLATFORM_ADDRESS"] = address
-            await _serve_workers(options.workers, environment, platform, tokens, population)
+            return await _serve_workers(options.workers, environment, platform, tokens, population)
     finally:
         if platform is not None:
             await platform.stop()
@@ -102,28 +113,29 @@ async def _serve_here(
         tracer_provider.shutdown()  # the last batch of spans
 
 
+class WorkerFailed(Exception):
+    """A worker process ended while it should be serving."""
+
+
 async def _serve_workers(
     workers: int,
     environment: dict[str, str],
     platform: SimulatedPlatform | None,
     tokens: dict[str, str],
     population: Population | None,
-) -> None:
+) -> int:
     """`workers` processes, each a Gateway on the same port (SO_REUSEPORT) and store; the
-    kernel spreads connections over them. This process keeps the simulated platform."""
-    context = multiprocessing.get_context("spawn")
-    ready: multiprocessing.queues.Queue[int] = context.Queue()
-    processes = [
-        context.Process(
-            target=_gateway_worker, args=(environment, index, ready), name=f"essc-worker-{index}"
-        )
-        for index in range(workers)
-    ]
-    for process in processes:
-        process.start()
+    kernel spreads connections over them. This process keeps the simulated platform and
+    supervises: a worker that dies is reported and replaced (worker 0 runs the background
+    jobs, so its replacement runs them again); one that dies while starting, or workers
+    that keep dying, stop the whole server with a message and exit code 1."""
+    supervisor = _Supervisor(workers, environment)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        for _ in processes:
-            await asyncio.to_thread(ready.get, True, _WORKER_START_TIMEOUT)
+        await supervisor.start_all()
         host, port = environment.get("ESSC_HOST", "127.0.0.1"), environment["ESSC_PORT"]
         _print_banner(
             f"{host}:{port} ({workers} workers)",
@@ -132,12 +144,84 @@ async def _serve_workers(
             tokens,
             population,
         )
-        await _wait_for_stop_signal()
+        while not stop.is_set():
+            await supervisor.replace_dead()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _SUPERVISE_EVERY)
+    except WorkerFailed as failure:
+        print(f"essc-gateway: {failure}; stopping", file=sys.stderr, flush=True)
+        return 1
     finally:
-        for process in processes:
+        await supervisor.stop_all()
+    return 0
+
+
+class _Supervisor:
+    def __init__(self, workers: int, environment: dict[str, str]) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._ready: multiprocessing.queues.Queue[int] = self._context.Queue()
+        self._environment = environment
+        self._workers = workers
+        self._processes: dict[int, multiprocessing.process.BaseProcess] = {}
+        self._restarts: deque[float] = deque()
+
+    def _spawn(self, index: int) -> None:
+        process = self._context.Process(
+            target=_gateway_worker,
+            args=(self._environment, index, self._ready),
+            name=f"essc-worker-{index}",
+        )
+        process.start()
+        self._processes[index] = process
+
+    async def start_all(self) -> None:
+        for index in range(self._workers):
+            self._spawn(index)
+        await self._wait_ready(set(range(self._workers)))
+
+    async def _wait_ready(self, pending: set[int]) -> None:
+        """Until every worker in `pending` listens; WorkerFailed if one ends first."""
+        give_up = time.monotonic() + _WORKER_START_TIMEOUT
+        while pending:
+            with contextlib.suppress(queue.Empty):
+                pending.discard(await asyncio.to_thread(self._ready.get, True, 0.2))
+            for index in list(pending):
+                process = self._processes[index]
+                if not process.is_alive():
+                    raise WorkerFailed(
+                        f"worker {index} exited with code {process.exitcode} while starting "
+                        "(its log lines above say why)"
+                    )
+            if time.monotonic() > give_up:
+                raise WorkerFailed(f"workers {sorted(pending)} did not start within 60 s")
+
+    async def replace_dead(self) -> None:
+        for index, process in list(self._processes.items()):
+            if process.is_alive():
+                continue
+            now = time.monotonic()
+            self._restarts.append(now)
+            while self._restarts and now - self._restarts[0] > _RESTART_WINDOW:
+                self._restarts.popleft()
+            if len(self._restarts) > _MAX_RESTARTS:
+                raise WorkerFailed(
+                    f"workers exited {len(self._restarts)} times within {_RESTART_WINDOW:.0f} s"
+                )
+            log.error(
+                "worker %d (pid %s) exited with code %s; starting a replacement",
+                index,
+                process.pid,
+                process.exitcode,
+            )
+            self._spawn(index)
+            await self._wait_ready({index})
+            log.warning("worker %d replaced", index)
+
+    async def stop_all(self) -> None:
+        for process in self._processes.values():
             if process.is_alive():
                 process.terminate()  # SIGTERM: each worker drains and stops
-        for process in processes:
+        for process in self._processes.values():
             await asyncio.to_thread(process.join)
 
 
@@ -167,9 +251,9 @@ async def _worker_main(
         background_jobs=index == 0,
     )
     try:
-        port = await gateway.start()
+        await gateway.start()
         settle_heap()
-        ready.put(port)
+        ready.put(index)
         await _wait_for_stop_signal()
     finally:
         await gateway.stop()

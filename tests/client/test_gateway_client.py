@@ -132,6 +132,7 @@ async def test_a_bank_journey_through_every_rpc(
     allowed = await bank.authorize_continued_use(pb.AuthorizeContinuedUseRequest(auth_token=loss))
     assert allowed.card.status == pb.CARD_STATUS_LOST_CONTINUED_USE
 
+    clock.advance(timedelta(seconds=61))  # one SMS code per holder per minute
     unbind = await login(bank, gw, holder, pb.BUSINESS_SCENARIO_UNBIND, sms=True, biometric=True)
     query = await login(bank, gw, holder, pb.BUSINESS_SCENARIO_QUERY_RECORDS)
     ended = await bank.terminate(

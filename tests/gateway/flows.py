@@ -119,6 +119,19 @@ async def verify(gw: GatewayUnderTest, person: Person, meta: Metadata) -> pb.Ver
     )
 
 
+def guardian_of(
+    parent: Person, relation: pb.GuardianRelation.ValueType = pb.GUARDIAN_RELATION_PARENT
+) -> pb.Guardian:
+    """`parent` as the consenting guardian of an applicant (A5)."""
+    return pb.Guardian(
+        name=parent.name,
+        social_security_number=parent.id_number,
+        mobile_phone=parent.mobile_phone,
+        relation=relation,
+        consents=True,
+    )
+
+
 def key() -> str:
     return uuid.uuid4().hex
 

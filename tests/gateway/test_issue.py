@@ -23,6 +23,7 @@ from tests.gateway.flows import (
     adult,
     child_under_14,
     consent,
+    guardian_of,
     identity,
     issue,
     issue_request,
@@ -219,14 +220,7 @@ async def test_a5_a_child_under_14_is_issued_a_card_with_a_verified_adult_guardi
     today = clock.now().date()
     child = child_under_14(population, today)
     parent = adult(population, today)
-    guardian = pb.Guardian(
-        name=parent.name,
-        social_security_number=parent.id_number,
-        mobile_phone=parent.mobile_phone,
-        relation=pb.GUARDIAN_RELATION_PARENT,
-        consents=True,
-    )
-    response = await issue(gw, child, gw.a, clock.now(), guardian=guardian)
+    response = await issue(gw, child, gw.a, clock.now(), guardian=guardian_of(parent))
     assert response.outcome == pb.ISSUE_OUTCOME_ISSUED
 
 
@@ -426,7 +420,7 @@ async def test_an_issue_in_doubt_is_kept_and_settled_by_a_retry_with_its_key(
     status = await gw.stub.GetIssueStatus(
         pb.GetIssueStatusRequest(idempotency_key=request.idempotency_key), metadata=gw.a
     )
-    assert status.state == pb.ISSUE_STATE_PENDING  # not forgotten, not "not found"
+    assert status.state == pb.ISSUE_STATE_IN_DOUBT  # not forgotten, not "not found"
     await gw.control.ClearFaults(ppb.ClearFaultsRequest())
     settled = await gw.stub.Issue(request, metadata=gw.a)
     assert settled.outcome == pb.ISSUE_OUTCOME_ISSUED  # the platform's replay, recorded

@@ -11,7 +11,7 @@ from pathlib import Path
 
 WRITER = """
 import asyncio, sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from essc_gateway.bench.store_rate import _card
 from essc_gateway.store.sqlite import SqliteStore
 
@@ -21,7 +21,7 @@ async def main(path):
         i = 0
         while True:
             key, now = f"{n}-{i}", datetime.now(UTC)
-            await store.claim_issue("bank", key, "fp", now)
+            await store.claim_issue("bank", key, "fp", now, now + timedelta(seconds=30), None)
             await store.complete_issue("bank", key, "ISSUED", key, _card(key, key, now), now)
             print(key, flush=True)  # acknowledged: durable from here on
             i += 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from essc_gateway.store import CardRecord, IssueAttemptState
+from essc_gateway.store import CardRecord, IssueAttempt, IssueAttemptState
 from essc_gateway.store.migrations import MIGRATIONS
 from essc_gateway.store.sqlite import SqliteStore
 
@@ -23,6 +23,17 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     opened = await SqliteStore.open(tmp_path / "store.db")
     yield opened
     await opened.close()
+
+
+LEASE = timedelta(seconds=30)
+
+
+async def claim(
+    store: SqliteStore, key: str, now: datetime = NOW, fingerprint: str = "fp"
+) -> IssueAttempt | None:
+    """The attempt that holds `key`, or None when this claim won it."""
+    claimed = await store.claim_issue("bank-a", key, fingerprint, now, now + LEASE, b"draft")
+    return claimed.existing
 
 
 def card(essc_id: str, holder: str = "holder-1", status: str = "ACTIVE") -> CardRecord:
@@ -43,12 +54,12 @@ def card(essc_id: str, holder: str = "holder-1", status: str = "ACTIVE") -> Card
 
 
 async def test_a_key_is_claimed_once_and_completed_with_its_card(store: SqliteStore) -> None:
-    assert await store.claim_issue("bank-a", "key-1", "fp", NOW) is None
-    pending = await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    assert await claim(store, "key-1") is None
+    pending = await claim(store, "key-1")
     assert pending is not None
     assert pending.state is IssueAttemptState.PENDING
     await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
-    done = await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    done = await claim(store, "key-1")
     assert done is not None
     assert done.state is IssueAttemptState.COMPLETED
     assert done.essc_id == "E1"
@@ -56,33 +67,31 @@ async def test_a_key_is_claimed_once_and_completed_with_its_card(store: SqliteSt
 
 
 async def test_concurrent_claims_of_one_key_have_one_winner(store: SqliteStore) -> None:
-    results = await asyncio.gather(
-        *(store.claim_issue("bank-a", "key-1", "fp", NOW) for _ in range(10))
-    )
+    results = await asyncio.gather(*(claim(store, "key-1") for _ in range(10)))
     assert sum(r is None for r in results) == 1
 
 
 async def test_a3_the_database_refuses_a_second_live_card_for_a_holder(
     store: SqliteStore,
 ) -> None:
-    await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    await claim(store, "key-1")
     await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
-    await store.claim_issue("bank-a", "key-2", "fp", NOW)
+    await claim(store, "key-2")
     with pytest.raises(sqlite3.IntegrityError):
         await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"), NOW)
     # Nothing half-written: the failed transaction left the attempt pending, no card E2.
     assert await store.get_card("E2") is None
-    attempt = await store.claim_issue("bank-a", "key-2", "fp", NOW)
+    attempt = await claim(store, "key-2")
     assert attempt is not None
     assert attempt.state is IssueAttemptState.PENDING
 
 
 async def test_a3_a_terminated_card_makes_room_for_a_new_one(store: SqliteStore) -> None:
-    await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    await claim(store, "key-1")
     await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
     await store.set_card_status("E1", "TERMINATED", NOW)
     assert await store.active_card_for_holder("holder-1") is None
-    await store.claim_issue("bank-a", "key-2", "fp", NOW)
+    await claim(store, "key-2")
     await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"), NOW)
     active = await store.active_card_for_holder("holder-1")
     assert active is not None
@@ -90,9 +99,9 @@ async def test_a3_a_terminated_card_makes_room_for_a_new_one(store: SqliteStore)
 
 
 async def test_releasing_forgets_only_pending_attempts(store: SqliteStore) -> None:
-    await store.claim_issue("bank-a", "key-1", "fp", NOW)
+    await claim(store, "key-1")
     await store.release_issue("bank-a", "key-1")
-    assert await store.claim_issue("bank-a", "key-1", "fp", NOW) is None
+    assert await claim(store, "key-1") is None
 
 
 LOCK = timedelta(minutes=30)
@@ -141,22 +150,22 @@ async def test_a_success_does_not_lift_an_active_lock(store: SqliteStore) -> Non
 async def test_a_cancelled_write_leaves_the_store_usable(store: SqliteStore) -> None:
     # A client that goes away mid-write must not leave SQLite inside an open transaction.
     for delay in (0, 0, 0.0005, 0.001, 0.002, 0.005):
-        task = asyncio.ensure_future(store.claim_issue("bank-a", f"k-{delay}", "fp", NOW))
+        task = asyncio.ensure_future(claim(store, f"k-{delay}"))
         await asyncio.sleep(delay)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert await store.claim_issue("bank-a", "after", "fp", NOW) is None
+    assert await claim(store, "after") is None
 
 
 async def test_reopening_keeps_data_and_applies_no_migration_twice(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     first = await SqliteStore.open(path)
-    await first.claim_issue("bank-a", "key-1", "fp", NOW)
+    await claim(first, "key-1")
     await first.close()
     second = await SqliteStore.open(path)
     try:
-        assert await second.claim_issue("bank-a", "key-1", "fp", NOW) is not None
+        assert await claim(second, "key-1") is not None
     finally:
         await second.close()
     with sqlite3.connect(path) as db:

@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,10 @@ def _card(essc_id: str, holder_token: str, now: datetime) -> CardRecord:
     )
 
 
+_LEASE = timedelta(seconds=30)
+_SEALED_DRAFT = bytes(400)
+
+
 async def measure_store_rate(directory: Path, seconds: float, writers: int) -> StoreRate:
     """`writers` concurrent tasks issue records for `seconds` into a fresh database."""
     store = await SqliteStore.open(directory / "store-bench.db", "FULL")
@@ -71,7 +75,10 @@ async def measure_store_rate(directory: Path, seconds: float, writers: int) -> S
             nonlocal done
             while time.monotonic() < deadline:
                 key, now = uuid.uuid4().hex, datetime.now(UTC)
-                await store.claim_issue("bench-bank", key, "fingerprint", now)
+                # As Issue claims: a lease and the sealed request (size of a real one).
+                await store.claim_issue(
+                    "bench-bank", key, "fingerprint", now, now + _LEASE, _SEALED_DRAFT
+                )
                 await store.complete_issue(
                     "bench-bank", key, "ISSUED", key, _card(key, key, now), now
                 )

@@ -147,8 +147,13 @@ class IssueResult:
 
 class IssueState(StrEnum):
     PENDING = "PENDING"
+    """Accepted during a maintenance window, forwarded after it."""
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    IN_PROGRESS = "IN_PROGRESS"
+    """A request with the key is being processed now."""
+    IN_DOUBT = "IN_DOUBT"
+    """The platform may have issued it; being settled with the platform."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ NAME_SEPARATOR = "·"
 """The separator of minority names in the national register (U+00B7)."""
 
 # Other dots people type between the parts of a minority name, from other keyboards and
-# fonts: each means the register's separator.
+# fonts (katakana middle dot and its half-width form, hyphenation point, full-width full
+# stop, bullet and dot operators, bullet): each means the register's separator.
 _SEPARATOR_VARIANTS = str.maketrans(
     dict.fromkeys("\u30fb\uff65\u2027\uff0e\u2219\u22c5\u2022", NAME_SEPARATOR)
 )

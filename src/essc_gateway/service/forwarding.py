@@ -4,7 +4,6 @@ the store, so a gateway restart loses none of them."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -19,6 +18,7 @@ from essc_gateway.errors import (
 )
 from essc_gateway.service.issuance import IssuanceService
 from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.service.periodic import run_every
 from essc_gateway.service.vault import Vault
 from essc_gateway.store.base import ForwardItem, IssueAttemptState, Store
 
@@ -85,27 +85,22 @@ class Forwarder:
 
     async def run(self, interval: float) -> None:
         """Forwards due entries every `interval` seconds until cancelled."""
-        while True:
-            try:
-                await self.forward_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception as unexpected:  # keep forwarding; the entry stays queued
-                log.error("forwarder failed: %s", type(unexpected).__name__)
-            await asyncio.sleep(interval)
+        await run_every(interval, self.forward_due, "forwarder")
 
 
-async def issue_status(store: Store, vault: Vault, bank_id: str, key: str) -> IssueStatus:
+async def issue_status(
+    store: Store, vault: Vault, clock: Clock, bank_id: str, key: str
+) -> IssueStatus:
     """Served from the store alone: answers during maintenance windows too."""
     attempt = await store.get_issue_attempt(bank_id, key)
     if attempt is None:
         raise NotFound("no issuance with this idempotency key", reason=ErrorReason.ISSUE_NOT_FOUND)
-    if attempt.state in (
-        IssueAttemptState.PENDING,
-        IssueAttemptState.FORWARD_PENDING,
-        IssueAttemptState.IN_DOUBT,
-    ):
+    if attempt.state is IssueAttemptState.FORWARD_PENDING:
         return IssueStatus(IssueState.PENDING, attempt.created_at)
+    if attempt.in_doubt_at(clock.now()):
+        return IssueStatus(IssueState.IN_DOUBT, attempt.created_at)
+    if attempt.state is IssueAttemptState.PENDING:
+        return IssueStatus(IssueState.IN_PROGRESS, attempt.created_at)
     if attempt.state is IssueAttemptState.FAILED:
         return IssueStatus(
             IssueState.FAILED,

@@ -3,11 +3,13 @@ guardians for minors and persons without capacity (A5, A13(3)), idempotent per b
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from essc_gateway.clock import Clock
+from essc_gateway.deadlines import request_deadline
 from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.domain.models import (
     CivilCapacity,
@@ -23,6 +25,8 @@ from essc_gateway.errors import (
     Conflict,
     ErrorReason,
     FieldViolation,
+    GatewayError,
+    InternalError,
     InvalidRequest,
     NotFound,
     PlatformError,
@@ -33,8 +37,24 @@ from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.service.tokens import TokenService, VerificationClaims
 from essc_gateway.service.vault import IssueDraft, Vault
-from essc_gateway.store.base import CardRecord, IssueAttempt, IssueAttemptState, Store
-from essc_gateway.upstream.port import IssueCardCommand, Platform, PlatformCard
+from essc_gateway.store.base import (
+    CardRecord,
+    IssueAttempt,
+    IssueAttemptState,
+    IssueClaim,
+    Store,
+)
+from essc_gateway.upstream.port import IssueCardCommand, Platform, PlatformCard, PlatformIssue
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one claim of a key went, to know what to leave behind after a failure."""
+
+    maybe_processed: bool = False
+    """The key was in doubt when claimed: the platform may have processed it already."""
+    sent: bool = False
+    """IssueCard was called: from then on the platform may have processed it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +107,6 @@ class IssuanceService:
         self._check_same_person(claims, command.applicant)
         self._check_consent(command.consent)
         self._check_guardian_present(command, claims.civil_capacity)
-        now = self._clock.now()
-        existing = await self._store.claim_issue(bank_id, command.idempotency_key, fingerprint, now)
-        if existing is not None:
-            return await self._replay(existing, fingerprint)
         draft = IssueDraft(
             bank_id=bank_id,
             idempotency_key=command.idempotency_key,
@@ -100,23 +116,112 @@ class IssuanceService:
             card_number=claims.card_number,
             holder_token=claims.holder_token,
         )
+        now = self._clock.now()
+        claim = await self._claim(draft, fingerprint, now)
+        if claim.existing is not None:
+            return await self._replay(claim.existing, fingerprint)
+        progress = _Progress(maybe_processed=claim.was_in_doubt)
         try:
             window = self._forwarding_window(bank_id, now)
-            if window is not None:
+            if window is not None and not claim.was_in_doubt:
                 return await self._accept_for_forwarding(draft, window, now)
-            return await self._issue_claimed(draft)
-        except PlatformError as failure:
-            if failure.metadata.get("outcome") == "IN_DOUBT":
-                # Maybe issued: keep the key so that a retry settles it, never forget it.
-                await self._store.mark_issue_in_doubt(bank_id, command.idempotency_key)
-            else:
-                await self._store.release_issue(bank_id, command.idempotency_key)
+            if claim.was_in_doubt:
+                try:
+                    settled = await self._settle_from_lookup(draft)
+                except PlatformError:
+                    settled = None  # re-sending IssueCard with the same key settles it too
+                if settled is not None:
+                    return settled
+            return await self._issue_claimed(draft, progress)
+        except BaseException as failure:
+            await self._leave_claim(draft, progress, failure)
             raise
-        except BaseException:
-            # Nothing was recorded for this key: the bank may retry it (the platform
-            # de-duplicates by the same key, so a retry cannot issue twice).
-            await self._store.release_issue(bank_id, command.idempotency_key)
+
+    async def _claim(self, draft: IssueDraft, fingerprint: str, now: datetime) -> IssueClaim:
+        """Claims the key for as long as this request may run, with the sealed request so
+        that whoever settles it later can record the card and consent."""
+        lease = self._settings.issue_lease.total_seconds()
+        deadline = request_deadline.get()
+        if deadline is not None:
+            lease = max(0.0, min(lease, deadline - self._clock.monotonic()))
+        claiming = asyncio.ensure_future(
+            self._store.claim_issue(
+                draft.bank_id,
+                draft.idempotency_key,
+                fingerprint,
+                now,
+                lease_until=now + timedelta(seconds=lease),
+                draft_sealed=self._vault.seal_draft(draft),
+            )
+        )
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # The caller left while the claim was being written: it is written even so, and
+            # nothing was sent, so the key is free again at once.
+            claim = await claiming
+            if claim.existing is None:
+                await self._leave_claim(draft, _Progress(claim.was_in_doubt), None)
             raise
+
+    async def _leave_claim(
+        self, draft: IssueDraft, progress: _Progress, failure: BaseException | None
+    ) -> None:
+        """After a failure: forget a key the platform cannot have processed; keep every other
+        in doubt (never deleted) for a retry or the reconciler to settle."""
+        maybe_processed = progress.maybe_processed
+        if isinstance(failure, PlatformError):
+            # The retry layer knows best whether any attempt reached the platform.
+            maybe_processed = maybe_processed or failure.metadata.get("outcome") == "IN_DOUBT"
+        elif isinstance(failure, GatewayError) and not isinstance(failure, InternalError):
+            pass  # a definite answer (e.g. another bank's card, A3): nothing issued for it
+        elif progress.sent:  # cancelled or failed (e.g. the store) after the platform call
+            maybe_processed = True
+        if maybe_processed:
+            await self._store.mark_issue_in_doubt(draft.bank_id, draft.idempotency_key)
+        else:
+            await self._store.release_issue(draft.bank_id, draft.idempotency_key)
+
+    async def settle(self, attempt: IssueAttempt) -> bool:
+        """Settles an attempt in doubt with the platform's operation lookup (the reconciler):
+        records the card and consent if the platform issued it, forgets the key if the
+        platform never received it. False if it stays in doubt (lookup failed, claimed by a
+        request, or nothing to record it with)."""
+        if attempt.draft_sealed is None:
+            return False
+        now = self._clock.now()
+        claim = await self._store.claim_issue(
+            attempt.bank_id,
+            attempt.idempotency_key,
+            attempt.fingerprint,
+            now,
+            lease_until=now + self._settings.issue_lease,
+            draft_sealed=None,
+        )
+        if claim.existing is not None:
+            return False
+        draft = self._vault.open_draft(
+            attempt.bank_id, attempt.idempotency_key, attempt.draft_sealed, now.date()
+        )
+        progress = _Progress(maybe_processed=True)
+        try:
+            settled = await self._settle_from_lookup(draft)
+            if settled is None:
+                # Never received: nothing was issued; a retry of the request issues anew.
+                await self._store.release_issue(draft.bank_id, draft.idempotency_key)
+        except BaseException as failure:
+            await self._leave_claim(draft, progress, failure)
+            if isinstance(failure, GatewayError):
+                return False
+            raise
+        return True
+
+    async def _settle_from_lookup(self, draft: IssueDraft) -> IssueResult | None:
+        """The platform's answer to this key's IssueCard, recorded; None if it never got it."""
+        found = await self._platform.lookup_issue(f"{draft.bank_id}:{draft.idempotency_key}")
+        if found is None:
+            return None
+        return await self._record_issued(draft, found)
 
     def _check_same_person(self, claims: VerificationClaims, applicant: Person) -> None:
         vault = self._vault
@@ -200,9 +305,12 @@ class IssuanceService:
         if attempt.state is IssueAttemptState.FAILED:
             raise forward_failure(attempt.failure_reason)
         if attempt.state is IssueAttemptState.PENDING or attempt.essc_id is None:
+            now = self._clock.now()
+            wait = attempt.lease_until - now if attempt.lease_until else timedelta(seconds=1)
             raise Conflict(
                 "a request with this idempotency key is in progress; retry shortly",
                 reason=ErrorReason.REQUEST_IN_PROGRESS,
+                retry_after=max(wait, timedelta(milliseconds=100)),
             )
         card = await self._store.get_card(attempt.essc_id)
         if card is None:
@@ -230,15 +338,16 @@ class IssuanceService:
 
     async def forward(self, draft: IssueDraft) -> IssueResult:
         """Completes an issuance accepted during a maintenance window."""
-        return await self._issue_claimed(draft)
+        return await self._issue_claimed(draft, _Progress())
 
-    async def _issue_claimed(self, draft: IssueDraft) -> IssueResult:
+    async def _issue_claimed(self, draft: IssueDraft, progress: _Progress) -> IssueResult:
         bank_id = draft.bank_id
         local = await self._store.active_card_for_holder(draft.holder_token)
         if local is not None:
             return await self._already_held(draft, local.bank_id, local.essc_id)
         if draft.guardian is not None:
             await self._verify_guardian(draft.guardian)
+        progress.sent = True  # from here on the platform may have processed it
         issued = await self._platform.issue_card(
             IssueCardCommand(
                 idempotency_key=f"{bank_id}:{draft.idempotency_key}",
@@ -251,6 +360,11 @@ class IssuanceService:
                 guardian_id_number=draft.guardian.citizen_id.value if draft.guardian else "",
             )
         )
+        return await self._record_issued(draft, issued)
+
+    async def _record_issued(self, draft: IssueDraft, issued: PlatformIssue) -> IssueResult:
+        """Records what the platform issued for this draft's key, with its consent (A1)."""
+        bank_id = draft.bank_id
         if issued.card.bank_id != bank_id:
             raise AlreadyExists(
                 "the holder already has an e-SSC issued through another bank (A3)",

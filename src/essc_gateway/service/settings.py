@@ -26,12 +26,16 @@ class ServiceSettings:
     """Least time between two SMS codes for one holder and purpose."""
     sms_daily_limit: int = 10
     """SMS codes one holder may be sent in 24 hours."""
+    issue_lease: timedelta = timedelta(seconds=30)
+    """Longest an Issue request holds its idempotency key (shorter when the caller's deadline
+    is): past it the request has certainly ended, and a retry or the reconciler settles
+    what it left."""
 
     def __post_init__(self) -> None:
         if self.max_factor_failures < 1:
             raise ValueError("max_factor_failures must be at least 1")
         if not self.agreement_versions:
             raise ValueError("at least one agreement version must be accepted")
-        for name in ("verification_token_ttl", "auth_token_ttl", "lockout"):
+        for name in ("verification_token_ttl", "auth_token_ttl", "lockout", "issue_lease"):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name} must be positive")

@@ -24,8 +24,8 @@ class IssueAttemptState(StrEnum):
     FAILED = "FAILED"
     """Forwarded and refused by the platform; `failure_reason` says why."""
     IN_DOUBT = "IN_DOUBT"
-    """Sent, outcome unknown: the next request with the key re-sends it (the platform
-    de-duplicates by key), and until then its status is pending."""
+    """Maybe processed by the platform, outcome unknown: never forgotten. The next request
+    with the key, or the reconciler, settles it with the platform's operation lookup."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,30 @@ class IssueAttempt:
     essc_id: str | None = None
     failure_reason: str | None = None
     completed_at: datetime | None = None
+    lease_until: datetime | None = None
+    """While PENDING: until when its request may still be running."""
+    draft_sealed: bytes | None = None
+    """While unsettled: the sealed request, to record the card and consent once settled."""
+
+    def in_doubt_at(self, now: datetime) -> bool:
+        """Whether the platform may have processed it and nobody is settling it now."""
+        if self.state is IssueAttemptState.IN_DOUBT:
+            return True
+        return self.state is IssueAttemptState.PENDING and not self.leased_at(now)
+
+    def leased_at(self, now: datetime) -> bool:
+        """Whether a request still holds the key at `now`."""
+        return self.lease_until is not None and now < self.lease_until
+
+
+@dataclass(frozen=True, slots=True)
+class IssueClaim:
+    """The answer to `Store.claim_issue`: the key is ours, or the attempt that holds it."""
+
+    existing: IssueAttempt | None
+    """None when the claim was won."""
+    was_in_doubt: bool = False
+    """The claim took over an attempt the platform may have processed: settle it first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +120,15 @@ class Store(Protocol):
         idempotency_key: str,
         fingerprint: str,
         now: datetime,
-        lease: timedelta = timedelta(minutes=1),
-    ) -> IssueAttempt | None:
-        """Claims a key for an issuance. None if claimed now (a new key, one left IN_DOUBT,
-        or one PENDING for longer than `lease`: its request died); else the existing attempt."""
+        lease_until: datetime,
+        draft_sealed: bytes | None,
+    ) -> IssueClaim:
+        """Claims a key for an issuance until `lease_until`: a new key, one IN_DOUBT, or one
+        PENDING whose lease has run out (its request died) with the same fingerprint."""
+        ...
+
+    async def unsettled_issues(self, now: datetime, limit: int) -> list[IssueAttempt]:
+        """Attempts IN_DOUBT, or PENDING past their lease: the reconciler's work."""
         ...
 
     async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str) -> None:

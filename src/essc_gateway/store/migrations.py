@@ -142,4 +142,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX cards_by_holder ON cards (holder_token, issued_at);
     """,
+    # 5: an issuance in doubt is settled from what it asked (the sealed draft), and a claim
+    # lasts as long as its request may run (the lease), not a fixed minute.
+    """
+    ALTER TABLE issue_attempts ADD COLUMN draft_sealed BLOB;
+    ALTER TABLE issue_attempts ADD COLUMN lease_until TEXT;
+    CREATE INDEX issue_attempts_unsettled ON issue_attempts (state, lease_until);
+    """,
 )

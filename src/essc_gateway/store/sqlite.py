@@ -7,10 +7,11 @@ reader connection, which in WAL mode sees only committed data.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -24,6 +25,7 @@ from essc_gateway.store.base import (
     ForwardItem,
     IssueAttempt,
     IssueAttemptState,
+    IssueClaim,
     LockoutState,
     StoreError,
 )
@@ -77,6 +79,8 @@ def _attempt(row: sqlite3.Row) -> IssueAttempt:
         essc_id=row["essc_id"],
         failure_reason=row["failure_reason"],
         completed_at=time_or_none(row["completed_at"]),
+        lease_until=time_or_none(row["lease_until"]),
+        draft_sealed=row["draft_sealed"],
     )
 
 
@@ -123,11 +127,27 @@ def _window_snapshot(window: MaintenanceWindow) -> str:
 
 
 def _configure(connection: sqlite3.Connection, synchronous: Synchronous) -> None:
+    connection.execute("PRAGMA busy_timeout=5000")  # first: the others may wait for a lock
     # journal_mode persists in the file, but synchronous resets on every connection.
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute(f"PRAGMA synchronous={synchronous}")
     connection.execute("PRAGMA foreign_keys=ON")
-    connection.execute("PRAGMA busy_timeout=5000")
+
+
+@contextmanager
+def _migration_lock(path: Path | str) -> Iterator[None]:
+    """Held while a process configures and migrates the file: workers and replicas that
+    start at the same moment migrate one after the other, each seeing the others' version
+    (reading `user_version` and migrating are not one transaction)."""
+    if str(path) == ":memory:":
+        yield
+        return
+    with Path(f"{path}.migrate-lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
@@ -164,8 +184,9 @@ class SqliteStore(LedgerTables):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
         def prepare(connection: sqlite3.Connection) -> None:
-            _configure(connection, synchronous)
-            _migrate(connection)
+            with _migration_lock(path):
+                _configure(connection, synchronous)
+                _migrate(connection)
 
         writer = await BatchWriter.open(path, prepare)
         try:
@@ -181,6 +202,10 @@ class SqliteStore(LedgerTables):
         """Runs `work` in a transaction (group commit, see `sqlite_commit`); durable on return."""
         return await self._writer.run(work)
 
+    async def _fetch_all(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        async with self._reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
     async def _fetch_one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         async with self._reader.execute(sql, params) as cursor:
             row: sqlite3.Row | None = await cursor.fetchone()
@@ -193,35 +218,26 @@ class SqliteStore(LedgerTables):
         idempotency_key: str,
         fingerprint: str,
         now: datetime,
-        lease: timedelta = timedelta(minutes=1),
-    ) -> IssueAttempt | None:
-        def work(db: sqlite3.Connection) -> IssueAttempt | None:
+        lease_until: datetime,
+        draft_sealed: bytes | None,
+    ) -> IssueClaim:
+        def work(db: sqlite3.Connection) -> IssueClaim:
             cursor = db.execute(
                 "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, "
-                "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (bank_id, idempotency_key, fingerprint, IssueAttemptState.PENDING, text_of(now)),
-            )
-            if cursor.rowcount == 1:
-                return None
-            # Take over an attempt left in doubt, or one whose request died (crash) before
-            # finishing: the platform de-duplicates by the same key, so re-sending is safe.
-            cursor = db.execute(
-                "UPDATE issue_attempts SET state = ?, created_at = ? "
-                "WHERE bank_id = ? AND idempotency_key = ? AND fingerprint = ? "
-                "AND (state = ? OR (state = ? AND created_at <= ?))",
+                "created_at, lease_until, draft_sealed) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (
-                    IssueAttemptState.PENDING,
-                    text_of(now),
                     bank_id,
                     idempotency_key,
                     fingerprint,
-                    IssueAttemptState.IN_DOUBT,
                     IssueAttemptState.PENDING,
-                    text_of(now - lease),
+                    text_of(now),
+                    text_of(lease_until),
+                    draft_sealed,
                 ),
             )
             if cursor.rowcount == 1:
-                return None
+                return IssueClaim(existing=None)
             with closing(
                 db.execute(
                     "SELECT * FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ?",
@@ -231,9 +247,35 @@ class SqliteStore(LedgerTables):
                 row = existing.fetchone()
             if row is None:
                 raise StoreError("claim_issue: conflicting attempt vanished")
-            return _attempt(row)
+            attempt = _attempt(row)
+            if attempt.fingerprint != fingerprint or not attempt.in_doubt_at(now):
+                return IssueClaim(existing=attempt)
+            # Take over an attempt left in doubt, or one whose request died (its lease ran
+            # out): the platform may have processed it, so the new claimant settles it first.
+            db.execute(
+                "UPDATE issue_attempts SET state = ?, lease_until = ?, "
+                "draft_sealed = COALESCE(?, draft_sealed) "
+                "WHERE bank_id = ? AND idempotency_key = ?",
+                (
+                    IssueAttemptState.PENDING,
+                    text_of(lease_until),
+                    draft_sealed,
+                    bank_id,
+                    idempotency_key,
+                ),
+            )
+            return IssueClaim(existing=None, was_in_doubt=True)
 
         return await self._write(work)
+
+    async def unsettled_issues(self, now: datetime, limit: int) -> list[IssueAttempt]:
+        rows = await self._fetch_all(
+            "SELECT * FROM issue_attempts WHERE state = ? "
+            "OR (state = ? AND (lease_until IS NULL OR lease_until <= ?)) "
+            "ORDER BY created_at LIMIT ?",
+            (IssueAttemptState.IN_DOUBT, IssueAttemptState.PENDING, text_of(now), limit),
+        )
+        return [_attempt(row) for row in rows]
 
     @uncancellable
     async def complete_issue(
@@ -272,7 +314,9 @@ class SqliteStore(LedgerTables):
                     ),
                 )
             cursor = db.execute(
-                "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ?, completed_at = ? "
+                # The card row now holds what the draft held: no second sealed copy is kept.
+                "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ?, completed_at = ?, "
+                "draft_sealed = NULL "
                 "WHERE bank_id = ? AND idempotency_key = ? AND state IN (?, ?)",
                 (
                     IssueAttemptState.COMPLETED,

@@ -252,6 +252,19 @@ class GrpcPlatform:
             raise PlatformError("IssueCard: no outcome in answer", upstream_code="OK")
         return PlatformIssue(outcome=outcome, card=_card(reply.card))
 
+    async def lookup_issue(self, idempotency_key: str) -> PlatformIssue | None:
+        reply = await self._invoke(
+            "GetOperation",
+            self._operations.GetOperation,
+            pb.GetOperationRequest(idempotency_key=idempotency_key),
+        )
+        if not reply.found or reply.WhichOneof("result") != "issue_card":
+            return None
+        outcome = _ISSUE_OUTCOME.get(reply.issue_card.outcome)
+        if outcome is None:
+            raise PlatformError("GetOperation: no issue outcome in answer", upstream_code="OK")
+        return PlatformIssue(outcome=outcome, card=_card(reply.issue_card.card))
+
     async def get_card(self, essc_id: str) -> PlatformCard:
         reply = await self._invoke(
             "GetCard", self._cards.GetCard, pb.GetCardRequest(essc_id=essc_id)

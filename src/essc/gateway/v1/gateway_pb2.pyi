@@ -168,6 +168,14 @@ class _IssueStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IssueState
     ISSUE_STATE_COMPLETED: _IssueState.ValueType  # 2
     ISSUE_STATE_FAILED: _IssueState.ValueType  # 3
     """The platform refused it when it was forwarded; `failure_reason` says why."""
+    ISSUE_STATE_IN_PROGRESS: _IssueState.ValueType  # 4
+    """A request with this key is being processed right now; ask again shortly."""
+    ISSUE_STATE_IN_DOUBT: _IssueState.ValueType  # 5
+    """The platform may have issued the card but its answer was lost (a cancelled call, a lost
+    answer, a crash). The gateway settles it with the platform by itself; a retry of the
+    same request settles it at once. Never forgotten: it ends COMPLETED, or NOT_FOUND if
+    the platform never received it.
+    """
 
 class IssueState(_IssueState, metaclass=_IssueStateEnumTypeWrapper): ...
 
@@ -177,6 +185,14 @@ ISSUE_STATE_PENDING: IssueState.ValueType  # 1
 ISSUE_STATE_COMPLETED: IssueState.ValueType  # 2
 ISSUE_STATE_FAILED: IssueState.ValueType  # 3
 """The platform refused it when it was forwarded; `failure_reason` says why."""
+ISSUE_STATE_IN_PROGRESS: IssueState.ValueType  # 4
+"""A request with this key is being processed right now; ask again shortly."""
+ISSUE_STATE_IN_DOUBT: IssueState.ValueType  # 5
+"""The platform may have issued the card but its answer was lost (a cancelled call, a lost
+answer, a crash). The gateway settles it with the platform by itself; a retry of the
+same request settles it at once. Never forgotten: it ends COMPLETED, or NOT_FOUND if
+the platform never received it.
+"""
 Global___IssueState: _TypeAlias = IssueState  # noqa: Y015
 
 class _BusinessScenario:

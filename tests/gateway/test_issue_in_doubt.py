@@ -1,0 +1,225 @@
+"""Issuances whose outcome is unknown are never forgotten, and settle by themselves
+(issue 10, defects 3 and 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from essc.gateway.v1 import gateway_pb2 as pb
+from essc.gateway.v1 import operator_pb2 as opb
+from essc.platform.v1 import platform_pb2 as ppb
+from essc_gateway.simplatform import Person, Population
+from essc_gateway.testing import FakeClock
+from tests.conftest import GatewayUnderTest
+from tests.gateway.flows import (
+    Rich,
+    adult,
+    child_under_14,
+    consent,
+    guardian_of,
+    issue_request,
+    rich,
+    ts,
+    verify,
+)
+from tests.simplatform.helpers import eventually
+
+ISSUE_CARD = "/essc.platform.v1.CardService/IssueCard"
+GET_OPERATION = "/essc.platform.v1.OperationService/GetOperation"
+
+
+async def _faults(gw: GatewayUnderTest, *rules: tuple[str, str]) -> None:
+    scenario = ppb.FaultScenario(seed=1)
+    for method, kind in rules:
+        rule = scenario.rules.add(method=method)
+        if kind == "answer_lost":
+            rule.answer_lost.CopyFrom(ppb.AnswerLostFault())
+        else:
+            rule.outage.CopyFrom(ppb.OutageFault())
+    await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))
+
+
+async def _state(gw: GatewayUnderTest, request: pb.IssueRequest) -> pb.IssueState.ValueType:
+    status = await gw.stub.GetIssueStatus(
+        pb.GetIssueStatusRequest(idempotency_key=request.idempotency_key), metadata=gw.a
+    )
+    return status.state
+
+
+async def _not_found(gw: GatewayUnderTest, request: pb.IssueRequest) -> bool:
+    try:
+        await _state(gw, request)
+    except grpc.aio.AioRpcError as error:
+        return rich(error).reason == "ISSUE_NOT_FOUND"
+    return False
+
+
+async def _request_for(
+    gw: GatewayUnderTest, person: Person, clock: FakeClock, guardian: pb.Guardian | None = None
+) -> pb.IssueRequest:
+    verified = await verify(gw, person, gw.a)
+    return issue_request(
+        person, verified.verification_token, consent(clock.now()), guardian=guardian
+    )
+
+
+def _consents(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        return int(
+            db.execute("SELECT COUNT(*) FROM cards WHERE consent_version != ''").fetchone()[0]
+        )
+
+
+async def test_a_call_that_died_before_the_platform_call_frees_its_key_at_once(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    today = clock.now().date()
+    child, parent = child_under_14(population, today), adult(population, today)
+    request = await _request_for(gw, child, clock, guardian_of(parent))
+    # The guardian's check comes before IssueCard: the caller gives up during it.
+    await gw.control.SetLatency(
+        ppb.SetLatencyRequest(
+            method="/essc.platform.v1.IdentityService/CheckRealName", base={"nanos": 400_000_000}
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.Issue(request, metadata=gw.a, timeout=0.15)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    async def released() -> bool:
+        return await _not_found(gw, request)
+
+    await eventually(released)
+    await gw.control.ClearFaults(ppb.ClearFaultsRequest())
+    issued = await gw.stub.Issue(request, metadata=gw.a)  # no REQUEST_IN_PROGRESS, no wait
+    assert issued.outcome == pb.ISSUE_OUTCOME_ISSUED
+
+
+async def test_a_cancelled_call_whose_answer_was_lost_stays_in_doubt_and_a_retry_settles_it(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    person = adult(population, clock.now().date())
+    request = await _request_for(gw, person, clock)
+    await _faults(gw, (ISSUE_CARD, "answer_lost"), (GET_OPERATION, "outage"))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.Issue(request, metadata=gw.a, timeout=0.3)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    async def in_doubt() -> bool:
+        return await _state(gw, request) == pb.ISSUE_STATE_IN_DOUBT
+
+    await eventually(in_doubt)  # never deleted: the platform issued the card
+    await gw.control.ClearFaults(ppb.ClearFaultsRequest())
+    settled = await gw.stub.Issue(request, metadata=gw.a)
+    assert settled.outcome == pb.ISSUE_OUTCOME_ISSUED
+    assert await _state(gw, request) == pb.ISSUE_STATE_COMPLETED
+    assert _consents(database) == 1  # A1: the consent evidence is kept with the card
+
+
+async def test_a_retry_refused_before_the_platform_keeps_an_in_doubt_key(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    request = await _request_for(gw, person, clock)
+    await _faults(gw, (ISSUE_CARD, "answer_lost"), (GET_OPERATION, "outage"))
+    first = await _issue_error(gw, request)
+    assert first.metadata["outcome"] == "IN_DOUBT"
+    await gw.operator.ForceCircuitOpen(
+        opb.ForceCircuitOpenRequest(
+            operation="IssueCard", until=ts(clock.now() + timedelta(minutes=5))
+        ),
+        metadata=gw.ops,
+    )
+    retry = await _issue_error(gw, request)  # lookup down, IssueCard circuit open: NOT_SENT
+    assert retry.code == grpc.StatusCode.UNAVAILABLE
+    assert await _state(gw, request) == pb.ISSUE_STATE_IN_DOUBT
+
+
+async def test_an_issue_in_progress_is_told_apart_and_its_retry_gets_retry_info(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock
+) -> None:
+    person = adult(population, clock.now().date())
+    request = await _request_for(gw, person, clock)
+    await gw.control.SetLatency(
+        ppb.SetLatencyRequest(method=ISSUE_CARD, base={"nanos": 400_000_000})
+    )
+    first = asyncio.ensure_future(gw.stub.Issue(request, metadata=gw.a))
+
+    async def in_progress() -> bool:
+        try:
+            return await _state(gw, request) == pb.ISSUE_STATE_IN_PROGRESS
+        except grpc.aio.AioRpcError:
+            return False  # not claimed yet
+
+    await eventually(in_progress)
+    retry = await _issue_error(gw, request)
+    assert retry.code == grpc.StatusCode.ABORTED
+    assert retry.reason == "REQUEST_IN_PROGRESS"
+    assert retry.retry_seconds is not None
+    assert 0 < retry.retry_seconds <= 30
+    assert (await first).outcome == pb.ISSUE_OUTCOME_ISSUED
+
+
+async def test_the_reconciler_settles_every_in_doubt_key_once_the_lookup_is_back(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    people = [adult(population, clock.now().date(), skip=i) for i in range(3)]
+    requests = [await _request_for(gw, p, clock) for p in people]
+    # Every answer lost and the lookup down: the bank is told IN_DOUBT each time.
+    await _faults(gw, (ISSUE_CARD, "answer_lost"), (GET_OPERATION, "outage"))
+    for request in requests:
+        assert (await _issue_error(gw, request)).metadata["outcome"] == "IN_DOUBT"
+    assert await gw.gateway.reconciler.reconcile_once() == 0  # lookup still down
+    assert [await _state(gw, r) for r in requests] == [pb.ISSUE_STATE_IN_DOUBT] * 3
+
+    # The lookup is back; IssueCard's circuit is open: it is another platform service.
+    await gw.control.ClearFaults(ppb.ClearFaultsRequest())
+    await gw.operator.ForceCircuitOpen(
+        opb.ForceCircuitOpenRequest(
+            operation="IssueCard", until=ts(clock.now() + timedelta(minutes=5))
+        ),
+        metadata=gw.ops,
+    )
+    assert await gw.gateway.reconciler.reconcile_once() == 3
+    assert [await _state(gw, r) for r in requests] == [pb.ISSUE_STATE_COMPLETED] * 3
+    assert _consents(database) == 3
+    # Nothing left to do, and no personal data kept twice.
+    assert await gw.gateway.reconciler.reconcile_once() == 0
+    with sqlite3.connect(database) as db:
+        assert (
+            db.execute(
+                "SELECT COUNT(*) FROM issue_attempts WHERE draft_sealed IS NOT NULL"
+            ).fetchone()[0]
+            == 0
+        )
+
+
+async def test_a_store_failure_after_the_platform_call_keeps_the_key_in_doubt(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+) -> None:
+    person = adult(population, clock.now().date())
+    request = await _request_for(gw, person, clock)
+    with sqlite3.connect(database) as db:  # the card cannot be written: as a full disk
+        db.execute(
+            "CREATE TRIGGER no_cards BEFORE INSERT ON cards "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    await _issue_error(gw, request)
+    assert await _state(gw, request) == pb.ISSUE_STATE_IN_DOUBT
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TRIGGER no_cards")
+    assert await gw.gateway.reconciler.reconcile_once() == 1
+    assert await _state(gw, request) == pb.ISSUE_STATE_COMPLETED
+    assert _consents(database) == 1
+
+
+async def _issue_error(gw: GatewayUnderTest, request: pb.IssueRequest) -> Rich:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.Issue(request, metadata=gw.a)
+    return rich(raised.value)
