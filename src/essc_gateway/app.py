@@ -34,11 +34,12 @@ from essc_gateway.service.forwarding import Forwarder, issue_status
 from essc_gateway.service.holders import Holders
 from essc_gateway.service.issuance import IssuanceService
 from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.service.periodic import run_every
 from essc_gateway.service.reconciler import IssueReconciler
 from essc_gateway.service.tokens import TokenService
 from essc_gateway.service.vault import Vault
 from essc_gateway.service.verification import VerificationService
-from essc_gateway.store.base import Store
+from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.store.sqlite import SqliteStore
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
@@ -51,6 +52,9 @@ from essc_gateway.upstream.grpc_platform import GrpcPlatform, map_rpc_error
 from essc_gateway.upstream.retrying import ResilientCaller
 
 log = logging.getLogger("essc_gateway")
+PENDING_LEDGER_FILE = "ledger-pending.jsonl"
+"""Beside the store: liability records held while it could not write."""
+STORE_PROBE_INTERVAL = 1.0
 PLATFORM_CHANNEL = (
     # Our own retry policy counts and budgets every attempt: no hidden ones in grpc-core.
     ("grpc.enable_retries", 0),
@@ -124,10 +128,12 @@ class Gateway:
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None
         self._health = HealthServicer()
-        self._store: Store | None = None
+        self._store: SqliteStore | None = None
         self._platform: GrpcPlatform | None = None
         self._forwarder_task: asyncio.Task[None] | None = None
         self._reconciler_task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._counter_task: asyncio.Task[None] | None = None
         self._counter: RequestCounter | None = None
         self._ledger: Ledger | None = None
@@ -169,8 +175,8 @@ class Gateway:
         await outages.close_stale()
         incidents = IncidentBook(store, clock)
         await incidents.load()
-        self._ledger = ledger = Ledger(
-            store, Classifier(calendar, incidents, outages), outages, vault, clock
+        self._ledger = ledger = await self._open_ledger(
+            store, Classifier(calendar, incidents, outages), outages, vault
         )
         self._counter = counter = RequestCounter(store)
         self.reports = Reports(
@@ -220,20 +226,9 @@ class Gateway:
             ),
             server,
         )
-        self.forwarder = Forwarder(store, issuance, vault, calendar, clock)
+        self.forwarder = forwarder = Forwarder(store, issuance, vault, calendar, clock)
         self.reconciler = IssueReconciler(store, issuance, clock)
-        if self._background_jobs:
-            self._forwarder_task = asyncio.create_task(
-                self.forwarder.run(config.forward_interval), name="essc-forwarder"
-            )
-            self._reconciler_task = asyncio.create_task(
-                self.reconciler.run(config.reconcile_interval), name="essc-reconciler"
-            )
-        self._refresh_task = asyncio.create_task(
-            _refresh_shared_state(calendar, incidents, config.shared_state_refresh),
-            name="essc-shared-state",
-        )
-        self._counter_task = asyncio.create_task(counter.run(5.0), name="essc-request-counts")
+        self._start_jobs(forwarder, calendar, incidents, counter)
         address = f"{config.host}:{config.port}"
         if config.tls is None:
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -258,6 +253,72 @@ class Gateway:
         log.info("gateway listening on %s:%d", config.host, self.port)
         return self.port
 
+    async def _open_ledger(
+        self, store: SqliteStore, classifier: Classifier, outages: OutageTracker, vault: Vault
+    ) -> Ledger:
+        ledger = Ledger(
+            store,
+            classifier,
+            outages,
+            vault,
+            self._clock,
+            pending_file=self._config.database.parent / PENDING_LEDGER_FILE,
+        )
+        ledger.pending.load()  # what a previous run could not append
+        await ledger.flush_pending()
+        store.health.subscribe(self._store_health_changed)
+        return ledger
+
+    def _start_jobs(
+        self,
+        forwarder: Forwarder,
+        calendar: MaintenanceCalendar,
+        incidents: IncidentBook,
+        counter: RequestCounter,
+    ) -> None:
+        config = self._config
+        if self._background_jobs:  # one worker of a host runs them (they claim their work)
+            self._forwarder_task = asyncio.create_task(
+                forwarder.run(config.forward_interval), name="essc-forwarder"
+            )
+            self._reconciler_task = asyncio.create_task(
+                self.reconciler.run(config.reconcile_interval), name="essc-reconciler"
+            )
+        self._refresh_task = asyncio.create_task(
+            _refresh_shared_state(calendar, incidents, config.shared_state_refresh),
+            name="essc-shared-state",
+        )
+        self._counter_task = asyncio.create_task(counter.run(5.0), name="essc-request-counts")
+        self._probe_task = asyncio.create_task(
+            run_every(STORE_PROBE_INTERVAL, self._probe_store, "store probe"), name="essc-probe"
+        )
+
+    def _store_health_changed(self, writable: bool) -> None:
+        """Health follows the store: NOT_SERVING while it cannot write, so that a balancer
+        sends traffic elsewhere; once it writes again, the held liability records go in."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if writable
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+
+        async def apply() -> None:
+            for service in ("", GATEWAY_SERVICE):
+                await self._health.set(service, status)
+            if writable and self._ledger is not None:
+                await self._ledger.flush_pending()
+
+        task = asyncio.get_running_loop().create_task(apply(), name="essc-store-health")
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _probe_store(self) -> None:
+        """While the store cannot write, one small write a round tells when it can again
+        (requests that keep failing may be few or none)."""
+        if self._store is not None and not self._store.health.writable:
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.probe_write()
+
     async def settle_ledger(self) -> None:
         """Waits until liability records already handed in are committed (a refusal inside
         an announced window is answered before its record commits)."""
@@ -278,13 +339,15 @@ class Gateway:
             self._reconciler_task,
             self._counter_task,
             self._refresh_task,
+            self._probe_task,
+            *self._side_tasks,
         )
         for task in tasks:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._forwarder_task = self._reconciler_task = None
+        self._forwarder_task = self._reconciler_task = self._probe_task = None
         self._counter_task = self._refresh_task = None
         await self.settle_ledger()
         if self._counter is not None and self._store is not None:

@@ -15,6 +15,7 @@
     ├── PlatformError                the national platform failed us
     │   ├── PlatformUnavailable      UNAVAILABLE, with retry_after when known
     │   └── PlatformTimeout          DEADLINE_EXCEEDED
+    ├── StoreFailure                 UNAVAILABLE: the gateway's store cannot write (disk full...)
     └── InternalError                INTERNAL: a gateway fault, never a client's input
 
 Messages and metadata never carry personal data: they are copied into logs and spans.
@@ -70,6 +71,7 @@ class ErrorReason(StrEnum):
     SMS_THROTTLED = "SMS_THROTTLED"
     SMS_NOT_REQUIRED = "SMS_NOT_REQUIRED"
     CALENDAR_YEAR_UNKNOWN = "CALENDAR_YEAR_UNKNOWN"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
@@ -217,6 +219,20 @@ class PlatformUnavailable(PlatformError):
 
 class PlatformTimeout(PlatformError):
     default_reason = ErrorReason.PLATFORM_TIMEOUT
+
+
+class StoreFailure(GatewayError):
+    """The gateway's own store cannot write: nothing was recorded for this request, and its
+    metadata `outcome` says whether the platform may have acted on it (IN_DOUBT)."""
+
+    default_reason = ErrorReason.STORE_UNAVAILABLE
+
+    def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message, metadata=metadata)
+        self.retry_after = STORE_RETRY_AFTER
+
+
+STORE_RETRY_AFTER = timedelta(seconds=1)
 
 
 class InternalError(GatewayError):

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
+from pathlib import Path
 
 from essc_gateway.clock import Clock
 from essc_gateway.errors import GatewayError
 from essc_gateway.liability.classify import Classifier
 from essc_gateway.liability.model import Clause, LiabilityRecord
 from essc_gateway.liability.outages import OutageTracker
+from essc_gateway.liability.pending import PendingRecords
 from essc_gateway.liability.ports import LedgerStore
 from essc_gateway.request_context import request_holder_token
 from essc_gateway.service.vault import Vault
+from essc_gateway.store.base import StoreUnavailable
 
 log = logging.getLogger("essc_gateway.ledger")
 # Records written after their answer, at most this many at once; beyond, callers wait.
@@ -32,8 +36,14 @@ class Ledger:
         outages: OutageTracker,
         vault: Vault,
         clock: Clock,
+        pending_file: Path | None = None,
     ) -> None:
+        """Args:
+        pending_file: where records are held while the store cannot write (see
+            `pending.py`); None holds them in memory only.
+        """
         self._store = store
+        self.pending = PendingRecords(pending_file)
         self._classifier = classifier
         self._outages = outages
         self._vault = vault
@@ -84,17 +94,34 @@ class Ledger:
             and verdict.clause is Clause.A16_1_A
             and len(self._deferred) < _MAX_DEFERRED
         )
+        if self.pending:  # keep the order: earlier records go first
+            self.pending.hold(record)
+            return record
         if not defer:
-            return await self._store.append_liability(record)
+            try:
+                return await self._store.append_liability(record)
+            except StoreUnavailable:
+                self.pending.hold(record)
+                return record
         queued = self._store.enqueue_liability(record, linger=_DEFERRED_LINGER)
         self._deferred.add(queued)
-        queued.add_done_callback(self._deferred_done)
+        queued.add_done_callback(functools.partial(self._deferred_done, record))
         return record
 
-    def _deferred_done(self, queued: asyncio.Future[LiabilityRecord]) -> None:
+    def _deferred_done(
+        self, record: LiabilityRecord, queued: asyncio.Future[LiabilityRecord]
+    ) -> None:
         self._deferred.discard(queued)
-        if not queued.cancelled() and queued.exception() is not None:
-            log.error("liability record not written: %s", type(queued.exception()).__name__)
+        if queued.cancelled() or queued.exception() is None:
+            return
+        if isinstance(queued.exception(), StoreUnavailable):
+            self.pending.hold(record)
+            return
+        log.error("liability record not written: %s", type(queued.exception()).__name__)
+
+    async def flush_pending(self) -> int:
+        """Appends records held while the store could not write; returns how many."""
+        return await self.pending.flush(self._store.append_liability)
 
     async def drain(self) -> None:
         """Waits until deferred records are committed (before the store closes)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from essc_gateway.errors import (
     NotFound,
     PlatformError,
     PreconditionFailed,
+    StoreFailure,
 )
 from essc_gateway.service.cards import card_view
 from essc_gateway.service.maintenance import MaintenanceCalendar
@@ -43,8 +45,11 @@ from essc_gateway.store.base import (
     IssueAttemptState,
     IssueClaim,
     Store,
+    StoreUnavailable,
 )
 from essc_gateway.upstream.port import IssueCardCommand, Platform, PlatformCard, PlatformIssue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -117,7 +122,10 @@ class IssuanceService:
             holder_token=claims.holder_token,
         )
         now = self._clock.now()
-        claim = await self._claim(draft, fingerprint, now)
+        try:
+            claim = await self._claim(draft, fingerprint, now)
+        except StoreUnavailable as failure:
+            raise _store_failure(maybe_processed=False) from failure
         if claim.existing is not None:
             return await self._replay(claim.existing, fingerprint)
         progress = _Progress(maybe_processed=claim.was_in_doubt)
@@ -134,7 +142,9 @@ class IssuanceService:
                     return settled
             return await self._issue_claimed(draft, progress)
         except BaseException as failure:
-            await self._leave_claim(draft, progress, failure)
+            maybe_processed = await self._leave_claim(draft, progress, failure)
+            if isinstance(failure, StoreUnavailable):
+                raise _store_failure(maybe_processed) from failure
             raise
 
     async def _claim(self, draft: IssueDraft, fingerprint: str, now: datetime) -> IssueClaim:
@@ -166,9 +176,10 @@ class IssuanceService:
 
     async def _leave_claim(
         self, draft: IssueDraft, progress: _Progress, failure: BaseException | None
-    ) -> None:
+    ) -> bool:
         """After a failure: forget a key the platform cannot have processed; keep every other
-        in doubt (never deleted) for a retry or the reconciler to settle."""
+        in doubt (never deleted) for a retry or the reconciler to settle. Returns whether the
+        platform may have processed it."""
         maybe_processed = progress.maybe_processed
         if isinstance(failure, PlatformError):
             # The retry layer knows best whether any attempt reached the platform.
@@ -177,10 +188,16 @@ class IssuanceService:
             pass  # a definite answer (e.g. another bank's card, A3): nothing issued for it
         elif progress.sent:  # cancelled or failed (e.g. the store) after the platform call
             maybe_processed = True
-        if maybe_processed:
-            await self._store.mark_issue_in_doubt(draft.bank_id, draft.idempotency_key)
-        else:
-            await self._store.release_issue(draft.bank_id, draft.idempotency_key)
+        try:
+            if maybe_processed:
+                await self._store.mark_issue_in_doubt(draft.bank_id, draft.idempotency_key)
+            else:
+                await self._store.release_issue(draft.bank_id, draft.idempotency_key)
+        except StoreUnavailable:
+            # The claim stays PENDING: once its lease runs out it counts as in doubt, and a
+            # retry or the reconciler settles it with the platform.
+            log.warning("issuance claim left to its lease: the store cannot write")
+        return maybe_processed
 
     async def settle(self, attempt: IssueAttempt) -> bool:
         """Settles an attempt in doubt with the platform's operation lookup (the reconciler):
@@ -456,6 +473,17 @@ class IssuanceService:
             ),
             guardian_relation=draft.guardian.relation.value if draft.guardian else None,
         )
+
+
+def _store_failure(maybe_processed: bool) -> StoreFailure:
+    outcome = "IN_DOUBT" if maybe_processed else "NOT_SENT"
+    return StoreFailure(
+        "the gateway cannot record this issuance now; retry it with the same key",
+        metadata={
+            "outcome": outcome,
+            "platform_reached": "unknown" if maybe_processed else "false",
+        },
+    )
 
 
 def forward_failure(reason: str | None) -> PreconditionFailed | AlreadyExists:

@@ -15,6 +15,11 @@ class StoreError(Exception):
     """The store failed; the message names the operation, never the data."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot write at all (disk full, read-only file system, I/O error): nothing
+    of the failed write was kept. Transient: writes resume once the cause is gone."""
+
+
 class IssueAttemptState(StrEnum):
     PENDING = "PENDING"
     """Being processed right now by one request."""

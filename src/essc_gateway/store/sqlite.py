@@ -29,6 +29,7 @@ from essc_gateway.store.base import (
     LockoutState,
     StoreError,
 )
+from essc_gateway.store.health import WriteHealth
 from essc_gateway.store.migrations import MIGRATIONS
 from essc_gateway.store.sqlite_commit import BatchWriter
 from essc_gateway.store.sqlite_ledger import LedgerTables
@@ -197,6 +198,20 @@ class SqliteStore(LedgerTables):
             await writer.close()
             raise
         return cls(writer, reader, tracer)
+
+    @property
+    def health(self) -> WriteHealth:
+        """Whether writes succeed right now; told by every write."""
+        return self._writer.health
+
+    async def probe_write(self) -> None:
+        """One small write, to learn whether the store writes again (raises StoreUnavailable
+        while it cannot)."""
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, datetime('now'))")
+
+        await self._write(work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], R]) -> R:
         """Runs `work` in a transaction (group commit, see `sqlite_commit`); durable on return."""

@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from essc_gateway.store.health import WriteHealth, unavailability
+
 R = TypeVar("R")
 Work = Callable[[sqlite3.Connection], Any]
 
@@ -27,15 +29,21 @@ Work = Callable[[sqlite3.Connection], Any]
 class BatchWriter:
     """`await writer.run(work)` runs `work(connection)` in a transaction, durable on return."""
 
-    def __init__(self, connection: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, thread: ThreadPoolExecutor, health: WriteHealth
+    ) -> None:
         self._db = connection
         self._thread = thread
+        self.health = health
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
-        cls, path: Path | str, prepare: Callable[[sqlite3.Connection], None]
+        cls,
+        path: Path | str,
+        prepare: Callable[[sqlite3.Connection], None],
+        health: WriteHealth | None = None,
     ) -> BatchWriter:
         """Connects in the writer thread and runs `prepare` (pragmas, migrations) there."""
         thread = ThreadPoolExecutor(1, thread_name_prefix="essc-sqlite-writer")
@@ -55,7 +63,7 @@ class BatchWriter:
         except BaseException:
             thread.shutdown(wait=False)
             raise
-        return cls(connection, thread)
+        return cls(connection, thread, health or WriteHealth())
 
     async def run(self, work: Callable[[sqlite3.Connection], R]) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -75,13 +83,20 @@ class BatchWriter:
                 )
             except Exception as error:  # BEGIN or COMMIT failed: none of the batch is written
                 outcomes = [(False, error)] * len(batch)
+            written = False
             for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                written = written or ok
+                failure = None if ok else unavailability(value)
+                if failure is not None:
+                    self.health.report(False)
                 if future.done():
                     continue
                 if ok:
                     future.set_result(value)
                 else:
-                    future.set_exception(value)
+                    future.set_exception(failure or value)
+            if written:
+                self.health.report(True)
 
     async def close(self) -> None:
         """Waits for the writes in flight, then closes the connection and the thread."""

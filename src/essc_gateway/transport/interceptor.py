@@ -26,12 +26,14 @@ from essc_gateway.errors import (
     PermissionDenied,
     PlatformError,
     ResourceExhausted,
+    StoreFailure,
     Unauthenticated,
 )
 from essc_gateway.liability.counts import RequestCounter
 from essc_gateway.liability.ledger import Ledger
 from essc_gateway.metrics import GatewayMetrics
 from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.context import reset_calling_bank, set_calling_bank
@@ -219,23 +221,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     caller = f"operator:{self._operator(metadata, context)}"
                     response = await inner(request, context)
             except GatewayError as error:
-                if bank and caller != "-":
-                    await self._record(caller, rpc, request, error)
-                await self._abort(context, rpc, caller, started, error)
+                await self._refuse(context, rpc, caller, started, request, error, bank=bank)
             except grpc.aio.AbortError:
                 raise
             except Exception as unexpected:
-                # Only the type and frames: an exception message may quote personal data.
-                error_log.error(
-                    "unexpected %s in %s\n%s",
-                    type(unexpected).__name__,
-                    rpc,
-                    "".join(traceback.format_tb(unexpected.__traceback__)),
-                )
-                internal = InternalError("internal error", reason=ErrorReason.INTERNAL)
-                if bank and caller != "-":
-                    await self._record(caller, rpc, request, internal)
-                await self._abort(context, rpc, caller, started, internal)
+                failure = self._as_gateway_error(rpc, unexpected)
+                await self._refuse(context, rpc, caller, started, request, failure, bank=bank)
             finally:
                 request_deadline.reset(deadline_token)
             if bank:
@@ -244,6 +235,36 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             return response
 
         return handle
+
+    @staticmethod
+    def _as_gateway_error(rpc: str, unexpected: Exception) -> GatewayError:
+        """The answer to an exception that is not a GatewayError: the store being unable to
+        write is UNAVAILABLE (transient); anything else is a fault of the gateway."""
+        if isinstance(unexpected, StoreUnavailable):
+            return StoreFailure("the gateway cannot record this request now; retry shortly")
+        # Only the type and frames: an exception message may quote personal data.
+        error_log.error(
+            "unexpected %s in %s\n%s",
+            type(unexpected).__name__,
+            rpc,
+            "".join(traceback.format_tb(unexpected.__traceback__)),
+        )
+        return InternalError("internal error", reason=ErrorReason.INTERNAL)
+
+    async def _refuse(
+        self,
+        context: Context,
+        rpc: str,
+        caller: str,
+        started: float,
+        request: Any,
+        error: GatewayError,
+        *,
+        bank: bool,
+    ) -> None:
+        if bank and caller != "-":
+            await self._record(caller, rpc, request, error)
+        await self._abort(context, rpc, caller, started, error)
 
     async def _record(self, bank: str, rpc: str, request: Any, error: GatewayError) -> None:
         """A durable liability record for the failed request (A16); never blocks the answer."""

@@ -26,6 +26,7 @@ from essc_gateway.errors import (
     PlatformUnavailable,
     PreconditionFailed,
     ResourceExhausted,
+    StoreFailure,
     Unauthenticated,
 )
 
@@ -44,6 +45,7 @@ _CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
     (PlatformUnavailable, grpc.StatusCode.UNAVAILABLE),
     # The platform failed in a way it should not: a platform-side fault, retry later.
     (PlatformError, grpc.StatusCode.UNAVAILABLE),
+    (StoreFailure, grpc.StatusCode.UNAVAILABLE),
     (InternalError, grpc.StatusCode.INTERNAL),
 )
 
