@@ -9,11 +9,19 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from essc_gateway.config_schema import (
+    BankFile,
+    ConfigFile,
+    OperatorFile,
+    SettingsError,
+    read_config_file,
+    read_environment,
+)
 from essc_gateway.crypto import KEY_BYTES, KeyRing, token_digest
 from essc_gateway.domain.auth_policy import AuthPolicy
 from essc_gateway.domain.models import Factor, Scenario
@@ -176,75 +184,69 @@ def _ring(raw: str, name: str) -> KeyRing:
     return KeyRing(keys=keys, current=max(keys))
 
 
-def _bank(entry: Mapping[str, Any]) -> BankConfig:
-    factors = {
-        Scenario(scenario): frozenset(Factor(f) for f in names)
-        for scenario, names in dict(entry.get("factors", {})).items()
-    }
-    limit = dict(entry.get("rate_limit", {}))
+def _bank(entry: BankFile) -> BankConfig:
     return BankConfig(
-        bank_id=str(entry["bank_id"]),
-        token_sha256=str(entry.get("token_sha256", "")),
-        certificate_subject=str(entry.get("certificate_subject", "")),
-        factors=factors,
-        rate_limit=RateLimit(**{k: float(v) for k, v in limit.items()}),
-        store_and_forward=bool(entry.get("store_and_forward", False)),
+        bank_id=entry.bank_id,
+        token_sha256=entry.token_sha256,
+        certificate_subject=entry.certificate_subject,
+        factors={scenario: frozenset(names) for scenario, names in entry.factors.items()},
+        rate_limit=RateLimit(entry.rate_limit.per_second, entry.rate_limit.burst),
+        store_and_forward=entry.store_and_forward,
     )
 
 
-def _operator(entry: Mapping[str, Any]) -> OperatorConfig:
+def _operator(entry: OperatorFile) -> OperatorConfig:
     return OperatorConfig(
-        operator_id=str(entry["operator_id"]),
-        token_sha256=str(entry.get("token_sha256", "")),
-        certificate_subject=str(entry.get("certificate_subject", "")),
+        operator_id=entry.operator_id,
+        token_sha256=entry.token_sha256,
+        certificate_subject=entry.certificate_subject,
     )
 
 
-def _work_calendar(supplement: str | None) -> WorkCalendar:
+def _work_calendar(supplement: Path | None) -> WorkCalendar:
     try:
-        return WorkCalendar.official(Path(supplement) if supplement else None)
+        return WorkCalendar.official(supplement)
     except CalendarFileError as error:
         raise ConfigError(f"ESSC_WORK_CALENDAR: {error}") from None
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Reads ESSC_* variables and the JSON file named by ESSC_CONFIG (banks, TLS)."""
-    env = os.environ if environ is None else environ
-    file: dict[str, Any] = {}
-    if env.get("ESSC_CONFIG"):
-        file = json.loads(Path(env["ESSC_CONFIG"]).read_text())
-    missing = [n for n in ("ESSC_DATA_KEY", "ESSC_LOOKUP_KEY", "ESSC_TOKEN_KEY") if not env.get(n)]
-    if missing:
-        raise ConfigError(f"missing settings: {', '.join(missing)}")
+    """Reads the ESSC_* variables and the JSON file named by ESSC_CONFIG (banks, operators,
+    TLS, agreement versions).
+
+    Raises:
+        ConfigError: one line naming the setting (or file and field path) and what is
+            wrong; never a value.
+    """
+    try:
+        env = read_environment(dict(os.environ if environ is None else environ))
+        file = read_config_file(env.config) if env.config is not None else ConfigFile()
+    except SettingsError as error:
+        raise ConfigError(str(error)) from None
     keys = Keys(
-        data=_ring(env["ESSC_DATA_KEY"], "ESSC_DATA_KEY"),
-        lookup=_key(env["ESSC_LOOKUP_KEY"], "ESSC_LOOKUP_KEY"),
-        tokens=_ring(env["ESSC_TOKEN_KEY"], "ESSC_TOKEN_KEY"),
+        data=_ring(env.data_key, "ESSC_DATA_KEY"),
+        lookup=_key(env.lookup_key, "ESSC_LOOKUP_KEY"),
+        tokens=_ring(env.token_key, "ESSC_TOKEN_KEY"),
     )
     tls = None
-    if "tls" in file:
-        tls = TlsConfig(
-            cert_file=Path(file["tls"]["cert_file"]),
-            key_file=Path(file["tls"]["key_file"]),
-            client_ca_file=Path(file["tls"]["client_ca_file"]),
-        )
-    try:
-        return GatewayConfig(
-            keys=keys,
-            banks=tuple(_bank(b) for b in file.get("banks", [])),
-            operators=tuple(_operator(o) for o in file.get("operators", [])),
-            host=env.get("ESSC_HOST", "127.0.0.1"),
-            port=int(env.get("ESSC_PORT", "50051")),
-            health_port=int(env["ESSC_HEALTH_PORT"]) if env.get("ESSC_HEALTH_PORT") else None,
-            database=Path(env.get("ESSC_DATABASE", "var/essc-gateway.db")),
-            platform_address=env.get("ESSC_PLATFORM_ADDRESS") or None,
-            tls=tls,
-            work_calendar=_work_calendar(env.get("ESSC_WORK_CALENDAR")),
-        )
-    except ConfigError:
-        raise
-    except (KeyError, ValueError) as error:
-        raise ConfigError(f"invalid configuration: {type(error).__name__}") from None
+    if file.tls is not None:
+        tls = TlsConfig(file.tls.cert_file, file.tls.key_file, file.tls.client_ca_file)
+    settings = ServiceSettings()
+    if file.agreement_versions is not None:
+        settings = replace(settings, agreement_versions=dict(file.agreement_versions))
+    return GatewayConfig(
+        keys=keys,
+        banks=tuple(_bank(b) for b in file.banks),
+        operators=tuple(_operator(o) for o in file.operators),
+        host=env.host,
+        port=env.port,
+        health_port=env.health_port,
+        database=env.database,
+        platform_address=env.platform_address,
+        tls=tls,
+        settings=settings,
+        work_calendar=_work_calendar(env.work_calendar),
+    )
 
 
 def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -164,6 +164,38 @@ async def test_a1_issue_needs_a_complete_consent(
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert error.violations == violations
     assert _rows(database, "cards") == 0
+
+
+@pytest.mark.parametrize(
+    ("accepted_at", "reason"),
+    [
+        # Issue 10, defect 5: these were stored as the A1 evidence for version 2024-03-20.
+        (datetime(1, 1, 1, tzinfo=UTC), "BEFORE_VERSION"),
+        (datetime(1970, 1, 1, tzinfo=UTC), "BEFORE_VERSION"),
+        (datetime(2020, 1, 1, tzinfo=UTC), "BEFORE_VERSION"),
+        # The day before the version took effect in China (UTC+8).
+        (datetime(2024, 3, 19, 15, 59, tzinfo=UTC), "BEFORE_VERSION"),
+        # Long before the request (the test clock stands on 2026-11-02).
+        (datetime(2026, 9, 1, tzinfo=UTC), "TOO_OLD"),
+    ],
+)
+async def test_a1_a12_a_consent_dated_before_its_version_or_long_before_is_refused(
+    gw: GatewayUnderTest,
+    population: Population,
+    clock: FakeClock,
+    database: Path,
+    accepted_at: datetime,
+    reason: str,
+) -> None:
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    given = consent(clock.now())
+    given.accepted_at.FromDatetime(accepted_at)
+    error = await _issue_error(gw, issue_request(person, verified.verification_token, given))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.violations == {"consent.accepted_at": reason}
+    assert _rows(database, "cards") == 0
+    assert _rows(database, "issue_attempts") == 0  # nothing half-written
 
 
 async def test_a1_missing_consent_is_a_field_violation(

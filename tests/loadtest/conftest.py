@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from essc_gateway.loadtest import LoadOptions
+from essc_gateway.testing import FakeClock
 from tests.conftest import BANK_A_TOKEN, POPULATION_SEED, GatewayUnderTest
 
-# The test gateway's FakeClock stands on 2026-11-02: consents must not lie in its future.
-CONSENT_AGE = 400 * 86400.0
+# The test gateway's FakeClock stands at its default start: consents must lie neither in its
+# future nor more than 30 days before it (A1), while the harness dates them by real time.
+CONSENT_AGE = max((datetime.now(UTC) - FakeClock().now()).total_seconds() + 3600.0, 0.0)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
@@ -50,6 +50,8 @@ from essc_gateway.store.base import (
 from essc_gateway.upstream.port import IssueCardCommand, Platform, PlatformCard, PlatformIssue
 
 log = logging.getLogger(__name__)
+# Agreement versions take effect on a day in China (UTC+8, no daylight saving).
+CHINA_TIME = timezone(timedelta(hours=8))
 
 
 @dataclass(slots=True)
@@ -253,21 +255,32 @@ class IssuanceService:
             )
 
     def _check_consent(self, consent: Consent) -> None:
-        violations = []
-        if consent.agreement_version not in self._settings.agreement_versions:
-            violations.append(
-                FieldViolation(
-                    "consent.agreement_version",
-                    "is not a version of the user agreement in force (A12)",
-                    "UNKNOWN_AGREEMENT_VERSION",
-                )
+        """A1: the consent is evidence only if it names a version the bank offers, and was
+        given after that version took effect (A12) and shortly before this request."""
+        settings, now = self._settings, self._clock.now()
+        effective = settings.agreement_versions.get(consent.agreement_version)
+        if effective is None:
+            raise InvalidRequest(
+                [
+                    FieldViolation(
+                        "consent.agreement_version",
+                        "is not a version of the user agreement in force (A12)",
+                        "UNKNOWN_AGREEMENT_VERSION",
+                    )
+                ]
             )
-        if consent.accepted_at > self._clock.now() + self._settings.consent_clock_skew:
-            violations.append(
-                FieldViolation("consent.accepted_at", "lies in the future", "IN_FUTURE")
+        problem = None
+        if consent.accepted_at > now + settings.consent_clock_skew:
+            problem = ("lies in the future", "IN_FUTURE")
+        elif consent.accepted_at < datetime.combine(effective, time(), CHINA_TIME):
+            problem = ("predates the agreement version it accepts (A12)", "BEFORE_VERSION")
+        elif consent.accepted_at < now - settings.consent_max_age:
+            problem = (
+                f"is older than {settings.consent_max_age.days} days before this request",
+                "TOO_OLD",
             )
-        if violations:
-            raise InvalidRequest(violations)
+        if problem is not None:
+            raise InvalidRequest([FieldViolation("consent.accepted_at", *problem)])
 
     def _check_guardian_present(self, command: IssueCommand, capacity: CivilCapacity) -> None:
         holder = command.applicant.citizen_id

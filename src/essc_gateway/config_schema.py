@@ -1,0 +1,157 @@
+"""The shapes of the gateway's settings, validated with pydantic: the `ESSC_*` environment
+variables and the JSON file that `ESSC_CONFIG` names. Unknown keys of the file are refused
+(a misspelt key must not fall back to a default silently), and every problem is reported as
+one line naming the setting or field path, never its value (values may be keys or tokens).
+
+`config.load_config` turns what passes into the frozen dataclasses the gateway runs on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    ValidationError,
+)
+
+from essc_gateway.domain.models import Factor, Scenario
+
+_DEFAULT_PER_SECOND = 500.0
+_DEFAULT_BURST = 1000.0
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimitFile(_Strict):
+    per_second: Annotated[float, Field(gt=0)] = _DEFAULT_PER_SECOND
+    burst: Annotated[float, Field(ge=1)] = _DEFAULT_BURST
+
+
+class BankFile(_Strict):
+    bank_id: Annotated[str, Field(min_length=1, pattern=r"^[^:\s]+$")]
+    token_sha256: Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
+    certificate_subject: str = ""
+    factors: dict[Scenario, list[Factor]] = Field(default_factory=dict)
+    rate_limit: RateLimitFile = RateLimitFile()
+    store_and_forward: bool = False
+
+
+class OperatorFile(_Strict):
+    operator_id: Annotated[str, Field(min_length=1)]
+    token_sha256: Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
+    certificate_subject: str = ""
+
+
+class TlsFile(_Strict):
+    cert_file: FilePath
+    key_file: FilePath
+    client_ca_file: FilePath
+
+
+class ConfigFile(_Strict):
+    """The JSON file of `ESSC_CONFIG`."""
+
+    banks: list[BankFile] = Field(default_factory=list)
+    operators: list[OperatorFile] = Field(default_factory=list)
+    tls: TlsFile | None = None
+    agreement_versions: dict[Annotated[str, Field(min_length=1)], date] | None = None
+    """User-agreement versions a consent may name, each with the day it took effect (A12)."""
+
+
+class EnvironmentSettings(BaseModel):
+    """The `ESSC_*` variables (other variables are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
+
+    data_key: Annotated[str, Field(alias="ESSC_DATA_KEY", min_length=1)]
+    lookup_key: Annotated[str, Field(alias="ESSC_LOOKUP_KEY", min_length=1)]
+    token_key: Annotated[str, Field(alias="ESSC_TOKEN_KEY", min_length=1)]
+    config: Annotated[FilePath | None, Field(alias="ESSC_CONFIG")] = None
+    host: Annotated[str, Field(alias="ESSC_HOST", min_length=1)] = "127.0.0.1"
+    port: Annotated[int, Field(alias="ESSC_PORT", ge=0, le=65535)] = 50051
+    health_port: Annotated[int | None, Field(alias="ESSC_HEALTH_PORT", ge=0, le=65535)] = None
+    database: Annotated[Path, Field(alias="ESSC_DATABASE")] = Path("var/essc-gateway.db")
+    platform_address: Annotated[str | None, Field(alias="ESSC_PLATFORM_ADDRESS")] = None
+    work_calendar: Annotated[FilePath | None, Field(alias="ESSC_WORK_CALENDAR")] = None
+    otlp_endpoint: Annotated[str | None, Field(alias="ESSC_OTLP_ENDPOINT")] = None
+    traces_file: Annotated[str | None, Field(alias="ESSC_TRACES_FILE")] = None
+    trace_success_ratio: Annotated[
+        float, Field(alias="ESSC_TRACE_SUCCESS_RATIO", ge=0.0, le=1.0)
+    ] = 0.1
+
+
+class SettingsError(ValueError):
+    """One line: where (a variable, or the file and a field path) and what is wrong."""
+
+
+def read_environment(environ: dict[str, str]) -> EnvironmentSettings:
+    """Validates the `ESSC_*` variables; empty ones count as unset."""
+    given = {k: v for k, v in environ.items() if k.startswith("ESSC_") and v.strip() != ""}
+    try:
+        settings = EnvironmentSettings.model_validate(given)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, prefix="")) from None
+    _check_database_directory(settings.database)
+    return settings
+
+
+def _check_database_directory(database: Path) -> None:
+    """The store's directory exists, or can be made under the nearest one that does."""
+    if str(database) == ":memory:":
+        return
+    nearest = database.parent
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise SettingsError(f"ESSC_DATABASE: {nearest} is not a directory")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise SettingsError(f"ESSC_DATABASE: {nearest} is not writable")
+
+
+def read_config_file(path: Path) -> ConfigFile:
+    """Reads and validates the JSON file of `ESSC_CONFIG`."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SettingsError(f"ESSC_CONFIG {path}: cannot read: {error.strerror}") from None
+    try:
+        raw: Any = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SettingsError(
+            f"ESSC_CONFIG {path}: not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}"
+        ) from None
+    try:
+        return ConfigFile.model_validate(raw)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, prefix=f"ESSC_CONFIG {path}: ")) from None
+
+
+def _describe(error: ValidationError, prefix: str) -> str:
+    """Every problem as `where: what`, joined by "; ". Never the input value."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        where = _path(item["loc"])
+        what = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{prefix}{where}: {what}")
+    return "; ".join(problems)
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
