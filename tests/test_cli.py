@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -13,11 +14,13 @@ from pathlib import Path
 import grpc
 import psutil
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
 from essc_gateway.bench.processes import free_port
+from essc_gateway.domain.passwords import initial_password
 
 LISTENING = re.compile(r"essc-gateway listening on 127\.0\.0\.1:(\d+)")
 TOKEN = re.compile(r"development bank demo-bank: authorization: Bearer (\S+)")
@@ -218,3 +221,97 @@ async def test_a_worker_that_dies_is_reported_and_replaced(tmp_path: Path) -> No
         process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(process.wait(), timeout=60)
     assert code == 0
+
+
+SAMPLE = re.compile(r"name=(\S+) id=(\S+) phone=(\S+) card=(\S+)")
+BIOMETRIC = re.compile(r"biometric_sample=(\S+)")
+
+
+async def _start_dev_run(
+    tmp_path: Path, env: dict[str, str]
+) -> tuple[asyncio.subprocess.Process, int, str, re.Match[str], bytes]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "essc_gateway.cli",
+        "--log-level",
+        "WARNING",
+        "run",
+        "--dev",
+        "--port",
+        "0",
+        "--var-dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    port = int((await _read_until(process.stdout, LISTENING)).group(1))
+    token = (await _read_until(process.stdout, TOKEN)).group(1)
+    sample = await _read_until(process.stdout, SAMPLE)
+    biometric = base64.b64decode((await _read_until(process.stdout, BIOMETRIC)).group(1))
+    return process, port, token, sample, biometric
+
+
+async def test_a_second_dev_run_knows_the_cards_of_the_first(tmp_path: Path) -> None:
+    # Issue 10, defect 9: the store was kept but the simulated platform started empty, so
+    # every holder issued in the first run was NOT_FOUND in the second.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESSC_")}
+    process, port, token, sample, biometric = await _start_dev_run(tmp_path, env)
+    name, id_number, phone, card_number = sample.groups()
+    meta = (("authorization", f"Bearer {token}"),)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            identity = pb.Identity(name=name, social_security_number=id_number, mobile_phone=phone)
+            verified = await stub.Verify(
+                pb.VerifyRequest(
+                    applicant=identity,
+                    physical_card_number=card_number,
+                    biometric_sample=biometric,
+                ),
+                metadata=meta,
+                timeout=10,
+            )
+            accepted = Timestamp()
+            accepted.GetCurrentTime()
+            issued = await stub.Issue(
+                pb.IssueRequest(
+                    applicant=identity,
+                    verification_token=verified.verification_token,
+                    consent=pb.Consent(
+                        agreement_version="2024-03-20",
+                        accepted_at=accepted,
+                        channel=pb.CONSENT_CHANNEL_MOBILE_APP,
+                        read_and_agreed=True,
+                        authorized=True,
+                    ),
+                    idempotency_key="k" * 32,
+                ),
+                metadata=meta,
+                timeout=10,
+            )
+            assert issued.outcome == pb.ISSUE_OUTCOME_ISSUED
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+    register = tmp_path / "simulated-platform.register"
+    assert register.stat().st_mode & 0o077 == 0
+
+    process, port, token, _, _ = await _start_dev_run(tmp_path, env)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            reply = await stub.Authenticate(
+                pb.AuthenticateRequest(
+                    social_security_number=id_number,
+                    scenario=pb.BUSINESS_SCENARIO_QUERY_RECORDS,
+                    factors=pb.Factors(password=initial_password(id_number)),
+                ),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=10,
+            )
+        assert reply.state == pb.AUTHENTICATION_STATE_PASSWORD_CHANGE_REQUIRED
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0

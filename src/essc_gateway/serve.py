@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from essc_gateway.app import Gateway
@@ -29,6 +30,7 @@ from essc_gateway.config import (
     load_config,
 )
 from essc_gateway.runtime import settle_heap
+from essc_gateway.service.periodic import run_every
 from essc_gateway.simplatform import (
     Population,
     SimulatedPlatform,
@@ -36,9 +38,12 @@ from essc_gateway.simplatform import (
     generate_population,
     load_scenario,
 )
+from essc_gateway.simplatform.persistence import RegisterFile, RegisterFileError
 from essc_gateway.tracing import build_tracer_provider, tracing_config_from_env
 
 _WORKER_START_TIMEOUT = 60.0
+REGISTER_FILE = "simulated-platform.register"
+REGISTER_SAVE_INTERVAL = 5.0
 _SUPERVISE_EVERY = 0.5
 # More replacements than this within the window: something is wrong with every worker.
 _MAX_RESTARTS = 5
@@ -71,26 +76,71 @@ async def run_gateway(options: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    platform: SimulatedPlatform | None = None
-    population: Population | None = None
-    address = config.platform_address
-    if address is None:  # an external platform may be the real one: no simulated people then
-        population = generate_population(config.population_seed, config.population_size)
-        platform = SimulatedPlatform(population)
-        platform_port = await platform.start("127.0.0.1", 0)
-        address = f"127.0.0.1:{platform_port}"
-        if options.scenario:
-            await platform.apply_scenario(load_scenario(options.scenario))
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        platform: SimulatedPlatform | None = None
+        population: Population | None = None
+        if config.platform_address is not None:  # maybe the real one: no simulated people
+            address = config.platform_address
+        else:
+            try:
+                platform, population, address = await stack.enter_async_context(
+                    _simulated_platform(config, options)
+                )
+            except RegisterFileError as error:
+                print(f"configuration error: {error}", file=sys.stderr)
+                return 2
         if options.workers == 1:
             await _serve_here(config, address, environment, platform, tokens, population)
-        else:
-            environment["ESSC_PLATFORM_ADDRESS"] = address
-            return await _serve_workers(options.workers, environment, platform, tokens, population)
+            return 0
+        environment["ESSC_PLATFORM_ADDRESS"] = address
+        return await _serve_workers(options.workers, environment, platform, tokens, population)
+
+
+@contextlib.asynccontextmanager
+async def _simulated_platform(
+    config: GatewayConfig, options: argparse.Namespace
+) -> AsyncIterator[tuple[SimulatedPlatform, Population, str]]:
+    """The simulated platform in this process; in a development run, with the register of
+    the previous run (the gateway's store outlives a run: so does the platform's register).
+
+    Raises:
+        RegisterFileError: the saved register cannot be used.
+    """
+    population = generate_population(config.population_seed, config.population_size)
+    platform = SimulatedPlatform(population)
+    register: RegisterFile | None = None
+    saver: asyncio.Task[None] | None = None
+    if options.dev:
+        register = RegisterFile(
+            Path(options.var_dir) / REGISTER_FILE,
+            platform.state,
+            f"{config.population_seed}:{config.population_size}",
+        )
+        cards = register.load()
+        print(f"simulated platform register kept in {register.path} ({cards} cards)")
+        saver = asyncio.create_task(
+            run_every(REGISTER_SAVE_INTERVAL, _async(register.save), "register save")
+        )
+    try:
+        port = await platform.start("127.0.0.1", 0)
+        if options.scenario:
+            await platform.apply_scenario(load_scenario(options.scenario))
+        yield platform, population, f"127.0.0.1:{port}"
     finally:
-        if platform is not None:
-            await platform.stop()
-    return 0
+        if saver is not None:
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
+        await platform.stop()
+        if register is not None:
+            register.save()
+
+
+def _async(save: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        save()
+
+    return run
 
 
 async def _serve_here(

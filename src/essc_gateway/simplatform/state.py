@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import pickle
 import random
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -208,6 +209,19 @@ class PlatformState:
         self._sms_code_ttl = sms_code_ttl
         self._sms_max_attempts = sms_max_attempts
         self._r = _Registers(used_card_numbers={p.card_number for p in population.people})
+
+    def snapshot(self) -> bytes:
+        """Everything the platform has recorded since it started (cards, passwords, keys,
+        SMS), for a development run to keep across restarts (`persistence.py`)."""
+        return pickle.dumps(self._r, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, snapshot: bytes) -> int:
+        """Takes back a `snapshot` of this population; returns how many cards it holds."""
+        registers = pickle.loads(snapshot)  # noqa: S301 - our own file, checked by the caller
+        if not isinstance(registers, _Registers):
+            raise ValueError("not a snapshot of the simulated platform")
+        self._r = registers
+        return len(registers.cards)
 
     # --- register -------------------------------------------------------------------------
 
