@@ -162,7 +162,7 @@ async def test_an_issue_in_progress_is_told_apart_and_its_retry_gets_retry_info(
     assert retry.code == grpc.StatusCode.ABORTED
     assert retry.reason == "REQUEST_IN_PROGRESS"
     assert retry.retry_seconds is not None
-    assert 0 < retry.retry_seconds <= 30
+    assert 0 < retry.retry_seconds <= 15
     assert (await first).outcome == pb.ISSUE_OUTCOME_ISSUED
 
 

@@ -34,7 +34,7 @@ class ServiceSettings:
     """Least time between two SMS codes for one holder and purpose."""
     sms_daily_limit: int = 10
     """SMS codes one holder may be sent in 24 hours."""
-    issue_lease: timedelta = timedelta(seconds=30)
+    issue_lease: timedelta = timedelta(seconds=15)
     """Longest an Issue request holds its idempotency key (shorter when the caller's deadline
     is): past it the request has certainly ended, and a retry or the reconciler settles
     what it left."""
