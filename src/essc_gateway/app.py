@@ -52,8 +52,6 @@ from essc_gateway.upstream.grpc_platform import GrpcPlatform, map_rpc_error
 from essc_gateway.upstream.retrying import ResilientCaller
 
 log = logging.getLogger("essc_gateway")
-PENDING_LEDGER_FILE = "ledger-pending.jsonl"
-"""Beside the store: liability records held while it could not write."""
 STORE_PROBE_INTERVAL = 1.0
 PLATFORM_CHANNEL = (
     # Our own retry policy counts and budgets every attempt: no hidden ones in grpc-core.
@@ -262,7 +260,7 @@ class Gateway:
             outages,
             vault,
             self._clock,
-            pending_file=self._config.database.parent / PENDING_LEDGER_FILE,
+            pending_directory=self._config.database.parent,
         )
         ledger.pending.load()  # what a previous run could not append
         await ledger.flush_pending()
@@ -318,6 +316,8 @@ class Gateway:
         if self._store is not None and not self._store.health.writable:
             with contextlib.suppress(StoreUnavailable):
                 await self._store.probe_write()
+        elif self._ledger is not None and self._ledger.pending:
+            await self._ledger.flush_pending()  # held records still waiting: try again
 
     async def settle_ledger(self) -> None:
         """Waits until liability records already handed in are committed (a refusal inside

@@ -1,4 +1,5 @@
-"""Liability records held while the store cannot write survive a restart, in order."""
+"""Liability records held while the store cannot write survive a restart, in order, and
+are appended once even when several processes take them back."""
 
 from __future__ import annotations
 
@@ -26,34 +27,75 @@ def record(n: int) -> LiabilityRecord:
     )
 
 
+def pending_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("ledger-pending.*.jsonl"))
+
+
+class Ledger:
+    """Appends by request id, once; fails with StoreUnavailable while `full`."""
+
+    def __init__(self) -> None:
+        self.records: list[LiabilityRecord] = []
+        self.full = False
+
+    async def append_if_absent(self, held: LiabilityRecord) -> bool:
+        if self.full:
+            raise StoreUnavailable("store write failed: SQLITE_FULL")
+        if held.request_id in {r.request_id for r in self.records}:
+            return False
+        self.records.append(held)
+        return True
+
+
 async def test_held_records_are_taken_back_after_a_restart_and_appended_in_order(
     tmp_path: Path,
 ) -> None:
-    file = tmp_path / "ledger-pending.jsonl"
-    before_restart = PendingRecords(file)
+    before_restart = PendingRecords(tmp_path)
     for n in range(3):
         before_restart.hold(record(n))
 
-    after_restart = PendingRecords(file)
+    after_restart = PendingRecords(tmp_path)
     after_restart.load()
     assert len(after_restart) == 3
-    appended: list[LiabilityRecord] = []
+    ledger = Ledger()
+    ledger.records.append(record(0))  # appended by another process before the crash
+    assert await after_restart.flush(ledger.append_if_absent) == 3
+    assert ledger.records == [record(0), record(1), record(2)]
+    assert pending_files(tmp_path) == []  # nothing left to take back
 
-    async def append_until_full(held: LiabilityRecord) -> None:
-        if len(appended) == 2:
+
+async def test_a_flush_stops_at_the_first_failure_and_keeps_the_rest_on_disk(
+    tmp_path: Path,
+) -> None:
+    pending = PendingRecords(tmp_path)
+    for n in range(3):
+        pending.hold(record(n))
+    ledger = Ledger()
+    appended = 0
+
+    async def full_after_one(held: LiabilityRecord) -> bool:
+        nonlocal appended
+        if appended == 1:
             raise StoreUnavailable("store write failed: SQLITE_FULL")
-        appended.append(held)
+        appended += 1
+        return await ledger.append_if_absent(held)
 
-    assert await after_restart.flush(append_until_full) == 2
-    assert appended == [record(0), record(1)]
-    # What is still held is what the file keeps.
-    again = PendingRecords(file)
+    assert await pending.flush(full_after_one) == 1
+    again = PendingRecords(tmp_path)
     again.load()
-    assert len(again) == 1
+    assert len(again) == 2
+    assert await again.flush(ledger.append_if_absent) == 2
+    assert ledger.records == [record(0), record(1), record(2)]
 
-    async def append(held: LiabilityRecord) -> None:
-        appended.append(held)
 
-    assert await again.flush(append) == 1
-    assert appended[-1] == record(2)
-    assert not file.exists()
+async def test_a_dead_workers_file_is_taken_back_and_removed(tmp_path: Path) -> None:
+    PendingRecords(tmp_path).hold(record(1))
+    (own,) = pending_files(tmp_path)
+    other = own.with_name("ledger-pending.99999999.jsonl")  # as a worker that died left it
+    own.rename(other)
+    taker = PendingRecords(tmp_path)
+    taker.load()
+    ledger = Ledger()
+    assert await taker.flush(ledger.append_if_absent) == 1
+    assert ledger.records == [record(1)]
+    assert pending_files(tmp_path) == []

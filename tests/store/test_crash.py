@@ -21,8 +21,12 @@ async def main(path):
         i = 0
         while True:
             key, now = f"{n}-{i}", datetime.now(UTC)
-            await store.claim_issue("bank", key, "fp", now, now + timedelta(seconds=30), None)
-            await store.complete_issue("bank", key, "ISSUED", key, _card(key, key, now), now)
+            claim = await store.claim_issue(
+                "bank", key, "fp", now, now + timedelta(seconds=30), None
+            )
+            await store.complete_issue(
+                "bank", key, "ISSUED", key, _card(key, key, now), now, claim.token
+            )
             print(key, flush=True)  # acknowledged: durable from here on
             i += 1
     await asyncio.gather(*(writer(n) for n in range(32)))

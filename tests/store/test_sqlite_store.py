@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from essc_gateway.store import CardRecord, IssueAttempt, IssueAttemptState
+from essc_gateway.store.base import ClaimLost, IssueClaim
 from essc_gateway.store.migrations import MIGRATIONS
 from essc_gateway.store.sqlite import SqliteStore
 
@@ -32,8 +33,17 @@ async def claim(
     store: SqliteStore, key: str, now: datetime = NOW, fingerprint: str = "fp"
 ) -> IssueAttempt | None:
     """The attempt that holds `key`, or None when this claim won it."""
-    claimed = await store.claim_issue("bank-a", key, fingerprint, now, now + LEASE, b"draft")
-    return claimed.existing
+    return (await won(store, key, now, fingerprint)).existing
+
+
+async def won(
+    store: SqliteStore, key: str, now: datetime = NOW, fingerprint: str = "fp"
+) -> IssueClaim:
+    return await store.claim_issue("bank-a", key, fingerprint, now, now + LEASE, b"draft")
+
+
+async def complete(store: SqliteStore, key: str, essc_id: str, token: str) -> None:
+    await store.complete_issue("bank-a", key, "ISSUED", essc_id, card(essc_id), NOW, token)
 
 
 def card(essc_id: str, holder: str = "holder-1", status: str = "ACTIVE") -> CardRecord:
@@ -54,11 +64,12 @@ def card(essc_id: str, holder: str = "holder-1", status: str = "ACTIVE") -> Card
 
 
 async def test_a_key_is_claimed_once_and_completed_with_its_card(store: SqliteStore) -> None:
-    assert await claim(store, "key-1") is None
+    first = await won(store, "key-1")
+    assert first.existing is None
     pending = await claim(store, "key-1")
     assert pending is not None
     assert pending.state is IssueAttemptState.PENDING
-    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
+    await complete(store, "key-1", "E1", first.token)
     done = await claim(store, "key-1")
     assert done is not None
     assert done.state is IssueAttemptState.COMPLETED
@@ -74,11 +85,10 @@ async def test_concurrent_claims_of_one_key_have_one_winner(store: SqliteStore) 
 async def test_a3_the_database_refuses_a_second_live_card_for_a_holder(
     store: SqliteStore,
 ) -> None:
-    await claim(store, "key-1")
-    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
-    await claim(store, "key-2")
+    await complete(store, "key-1", "E1", (await won(store, "key-1")).token)
+    second = await won(store, "key-2")
     with pytest.raises(sqlite3.IntegrityError):
-        await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"), NOW)
+        await complete(store, "key-2", "E2", second.token)
     # Nothing half-written: the failed transaction left the attempt pending, no card E2.
     assert await store.get_card("E2") is None
     attempt = await claim(store, "key-2")
@@ -87,21 +97,54 @@ async def test_a3_the_database_refuses_a_second_live_card_for_a_holder(
 
 
 async def test_a3_a_terminated_card_makes_room_for_a_new_one(store: SqliteStore) -> None:
-    await claim(store, "key-1")
-    await store.complete_issue("bank-a", "key-1", "ISSUED", "E1", card("E1"), NOW)
+    await complete(store, "key-1", "E1", (await won(store, "key-1")).token)
     await store.set_card_status("E1", "TERMINATED", NOW)
     assert await store.active_card_for_holder("holder-1") is None
-    await claim(store, "key-2")
-    await store.complete_issue("bank-a", "key-2", "ISSUED", "E2", card("E2"), NOW)
+    await complete(store, "key-2", "E2", (await won(store, "key-2")).token)
     active = await store.active_card_for_holder("holder-1")
     assert active is not None
     assert active.essc_id == "E2"
 
 
 async def test_releasing_forgets_only_pending_attempts(store: SqliteStore) -> None:
-    await claim(store, "key-1")
-    await store.release_issue("bank-a", "key-1")
+    await store.release_issue("bank-a", "key-1", (await won(store, "key-1")).token)
     assert await claim(store, "key-1") is None
+
+
+async def test_a_claim_past_its_lease_is_taken_over_and_the_old_claim_writes_nothing(
+    store: SqliteStore,
+) -> None:
+    # Issue 10, defects 3-4: a request whose lease ran out (it died, or its deadline passed)
+    # must neither block its key nor, writing late, undo the request that took it over.
+    first = await won(store, "key-1")
+    still_leased = await claim(store, "key-1", now=NOW + LEASE - timedelta(seconds=1))
+    assert still_leased is not None
+    assert still_leased.state is IssueAttemptState.PENDING
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert await claim(store, "key-1", now=later, fingerprint="other") is not None
+    second = await won(store, "key-1", now=later)
+    assert second.existing is None
+    assert second.was_in_doubt  # the first may have reached the platform: settle first
+    await store.release_issue("bank-a", "key-1", first.token)
+    await store.mark_issue_in_doubt("bank-a", "key-1", first.token)
+    held = await store.get_issue_attempt("bank-a", "key-1")
+    assert held is not None
+    assert held.state is IssueAttemptState.PENDING
+    with pytest.raises(ClaimLost):
+        await complete(store, "key-1", "E1", first.token)
+    await complete(store, "key-1", "E1", second.token)
+    # The first learns of the card the second recorded: done with the same card, no error.
+    await complete(store, "key-1", "E1", first.token)
+
+
+async def test_unsettled_issues_are_in_doubt_or_past_lease_and_grace(store: SqliteStore) -> None:
+    grace = timedelta(seconds=5)
+    await store.mark_issue_in_doubt("bank-a", "doubt", (await won(store, "doubt")).token)
+    await won(store, "leased")
+    assert [a.idempotency_key for a in await store.unsettled_issues(NOW, 10, grace)] == ["doubt"]
+    past = NOW + LEASE + grace + timedelta(seconds=1)
+    keys = {a.idempotency_key for a in await store.unsettled_issues(past, 10, grace)}
+    assert keys == {"doubt", "leased"}
 
 
 LOCK = timedelta(minutes=30)

@@ -76,11 +76,11 @@ async def measure_store_rate(directory: Path, seconds: float, writers: int) -> S
             while time.monotonic() < deadline:
                 key, now = uuid.uuid4().hex, datetime.now(UTC)
                 # As Issue claims: a lease and the sealed request (size of a real one).
-                await store.claim_issue(
+                claim = await store.claim_issue(
                     "bench-bank", key, "fingerprint", now, now + _LEASE, _SEALED_DRAFT
                 )
                 await store.complete_issue(
-                    "bench-bank", key, "ISSUED", key, _card(key, key, now), now
+                    "bench-bank", key, "ISSUED", key, _card(key, key, now), now, claim.token
                 )
                 done += 1
 

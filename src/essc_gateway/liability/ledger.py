@@ -36,14 +36,14 @@ class Ledger:
         outages: OutageTracker,
         vault: Vault,
         clock: Clock,
-        pending_file: Path | None = None,
+        pending_directory: Path | None = None,
     ) -> None:
         """Args:
-        pending_file: where records are held while the store cannot write (see
+        pending_directory: where records are held while the store cannot write (see
             `pending.py`); None holds them in memory only.
         """
         self._store = store
-        self.pending = PendingRecords(pending_file)
+        self.pending = PendingRecords(pending_directory)
         self._classifier = classifier
         self._outages = outages
         self._vault = vault
@@ -121,7 +121,7 @@ class Ledger:
 
     async def flush_pending(self) -> int:
         """Appends records held while the store could not write; returns how many."""
-        return await self.pending.flush(self._store.append_liability)
+        return await self.pending.flush(self._store.append_liability_if_absent)
 
     async def drain(self) -> None:
         """Waits until deferred records are committed (before the store closes)."""

@@ -6,8 +6,10 @@ their content, time and request id are the ones the bank was answered with."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +21,9 @@ from essc_gateway.store.base import StoreUnavailable
 log = logging.getLogger("essc_gateway.ledger")
 
 MAX_HELD = 100_000
-"""Records held at most; beyond, the oldest are kept and the rest counted as lost."""
+"""Records held at most per process; beyond, the oldest are kept and the rest logged lost."""
+FILE_PREFIX = "ledger-pending."
+FILE_SUFFIX = ".jsonl"
 
 
 def _to_json(record: LiabilityRecord) -> str:
@@ -64,19 +68,27 @@ def _from_json(line: str) -> LiabilityRecord:
 
 
 class PendingRecords:
-    """Records waiting for the store, in the order they were made."""
+    """Records waiting for the store, in the order they were made.
 
-    def __init__(self, file: Path | None) -> None:
-        self._file = file
+    Each process keeps its own file (`directory/ledger-pending.<pid>.jsonl`), so that workers
+    sharing a store never rewrite each other's; at start a process takes back every such file
+    it finds (its own from an earlier run, or a worker's that died), and appends are
+    idempotent by request id, so a record taken back twice is appended once."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self._directory = directory
+        self._file = (
+            None if directory is None else directory / f"{FILE_PREFIX}{os.getpid()}{FILE_SUFFIX}"
+        )
+        self._adopted: set[Path] = set()
         self._held: list[LiabilityRecord] = []
-        self._lost = 0
+        self._flushing = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._held)
 
     def hold(self, record: LiabilityRecord) -> None:
         if len(self._held) >= MAX_HELD:
-            self._lost += 1
             log.error("liability record lost: %d held already", MAX_HELD)
             return
         self._held.append(record)
@@ -89,33 +101,49 @@ class PendingRecords:
                 log.warning("pending liability file not written: %s", type(error).__name__)
 
     def load(self) -> None:
-        """Takes back records a previous run could not append."""
-        if self._file is None or not self._file.exists():
+        """Takes back records that earlier runs (or workers) could not append."""
+        if self._directory is None:
             return
         known = {r.request_id for r in self._held}
-        for line in self._file.read_text().splitlines():
-            if line.strip():
-                record = _from_json(line)
+        for path in sorted(self._directory.glob(f"{FILE_PREFIX}*{FILE_SUFFIX}")):
+            try:
+                lines = path.read_text().splitlines()
+            except OSError:
+                continue  # removed by another process meanwhile
+            for line in lines:
+                try:
+                    record = _from_json(line)
+                except (ValueError, KeyError):  # a line cut short by a crash
+                    log.error("unreadable line in %s skipped", path.name)
+                    continue
                 if record.request_id not in known:
                     self._held.append(record)
                     known.add(record.request_id)
+            self._adopted.add(path)
+        self._held.sort(key=lambda r: r.at)
 
-    async def flush(self, append: Callable[[LiabilityRecord], Awaitable[object]]) -> int:
-        """Appends held records in order until the store fails again; returns how many."""
-        done = 0
-        try:
+    async def flush(self, append_if_absent: Callable[[LiabilityRecord], Awaitable[bool]]) -> int:
+        """Appends held records in order until the store fails again; returns how many were
+        handled. One flush at a time."""
+        async with self._flushing:
+            done = 0
             while self._held:
-                await append(self._held[0])
+                record = self._held[0]
+                try:
+                    await append_if_absent(record)
+                except StoreUnavailable:
+                    break
+                except Exception as error:  # a record that can never go in must not block
+                    log.error("held liability record dropped: %s", type(error).__name__)
                 self._held.pop(0)
                 done += 1
-        except StoreUnavailable:
-            pass
-        if done:
-            log.warning("%d held liability records appended", done)
-            self._rewrite()
-        return done
+            if done:
+                log.warning("%d held liability records appended", done)
+                self._rewrite()
+            return done
 
     def _rewrite(self) -> None:
+        """The own file holds what is still held; taken-back files are done with."""
         if self._file is None:
             return
         try:
@@ -123,5 +151,8 @@ class PendingRecords:
                 self._file.write_text("".join(_to_json(r) + "\n" for r in self._held))
             else:
                 self._file.unlink(missing_ok=True)
+            for path in self._adopted - {self._file}:
+                path.unlink(missing_ok=True)
+            self._adopted.clear()
         except OSError as error:
             log.warning("pending liability file not rewritten: %s", type(error).__name__)

@@ -24,6 +24,11 @@ class LedgerStore(Protocol):
         atomically; returns it with seq, prev_hash and row_hash set."""
         ...
 
+    async def append_liability_if_absent(self, record: LiabilityRecord) -> bool:
+        """Appends `record` unless one with its request id is in the ledger already (a held
+        record that another process appended); True if it was appended now."""
+        ...
+
     async def liability_records(
         self,
         since: datetime,

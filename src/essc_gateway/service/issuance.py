@@ -41,10 +41,12 @@ from essc_gateway.service.tokens import TokenService, VerificationClaims
 from essc_gateway.service.vault import IssueDraft, Vault
 from essc_gateway.store.base import (
     CardRecord,
+    ClaimLost,
     IssueAttempt,
     IssueAttemptState,
     IssueClaim,
     Store,
+    StoreError,
     StoreUnavailable,
 )
 from essc_gateway.upstream.port import IssueCardCommand, Platform, PlatformCard, PlatformIssue
@@ -58,10 +60,17 @@ CHINA_TIME = timezone(timedelta(hours=8))
 class _Progress:
     """How far one claim of a key went, to know what to leave behind after a failure."""
 
+    claim: str | None
+    """The claim's token; None for an issuance accepted for forwarding (the forwarder)."""
     maybe_processed: bool = False
-    """The key was in doubt when claimed: the platform may have processed it already."""
+    """The key was in doubt when claimed and the platform was not asked yet."""
     sent: bool = False
-    """IssueCard was called: from then on the platform may have processed it."""
+    """IssueCard was called (or found done): the platform may hold a card for the key."""
+
+
+# Most Issues are answered in milliseconds: the retry of one in progress can come soon.
+_IN_PROGRESS_RETRY = timedelta(seconds=1)
+_MIN_RETRY = timedelta(milliseconds=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,38 +133,61 @@ class IssuanceService:
             holder_token=claims.holder_token,
         )
         now = self._clock.now()
+        lease = self._lease_seconds()
+        lease_end = self._clock.monotonic() + lease
         try:
-            claim = await self._claim(draft, fingerprint, now)
+            claim = await self._claim(draft, fingerprint, now, lease)
         except StoreUnavailable as failure:
             raise _store_failure(maybe_processed=False) from failure
         if claim.existing is not None:
             return await self._replay(claim.existing, fingerprint)
-        progress = _Progress(maybe_processed=claim.was_in_doubt)
+        progress = _Progress(claim.token, maybe_processed=claim.was_in_doubt)
+        # Every platform call of this request ends with its lease: whoever takes the key
+        # over after the lease can rely on this request having stopped calling.
+        current = request_deadline.get()
+        deadline = request_deadline.set(lease_end if current is None else min(current, lease_end))
         try:
-            window = self._forwarding_window(bank_id, now)
-            if window is not None and not claim.was_in_doubt:
-                return await self._accept_for_forwarding(draft, window, now)
-            if claim.was_in_doubt:
-                try:
-                    settled = await self._settle_from_lookup(draft)
-                except PlatformError:
-                    settled = None  # re-sending IssueCard with the same key settles it too
-                if settled is not None:
-                    return settled
-            return await self._issue_claimed(draft, progress)
+            return await self._run_claimed(draft, progress, now)
         except BaseException as failure:
             maybe_processed = await self._leave_claim(draft, progress, failure)
             if isinstance(failure, StoreUnavailable):
                 raise _store_failure(maybe_processed) from failure
+            if isinstance(failure, ClaimLost):
+                raise Conflict(
+                    "a request with this idempotency key took it over; retry shortly",
+                    reason=ErrorReason.REQUEST_IN_PROGRESS,
+                    retry_after=_IN_PROGRESS_RETRY,
+                ) from failure
             raise
+        finally:
+            request_deadline.reset(deadline)
 
-    async def _claim(self, draft: IssueDraft, fingerprint: str, now: datetime) -> IssueClaim:
-        """Claims the key for as long as this request may run, with the sealed request so
-        that whoever settles it later can record the card and consent."""
+    async def _run_claimed(
+        self, draft: IssueDraft, progress: _Progress, now: datetime
+    ) -> IssueResult:
+        window = self._forwarding_window(draft.bank_id, now)
+        if window is not None and not progress.maybe_processed:
+            return await self._accept_for_forwarding(draft, window, now, progress)
+        if progress.maybe_processed:
+            settled = await self._lookup_and_record(draft, progress)
+            if settled is not None:
+                return settled
+        return await self._issue_claimed(draft, progress)
+
+    def _lease_seconds(self) -> float:
+        """How long this request may hold its key: the lease setting, or less when the
+        caller's deadline comes first."""
         lease = self._settings.issue_lease.total_seconds()
         deadline = request_deadline.get()
         if deadline is not None:
             lease = max(0.0, min(lease, deadline - self._clock.monotonic()))
+        return lease
+
+    async def _claim(
+        self, draft: IssueDraft, fingerprint: str, now: datetime, lease: float
+    ) -> IssueClaim:
+        """Claims the key for `lease` seconds, with the sealed request so that whoever
+        settles it later can record the card and consent."""
         claiming = asyncio.ensure_future(
             self._store.claim_issue(
                 draft.bank_id,
@@ -173,7 +205,8 @@ class IssuanceService:
             # nothing was sent, so the key is free again at once.
             claim = await claiming
             if claim.existing is None:
-                await self._leave_claim(draft, _Progress(claim.was_in_doubt), None)
+                progress = _Progress(claim.token, maybe_processed=claim.was_in_doubt)
+                await self._leave_claim(draft, progress, None)
             raise
 
     async def _leave_claim(
@@ -182,24 +215,33 @@ class IssuanceService:
         """After a failure: forget a key the platform cannot have processed; keep every other
         in doubt (never deleted) for a retry or the reconciler to settle. Returns whether the
         platform may have processed it."""
-        maybe_processed = progress.maybe_processed
         if isinstance(failure, PlatformError):
-            # The retry layer knows best whether any attempt reached the platform.
-            maybe_processed = maybe_processed or failure.metadata.get("outcome") == "IN_DOUBT"
+            # The retry layer knows best whether an IssueCard attempt reached the platform
+            # (an in-doubt read, such as the guardian's check, issued nothing).
+            in_doubt = failure.metadata.get("outcome") == "IN_DOUBT"
+            keep = progress.maybe_processed or (progress.sent and in_doubt)
         elif isinstance(failure, GatewayError) and not isinstance(failure, InternalError):
-            pass  # a definite answer (e.g. another bank's card, A3): nothing issued for it
-        elif progress.sent:  # cancelled or failed (e.g. the store) after the platform call
-            maybe_processed = True
+            # A definite answer (another bank's card, A3; a guardian not verified): nothing
+            # was issued for it now, whatever an earlier attempt did.
+            keep = progress.maybe_processed
+        else:  # cancelled, the store failed, a fault of ours: after IssueCard, maybe issued
+            keep = progress.maybe_processed or progress.sent
+        if progress.claim is None:
+            return keep  # a forwarded issuance: the forwarder keeps it queued
         try:
-            if maybe_processed:
-                await self._store.mark_issue_in_doubt(draft.bank_id, draft.idempotency_key)
+            if keep:
+                await self._store.mark_issue_in_doubt(
+                    draft.bank_id, draft.idempotency_key, progress.claim
+                )
             else:
-                await self._store.release_issue(draft.bank_id, draft.idempotency_key)
+                await self._store.release_issue(
+                    draft.bank_id, draft.idempotency_key, progress.claim
+                )
         except StoreUnavailable:
             # The claim stays PENDING: once its lease runs out it counts as in doubt, and a
             # retry or the reconciler settles it with the platform.
             log.warning("issuance claim left to its lease: the store cannot write")
-        return maybe_processed
+        return keep
 
     async def settle(self, attempt: IssueAttempt) -> bool:
         """Settles an attempt in doubt with the platform's operation lookup (the reconciler):
@@ -209,12 +251,13 @@ class IssuanceService:
         if attempt.draft_sealed is None:
             return False
         now = self._clock.now()
+        lease = self._settings.issue_lease
         claim = await self._store.claim_issue(
             attempt.bank_id,
             attempt.idempotency_key,
             attempt.fingerprint,
             now,
-            lease_until=now + self._settings.issue_lease,
+            lease_until=now + lease,
             draft_sealed=None,
         )
         if claim.existing is not None:
@@ -222,25 +265,39 @@ class IssuanceService:
         draft = self._vault.open_draft(
             attempt.bank_id, attempt.idempotency_key, attempt.draft_sealed, now.date()
         )
-        progress = _Progress(maybe_processed=True)
+        progress = _Progress(claim.token, maybe_processed=True)
+        deadline = request_deadline.set(self._clock.monotonic() + lease.total_seconds())
         try:
-            settled = await self._settle_from_lookup(draft)
+            settled = await self._lookup_and_record(draft, progress)
             if settled is None:
-                # Never received: nothing was issued; a retry of the request issues anew.
-                await self._store.release_issue(draft.bank_id, draft.idempotency_key)
+                # Lookup failed: still in doubt. Never received: nothing was issued, and a
+                # retry of the request issues anew.
+                await self._leave_claim(draft, progress, None)
+                return not progress.maybe_processed
         except BaseException as failure:
             await self._leave_claim(draft, progress, failure)
-            if isinstance(failure, GatewayError):
+            if isinstance(failure, GatewayError | StoreError):
                 return False
             raise
+        finally:
+            request_deadline.reset(deadline)
         return True
 
-    async def _settle_from_lookup(self, draft: IssueDraft) -> IssueResult | None:
-        """The platform's answer to this key's IssueCard, recorded; None if it never got it."""
-        found = await self._platform.lookup_issue(f"{draft.bank_id}:{draft.idempotency_key}")
+    async def _lookup_and_record(
+        self, draft: IssueDraft, progress: _Progress
+    ) -> IssueResult | None:
+        """What the platform did with this key's IssueCard, recorded. None when it never got
+        it, or when the lookup failed (`progress.maybe_processed` stays set): re-sending
+        IssueCard with the same key settles it as well, the platform de-duplicates."""
+        try:
+            found = await self._platform.lookup_issue(f"{draft.bank_id}:{draft.idempotency_key}")
+        except PlatformError:
+            return None
+        progress.maybe_processed = False  # the platform's state of this key is known now
         if found is None:
             return None
-        return await self._record_issued(draft, found)
+        progress.sent = True  # issued (or refused) by the platform: record it or keep it
+        return await self._record_issued(draft, found, progress)
 
     def _check_same_person(self, claims: VerificationClaims, applicant: Person) -> None:
         vault = self._vault
@@ -335,12 +392,14 @@ class IssuanceService:
         if attempt.state is IssueAttemptState.FAILED:
             raise forward_failure(attempt.failure_reason)
         if attempt.state is IssueAttemptState.PENDING or attempt.essc_id is None:
-            now = self._clock.now()
-            wait = attempt.lease_until - now if attempt.lease_until else timedelta(seconds=1)
+            # Most Issues take milliseconds: ask again soon, at most when the lease ends.
+            wait = _IN_PROGRESS_RETRY
+            if attempt.lease_until is not None:
+                wait = min(wait, max(attempt.lease_until - self._clock.now(), _MIN_RETRY))
             raise Conflict(
                 "a request with this idempotency key is in progress; retry shortly",
                 reason=ErrorReason.REQUEST_IN_PROGRESS,
-                retry_after=max(wait, timedelta(milliseconds=100)),
+                retry_after=wait,
             )
         card = await self._store.get_card(attempt.essc_id)
         if card is None:
@@ -354,27 +413,29 @@ class IssuanceService:
         return self._calendar.active("Issue", now)
 
     async def _accept_for_forwarding(
-        self, draft: IssueDraft, window: MaintenanceWindow, now: datetime
+        self, draft: IssueDraft, window: MaintenanceWindow, now: datetime, progress: _Progress
     ) -> IssueResult:
         """Store-and-forward: durable now, sent to the platform after the window."""
+        assert progress.claim is not None, "a request holds its claim"
         await self._store.accept_for_forwarding(
             draft.bank_id,
             draft.idempotency_key,
             self._vault.seal_draft(draft),
             accepted_at=now,
             forward_after=window.ends_at,
+            claim=progress.claim,
         )
         return IssueResult(IssueOutcome.PENDING, None, forward_after=window.ends_at)
 
     async def forward(self, draft: IssueDraft) -> IssueResult:
         """Completes an issuance accepted during a maintenance window."""
-        return await self._issue_claimed(draft, _Progress())
+        return await self._issue_claimed(draft, _Progress(claim=None))
 
     async def _issue_claimed(self, draft: IssueDraft, progress: _Progress) -> IssueResult:
         bank_id = draft.bank_id
         local = await self._store.active_card_for_holder(draft.holder_token)
         if local is not None:
-            return await self._already_held(draft, local.bank_id, local.essc_id)
+            return await self._already_held(draft, local.bank_id, local.essc_id, progress)
         if draft.guardian is not None:
             await self._verify_guardian(draft.guardian)
         progress.sent = True  # from here on the platform may have processed it
@@ -390,9 +451,11 @@ class IssuanceService:
                 guardian_id_number=draft.guardian.citizen_id.value if draft.guardian else "",
             )
         )
-        return await self._record_issued(draft, issued)
+        return await self._record_issued(draft, issued, progress)
 
-    async def _record_issued(self, draft: IssueDraft, issued: PlatformIssue) -> IssueResult:
+    async def _record_issued(
+        self, draft: IssueDraft, issued: PlatformIssue, progress: _Progress
+    ) -> IssueResult:
         """Records what the platform issued for this draft's key, with its consent (A1)."""
         bank_id = draft.bank_id
         if issued.card.bank_id != bank_id:
@@ -415,10 +478,13 @@ class IssuanceService:
             record.essc_id,
             record,
             self._clock.now(),
+            progress.claim,
         )
         return IssueResult(outcome, card_view(issued.card, draft.consent.agreement_version))
 
-    async def _already_held(self, draft: IssueDraft, holder_bank: str, essc_id: str) -> IssueResult:
+    async def _already_held(
+        self, draft: IssueDraft, holder_bank: str, essc_id: str, progress: _Progress
+    ) -> IssueResult:
         bank_id = draft.bank_id
         if holder_bank != bank_id:
             raise AlreadyExists(
@@ -435,6 +501,7 @@ class IssuanceService:
             essc_id,
             None,
             self._clock.now(),
+            progress.claim,
         )
         return IssueResult(IssueOutcome.ALREADY_HELD, card_view(current, version))
 

@@ -10,6 +10,7 @@ claims each key as a request would, so that replicas and retries never settle on
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from essc_gateway.clock import Clock
 from essc_gateway.service.issuance import IssuanceService
@@ -19,6 +20,9 @@ from essc_gateway.store.base import Store
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 20
+# A claim whose lease ran out is left alone this long more: its request stopped calling the
+# platform at the lease's end, and the last answer may still be on its way to the store.
+SETTLE_GRACE = timedelta(seconds=5)
 
 
 class IssueReconciler:
@@ -33,7 +37,8 @@ class IssueReconciler:
     async def reconcile_once(self) -> int:
         """Settles what it can of the unsettled keys; returns how many were settled."""
         settled = 0
-        for attempt in await self._store.unsettled_issues(self._clock.now(), self._batch):
+        now = self._clock.now()
+        for attempt in await self._store.unsettled_issues(now, self._batch, SETTLE_GRACE):
             if await self._issuance.settle(attempt):
                 settled += 1
             else:

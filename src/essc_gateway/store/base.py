@@ -15,6 +15,11 @@ class StoreError(Exception):
     """The store failed; the message names the operation, never the data."""
 
 
+class ClaimLost(StoreError):
+    """The claim on an idempotency key passed to another request (its lease had run out):
+    what this request would have written is the new claimant's to write."""
+
+
 class StoreUnavailable(StoreError):
     """The store cannot write at all (disk full, read-only file system, I/O error): nothing
     of the failed write was kept. Transient: writes resume once the cause is gone."""
@@ -68,6 +73,9 @@ class IssueClaim:
 
     existing: IssueAttempt | None
     """None when the claim was won."""
+    token: str = ""
+    """When won: what later writes of this claim quote, so that a request whose lease ran
+    out cannot overwrite the attempt of the one that took the key over."""
     was_in_doubt: bool = False
     """The claim took over an attempt the platform may have processed: settle it first."""
 
@@ -132,12 +140,16 @@ class Store(Protocol):
         PENDING whose lease has run out (its request died) with the same fingerprint."""
         ...
 
-    async def unsettled_issues(self, now: datetime, limit: int) -> list[IssueAttempt]:
-        """Attempts IN_DOUBT, or PENDING past their lease: the reconciler's work."""
+    async def unsettled_issues(
+        self, now: datetime, limit: int, grace: timedelta
+    ) -> list[IssueAttempt]:
+        """Attempts IN_DOUBT, or PENDING for `grace` past their lease, that carry their sealed
+        request: the reconciler's work, least recently tried first."""
         ...
 
-    async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str) -> None:
-        """The platform may have processed it: keep the key, never forget it."""
+    async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str, claim: str) -> None:
+        """The platform may have processed it: keep the key, never forget it (a no-op when
+        `claim` no longer holds the key)."""
         ...
 
     async def complete_issue(
@@ -148,9 +160,16 @@ class Store(Protocol):
         essc_id: str,
         new_card: CardRecord | None,
         now: datetime,
+        claim: str | None,
     ) -> None:
         """Marks the attempt done and, in the same transaction, stores `new_card` if given
-        and removes the attempt from the forward queue."""
+        and removes the attempt from the forward queue. `claim`: the claim that holds the
+        key, or None for an attempt accepted for forwarding. Done already with the same card:
+        nothing to do.
+
+        Raises:
+            ClaimLost: another request holds the key now.
+        """
         ...
 
     async def get_issue_attempt(
@@ -164,8 +183,13 @@ class Store(Protocol):
         payload_sealed: bytes,
         accepted_at: datetime,
         forward_after: datetime,
+        claim: str,
     ) -> None:
-        """Turns a claimed attempt into a durable store-and-forward entry."""
+        """Turns a claimed attempt into a durable store-and-forward entry.
+
+        Raises:
+            ClaimLost: another request holds the key now.
+        """
         ...
 
     async def due_forwards(self, now: datetime, limit: int) -> list[ForwardItem]:
@@ -188,8 +212,9 @@ class Store(Protocol):
 
     async def windows(self) -> list[MaintenanceWindow]: ...
 
-    async def release_issue(self, bank_id: str, idempotency_key: str) -> None:
-        """Forgets a pending attempt that definitely produced nothing."""
+    async def release_issue(self, bank_id: str, idempotency_key: str, claim: str) -> None:
+        """Forgets a pending attempt that definitely produced nothing (a no-op when `claim`
+        no longer holds the key)."""
         ...
 
     async def active_card_for_holder(self, holder_token: str) -> CardRecord | None:

@@ -147,6 +147,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE issue_attempts ADD COLUMN draft_sealed BLOB;
     ALTER TABLE issue_attempts ADD COLUMN lease_until TEXT;
+    ALTER TABLE issue_attempts ADD COLUMN claim TEXT;
     CREATE INDEX issue_attempts_unsettled ON issue_attempts (state, lease_until);
     -- One row rewritten to learn whether the store writes again after a failure.
     CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -22,6 +23,7 @@ from opentelemetry.trace import Tracer
 from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.store.base import (
     CardRecord,
+    ClaimLost,
     ForwardItem,
     IssueAttempt,
     IssueAttemptState,
@@ -67,6 +69,20 @@ def _card(row: sqlite3.Row) -> CardRecord:
         guardian_relation=row["guardian_relation"],
         terminated_at=time_or_none(row["terminated_at"]),
     )
+
+
+def _check_done_with(db: sqlite3.Connection, bank_id: str, key: str, essc_id: str) -> None:
+    """Nothing to do if the attempt is done with this card (another request of the same key
+    recorded it); ClaimLost if another request holds the key now."""
+    with closing(
+        db.execute(
+            "SELECT state, essc_id FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ?",
+            (bank_id, key),
+        )
+    ) as cursor:
+        row = cursor.fetchone()
+    if row is None or row["state"] != IssueAttemptState.COMPLETED or row["essc_id"] != essc_id:
+        raise ClaimLost("the idempotency key is held by another request now")
 
 
 def _attempt(row: sqlite3.Row) -> IssueAttempt:
@@ -236,10 +252,12 @@ class SqliteStore(LedgerTables):
         lease_until: datetime,
         draft_sealed: bytes | None,
     ) -> IssueClaim:
+        token = secrets.token_hex(8)
+
         def work(db: sqlite3.Connection) -> IssueClaim:
             cursor = db.execute(
                 "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, "
-                "created_at, lease_until, draft_sealed) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "created_at, lease_until, draft_sealed, claim) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 (
                     bank_id,
@@ -249,10 +267,11 @@ class SqliteStore(LedgerTables):
                     text_of(now),
                     text_of(lease_until),
                     draft_sealed,
+                    token,
                 ),
             )
             if cursor.rowcount == 1:
-                return IssueClaim(existing=None)
+                return IssueClaim(existing=None, token=token)
             with closing(
                 db.execute(
                     "SELECT * FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ?",
@@ -268,27 +287,37 @@ class SqliteStore(LedgerTables):
             # Take over an attempt left in doubt, or one whose request died (its lease ran
             # out): the platform may have processed it, so the new claimant settles it first.
             db.execute(
-                "UPDATE issue_attempts SET state = ?, lease_until = ?, "
+                "UPDATE issue_attempts SET state = ?, lease_until = ?, claim = ?, "
                 "draft_sealed = COALESCE(?, draft_sealed) "
                 "WHERE bank_id = ? AND idempotency_key = ?",
                 (
                     IssueAttemptState.PENDING,
                     text_of(lease_until),
+                    token,
                     draft_sealed,
                     bank_id,
                     idempotency_key,
                 ),
             )
-            return IssueClaim(existing=None, was_in_doubt=True)
+            return IssueClaim(existing=None, token=token, was_in_doubt=True)
 
         return await self._write(work)
 
-    async def unsettled_issues(self, now: datetime, limit: int) -> list[IssueAttempt]:
+    async def unsettled_issues(
+        self, now: datetime, limit: int, grace: timedelta
+    ) -> list[IssueAttempt]:
+        # Each settlement claims the key anew (a fresh lease): keys that cannot be settled
+        # yet go to the back of the line instead of blocking it.
         rows = await self._fetch_all(
-            "SELECT * FROM issue_attempts WHERE state = ? "
-            "OR (state = ? AND (lease_until IS NULL OR lease_until <= ?)) "
-            "ORDER BY created_at LIMIT ?",
-            (IssueAttemptState.IN_DOUBT, IssueAttemptState.PENDING, text_of(now), limit),
+            "SELECT * FROM issue_attempts WHERE draft_sealed IS NOT NULL AND (state = ? "
+            "OR (state = ? AND (lease_until IS NULL OR lease_until <= ?))) "
+            "ORDER BY lease_until LIMIT ?",
+            (
+                IssueAttemptState.IN_DOUBT,
+                IssueAttemptState.PENDING,
+                text_of(now - grace),
+                limit,
+            ),
         )
         return [_attempt(row) for row in rows]
 
@@ -301,6 +330,7 @@ class SqliteStore(LedgerTables):
         essc_id: str,
         new_card: CardRecord | None,
         now: datetime,
+        claim: str | None,
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             if new_card is not None:
@@ -331,8 +361,9 @@ class SqliteStore(LedgerTables):
             cursor = db.execute(
                 # The card row now holds what the draft held: no second sealed copy is kept.
                 "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ?, completed_at = ?, "
-                "draft_sealed = NULL "
-                "WHERE bank_id = ? AND idempotency_key = ? AND state IN (?, ?)",
+                "draft_sealed = NULL, claim = NULL "
+                "WHERE bank_id = ? AND idempotency_key = ? AND "
+                "((state = ? AND claim = ?) OR (state = ? AND ? IS NULL))",
                 (
                     IssueAttemptState.COMPLETED,
                     outcome,
@@ -341,11 +372,14 @@ class SqliteStore(LedgerTables):
                     bank_id,
                     idempotency_key,
                     IssueAttemptState.PENDING,
+                    claim,
                     IssueAttemptState.FORWARD_PENDING,
+                    claim,
                 ),
             )
             if cursor.rowcount != 1:
-                raise StoreError("complete_issue: no pending attempt for this key")
+                _check_done_with(db, bank_id, idempotency_key, essc_id)
+                return
             db.execute(
                 "DELETE FROM forward_queue WHERE bank_id = ? AND idempotency_key = ?",
                 (bank_id, idempotency_key),
@@ -368,20 +402,22 @@ class SqliteStore(LedgerTables):
         payload_sealed: bytes,
         accepted_at: datetime,
         forward_after: datetime,
+        claim: str,
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             cursor = db.execute(
-                "UPDATE issue_attempts SET state = ? "
-                "WHERE bank_id = ? AND idempotency_key = ? AND state = ?",
+                "UPDATE issue_attempts SET state = ?, claim = NULL, draft_sealed = NULL "
+                "WHERE bank_id = ? AND idempotency_key = ? AND state = ? AND claim = ?",
                 (
                     IssueAttemptState.FORWARD_PENDING,
                     bank_id,
                     idempotency_key,
                     IssueAttemptState.PENDING,
+                    claim,
                 ),
             )
             if cursor.rowcount != 1:
-                raise StoreError("accept_for_forwarding: no claimed attempt for this key")
+                raise ClaimLost("accept_for_forwarding: the key is held by another request")
             db.execute(
                 "INSERT INTO forward_queue (bank_id, idempotency_key, payload_sealed, "
                 "accepted_at, forward_after) VALUES (?, ?, ?, ?, ?)",
@@ -475,23 +511,29 @@ class SqliteStore(LedgerTables):
         return [_window(row) for row in rows]
 
     @uncancellable
-    async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str) -> None:
+    async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str, claim: str) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                "UPDATE issue_attempts SET state = ? "
-                "WHERE bank_id = ? AND idempotency_key = ? AND state = ?",
-                (IssueAttemptState.IN_DOUBT, bank_id, idempotency_key, IssueAttemptState.PENDING),
+                "UPDATE issue_attempts SET state = ?, claim = NULL "
+                "WHERE bank_id = ? AND idempotency_key = ? AND state = ? AND claim = ?",
+                (
+                    IssueAttemptState.IN_DOUBT,
+                    bank_id,
+                    idempotency_key,
+                    IssueAttemptState.PENDING,
+                    claim,
+                ),
             )
 
         return await self._write(work)
 
     @uncancellable
-    async def release_issue(self, bank_id: str, idempotency_key: str) -> None:
+    async def release_issue(self, bank_id: str, idempotency_key: str, claim: str) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "DELETE FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ? "
-                "AND state = ?",
-                (bank_id, idempotency_key, IssueAttemptState.PENDING),
+                "AND state = ? AND claim = ?",
+                (bank_id, idempotency_key, IssueAttemptState.PENDING, claim),
             )
 
         return await self._write(work)

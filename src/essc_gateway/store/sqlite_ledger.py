@@ -125,44 +125,24 @@ class LedgerTables:
                     future.set_result(record)
 
     @uncancellable
+    async def append_liability_if_absent(self, record: LiabilityRecord) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            with closing(
+                db.execute(
+                    "SELECT 1 FROM liability_records WHERE request_id = ?", (record.request_id,)
+                )
+            ) as cursor:
+                if cursor.fetchone() is not None:
+                    return False
+            _insert_linked(db, [record])
+            return True
+
+        return await self._write(work)
+
+    @uncancellable
     async def _append_batch(self, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
         def work(db: sqlite3.Connection) -> list[LiabilityRecord]:
-            with closing(
-                db.execute("SELECT seq, row_hash FROM liability_records ORDER BY seq DESC LIMIT 1")
-            ) as cursor:
-                last = cursor.fetchone()
-            seq, prev_hash = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-            linked = []
-            for record in records:
-                link_ = _with_chain(record, seq, prev_hash)
-                linked.append(link_)
-                seq, prev_hash = seq + 1, link_.row_hash
-            db.executemany(
-                f"INSERT INTO liability_records ({_RECORD_COLUMNS}) "  # noqa: S608 - constant
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.seq,
-                        r.request_id,
-                        r.trace_id,
-                        r.bank_id,
-                        r.rpc,
-                        text_of(r.at),
-                        r.status_code,
-                        r.reason,
-                        r.clause.value,
-                        json.dumps(dict(r.evidence), sort_keys=True),
-                        r.outage_id,
-                        r.window_id,
-                        r.incident_id,
-                        r.holder_token,
-                        r.prev_hash,
-                        r.row_hash,
-                    )
-                    for r in linked
-                ],
-            )
-            return linked
+            return _insert_linked(db, records)
 
         return await self._write(work)
 
@@ -288,6 +268,46 @@ class LedgerTables:
             (bank_id, f"{month}-%"),
         )
         return int(rows[0][0]), int(rows[0][1])
+
+
+def _insert_linked(db: sqlite3.Connection, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
+    """Links `records` after the chain's head and inserts them (inside a transaction)."""
+    with closing(
+        db.execute("SELECT seq, row_hash FROM liability_records ORDER BY seq DESC LIMIT 1")
+    ) as cursor:
+        last = cursor.fetchone()
+    seq, prev_hash = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+    linked = []
+    for record in records:
+        link_ = _with_chain(record, seq, prev_hash)
+        linked.append(link_)
+        seq, prev_hash = seq + 1, link_.row_hash
+    db.executemany(
+        f"INSERT INTO liability_records ({_RECORD_COLUMNS}) "  # noqa: S608 - constant
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.seq,
+                r.request_id,
+                r.trace_id,
+                r.bank_id,
+                r.rpc,
+                text_of(r.at),
+                r.status_code,
+                r.reason,
+                r.clause.value,
+                json.dumps(dict(r.evidence), sort_keys=True),
+                r.outage_id,
+                r.window_id,
+                r.incident_id,
+                r.holder_token,
+                r.prev_hash,
+                r.row_hash,
+            )
+            for r in linked
+        ],
+    )
+    return linked
 
 
 def _with_chain(record: LiabilityRecord, seq: int, prev_hash: str) -> LiabilityRecord:
