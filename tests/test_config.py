@@ -117,6 +117,30 @@ BAD: list[tuple[str, Edit, str]] = [
     ("unknown top-level key", _config(lambda c: c.__setitem__("bankz", [])), "bankz: unknown"),
     ("a key missing", lambda t, e, c: e.pop("ESSC_DATA_KEY"), "ESSC_DATA_KEY: Field required"),
     ("a key not base64", _set("ESSC_LOOKUP_KEY", "not base64!"), "ESSC_LOOKUP_KEY is not valid"),
+    ("TLS files not PEM", _tls(with_ca=True, files=True), "tls.cert_file: Value error, not"),
+    (
+        "no agreement version",
+        _config(lambda c: c.__setitem__("agreement_versions", {})),
+        "agreement_versions:",
+    ),
+    (
+        "a scenario with no factor",
+        _config(lambda c: c["banks"][0].__setitem__("factors", {"PAYMENT": []})),
+        "banks[0].factors.PAYMENT:",
+    ),
+    (
+        "config file not UTF-8",
+        lambda t, e, c: (
+            e.__setitem__("ESSC_CONFIG", _file(t, "", "latin1.json"))
+            or (t / "latin1.json").write_bytes(b'{"banks": "\xe9"}')
+        ),
+        "not UTF-8",
+    ),
+    (
+        "database is a directory",
+        lambda t, e, c: e.__setitem__("ESSC_DATABASE", str(t)),
+        "is a directory",
+    ),
     (
         "agreement version without a date",
         _config(lambda c: c.__setitem__("agreement_versions", {"2024-03-20": "soon"})),

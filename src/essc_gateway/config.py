@@ -231,22 +231,29 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
     tls = None
     if file.tls is not None:
         tls = TlsConfig(file.tls.cert_file, file.tls.key_file, file.tls.client_ca_file)
-    settings = ServiceSettings()
-    if file.agreement_versions is not None:
-        settings = replace(settings, agreement_versions=dict(file.agreement_versions))
-    return GatewayConfig(
-        keys=keys,
-        banks=tuple(_bank(b) for b in file.banks),
-        operators=tuple(_operator(o) for o in file.operators),
-        host=env.host,
-        port=env.port,
-        health_port=env.health_port,
-        database=env.database,
-        platform_address=env.platform_address,
-        tls=tls,
-        settings=settings,
-        work_calendar=_work_calendar(env.work_calendar),
-    )
+    try:
+        settings = ServiceSettings()
+        if file.agreement_versions is not None:
+            settings = replace(settings, agreement_versions=dict(file.agreement_versions))
+        config = GatewayConfig(
+            keys=keys,
+            banks=tuple(_bank(b) for b in file.banks),
+            operators=tuple(_operator(o) for o in file.operators),
+            host=env.host,
+            port=env.port,
+            health_port=env.health_port,
+            database=env.database,
+            platform_address=env.platform_address,
+            tls=tls,
+            settings=settings,
+            work_calendar=_work_calendar(env.work_calendar),
+        )
+        config.auth_policy()  # factors per scenario are checked when the policy is built
+    except ConfigError:
+        raise
+    except ValueError as error:  # our own checks: their messages name settings, no values
+        raise ConfigError(str(error)) from None
+    return config
 
 
 def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, str]]:

@@ -14,12 +14,15 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     FilePath,
     ValidationError,
+    field_validator,
 )
 
 from essc_gateway.domain.models import Factor, Scenario
@@ -41,7 +44,9 @@ class BankFile(_Strict):
     bank_id: Annotated[str, Field(min_length=1, pattern=r"^[^:\s]+$")]
     token_sha256: Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
     certificate_subject: str = ""
-    factors: dict[Scenario, list[Factor]] = Field(default_factory=dict)
+    factors: dict[Scenario, Annotated[list[Factor], Field(min_length=1)]] = Field(
+        default_factory=dict
+    )
     rate_limit: RateLimitFile = RateLimitFile()
     store_and_forward: bool = False
 
@@ -57,6 +62,24 @@ class TlsFile(_Strict):
     key_file: FilePath
     client_ca_file: FilePath
 
+    @field_validator("cert_file", "client_ca_file")
+    @classmethod
+    def _certificates(cls, path: Path) -> Path:
+        try:
+            x509.load_pem_x509_certificates(path.read_bytes())
+        except ValueError:
+            raise ValueError("not a PEM certificate") from None
+        return path
+
+    @field_validator("key_file")
+    @classmethod
+    def _private_key(cls, path: Path) -> Path:
+        try:
+            serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError):
+            raise ValueError("not an unencrypted PEM private key") from None
+        return path
+
 
 class ConfigFile(_Strict):
     """The JSON file of `ESSC_CONFIG`."""
@@ -64,7 +87,9 @@ class ConfigFile(_Strict):
     banks: list[BankFile] = Field(default_factory=list)
     operators: list[OperatorFile] = Field(default_factory=list)
     tls: TlsFile | None = None
-    agreement_versions: dict[Annotated[str, Field(min_length=1)], date] | None = None
+    agreement_versions: (
+        Annotated[dict[Annotated[str, Field(min_length=1)], date], Field(min_length=1)] | None
+    ) = None
     """User-agreement versions a consent may name, each with the day it took effect (A12)."""
 
 
@@ -109,6 +134,8 @@ def _check_database_directory(database: Path) -> None:
     """The store's directory exists, or can be made under the nearest one that does."""
     if str(database) == ":memory:":
         return
+    if database.is_dir():
+        raise SettingsError(f"ESSC_DATABASE: {database} is a directory, not a database file")
     nearest = database.parent
     while not nearest.exists() and nearest != nearest.parent:
         nearest = nearest.parent
@@ -121,9 +148,11 @@ def _check_database_directory(database: Path) -> None:
 def read_config_file(path: Path) -> ConfigFile:
     """Reads and validates the JSON file of `ESSC_CONFIG`."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SettingsError(f"ESSC_CONFIG {path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"ESSC_CONFIG {path}: not UTF-8 text") from None
     try:
         raw: Any = json.loads(text)
     except json.JSONDecodeError as error:
