@@ -11,6 +11,7 @@ import grpc
 import pytest
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.protobuf.message import DecodeError
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from essc.gateway.v1 import gateway_pb2, operator_pb2
 from tests.conftest import GatewayUnderTest
@@ -106,3 +107,41 @@ async def test_anonymous_undecodable_bodies_are_refused_and_their_logging_is_bou
     assert len(access) <= 21 * (int(seconds) + 2)
     assert len(access) < calls or seconds > calls / 20
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/grpc.health.v1.Health/Check", "unary"),
+        ("/grpc.health.v1.Health/Watch", "server stream"),
+        ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "bidi stream"),
+    ],
+)
+async def test_undecodable_bodies_to_health_and_reflection_are_refused_quietly(
+    gw: GatewayUnderTest, caplog: pytest.LogCaptureFixture, path: str, kind: str
+) -> None:
+    body = MALFORMED_BODIES["truncated varint"]
+
+    async def call() -> None:
+        if kind == "unary":
+            await gw.channel.unary_unary(path)(body, timeout=5)
+        elif kind == "server stream":
+            async for _ in gw.channel.unary_stream(path)(body, timeout=5):
+                pass
+        else:
+            async for _ in gw.channel.stream_stream(path)(iter([body]), timeout=5):
+                pass
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call()
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert rich(raised.value).reason == "MALFORMED_REQUEST"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_health_watch_still_streams_for_a_valid_request(gw: GatewayUnderTest) -> None:
+
+    watch = health_pb2_grpc.HealthStub(gw.channel).Watch(health_pb2.HealthCheckRequest())
+    first = await watch.read()
+    watch.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING

@@ -37,7 +37,7 @@ from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.context import reset_calling_bank, set_calling_bank
-from essc_gateway.transport.decoding import UNDECODABLE, tolerant
+from essc_gateway.transport.decoding import UNDECODABLE, guarded, tolerant
 from essc_gateway.transport.log_budget import LogBudget
 from essc_gateway.transport.requests import holder_id_of
 from essc_gateway.transport.status import status_code_for, to_rpc_status
@@ -50,6 +50,11 @@ error_log = logging.getLogger("essc_gateway.errors")
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Context], Awaitable[Any]]
 Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+async def _refuse_body(request: Any, context: Context) -> Any:
+    """The handler of an undecodable body, once its bank is admitted."""
+    raise MalformedRequest
 
 
 def _code_value(code: grpc.StatusCode | None) -> int:
@@ -95,22 +100,33 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         if cached is not None:  # a servicer's handlers never change: wrap each once
             return cached
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
+            return handler
+        if not method.startswith((GATEWAY_SERVICE_PREFIX, OPERATOR_SERVICE_PREFIX)):
+            # Health and reflection: their bad bodies are refused too, without a traceback.
+            self._handlers[method] = guarded(handler, self._refuse_malformed)
+            return self._handlers[method]
+        if handler.unary_unary is None:
             return handler
         # The servicer's methods are coroutines: grpc.aio awaits what they return.
         inner: Handler = handler.unary_unary  # type: ignore[assignment]
         if method.startswith(GATEWAY_SERVICE_PREFIX):
             wrapped = self._wrap(method, GATEWAY_SERVICE_PREFIX, inner, bank=True)
-        elif method.startswith(OPERATOR_SERVICE_PREFIX):
-            wrapped = self._wrap(method, OPERATOR_SERVICE_PREFIX, inner, bank=False)
         else:
-            return handler
+            wrapped = self._wrap(method, OPERATOR_SERVICE_PREFIX, inner, bank=False)
         self._handlers[method] = grpc.unary_unary_rpc_method_handler(
             wrapped,
             request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
         return self._handlers[method]
+
+    async def _refuse_malformed(self, context: Context) -> None:
+        if self._unaccountable_log.allow():
+            access_log.info("undecodable body for a health or reflection call refused")
+        failure = MalformedRequest()
+        context.set_code(status_code_for(failure))
+        await context.abort_with_status(to_rpc_status(failure))
 
     def _identify_quietly(self, metadata: Metadata, context: Context, *, bank: bool) -> str:
         """The caller of an undecodable request if it can be told, else "-": a bad body is
@@ -209,6 +225,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             try:
                 if request is UNDECODABLE:
                     caller = self._identify_quietly(metadata, context, bank=bank)
+                    if bank and caller != "-":  # admitted (rate limit) like its other calls
+                        await self._serve_bank(rpc, caller, _refuse_body, request, context)
                     raise MalformedRequest
                 if bank:
                     caller = self._banks.identify(metadata, context.auth_context())
