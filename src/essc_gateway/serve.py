@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from essc_gateway.app import Gateway
@@ -119,7 +119,7 @@ async def _simulated_platform(
         cards = register.load()
         print(f"simulated platform register kept in {register.path} ({cards} cards)")
         saver = asyncio.create_task(
-            run_every(REGISTER_SAVE_INTERVAL, _async(register.save), "register save")
+            run_every(REGISTER_SAVE_INTERVAL, register.save_in_background, "register save")
         )
     try:
         port = await platform.start("127.0.0.1", 0)
@@ -134,13 +134,6 @@ async def _simulated_platform(
         await platform.stop()
         if register is not None:
             register.save()
-
-
-def _async(save: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        save()
-
-    return run
 
 
 async def _serve_here(
@@ -179,8 +172,8 @@ async def _serve_workers(
     supervises: a worker that dies is reported and replaced (worker 0 runs the background
     jobs, so its replacement runs them again); one that dies while starting, or workers
     that keep dying, stop the whole server with a message and exit code 1."""
-    supervisor = _Supervisor(workers, environment)
     stop = asyncio.Event()
+    supervisor = _Supervisor(workers, environment, stop)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -207,7 +200,8 @@ async def _serve_workers(
 
 
 class _Supervisor:
-    def __init__(self, workers: int, environment: dict[str, str]) -> None:
+    def __init__(self, workers: int, environment: dict[str, str], stop: asyncio.Event) -> None:
+        self._stop = stop
         self._context = multiprocessing.get_context("spawn")
         self._ready: multiprocessing.queues.Queue[int] = self._context.Queue()
         self._environment = environment
@@ -232,7 +226,7 @@ class _Supervisor:
     async def _wait_ready(self, pending: set[int]) -> None:
         """Until every worker in `pending` listens; WorkerFailed if one ends first."""
         give_up = time.monotonic() + _WORKER_START_TIMEOUT
-        while pending:
+        while pending and not self._stop.is_set():  # a stop signal ends the wait
             with contextlib.suppress(queue.Empty):
                 pending.discard(await asyncio.to_thread(self._ready.get, True, 0.2))
             for index in list(pending):

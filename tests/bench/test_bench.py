@@ -4,11 +4,14 @@ their own processes and writes a well-formed report. Not a benchmark: nothing is
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from essc_gateway.bench.sizing import IssueSizing
 from essc_gateway.cli import main
+from essc_gateway.loadtest.applicants import population_size_for
 
 TARGET_NAMES = {
     "CPU per request, verify / echo",
@@ -90,7 +93,12 @@ def test_bench_writes_a_well_formed_report(
             "verified_during_load": 0,
             "exhausted": False,
         }, run
-    assert report["options"]["population_size_used"] >= 2500
+    # The platform's population: the option, or more if the calibrated rate needs more.
+    sizing = IssueSizing(issue["calibrated_rate"], 0.4, 4, 0)
+    needed = population_size_for(
+        20240320, sizing.eligible_people(("verify", "issue", "query"), 2), datetime.now(UTC).date()
+    )
+    assert report["options"]["population_size_used"] == max(2500, needed)
     # Every Verify inside the window is refused by the gateway itself.
     fast = report["maintenance_fast_fail"]
     assert fast["requests"] > 0

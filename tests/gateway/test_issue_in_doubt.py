@@ -163,6 +163,8 @@ async def test_an_issue_in_progress_is_told_apart_and_its_retry_gets_retry_info(
 ) -> None:
     person = adult(population, clock.now().date())
     request = await _request_for(gw, person, clock)
+    # IssueCard takes 0.4 s (under the test gateway's 0.5 s attempt timeout): time to look
+    # (every 20 ms) while the first request holds the key.
     await gw.control.SetLatency(
         ppb.SetLatencyRequest(method=ISSUE_CARD, base={"nanos": 400_000_000})
     )
@@ -217,18 +219,19 @@ async def test_the_reconciler_settles_every_in_doubt_key_once_the_lookup_is_back
         )
 
 
-async def test_a_store_failure_after_the_platform_call_keeps_the_key_in_doubt(
+async def test_a_card_write_that_fails_after_the_platform_call_keeps_the_key_in_doubt(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
 ) -> None:
     person = adult(population, clock.now().date())
     request = await _request_for(gw, person, clock)
-    with sqlite3.connect(database) as db:  # the card cannot be written: as a full disk
+    with sqlite3.connect(database) as db:  # the card row cannot be written
         db.execute(
             "CREATE TRIGGER no_cards BEFORE INSERT ON cards "
             "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
-    await _issue_error(gw, request)
-    assert await _state(gw, request) == pb.ISSUE_STATE_IN_DOUBT
+    error = await _issue_error(gw, request)
+    assert error.code == grpc.StatusCode.INTERNAL  # the gateway's own fault, not the bank's
+    assert await _state(gw, request) == pb.ISSUE_STATE_IN_DOUBT  # the platform issued it
     with sqlite3.connect(database) as db:
         db.execute("DROP TRIGGER no_cards")
     assert await gw.gateway.reconciler.reconcile_once() == 1

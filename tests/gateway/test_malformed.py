@@ -103,9 +103,9 @@ async def test_anonymous_undecodable_bodies_are_refused_and_their_logging_is_bou
         assert "ledger_request_id" not in answer.metadata  # no bank to hold liable
     seconds = time.monotonic() - started
     access = [r for r in caplog.records if r.name == "essc_gateway.access"]
-    # 20 lines a second at most, and a summary line per second that suppressed some.
+    # 20 lines a second at most, and a summary line per second that suppressed some (the
+    # budget's own arithmetic is tested with a fake clock in test_log_budget.py).
     assert len(access) <= 21 * (int(seconds) + 2)
-    assert len(access) < calls or seconds > calls / 20
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 

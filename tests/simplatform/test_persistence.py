@@ -42,3 +42,11 @@ def test_another_populations_register_or_a_shared_file_is_refused(tmp_path: Path
     (tmp_path / "register").chmod(0o644)
     with pytest.raises(RegisterFileError, match="0600"):
         RegisterFile(tmp_path / "register", _state(), "5:200").load()
+
+
+def test_a_register_cut_short_is_refused_with_a_message(tmp_path: Path) -> None:
+    RegisterFile(tmp_path / "register", _state(), "5:200").save()
+    path = tmp_path / "register"
+    path.write_bytes(path.read_bytes()[:-20])  # as a crash in the middle of a write
+    with pytest.raises(RegisterFileError, match="cannot be read"):
+        RegisterFile(path, _state(), "5:200").load()

@@ -229,6 +229,13 @@ async def calibrate_issue(bench: Bench, secrets: GatewaySecrets) -> IssueSizing:
                 if not measured.result.applicants.exhausted:
                     break
                 applicants *= 2
+            else:
+                print(
+                    "bench: issue: calibration used up its applicants every time; the rate "
+                    "may be underestimated (Issue runs say so if they run out)",
+                    file=PROGRESS,
+                    flush=True,
+                )
         finally:
             await gateway.stop()
     finally:
@@ -262,6 +269,8 @@ async def _per_rpc(
     )
     saturated = await bench.load(gateway, gateway_options, people=applicants)
     half = max(saturated.summary.rps / 2, 1.0)
+    if issues:  # within the people sized for it, even if the maximum run ended early
+        half = min(half, applicants / (2 * o.duration))
     # Open loop: exactly `half * duration` requests, split over the workers.
     half_people = math.ceil(half * o.duration) + 2 * o.load_workers if issues else 0
     print(
@@ -302,7 +311,7 @@ async def _per_rpc(
     }
     if issues:
         runs = {"max_load": saturated, "half_load": at_half, "platform_half_load": platform_half}
-        report["calibrated_rate"] = round(bench.sizing.rate, 1)
+        report["calibrated_rate"] = bench.sizing.rate  # exact: the sizing derives from it
         report["applicants"] = {name: m.result.applicants.to_json() for name, m in runs.items()}
         for name, m in runs.items():
             if m.result.applicants.exhausted or m.result.applicants.issued_again:

@@ -8,6 +8,7 @@ Development only: the real platform keeps its own register.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -51,14 +52,26 @@ class RegisterFile:
             raise RegisterFileError(
                 f"{self.path} is the register of another population: remove it to start afresh"
             )
-        return self._state.restore(data[len(self._header) :])
+        try:
+            return self._state.restore(data[len(self._header) :])
+        except Exception as error:  # cut short by a crash, or of another version
+            raise RegisterFileError(
+                f"{self.path} cannot be read ({type(error).__name__}): remove it to start afresh"
+            ) from None
 
     def save(self) -> None:
         """Writes the register atomically, mode 0600."""
+        self._write(self._state.snapshot())
+
+    async def save_in_background(self) -> None:
+        """`save`, the file written off the event loop (the snapshot is taken on it)."""
+        await asyncio.to_thread(self._write, self._state.snapshot())
+
+    def _write(self, snapshot: bytes) -> None:
         partial = self.path.with_suffix(".partial")
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as out:
-            out.write(self._header + self._state.snapshot())
+            out.write(self._header + snapshot)
             out.flush()
             os.fsync(out.fileno())
         partial.replace(self.path)

@@ -34,16 +34,25 @@ class WriteHealth:
             listener(writable)
 
 
-def unavailability(error: BaseException) -> StoreUnavailable | None:
-    """The store-level failure `error` is, if it says the store cannot write at all (rather
-    than that one write broke a rule, such as a constraint)."""
+# SQLite's codes for a store that cannot write at all until something outside changes (a
+# full disk, a file system gone read-only, an I/O error): health turns NOT_SERVING.
+_CANNOT_WRITE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
+# Another writer held the lock past busy_timeout: this write failed, the store is fine.
+_CONTENDED = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def unavailability(error: BaseException) -> tuple[StoreUnavailable, bool] | None:
+    """The store-level failure `error` is, if it is one (rather than a write that broke a
+    rule, or a bug), and whether it says the store cannot write at all."""
     if isinstance(error, StoreUnavailable):
-        return error
-    if isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+        return error, True
+    if not isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError) or isinstance(
         error, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
     ):
-        name = getattr(error, "sqlite_errorname", type(error).__name__)
-        failure = StoreUnavailable(f"store write failed: {name}")
-        failure.__cause__ = error
-        return failure
-    return None
+        return None
+    name = str(getattr(error, "sqlite_errorname", ""))
+    if not name.startswith(_CANNOT_WRITE + _CONTENDED):
+        return None  # e.g. SQLITE_ERROR: a statement of ours is wrong, not the store
+    failure = StoreUnavailable(f"store write failed: {name}")
+    failure.__cause__ = error
+    return failure, name.startswith(_CANNOT_WRITE)

@@ -86,15 +86,15 @@ class BatchWriter:
             written = False
             for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                 written = written or ok
-                failure = None if ok else unavailability(value)
-                if failure is not None:
+                found = None if ok else unavailability(value)
+                if found is not None and found[1]:
                     self.health.report(False)
                 if future.done():
                     continue
                 if ok:
                     future.set_result(value)
                 else:
-                    future.set_exception(failure or value)
+                    future.set_exception(value if found is None else found[0])
             if written:
                 self.health.report(True)
 
