@@ -38,3 +38,10 @@ def test_no_issue_measured_needs_people_for_holders_only() -> None:
     assert sizing.max_load_applicants == 0
     assert sizing.eligible_people(("verify", "query"), holders=40) >= 3 * 40
     assert calibration_people(32) == 256 * (1 + 2 + 4 + 8)
+
+
+def test_a_calibration_that_stalled_still_gives_two_calibration_runs_worth() -> None:
+    # A stall of the machine during calibration (seen: 16/s measured for 300/s real) must
+    # not leave the maximum-load run a handful of applicants.
+    stalled = IssueSizing(rate=16.4, duration=0.4, concurrency=4, load_workers=0)
+    assert stalled.max_load_applicants == 2 * 64

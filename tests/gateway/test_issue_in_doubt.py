@@ -12,18 +12,24 @@ import grpc
 import pytest
 
 from essc.gateway.v1 import gateway_pb2 as pb
+from essc.gateway.v1 import gateway_pb2_grpc
 from essc.gateway.v1 import operator_pb2 as opb
 from essc.platform.v1 import platform_pb2 as ppb
-from essc_gateway.simplatform import Person, Population
+from essc.platform.v1 import platform_pb2_grpc
+from essc_gateway.app import Gateway
+from essc_gateway.simplatform import Person, Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
-from tests.conftest import GatewayUnderTest
+from essc_gateway.upstream.retrying import RetrySettings
+from tests.conftest import BANK_A_TOKEN, GatewayUnderTest, make_config
 from tests.gateway.flows import (
     Rich,
     adult,
     child_under_14,
     consent,
     guardian_of,
+    identity,
     issue_request,
+    live_sample,
     rich,
     ts,
     verify,
@@ -31,6 +37,7 @@ from tests.gateway.flows import (
 from tests.simplatform.helpers import eventually
 
 ISSUE_CARD = "/essc.platform.v1.CardService/IssueCard"
+A = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
 GET_OPERATION = "/essc.platform.v1.OperationService/GetOperation"
 
 
@@ -159,30 +166,56 @@ async def test_a_retry_refused_before_the_platform_keeps_an_in_doubt_key(
 
 
 async def test_an_issue_in_progress_is_told_apart_and_its_retry_gets_retry_info(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock
+    platform: SimulatedPlatform, population: Population, clock: FakeClock, tmp_path: Path
 ) -> None:
-    person = adult(population, clock.now().date())
-    request = await _request_for(gw, person, clock)
-    # IssueCard takes 0.4 s (under the test gateway's 0.5 s attempt timeout): time to look
-    # (every 20 ms) while the first request holds the key.
-    await gw.control.SetLatency(
-        ppb.SetLatencyRequest(method=ISSUE_CARD, base={"nanos": 400_000_000})
+    # A gateway whose platform calls may take 5 s; IssueCard is held 2 s at the platform:
+    # ample time to look while the first request holds the key.
+    config = make_config(
+        tmp_path / "slow.db", retry=RetrySettings(attempt_timeout=5.0, deadline_margin=0.1)
     )
-    first = asyncio.ensure_future(gw.stub.Issue(request, metadata=gw.a))
+    gateway = Gateway(config, platform.address, clock)
+    port = await gateway.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            person = adult(population, clock.now().date())
+            verified = await stub.Verify(
+                pb.VerifyRequest(
+                    applicant=identity(person),
+                    physical_card_number=person.card_number,
+                    biometric_sample=live_sample(person),
+                ),
+                metadata=A,
+            )
+            request = issue_request(person, verified.verification_token, consent(clock.now()))
+            async with grpc.aio.insecure_channel(platform.control_address) as control_channel:
+                control = platform_pb2_grpc.ControlServiceStub(control_channel)
+                await control.SetLatency(
+                    ppb.SetLatencyRequest(method=ISSUE_CARD, base={"seconds": 2})
+                )
+            first = asyncio.ensure_future(stub.Issue(request, metadata=A))
 
-    async def in_progress() -> bool:
-        try:
-            return await _state(gw, request) == pb.ISSUE_STATE_IN_PROGRESS
-        except grpc.aio.AioRpcError:
-            return False  # not claimed yet
+            async def in_progress() -> bool:
+                try:
+                    status = await stub.GetIssueStatus(
+                        pb.GetIssueStatusRequest(idempotency_key=request.idempotency_key),
+                        metadata=A,
+                    )
+                except grpc.aio.AioRpcError:
+                    return False  # not claimed yet
+                return status.state == pb.ISSUE_STATE_IN_PROGRESS
 
-    await eventually(in_progress)
-    retry = await _issue_error(gw, request)
-    assert retry.code == grpc.StatusCode.ABORTED
-    assert retry.reason == "REQUEST_IN_PROGRESS"
-    assert retry.retry_seconds is not None
-    assert 0 < retry.retry_seconds <= 15
-    assert (await first).outcome == pb.ISSUE_OUTCOME_ISSUED
+            await eventually(in_progress)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.Issue(request, metadata=A)
+            retry = rich(raised.value)
+            assert retry.code == grpc.StatusCode.ABORTED
+            assert retry.reason == "REQUEST_IN_PROGRESS"
+            assert retry.retry_seconds is not None
+            assert 0 < retry.retry_seconds <= 1  # most Issues end in milliseconds
+            assert (await first).outcome == pb.ISSUE_OUTCOME_ISSUED
+    finally:
+        await gateway.stop(0)
 
 
 async def test_the_reconciler_settles_every_in_doubt_key_once_the_lookup_is_back(

@@ -15,6 +15,7 @@ import pytest
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import operator_pb2 as opb
+from essc.platform.v1 import platform_pb2 as ppb
 from essc_gateway.simplatform import Population
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
@@ -171,22 +172,21 @@ async def test_outages_open_and_close_within_a_second_of_the_truth(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
 ) -> None:
     start = clock.now()
-    await set_faults(
-        gw,
-        {
-            "method": "/essc.platform.v1.IdentityService/CheckRealName",
-            "start_after": "5s",
-            "duration": "10s",
-            "outage": {},
-        },
-    )
     person = adult(population, clock.now().date())
     request = pb.VerifyRequest(
         applicant=identity(person),
         physical_card_number=person.card_number,
         biometric_sample=live_sample(person),
     )
-    for _ in range(40):  # 20 s in steps of half a second, one Verify each
+    for step in range(40):  # 20 s in steps of half a second, one Verify each
+        # The outage is switched on at 5 s and off at 15 s of the test clock, whatever real
+        # time the Verifies take (a timeline on the platform's clock would drift with it).
+        if step == 10:
+            await set_faults(
+                gw, {"method": "/essc.platform.v1.IdentityService/CheckRealName", "outage": {}}
+            )
+        if step == 30:
+            await gw.control.ClearFaults(ppb.ClearFaultsRequest())
         with contextlib.suppress(grpc.aio.AioRpcError):
             # A 1 s deadline: the platform's 10 s pushback is not waited for.
             await gw.stub.Verify(request, metadata=gw.a, timeout=1.0)

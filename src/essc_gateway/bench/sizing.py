@@ -29,7 +29,8 @@ def first_calibration_applicants(concurrency: int) -> int:
 
 
 def calibration_people(concurrency: int) -> int:
-    """Eligible people used by every calibration attempt together."""
+    """Eligible people that the calibration attempts may use together (each doubles the
+    applicants of the one before only when that one ran out)."""
     first = first_calibration_applicants(concurrency)
     return sum(first * 2**attempt for attempt in range(CALIBRATION_ATTEMPTS))
 
@@ -47,10 +48,12 @@ class IssueSizing:
 
     @property
     def max_load_applicants(self) -> int:
-        """Applicants for the maximum-throughput run."""
+        """Applicants for the maximum-throughput run: twice what the calibrated rate issues
+        in a run, and never fewer than two calibration runs' worth."""
         if self.rate <= 0:
             return 0
-        return math.ceil(RATE_MARGIN * self.rate * self.duration) + self.concurrency
+        by_rate = math.ceil(RATE_MARGIN * self.rate * self.duration) + self.concurrency
+        return max(by_rate, 2 * first_calibration_applicants(self.concurrency))
 
     def eligible_people(self, rpcs: tuple[str, ...], holders: int) -> int:
         """Eligible people that every run of the bench uses up together."""
