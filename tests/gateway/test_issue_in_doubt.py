@@ -34,7 +34,7 @@ from tests.gateway.flows import (
     ts,
     verify,
 )
-from tests.simplatform.helpers import eventually
+from tests.polling import eventually
 
 ISSUE_CARD = "/essc.platform.v1.CardService/IssueCard"
 A = (("authorization", f"Bearer {BANK_A_TOKEN}"),)

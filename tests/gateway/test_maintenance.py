@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import grpc
@@ -28,16 +26,7 @@ from tests.gateway.flows import (
     ts,
     verify,
 )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """Polls `check` until it holds (instead of sleeping a guessed time)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within
-    while not await check():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from tests.polling import eventually
 
 
 async def announce(

@@ -36,7 +36,8 @@ from tests.gateway.flows import (
     ts,
     verify,
 )
-from tests.gateway.test_maintenance import announce, eventually
+from tests.gateway.test_maintenance import announce
+from tests.polling import eventually
 
 IDENTITY_CHECKS = ("CheckRealName", "CheckRealCard", "CheckRealPerson")
 

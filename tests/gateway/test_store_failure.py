@@ -18,7 +18,7 @@ from essc_gateway.simplatform import Population
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import adult, consent, issue_request, rich, ts, verify
-from tests.simplatform.helpers import eventually
+from tests.polling import eventually
 
 
 async def _read_only(gw: GatewayUnderTest, on: bool) -> None:

@@ -14,7 +14,7 @@ from essc.platform.v1 import platform_pb2 as ppb
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import adult, child_under_14, identity, live_sample, rich, verify
-from tests.simplatform.helpers import eventually
+from tests.polling import eventually
 
 
 async def test_a2_all_three_checks_pass_gives_a_verification_token(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,14 +99,6 @@ async def outcome(call: Awaitable[object]) -> str:
     except grpc.aio.AioRpcError as error:
         return error.code().name
     return "OK"
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def scenario(*rules: dict[str, Any], seed: int = 1) -> dict[str, Any]:

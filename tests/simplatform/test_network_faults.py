@@ -13,11 +13,11 @@ from essc.platform.v1 import platform_pb2 as pb
 from essc.platform.v1 import platform_pb2_grpc as pb_grpc
 from essc_gateway.simplatform import Person, Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
+from tests.polling import eventually
 from tests.simplatform.helpers import (
     DETAILS_KEY,
     FRESH_CHANNEL,
     Stubs,
-    eventually,
     failure,
     name_check,
     scenario,

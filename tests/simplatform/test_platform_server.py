@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +26,7 @@ from essc_gateway.simplatform import (
     run_platform,
 )
 from essc_gateway.testing import FakeClock
+from tests.polling import eventually
 
 ESSC_ID = re.compile(r"E[0-9A-F]{20}")
 CARD_NUMBER = re.compile(r"[A-Z][0-9]{8}")
@@ -122,14 +122,6 @@ async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     return caught.value
-
-
-async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def test_health_reports_serving(channel: grpc.aio.Channel) -> None:

@@ -35,7 +35,8 @@ from essc_gateway.simplatform import (
     scenario_to_proto,
 )
 from essc_gateway.testing import FakeClock
-from tests.simplatform.helpers import ISSUE_CARD, eventually
+from tests.polling import eventually
+from tests.simplatform.helpers import ISSUE_CARD
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "scenarios"
 SECOND = timedelta(seconds=1)
