@@ -6,7 +6,7 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench fuzz check lint format typecheck proto proto-check buf-lint pytest clean
+.PHONY: setup services run test bench fuzz check lint format typecheck proto proto-check buf-lint pytest clean
 
 setup: $(STAMP)
 
@@ -27,9 +27,13 @@ run: setup
 	$(BIN)/essc-gateway run --dev
 
 ## Everything CI checks: generated code, proto lint, ruff, mypy, the test suite.
-test: setup proto-check buf-lint lint typecheck pytest
+test: setup services proto-check buf-lint lint typecheck pytest
 
-pytest: setup
+## Local services the tests use (PostgreSQL), started if they are not running.
+services:
+	scripts/ensure-services.sh
+
+pytest: setup services
 	$(BIN)/pytest
 
 ## The benchmark (not a test): echo baseline vs the gateway per RPC, the targets, a JSON

@@ -31,6 +31,8 @@ from essc_gateway.tracing.redaction import RedactingSpanProcessor
 from essc_gateway.transport.banks import token_digest
 from essc_gateway.upstream.retrying import RetrySettings
 
+pytest_plugins = ["tests.databases"]  # the PostgreSQL fixtures
+
 # Same examples on every run: the suite must not turn red by chance on a busy machine.
 settings.register_profile("deterministic", derandomize=True, deadline=None)
 settings.load_profile("deterministic")

@@ -40,7 +40,7 @@ from essc_gateway.service.tokens import TokenService
 from essc_gateway.service.vault import Vault
 from essc_gateway.service.verification import VerificationService
 from essc_gateway.store.base import StoreUnavailable
-from essc_gateway.store.sqlite import SqliteStore
+from essc_gateway.store.opening import GatewayStore, open_store
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.interceptor import GatewayInterceptor
@@ -126,7 +126,7 @@ class Gateway:
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None
         self._health = HealthServicer()
-        self._store: SqliteStore | None = None
+        self._store: GatewayStore | None = None
         self._platform: GrpcPlatform | None = None
         self._forwarder_task: asyncio.Task[None] | None = None
         self._reconciler_task: asyncio.Task[None] | None = None
@@ -144,7 +144,7 @@ class Gateway:
 
     async def start(self) -> int:
         config, clock = self._config, self._clock
-        self._store = store = await SqliteStore.open(
+        self._store = store = await open_store(
             config.database, config.synchronous, tracer=self._tracer
         )
         # Each attempt is a client span whose W3C context goes to the platform (grpc_platform).
@@ -252,7 +252,7 @@ class Gateway:
         return self.port
 
     async def _open_ledger(
-        self, store: SqliteStore, classifier: Classifier, outages: OutageTracker, vault: Vault
+        self, store: GatewayStore, classifier: Classifier, outages: OutageTracker, vault: Vault
     ) -> Ledger:
         ledger = Ledger(
             store,
@@ -260,7 +260,7 @@ class Gateway:
             outages,
             vault,
             self._clock,
-            pending_directory=self._config.database.parent,
+            pending_directory=self._config.held_records_directory,
         )
         ledger.pending.load()  # what a previous run could not append
         await ledger.flush_pending()

@@ -19,7 +19,7 @@ from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.reports import Reports
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.vault import Vault
-from essc_gateway.store.sqlite import SqliteStore
+from essc_gateway.store.opening import open_store
 
 
 def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -105,11 +105,12 @@ async def run_ledger(options: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    if not config.database.is_file():  # a reader must not create an empty store
+    if isinstance(config.database, Path) and not config.database.is_file():
+        # A reader must not create an empty store.
         print(f"ledger: no store at {config.database}", file=sys.stderr)
         return 2
     clock = SystemClock()
-    store = await SqliteStore.open(config.database, config.synchronous)
+    store = await open_store(config.database, config.synchronous)
     try:
         if options.ledger_command == "verify":
             result = await verify_ledger(store, options.expected_head)

@@ -21,12 +21,14 @@ from essc_gateway.config_schema import (
     SettingsError,
     read_config_file,
     read_environment,
+    store_location,
 )
 from essc_gateway.crypto import KEY_BYTES, KeyRing, token_digest
 from essc_gateway.domain.auth_policy import AuthPolicy
 from essc_gateway.domain.models import Factor, Scenario
 from essc_gateway.liability.work_calendar import CalendarFileError, WorkCalendar
 from essc_gateway.service.settings import ServiceSettings
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.transport.admission import RateLimit
 from essc_gateway.upstream.breaker import BreakerSettings
 from essc_gateway.upstream.budget import BudgetSettings
@@ -109,7 +111,12 @@ class GatewayConfig:
     """Bank-facing port; 0 picks a free one."""
     health_port: int | None = None
     """Plaintext port for health probes when TLS is on (Kubernetes probes cannot do TLS)."""
-    database: Path = Path("var/essc-gateway.db")
+    database: StoreLocation = Path("var/essc-gateway.db")
+    """The store: a SQLite file (the embedded default) or a PostgreSQL server (shared by
+    replicas)."""
+    state_directory: Path | None = None
+    """Where liability records are held while the store cannot write (`pending.py`); None:
+    the SQLite file's directory, or var/ beside a PostgreSQL store."""
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """SQLite durability: FULL survives power loss; NORMAL may lose the last commits."""
     platform_address: str | None = None
@@ -156,6 +163,14 @@ class GatewayConfig:
             raise ConfigError("bank ids must be unique")
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be 0-65535")
+
+    @property
+    def held_records_directory(self) -> Path:
+        if self.state_directory is not None:
+            return self.state_directory
+        if isinstance(self.database, Path):
+            return self.database.parent
+        return Path("var")
 
     def auth_policy(self) -> AuthPolicy:
         return AuthPolicy(per_bank={b.bank_id: b.factors for b in self.banks if b.factors})
@@ -242,7 +257,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             host=env.host,
             port=env.port,
             health_port=env.health_port,
-            database=env.database,
+            database=store_location(env),
+            state_directory=env.state_dir,
             platform_address=env.platform_address,
             tls=tls,
             settings=settings,

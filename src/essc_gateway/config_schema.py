@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from essc_gateway.domain.models import Factor, Scenario
+from essc_gateway.store.location import StoreLocation, parse_store_location
 
 _DEFAULT_PER_SECOND = 500.0
 _DEFAULT_BURST = 1000.0
@@ -105,7 +106,9 @@ class EnvironmentSettings(BaseModel):
     host: Annotated[str, Field(alias="ESSC_HOST", min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(alias="ESSC_PORT", ge=0, le=65535)] = 50051
     health_port: Annotated[int | None, Field(alias="ESSC_HEALTH_PORT", ge=0, le=65535)] = None
-    database: Annotated[Path, Field(alias="ESSC_DATABASE")] = Path("var/essc-gateway.db")
+    database: Annotated[str, Field(alias="ESSC_DATABASE", min_length=1)] = "var/essc-gateway.db"
+    """A SQLite file (a path or sqlite:///path) or postgresql://user@host:port/database."""
+    state_dir: Annotated[Path | None, Field(alias="ESSC_STATE_DIR")] = None
     platform_address: Annotated[str | None, Field(alias="ESSC_PLATFORM_ADDRESS")] = None
     work_calendar: Annotated[FilePath | None, Field(alias="ESSC_WORK_CALENDAR")] = None
     otlp_endpoint: Annotated[str | None, Field(alias="ESSC_OTLP_ENDPOINT")] = None
@@ -126,8 +129,17 @@ def read_environment(environ: dict[str, str]) -> EnvironmentSettings:
         settings = EnvironmentSettings.model_validate(given)
     except ValidationError as error:
         raise SettingsError(_describe(error, prefix="")) from None
-    _check_database_directory(settings.database)
+    try:
+        location = parse_store_location(settings.database)
+    except ValueError as error:
+        raise SettingsError(f"ESSC_DATABASE: {error}") from None
+    if isinstance(location, Path):
+        _check_database_directory(location)
     return settings
+
+
+def store_location(settings: EnvironmentSettings) -> StoreLocation:
+    return parse_store_location(settings.database)
 
 
 def _check_database_directory(database: Path) -> None:

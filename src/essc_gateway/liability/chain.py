@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives import hashes
 
@@ -64,3 +64,17 @@ def verify_chain(records: Iterable[LiabilityRecord]) -> list[ChainProblem]:
             problems.append(ChainProblem(record.seq, "content does not match its hash (edited)"))
         prev_hash, expected_seq = record.row_hash, record.seq + 1
     return problems
+
+
+def linked_after(
+    records: Iterable[LiabilityRecord], last_seq: int, last_hash: str
+) -> list[LiabilityRecord]:
+    """`records` numbered and hashed as the next links after (`last_seq`, `last_hash`)."""
+    linked: list[LiabilityRecord] = []
+    seq, prev_hash = last_seq + 1, last_hash
+    for record in records:
+        numbered = replace(record, seq=seq, prev_hash=prev_hash, row_hash="")
+        link_ = replace(numbered, row_hash=link(prev_hash, numbered))
+        linked.append(link_)
+        seq, prev_hash = seq + 1, link_.row_hash
+    return linked

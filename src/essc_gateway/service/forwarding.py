@@ -34,8 +34,12 @@ class Forwarder:
         calendar: MaintenanceCalendar,
         clock: Clock,
         retry_every: timedelta = timedelta(seconds=5),
-        batch: int = 50,
+        batch: int = 10,
+        lease_per_item: timedelta = timedelta(seconds=10),
     ) -> None:
+        """`lease_per_item`: how long one forward may take (its platform calls with their
+        retries); a batch is claimed for that long per item, so that no other replica takes
+        an entry while this one may still be sending it."""
         self._store = store
         self._issuance = issuance
         self._vault = vault
@@ -43,11 +47,15 @@ class Forwarder:
         self._clock = clock
         self._retry_every = retry_every
         self._batch = batch
+        self._lease_per_item = lease_per_item
 
     async def forward_due(self) -> int:
         """Forwards what is due; returns how many reached a final state."""
         finished = 0
-        for item in await self._store.due_forwards(self._clock.now(), self._batch):
+        now = self._clock.now()
+        # The lease covers the whole batch: items are forwarded one after the other.
+        lease = now + self._lease_per_item * self._batch
+        for item in await self._store.claim_due_forwards(now, self._batch, lease):
             now = self._clock.now()  # per item: a batch may take a while
             try:
                 finished += await self._forward_one(item, now)

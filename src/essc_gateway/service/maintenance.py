@@ -19,7 +19,7 @@ from essc_gateway.errors import (
     MaintenanceInProgress,
     NotFound,
 )
-from essc_gateway.store.base import Store
+from essc_gateway.store.base import Store, WindowChange
 
 
 class MaintenanceCalendar:
@@ -95,12 +95,6 @@ class MaintenanceCalendar:
         self._windows[window.window_id] = window
         return window
 
-    def _get(self, window_id: str) -> MaintenanceWindow:
-        window = self._windows.get(window_id)
-        if window is None:
-            raise NotFound("no such maintenance window", reason=ErrorReason.WINDOW_NOT_FOUND)
-        return window
-
     async def amend(
         self,
         window_id: str,
@@ -109,33 +103,42 @@ class MaintenanceCalendar:
         rpcs: frozenset[str] | None,
         reason: str | None,
     ) -> MaintenanceWindow:
-        current = self._get(window_id)
-        new_start = starts_at or current.starts_at
-        new_end = ends_at or current.ends_at
-        new_rpcs = current.rpcs if rpcs is None else rpcs
-        new_reason = reason.strip() if reason else current.reason
-        self._check(new_start, new_end, new_rpcs, new_reason)
         now = self._clock.now()
-        window = replace(
-            current,
-            starts_at=new_start,
-            ends_at=new_end,
-            rpcs=new_rpcs,
-            reason=new_reason,
-            amended_at=now,
-            version=current.version + 1,
-        )
-        await self._store.save_window(window, now)
-        self._windows[window_id] = window
-        return window
+
+        def change(current: MaintenanceWindow) -> MaintenanceWindow:
+            # Applied to the stored window: another replica may have changed it since.
+            new_start = starts_at or current.starts_at
+            new_end = ends_at or current.ends_at
+            new_rpcs = current.rpcs if rpcs is None else rpcs
+            new_reason = reason.strip() if reason else current.reason
+            self._check(new_start, new_end, new_rpcs, new_reason)
+            return replace(
+                current,
+                starts_at=new_start,
+                ends_at=new_end,
+                rpcs=new_rpcs,
+                reason=new_reason,
+                amended_at=now,
+            )
+
+        return await self._update(window_id, change, now)
 
     async def cancel(self, window_id: str) -> MaintenanceWindow:
-        current = self._get(window_id)
-        if current.cancelled_at is not None:
-            return current
         now = self._clock.now()
-        window = replace(current, cancelled_at=now, version=current.version + 1)
-        await self._store.save_window(window, now)
+
+        def change(current: MaintenanceWindow) -> MaintenanceWindow:
+            return (
+                current if current.cancelled_at is not None else replace(current, cancelled_at=now)
+            )
+
+        return await self._update(window_id, change, now)
+
+    async def _update(
+        self, window_id: str, change: WindowChange, now: datetime
+    ) -> MaintenanceWindow:
+        window = await self._store.update_window(window_id, change, now)
+        if window is None:
+            raise NotFound("no such maintenance window", reason=ErrorReason.WINDOW_NOT_FOUND)
         self._windows[window_id] = window
         return window
 

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
 from essc_gateway.domain.maintenance import MaintenanceWindow
+
+WindowChange = Callable[[MaintenanceWindow], MaintenanceWindow]
+"""A window's next version from its current one (version number left to the store)."""
 
 
 class StoreError(Exception):
@@ -18,6 +22,14 @@ class StoreError(Exception):
 class ClaimLost(StoreError):
     """The claim on an idempotency key passed to another request (its lease had run out):
     what this request would have written is the new claimant's to write."""
+
+
+class DuplicateRecord(StoreError):
+    """A liability record with this request id is in the ledger already: nothing appended."""
+
+
+class LiveCardConflict(StoreError):
+    """The holder has a live card already (A3: one person, one e-SSC): nothing was written."""
 
 
 class StoreUnavailable(StoreError):
@@ -125,7 +137,10 @@ class LockoutState:
 
 
 class Store(Protocol):
-    """What the services need to keep. Every method is atomic."""
+    """What the services need to keep. Every method is atomic, and speaks the errors of
+    this module only (never a driver's). A write, once called, completes even if its caller
+    is cancelled (a client gone, a deadline): whether to write was decided before the call,
+    and a half-decided write would leave the key, the card or the counter wrong."""
 
     async def claim_issue(
         self,
@@ -169,6 +184,7 @@ class Store(Protocol):
 
         Raises:
             ClaimLost: another request holds the key now.
+            LiveCardConflict: `new_card`'s holder has another live card.
         """
         ...
 
@@ -192,13 +208,20 @@ class Store(Protocol):
         """
         ...
 
-    async def due_forwards(self, now: datetime, limit: int) -> list[ForwardItem]:
-        """Queued issuances whose `forward_after` has come, oldest first."""
+    async def claim_due_forwards(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[ForwardItem]:
+        """Claims up to `limit` queued issuances whose `forward_after` has come, oldest
+        first, until `lease_until`: no other claim takes them meanwhile (replicas forward
+        side by side, none twice); a claimant that dies leaves them to the next claim once
+        its lease is over."""
         ...
 
     async def postpone_forward(
         self, bank_id: str, idempotency_key: str, forward_after: datetime
-    ) -> None: ...
+    ) -> None:
+        """Puts a claimed entry back in the queue until `forward_after`."""
+        ...
 
     async def fail_forward(
         self, bank_id: str, idempotency_key: str, reason: str, now: datetime
@@ -207,7 +230,17 @@ class Store(Protocol):
         ...
 
     async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
-        """Inserts or updates a window and appends its version to the history."""
+        """Inserts a new window (its first version) and appends it to the history."""
+        ...
+
+    async def update_window(
+        self, window_id: str, change: WindowChange, recorded_at: datetime
+    ) -> MaintenanceWindow | None:
+        """Applies `change` to the stored window, atomically, as its next version (the
+        version number is the store's: concurrent changes from any replica never collide),
+        and appends it to the history. None if there is no such window; what `change`
+        raises is raised and nothing is written. `change` returning its argument unchanged
+        writes nothing."""
         ...
 
     async def windows(self) -> list[MaintenanceWindow]: ...

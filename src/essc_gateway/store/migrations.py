@@ -152,4 +152,8 @@ MIGRATIONS: tuple[str, ...] = (
     -- One row rewritten to learn whether the store writes again after a failure.
     CREATE TABLE write_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL);
     """,
+    # 6: a queued issuance is claimed by one forwarder at a time, for a lease.
+    """
+    ALTER TABLE forward_queue ADD COLUMN claimed_until TEXT;
+    """,
 )

@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -20,7 +21,7 @@ from typing import Any, Literal, TypeVar
 import aiosqlite
 from opentelemetry.trace import Tracer
 
-from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
@@ -28,47 +29,27 @@ from essc_gateway.store.base import (
     IssueAttempt,
     IssueAttemptState,
     IssueClaim,
+    LiveCardConflict,
     LockoutState,
     StoreError,
+    WindowChange,
 )
 from essc_gateway.store.health import WriteHealth
 from essc_gateway.store.migrations import MIGRATIONS
+from essc_gateway.store.rows import (
+    CARD_COLUMNS,
+    attempt_from,
+    card_from,
+    forward_from,
+    window_from,
+    window_snapshot,
+)
 from essc_gateway.store.sqlite_commit import BatchWriter
 from essc_gateway.store.sqlite_ledger import LedgerTables
-from essc_gateway.store.sqlite_util import text_of, time_of, time_or_none, uncancellable
+from essc_gateway.store.sqlite_util import text_of, time_or_none, uncancellable
 
 Synchronous = Literal["FULL", "NORMAL"]
 R = TypeVar("R")
-
-_CARD_COLUMNS = (
-    "essc_id, bank_id, holder_token, name_sealed, id_number_sealed, phone_sealed, "
-    "card_number_sealed, status, issued_at, consent_version, consent_accepted_at, "
-    "consent_channel, guardian_sealed, guardian_relation, terminated_at"
-)
-
-
-def _card(row: sqlite3.Row) -> CardRecord:
-    issued_at = time_or_none(row["issued_at"])
-    accepted_at = time_or_none(row["consent_accepted_at"])
-    assert issued_at is not None
-    assert accepted_at is not None
-    return CardRecord(
-        essc_id=row["essc_id"],
-        bank_id=row["bank_id"],
-        holder_token=row["holder_token"],
-        name_sealed=row["name_sealed"],
-        id_number_sealed=row["id_number_sealed"],
-        phone_sealed=row["phone_sealed"],
-        card_number_sealed=row["card_number_sealed"],
-        status=row["status"],
-        issued_at=time_of(row["issued_at"]),
-        consent_version=row["consent_version"],
-        consent_accepted_at=time_of(row["consent_accepted_at"]),
-        consent_channel=row["consent_channel"],
-        guardian_sealed=row["guardian_sealed"],
-        guardian_relation=row["guardian_relation"],
-        terminated_at=time_or_none(row["terminated_at"]),
-    )
 
 
 def _check_done_with(db: sqlite3.Connection, bank_id: str, key: str, essc_id: str) -> None:
@@ -85,61 +66,64 @@ def _check_done_with(db: sqlite3.Connection, bank_id: str, key: str, essc_id: st
         raise ClaimLost("the idempotency key is held by another request now")
 
 
-def _attempt(row: sqlite3.Row) -> IssueAttempt:
-    return IssueAttempt(
-        bank_id=row["bank_id"],
-        idempotency_key=row["idempotency_key"],
-        fingerprint=row["fingerprint"],
-        state=IssueAttemptState(row["state"]),
-        created_at=time_of(row["created_at"]),
-        outcome=row["outcome"],
-        essc_id=row["essc_id"],
-        failure_reason=row["failure_reason"],
-        completed_at=time_or_none(row["completed_at"]),
-        lease_until=time_or_none(row["lease_until"]),
-        draft_sealed=row["draft_sealed"],
+def _insert_card(db: sqlite3.Connection, card: CardRecord) -> None:
+    try:
+        db.execute(
+            # Two requests of one bank may both learn of the same card (one issued it, the
+            # other was told ALREADY_HELD): the first to record it wins.
+            f"INSERT INTO cards ({CARD_COLUMNS}) "  # noqa: S608 - constant columns
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (essc_id) DO NOTHING",
+            (
+                card.essc_id,
+                card.bank_id,
+                card.holder_token,
+                card.name_sealed,
+                card.id_number_sealed,
+                card.phone_sealed,
+                card.card_number_sealed,
+                card.status,
+                text_of(card.issued_at),
+                card.consent_version,
+                text_of(card.consent_accepted_at),
+                card.consent_channel,
+                card.guardian_sealed,
+                card.guardian_relation,
+                text_of(card.terminated_at),
+            ),
+        )
+    except sqlite3.IntegrityError as conflict:
+        if "cards.holder_token" not in str(conflict):
+            raise
+        raise LiveCardConflict("the holder has a live card already") from None
+
+
+def _write_window(db: sqlite3.Connection, window: MaintenanceWindow, recorded_at: datetime) -> None:
+    db.execute(
+        "INSERT INTO maintenance_windows (window_id, kind, starts_at, ends_at, rpcs, "
+        "reason, announced_at, amended_at, cancelled_at, version) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (window_id) DO UPDATE SET "
+        "starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
+        "rpcs = excluded.rpcs, reason = excluded.reason, "
+        "amended_at = excluded.amended_at, cancelled_at = excluded.cancelled_at, "
+        "version = excluded.version",
+        (
+            window.window_id,
+            window.kind.value,
+            text_of(window.starts_at),
+            text_of(window.ends_at),
+            json.dumps(sorted(window.rpcs)),
+            window.reason,
+            text_of(window.announced_at),
+            text_of(window.amended_at),
+            text_of(window.cancelled_at),
+            window.version,
+        ),
     )
-
-
-def _forward(row: sqlite3.Row) -> ForwardItem:
-    return ForwardItem(
-        bank_id=row["bank_id"],
-        idempotency_key=row["idempotency_key"],
-        payload_sealed=row["payload_sealed"],
-        accepted_at=time_of(row["accepted_at"]),
-        forward_after=time_of(row["forward_after"]),
-        tries=row["tries"],
-    )
-
-
-def _window(row: sqlite3.Row) -> MaintenanceWindow:
-    return MaintenanceWindow(
-        window_id=row["window_id"],
-        kind=WindowKind(row["kind"]),
-        starts_at=time_of(row["starts_at"]),
-        ends_at=time_of(row["ends_at"]),
-        rpcs=frozenset(json.loads(row["rpcs"])),
-        reason=row["reason"],
-        announced_at=time_of(row["announced_at"]),
-        amended_at=time_or_none(row["amended_at"]),
-        cancelled_at=time_or_none(row["cancelled_at"]),
-        version=row["version"],
-    )
-
-
-def _window_snapshot(window: MaintenanceWindow) -> str:
-    return json.dumps(
-        {
-            "kind": window.kind.value,
-            "starts_at": window.starts_at.isoformat(),
-            "ends_at": window.ends_at.isoformat(),
-            "rpcs": sorted(window.rpcs),
-            "reason": window.reason,
-            "announced_at": window.announced_at.isoformat(),
-            "amended_at": text_of(window.amended_at),
-            "cancelled_at": text_of(window.cancelled_at),
-        },
-        sort_keys=True,
+    db.execute(
+        "INSERT INTO maintenance_window_versions (window_id, version, recorded_at, snapshot) "
+        "VALUES (?, ?, ?, ?)",
+        (window.window_id, window.version, text_of(recorded_at), window_snapshot(window)),
     )
 
 
@@ -281,7 +265,7 @@ class SqliteStore(LedgerTables):
                 row = existing.fetchone()
             if row is None:
                 raise StoreError("claim_issue: conflicting attempt vanished")
-            attempt = _attempt(row)
+            attempt = attempt_from(row, time_or_none)
             if attempt.fingerprint != fingerprint or not attempt.in_doubt_at(now):
                 return IssueClaim(existing=attempt)
             # Take over an attempt left in doubt, or one whose request died (its lease ran
@@ -319,7 +303,7 @@ class SqliteStore(LedgerTables):
                 limit,
             ),
         )
-        return [_attempt(row) for row in rows]
+        return [attempt_from(row, time_or_none) for row in rows]
 
     @uncancellable
     async def complete_issue(
@@ -334,30 +318,7 @@ class SqliteStore(LedgerTables):
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             if new_card is not None:
-                db.execute(
-                    # Two requests of one bank may both learn of the same card (one issued it,
-                    # the other was told ALREADY_HELD): the first to record it wins.
-                    f"INSERT INTO cards ({_CARD_COLUMNS}) "  # noqa: S608 - constant columns
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (essc_id) DO NOTHING",
-                    (
-                        new_card.essc_id,
-                        new_card.bank_id,
-                        new_card.holder_token,
-                        new_card.name_sealed,
-                        new_card.id_number_sealed,
-                        new_card.phone_sealed,
-                        new_card.card_number_sealed,
-                        new_card.status,
-                        text_of(new_card.issued_at),
-                        new_card.consent_version,
-                        text_of(new_card.consent_accepted_at),
-                        new_card.consent_channel,
-                        new_card.guardian_sealed,
-                        new_card.guardian_relation,
-                        text_of(new_card.terminated_at),
-                    ),
-                )
+                _insert_card(db, new_card)
             cursor = db.execute(
                 # The card row now holds what the draft held: no second sealed copy is kept.
                 "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ?, completed_at = ?, "
@@ -392,7 +353,7 @@ class SqliteStore(LedgerTables):
             "SELECT * FROM issue_attempts WHERE bank_id = ? AND idempotency_key = ?",
             (bank_id, idempotency_key),
         )
-        return None if row is None else _attempt(row)
+        return None if row is None else attempt_from(row, time_or_none)
 
     @uncancellable
     async def accept_for_forwarding(
@@ -432,14 +393,25 @@ class SqliteStore(LedgerTables):
 
         return await self._write(work)
 
-    async def due_forwards(self, now: datetime, limit: int) -> list[ForwardItem]:
-        async with self._reader.execute(
-            "SELECT * FROM forward_queue WHERE forward_after <= ? "
-            "ORDER BY forward_after, accepted_at LIMIT ?",
-            (text_of(now), limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [_forward(row) for row in rows]
+    @uncancellable
+    async def claim_due_forwards(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[ForwardItem]:
+        def work(db: sqlite3.Connection) -> list[ForwardItem]:
+            with closing(
+                db.execute(
+                    "UPDATE forward_queue SET claimed_until = ? WHERE rowid IN (SELECT rowid "
+                    "FROM forward_queue WHERE forward_after <= ? AND (claimed_until IS NULL "
+                    "OR claimed_until <= ?) ORDER BY forward_after, accepted_at LIMIT ?) "
+                    "RETURNING *",
+                    (text_of(lease_until), text_of(now), text_of(now), limit),
+                )
+            ) as cursor:
+                rows = cursor.fetchall()
+            items = [forward_from(row, time_or_none) for row in rows]
+            return sorted(items, key=lambda item: (item.forward_after, item.accepted_at))
+
+        return await self._write(work)
 
     @uncancellable
     async def postpone_forward(
@@ -447,8 +419,8 @@ class SqliteStore(LedgerTables):
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                "UPDATE forward_queue SET forward_after = ?, tries = tries + 1 "
-                "WHERE bank_id = ? AND idempotency_key = ?",
+                "UPDATE forward_queue SET forward_after = ?, tries = tries + 1, "
+                "claimed_until = NULL WHERE bank_id = ? AND idempotency_key = ?",
                 (text_of(forward_after), bank_id, idempotency_key),
             )
 
@@ -474,32 +446,28 @@ class SqliteStore(LedgerTables):
     @uncancellable
     async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO maintenance_windows (window_id, kind, starts_at, ends_at, rpcs, "
-                "reason, announced_at, amended_at, cancelled_at, version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (window_id) DO UPDATE SET "
-                "starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
-                "rpcs = excluded.rpcs, reason = excluded.reason, "
-                "amended_at = excluded.amended_at, cancelled_at = excluded.cancelled_at, "
-                "version = excluded.version",
-                (
-                    window.window_id,
-                    window.kind.value,
-                    text_of(window.starts_at),
-                    text_of(window.ends_at),
-                    json.dumps(sorted(window.rpcs)),
-                    window.reason,
-                    text_of(window.announced_at),
-                    text_of(window.amended_at),
-                    text_of(window.cancelled_at),
-                    window.version,
-                ),
-            )
-            db.execute(
-                "INSERT INTO maintenance_window_versions (window_id, version, recorded_at, "
-                "snapshot) VALUES (?, ?, ?, ?)",
-                (window.window_id, window.version, text_of(recorded_at), _window_snapshot(window)),
-            )
+            _write_window(db, window, recorded_at)
+
+        return await self._write(work)
+
+    @uncancellable
+    async def update_window(
+        self, window_id: str, change: WindowChange, recorded_at: datetime
+    ) -> MaintenanceWindow | None:
+        def work(db: sqlite3.Connection) -> MaintenanceWindow | None:
+            with closing(
+                db.execute("SELECT * FROM maintenance_windows WHERE window_id = ?", (window_id,))
+            ) as cursor:
+                row = cursor.fetchone()
+            if row is None:
+                return None
+            current = window_from(row, time_or_none)
+            changed = change(current)
+            if changed == current:
+                return current
+            window = replace(changed, version=current.version + 1)
+            _write_window(db, window, recorded_at)
+            return window
 
         return await self._write(work)
 
@@ -508,7 +476,7 @@ class SqliteStore(LedgerTables):
             "SELECT * FROM maintenance_windows ORDER BY starts_at"
         ) as cursor:
             rows = await cursor.fetchall()
-        return [_window(row) for row in rows]
+        return [window_from(row, time_or_none) for row in rows]
 
     @uncancellable
     async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str, claim: str) -> None:
@@ -540,26 +508,26 @@ class SqliteStore(LedgerTables):
 
     async def active_card_for_holder(self, holder_token: str) -> CardRecord | None:
         row = await self._fetch_one(
-            f"SELECT {_CARD_COLUMNS} FROM cards "  # noqa: S608 - constant columns
+            f"SELECT {CARD_COLUMNS} FROM cards "  # noqa: S608 - constant columns
             "WHERE holder_token = ? AND status != 'TERMINATED'",
             (holder_token,),
         )
-        return None if row is None else _card(row)
+        return None if row is None else card_from(row, time_or_none)
 
     async def current_card_for_holder(self, holder_token: str) -> CardRecord | None:
         row = await self._fetch_one(
-            f"SELECT {_CARD_COLUMNS} FROM cards WHERE holder_token = ? "  # noqa: S608
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE holder_token = ? "  # noqa: S608
             "ORDER BY status = 'TERMINATED', issued_at DESC LIMIT 1",
             (holder_token,),
         )
-        return None if row is None else _card(row)
+        return None if row is None else card_from(row, time_or_none)
 
     async def get_card(self, essc_id: str) -> CardRecord | None:
         row = await self._fetch_one(
-            f"SELECT {_CARD_COLUMNS} FROM cards WHERE essc_id = ?",  # noqa: S608
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE essc_id = ?",  # noqa: S608
             (essc_id,),
         )
-        return None if row is None else _card(row)
+        return None if row is None else card_from(row, time_or_none)
 
     @uncancellable
     async def set_card_status(

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Starts the local services the test suite needs when they are not running: PostgreSQL 15
+# on 127.0.0.1:5432 (trust auth), as on every machine of this kind and in CI.
+set -euo pipefail
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    echo "starting PostgreSQL ${version}" >&2
+    pg_ctlcluster --skip-systemctl-redirect "${version}" main start || true
+    for _ in $(seq 1 60); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && break
+        sleep 0.5
+    done
+    pg_isready -h 127.0.0.1 -p 5432
+fi

@@ -1,0 +1,43 @@
+"""Opens the store a configuration names: SQLite (the embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+from opentelemetry.trace import Tracer
+
+from essc_gateway.liability.ports import LedgerStore
+from essc_gateway.store.base import Store
+from essc_gateway.store.health import WriteHealth
+from essc_gateway.store.location import StoreLocation
+from essc_gateway.store.postgres import PostgresStore
+from essc_gateway.store.sqlite import SqliteStore
+
+
+class GatewayStore(Store, LedgerStore, Protocol):
+    """Everything the gateway keeps, in one database, whichever adapter."""
+
+    @property
+    def health(self) -> WriteHealth:
+        """Whether writes succeed right now; told by every write."""
+        ...
+
+    async def probe_write(self) -> None:
+        """One small write, to learn whether the store writes again (raises StoreUnavailable
+        while it cannot)."""
+        ...
+
+    async def drain_appends(self) -> None:
+        """Waits until ledger appends in flight are committed."""
+        ...
+
+
+async def open_store(
+    location: StoreLocation,
+    synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    tracer: Tracer | None = None,
+) -> GatewayStore:
+    if isinstance(location, Path):
+        return await SqliteStore.open(location, synchronous, tracer=tracer)
+    return await PostgresStore.open(location, tracer=tracer)

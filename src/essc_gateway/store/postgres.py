@@ -1,0 +1,632 @@
+"""The shared store: PostgreSQL through an asyncpg pool, for N replicas on several hosts.
+
+Every write is one transaction whose invariants hold across replicas by the database's
+locks, never by Python read-modify-write: a claim is `INSERT ... ON CONFLICT` then a row
+lock, counters are updated under the row's lock, the ledger's head row serialises appends.
+A write runs as a task of its own and its caller only waits for it, so a caller cancelled
+mid-write (a client gone) leaves the write to complete: the port's contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+from opentelemetry.trace import Tracer
+
+from essc_gateway.domain.maintenance import MaintenanceWindow
+from essc_gateway.store.base import (
+    CardRecord,
+    ClaimLost,
+    ForwardItem,
+    IssueAttempt,
+    IssueAttemptState,
+    IssueClaim,
+    LiveCardConflict,
+    LockoutState,
+    StoreError,
+    WindowChange,
+)
+from essc_gateway.store.health import WriteHealth
+from essc_gateway.store.location import PostgresDatabase
+from essc_gateway.store.postgres_errors import is_contended, unavailability
+from essc_gateway.store.postgres_ledger import PostgresLedgerTables
+from essc_gateway.store.postgres_schema import Db, migrate
+from essc_gateway.store.rows import (
+    CARD_COLUMNS,
+    attempt_from,
+    card_from,
+    forward_from,
+    window_from,
+    window_snapshot,
+)
+from essc_gateway.store.rows import (
+    as_stored as _as_stored,
+)
+from essc_gateway.store.sqlite_util import uncancellable
+
+R = TypeVar("R")
+Transaction = Callable[[Db], Awaitable[R]]
+_CONTENDED_RETRIES = 5
+
+
+async def _write_window(db: Db, window: MaintenanceWindow, recorded_at: datetime) -> None:
+    await db.execute(
+        "INSERT INTO maintenance_windows (window_id, kind, starts_at, ends_at, rpcs, reason, "
+        "announced_at, amended_at, cancelled_at, version) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (window_id) DO UPDATE "
+        "SET starts_at = excluded.starts_at, ends_at = excluded.ends_at, rpcs = excluded.rpcs, "
+        "reason = excluded.reason, amended_at = excluded.amended_at, "
+        "cancelled_at = excluded.cancelled_at, version = excluded.version",
+        window.window_id,
+        window.kind.value,
+        window.starts_at,
+        window.ends_at,
+        json.dumps(sorted(window.rpcs)),
+        window.reason,
+        window.announced_at,
+        window.amended_at,
+        window.cancelled_at,
+        window.version,
+    )
+    await db.execute(
+        "INSERT INTO maintenance_window_versions (window_id, version, recorded_at, snapshot) "
+        "VALUES ($1, $2, $3, $4)",
+        window.window_id,
+        window.version,
+        recorded_at,
+        window_snapshot(window),
+    )
+
+
+async def _insert_card(db: Db, card: CardRecord) -> None:
+    try:
+        await db.execute(
+            # Two requests of one bank may both learn of the same card: the first records it.
+            f"INSERT INTO cards ({CARD_COLUMNS}) VALUES "  # noqa: S608 - constant columns
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+            "ON CONFLICT (essc_id) DO NOTHING",
+            *(getattr(card, name) for name in CARD_COLUMNS.split(", ")),
+        )
+    except asyncpg.UniqueViolationError as conflict:
+        if conflict.constraint_name != "cards_one_live_card_per_holder":
+            raise
+        raise LiveCardConflict("the holder has a live card already") from None
+
+
+class PostgresStore(PostgresLedgerTables):
+    """`Store` and `LedgerStore` on PostgreSQL. Build it with `await PostgresStore.open(...)`."""
+
+    def __init__(self, pool: asyncpg.Pool, tracer: Tracer | None = None) -> None:
+        super().__init__()
+        self.tracer = tracer
+        self._pool = pool
+        self.health = WriteHealth()
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    async def open(
+        cls,
+        database: PostgresDatabase,
+        tracer: Tracer | None = None,
+        pool_size: int = 10,
+        connect_timeout: float = 5.0,
+    ) -> PostgresStore:
+        """Connects, migrates (once across replicas), and keeps a pool of `pool_size`."""
+        pool = await asyncpg.create_pool(
+            database.dsn,
+            min_size=1,
+            max_size=pool_size,
+            timeout=connect_timeout,
+            server_settings={"application_name": "essc-gateway"},
+        )
+        try:
+            async with pool.acquire() as connection:
+                await migrate(connection)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, tracer)
+
+    async def _write(self, transaction: Transaction[R]) -> R:
+        """Runs `transaction` in a transaction of its own, durable on return; a caller
+        cancelled meanwhile cancels only its wait."""
+        task = asyncio.ensure_future(self._transact(transaction))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return await asyncio.shield(task)
+
+    async def _transact(self, transaction: Transaction[R]) -> R:
+        for attempt in range(_CONTENDED_RETRIES):
+            try:
+                async with self._pool.acquire() as connection, connection.transaction():
+                    result = await transaction(connection)
+            except Exception as error:
+                if is_contended(error) and attempt + 1 < _CONTENDED_RETRIES:
+                    continue  # rolled back whole: run it again
+                raise self._failure(error) from error
+            self.health.report(True)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failure(self, error: Exception) -> Exception:
+        found = unavailability(error)
+        if found is None:
+            return error
+        if found[1]:
+            self.health.report(False)
+        return found[0]
+
+    async def _rows(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        try:
+            async with self._pool.acquire() as connection:
+                return list(await connection.fetch(sql, *params))
+        except Exception as error:
+            raise self._failure(error) from error
+
+    async def _row(self, sql: str, *params: Any) -> asyncpg.Record | None:
+        rows = await self._rows(sql, *params)
+        return rows[0] if rows else None
+
+    async def probe_write(self) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "INSERT INTO write_probe (id, at) VALUES (1, now()) "
+                "ON CONFLICT (id) DO UPDATE SET at = excluded.at"
+            )
+
+        await self._write(work)
+
+    @uncancellable
+    async def claim_issue(
+        self,
+        bank_id: str,
+        idempotency_key: str,
+        fingerprint: str,
+        now: datetime,
+        lease_until: datetime,
+        draft_sealed: bytes | None,
+    ) -> IssueClaim:
+        token = secrets.token_hex(8)
+
+        async def work(db: Db) -> IssueClaim:
+            inserted = await db.fetchval(
+                "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, "
+                "created_at, lease_until, draft_sealed, claim) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
+                bank_id,
+                idempotency_key,
+                fingerprint,
+                IssueAttemptState.PENDING.value,
+                now,
+                lease_until,
+                draft_sealed,
+                token,
+            )
+            if inserted is not None:
+                return IssueClaim(existing=None, token=token)
+            row = await db.fetchrow(
+                "SELECT * FROM issue_attempts WHERE bank_id = $1 AND idempotency_key = $2 "
+                "FOR UPDATE",
+                bank_id,
+                idempotency_key,
+            )
+            if row is None:
+                raise StoreError("claim_issue: conflicting attempt vanished")
+            attempt = attempt_from(row, _as_stored)
+            if attempt.fingerprint != fingerprint or not attempt.in_doubt_at(now):
+                return IssueClaim(existing=attempt)
+            # Take over an attempt left in doubt or whose request died (see SqliteStore).
+            await db.execute(
+                "UPDATE issue_attempts SET state = $1, lease_until = $2, claim = $3, "
+                "draft_sealed = COALESCE($4, draft_sealed) "
+                "WHERE bank_id = $5 AND idempotency_key = $6",
+                IssueAttemptState.PENDING.value,
+                lease_until,
+                token,
+                draft_sealed,
+                bank_id,
+                idempotency_key,
+            )
+            return IssueClaim(existing=None, token=token, was_in_doubt=True)
+
+        return await self._write(work)
+
+    async def unsettled_issues(
+        self, now: datetime, limit: int, grace: timedelta
+    ) -> list[IssueAttempt]:
+        rows = await self._rows(
+            "SELECT * FROM issue_attempts WHERE draft_sealed IS NOT NULL AND (state = $1 "
+            "OR (state = $2 AND (lease_until IS NULL OR lease_until <= $3))) "
+            "ORDER BY lease_until NULLS FIRST LIMIT $4",
+            IssueAttemptState.IN_DOUBT.value,
+            IssueAttemptState.PENDING.value,
+            now - grace,
+            limit,
+        )
+        return [attempt_from(row, _as_stored) for row in rows]
+
+    @uncancellable
+    async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str, claim: str) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "UPDATE issue_attempts SET state = $1, claim = NULL "
+                "WHERE bank_id = $2 AND idempotency_key = $3 AND state = $4 AND claim = $5",
+                IssueAttemptState.IN_DOUBT.value,
+                bank_id,
+                idempotency_key,
+                IssueAttemptState.PENDING.value,
+                claim,
+            )
+
+        await self._write(work)
+
+    @uncancellable
+    async def complete_issue(
+        self,
+        bank_id: str,
+        idempotency_key: str,
+        outcome: str,
+        essc_id: str,
+        new_card: CardRecord | None,
+        now: datetime,
+        claim: str | None,
+    ) -> None:
+        async def work(db: Db) -> None:
+            if new_card is not None:
+                await _insert_card(db, new_card)
+            done = await db.fetchval(
+                "UPDATE issue_attempts SET state = $1, outcome = $2, essc_id = $3, "
+                "completed_at = $4, draft_sealed = NULL, claim = NULL "
+                "WHERE bank_id = $5 AND idempotency_key = $6 AND "
+                "((state = $7 AND claim = $8) OR (state = $9 AND $8::text IS NULL)) RETURNING 1",
+                IssueAttemptState.COMPLETED.value,
+                outcome,
+                essc_id,
+                now,
+                bank_id,
+                idempotency_key,
+                IssueAttemptState.PENDING.value,
+                claim,
+                IssueAttemptState.FORWARD_PENDING.value,
+            )
+            if done is None:
+                row = await db.fetchrow(
+                    "SELECT state, essc_id FROM issue_attempts "
+                    "WHERE bank_id = $1 AND idempotency_key = $2",
+                    bank_id,
+                    idempotency_key,
+                )
+                if (
+                    row is None
+                    or row["state"] != IssueAttemptState.COMPLETED
+                    or row["essc_id"] != essc_id
+                ):
+                    raise ClaimLost("the idempotency key is held by another request now")
+                return
+            await db.execute(
+                "DELETE FROM forward_queue WHERE bank_id = $1 AND idempotency_key = $2",
+                bank_id,
+                idempotency_key,
+            )
+
+        await self._write(work)
+
+    async def get_issue_attempt(self, bank_id: str, idempotency_key: str) -> IssueAttempt | None:
+        row = await self._row(
+            "SELECT * FROM issue_attempts WHERE bank_id = $1 AND idempotency_key = $2",
+            bank_id,
+            idempotency_key,
+        )
+        return None if row is None else attempt_from(row, _as_stored)
+
+    @uncancellable
+    async def accept_for_forwarding(
+        self,
+        bank_id: str,
+        idempotency_key: str,
+        payload_sealed: bytes,
+        accepted_at: datetime,
+        forward_after: datetime,
+        claim: str,
+    ) -> None:
+        async def work(db: Db) -> None:
+            accepted = await db.fetchval(
+                "UPDATE issue_attempts SET state = $1, claim = NULL, draft_sealed = NULL "
+                "WHERE bank_id = $2 AND idempotency_key = $3 AND state = $4 AND claim = $5 "
+                "RETURNING 1",
+                IssueAttemptState.FORWARD_PENDING.value,
+                bank_id,
+                idempotency_key,
+                IssueAttemptState.PENDING.value,
+                claim,
+            )
+            if accepted is None:
+                raise ClaimLost("accept_for_forwarding: the key is held by another request")
+            await db.execute(
+                "INSERT INTO forward_queue (bank_id, idempotency_key, payload_sealed, "
+                "accepted_at, forward_after) VALUES ($1, $2, $3, $4, $5)",
+                bank_id,
+                idempotency_key,
+                payload_sealed,
+                accepted_at,
+                forward_after,
+            )
+
+        await self._write(work)
+
+    @uncancellable
+    async def claim_due_forwards(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[ForwardItem]:
+        async def work(db: Db) -> list[ForwardItem]:
+            rows = await db.fetch(
+                # SKIP LOCKED: replicas claiming at the same moment take different entries.
+                "UPDATE forward_queue SET claimed_until = $1 WHERE (bank_id, idempotency_key) "
+                "IN (SELECT bank_id, idempotency_key FROM forward_queue "
+                "WHERE forward_after <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) "
+                "ORDER BY forward_after, accepted_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+                "RETURNING *",
+                lease_until,
+                now,
+                limit,
+            )
+            items = [forward_from(row, _as_stored) for row in rows]
+            return sorted(items, key=lambda item: (item.forward_after, item.accepted_at))
+
+        return await self._write(work)
+
+    @uncancellable
+    async def postpone_forward(
+        self, bank_id: str, idempotency_key: str, forward_after: datetime
+    ) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "UPDATE forward_queue SET forward_after = $1, tries = tries + 1, "
+                "claimed_until = NULL WHERE bank_id = $2 AND idempotency_key = $3",
+                forward_after,
+                bank_id,
+                idempotency_key,
+            )
+
+        await self._write(work)
+
+    @uncancellable
+    async def fail_forward(
+        self, bank_id: str, idempotency_key: str, reason: str, now: datetime
+    ) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "UPDATE issue_attempts SET state = $1, failure_reason = $2, completed_at = $3 "
+                "WHERE bank_id = $4 AND idempotency_key = $5",
+                IssueAttemptState.FAILED.value,
+                reason,
+                now,
+                bank_id,
+                idempotency_key,
+            )
+            await db.execute(
+                "DELETE FROM forward_queue WHERE bank_id = $1 AND idempotency_key = $2",
+                bank_id,
+                idempotency_key,
+            )
+
+        await self._write(work)
+
+    @uncancellable
+    async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
+        async def work(db: Db) -> None:
+            await _write_window(db, window, recorded_at)
+
+        await self._write(work)
+
+    @uncancellable
+    async def update_window(
+        self, window_id: str, change: WindowChange, recorded_at: datetime
+    ) -> MaintenanceWindow | None:
+        async def work(db: Db) -> MaintenanceWindow | None:
+            row = await db.fetchrow(
+                "SELECT * FROM maintenance_windows WHERE window_id = $1 FOR UPDATE", window_id
+            )
+            if row is None:
+                return None
+            current = window_from(row, _as_stored)
+            changed = change(current)
+            if changed == current:
+                return current
+            window = replace(changed, version=current.version + 1)
+            await _write_window(db, window, recorded_at)
+            return window
+
+        return await self._write(work)
+
+    async def windows(self) -> list[MaintenanceWindow]:
+        rows = await self._rows("SELECT * FROM maintenance_windows ORDER BY starts_at")
+        return [window_from(row, _as_stored) for row in rows]
+
+    @uncancellable
+    async def release_issue(self, bank_id: str, idempotency_key: str, claim: str) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "DELETE FROM issue_attempts WHERE bank_id = $1 AND idempotency_key = $2 "
+                "AND state = $3 AND claim = $4",
+                bank_id,
+                idempotency_key,
+                IssueAttemptState.PENDING.value,
+                claim,
+            )
+
+        await self._write(work)
+
+    async def active_card_for_holder(self, holder_token: str) -> CardRecord | None:
+        row = await self._row(
+            f"SELECT {CARD_COLUMNS} FROM cards "  # noqa: S608 - constant columns
+            "WHERE holder_token = $1 AND status <> 'TERMINATED'",
+            holder_token,
+        )
+        return None if row is None else card_from(row, _as_stored)
+
+    async def current_card_for_holder(self, holder_token: str) -> CardRecord | None:
+        row = await self._row(
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE holder_token = $1 "  # noqa: S608
+            "ORDER BY status = 'TERMINATED', issued_at DESC LIMIT 1",
+            holder_token,
+        )
+        return None if row is None else card_from(row, _as_stored)
+
+    async def get_card(self, essc_id: str) -> CardRecord | None:
+        row = await self._row(
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE essc_id = $1",  # noqa: S608
+            essc_id,
+        )
+        return None if row is None else card_from(row, _as_stored)
+
+    @uncancellable
+    async def set_card_status(
+        self, essc_id: str, status: str, terminated_at: datetime | None = None
+    ) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "UPDATE cards SET status = $1, terminated_at = COALESCE($2, terminated_at) "
+                "WHERE essc_id = $3",
+                status,
+                terminated_at,
+                essc_id,
+            )
+
+        await self._write(work)
+
+    @uncancellable
+    async def begin_factor_attempt(
+        self, holder_token: str, now: datetime, max_failures: int, stale_after: timedelta
+    ) -> LockoutState:
+        async def work(db: Db) -> LockoutState:
+            # The row first (a no-op when it exists), then its lock: concurrent guesses from
+            # every replica queue on it, so reservations are counted one at a time.
+            await db.execute(
+                "INSERT INTO factor_failures (holder_token, consecutive_failures) "
+                "VALUES ($1, 0) ON CONFLICT (holder_token) DO NOTHING",
+                holder_token,
+            )
+            row = await db.fetchrow(
+                "SELECT consecutive_failures, locked_until, in_flight, in_flight_since "
+                "FROM factor_failures WHERE holder_token = $1 FOR UPDATE",
+                holder_token,
+            )
+            assert row is not None
+            failures, locked_until = int(row[0]), row[1]
+            since = row[3]
+            in_flight = int(row[2]) if since is not None and now - since < stale_after else 0
+            if (locked_until is not None and now < locked_until) or (
+                failures + in_flight >= max_failures
+            ):
+                return LockoutState(failures, locked_until, admitted=False)
+            await db.execute(
+                "UPDATE factor_failures SET in_flight = $1, in_flight_since = $2 "
+                "WHERE holder_token = $3",
+                in_flight + 1,
+                now,
+                holder_token,
+            )
+            return LockoutState(failures, locked_until)
+
+        return await self._write(work)
+
+    @uncancellable
+    async def end_factor_attempt(
+        self,
+        holder_token: str,
+        verdict: bool | None,
+        now: datetime,
+        max_failures: int,
+        lock_for: timedelta,
+    ) -> LockoutState:
+        async def work(db: Db) -> LockoutState:
+            row = await db.fetchrow(
+                "UPDATE factor_failures SET in_flight = GREATEST(in_flight - 1, 0), "
+                "consecutive_failures = CASE $1::boolean WHEN true THEN 0 WHEN false "
+                "THEN consecutive_failures + 1 ELSE consecutive_failures END "
+                "WHERE holder_token = $2 RETURNING consecutive_failures, locked_until",
+                verdict,
+                holder_token,
+            )
+            if row is None:
+                return LockoutState(0, None)
+            failures, locked_until = int(row[0]), row[1]
+            if verdict is False and failures >= max_failures:
+                locked_until = now + lock_for
+                # The count restarts, so the holder gets a fresh set of tries after the lock.
+                await db.execute(
+                    "UPDATE factor_failures SET consecutive_failures = 0, locked_until = $1 "
+                    "WHERE holder_token = $2",
+                    locked_until,
+                    holder_token,
+                )
+            return LockoutState(failures, locked_until)
+
+        return await self._write(work)
+
+    @uncancellable
+    async def record_sms_send(
+        self,
+        holder_token: str,
+        purpose: str,
+        now: datetime,
+        min_interval: timedelta,
+        daily_limit: int,
+    ) -> timedelta | None:
+        async def work(db: Db) -> timedelta | None:
+            # One holder's sends are decided one at a time, whichever replica sends.
+            await db.execute("SELECT pg_advisory_xact_lock(hashtext('sms:' || $1))", holder_token)
+            await db.execute(
+                "DELETE FROM sms_sends WHERE holder_token = $1 AND sent_at <= $2",
+                holder_token,
+                now - timedelta(days=1),
+            )
+            row = await db.fetchrow(
+                # Both limits are the holder's, whatever the scenario.
+                "SELECT max(sent_at), min(sent_at), count(*) FROM sms_sends "
+                "WHERE holder_token = $1",
+                holder_token,
+            )
+            assert row is not None
+            last, oldest, count = row[0], row[1], int(row[2])
+            if last is not None and now - last < min_interval:
+                wait: timedelta = min_interval - (now - last)
+                return wait
+            if count >= daily_limit and oldest is not None:
+                until_oldest_lapses: timedelta = oldest + timedelta(days=1) - now
+                return until_oldest_lapses
+            await db.execute(
+                "INSERT INTO sms_sends (holder_token, purpose, sent_at) VALUES ($1, $2, $3)",
+                holder_token,
+                purpose,
+                now,
+            )
+            return None
+
+        return await self._write(work)
+
+    @uncancellable
+    async def forget_sms_send(self, holder_token: str, purpose: str, sent_at: datetime) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "DELETE FROM sms_sends WHERE holder_token = $1 AND purpose = $2 AND sent_at = $3",
+                holder_token,
+                purpose,
+                sent_at,
+            )
+
+        await self._write(work)
+
+    async def close(self) -> None:
+        await self.drain_appends()  # ledger records in flight are written, not lost
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._pool.close()

@@ -1,0 +1,186 @@
+"""The PostgreSQL schema, as versioned migrations applied in order under an advisory lock.
+
+The same tables as SQLite's (`migrations.py`) with PostgreSQL's types: times are
+`timestamptz`, sealed fields `bytea`. JSON stays text: the ledger hashes what it wrote.
+`schema_version` holds the last migration applied. Never edit a released migration: add
+the next one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from essc_gateway.store.base import StoreError
+
+if TYPE_CHECKING:  # generic in the stubs only
+    Db: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+    """A connection of the store's pool."""
+else:
+    Db = PoolConnectionProxy
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: everything SQLite has after its migration 5.
+    """
+    CREATE TABLE cards (
+        essc_id text PRIMARY KEY,
+        bank_id text NOT NULL,
+        holder_token text NOT NULL,
+        name_sealed bytea NOT NULL,
+        id_number_sealed bytea NOT NULL,
+        phone_sealed bytea NOT NULL,
+        card_number_sealed bytea NOT NULL,
+        status text NOT NULL,
+        issued_at timestamptz NOT NULL,
+        consent_version text NOT NULL,
+        consent_accepted_at timestamptz NOT NULL,
+        consent_channel text NOT NULL,
+        guardian_sealed bytea,
+        guardian_relation text,
+        terminated_at timestamptz
+    );
+    -- A3: one person, one e-SSC, whichever bank issued it.
+    CREATE UNIQUE INDEX cards_one_live_card_per_holder
+        ON cards (holder_token) WHERE status <> 'TERMINATED';
+    CREATE INDEX cards_by_bank ON cards (bank_id);
+    CREATE INDEX cards_by_holder ON cards (holder_token, issued_at);
+    CREATE TABLE issue_attempts (
+        bank_id text NOT NULL,
+        idempotency_key text NOT NULL,
+        fingerprint text NOT NULL,
+        state text NOT NULL,
+        created_at timestamptz NOT NULL,
+        outcome text,
+        essc_id text REFERENCES cards (essc_id),
+        failure_reason text,
+        completed_at timestamptz,
+        draft_sealed bytea,
+        lease_until timestamptz,
+        claim text,
+        PRIMARY KEY (bank_id, idempotency_key)
+    );
+    CREATE INDEX issue_attempts_unsettled ON issue_attempts (state, lease_until);
+    CREATE TABLE factor_failures (
+        holder_token text PRIMARY KEY,
+        consecutive_failures integer NOT NULL,
+        locked_until timestamptz,
+        in_flight integer NOT NULL DEFAULT 0,
+        in_flight_since timestamptz
+    );
+    CREATE TABLE maintenance_windows (
+        window_id text PRIMARY KEY,
+        kind text NOT NULL,
+        starts_at timestamptz NOT NULL,
+        ends_at timestamptz NOT NULL,
+        rpcs text NOT NULL,
+        reason text NOT NULL,
+        announced_at timestamptz NOT NULL,
+        amended_at timestamptz,
+        cancelled_at timestamptz,
+        version integer NOT NULL
+    );
+    -- Append-only: what was announced when, for the liability evidence (A16(1)(a)).
+    CREATE TABLE maintenance_window_versions (
+        window_id text NOT NULL REFERENCES maintenance_windows (window_id),
+        version integer NOT NULL,
+        recorded_at timestamptz NOT NULL,
+        snapshot text NOT NULL,
+        PRIMARY KEY (window_id, version)
+    );
+    CREATE TABLE sms_sends (
+        holder_token text NOT NULL,
+        purpose text NOT NULL,
+        sent_at timestamptz NOT NULL
+    );
+    CREATE INDEX sms_sends_by_holder ON sms_sends (holder_token, sent_at);
+    CREATE TABLE forward_queue (
+        bank_id text NOT NULL,
+        idempotency_key text NOT NULL,
+        payload_sealed bytea NOT NULL,
+        accepted_at timestamptz NOT NULL,
+        forward_after timestamptz NOT NULL,
+        tries integer NOT NULL DEFAULT 0,
+        claimed_until timestamptz,
+        PRIMARY KEY (bank_id, idempotency_key),
+        FOREIGN KEY (bank_id, idempotency_key)
+            REFERENCES issue_attempts (bank_id, idempotency_key)
+    );
+    CREATE TABLE liability_records (
+        seq bigint PRIMARY KEY,
+        request_id text NOT NULL UNIQUE,
+        trace_id text NOT NULL,
+        bank_id text NOT NULL,
+        rpc text NOT NULL,
+        at timestamptz NOT NULL,
+        status_code text NOT NULL,
+        reason text NOT NULL,
+        clause text NOT NULL,
+        evidence text NOT NULL,
+        outage_id text,
+        window_id text,
+        incident_id text,
+        holder_token text,
+        prev_hash text NOT NULL,
+        row_hash text NOT NULL
+    );
+    CREATE INDEX liability_by_bank ON liability_records (bank_id, at);
+    CREATE INDEX liability_by_holder ON liability_records (holder_token, at);
+    -- The chain's head, one row: appenders of every replica lock it in turn, so the chain
+    -- has one sequence, no fork and no gap.
+    CREATE TABLE ledger_head (
+        id integer PRIMARY KEY CHECK (id = 1),
+        seq bigint NOT NULL,
+        row_hash text NOT NULL
+    );
+    INSERT INTO ledger_head (id, seq, row_hash) VALUES (1, 0, repeat('0', 64));
+    CREATE TABLE outages (
+        outage_id text PRIMARY KEY,
+        scope text NOT NULL,
+        started_at timestamptz NOT NULL,
+        ended_at timestamptz,
+        reached boolean NOT NULL,
+        last_failure_at timestamptz NOT NULL,
+        status_counts text NOT NULL,
+        affected text NOT NULL,
+        clause text NOT NULL
+    );
+    CREATE TABLE incidents (
+        incident_id text PRIMARY KEY,
+        kind text NOT NULL,
+        starts_at timestamptz NOT NULL,
+        ends_at timestamptz NOT NULL,
+        declared_at timestamptz NOT NULL,
+        description text NOT NULL
+    );
+    CREATE TABLE request_counts (
+        bank_id text NOT NULL,
+        day text NOT NULL,
+        requests bigint NOT NULL,
+        failed bigint NOT NULL,
+        PRIMARY KEY (bank_id, day)
+    );
+    CREATE TABLE write_probe (id integer PRIMARY KEY, at timestamptz NOT NULL);
+    """,
+)
+
+# pg_advisory_xact_lock's key space is shared by everything on the server: a constant of
+# ours, combined with the schema so that schemas of one database migrate independently.
+_MIGRATION_LOCK = 0x655F7373  # "e_ss"
+
+
+async def migrate(connection: Db) -> None:
+    """Brings the schema up to date, once, however many replicas start at the same moment:
+    each takes the advisory lock in turn and sees what the one before it applied."""
+    async with connection.transaction():
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _MIGRATION_LOCK
+        )
+        await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer)")
+        applied = await connection.fetchval("SELECT max(version) FROM schema_version") or 0
+        if applied > len(MIGRATIONS):
+            raise StoreError("database schema is newer than this gateway")
+        for version, script in enumerate(MIGRATIONS[applied:], start=applied + 1):
+            await connection.execute(script)
+            await connection.execute("INSERT INTO schema_version (version) VALUES ($1)", version)

@@ -1,0 +1,181 @@
+"""Rows to records, for both adapters: SQLite's and asyncpg's rows are both read by column
+name; only times differ (ISO text in SQLite, `timestamptz` values in PostgreSQL), so each
+adapter passes how to read one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.liability.model import Clause, LiabilityRecord, Outage
+from essc_gateway.store.base import CardRecord, ForwardItem, IssueAttempt, IssueAttemptState
+from essc_gateway.store.sqlite_util import text_of
+
+
+class Row(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+TimeOf = Callable[[Any], datetime | None]
+"""A stored time (None stays None)."""
+
+CARD_COLUMNS = (
+    "essc_id, bank_id, holder_token, name_sealed, id_number_sealed, phone_sealed, "
+    "card_number_sealed, status, issued_at, consent_version, consent_accepted_at, "
+    "consent_channel, guardian_sealed, guardian_relation, terminated_at"
+)
+RECORD_COLUMNS = (
+    "seq, request_id, trace_id, bank_id, rpc, at, status_code, reason, clause, evidence, "
+    "outage_id, window_id, incident_id, holder_token, prev_hash, row_hash"
+)
+
+
+def as_stored(value: datetime | None) -> datetime | None:
+    """PostgreSQL's times: asyncpg gives aware datetimes already."""
+    return value
+
+
+def _required(time_of: TimeOf, value: Any) -> datetime:
+    moment = time_of(value)
+    if moment is None:
+        raise ValueError("a NOT NULL time column is NULL")
+    return moment
+
+
+def card_from(row: Row, time_of: TimeOf) -> CardRecord:
+    return CardRecord(
+        essc_id=row["essc_id"],
+        bank_id=row["bank_id"],
+        holder_token=row["holder_token"],
+        name_sealed=row["name_sealed"],
+        id_number_sealed=row["id_number_sealed"],
+        phone_sealed=row["phone_sealed"],
+        card_number_sealed=row["card_number_sealed"],
+        status=row["status"],
+        issued_at=_required(time_of, row["issued_at"]),
+        consent_version=row["consent_version"],
+        consent_accepted_at=_required(time_of, row["consent_accepted_at"]),
+        consent_channel=row["consent_channel"],
+        guardian_sealed=row["guardian_sealed"],
+        guardian_relation=row["guardian_relation"],
+        terminated_at=time_of(row["terminated_at"]),
+    )
+
+
+def attempt_from(row: Row, time_of: TimeOf) -> IssueAttempt:
+    return IssueAttempt(
+        bank_id=row["bank_id"],
+        idempotency_key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
+        state=IssueAttemptState(row["state"]),
+        created_at=_required(time_of, row["created_at"]),
+        outcome=row["outcome"],
+        essc_id=row["essc_id"],
+        failure_reason=row["failure_reason"],
+        completed_at=time_of(row["completed_at"]),
+        lease_until=time_of(row["lease_until"]),
+        draft_sealed=row["draft_sealed"],
+    )
+
+
+def forward_from(row: Row, time_of: TimeOf) -> ForwardItem:
+    return ForwardItem(
+        bank_id=row["bank_id"],
+        idempotency_key=row["idempotency_key"],
+        payload_sealed=row["payload_sealed"],
+        accepted_at=_required(time_of, row["accepted_at"]),
+        forward_after=_required(time_of, row["forward_after"]),
+        tries=row["tries"],
+    )
+
+
+def window_from(row: Row, time_of: TimeOf) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        window_id=row["window_id"],
+        kind=WindowKind(row["kind"]),
+        starts_at=_required(time_of, row["starts_at"]),
+        ends_at=_required(time_of, row["ends_at"]),
+        rpcs=frozenset(json.loads(row["rpcs"])),
+        reason=row["reason"],
+        announced_at=_required(time_of, row["announced_at"]),
+        amended_at=time_of(row["amended_at"]),
+        cancelled_at=time_of(row["cancelled_at"]),
+        version=row["version"],
+    )
+
+
+def window_snapshot(window: MaintenanceWindow) -> str:
+    """The version history's copy of a window (both stores write the same text)."""
+    return json.dumps(
+        {
+            "kind": window.kind.value,
+            "starts_at": window.starts_at.isoformat(),
+            "ends_at": window.ends_at.isoformat(),
+            "rpcs": sorted(window.rpcs),
+            "reason": window.reason,
+            "announced_at": window.announced_at.isoformat(),
+            "amended_at": text_of(window.amended_at),
+            "cancelled_at": text_of(window.cancelled_at),
+        },
+        sort_keys=True,
+    )
+
+
+def record_from(row: Row, time_of: TimeOf) -> LiabilityRecord:
+    return LiabilityRecord(
+        seq=row["seq"],
+        request_id=row["request_id"],
+        trace_id=row["trace_id"],
+        bank_id=row["bank_id"],
+        rpc=row["rpc"],
+        at=_required(time_of, row["at"]),
+        status_code=row["status_code"],
+        reason=row["reason"],
+        clause=Clause(row["clause"]),
+        evidence=json.loads(row["evidence"]),
+        outage_id=row["outage_id"],
+        window_id=row["window_id"],
+        incident_id=row["incident_id"],
+        holder_token=row["holder_token"],
+        prev_hash=row["prev_hash"],
+        row_hash=row["row_hash"],
+    )
+
+
+def outage_from(row: Row, time_of: TimeOf) -> Outage:
+    return Outage(
+        outage_id=row["outage_id"],
+        scope=row["scope"],
+        started_at=_required(time_of, row["started_at"]),
+        ended_at=time_of(row["ended_at"]),
+        reached=bool(row["reached"]),
+        last_failure_at=_required(time_of, row["last_failure_at"]),
+        status_counts=json.loads(row["status_counts"]),
+        affected=json.loads(row["affected"]),
+        clause=Clause(row["clause"]),
+    )
+
+
+def record_values(record: LiabilityRecord, at: Any) -> tuple[Any, ...]:
+    """A record's column values in `RECORD_COLUMNS` order; `at` as the adapter stores it."""
+    return (
+        record.seq,
+        record.request_id,
+        record.trace_id,
+        record.bank_id,
+        record.rpc,
+        at,
+        record.status_code,
+        record.reason,
+        record.clause.value,
+        json.dumps(dict(record.evidence), sort_keys=True),
+        record.outage_id,
+        record.window_id,
+        record.incident_id,
+        record.holder_token,
+        record.prev_hash,
+        record.row_hash,
+    )

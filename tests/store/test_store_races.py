@@ -1,0 +1,149 @@
+"""Invariants that must hold when several replicas share one store: each test races eight
+stores opened on the same database (eight connections, as eight replicas would), on both
+adapters (issue 11)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.liability.chain import verify_chain
+from essc_gateway.store.location import StoreLocation
+from essc_gateway.store.opening import GatewayStore, open_store
+from tests.polling import eventually
+from tests.store.test_ledger_tables import record
+from tests.store.test_store_contract import card
+
+REPLICAS = 8
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture
+async def stores(location: StoreLocation) -> AsyncIterator[list[GatewayStore]]:
+    # Opened at the same moment: the migration runs once, under the lock.
+    opened = await asyncio.gather(*(open_store(location) for _ in range(REPLICAS)))
+    yield list(opened)
+    await asyncio.gather(*(store.close() for store in opened))
+
+
+async def test_one_idempotency_winner_per_key(stores: list[GatewayStore]) -> None:
+    for key in ("k-1", "k-2", "k-3"):
+        claims = await asyncio.gather(
+            *(s.claim_issue("bank-a", key, "fp", NOW, NOW + LEASE, b"d") for s in stores)
+        )
+        assert sum(c.existing is None for c in claims) == 1
+
+
+async def test_no_lockout_is_exceeded(stores: list[GatewayStore]) -> None:
+    stale = timedelta(minutes=1)
+    reserved = await asyncio.gather(
+        *(s.begin_factor_attempt("holder", NOW, 5, stale) for s in stores for _ in range(3))
+    )
+    assert sum(r.admitted for r in reserved) == 5
+    # Every admitted check fails: the fifth locks, and nobody gets a sixth try.
+    await asyncio.gather(
+        *(
+            stores[n % REPLICAS].end_factor_attempt("holder", False, NOW, 5, timedelta(hours=1))
+            for n in range(5)
+        )
+    )
+    after = await asyncio.gather(*(s.begin_factor_attempt("holder", NOW, 5, stale) for s in stores))
+    assert not any(r.admitted for r in after)
+
+
+async def test_no_sms_limit_is_exceeded(stores: list[GatewayStore]) -> None:
+    waits = await asyncio.gather(
+        *(
+            s.record_sms_send("holder", "LOGIN", NOW, timedelta(seconds=60), 10)
+            for s in stores
+            for _ in range(2)
+        )
+    )
+    assert sum(w is None for w in waits) == 1  # one code per interval, whoever sends it
+
+
+async def test_window_versions_never_collide(stores: list[GatewayStore]) -> None:
+    window = MaintenanceWindow(
+        window_id="mw-race",
+        kind=WindowKind.BANK,
+        starts_at=NOW + timedelta(hours=1),
+        ends_at=NOW + timedelta(hours=2),
+        rpcs=frozenset({"Issue"}),
+        reason="upgrade",
+        announced_at=NOW,
+    )
+    await stores[0].save_window(window, NOW)
+
+    def later_by(minutes: int):  # type: ignore[no-untyped-def]
+        def change(current: MaintenanceWindow) -> MaintenanceWindow:
+            return replace(current, ends_at=current.ends_at + timedelta(minutes=minutes))
+
+        return change
+
+    updated = await asyncio.gather(
+        *(s.update_window("mw-race", later_by(n + 1), NOW) for n, s in enumerate(stores))
+    )
+    assert sorted(w.version for w in updated if w is not None) == list(range(2, REPLICAS + 2))
+    final = {w.window_id: w for w in await stores[0].windows()}["mw-race"]
+    assert final.version == REPLICAS + 1
+    # Every change applied to the one before it: none was lost.
+    assert final.ends_at == window.ends_at + timedelta(minutes=sum(range(1, REPLICAS + 1)))
+
+
+async def test_the_ledger_keeps_one_chain_with_no_fork_and_no_gap(
+    stores: list[GatewayStore],
+) -> None:
+    appended = await asyncio.gather(
+        *(stores[n % REPLICAS].append_liability(record(n)) for n in range(160))
+    )
+    assert sorted(r.seq for r in appended) == list(range(1, 161))
+    chain = await stores[0].all_liability_records()
+    assert len(chain) == 160
+    assert verify_chain(chain) == []
+    assert {await s.chain_head() for s in stores} == {chain[-1].row_hash}
+
+
+async def test_every_queued_forward_is_claimed_once(stores: list[GatewayStore]) -> None:
+    keys = [f"fwd-{n}" for n in range(40)]
+    for key in keys:
+        claim = await stores[0].claim_issue("bank-a", key, "fp", NOW, NOW + LEASE, b"d")
+        await stores[0].accept_for_forwarding("bank-a", key, b"payload", NOW, NOW, claim.token)
+    batches = await asyncio.gather(*(s.claim_due_forwards(NOW, 10, NOW + LEASE) for s in stores))
+    claimed = [item.idempotency_key for batch in batches for item in batch]
+    assert sorted(claimed) == sorted(keys)  # all of them, none twice
+    # Claimed entries stay with their claimant until the lease ends, then are due again.
+    assert await stores[1].claim_due_forwards(NOW + LEASE / 2, 50, NOW + LEASE) == []
+    again = await stores[1].claim_due_forwards(NOW + LEASE, 50, NOW + 2 * LEASE)
+    assert len(again) == len(keys)
+
+
+async def test_a_write_completes_when_its_caller_is_cancelled(store: GatewayStore) -> None:
+    # The port's contract: whether to write was decided before the call.
+    for n in range(20):
+        claim = await store.claim_issue("bank-a", f"c-{n}", "fp", NOW, NOW + LEASE, b"d")
+        write = asyncio.ensure_future(
+            store.complete_issue(
+                "bank-a", f"c-{n}", "ISSUED", f"E{n}", card(f"E{n}", f"h-{n}"), NOW, claim.token
+            )
+        )
+        await asyncio.sleep(0)  # the write has started
+        write.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await write
+
+    async def all_written() -> bool:
+        cards = [await store.get_card(f"E{n}") for n in range(20)]
+        return all(card is not None for card in cards)
+
+    await eventually(all_written)
+
+
+@pytest.fixture
+def store(any_store: GatewayStore) -> GatewayStore:
+    return any_store
