@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import secrets
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,12 +27,17 @@ from essc_gateway.config import BankConfig, GatewayConfig, Keys, OperatorConfig
 from essc_gateway.crypto import KeyRing
 from essc_gateway.domain.models import Factor, Scenario
 from essc_gateway.simplatform import Population, SimulatedPlatform, generate_population
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from essc_gateway.tracing.redaction import RedactingSpanProcessor
 from essc_gateway.transport.banks import token_digest
 from essc_gateway.upstream.retrying import RetrySettings
-
-pytest_plugins = ["tests.databases"]  # the PostgreSQL fixtures
+from tests.databases import (  # the fixtures are shared from here
+    BACKENDS,
+    new_postgres_schema,
+    postgres_location,  # noqa: F401
+    postgres_run_database,  # noqa: F401
+)
 
 # Same examples on every run: the suite must not turn red by chance on a busy machine.
 settings.register_profile("deterministic", derandomize=True, deadline=None)
@@ -66,7 +72,7 @@ async def platform(population: Population, clock: FakeClock) -> AsyncIterator[Si
     await simulated.stop(0)
 
 
-def make_config(database: Path, **overrides: object) -> GatewayConfig:
+def make_config(database: StoreLocation, **overrides: object) -> GatewayConfig:
     keys = Keys(
         data=KeyRing.single(secrets.token_bytes(32)),
         lookup=secrets.token_bytes(32),
@@ -92,6 +98,11 @@ def make_config(database: Path, **overrides: object) -> GatewayConfig:
         "forward_interval": 0.05,
         "port": 0,
         "database": database,
+        # Held liability records: beside a SQLite file, in a directory of the test's own
+        # for PostgreSQL (never the working directory's var/).
+        "state_directory": (
+            database.parent if isinstance(database, Path) else Path(tempfile.mkdtemp())
+        ),
     }
     settings.update(overrides)
     return GatewayConfig(**settings)  # type: ignore[arg-type]
@@ -114,14 +125,17 @@ class GatewayUnderTest:
     keys_b64: dict[str, str] = field(default_factory=dict)
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "gateway.db"
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> StoreLocation:
+    """The gateway's store: every test that uses it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "gateway.db"
+    return new_postgres_schema(request.getfixturevalue("postgres_run_database"))
 
 
 @pytest.fixture
 async def gw(
-    platform: SimulatedPlatform, clock: FakeClock, database: Path
+    platform: SimulatedPlatform, clock: FakeClock, database: StoreLocation
 ) -> AsyncIterator[GatewayUnderTest]:
     config = make_config(database)
     reader = InMemoryMetricReader()

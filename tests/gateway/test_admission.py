@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import grpc
 import pytest
@@ -17,6 +16,7 @@ from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
 from essc_gateway.config import BankConfig
 from essc_gateway.simplatform import Population, SimulatedPlatform
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from essc_gateway.transport.admission import RateLimit
 from essc_gateway.transport.banks import token_digest
@@ -28,7 +28,7 @@ META = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
 
 @asynccontextmanager
 async def _gateway(
-    platform: SimulatedPlatform, clock: FakeClock, database: Path, **overrides: object
+    platform: SimulatedPlatform, clock: FakeClock, database: StoreLocation, **overrides: object
 ) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
     gateway = Gateway(make_config(database, **overrides), platform.address, clock)
     port = await gateway.start()
@@ -41,7 +41,7 @@ async def _gateway(
 
 @pytest.fixture
 async def limited(
-    platform: SimulatedPlatform, clock: FakeClock, database: Path
+    platform: SimulatedPlatform, clock: FakeClock, database: StoreLocation
 ) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceAsyncStub]:
     bank = BankConfig(
         "bank-a",
@@ -71,7 +71,7 @@ async def test_a_bank_over_its_rate_limit_is_shed_with_a_retry_delay(
 
 
 async def test_requests_beyond_the_in_flight_bound_are_shed_at_once(
-    platform: SimulatedPlatform, clock: FakeClock, database: Path, population: Population
+    platform: SimulatedPlatform, clock: FakeClock, database: StoreLocation, population: Population
 ) -> None:
     async with grpc.aio.insecure_channel(platform.control_address) as control_channel:
         control = platform_pb2_grpc.ControlServiceStub(control_channel)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from essc.gateway.v1 import gateway_pb2_grpc
 from essc.platform.v1 import platform_pb2 as ppb
 from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest, make_config
 from tests.gateway.flows import (
@@ -32,6 +32,7 @@ from tests.gateway.flows import (
     rich,
     verify,
 )
+from tests.sql import count, fetch
 
 
 async def _issue_error(
@@ -42,9 +43,8 @@ async def _issue_error(
     return rich(raised.value)
 
 
-def _rows(database: Path, table: str) -> int:
-    with sqlite3.connect(database) as db:
-        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+async def _rows(database: StoreLocation, table: str) -> int:
+    return await count(database, table)
 
 
 async def test_a2_issue_after_verify_issues_an_active_card_with_a_masked_number(
@@ -72,18 +72,18 @@ async def test_a3_repeat_with_the_same_key_returns_the_same_card(
 
 
 async def test_a3_a_new_key_for_a_holder_of_this_bank_returns_the_existing_card(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     first = await issue(gw, person, gw.a, clock.now())
     second = await issue(gw, person, gw.a, clock.now())
     assert second.outcome == pb.ISSUE_OUTCOME_ALREADY_HELD
     assert second.card.essc_id == first.card.essc_id
-    assert _rows(database, "cards") == 1
+    assert await _rows(database, "cards") == 1
 
 
 async def test_a3_a_holder_of_another_bank_gets_a_conflict_and_nothing_is_written(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     await issue(gw, person, gw.a, clock.now())
@@ -95,8 +95,8 @@ async def test_a3_a_holder_of_another_bank_gets_a_conflict_and_nothing_is_writte
     )
     assert error.code == grpc.StatusCode.ALREADY_EXISTS
     assert error.reason == "CARD_HELD_BY_OTHER_BANK"
-    assert _rows(database, "cards") == 1
-    assert _rows(database, "issue_attempts") == 1  # bank A's only
+    assert await _rows(database, "cards") == 1
+    assert await _rows(database, "issue_attempts") == 1  # bank A's only
 
 
 async def test_a3_the_platform_refuses_a_second_card_even_when_the_gateway_store_is_new(
@@ -124,7 +124,7 @@ async def test_a3_the_platform_refuses_a_second_card_even_when_the_gateway_store
                     metadata=gw.b,
                 )
         assert rich(raised.value).reason == "CARD_HELD_BY_OTHER_BANK"
-        assert _rows(tmp_path / "other.db", "issue_attempts") == 0
+        assert await _rows(tmp_path / "other.db", "issue_attempts") == 0
     finally:
         await other.stop(0)
 
@@ -151,7 +151,7 @@ async def test_a1_issue_needs_a_complete_consent(
     clock: FakeClock,
     edit,
     violations,  # type: ignore[no-untyped-def]
-    database: Path,
+    database: StoreLocation,
 ) -> None:
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
@@ -163,7 +163,7 @@ async def test_a1_issue_needs_a_complete_consent(
     )
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert error.violations == violations
-    assert _rows(database, "cards") == 0
+    assert await _rows(database, "cards") == 0
 
 
 @pytest.mark.parametrize(
@@ -183,7 +183,7 @@ async def test_a1_a12_a_consent_dated_before_its_version_or_long_before_is_refus
     gw: GatewayUnderTest,
     population: Population,
     clock: FakeClock,
-    database: Path,
+    database: StoreLocation,
     accepted_at: datetime,
     reason: str,
 ) -> None:
@@ -194,8 +194,8 @@ async def test_a1_a12_a_consent_dated_before_its_version_or_long_before_is_refus
     error = await _issue_error(gw, issue_request(person, verified.verification_token, given))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert error.violations == {"consent.accepted_at": reason}
-    assert _rows(database, "cards") == 0
-    assert _rows(database, "issue_attempts") == 0  # nothing half-written
+    assert await _rows(database, "cards") == 0
+    assert await _rows(database, "issue_attempts") == 0  # nothing half-written
 
 
 async def test_a1_missing_consent_is_a_field_violation(
@@ -215,7 +215,7 @@ async def test_a1_missing_consent_is_a_field_violation(
 
 
 async def test_a1_the_accepted_agreement_version_time_and_channel_are_recorded(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     accepted = clock.now() - timedelta(minutes=3)
@@ -224,11 +224,10 @@ async def test_a1_the_accepted_agreement_version_time_and_channel_are_recorded(
         issue_request(person, verified.verification_token, consent(accepted)),
         metadata=gw.a,
     )
-    with sqlite3.connect(database) as db:
-        row = db.execute(
-            "SELECT consent_version, consent_accepted_at, consent_channel FROM cards"
-        ).fetchone()
-    assert row == ("2024-03-20", accepted.isoformat(), "MOBILE_APP")
+    [row] = await fetch(
+        database, "SELECT consent_version, consent_accepted_at, consent_channel FROM cards"
+    )
+    assert tuple(row.values()) == ("2024-03-20", accepted.astimezone(UTC).isoformat(), "MOBILE_APP")
 
 
 async def test_a5_a_child_under_14_needs_a_guardian(
@@ -257,7 +256,7 @@ async def test_a5_a_child_under_14_is_issued_a_card_with_a_verified_adult_guardi
 
 
 async def test_a5_a_guardian_who_is_not_who_they_claim_is_refused(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     today = clock.now().date()
     child = child_under_14(population, today)
@@ -274,7 +273,7 @@ async def test_a5_a_guardian_who_is_not_who_they_claim_is_refused(
     error = rich(raised.value)
     assert error.code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "GUARDIAN_NOT_VERIFIED"
-    assert _rows(database, "issue_attempts") == 0
+    assert await _rows(database, "issue_attempts") == 0
 
 
 async def test_a2_issue_needs_a_verification_token_of_the_same_bank(
@@ -338,7 +337,7 @@ async def test_an_idempotency_key_reused_for_another_request_is_refused(
 
 
 async def test_concurrent_issues_with_one_key_give_one_card(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
@@ -350,14 +349,14 @@ async def test_concurrent_issues_with_one_key_give_one_card(
     others = [rich(r).reason for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert len(cards) == 1
     assert set(others) <= {"REQUEST_IN_PROGRESS"}
-    assert _rows(database, "cards") == 1
+    assert await _rows(database, "cards") == 1
 
 
 async def test_nothing_is_half_written_when_the_platform_fails_during_issue(
     gw: GatewayUnderTest,
     population: Population,
     clock: FakeClock,
-    database: Path,
+    database: StoreLocation,
     platform: SimulatedPlatform,
 ) -> None:
     person = adult(population, clock.now().date())
@@ -366,12 +365,12 @@ async def test_nothing_is_half_written_when_the_platform_fails_during_issue(
     request = issue_request(person, verified.verification_token, consent(clock.now()))
     error = await _issue_error(gw, request)
     assert error.code == grpc.StatusCode.UNAVAILABLE
-    assert _rows(database, "issue_attempts") == 0
-    assert _rows(database, "cards") == 0
+    assert await _rows(database, "issue_attempts") == 0
+    assert await _rows(database, "cards") == 0
 
 
 async def test_a3_concurrent_issues_with_different_keys_give_one_card_and_no_error(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
@@ -382,7 +381,7 @@ async def test_a3_concurrent_issues_with_different_keys_give_one_card_and_no_err
     assert {r.card.essc_id for r in results} == {results[0].card.essc_id}
     outcomes = sorted(r.outcome for r in results)
     assert outcomes.count(pb.ISSUE_OUTCOME_ISSUED) == 1
-    assert _rows(database, "cards") == 1
+    assert await _rows(database, "cards") == 1
 
 
 async def test_the_identical_request_replays_even_after_its_token_expired(
@@ -433,7 +432,7 @@ async def test_a5_an_adult_without_civil_capacity_needs_a_guardian(
 
 
 async def test_an_issue_in_doubt_is_kept_and_settled_by_a_retry_with_its_key(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
@@ -456,4 +455,4 @@ async def test_an_issue_in_doubt_is_kept_and_settled_by_a_retry_with_its_key(
     await gw.control.ClearFaults(ppb.ClearFaultsRequest())
     settled = await gw.stub.Issue(request, metadata=gw.a)
     assert settled.outcome == pb.ISSUE_OUTCOME_ISSUED  # the platform's replay, recorded
-    assert _rows(database, "cards") == 1
+    assert await _rows(database, "cards") == 1

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from essc.platform.v1 import platform_pb2 as ppb
 from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Person, Population, SimulatedPlatform
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from essc_gateway.upstream.retrying import RetrySettings
 from tests.conftest import BANK_A_TOKEN, GatewayUnderTest, make_config
@@ -35,6 +35,7 @@ from tests.gateway.flows import (
     verify,
 )
 from tests.polling import eventually
+from tests.sql import allow_inserts, count, refuse_inserts
 
 ISSUE_CARD = "/essc.platform.v1.CardService/IssueCard"
 A = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
@@ -76,11 +77,8 @@ async def _request_for(
     )
 
 
-def _consents(database: Path) -> int:
-    with sqlite3.connect(database) as db:
-        return int(
-            db.execute("SELECT COUNT(*) FROM cards WHERE consent_version != ''").fetchone()[0]
-        )
+async def _consents(database: StoreLocation) -> int:
+    return await count(database, "cards", "consent_version <> ''")
 
 
 async def _calls_to(gw: GatewayUnderTest, method: str) -> int:
@@ -128,7 +126,7 @@ async def test_a_call_that_died_before_the_platform_call_frees_its_key_at_once(
 
 
 async def test_a_cancelled_call_whose_answer_was_lost_stays_in_doubt_and_a_retry_settles_it(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     request = await _request_for(gw, person, clock)
@@ -143,7 +141,7 @@ async def test_a_cancelled_call_whose_answer_was_lost_stays_in_doubt_and_a_retry
     settled = await gw.stub.Issue(request, metadata=gw.a)
     assert settled.outcome == pb.ISSUE_OUTCOME_ISSUED
     assert await _state(gw, request) == pb.ISSUE_STATE_COMPLETED
-    assert _consents(database) == 1  # A1: the consent evidence is kept with the card
+    assert await _consents(database) == 1  # A1: the consent evidence is kept with the card
 
 
 async def test_a_retry_refused_before_the_platform_keeps_an_in_doubt_key(
@@ -219,7 +217,7 @@ async def test_an_issue_in_progress_is_told_apart_and_its_retry_gets_retry_info(
 
 
 async def test_the_reconciler_settles_every_in_doubt_key_once_the_lookup_is_back(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     people = [adult(population, clock.now().date(), skip=i) for i in range(3)]
     requests = [await _request_for(gw, p, clock) for p in people]
@@ -240,36 +238,25 @@ async def test_the_reconciler_settles_every_in_doubt_key_once_the_lookup_is_back
     )
     assert await gw.gateway.reconciler.reconcile_once() == 3
     assert [await _state(gw, r) for r in requests] == [pb.ISSUE_STATE_COMPLETED] * 3
-    assert _consents(database) == 3
+    assert await _consents(database) == 3
     # Nothing left to do, and no personal data kept twice.
     assert await gw.gateway.reconciler.reconcile_once() == 0
-    with sqlite3.connect(database) as db:
-        assert (
-            db.execute(
-                "SELECT COUNT(*) FROM issue_attempts WHERE draft_sealed IS NOT NULL"
-            ).fetchone()[0]
-            == 0
-        )
+    assert await count(database, "issue_attempts", "draft_sealed IS NOT NULL") == 0
 
 
 async def test_a_card_write_that_fails_after_the_platform_call_keeps_the_key_in_doubt(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     request = await _request_for(gw, person, clock)
-    with sqlite3.connect(database) as db:  # the card row cannot be written
-        db.execute(
-            "CREATE TRIGGER no_cards BEFORE INSERT ON cards "
-            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-        )
+    await refuse_inserts(database, "cards")  # the card row cannot be written
     error = await _issue_error(gw, request)
     assert error.code == grpc.StatusCode.INTERNAL  # the gateway's own fault, not the bank's
     assert await _state(gw, request) == pb.ISSUE_STATE_IN_DOUBT  # the platform issued it
-    with sqlite3.connect(database) as db:
-        db.execute("DROP TRIGGER no_cards")
+    await allow_inserts(database, "cards")
     assert await gw.gateway.reconciler.reconcile_once() == 1
     assert await _state(gw, request) == pb.ISSUE_STATE_COMPLETED
-    assert _consents(database) == 1
+    assert await _consents(database) == 1
 
 
 async def _issue_error(gw: GatewayUnderTest, request: pb.IssueRequest) -> Rich:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import grpc
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc_gateway.domain.passwords import initial_password
 from essc_gateway.simplatform import Population
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import (
@@ -22,13 +22,14 @@ from tests.gateway.flows import (
     issue,
     latest_sms_code,
 )
+from tests.sql import stored_bytes
 
 
 async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_spans_or_the_database(
     gw: GatewayUnderTest,
     population: Population,
     clock: FakeClock,
-    database: Path,
+    database: StoreLocation,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -104,7 +105,7 @@ async def test_a13_a_full_journey_leaves_no_personal_data_in_logs_spans_or_the_d
     error_text = "".join(
         (e.details() or "") + repr(e.trailing_metadata()) for e in (raised.value, bad_input.value)
     )
-    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    stored = await stored_bytes(database)
     assert "bank=bank-a" in logs  # the access log did run
     for label, value in secrets.items():
         assert value not in logs, f"{label} in logs"

@@ -1,4 +1,5 @@
-"""When the gateway's store cannot write (issue 10, defect 11): UNAVAILABLE with a stable
+"""When the gateway's store cannot write (issue 10, defect 11; on PostgreSQL, the database
+going away, issue 11): UNAVAILABLE with a stable
 reason and the outcome, health NOT_SERVING until writes succeed again, no restart needed,
 and the failure still evidenced in the ledger once the store is back."""
 
@@ -6,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import pytest
@@ -15,21 +20,63 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import operator_pb2 as opb
 from essc_gateway.simplatform import Population
+from essc_gateway.simplatform.faults import ConnectionFailure, ConnectionMode
+from essc_gateway.simplatform.network import PlatformProxy
+from essc_gateway.store.location import PostgresDatabase, StoreLocation
+from essc_gateway.store.sqlite import SqliteStore
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
+from tests.databases import ADMIN_DSN, BACKENDS, new_postgres_schema
 from tests.gateway.flows import adult, consent, issue_request, rich, ts, verify
 from tests.polling import eventually
 
 
-async def _read_only(gw: GatewayUnderTest, on: bool) -> None:
-    """As a file system remounted read-only after I/O errors: every write of the gateway's
-    store fails until lifted. Set on the store's own writer connection, in its thread."""
+@dataclass
+class DatabaseLink:
+    """The network between the gateway and PostgreSQL: a TCP proxy that can be cut (every
+    connection reset, new ones refused), as when the server restarts or fails over."""
+
+    cut: bool = False
+    proxy: PlatformProxy | None = None
+
+    def failure(self) -> ConnectionFailure | None:
+        return ConnectionFailure(ConnectionMode.REFUSE) if self.cut else None
+
+
+@pytest.fixture
+async def link() -> AsyncIterator[DatabaseLink]:
+    link = DatabaseLink()
+    target = urlsplit(ADMIN_DSN)
+    link.proxy = PlatformProxy((target.hostname or "127.0.0.1", target.port or 5432), link.failure)
+    await link.proxy.start("127.0.0.1", 0)
+    yield link
+    await link.proxy.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path, link: DatabaseLink) -> StoreLocation:
+    """Overrides the shared fixture: on PostgreSQL the gateway reaches it through `link`."""
+    if request.param == "sqlite":
+        return tmp_path / "gateway.db"
+    schema = new_postgres_schema(request.getfixturevalue("postgres_run_database"))
+    assert link.proxy is not None
+    through = urlsplit(schema.dsn)._replace(netloc=f"postgres@127.0.0.1:{link.proxy.port}")
+    return PostgresDatabase(urlunsplit(through))
+
+
+async def _cannot_write(gw: GatewayUnderTest, link: DatabaseLink, on: bool) -> None:
+    """SQLite: as a file system remounted read-only after I/O errors (set on the store's own
+    writer connection, in its thread). PostgreSQL: the database goes away (the link is cut)."""
     store = gw.gateway._store
-    assert store is not None
-    writer = store._writer
-    await asyncio.get_running_loop().run_in_executor(
-        writer._thread, writer._db.execute, f"PRAGMA query_only={int(on)}"
-    )
+    if isinstance(store, SqliteStore):
+        writer = store._writer
+        await asyncio.get_running_loop().run_in_executor(
+            writer._thread, writer._db.execute, f"PRAGMA query_only={int(on)}"
+        )
+        return
+    assert link.proxy is not None
+    link.cut = on
+    await link.proxy.sync()
 
 
 async def _health(gw: GatewayUnderTest) -> int:
@@ -38,12 +85,12 @@ async def _health(gw: GatewayUnderTest) -> int:
 
 
 async def test_a_store_that_cannot_write_is_unavailable_evidenced_and_recovers(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, link: DatabaseLink
 ) -> None:
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
     request = issue_request(person, verified.verification_token, consent(clock.now()))
-    await _read_only(gw, True)
+    await _cannot_write(gw, link, True)
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await gw.stub.Issue(request, metadata=gw.a)
@@ -59,7 +106,7 @@ async def test_a_store_that_cannot_write_is_unavailable_evidenced_and_recovers(
 
     await eventually(not_serving)
 
-    await _read_only(gw, False)  # no restart: the gateway finds out by itself
+    await _cannot_write(gw, link, False)  # no restart: the gateway finds out by itself
 
     async def serving() -> bool:
         return await _health(gw) == health_pb2.HealthCheckResponse.SERVING

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,6 +15,7 @@ from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import operator_pb2 as opb
 from essc.platform.v1 import platform_pb2 as ppb
 from essc_gateway.simplatform import Population
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import (
@@ -30,16 +29,15 @@ from tests.gateway.flows import (
 )
 from tests.gateway.test_maintenance import announce
 from tests.gateway.test_resilience import set_faults
+from tests.sql import fetch
 
 
-async def ledger(gw: GatewayUnderTest, database: Path) -> list[dict[str, Any]]:
+async def ledger(gw: GatewayUnderTest, database: StoreLocation) -> list[dict[str, Any]]:
     """The committed records, read from the file (refusals in a window commit after their
     answer: wait for those first)."""
     await gw.gateway.settle_ledger()
-    with sqlite3.connect(database) as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute("SELECT * FROM liability_records ORDER BY seq").fetchall()
-    return [dict(r) | {"evidence": json.loads(r["evidence"])} for r in rows]
+    rows = await fetch(database, "SELECT * FROM liability_records ORDER BY seq")
+    return [r | {"evidence": json.loads(r["evidence"])} for r in rows]
 
 
 async def failing_verify(gw: GatewayUnderTest, population: Population, clock: FakeClock) -> None:
@@ -48,7 +46,7 @@ async def failing_verify(gw: GatewayUnderTest, population: Population, clock: Fa
 
 
 async def test_a16_1_a_maintenance_announced_in_advance(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     now = clock.now()
     window = await announce(gw, now + timedelta(hours=1), now + timedelta(hours=2))
@@ -63,7 +61,7 @@ async def test_a16_1_a_maintenance_announced_in_advance(
 
 
 async def test_a_window_announced_after_it_began_is_the_banks_liability(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     now = clock.now()
     await announce(gw, now - timedelta(minutes=10), now + timedelta(hours=1))
@@ -72,7 +70,7 @@ async def test_a_window_announced_after_it_began_is_the_banks_liability(
 
 
 async def test_a16_1_b_the_platform_answered_with_errors(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await set_faults(gw, {"method": "*", "outage": {}})
     for _ in range(3):
@@ -84,7 +82,7 @@ async def test_a16_1_b_the_platform_answered_with_errors(
 
 
 async def test_a16_1_b_the_platforms_own_maintenance(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await set_faults(gw, {"method": "*", "duration": "600s", "maintenance": {}})
     await failing_verify(gw, population, clock)
@@ -94,7 +92,7 @@ async def test_a16_1_b_the_platforms_own_maintenance(
 
 
 async def test_a16_1_d_the_platform_could_not_be_reached(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await set_faults(gw, {"method": "*", "connection": {"mode": "CONNECTION_FAILURE_MODE_REFUSE"}})
     for _ in range(3):
@@ -117,7 +115,7 @@ async def test_a16_1_c_and_d_failures_during_a_declared_incident_move_to_it(
     gw: GatewayUnderTest,
     population: Population,
     clock: FakeClock,
-    database: Path,
+    database: StoreLocation,
     kind: opb.IncidentKind.ValueType,
     clause: str,
 ) -> None:
@@ -139,7 +137,7 @@ async def test_a16_1_c_and_d_failures_during_a_declared_incident_move_to_it(
 
 
 async def test_a16_2_the_holders_own_fault(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
     await issue(gw, person, gw.a, clock.now())
@@ -160,7 +158,9 @@ async def test_a16_2_the_holders_own_fault(
     assert person.id_number not in json.dumps(record)
 
 
-async def test_the_banks_own_errors_are_its_liability(gw: GatewayUnderTest, database: Path) -> None:
+async def test_the_banks_own_errors_are_its_liability(
+    gw: GatewayUnderTest, database: StoreLocation
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError):
         await gw.stub.Verify(pb.VerifyRequest(), metadata=gw.a)
     [record] = await ledger(gw, database)
@@ -169,7 +169,7 @@ async def test_the_banks_own_errors_are_its_liability(gw: GatewayUnderTest, data
 
 
 async def test_outages_open_and_close_within_a_second_of_the_truth(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     start = clock.now()
     person = adult(population, clock.now().date())
@@ -191,10 +191,13 @@ async def test_outages_open_and_close_within_a_second_of_the_truth(
             # A 1 s deadline: the platform's 10 s pushback is not waited for.
             await gw.stub.Verify(request, metadata=gw.a, timeout=1.0)
         clock.advance(timedelta(milliseconds=500))
-    with sqlite3.connect(database) as db:
-        rows = db.execute(
-            "SELECT started_at, ended_at, reached FROM outages WHERE scope = 'CheckRealName'"
-        ).fetchall()
+    rows = [
+        tuple(row.values())
+        for row in await fetch(
+            database,
+            "SELECT started_at, ended_at, reached FROM outages WHERE scope = 'CheckRealName'",
+        )
+    ]
     assert len(rows) == 1
     started, ended, reached = rows[0]
     truth_start, truth_end = start + timedelta(seconds=5), start + timedelta(seconds=15)

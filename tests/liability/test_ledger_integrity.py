@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import date, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
@@ -15,6 +13,7 @@ from essc.gateway.v1 import operator_pb2 as opb
 from essc.gateway.v1 import operator_pb2_grpc
 from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import (
@@ -26,6 +25,7 @@ from tests.gateway.flows import (
     rich,
     ts,
 )
+from tests.sql import execute
 
 
 async def _failures(gw: GatewayUnderTest, population: Population, clock: FakeClock, n: int) -> None:
@@ -59,34 +59,31 @@ async def test_an_untouched_chain_verifies(
 
 
 async def test_an_edited_row_is_found(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await _failures(gw, population, clock, 5)
-    with sqlite3.connect(database) as db:
-        db.execute("UPDATE liability_records SET clause = 'A16(1)(c)' WHERE seq = 3")
+    await execute(database, "UPDATE liability_records SET clause = 'A16(1)(c)' WHERE seq = 3")
     result = await verify(gw)
     assert not result.intact
     assert any(p.startswith("seq 3:") and "edited" in p for p in result.problems)
 
 
 async def test_a_removed_row_is_found(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await _failures(gw, population, clock, 5)
-    with sqlite3.connect(database) as db:
-        db.execute("DELETE FROM liability_records WHERE seq = 2")
+    await execute(database, "DELETE FROM liability_records WHERE seq = 2")
     result = await verify(gw)
     assert not result.intact
     assert any("missing" in p for p in result.problems)
 
 
 async def test_a_removed_tail_is_found_against_a_published_head(
-    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: Path
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await _failures(gw, population, clock, 5)
     published = (await verify(gw)).head
-    with sqlite3.connect(database) as db:
-        db.execute("DELETE FROM liability_records WHERE seq >= 4")
+    await execute(database, "DELETE FROM liability_records WHERE seq >= 4")
     assert (await verify(gw)).intact  # a cut chain looks whole on its own...
     result = await verify(gw, expected_head=published)
     assert not result.intact  # ...but not against the head published earlier

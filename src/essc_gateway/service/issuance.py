@@ -45,6 +45,7 @@ from essc_gateway.store.base import (
     IssueAttempt,
     IssueAttemptState,
     IssueClaim,
+    LiveCardConflict,
     Store,
     StoreError,
     StoreUnavailable,
@@ -115,7 +116,10 @@ class IssuanceService:
         holder_token = self._vault.holder_token(command.applicant.citizen_id.value)
         fingerprint = self._fingerprint(holder_token, command)
         # A repeat of a finished request replays its result, however old its token is.
-        earlier = await self._store.get_issue_attempt(bank_id, command.idempotency_key)
+        try:
+            earlier = await self._store.get_issue_attempt(bank_id, command.idempotency_key)
+        except StoreUnavailable as failure:  # the database gone: nothing was sent
+            raise _store_failure(maybe_processed=False) from failure
         if earlier is not None and earlier.state not in _UNSETTLED:
             return await self._replay(earlier, fingerprint)
 
@@ -471,15 +475,32 @@ class IssuanceService:
             if issued.outcome is IssueOutcome.ALREADY_HELD
             else IssueOutcome.ISSUED
         )
-        await self._store.complete_issue(
-            bank_id,
-            draft.idempotency_key,
-            outcome.value,
-            record.essc_id,
-            record,
-            self._clock.now(),
-            progress.claim,
-        )
+        try:
+            await self._store.complete_issue(
+                bank_id,
+                draft.idempotency_key,
+                outcome.value,
+                record.essc_id,
+                record,
+                self._clock.now(),
+                progress.claim,
+            )
+        except LiveCardConflict:
+            # The platform issued this card, yet our records hold another live card of the
+            # holder (A3): ours are stale. Keep the key in doubt, never forget it, and let an
+            # operator reconcile; the card is the platform's answer, not ours to drop.
+            progress.maybe_processed = True
+            log.error(
+                "issued card not recorded: the holder has another live card in the store "
+                "bank=%s key=%s",
+                bank_id,
+                draft.idempotency_key,
+            )
+            raise PreconditionFailed(
+                "the gateway's card records for this holder disagree with the platform's; "
+                "the issuance is kept and an operator must reconcile it",
+                reason=ErrorReason.CARD_RECORDS_DISAGREE,
+            ) from None
         return IssueResult(outcome, card_view(issued.card, draft.consent.agreement_version))
 
     async def _already_held(
