@@ -18,6 +18,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
 from essc.gateway.v1 import gateway_pb2, gateway_pb2_grpc, operator_pb2, operator_pb2_grpc
+from essc_gateway import __version__
 from essc_gateway.clock import Clock, SystemClock
 from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig
 from essc_gateway.crypto import FieldCipher, LookupHasher, TokenSealer
@@ -30,22 +31,27 @@ from essc_gateway.liability.reports import Reports
 from essc_gateway.metrics import GatewayMetrics
 from essc_gateway.service.authentication import AuthenticationService
 from essc_gateway.service.cards import CardService
+from essc_gateway.service.circuits import ForcedCircuits
 from essc_gateway.service.forwarding import Forwarder, issue_status
 from essc_gateway.service.holders import Holders
 from essc_gateway.service.issuance import IssuanceService
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.periodic import run_every
 from essc_gateway.service.reconciler import IssueReconciler
+from essc_gateway.service.replicas import HEARTBEAT_INTERVAL, ReplicaRegistry
+from essc_gateway.service.shared_state import SharedState
 from essc_gateway.service.tokens import TokenService
 from essc_gateway.service.vault import Vault
 from essc_gateway.service.verification import VerificationService
 from essc_gateway.store.base import StoreUnavailable
+from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.opening import GatewayStore, open_store
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.interceptor import GatewayInterceptor
 from essc_gateway.transport.operator_servicer import OperatorServicer
 from essc_gateway.transport.servicer import GatewayServicer
+from essc_gateway.transport.shared_rate import SharedRateLimit
 from essc_gateway.upstream.breaker import Breakers
 from essc_gateway.upstream.budget import RetryBudget
 from essc_gateway.upstream.grpc_platform import GrpcPlatform, map_rpc_error
@@ -81,19 +87,6 @@ def _authenticator(
     )
 
 
-async def _refresh_shared_state(
-    calendar: MaintenanceCalendar, incidents: IncidentBook, interval: float
-) -> None:
-    """Windows and incidents recorded by another worker (or replica) on the same store."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await calendar.load()
-            await incidents.load()
-        except Exception as unexpected:  # the next round tries again; keep serving
-            log.error("shared state not refreshed: %s", type(unexpected).__name__)
-
-
 class Gateway:
     """The gateway server. `await start()`, then `port`; `await stop()` drains and closes."""
 
@@ -110,8 +103,9 @@ class Gateway:
         background_jobs: bool = True,
     ) -> None:
         """`reuse_port`: several worker processes serve one port (SO_REUSEPORT), each with a
-        Gateway over the same store; off, a port already taken is an error. Only one of them
-        runs the `background_jobs` (store-and-forward sender)."""
+        Gateway over the same store; off, a port already taken is an error.
+        `background_jobs`: the store-and-forward sender and the reconciler. Every replica
+        may run them (each claims its work with a lease); off only for tests."""
         # Never the global providers: the composition root passes them in.
         self._tracer_provider = tracer_provider or NoOpTracerProvider()
         self._tracer = self._tracer_provider.get_tracer("essc_gateway")
@@ -136,6 +130,7 @@ class Gateway:
         self._counter: RequestCounter | None = None
         self._ledger: Ledger | None = None
         self._refresh_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._reuse_port = reuse_port
         self._background_jobs = background_jobs
         self.forwarder: Forwarder | None = None
@@ -149,8 +144,15 @@ class Gateway:
         )
         # Each attempt is a client span whose W3C context goes to the platform (grpc_platform).
         channel = grpc.aio.insecure_channel(self._platform_address, options=PLATFORM_CHANNEL)
+        self.replicas = replicas = ReplicaRegistry(
+            store, clock, f"{config.host}:{config.port}", __version__
+        )
+        await replicas.beat()  # registered before it judges which outages are orphaned
         self.outages = outages = OutageTracker(
-            store, clock, on_closed=functools.partial(trace_outage, self._tracer)
+            store,
+            clock,
+            on_closed=functools.partial(trace_outage, self._tracer),
+            replica_id=replicas.me.replica_id,
         )
         caller = ResilientCaller(
             config.retry,
@@ -169,10 +171,19 @@ class Gateway:
         tokens = TokenService(TokenSealer(config.keys.tokens), clock, config.settings)
         holders = Holders(store, vault, clock, config.settings)
         self.calendar = calendar = MaintenanceCalendar(store, clock, config.maintenance_grace)
-        await calendar.load()
-        await outages.close_stale()
+        await outages.close_stale(frozenset(r.replica_id for r in await replicas.alive()))
         incidents = IncidentBook(store, clock)
-        await incidents.load()
+        self.circuits = circuits = ForcedCircuits(store, self.breakers, clock)
+        self.shared_state = shared_state = SharedState(
+            store,
+            {
+                SharedTopic.WINDOWS: calendar.load,
+                SharedTopic.INCIDENTS: incidents.load,
+                SharedTopic.CIRCUITS: circuits.reload,
+                SharedTopic.OUTAGES: outages.sync,
+            },
+        )
+        await shared_state.start()
         self._ledger = ledger = await self._open_ledger(
             store, Classifier(calendar, incidents, outages), outages, vault
         )
@@ -198,7 +209,11 @@ class Gateway:
             banks=_authenticator(config.banks, tls=config.tls is not None),
             operators=_authenticator(config.operators, tls=config.tls is not None),
             admission=Admission(
-                config.max_in_flight, {b.bank_id: b.rate_limit for b in config.banks}, clock
+                config.max_in_flight,
+                {
+                    b.bank_id: SharedRateLimit(b.bank_id, b.rate_limit, store, clock)
+                    for b in config.banks
+                },
             ),
             calendar=calendar,
             forwarding_banks=forwarding_banks,
@@ -213,7 +228,10 @@ class Gateway:
         )
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
         operator_pb2_grpc.add_OperatorServiceServicer_to_server(
-            OperatorServicer(calendar, self.breakers, incidents, self.reports, store), server
+            OperatorServicer(
+                calendar, self.breakers, incidents, self.reports, store, circuits, replicas
+            ),
+            server,
         )
         reflection.enable_server_reflection(
             (
@@ -226,7 +244,7 @@ class Gateway:
         )
         self.forwarder = forwarder = Forwarder(store, issuance, vault, calendar, clock)
         self.reconciler = IssueReconciler(store, issuance, clock)
-        self._start_jobs(forwarder, calendar, incidents, counter)
+        self._start_jobs(forwarder, shared_state, counter)
         address = f"{config.host}:{config.port}"
         if config.tls is None:
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -246,6 +264,13 @@ class Gateway:
             await self._health_server.start()
         self._server = server
         await server.start()
+        replicas.serving_at(f"{config.host}:{self.port}")
+        await replicas.beat()
+        # Only now: a beat in flight with the address before the port was known could
+        # commit after this one on another connection.
+        self._heartbeat_task = asyncio.create_task(
+            run_every(HEARTBEAT_INTERVAL, self._beat, "heartbeat"), name="essc-heartbeat"
+        )
         for service in ("", GATEWAY_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway listening on %s:%d", config.host, self.port)
@@ -268,14 +293,10 @@ class Gateway:
         return ledger
 
     def _start_jobs(
-        self,
-        forwarder: Forwarder,
-        calendar: MaintenanceCalendar,
-        incidents: IncidentBook,
-        counter: RequestCounter,
+        self, forwarder: Forwarder, shared_state: SharedState, counter: RequestCounter
     ) -> None:
         config = self._config
-        if self._background_jobs:  # one worker of a host runs them (they claim their work)
+        if self._background_jobs:  # every replica: they claim their work
             self._forwarder_task = asyncio.create_task(
                 forwarder.run(config.forward_interval), name="essc-forwarder"
             )
@@ -283,13 +304,18 @@ class Gateway:
                 self.reconciler.run(config.reconcile_interval), name="essc-reconciler"
             )
         self._refresh_task = asyncio.create_task(
-            _refresh_shared_state(calendar, incidents, config.shared_state_refresh),
-            name="essc-shared-state",
+            shared_state.run(config.shared_state_refresh), name="essc-shared-state"
         )
+
         self._counter_task = asyncio.create_task(counter.run(5.0), name="essc-request-counts")
         self._probe_task = asyncio.create_task(
             run_every(STORE_PROBE_INTERVAL, self._probe_store, "store probe"), name="essc-probe"
         )
+
+    async def _beat(self) -> None:
+        """The heartbeat, and this replica's counts of open outages for the others."""
+        await self.replicas.beat()
+        await self.outages.flush()
 
     def _store_health_changed(self, writable: bool) -> None:
         """Health follows the store: NOT_SERVING while it cannot write, so that a balancer
@@ -339,6 +365,7 @@ class Gateway:
             self._reconciler_task,
             self._counter_task,
             self._refresh_task,
+            self._heartbeat_task,
             self._probe_task,
             *self._side_tasks,
         )
@@ -348,11 +375,13 @@ class Gateway:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._forwarder_task = self._reconciler_task = self._probe_task = None
-        self._counter_task = self._refresh_task = None
+        self._counter_task = self._refresh_task = self._heartbeat_task = None
         await self.settle_ledger()
         if self._counter is not None and self._store is not None:
             await self._counter.flush()
             await self.outages.flush()
+            with contextlib.suppress(StoreUnavailable):
+                await self.replicas.leave()
         if self._health_server is not None:
             await self._health_server.stop(0)
             self._health_server = None

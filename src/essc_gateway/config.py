@@ -134,9 +134,9 @@ class GatewayConfig:
     shutdown_grace: float = 5.0
     max_in_flight: int = 256
     """Requests processed at once; more are shed with RESOURCE_EXHAUSTED."""
-    shared_state_refresh: float = 1.0
-    """Seconds between reloads of maintenance windows and incidents from the store (other
-    workers or replicas may have recorded some)."""
+    shared_state_refresh: float = 0.5
+    """Seconds between two looks at what other replicas changed (windows, incidents, forced
+    circuits, outages); PostgreSQL also notifies at once."""
     maintenance_grace: timedelta = timedelta(minutes=2)
     """After a window's end, platform failures still belong to it for this long."""
     forward_interval: float = 0.2

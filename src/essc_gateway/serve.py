@@ -292,7 +292,6 @@ async def _worker_main(
         config.platform_address,
         tracer_provider=tracer_provider,
         reuse_port=True,
-        background_jobs=index == 0,
     )
     try:
         await gateway.start()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode, Tracer
@@ -21,9 +22,30 @@ from essc_gateway.upstream.outcomes import AttemptFailure
 OutageClosed = Callable[[Outage, list[object]], None]
 
 
+class OutageStore(LedgerStore, Protocol):
+    """The ledger's tables and the cluster's one-open-outage-per-operation."""
+
+    async def open_outage(self, outage: Outage, holder: str) -> Outage: ...
+
+    async def add_to_outage(
+        self,
+        outage_id: str,
+        status_counts: Mapping[str, int],
+        affected: Mapping[str, int],
+        last_failure_at: datetime,
+        reached: bool,
+        holder: str,
+    ) -> None: ...
+
+    async def close_outage(self, outage_id: str, ended_at: datetime) -> bool: ...
+
+    async def close_outages_held_by_none_of(self, live_replicas: frozenset[str]) -> int: ...
+
+
 @dataclass
 class _Run:
-    """Failures in a row of one operation; an outage once there are enough of them."""
+    """Failures in a row of one operation seen by this replica; part of an outage once there
+    are enough of them (the cluster's one outage of the operation, whoever opened it)."""
 
     first_failure_at: datetime
     last_failure_at: datetime
@@ -32,50 +54,51 @@ class _Run:
     status_counts: Counter[str] = field(default_factory=Counter)
     affected: Counter[str] = field(default_factory=Counter)
     links: list[object] = field(default_factory=list)
-    outage_id: str | None = None
+    outage: Outage | None = None
+    """The shared outage this run joined (its id, start and clause are the cluster's)."""
+    unreported_status: Counter[str] = field(default_factory=Counter)
+    unreported_affected: Counter[str] = field(default_factory=Counter)
 
 
 class OutageTracker:
     def __init__(
         self,
-        store: LedgerStore,
+        store: OutageStore,
         clock: Clock,
         threshold: int = 3,
         on_closed: OutageClosed | None = None,
         max_links: int = 128,
+        replica_id: str = "local",
     ) -> None:
         """Args:
         threshold: failed attempts in a row that make an outage.
         on_closed: told of each closed outage with the span contexts of affected requests.
+        replica_id: this replica, named as the holder of the outages it sees.
         """
         self._store = store
         self._clock = clock
         self._threshold = threshold
         self._on_closed = on_closed
         self._max_links = max_links
+        self._replica_id = replica_id
         self._runs: dict[str, _Run] = {}
 
-    @staticmethod
-    def _outage(scope: str, run: _Run, ended_at: datetime | None) -> Outage:
-        assert run.outage_id is not None
-        return Outage(
-            outage_id=run.outage_id,
-            scope=scope,
-            started_at=run.first_failure_at,
+    def _outage(self, run: _Run, ended_at: datetime | None) -> Outage:
+        assert run.outage is not None
+        return replace(
+            run.outage,
             ended_at=ended_at,
-            reached=run.reached,
-            last_failure_at=run.last_failure_at,
+            reached=run.outage.reached or run.reached,
+            last_failure_at=max(run.outage.last_failure_at, run.last_failure_at),
             status_counts=dict(run.status_counts),
             affected=dict(run.affected),
-            # A16(1)(d) when the platform was never reached, else a platform-side fault.
-            clause=Clause.A16_1_B if run.reached else Clause.A16_1_D,
         )
 
-    async def close_stale(self) -> None:
-        """At start: outages a stopped or crashed gateway left open end at their last failure
-        (the best evidence there is); the new process watches the platform afresh."""
-        for outage in await self._store.open_outages():
-            await self._store.save_outage(replace(outage, ended_at=outage.last_failure_at))
+    async def close_stale(self, live_replicas: frozenset[str] = frozenset()) -> None:
+        """At start: outages held by no live replica (a stopped or crashed cluster, or a dead
+        replica) end at their last failure, the best evidence there is; those a live replica
+        holds stay open. The new process watches the platform afresh."""
+        await self._store.close_outages_held_by_none_of(live_replicas)
 
     async def attempt_done(self, operation: str, failure: AttemptFailure | None) -> None:
         """Told of every attempt: None for a good answer (a business refusal included)."""
@@ -84,49 +107,84 @@ class OutageTracker:
         if failure is None:
             if run is not None:
                 del self._runs[operation]
-                if run.outage_id is not None:
-                    outage = self._outage(operation, run, ended_at=now)
-                    await self._store.save_outage(outage)
-                    if self._on_closed is not None:
-                        self._on_closed(outage, run.links)
+                if run.outage is not None:
+                    await self._report(run)
+                    closed = await self._store.close_outage(run.outage.outage_id, now)
+                    if closed and self._on_closed is not None:
+                        self._on_closed(self._outage(run, ended_at=now), run.links)
             return
         if run is None:
             run = self._runs[operation] = _Run(first_failure_at=now, last_failure_at=now)
         run.failures += 1
         run.last_failure_at = now
         run.reached = run.reached or failure.reached
-        run.status_counts["NOT_SENT" if not failure.reached else failure.code.name] += 1
-        if run.outage_id is None and run.failures >= self._threshold:
-            run.outage_id = f"out-{uuid.uuid4().hex[:16]}"
-            await self._store.save_outage(self._outage(operation, run, ended_at=None))
+        status = "NOT_SENT" if not failure.reached else failure.code.name
+        run.status_counts[status] += 1
+        run.unreported_status[status] += 1
+        if run.outage is None and run.failures >= self._threshold:
+            candidate = Outage(
+                outage_id=f"out-{uuid.uuid4().hex[:16]}",
+                scope=operation,
+                started_at=run.first_failure_at,
+                ended_at=None,
+                reached=run.reached,
+                last_failure_at=now,
+                status_counts={},
+                affected={},
+                # A16(1)(d) when the platform was never reached, else a platform-side fault.
+                clause=Clause.A16_1_B if run.reached else Clause.A16_1_D,
+            )
+            # One outage per operation for the cluster: whoever opens it first sets its start
+            # and clause, and every replica's records name that one.
+            run.outage = await self._store.open_outage(candidate, self._replica_id)
 
     def current(self, operation: str) -> Outage | None:
         run = self._runs.get(operation)
-        if run is None or run.outage_id is None:
+        if run is None or run.outage is None:
             return None
-        return self._outage(operation, run, ended_at=None)
+        return self._outage(run, ended_at=None)
 
     def affect(self, operation: str, bank_id: str, span_context: object | None) -> str | None:
         """Counts a failed request against the open outage of `operation`; its id, if any."""
         run = self._runs.get(operation)
-        if run is None or run.outage_id is None:
+        if run is None or run.outage is None:
             return None
         run.affected[bank_id] += 1
+        run.unreported_affected[bank_id] += 1
         if span_context is not None and len(run.links) < self._max_links:
             run.links.append(span_context)
-        return run.outage_id
+        return run.outage.outage_id
 
     def open_outages(self) -> list[Outage]:
-        return [
-            self._outage(scope, run, ended_at=None)
-            for scope, run in self._runs.items()
-            if run.outage_id is not None
-        ]
+        return [self._outage(run, None) for run in self._runs.values() if run.outage is not None]
+
+    async def sync(self) -> None:
+        """Another replica closed an outage (the platform answered it well): this replica's
+        run of it ends too, and its next failures start afresh."""
+        still_open = {outage.outage_id for outage in await self._store.open_outages()}
+        for operation, run in list(self._runs.items()):
+            if run.outage is not None and run.outage.outage_id not in still_open:
+                del self._runs[operation]
+
+    async def _report(self, run: _Run) -> None:
+        if run.outage is None or not (run.unreported_status or run.unreported_affected):
+            return
+        status, affected = run.unreported_status, run.unreported_affected
+        run.unreported_status, run.unreported_affected = Counter(), Counter()
+        await self._store.add_to_outage(
+            run.outage.outage_id,
+            status,
+            affected,
+            run.last_failure_at,
+            run.reached,
+            self._replica_id,
+        )
 
     async def flush(self) -> None:
-        """Saves the counts of open outages (on shutdown: they stay open in the store)."""
-        for outage in self.open_outages():
-            await self._store.save_outage(outage)
+        """Adds this replica's counts of open outages to the store (periodically and on
+        shutdown: they stay open there for the other replicas)."""
+        for run in list(self._runs.values()):
+            await self._report(run)
 
 
 def trace_outage(tracer: Tracer, outage: Outage, links: list[object]) -> None:

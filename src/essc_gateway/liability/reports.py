@@ -64,10 +64,8 @@ class Reports:
         self._work_calendar = work_calendar
 
     async def _outages_between(self, since: datetime, until: datetime) -> list[Outage]:
+        await self._outages.flush()  # this replica's counts of open outages, then read
         stored = {o.outage_id: o for o in await self._store.outages_between(since, until)}
-        for live in self._outages.open_outages():  # counts of open outages live in memory
-            if live.started_at < until:
-                stored[live.outage_id] = live
         # An outage during a declared incident falls under the incident's clause (A16(1)(c/d)).
         placed = []
         for outage in stored.values():

@@ -156,4 +156,32 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE forward_queue ADD COLUMN claimed_until TEXT;
     """,
+    # 7: state shared by the replicas of a cluster (workers of one host, here).
+    """
+    CREATE TABLE shared_state (topic TEXT PRIMARY KEY, version INTEGER NOT NULL);
+    CREATE TABLE forced_circuits (
+        operation TEXT PRIMARY KEY,
+        forced_until TEXT NOT NULL,
+        forced_at TEXT NOT NULL
+    );
+    CREATE TABLE replicas (
+        replica_id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        version TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+    );
+    CREATE TABLE rate_buckets (
+        bank_id TEXT PRIMARY KEY,
+        tokens REAL NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    ALTER TABLE outages ADD COLUMN held_by TEXT;
+    -- Workers used to open one outage each: keep the latest open one per operation.
+    UPDATE outages SET ended_at = last_failure_at WHERE ended_at IS NULL AND rowid NOT IN
+        (SELECT MAX(rowid) FROM outages WHERE ended_at IS NULL GROUP BY scope);
+    CREATE UNIQUE INDEX outages_one_open_per_scope ON outages (scope) WHERE ended_at IS NULL;
+    """,
 )

@@ -9,13 +9,14 @@ from opentelemetry.trace import Tracer
 
 from essc_gateway.liability.ports import LedgerStore
 from essc_gateway.store.base import Store
+from essc_gateway.store.cluster import ClusterStore
 from essc_gateway.store.health import WriteHealth
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.store.postgres import PostgresStore
 from essc_gateway.store.sqlite import SqliteStore
 
 
-class GatewayStore(Store, LedgerStore, Protocol):
+class GatewayStore(Store, LedgerStore, ClusterStore, Protocol):
     """Everything the gateway keeps, in one database, whichever adapter."""
 
     @property

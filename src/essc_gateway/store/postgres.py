@@ -33,8 +33,10 @@ from essc_gateway.store.base import (
     StoreError,
     WindowChange,
 )
+from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.health import WriteHealth
 from essc_gateway.store.location import PostgresDatabase
+from essc_gateway.store.postgres_cluster import PostgresClusterTables, bump_topic
 from essc_gateway.store.postgres_errors import is_contended, unavailability
 from essc_gateway.store.postgres_ledger import PostgresLedgerTables
 from essc_gateway.store.postgres_schema import Db, migrate
@@ -100,13 +102,16 @@ async def _insert_card(db: Db, card: CardRecord) -> None:
         raise LiveCardConflict("the holder has a live card already") from None
 
 
-class PostgresStore(PostgresLedgerTables):
+class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
     """`Store` and `LedgerStore` on PostgreSQL. Build it with `await PostgresStore.open(...)`."""
 
-    def __init__(self, pool: asyncpg.Pool, tracer: Tracer | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, database: PostgresDatabase, tracer: Tracer | None = None
+    ) -> None:
         super().__init__()
         self.tracer = tracer
         self._pool = pool
+        self._database = database
         self.health = WriteHealth()
         self._writes: set[asyncio.Task[Any]] = set()
 
@@ -132,7 +137,7 @@ class PostgresStore(PostgresLedgerTables):
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, tracer)
+        return cls(pool, database, tracer)
 
     async def _write(self, transaction: Transaction[R]) -> R:
         """Runs `transaction` in a transaction of its own, durable on return; a caller
@@ -423,6 +428,7 @@ class PostgresStore(PostgresLedgerTables):
     async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
         async def work(db: Db) -> None:
             await _write_window(db, window, recorded_at)
+            await bump_topic(db, SharedTopic.WINDOWS)
 
         await self._write(work)
 
@@ -442,6 +448,7 @@ class PostgresStore(PostgresLedgerTables):
                 return current
             window = replace(changed, version=current.version + 1)
             await _write_window(db, window, recorded_at)
+            await bump_topic(db, SharedTopic.WINDOWS)
             return window
 
         return await self._write(work)
@@ -626,6 +633,7 @@ class PostgresStore(PostgresLedgerTables):
         await self._write(work)
 
     async def close(self) -> None:
+        await self.stop_listening()
         await self.drain_appends()  # ledger records in flight are written, not lost
         while self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)

@@ -14,6 +14,8 @@ from essc_gateway.liability.chain import linked_after
 from essc_gateway.liability.model import Incident, IncidentKind, LiabilityRecord, Outage
 from essc_gateway.store.append_queue import LedgerAppendQueue
 from essc_gateway.store.base import DuplicateRecord
+from essc_gateway.store.cluster import SharedTopic
+from essc_gateway.store.postgres_cluster import bump_topic
 from essc_gateway.store.postgres_schema import Db
 from essc_gateway.store.rows import (
     RECORD_COLUMNS,
@@ -160,6 +162,7 @@ class PostgresLedgerTables(LedgerAppendQueue):
                 incident.declared_at,
                 incident.description,
             )
+            await bump_topic(db, SharedTopic.INCIDENTS)
 
         await self._write(work)
 

@@ -163,6 +163,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE write_probe (id integer PRIMARY KEY, at timestamptz NOT NULL);
     """,
+    # 2: state shared by the replicas of a cluster.
+    """
+    CREATE TABLE shared_state (topic text PRIMARY KEY, version bigint NOT NULL);
+    CREATE TABLE forced_circuits (
+        operation text PRIMARY KEY,
+        forced_until timestamptz NOT NULL,
+        forced_at timestamptz NOT NULL
+    );
+    CREATE TABLE replicas (
+        replica_id text PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        address text NOT NULL,
+        version text NOT NULL,
+        started_at timestamptz NOT NULL,
+        heartbeat_at timestamptz NOT NULL
+    );
+    CREATE TABLE rate_buckets (
+        bank_id text PRIMARY KEY,
+        tokens double precision NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    ALTER TABLE outages ADD COLUMN held_by text;
+    CREATE UNIQUE INDEX outages_one_open_per_scope ON outages (scope) WHERE ended_at IS NULL;
+    """,
 )
 
 # pg_advisory_xact_lock's key space is shared by everything on the server: a constant of

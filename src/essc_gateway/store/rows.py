@@ -5,13 +5,14 @@ adapter passes how to read one."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.liability.model import Clause, LiabilityRecord, Outage
 from essc_gateway.store.base import CardRecord, ForwardItem, IssueAttempt, IssueAttemptState
+from essc_gateway.store.cluster import ReplicaInfo
 from essc_gateway.store.sqlite_util import text_of
 
 
@@ -179,3 +180,23 @@ def record_values(record: LiabilityRecord, at: Any) -> tuple[Any, ...]:
         record.prev_hash,
         record.row_hash,
     )
+
+
+def replica_from(row: Row, time_of: TimeOf) -> ReplicaInfo:
+    return ReplicaInfo(
+        replica_id=row["replica_id"],
+        host=row["host"],
+        pid=row["pid"],
+        address=row["address"],
+        version=row["version"],
+        started_at=_required(time_of, row["started_at"]),
+        heartbeat_at=_required(time_of, row["heartbeat_at"]),
+    )
+
+
+def counts_added(stored: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    """An outage's counts with one replica's report added (never overwritten)."""
+    total = dict(stored)
+    for key, count in more.items():
+        total[key] = total.get(key, 0) + count
+    return total

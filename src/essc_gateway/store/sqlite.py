@@ -34,6 +34,7 @@ from essc_gateway.store.base import (
     StoreError,
     WindowChange,
 )
+from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.health import WriteHealth
 from essc_gateway.store.migrations import MIGRATIONS
 from essc_gateway.store.rows import (
@@ -44,6 +45,7 @@ from essc_gateway.store.rows import (
     window_from,
     window_snapshot,
 )
+from essc_gateway.store.sqlite_cluster import SqliteClusterTables, bump_topic
 from essc_gateway.store.sqlite_commit import BatchWriter
 from essc_gateway.store.sqlite_ledger import LedgerTables
 from essc_gateway.store.sqlite_util import text_of, time_or_none, uncancellable
@@ -162,7 +164,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
         )
 
 
-class SqliteStore(LedgerTables):
+class SqliteStore(LedgerTables, SqliteClusterTables):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
     def __init__(
@@ -447,6 +449,7 @@ class SqliteStore(LedgerTables):
     async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:
         def work(db: sqlite3.Connection) -> None:
             _write_window(db, window, recorded_at)
+            bump_topic(db, SharedTopic.WINDOWS)
 
         return await self._write(work)
 
@@ -467,6 +470,7 @@ class SqliteStore(LedgerTables):
                 return current
             window = replace(changed, version=current.version + 1)
             _write_window(db, window, recorded_at)
+            bump_topic(db, SharedTopic.WINDOWS)
             return window
 
         return await self._write(work)

@@ -15,7 +15,9 @@ from essc_gateway.liability.chain import GENESIS, linked_after
 from essc_gateway.liability.model import Incident, IncidentKind, LiabilityRecord, Outage
 from essc_gateway.store.append_queue import LedgerAppendQueue
 from essc_gateway.store.base import DuplicateRecord
+from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.rows import RECORD_COLUMNS, outage_from, record_from, record_values
+from essc_gateway.store.sqlite_cluster import bump_topic
 from essc_gateway.store.sqlite_util import text_of, time_of, time_or_none, uncancellable
 
 R = TypeVar("R")
@@ -145,6 +147,7 @@ class LedgerTables(LedgerAppendQueue):
                     incident.description,
                 ),
             )
+            bump_topic(db, SharedTopic.INCIDENTS)
 
         return await self._write(work)
 

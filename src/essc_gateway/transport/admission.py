@@ -1,11 +1,13 @@
-"""The gateway protects itself before it overloads: a bound on requests in flight, and a
-token bucket per bank. Both shed at once with RESOURCE_EXHAUSTED and a RetryInfo."""
+"""The gateway protects itself before it overloads: a bound on requests in flight (per
+replica), and a rate limit per bank (for the cluster, `shared_rate`). Both shed at once with
+RESOURCE_EXHAUSTED and a RetryInfo."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from essc_gateway.clock import Clock
 from essc_gateway.errors import ErrorReason, ResourceExhausted
@@ -40,27 +42,30 @@ class TokenBucket:
         return (1 - self._tokens) / limit.per_second
 
 
+class RateLimiter(Protocol):
+    async def admit(self) -> None:
+        """Takes one request's token, or raises ResourceExhausted (RATE_LIMITED)."""
+        ...
+
+
 class Admission:
-    def __init__(self, max_in_flight: int, limits: Mapping[str, RateLimit], clock: Clock) -> None:
+    def __init__(self, max_in_flight: int, rate_limits: Mapping[str, RateLimiter]) -> None:
+        """`rate_limits`: per bank (the cluster's shared buckets, see `shared_rate`)."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self._max_in_flight = max_in_flight
         self._in_flight = 0
-        self._buckets = {bank: TokenBucket(limit, clock) for bank, limit in limits.items()}
+        self._rate_limits = rate_limits
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
-    def enter(self, bank_id: str) -> None:
+    async def enter(self, bank_id: str) -> None:
         """Admits one request of `bank_id` or raises ResourceExhausted. Pair with `leave`."""
-        bucket = self._buckets.get(bank_id)
-        if bucket is not None and (wait := bucket.try_take()) > 0:
-            raise ResourceExhausted(
-                "request rate limit of this bank exceeded",
-                retry_after=timedelta(seconds=wait),
-                reason=ErrorReason.RATE_LIMITED,
-            )
+        limiter = self._rate_limits.get(bank_id)
+        if limiter is not None:
+            await limiter.admit()
         if self._in_flight >= self._max_in_flight:
             raise ResourceExhausted(
                 "gateway is at capacity; retry shortly",

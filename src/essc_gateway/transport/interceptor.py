@@ -159,7 +159,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self, rpc: str, bank: str, inner: Handler, request: Any, context: Context
     ) -> Any:
         try:
-            self._admission.enter(bank)
+            await self._admission.enter(bank)
         except ResourceExhausted as shed:
             self._metrics.shed.add(1, {"bank": bank, "reason": shed.reason.value})
             raise

@@ -19,7 +19,9 @@ from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.model import Incident, IncidentKind
 from essc_gateway.liability.ports import LedgerStore
 from essc_gateway.liability.reports import Reports
+from essc_gateway.service.circuits import ForcedCircuits
 from essc_gateway.service.maintenance import MaintenanceCalendar
+from essc_gateway.service.replicas import HEARTBEAT_TIMEOUT, ReplicaRegistry
 from essc_gateway.transport.requests import timestamp_in_range
 from essc_gateway.transport.responses import timestamp
 from essc_gateway.upstream.breaker import Breakers
@@ -101,9 +103,13 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         incidents: IncidentBook,
         reports: Reports,
         ledger_store: LedgerStore,
+        circuits: ForcedCircuits,
+        replicas: ReplicaRegistry,
     ) -> None:
         self._calendar = calendar
         self._breakers = breakers
+        self._circuits = circuits
+        self._replicas = replicas
         self._incidents = incidents
         self._reports = reports
         self._ledger_store = ledger_store
@@ -173,22 +179,40 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
         if not request.HasField("until"):
             raise InvalidRequest([FieldViolation("until", "is required", "REQUIRED")])
         until = _when(request.until, "until")
-        for operation in operations:
-            self._breakers[operation].force_open(until)
+        await self._circuits.force_open(operations, until)
         return pb.ForceCircuitOpenResponse(circuits=self._states(operations))
 
     async def ReleaseCircuit(
         self, request: pb.ReleaseCircuitRequest, context: Context
     ) -> pb.ReleaseCircuitResponse:
         operations = self._selected(request.operation)
-        for operation in operations:
-            self._breakers[operation].release()
+        await self._circuits.release(operations)
         return pb.ReleaseCircuitResponse(circuits=self._states(operations))
 
     async def ListCircuits(
         self, request: pb.ListCircuitsRequest, context: Context
     ) -> pb.ListCircuitsResponse:
         return pb.ListCircuitsResponse(circuits=self._states(list(PLATFORM_OPERATIONS)))
+
+    async def ListReplicas(
+        self, request: pb.ListReplicasRequest, context: Context
+    ) -> pb.ListReplicasResponse:
+        now = self._replicas.clock.now()
+        return pb.ListReplicasResponse(
+            replicas=[
+                pb.Replica(
+                    replica_id=r.replica_id,
+                    host=r.host,
+                    pid=r.pid,
+                    address=r.address,
+                    version=r.version,
+                    started_at=timestamp(r.started_at),
+                    heartbeat_at=timestamp(r.heartbeat_at),
+                    alive=r.alive_at(now, HEARTBEAT_TIMEOUT),
+                )
+                for r in await self._replicas.all()
+            ]
+        )
 
     async def DeclareIncident(
         self, request: pb.DeclareIncidentRequest, context: Context

@@ -5,7 +5,7 @@ decide. An operator can also force one open until a given time."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -133,6 +133,10 @@ class CircuitBreaker:
         """Held open by an operator rather than by the platform's failures."""
         return self._forced_until is not None
 
+    @property
+    def forced_until(self) -> datetime | None:
+        return self._forced_until
+
     def abandon(self) -> None:
         """An admitted call ended without a verdict (cancelled): frees its probe slot."""
         if self._state is BreakerState.HALF_OPEN:
@@ -169,3 +173,15 @@ class Breakers:
 
     def __iter__(self) -> Iterator[CircuitBreaker]:
         return iter(list(self._breakers.values()))
+
+    def apply_forced(self, forced: Mapping[str, datetime]) -> None:
+        """Makes the operator's forced circuits of the whole cluster (from the store) hold
+        here: forced ones open until their time, released ones probe again. Openings of
+        this replica's own making (the platform's failures) are left alone."""
+        now = self._clock.now()
+        for operation, until in forced.items():
+            if until > now and self[operation].forced_until != until:
+                self[operation].force_open(until)
+        for breaker in self:
+            if breaker.forced and breaker.operation not in forced:
+                breaker.release()

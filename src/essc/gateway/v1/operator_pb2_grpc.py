@@ -69,6 +69,11 @@ class OperatorServiceStub:
                 request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsRequest.SerializeToString,
                 response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsResponse.FromString,
                 _registered_method=True)
+        self.ListReplicas = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/ListReplicas',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListReplicasRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListReplicasResponse.FromString,
+                _registered_method=True)
         self.DeclareIncident = channel.unary_unary(
                 '/essc.gateway.v1.OperatorService/DeclareIncident',
                 request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareIncidentRequest.SerializeToString,
@@ -146,6 +151,14 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReplicas(self, request, context):
+        """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
+        windows and incidents set through any replica hold on every one of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeclareIncident(self, request, context):
         """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
         time range: failures of the service within it move to its clause.
@@ -219,6 +232,11 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.ListCircuits,
                     request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsRequest.FromString,
                     response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsResponse.SerializeToString,
+            ),
+            'ListReplicas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReplicas,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListReplicasRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListReplicasResponse.SerializeToString,
             ),
             'DeclareIncident': grpc.unary_unary_rpc_method_handler(
                     servicer.DeclareIncident,
@@ -435,6 +453,33 @@ class OperatorService:
             '/essc.gateway.v1.OperatorService/ListCircuits',
             essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsRequest.SerializeToString,
             essc_dot_gateway_dot_v1_dot_operator__pb2.ListCircuitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReplicas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/ListReplicas',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListReplicasRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListReplicasResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,10 @@ class OperatorServiceStub:
     ReleaseCircuit: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ReleaseCircuitRequest, _operator_pb2.ReleaseCircuitResponse]
     """Ends a forced opening: the circuit probes the platform again."""
     ListCircuits: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListCircuitsRequest, _operator_pb2.ListCircuitsResponse]
+    ListReplicas: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListReplicasRequest, _operator_pb2.ListReplicasResponse]
+    """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
+    windows and incidents set through any replica hold on every one of them.
+    """
     DeclareIncident: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DeclareIncidentRequest, _operator_pb2.DeclareIncidentResponse]
     """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
     time range: failures of the service within it move to its clause.
@@ -76,6 +80,10 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     ReleaseCircuit: _aio.UnaryUnaryMultiCallable[_operator_pb2.ReleaseCircuitRequest, _operator_pb2.ReleaseCircuitResponse]  # type: ignore[assignment]
     """Ends a forced opening: the circuit probes the platform again."""
     ListCircuits: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListCircuitsRequest, _operator_pb2.ListCircuitsResponse]  # type: ignore[assignment]
+    ListReplicas: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListReplicasRequest, _operator_pb2.ListReplicasResponse]  # type: ignore[assignment]
+    """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
+    windows and incidents set through any replica hold on every one of them.
+    """
     DeclareIncident: _aio.UnaryUnaryMultiCallable[_operator_pb2.DeclareIncidentRequest, _operator_pb2.DeclareIncidentResponse]  # type: ignore[assignment]
     """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
     time range: failures of the service within it move to its clause.
@@ -145,6 +153,16 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ListCircuitsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ListCircuitsResponse, _abc.Awaitable[_operator_pb2.ListCircuitsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListReplicas(
+        self,
+        request: _operator_pb2.ListReplicasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListReplicasResponse, _abc.Awaitable[_operator_pb2.ListReplicasResponse]]:
+        """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
+        windows and incidents set through any replica hold on every one of them.
+        """
 
     @_abc_1.abstractmethod
     def DeclareIncident(
