@@ -154,9 +154,10 @@ class Gateway:
             on_closed=functools.partial(trace_outage, self._tracer),
             replica_id=replicas.me.replica_id,
         )
+        self.retry_budget = budget = RetryBudget(config.budget, clock)
         caller = ResilientCaller(
             config.retry,
-            RetryBudget(config.budget, clock),
+            budget,
             self.breakers,
             self.metrics,
             clock,
@@ -313,9 +314,11 @@ class Gateway:
         )
 
     async def _beat(self) -> None:
-        """The heartbeat, and this replica's counts of open outages for the others."""
+        """The heartbeat; this replica's counts of open outages for the others; the retry
+        budget's floor split between the live replicas."""
         await self.replicas.beat()
         await self.outages.flush()
+        self.retry_budget.share_with(len(await self.replicas.alive()))
 
     def _store_health_changed(self, writable: bool) -> None:
         """Health follows the store: NOT_SERVING while it cannot write, so that a balancer

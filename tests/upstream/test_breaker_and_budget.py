@@ -91,6 +91,16 @@ def test_retries_are_limited_to_a_share_of_requests_plus_a_floor() -> None:
     assert granted == 20 + 10  # 20 % of 100, plus 1/s over a 10 s window
 
 
+def test_the_floor_is_the_clusters_split_between_live_replicas() -> None:
+    # Issue 11: N replicas in a quiet outage retry no more than one would.
+    settings = BudgetSettings(ratio=0.2, min_retries_per_second=1.0, window_seconds=10)
+    replicas = [RetryBudget(settings, FakeClock()) for _ in range(5)]
+    for budget in replicas:
+        budget.share_with(len(replicas))
+    granted = sum(budget.try_retry() for budget in replicas for _ in range(100))
+    assert granted == 10  # 1/s over 10 s for the cluster, not for each replica
+
+
 def test_the_budget_window_slides() -> None:
     clock = FakeClock()
     budget = RetryBudget(

@@ -31,6 +31,13 @@ class RetryBudget:
         self._clock = clock
         self._requests: deque[float] = deque()
         self._retries: deque[float] = deque()
+        self._replicas = 1
+
+    def share_with(self, replicas: int) -> None:
+        """The cluster's live replicas: the ratio is each replica's own (it follows that
+        replica's traffic), but the floor is the cluster's, split between them, so that N
+        replicas retry no more during a quiet outage than one would."""
+        self._replicas = max(1, replicas)
 
     def _trim(self, now: float) -> None:
         horizon = now - self._settings.window_seconds
@@ -51,7 +58,7 @@ class RetryBudget:
         settings = self._settings
         allowed = (
             settings.ratio * len(self._requests)
-            + settings.min_retries_per_second * settings.window_seconds
+            + settings.min_retries_per_second * settings.window_seconds / self._replicas
         )
         if len(self._retries) + 1 > allowed:
             return False
