@@ -47,7 +47,7 @@ from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.opening import GatewayStore, open_store
 from essc_gateway.transport.admission import Admission
-from essc_gateway.transport.banks import BankAuthenticator
+from essc_gateway.transport.banks import BankAuthenticator, TrustedProxy
 from essc_gateway.transport.interceptor import GatewayInterceptor
 from essc_gateway.transport.operator_servicer import OperatorServicer
 from essc_gateway.transport.servicer import GatewayServicer
@@ -72,7 +72,7 @@ OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].f
 
 
 def _authenticator(
-    identities: Iterable[BankConfig | OperatorConfig], tls: bool
+    identities: Iterable[BankConfig | OperatorConfig], tls: bool, proxy: TrustedProxy | None
 ) -> BankAuthenticator:
     def name(identity: BankConfig | OperatorConfig) -> str:
         return identity.bank_id if isinstance(identity, BankConfig) else identity.operator_id
@@ -84,6 +84,7 @@ def _authenticator(
         certificate_subjects={
             i.certificate_subject: name(i) for i in listed if i.certificate_subject
         },
+        proxy=proxy,
     )
 
 
@@ -207,8 +208,10 @@ class Gateway:
             issue_status=functools.partial(issue_status, store, vault, clock),
         )
         interceptor = GatewayInterceptor(
-            banks=_authenticator(config.banks, tls=config.tls is not None),
-            operators=_authenticator(config.operators, tls=config.tls is not None),
+            banks=_authenticator(config.banks, config.tls is not None, config.trusted_proxy),
+            operators=_authenticator(
+                config.operators, config.tls is not None, config.trusted_proxy
+            ),
             admission=Admission(
                 config.max_in_flight,
                 {

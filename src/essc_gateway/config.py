@@ -30,6 +30,7 @@ from essc_gateway.liability.work_calendar import CalendarFileError, WorkCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.transport.admission import RateLimit
+from essc_gateway.transport.banks import TrustedProxy
 from essc_gateway.upstream.breaker import BreakerSettings
 from essc_gateway.upstream.budget import BudgetSettings
 from essc_gateway.upstream.retrying import RetrySettings
@@ -130,6 +131,8 @@ class GatewayConfig:
     population_seed: int = 20240320
     population_size: int = 2000
     tls: TlsConfig | None = None
+    trusted_proxy: TrustedProxy | None = None
+    """Banks and operators identified by a header of this proxy (which terminates TLS)."""
     settings: ServiceSettings = field(default_factory=ServiceSettings)
     shutdown_grace: float = 5.0
     max_in_flight: int = 256
@@ -210,6 +213,15 @@ def _bank(entry: BankFile) -> BankConfig:
     )
 
 
+def _trusted_proxy(file: ConfigFile) -> TrustedProxy | None:
+    if file.trusted_proxy is None:
+        return None
+    return TrustedProxy(
+        networks=tuple(file.trusted_proxy.addresses),
+        identity_header=file.trusted_proxy.identity_header,
+    )
+
+
 def _operator(entry: OperatorFile) -> OperatorConfig:
     return OperatorConfig(
         operator_id=entry.operator_id,
@@ -261,6 +273,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             state_directory=env.state_dir,
             platform_address=env.platform_address,
             tls=tls,
+            trusted_proxy=_trusted_proxy(file),
             settings=settings,
             work_calendar=_work_calendar(env.work_calendar),
         )

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     FilePath,
+    IPvAnyNetwork,
     ValidationError,
     field_validator,
 )
@@ -82,12 +83,21 @@ class TlsFile(_Strict):
         return path
 
 
+class TrustedProxyFile(_Strict):
+    """A TLS-terminating proxy (nginx) in front of the replicas: the bank's verified
+    certificate common name comes in `identity_header`, believed only from `addresses`."""
+
+    addresses: Annotated[list[IPvAnyNetwork], Field(min_length=1)]
+    identity_header: Annotated[str, Field(pattern=r"^x-[a-z0-9-]+$")] = "x-essc-client-cn"
+
+
 class ConfigFile(_Strict):
     """The JSON file of `ESSC_CONFIG`."""
 
     banks: list[BankFile] = Field(default_factory=list)
     operators: list[OperatorFile] = Field(default_factory=list)
     tls: TlsFile | None = None
+    trusted_proxy: TrustedProxyFile | None = None
     agreement_versions: (
         Annotated[dict[Annotated[str, Field(min_length=1)], date], Field(min_length=1)] | None
     ) = None

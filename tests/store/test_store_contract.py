@@ -10,8 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from essc_gateway.store import CardRecord, IssueAttempt, IssueAttemptState
-from essc_gateway.store.base import ClaimLost, IssueClaim, LiveCardConflict
+from essc_gateway.store.base import (
+    ClaimLost,
+    IssueClaim,
+    LiveCardConflict,
+    StoreError,
+    StoreUnavailable,
+)
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.store.opening import GatewayStore
+from tests.polling import eventually
+from tests.sql import refuse_inserts
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -186,11 +195,30 @@ async def test_a_success_does_not_lift_an_active_lock(store: GatewayStore) -> No
 
 
 async def test_a_cancelled_write_leaves_the_store_usable(store: GatewayStore) -> None:
-    # A client that goes away mid-write must not leave a transaction open.
-    for delay in (0, 0, 0.0005, 0.001, 0.002, 0.005):
-        task = asyncio.ensure_future(claim(store, f"k-{delay}"))
+    # A client that goes away mid-write must not leave a transaction open, and the write
+    # it had started is done all the same (the port's contract).
+    delays = (0.0, 0.0005, 0.001, 0.002, 0.005)
+    for n, delay in enumerate(delays):
+        task = asyncio.ensure_future(claim(store, f"k-{n}"))
         await asyncio.sleep(delay)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert await claim(store, "after") is None
+
+    async def all_claimed() -> bool:
+        found = [await store.get_issue_attempt("bank-a", f"k-{n}") for n in range(len(delays))]
+        return all(attempt is not None for attempt in found)
+
+    await eventually(all_claimed)
+
+
+async def test_a_broken_rule_of_the_database_is_a_store_error_never_a_driver_error(
+    store: GatewayStore, location: StoreLocation
+) -> None:
+    await refuse_inserts(location, "cards")
+    claimed = await won(store, "key-1")
+    with pytest.raises(StoreError) as raised:
+        await complete(store, "key-1", "E1", claimed.token)
+    assert type(raised.value) is StoreError
+    assert not isinstance(raised.value, StoreUnavailable)

@@ -13,6 +13,8 @@ import pytest
 
 from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.liability.chain import verify_chain
+from essc_gateway.store import IssueAttemptState
+from essc_gateway.store.base import ClaimLost
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.store.opening import GatewayStore, open_store
 from tests.polling import eventually
@@ -147,3 +149,42 @@ async def test_a_write_completes_when_its_caller_is_cancelled(store: GatewayStor
 @pytest.fixture
 def store(any_store: GatewayStore) -> GatewayStore:
     return any_store
+
+
+async def test_claims_racing_releases_never_fail(stores: list[GatewayStore]) -> None:
+    # A row the claim's INSERT met may be released before its SELECT (review of issue 11).
+    async def churn(store: GatewayStore, rounds: int) -> None:
+        for n in range(rounds):
+            now = NOW + timedelta(milliseconds=n)
+            claim = await store.claim_issue("bank-a", "hot", "fp", now, now + LEASE, b"d")
+            if claim.existing is None:
+                await store.release_issue("bank-a", "hot", claim.token)
+
+    await asyncio.gather(*(churn(store, 40) for store in stores))
+
+
+async def test_a_stale_forward_claimant_changes_nothing(stores: list[GatewayStore]) -> None:
+    first, second = stores[0], stores[1]
+    claim = await first.claim_issue("bank-a", "fwd", "fp", NOW, NOW + LEASE, b"d")
+    await first.accept_for_forwarding("bank-a", "fwd", b"payload", NOW, NOW, claim.token)
+    [stale] = await first.claim_due_forwards(NOW, 1, NOW + LEASE)
+    later = NOW + LEASE  # the first claimant's lease ran out: another replica takes it
+    [current] = await second.claim_due_forwards(later, 1, later + LEASE)
+    assert current.claim != stale.claim
+    # The stale claimant, writing late, neither puts it back nor fails it nor completes it.
+    await first.postpone_forward("bank-a", "fwd", later, stale.claim)
+    await first.fail_forward("bank-a", "fwd", "PLATFORM_REJECTED", later, stale.claim)
+    with pytest.raises(ClaimLost):
+        await first.complete_issue(
+            "bank-a", "fwd", "ISSUED", "E-fwd", card("E-fwd", "h-fwd"), later, stale.claim
+        )
+    attempt = await first.get_issue_attempt("bank-a", "fwd")
+    assert attempt is not None
+    assert attempt.state is IssueAttemptState.FORWARD_PENDING
+    assert await first.claim_due_forwards(later, 1, later + LEASE) == []  # still the second's
+    await second.complete_issue(
+        "bank-a", "fwd", "ISSUED", "E-fwd", card("E-fwd", "h-fwd"), later, current.claim
+    )
+    done = await second.get_issue_attempt("bank-a", "fwd")
+    assert done is not None
+    assert done.state is IssueAttemptState.COMPLETED

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC
 
 from cryptography.hazmat.primitives import hashes
 
@@ -23,7 +24,8 @@ def canonical(record: LiabilityRecord) -> bytes:
         "trace_id": record.trace_id,
         "bank_id": record.bank_id,
         "rpc": record.rpc,
-        "at": record.at.isoformat(),
+        # In UTC whatever the zone it was made in: both stores give UTC back.
+        "at": record.at.astimezone(UTC).isoformat(),
         "status_code": record.status_code,
         "reason": record.reason,
         "clause": record.clause.value,

@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta
 
 from essc_gateway.clock import Clock
+from essc_gateway.deadlines import request_deadline
 from essc_gateway.domain.models import IssueOutcome, IssueState, IssueStatus
 from essc_gateway.errors import (
     ErrorReason,
@@ -15,6 +16,7 @@ from essc_gateway.errors import (
     MaintenanceInProgress,
     NotFound,
     PlatformError,
+    PreconditionFailed,
 )
 from essc_gateway.service.issuance import IssuanceService
 from essc_gateway.service.maintenance import MaintenanceCalendar
@@ -23,6 +25,9 @@ from essc_gateway.service.vault import Vault
 from essc_gateway.store.base import ForwardItem, IssueAttemptState, Store
 
 log = logging.getLogger("essc_gateway.forwarding")
+_LEASE_MARGIN = 1.0
+"""Seconds between a forward's last platform call and the end of its lease."""
+_RECONCILE_WAIT = timedelta(minutes=10)
 
 
 class Forwarder:
@@ -35,7 +40,7 @@ class Forwarder:
         clock: Clock,
         retry_every: timedelta = timedelta(seconds=5),
         batch: int = 10,
-        lease_per_item: timedelta = timedelta(seconds=10),
+        lease_per_item: timedelta = timedelta(seconds=30),
     ) -> None:
         """`lease_per_item`: how long one forward may take (its platform calls with their
         retries); a batch is claimed for that long per item, so that no other replica takes
@@ -50,44 +55,67 @@ class Forwarder:
         self._lease_per_item = lease_per_item
 
     async def forward_due(self) -> int:
-        """Forwards what is due; returns how many reached a final state."""
+        """Forwards what is due, up to a batch; returns how many reached a final state."""
         finished = 0
-        now = self._clock.now()
-        # The lease covers the whole batch: items are forwarded one after the other.
-        lease = now + self._lease_per_item * self._batch
-        for item in await self._store.claim_due_forwards(now, self._batch, lease):
-            now = self._clock.now()  # per item: a batch may take a while
+        for _ in range(self._batch):
+            # One entry per claim, its lease as long as one forward may take: a replica that
+            # dies mid-forward holds one entry for one lease, and no entry waits on others.
+            now = self._clock.now()
+            claimed = await self._store.claim_due_forwards(now, 1, now + self._lease_per_item)
+            if not claimed:
+                break
+            item = claimed[0]
+            # Every platform call of the forward ends before the lease does: whoever claims
+            # the entry next can rely on this replica having stopped sending it.
+            lease_end = self._clock.monotonic() + self._lease_per_item.total_seconds()
+            deadline = request_deadline.set(lease_end - _LEASE_MARGIN)
             try:
                 finished += await self._forward_one(item, now)
             except Exception as unexpected:  # one bad entry must not block the queue
                 log.error("forward failed: %s", type(unexpected).__name__)
                 await self._store.postpone_forward(
-                    item.bank_id, item.idempotency_key, now + self._retry_every
+                    item.bank_id, item.idempotency_key, now + self._retry_every, item.claim
                 )
+            finally:
+                request_deadline.reset(deadline)
         return finished
 
     async def _forward_one(self, item: ForwardItem, now: datetime) -> int:
         """1 if the entry reached a final state, else 0 (postponed)."""
         window = self._calendar.active("Issue", now)
         if window is not None:  # the window was extended
-            await self._store.postpone_forward(item.bank_id, item.idempotency_key, window.ends_at)
+            await self._store.postpone_forward(
+                item.bank_id, item.idempotency_key, window.ends_at, item.claim
+            )
             return 0
         draft = self._vault.open_draft(
             item.bank_id, item.idempotency_key, item.payload_sealed, now.date()
         )
         try:
-            await self._issuance.forward(draft)
+            await self._issuance.forward(draft, item.claim)
+        except PreconditionFailed as error:
+            if error.reason is not ErrorReason.CARD_RECORDS_DISAGREE:
+                await self._store.fail_forward(
+                    item.bank_id, item.idempotency_key, error.reason.value, now, item.claim
+                )
+                return 1
+            # The platform issued it, our records hold another live card of the holder:
+            # keep it queued (never forget a card) until an operator reconciles them.
+            await self._store.postpone_forward(
+                item.bank_id, item.idempotency_key, now + _RECONCILE_WAIT, item.claim
+            )
+            return 0
         except (PlatformError, MaintenanceInProgress) as error:
             # Still no platform after the window: keep it, try again after the pushback.
             log.warning("forward postponed bank=%s reason=%s", item.bank_id, error.reason.value)
             wait = getattr(error, "retry_after", None) or self._retry_every
             await self._store.postpone_forward(
-                item.bank_id, item.idempotency_key, now + max(wait, self._retry_every)
+                item.bank_id, item.idempotency_key, now + max(wait, self._retry_every), item.claim
             )
             return 0
         except GatewayError as error:
             await self._store.fail_forward(
-                item.bank_id, item.idempotency_key, error.reason.value, now
+                item.bank_id, item.idempotency_key, error.reason.value, now, item.claim
             )
         return 1
 

@@ -61,8 +61,10 @@ CHINA_TIME = timezone(timedelta(hours=8))
 class _Progress:
     """How far one claim of a key went, to know what to leave behind after a failure."""
 
-    claim: str | None
-    """The claim's token; None for an issuance accepted for forwarding (the forwarder)."""
+    claim: str
+    """The claim's token: of the request, or of the forwarder's claim on the queue entry."""
+    forwarded: bool = False
+    """An issuance accepted for forwarding, sent by the forwarder: the queue keeps it."""
     maybe_processed: bool = False
     """The key was in doubt when claimed and the platform was not asked yet."""
     sent: bool = False
@@ -230,8 +232,8 @@ class IssuanceService:
             keep = progress.maybe_processed
         else:  # cancelled, the store failed, a fault of ours: after IssueCard, maybe issued
             keep = progress.maybe_processed or progress.sent
-        if progress.claim is None:
-            return keep  # a forwarded issuance: the forwarder keeps it queued
+        if progress.forwarded:
+            return keep  # the forwarder keeps it queued
         try:
             if keep:
                 await self._store.mark_issue_in_doubt(
@@ -431,9 +433,10 @@ class IssuanceService:
         )
         return IssueResult(IssueOutcome.PENDING, None, forward_after=window.ends_at)
 
-    async def forward(self, draft: IssueDraft) -> IssueResult:
-        """Completes an issuance accepted during a maintenance window."""
-        return await self._issue_claimed(draft, _Progress(claim=None))
+    async def forward(self, draft: IssueDraft, claim: str) -> IssueResult:
+        """Completes an issuance accepted during a maintenance window; `claim`: the
+        forwarder's claim on the queue entry."""
+        return await self._issue_claimed(draft, _Progress(claim, forwarded=True))
 
     async def _issue_claimed(self, draft: IssueDraft, progress: _Progress) -> IssueResult:
         bank_id = draft.bank_id

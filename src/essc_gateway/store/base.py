@@ -102,6 +102,8 @@ class ForwardItem:
     accepted_at: datetime
     forward_after: datetime
     tries: int
+    claim: str = ""
+    """The claim that holds it now: what the claimant's later writes quote."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +177,12 @@ class Store(Protocol):
         essc_id: str,
         new_card: CardRecord | None,
         now: datetime,
-        claim: str | None,
+        claim: str,
     ) -> None:
         """Marks the attempt done and, in the same transaction, stores `new_card` if given
         and removes the attempt from the forward queue. `claim`: the claim that holds the
-        key, or None for an attempt accepted for forwarding. Done already with the same card:
-        nothing to do.
+        key (of the request, or of the forwarder for an attempt accepted for forwarding).
+        Done already with the same card: nothing to do.
 
         Raises:
             ClaimLost: another request holds the key now.
@@ -218,15 +220,17 @@ class Store(Protocol):
         ...
 
     async def postpone_forward(
-        self, bank_id: str, idempotency_key: str, forward_after: datetime
+        self, bank_id: str, idempotency_key: str, forward_after: datetime, claim: str
     ) -> None:
-        """Puts a claimed entry back in the queue until `forward_after`."""
+        """Puts a claimed entry back in the queue until `forward_after` (a no-op when `claim`
+        no longer holds it: its lease ran out and another replica took it)."""
         ...
 
     async def fail_forward(
-        self, bank_id: str, idempotency_key: str, reason: str, now: datetime
+        self, bank_id: str, idempotency_key: str, reason: str, now: datetime, claim: str
     ) -> None:
-        """Records a definitive refusal and takes the entry off the queue."""
+        """Records a definitive refusal and takes the entry off the queue (a no-op when
+        `claim` no longer holds it)."""
         ...
 
     async def save_window(self, window: MaintenanceWindow, recorded_at: datetime) -> None:

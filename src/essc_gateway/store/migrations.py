@@ -155,6 +155,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: a queued issuance is claimed by one forwarder at a time, for a lease.
     """
     ALTER TABLE forward_queue ADD COLUMN claimed_until TEXT;
+    ALTER TABLE forward_queue ADD COLUMN claim TEXT;
     """,
     # 7: state shared by the replicas of a cluster (workers of one host, here).
     """

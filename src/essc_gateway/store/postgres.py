@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -21,6 +22,7 @@ import asyncpg
 from opentelemetry.trace import Tracer
 
 from essc_gateway.domain.maintenance import MaintenanceWindow
+from essc_gateway.errors import GatewayError
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
@@ -31,6 +33,7 @@ from essc_gateway.store.base import (
     LiveCardConflict,
     LockoutState,
     StoreError,
+    StoreUnavailable,
     WindowChange,
 )
 from essc_gateway.store.cluster import SharedTopic
@@ -56,6 +59,10 @@ from essc_gateway.store.sqlite_util import uncancellable
 R = TypeVar("R")
 Transaction = Callable[[Db], Awaitable[R]]
 _CONTENDED_RETRIES = 5
+STATEMENT_TIMEOUT = 10.0
+"""Seconds a statement may take before the store counts as unavailable."""
+ACQUIRE_TIMEOUT = 5.0
+"""Seconds to wait for a pooled connection (all busy, or the database unreachable)."""
 
 
 async def _write_window(db: Db, window: MaintenanceWindow, recorded_at: datetime) -> None:
@@ -129,7 +136,19 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
             min_size=1,
             max_size=pool_size,
             timeout=connect_timeout,
-            server_settings={"application_name": "essc-gateway"},
+            # A silent database (a frozen link, no reset) must fail calls, not hang them.
+            command_timeout=STATEMENT_TIMEOUT,
+            server_settings={
+                "application_name": "essc-gateway",
+                # Pinned, whatever the server's defaults: the adapter's locking is written
+                # for read committed, and an acknowledged write must be durable (kill -9).
+                "default_transaction_isolation": "read committed",
+                "synchronous_commit": "on",
+                "idle_in_transaction_session_timeout": "30s",
+                "tcp_keepalives_idle": "5",
+                "tcp_keepalives_interval": "2",
+                "tcp_keepalives_count": "3",
+            },
         )
         try:
             async with pool.acquire() as connection:
@@ -150,10 +169,14 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
     async def _transact(self, transaction: Transaction[R]) -> R:
         for attempt in range(_CONTENDED_RETRIES):
             try:
-                async with self._pool.acquire() as connection, connection.transaction():
+                async with (
+                    self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection,
+                    connection.transaction(),
+                ):
                     result = await transaction(connection)
             except Exception as error:
                 if is_contended(error) and attempt + 1 < _CONTENDED_RETRIES:
+                    await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311
                     continue  # rolled back whole: run it again
                 raise self._failure(error) from error
             self.health.report(True)
@@ -161,16 +184,21 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _failure(self, error: Exception) -> Exception:
+        """The port's error for `error`: domain errors pass; the database unavailable is
+        StoreUnavailable (and health, when it cannot write at all); anything else is a
+        StoreError, so that no driver type crosses the port."""
+        if isinstance(error, StoreError | GatewayError) and not isinstance(error, StoreUnavailable):
+            return error
         found = unavailability(error)
         if found is None:
-            return error
+            return StoreError(f"store operation failed: {type(error).__name__}")
         if found[1]:
             self.health.report(False)
         return found[0]
 
     async def _rows(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         try:
-            async with self._pool.acquire() as connection:
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
                 return list(await connection.fetch(sql, *params))
         except Exception as error:
             raise self._failure(error) from error
@@ -201,29 +229,32 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         token = secrets.token_hex(8)
 
         async def work(db: Db) -> IssueClaim:
-            inserted = await db.fetchval(
-                "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, "
-                "created_at, lease_until, draft_sealed, claim) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
-                bank_id,
-                idempotency_key,
-                fingerprint,
-                IssueAttemptState.PENDING.value,
-                now,
-                lease_until,
-                draft_sealed,
-                token,
-            )
-            if inserted is not None:
-                return IssueClaim(existing=None, token=token)
-            row = await db.fetchrow(
-                "SELECT * FROM issue_attempts WHERE bank_id = $1 AND idempotency_key = $2 "
-                "FOR UPDATE",
-                bank_id,
-                idempotency_key,
-            )
-            if row is None:
-                raise StoreError("claim_issue: conflicting attempt vanished")
+            # Each statement sees what was committed when it began: a row the INSERT met
+            # may be gone (released) by the SELECT. Then insert again.
+            while True:
+                inserted = await db.fetchval(
+                    "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, "
+                    "created_at, lease_until, draft_sealed, claim) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
+                    bank_id,
+                    idempotency_key,
+                    fingerprint,
+                    IssueAttemptState.PENDING.value,
+                    now,
+                    lease_until,
+                    draft_sealed,
+                    token,
+                )
+                if inserted is not None:
+                    return IssueClaim(existing=None, token=token)
+                row = await db.fetchrow(
+                    "SELECT * FROM issue_attempts WHERE bank_id = $1 AND idempotency_key = $2 "
+                    "FOR UPDATE",
+                    bank_id,
+                    idempotency_key,
+                )
+                if row is not None:
+                    break
             attempt = attempt_from(row, _as_stored)
             if attempt.fingerprint != fingerprint or not attempt.in_doubt_at(now):
                 return IssueClaim(existing=attempt)
@@ -281,7 +312,7 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         essc_id: str,
         new_card: CardRecord | None,
         now: datetime,
-        claim: str | None,
+        claim: str,
     ) -> None:
         async def work(db: Db) -> None:
             if new_card is not None:
@@ -289,8 +320,9 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
             done = await db.fetchval(
                 "UPDATE issue_attempts SET state = $1, outcome = $2, essc_id = $3, "
                 "completed_at = $4, draft_sealed = NULL, claim = NULL "
-                "WHERE bank_id = $5 AND idempotency_key = $6 AND "
-                "((state = $7 AND claim = $8) OR (state = $9 AND $8::text IS NULL)) RETURNING 1",
+                "WHERE bank_id = $5 AND idempotency_key = $6 AND ((state = $7 AND claim = $8) "
+                "OR (state = $9 AND EXISTS (SELECT 1 FROM forward_queue q WHERE q.bank_id = $5 "
+                "AND q.idempotency_key = $6 AND q.claim = $8))) RETURNING 1",
                 IssueAttemptState.COMPLETED.value,
                 outcome,
                 essc_id,
@@ -370,10 +402,13 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
     async def claim_due_forwards(
         self, now: datetime, limit: int, lease_until: datetime
     ) -> list[ForwardItem]:
+        token = secrets.token_hex(8)
+
         async def work(db: Db) -> list[ForwardItem]:
             rows = await db.fetch(
                 # SKIP LOCKED: replicas claiming at the same moment take different entries.
-                "UPDATE forward_queue SET claimed_until = $1 WHERE (bank_id, idempotency_key) "
+                "UPDATE forward_queue SET claimed_until = $1, claim = $4 "
+                "WHERE (bank_id, idempotency_key) "
                 "IN (SELECT bank_id, idempotency_key FROM forward_queue "
                 "WHERE forward_after <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) "
                 "ORDER BY forward_after, accepted_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
@@ -381,6 +416,7 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
                 lease_until,
                 now,
                 limit,
+                token,
             )
             items = [forward_from(row, _as_stored) for row in rows]
             return sorted(items, key=lambda item: (item.forward_after, item.accepted_at))
@@ -389,32 +425,44 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
 
     @uncancellable
     async def postpone_forward(
-        self, bank_id: str, idempotency_key: str, forward_after: datetime
+        self, bank_id: str, idempotency_key: str, forward_after: datetime, claim: str
     ) -> None:
         async def work(db: Db) -> None:
             await db.execute(
                 "UPDATE forward_queue SET forward_after = $1, tries = tries + 1, "
-                "claimed_until = NULL WHERE bank_id = $2 AND idempotency_key = $3",
+                "claimed_until = NULL, claim = NULL "
+                "WHERE bank_id = $2 AND idempotency_key = $3 AND claim = $4",
                 forward_after,
                 bank_id,
                 idempotency_key,
+                claim,
             )
 
         await self._write(work)
 
     @uncancellable
     async def fail_forward(
-        self, bank_id: str, idempotency_key: str, reason: str, now: datetime
+        self, bank_id: str, idempotency_key: str, reason: str, now: datetime, claim: str
     ) -> None:
         async def work(db: Db) -> None:
+            held = await db.fetchval(
+                "SELECT 1 FROM forward_queue WHERE bank_id = $1 AND idempotency_key = $2 "
+                "AND claim = $3 FOR UPDATE",
+                bank_id,
+                idempotency_key,
+                claim,
+            )
+            if held is None:
+                return  # another replica holds it now: its outcome stands
             await db.execute(
                 "UPDATE issue_attempts SET state = $1, failure_reason = $2, completed_at = $3 "
-                "WHERE bank_id = $4 AND idempotency_key = $5",
+                "WHERE bank_id = $4 AND idempotency_key = $5 AND state = $6",
                 IssueAttemptState.FAILED.value,
                 reason,
                 now,
                 bank_id,
                 idempotency_key,
+                IssueAttemptState.FORWARD_PENDING.value,
             )
             await db.execute(
                 "DELETE FROM forward_queue WHERE bank_id = $1 AND idempotency_key = $2",

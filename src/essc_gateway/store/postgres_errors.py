@@ -27,9 +27,10 @@ def unavailability(error: BaseException) -> tuple[StoreUnavailable, bool] | None
         if not code.startswith(_CANNOT_WRITE + _CONTENDED):
             return None
         cannot_write = code.startswith(_CANNOT_WRITE)
-    elif isinstance(error, OSError | TimeoutError):
-        # Refused, reset, timed out connecting or acquiring a connection: no server to
-        # write to. (A connection closed under a query is a PostgresConnectionError, 08.)
+    elif isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError):
+        # Refused, reset, timed out connecting, acquiring or running; the connection closed
+        # under a transaction (asyncpg then raises InterfaceError from the transaction's
+        # end, hiding the 08 error), the pool closing: no server to write to.
         code, cannot_write = type(error).__name__, True
     else:
         return None

@@ -103,6 +103,7 @@ MIGRATIONS: tuple[str, ...] = (
         forward_after timestamptz NOT NULL,
         tries integer NOT NULL DEFAULT 0,
         claimed_until timestamptz,
+        claim text,
         PRIMARY KEY (bank_id, idempotency_key),
         FOREIGN KEY (bank_id, idempotency_key)
             REFERENCES issue_attempts (bank_id, idempotency_key)
@@ -202,6 +203,8 @@ async def migrate(connection: Db) -> None:
         await connection.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _MIGRATION_LOCK
         )
+        if await connection.fetchval("SELECT current_schema()") is None:
+            raise StoreError("the schema that search_path names does not exist")
         await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer)")
         applied = await connection.fetchval("SELECT max(version) FROM schema_version") or 0
         if applied > len(MIGRATIONS):

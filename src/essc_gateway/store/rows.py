@@ -90,6 +90,7 @@ def forward_from(row: Row, time_of: TimeOf) -> ForwardItem:
         accepted_at=_required(time_of, row["accepted_at"]),
         forward_after=_required(time_of, row["forward_after"]),
         tries=row["tries"],
+        claim=row["claim"] or "",
     )
 
 

@@ -22,6 +22,7 @@ import aiosqlite
 from opentelemetry.trace import Tracer
 
 from essc_gateway.domain.maintenance import MaintenanceWindow
+from essc_gateway.errors import GatewayError
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
@@ -66,6 +67,12 @@ def _check_done_with(db: sqlite3.Connection, bank_id: str, key: str, essc_id: st
         row = cursor.fetchone()
     if row is None or row["state"] != IssueAttemptState.COMPLETED or row["essc_id"] != essc_id:
         raise ClaimLost("the idempotency key is held by another request now")
+
+
+def _one_row(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+    with closing(db.execute(sql, params)) as cursor:
+        row: sqlite3.Row | None = cursor.fetchone()
+    return row
 
 
 def _insert_card(db: sqlite3.Connection, card: CardRecord) -> None:
@@ -216,8 +223,14 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
         await self._write(work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], R]) -> R:
-        """Runs `work` in a transaction (group commit, see `sqlite_commit`); durable on return."""
-        return await self._writer.run(work)
+        """Runs `work` in a transaction (group commit, see `sqlite_commit`); durable on return.
+        Only the port's errors leave: a rule of SQLite broken is a StoreError."""
+        try:
+            return await self._writer.run(work)
+        except (StoreError, GatewayError):
+            raise
+        except Exception as error:
+            raise StoreError(f"store operation failed: {type(error).__name__}") from error
 
     async def _fetch_all(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
         async with self._reader.execute(sql, params) as cursor:
@@ -316,7 +329,7 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
         essc_id: str,
         new_card: CardRecord | None,
         now: datetime,
-        claim: str | None,
+        claim: str,
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             if new_card is not None:
@@ -325,8 +338,9 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
                 # The card row now holds what the draft held: no second sealed copy is kept.
                 "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ?, completed_at = ?, "
                 "draft_sealed = NULL, claim = NULL "
-                "WHERE bank_id = ? AND idempotency_key = ? AND "
-                "((state = ? AND claim = ?) OR (state = ? AND ? IS NULL))",
+                "WHERE bank_id = ? AND idempotency_key = ? AND ((state = ? AND claim = ?) OR "
+                "(state = ? AND EXISTS (SELECT 1 FROM forward_queue q WHERE q.bank_id = ? "
+                "AND q.idempotency_key = ? AND q.claim = ?)))",
                 (
                     IssueAttemptState.COMPLETED,
                     outcome,
@@ -337,6 +351,8 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
                     IssueAttemptState.PENDING,
                     claim,
                     IssueAttemptState.FORWARD_PENDING,
+                    bank_id,
+                    idempotency_key,
                     claim,
                 ),
             )
@@ -399,14 +415,16 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
     async def claim_due_forwards(
         self, now: datetime, limit: int, lease_until: datetime
     ) -> list[ForwardItem]:
+        token = secrets.token_hex(8)
+
         def work(db: sqlite3.Connection) -> list[ForwardItem]:
             with closing(
                 db.execute(
-                    "UPDATE forward_queue SET claimed_until = ? WHERE rowid IN (SELECT rowid "
-                    "FROM forward_queue WHERE forward_after <= ? AND (claimed_until IS NULL "
-                    "OR claimed_until <= ?) ORDER BY forward_after, accepted_at LIMIT ?) "
-                    "RETURNING *",
-                    (text_of(lease_until), text_of(now), text_of(now), limit),
+                    "UPDATE forward_queue SET claimed_until = ?, claim = ? WHERE rowid IN "
+                    "(SELECT rowid FROM forward_queue WHERE forward_after <= ? AND "
+                    "(claimed_until IS NULL OR claimed_until <= ?) "
+                    "ORDER BY forward_after, accepted_at LIMIT ?) RETURNING *",
+                    (text_of(lease_until), token, text_of(now), text_of(now), limit),
                 )
             ) as cursor:
                 rows = cursor.fetchall()
@@ -417,26 +435,42 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
 
     @uncancellable
     async def postpone_forward(
-        self, bank_id: str, idempotency_key: str, forward_after: datetime
+        self, bank_id: str, idempotency_key: str, forward_after: datetime, claim: str
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "UPDATE forward_queue SET forward_after = ?, tries = tries + 1, "
-                "claimed_until = NULL WHERE bank_id = ? AND idempotency_key = ?",
-                (text_of(forward_after), bank_id, idempotency_key),
+                "claimed_until = NULL, claim = NULL "
+                "WHERE bank_id = ? AND idempotency_key = ? AND claim = ?",
+                (text_of(forward_after), bank_id, idempotency_key, claim),
             )
 
         return await self._write(work)
 
     @uncancellable
     async def fail_forward(
-        self, bank_id: str, idempotency_key: str, reason: str, now: datetime
+        self, bank_id: str, idempotency_key: str, reason: str, now: datetime, claim: str
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
+            held = _one_row(
+                db,
+                "SELECT 1 FROM forward_queue WHERE bank_id = ? AND idempotency_key = ? "
+                "AND claim = ?",
+                (bank_id, idempotency_key, claim),
+            )
+            if held is None:
+                return  # another replica holds it now: its outcome stands
             db.execute(
                 "UPDATE issue_attempts SET state = ?, failure_reason = ?, completed_at = ? "
-                "WHERE bank_id = ? AND idempotency_key = ?",
-                (IssueAttemptState.FAILED, reason, text_of(now), bank_id, idempotency_key),
+                "WHERE bank_id = ? AND idempotency_key = ? AND state = ?",
+                (
+                    IssueAttemptState.FAILED,
+                    reason,
+                    text_of(now),
+                    bank_id,
+                    idempotency_key,
+                    IssueAttemptState.FORWARD_PENDING,
+                ),
             )
             db.execute(
                 "DELETE FROM forward_queue WHERE bank_id = ? AND idempotency_key = ?",

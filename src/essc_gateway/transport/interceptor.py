@@ -133,19 +133,18 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         answered as such, and recorded against the bank that sent it."""
         try:
             if bank:
-                return self._banks.identify(metadata, context.auth_context())
-            return f"operator:{self._operators.identify(metadata, context.auth_context())}"
+                return self._banks.identify(metadata, context)
+            return f"operator:{self._operators.identify(metadata, context)}"
         except Unauthenticated:
             return "-"
 
     def _operator(self, metadata: Metadata, context: Context) -> str:
-        auth = context.auth_context()
         try:
-            return self._operators.identify(metadata, auth)
+            return self._operators.identify(metadata, context)
         except Unauthenticated:
             pass
         try:
-            self._banks.identify(metadata, auth)
+            self._banks.identify(metadata, context)
         except Unauthenticated:
             raise Unauthenticated(
                 "the operator could not be identified",
@@ -229,7 +228,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                         await self._serve_bank(rpc, caller, _refuse_body, request, context)
                     raise MalformedRequest
                 if bank:
-                    caller = self._banks.identify(metadata, context.auth_context())
+                    caller = self._banks.identify(metadata, context)
                     bank_token = set_calling_bank(caller)
                     try:
                         response = await self._serve_bank(rpc, caller, inner, request, context)
