@@ -17,6 +17,7 @@ import pytest
 
 from essc_gateway.config import ConfigError, load_config
 from essc_gateway.crypto import token_digest
+from essc_gateway.store.location import PostgresDatabase
 
 KEY = base64.b64encode(bytes(32)).decode()
 
@@ -39,6 +40,21 @@ def _valid(tmp_path: Path) -> tuple[dict[str, str], dict[str, Any]]:
         "ESSC_DATABASE": str(tmp_path / "var" / "gateway.db"),
     }
     return environment, config
+
+
+def test_the_store_and_a_trusted_proxy_are_read_from_one_setting_each(tmp_path: Path) -> None:
+    environment, config = _valid(tmp_path)
+    config["trusted_proxy"] = {"addresses": ["10.0.0.0/8", "fd00::/8"]}
+    environment["ESSC_CONFIG"] = _file(tmp_path, config)
+    environment["ESSC_DATABASE"] = "postgresql://gateway:secret@db.internal:5432/essc"
+    loaded = load_config(environment)
+    assert isinstance(loaded.database, PostgresDatabase)
+    assert "secret" not in str(loaded.database)  # printable without its password
+    assert "secret" not in repr(loaded)
+    assert loaded.trusted_proxy is not None
+    assert loaded.trusted_proxy.trusts("ipv4:10.3.4.5:1234")
+    environment["ESSC_DATABASE"] = f"sqlite:///{tmp_path}/g.db"
+    assert load_config(environment).database == tmp_path / "g.db"
 
 
 def test_a_valid_configuration_loads(tmp_path: Path) -> None:
@@ -140,6 +156,21 @@ BAD: list[tuple[str, Edit, str]] = [
         "database is a directory",
         lambda t, e, c: e.__setitem__("ESSC_DATABASE", str(t)),
         "is a directory",
+    ),
+    (
+        "trusted proxy address not a network",
+        _config(lambda c: c.__setitem__("trusted_proxy", {"addresses": ["10.0.0.0/33"]})),
+        "trusted_proxy.addresses[0]:",
+    ),
+    (
+        "trusted proxy without an address",
+        _config(lambda c: c.__setitem__("trusted_proxy", {"addresses": []})),
+        "trusted_proxy.addresses:",
+    ),
+    (
+        "database URL of another kind",
+        _set("ESSC_DATABASE", "mysql://db.internal/essc"),
+        "ESSC_DATABASE",
     ),
     (
         "agreement version without a date",

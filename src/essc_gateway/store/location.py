@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -41,4 +42,6 @@ def parse_store_location(text: str) -> StoreLocation:
         return PostgresDatabase(text)
     if text.startswith("sqlite:///"):
         return Path(text.removeprefix("sqlite:///"))  # sqlite:////abs/path keeps its /
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        raise ValueError("unknown database URL: use a path, sqlite:///path or postgresql://...")
     return Path(text)
