@@ -6,7 +6,7 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services run test bench fuzz check lint format typecheck proto proto-check buf-lint pytest clean
+.PHONY: setup services run cluster test bench fuzz check lint format typecheck proto proto-check buf-lint pytest clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ $(BUF):
 ## Run the gateway with the simulated platform and the embedded SQLite store.
 run: setup
 	$(BIN)/essc-gateway run --dev
+
+## A local cluster: 2 replicas on PostgreSQL behind nginx, with the simulated platform.
+cluster: setup services
+	$(BIN)/essc-gateway cluster
 
 ## Everything CI checks: generated code, proto lint, ruff, mypy, the test suite.
 test: setup services proto-check buf-lint lint typecheck pytest

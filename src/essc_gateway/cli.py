@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from essc_gateway.cli_bench import add_bench_arguments, run_bench_command
+from essc_gateway.cli_cluster import add_cluster_arguments, run_cluster_command
 from essc_gateway.cli_fuzz import add_fuzz_arguments, run_fuzz_command
 from essc_gateway.cli_ledger import add_ledger_commands, run_ledger
 from essc_gateway.loadtest import (
@@ -79,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     platform.add_argument("--control-port", type=int, default=0)
 
+    cluster = commands.add_parser(
+        "cluster", help="a local cluster: replicas on PostgreSQL behind nginx, simulated platform"
+    )
+    add_cluster_arguments(cluster)
+
     add_ledger_commands(commands)
     load = commands.add_parser("load", help="drive a gateway with a load (the load-test harness)")
     add_load_arguments(load)
@@ -97,28 +103,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    commands_run: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": lambda o: asyncio.run(run_gateway(o)),
+        "cluster": lambda o: asyncio.run(run_cluster_command(o)),
+        "ledger": lambda o: asyncio.run(run_ledger(o)),
+        "bench": lambda o: asyncio.run(run_bench_command(o)),
+        "fuzz": lambda o: asyncio.run(run_fuzz_command(o)),
+        "load": _run_load_command,
+        "platform": _run_platform_command,
+    }
     with contextlib.suppress(KeyboardInterrupt):
-        if options.command == "run":
-            return asyncio.run(run_gateway(options))
-        if options.command == "ledger":
-            return asyncio.run(run_ledger(options))
-        if options.command == "bench":
-            return asyncio.run(run_bench_command(options))
-        if options.command == "fuzz":
-            return asyncio.run(run_fuzz_command(options))
-        if options.command == "load":
-            return _run_load_command(options)
-        scenario = load_scenario(options.scenario) if options.scenario else None
-        asyncio.run(
-            run_platform(
-                options.host,
-                options.port,
-                options.seed,
-                options.size,
-                scenario,
-                control_port=options.control_port,
-            )
+        return commands_run[options.command](options)
+    return 0
+
+
+def _run_platform_command(options: argparse.Namespace) -> int:
+    scenario = load_scenario(options.scenario) if options.scenario else None
+    asyncio.run(
+        run_platform(
+            options.host,
+            options.port,
+            options.seed,
+            options.size,
+            scenario,
+            control_port=options.control_port,
         )
+    )
     return 0
 
 
