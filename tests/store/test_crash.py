@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import sys
-from pathlib import Path
+
+from essc_gateway.store.location import PostgresDatabase, StoreLocation
+from tests.sql import fetch
 
 WRITER = """
 import asyncio, sys
 from datetime import UTC, datetime, timedelta
 from essc_gateway.bench.store_rate import _card
-from essc_gateway.store.sqlite import SqliteStore
+from essc_gateway.store.location import parse_store_location
+from essc_gateway.store.opening import open_store
 
-async def main(path):
-    store = await SqliteStore.open(path, "FULL")
+async def main(location):
+    store = await open_store(parse_store_location(location), "FULL")
     async def writer(n):
         i = 0
         while True:
@@ -35,10 +37,12 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-async def test_no_acknowledged_issuance_is_lost_when_the_process_is_killed(tmp_path: Path) -> None:
-    path = tmp_path / "crash.db"
+async def test_no_acknowledged_issuance_is_lost_when_the_process_is_killed(
+    location: StoreLocation,
+) -> None:
+    where = location.dsn if isinstance(location, PostgresDatabase) else str(location)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WRITER, str(path), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", WRITER, where, stdout=asyncio.subprocess.PIPE
     )
     assert process.stdout is not None
     acknowledged: list[str] = []
@@ -50,13 +54,12 @@ async def test_no_acknowledged_issuance_is_lost_when_the_process_is_killed(tmp_p
     # Lines printed before the kill but not read yet were acknowledged too.
     acknowledged += (await process.stdout.read()).decode().split()
     await process.wait()
-    with sqlite3.connect(path) as db:
-        cards = {row[0] for row in db.execute("SELECT essc_id FROM cards")}
-        completed = {
-            row[0]
-            for row in db.execute(
-                "SELECT idempotency_key FROM issue_attempts WHERE state = ?", ("COMPLETED",)
-            )
-        }
+    cards = {row["essc_id"] for row in await fetch(location, "SELECT essc_id FROM cards")}
+    completed = {
+        row["idempotency_key"]
+        for row in await fetch(
+            location, "SELECT idempotency_key FROM issue_attempts WHERE state = 'COMPLETED'"
+        )
+    }
     assert set(acknowledged) <= cards
     assert set(acknowledged) <= completed
