@@ -23,6 +23,9 @@ TARGET_NAMES = {
     "maintenance fast-fail p99",
     "store: issuance records committed durably",
     "CPU per request, 2 workers vs 1, same rate",
+    "store on PostgreSQL: issuance records committed durably",
+    "CPU per request, 2 replicas behind nginx vs 1, same rate",
+    "CPU per request, Issue on PostgreSQL vs SQLite",
 }
 
 
@@ -108,6 +111,15 @@ def test_bench_writes_a_well_formed_report(
             assert load["requests"] > 0
             assert load["status_codes"] == {"OK": load["requests"]}
     assert report["store"]["records"] > 0
+    # Issue 11: the cluster's measurements ran and every call of theirs succeeded.
+    cluster = report["cluster"]
+    assert cluster["store_postgresql"]["records"] > 0
+    for shape in ("one_replica", "two_replicas"):
+        load = cluster["replicas_behind_nginx"][shape]
+        assert load["requests"] > 0
+        assert load["status_codes"] == {"OK": load["requests"]}, shape
+    issue_pg = cluster["issue_on_postgresql"]["max_load"]
+    assert issue_pg["status_codes"] == {"OK": issue_pg["requests"]}
     assert {t["name"] for t in report["targets"]} == TARGET_NAMES
     assert all(isinstance(t["met"], bool) for t in report["targets"])
     table = capsys.readouterr().out

@@ -79,6 +79,26 @@ def free_port() -> int:
         return port
 
 
+def free_ports_in_a_row(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 right now (replicas of a
+    local cluster listen on consecutive ports)."""
+    for _ in range(100):
+        first = free_port()
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def gateway_secrets(directory: Path) -> GatewaySecrets:
     """Fresh keys, one bank with no practical rate limit (the benchmark measures the gateway,
     not its shedding) and one operator, written to `directory`."""
@@ -192,16 +212,18 @@ async def start_gateway(
     platform_address: str,
     workers: int,
     name: str = "gateway",
+    database: str | None = None,
 ) -> Server:
-    """The gateway in its own process(es), as deployed: a fresh SQLite store in `directory`,
-    the access log at INFO, traces (tail-sampled) to a JSON-lines file."""
+    """The gateway in its own process(es), as deployed: a fresh SQLite store in `directory`
+    (or `database`, a PostgreSQL DSN), the access log at INFO, traces (tail-sampled) to a
+    JSON-lines file."""
     port = free_port()
     var_dir = directory / name
     var_dir.mkdir(parents=True, exist_ok=True)
     environment = {
         **gateway_secrets.environment,
         "ESSC_PLATFORM_ADDRESS": platform_address,
-        "ESSC_DATABASE": str(var_dir / "essc-gateway.db"),
+        "ESSC_DATABASE": database or str(var_dir / "essc-gateway.db"),
         "ESSC_TRACES_FILE": str(var_dir / "traces.jsonl"),
     }
     process, _, log = await _spawn(

@@ -50,6 +50,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"{workers['one_worker']['saturated']['rps']:.0f} vs "
         f"{workers['two_workers']['saturated']['rps']:.0f} req/s "
         f"({workers['cpu_per_request_change_saturated']:+.1%} CPU/request)",
+    ]
+    lines += _cluster_lines(report["cluster"])
+    lines += [
         "",
         "targets:",
     ]
@@ -59,3 +62,25 @@ def format_table(report: dict[str, Any]) -> str:
             f"  {target['name']:<48} {target['target']:>12}  {target['measured']:>10}  {mark}"
         )
     return "\n".join(lines)
+
+
+def _cluster_lines(cluster: dict[str, Any]) -> list[str]:
+    nginx = cluster["replicas_behind_nginx"]
+    store = cluster["store_postgresql"]
+    lines = [
+        f"PostgreSQL store: {store['records_per_second']:.0f} issuance records/s "
+        f"({store['writers']} writers, {store['synchronous']})",
+        f"behind nginx (verify at {nginx['rate']:.0f}/s, replicas' CPU/request): 1 replica "
+        f"{nginx['one_replica']['cpu_us_per_request']:.0f} us, 2 replicas "
+        f"{nginx['two_replicas']['cpu_us_per_request']:.0f} us "
+        f"({nginx['cpu_per_request_change']:+.1%})",
+    ]
+    if "issue_on_postgresql" in cluster:
+        issue = cluster["issue_on_postgresql"]
+        lines.append(
+            f"issue on PostgreSQL: {issue['max_load']['rps']:.0f} req/s, "
+            f"{issue['max_load']['cpu_us_per_request']:.0f} us CPU/request (gateway process) "
+            f"vs {issue['sqlite_cpu_us_per_request']:.0f} us on SQLite "
+            f"({issue['cpu_per_request_change']:+.1%})"
+        )
+    return lines

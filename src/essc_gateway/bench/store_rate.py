@@ -2,8 +2,8 @@
 
 Each record is what a successful Issue writes: the attempt claimed under its idempotency
 key, then completed with the card (two writes, as `IssuanceService` does). A record counts
-once `complete_issue` has returned, that is once its transaction is committed with
-`synchronous=FULL` (fsync before the answer).
+once `complete_issue` has returned, that is once its transaction is committed durably
+(SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`: fsync before the answer).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from essc_gateway.store.base import CardRecord
-from essc_gateway.store.sqlite import SqliteStore
+from essc_gateway.store.location import StoreLocation
+from essc_gateway.store.opening import open_store
 
 _SEALED = os.urandom(60)  # stands in for an AES-GCM ciphertext of the same size
 
@@ -65,9 +66,12 @@ _LEASE = timedelta(seconds=30)
 _SEALED_DRAFT = bytes(400)
 
 
-async def measure_store_rate(directory: Path, seconds: float, writers: int) -> StoreRate:
-    """`writers` concurrent tasks issue records for `seconds` into a fresh database."""
-    store = await SqliteStore.open(directory / "store-bench.db", "FULL")
+async def measure_store_rate(location: StoreLocation, seconds: float, writers: int) -> StoreRate:
+    """`writers` concurrent tasks issue records for `seconds` into a fresh store: a SQLite
+    file (a directory: the file goes in it) or a PostgreSQL database."""
+    if isinstance(location, Path):
+        location = location / "store-bench.db"
+    store = await open_store(location, "FULL")
     done = 0
     try:
 
@@ -89,4 +93,5 @@ async def measure_store_rate(directory: Path, seconds: float, writers: int) -> S
         elapsed = time.monotonic() - start
     finally:
         await store.close()
-    return StoreRate(done, elapsed, writers, "FULL")
+    durability = "FULL" if isinstance(location, Path) else "synchronous_commit=on"
+    return StoreRate(done, elapsed, writers, durability)

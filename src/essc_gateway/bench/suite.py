@@ -18,15 +18,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from essc.gateway.v1 import operator_pb2 as opb
+from essc_gateway.bench.cluster_bench import (
+    ReplicaCpu,
+    fresh_database,
+    running_cluster,
+    tls_of,
+)
 from essc_gateway.bench.processes import (
     GatewaySecrets,
     Server,
+    free_port,
+    free_ports_in_a_row,
     gateway_secrets,
     start_echo,
     start_gateway,
@@ -101,6 +109,12 @@ class Measured:
         }
 
 
+class CpuSource(Protocol):
+    """What a load is measured against: the CPU seconds of the server's processes so far."""
+
+    def cpu_seconds(self) -> float: ...
+
+
 class Bench:
     """Runs the measurements in order; keeps what each found."""
 
@@ -121,7 +135,7 @@ class Bench:
 
     async def load(
         self,
-        server: Server,
+        server: CpuSource,
         base: LoadOptions,
         *,
         rate: float | None = None,
@@ -445,13 +459,92 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
             finally:
                 await gateway.stop()
             workers = await _workers(bench, platform, secrets, one)
+            cluster: dict[str, Any] = {}
+            if "issue" in options.rpcs:
+                cluster["issue_on_postgresql"] = await _issue_on_postgresql(
+                    bench, platform, secrets, rpcs["issue"]
+                )
         finally:
             await platform.stop()
-        print("bench: store commit rate", file=PROGRESS, flush=True)
+        cluster["replicas_behind_nginx"] = await _replicas_behind_nginx(
+            bench, one["same_rate"].result.options.rate
+        )
+        print("bench: store commit rate (SQLite, PostgreSQL)", file=PROGRESS, flush=True)
         store = await measure_store_rate(
             directory / "store-bench", options.store_seconds, options.store_writers
         )
-    return _report(options, bench.population_size, baseline, rpcs, fast_fail, workers, store)
+        async with fresh_database() as database:
+            store_pg = await measure_store_rate(
+                database, options.store_seconds, options.store_writers
+            )
+        cluster["store_postgresql"] = store_pg.to_json()
+    return _report(
+        options, bench.population_size, baseline, rpcs, fast_fail, workers, store, cluster
+    )
+
+
+async def _issue_on_postgresql(
+    bench: Bench, platform: Server, secrets: GatewaySecrets, on_sqlite: dict[str, Any]
+) -> dict[str, Any]:
+    """Issue at maximum load through one gateway on PostgreSQL, as it was on SQLite: the
+    gateway process's CPU per request (the database server's own CPU is not in it)."""
+    print("bench: issue on PostgreSQL: maximum throughput", file=PROGRESS, flush=True)
+    applicants = bench.sizing.max_load_applicants
+    async with fresh_database() as database:
+        gateway = await start_gateway(
+            bench.directory, secrets, platform.address, 1, name="gateway-pg", database=database.dsn
+        )
+        try:
+            options = LoadOptions(
+                gateway.address,
+                token=secrets.bank_token,
+                mix={"issue": 1.0},
+                applicants=max(applicants, 1),
+                timeout=30.0,
+            )
+            measured = await bench.load(gateway, options, people=applicants)
+        finally:
+            await gateway.stop()
+    sqlite_cpu = on_sqlite["max_load"]["cpu_us_per_request"]
+    return {
+        "max_load": measured.to_json(),
+        "sqlite_cpu_us_per_request": sqlite_cpu,
+        "cpu_per_request_change": round(measured.cpu_per_request * 1e6 / sqlite_cpu - 1, 3),
+    }
+
+
+async def _replicas_behind_nginx(bench: Bench, rate: float) -> dict[str, Any]:
+    """Verify through nginx (TLS, client certificates) to 1 and to 2 replicas on one
+    PostgreSQL database, at the same open-loop rate: the replicas' CPU per request."""
+    measured: dict[int, Measured] = {}
+    for replicas in (1, 2):
+        print(f"bench: {replicas} replica(s) behind nginx (verify)", file=PROGRESS, flush=True)
+        ports = (free_port(), free_ports_in_a_row(replicas))
+        async with (
+            fresh_database() as database,
+            running_cluster(
+                bench.directory / f"cluster-{replicas}",
+                database,
+                replicas,
+                ports,
+                bench.options.seed,
+                bench.population_size,
+            ) as cluster,
+        ):
+            verify = LoadOptions(cluster.address, mix={"verify": 1.0}, **tls_of(cluster))
+            measured[replicas] = await bench.load(
+                ReplicaCpu(cluster, cluster.address),
+                verify,
+                rate=rate,
+            )
+    return {
+        "rate": rate,
+        "one_replica": measured[1].to_json(),
+        "two_replicas": measured[2].to_json(),
+        "cpu_per_request_change": round(
+            measured[2].cpu_per_request / measured[1].cpu_per_request - 1, 3
+        ),
+    }
 
 
 def _report(
@@ -462,6 +555,7 @@ def _report(
     fast_fail: dict[str, Any],
     workers: dict[str, Any],
     store: StoreRate,
+    cluster: dict[str, Any],
 ) -> dict[str, Any]:
     targets = []
     for rpc, r in rpcs.items():
@@ -490,6 +584,7 @@ def _report(
             "",
         )
     )
+    targets += _cluster_targets(cluster)
     return {
         "benchmark": "essc-gateway bench",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -512,5 +607,30 @@ def _report(
         "maintenance_fast_fail": fast_fail,
         "workers": workers,
         "store": store.to_json(),
+        "cluster": cluster,
         "targets": targets,
     }
+
+
+def _cluster_targets(cluster: dict[str, Any]) -> list[dict[str, Any]]:
+    targets = [
+        _target(
+            "store on PostgreSQL: issuance records committed durably",
+            10_000,
+            cluster["store_postgresql"]["records_per_second"],
+            "/s",
+            at_most=False,
+        ),
+        _target(
+            "CPU per request, 2 replicas behind nginx vs 1, same rate",
+            0.15,
+            round(abs(cluster["replicas_behind_nginx"]["cpu_per_request_change"]), 3),
+            "",
+        ),
+    ]
+    if "issue_on_postgresql" in cluster:
+        change = cluster["issue_on_postgresql"]["cpu_per_request_change"]
+        targets.append(
+            _target("CPU per request, Issue on PostgreSQL vs SQLite", 0.25, abs(change), "")
+        )
+    return targets
