@@ -109,6 +109,27 @@ async def _insert_card(db: Db, card: CardRecord) -> None:
         raise LiveCardConflict("the holder has a live card already") from None
 
 
+# The attempt first: the card goes in only if this claim still holds the key (a CTE sees
+# another's RETURNING rows, not its effects); a second live card of the holder fails it all.
+_COMPLETE_WITH_CARD = (
+    "WITH done AS (UPDATE issue_attempts SET state = $1, outcome = $2, "  # noqa: S608
+    "essc_id = $3, completed_at = $4, draft_sealed = NULL, claim = NULL "
+    "WHERE bank_id = $5 AND idempotency_key = $6 AND ((state = $7 AND claim = $8) "
+    "OR (state = $9 AND EXISTS (SELECT 1 FROM forward_queue q WHERE "
+    "q.bank_id = $5 AND q.idempotency_key = $6 AND q.claim = $8))) RETURNING 1), "
+    "card AS (INSERT INTO cards (" + CARD_COLUMNS + ") "
+    "SELECT $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
+    "$23, $24 WHERE EXISTS (SELECT 1 FROM done) ON CONFLICT (essc_id) DO NOTHING), "
+    "queue AS (DELETE FROM forward_queue WHERE bank_id = $5 AND "
+    "idempotency_key = $6 AND EXISTS (SELECT 1 FROM done)) "
+    "SELECT count(*) FROM done"
+)
+
+
+async def _no_reset(connection: object) -> None:
+    """The pool's reset on release: nothing to undo."""
+
+
 class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
     """`Store` and `LedgerStore` on PostgreSQL. Build it with `await PostgresStore.open(...)`."""
 
@@ -138,6 +159,9 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
             timeout=connect_timeout,
             # A silent database (a frozen link, no reset) must fail calls, not hang them.
             command_timeout=STATEMENT_TIMEOUT,
+            # No session state to reset on release (transaction-scoped locks only, no
+            # LISTEN or cursors on pooled connections): saves a round trip per use.
+            reset=_no_reset,
             server_settings={
                 "application_name": "essc-gateway",
                 # Pinned, whatever the server's defaults: the adapter's locking is written
@@ -158,22 +182,24 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
             raise
         return cls(pool, database, tracer)
 
-    async def _write(self, transaction: Transaction[R]) -> R:
+    async def _write(self, transaction: Transaction[R], *, one_statement: bool = False) -> R:
         """Runs `transaction` in a transaction of its own, durable on return; a caller
-        cancelled meanwhile cancels only its wait."""
-        task = asyncio.ensure_future(self._transact(transaction))
+        cancelled meanwhile cancels only its wait. `one_statement`: it runs a single
+        statement, atomic by itself: no BEGIN and COMMIT round trips around it."""
+        task = asyncio.ensure_future(self._transact(transaction, one_statement))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
 
-    async def _transact(self, transaction: Transaction[R]) -> R:
+    async def _transact(self, transaction: Transaction[R], one_statement: bool) -> R:
         for attempt in range(_CONTENDED_RETRIES):
             try:
-                async with (
-                    self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection,
-                    connection.transaction(),
-                ):
-                    result = await transaction(connection)
+                async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+                    if one_statement:
+                        result = await transaction(connection)
+                    else:
+                        async with connection.transaction():
+                            result = await transaction(connection)
             except Exception as error:
                 if is_contended(error) and attempt + 1 < _CONTENDED_RETRIES:
                     await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311
@@ -227,6 +253,27 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         draft_sealed: bytes | None,
     ) -> IssueClaim:
         token = secrets.token_hex(8)
+
+        async def insert(db: Db) -> bool:
+            inserted = await db.fetchval(
+                "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, "
+                "created_at, lease_until, draft_sealed, claim) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
+                bank_id,
+                idempotency_key,
+                fingerprint,
+                IssueAttemptState.PENDING.value,
+                now,
+                lease_until,
+                draft_sealed,
+                token,
+            )
+            return inserted is not None
+
+        # Most keys are new: one statement claims them. A key in use is looked at under
+        # its row lock in a transaction.
+        if await self._write(insert, one_statement=True):
+            return IssueClaim(existing=None, token=token)
 
         async def work(db: Db) -> IssueClaim:
             # Each statement sees what was committed when it began: a row the INSERT met
@@ -314,7 +361,30 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         now: datetime,
         claim: str,
     ) -> None:
-        async def work(db: Db) -> None:
+        async def in_one_statement(db: Db) -> bool:
+            # The attempt done, the card, the queue entry gone: one statement, atomic.
+            values = [getattr(new_card, name) for name in CARD_COLUMNS.split(", ")]
+            try:
+                done = await db.fetchval(
+                    _COMPLETE_WITH_CARD,
+                    IssueAttemptState.COMPLETED.value,
+                    outcome,
+                    essc_id,
+                    now,
+                    bank_id,
+                    idempotency_key,
+                    IssueAttemptState.PENDING.value,
+                    claim,
+                    IssueAttemptState.FORWARD_PENDING.value,
+                    *values,
+                )
+            except asyncpg.UniqueViolationError as conflict:
+                if conflict.constraint_name != "cards_one_live_card_per_holder":
+                    raise
+                raise LiveCardConflict("the holder has a live card already") from None
+            return bool(done)
+
+        async def work(db: Db) -> bool:
             if new_card is not None:
                 await _insert_card(db, new_card)
             done = await db.fetchval(
@@ -333,27 +403,36 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
                 claim,
                 IssueAttemptState.FORWARD_PENDING.value,
             )
-            if done is None:
-                row = await db.fetchrow(
-                    "SELECT state, essc_id FROM issue_attempts "
-                    "WHERE bank_id = $1 AND idempotency_key = $2",
+            if done is not None:
+                await db.execute(
+                    "DELETE FROM forward_queue WHERE bank_id = $1 AND idempotency_key = $2",
                     bank_id,
                     idempotency_key,
                 )
-                if (
-                    row is None
-                    or row["state"] != IssueAttemptState.COMPLETED
-                    or row["essc_id"] != essc_id
-                ):
-                    raise ClaimLost("the idempotency key is held by another request now")
-                return
-            await db.execute(
-                "DELETE FROM forward_queue WHERE bank_id = $1 AND idempotency_key = $2",
+            return done is not None
+
+        if new_card is not None:
+            completed = await self._write(in_one_statement, one_statement=True)
+        else:
+            completed = await self._write(work)
+        if completed:
+            return
+
+        async def check(db: Db) -> None:
+            row = await db.fetchrow(
+                "SELECT state, essc_id FROM issue_attempts "
+                "WHERE bank_id = $1 AND idempotency_key = $2",
                 bank_id,
                 idempotency_key,
             )
+            if (
+                row is None
+                or row["state"] != IssueAttemptState.COMPLETED
+                or row["essc_id"] != essc_id
+            ):
+                raise ClaimLost("the idempotency key is held by another request now")
 
-        await self._write(work)
+        await self._write(check, one_statement=True)
 
     async def get_issue_attempt(self, bank_id: str, idempotency_key: str) -> IssueAttempt | None:
         row = await self._row(
