@@ -14,7 +14,7 @@ import pytest
 from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.liability.chain import verify_chain
 from essc_gateway.store import IssueAttemptState
-from essc_gateway.store.base import ClaimLost
+from essc_gateway.store.base import ClaimLost, LiveCardConflict
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.store.opening import GatewayStore, open_store
 from tests.polling import eventually
@@ -188,3 +188,30 @@ async def test_a_stale_forward_claimant_changes_nothing(stores: list[GatewayStor
     done = await second.get_issue_attempt("bank-a", "fwd")
     assert done is not None
     assert done.state is IssueAttemptState.COMPLETED
+
+
+async def test_a_conflicting_card_fails_only_its_own_completion(store: GatewayStore) -> None:
+    # Completions are committed in groups on PostgreSQL: one holder's second live card must
+    # fail its own request alone, the others of its group complete.
+    claims = {}
+    for n in range(12):
+        claim = await store.claim_issue("bank-a", f"g-{n}", "fp", NOW, NOW + LEASE, b"d")
+        claims[n] = claim.token
+    holders = [f"h-{n}" for n in range(11)] + ["h-0"]  # the last is h-0's second card
+    outcomes = await asyncio.gather(
+        *(
+            store.complete_issue(
+                "bank-a", f"g-{n}", "ISSUED", f"G{n}", card(f"G{n}", holders[n]), NOW, claims[n]
+            )
+            for n in range(12)
+        ),
+        return_exceptions=True,
+    )
+    failed = [n for n, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]
+    assert len(failed) == 1
+    assert isinstance(outcomes[failed[0]], LiveCardConflict)
+    assert failed[0] in (0, 11)  # one of h-0's two cards, whichever came second
+    for n in set(range(12)) - set(failed):
+        attempt = await store.get_issue_attempt("bank-a", f"g-{n}")
+        assert attempt is not None
+        assert attempt.state is IssueAttemptState.COMPLETED

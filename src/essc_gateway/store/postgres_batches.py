@@ -1,0 +1,109 @@
+"""The two writes of every Issue, group-committed on PostgreSQL (see `coalescing`): new keys
+claimed, and issuances completed with their card, many per statement over arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from essc_gateway.store.base import CardRecord, IssueAttemptState, LiveCardConflict
+from essc_gateway.store.postgres_schema import Db
+from essc_gateway.store.rows import CARD_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class NewClaim:
+    bank_id: str
+    idempotency_key: str
+    fingerprint: str
+    now: datetime
+    lease_until: datetime
+    draft_sealed: bytes | None
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    bank_id: str
+    idempotency_key: str
+    outcome: str
+    essc_id: str
+    card: CardRecord
+    now: datetime
+    claim: str
+
+
+_CLAIM_MANY = (
+    "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, created_at, "
+    "lease_until, draft_sealed, claim) SELECT b, k, f, $4, c, l, d, t FROM unnest($1::text[], "
+    "$2::text[], $3::text[], $5::timestamptz[], $6::timestamptz[], $7::bytea[], $8::text[]) "
+    "AS u(b, k, f, c, l, d, t) ON CONFLICT DO NOTHING RETURNING claim"
+)
+
+_CARD_ARRAYS = (
+    "$5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[], "
+    "$12::text[], $13::timestamptz[], $14::text[], $15::timestamptz[], $16::text[], "
+    "$17::bytea[], $18::text[], $19::timestamptz[]"
+)
+_CARD_NAMES = CARD_COLUMNS.replace(" ", "")
+_CARD_FROM_INPUT = ", ".join(f"i.{name}" for name in CARD_COLUMNS.split(", "))
+_COMPLETE_MANY = (
+    # The attempts still held by their claims first; their cards then (a CTE sees another's
+    # RETURNING rows): a key taken over meanwhile writes nothing.
+    "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "  # noqa: S608
+    f"$20::timestamptz[], $21::text[], {_CARD_ARRAYS}) AS i(a_bank, a_key, a_outcome, a_essc, "
+    f"a_at, a_claim, {_CARD_NAMES})), "
+    "done AS (UPDATE issue_attempts a SET state = $22, outcome = i.a_outcome, "
+    "essc_id = i.a_essc, completed_at = i.a_at, draft_sealed = NULL, claim = NULL FROM input i "
+    "WHERE a.bank_id = i.a_bank AND a.idempotency_key = i.a_key AND a.state = $23 "
+    "AND a.claim = i.a_claim RETURNING a.bank_id, a.idempotency_key), "
+    f"card AS (INSERT INTO cards ({CARD_COLUMNS}) SELECT {_CARD_FROM_INPUT} "
+    "FROM input i JOIN done d ON d.bank_id = i.a_bank AND d.idempotency_key = i.a_key "
+    "ON CONFLICT (essc_id) DO NOTHING) "
+    "SELECT bank_id, idempotency_key FROM done"
+)
+
+
+async def claim_many(db: Db, claims: list[NewClaim]) -> list[bool]:
+    """Inserts the new keys; for each, whether its claim won (False: the key is in use)."""
+    rows = await db.fetch(
+        _CLAIM_MANY,
+        [c.bank_id for c in claims],
+        [c.idempotency_key for c in claims],
+        [c.fingerprint for c in claims],
+        IssueAttemptState.PENDING.value,
+        [c.now for c in claims],
+        [c.lease_until for c in claims],
+        [c.draft_sealed for c in claims],
+        [c.token for c in claims],
+    )
+    won = {row["claim"] for row in rows}
+    return [c.token in won for c in claims]
+
+
+async def complete_many(db: Db, completions: list[Completion]) -> list[bool]:
+    """Completes the attempts their claims still hold, with their cards; for each, whether
+    it was completed now. A second live card of a holder fails the whole statement
+    (`LiveCardConflict`): the caller then completes them one by one."""
+    cards = [c.card for c in completions]
+    try:
+        rows = await db.fetch(
+            _COMPLETE_MANY,
+            [c.bank_id for c in completions],
+            [c.idempotency_key for c in completions],
+            [c.outcome for c in completions],
+            [c.essc_id for c in completions],
+            *([getattr(card, name) for card in cards] for name in CARD_COLUMNS.split(", ")),
+            [c.now for c in completions],
+            [c.claim for c in completions],
+            IssueAttemptState.COMPLETED.value,
+            IssueAttemptState.PENDING.value,
+        )
+    except asyncpg.UniqueViolationError as conflict:
+        if conflict.constraint_name != "cards_one_live_card_per_holder":
+            raise
+        raise LiveCardConflict("a holder has a live card already") from None
+    done = {(row["bank_id"], row["idempotency_key"]) for row in rows}
+    return [(c.bank_id, c.idempotency_key) in done for c in completions]
