@@ -61,6 +61,8 @@ class Forwarder:
             # One entry per claim, its lease as long as one forward may take: a replica that
             # dies mid-forward holds one entry for one lease, and no entry waits on others.
             now = self._clock.now()
+            if not await self._store.any_due_forward(now):
+                break  # the usual case: nothing queued, and no write to learn it
             claimed = await self._store.claim_due_forwards(now, 1, now + self._lease_per_item)
             if not claimed:
                 break

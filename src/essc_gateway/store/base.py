@@ -210,6 +210,11 @@ class Store(Protocol):
         """
         ...
 
+    async def any_due_forward(self, now: datetime) -> bool:
+        """Whether any queued issuance is due and unclaimed: a read, so that an empty queue
+        costs no write (the forwarder looks several times a second)."""
+        ...
+
     async def claim_due_forwards(
         self, now: datetime, limit: int, lease_until: datetime
     ) -> list[ForwardItem]:

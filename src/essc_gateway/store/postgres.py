@@ -478,6 +478,14 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
 
         await self._write(work)
 
+    async def any_due_forward(self, now: datetime) -> bool:
+        row = await self._row(
+            "SELECT 1 FROM forward_queue WHERE forward_after <= $1 "
+            "AND (claimed_until IS NULL OR claimed_until <= $1) LIMIT 1",
+            now,
+        )
+        return row is not None
+
     @uncancellable
     async def claim_due_forwards(
         self, now: datetime, limit: int, lease_until: datetime

@@ -411,6 +411,14 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
 
         return await self._write(work)
 
+    async def any_due_forward(self, now: datetime) -> bool:
+        row = await self._fetch_one(
+            "SELECT 1 FROM forward_queue WHERE forward_after <= ? "
+            "AND (claimed_until IS NULL OR claimed_until <= ?) LIMIT 1",
+            (text_of(now), text_of(now)),
+        )
+        return row is not None
+
     @uncancellable
     async def claim_due_forwards(
         self, now: datetime, limit: int, lease_until: datetime
