@@ -44,6 +44,8 @@ class TrustedProxy:
             address = ipaddress.ip_address(host)
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack listener sees IPv4 peers so
         return any(address in network for network in self.networks)
 
 
