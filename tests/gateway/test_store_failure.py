@@ -27,8 +27,9 @@ from essc_gateway.store.sqlite import SqliteStore
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.databases import ADMIN_DSN, BACKENDS, new_postgres_schema
-from tests.gateway.flows import adult, consent, issue_request, rich, ts, verify
+from tests.gateway.flows import Rich, adult, consent, issue_request, rich, ts, verify
 from tests.polling import eventually
+from tests.sql import fetch
 
 
 @dataclass
@@ -130,3 +131,79 @@ async def test_a_store_that_cannot_write_is_unavailable_evidenced_and_recovers(
     assert ledger.intact
     issued = await gw.stub.Issue(request, metadata=gw.a)
     assert issued.outcome == pb.ISSUE_OUTCOME_ISSUED
+
+
+async def test_a_store_outage_under_load_loses_nothing_acknowledged_and_settles_every_key(
+    gw: GatewayUnderTest,
+    population: Population,
+    clock: FakeClock,
+    link: DatabaseLink,
+    database: StoreLocation,
+) -> None:
+    # Issue 11: the database goes away under load and comes back. Every issuance the bank
+    # was told of exists once, and every key it was not told of settles (the reconciler).
+    today = clock.now().date()
+    people = [adult(population, today, skip=n) for n in range(12)]
+    requests = []
+    for person in people:
+        verified = await verify(gw, person, gw.a)
+        requests.append(issue_request(person, verified.verification_token, consent(clock.now())))
+    acknowledged: dict[str, str] = {}
+    cut = asyncio.Event()  # the store is away from here on, for a second
+
+    retryable = (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    )
+    refused: list[Rich] = []
+
+    async def bank(request: pb.IssueRequest) -> None:
+        for _ in range(200):  # as a bank's client: the same request again on a retryable
+            try:
+                reply = await gw.stub.Issue(request, metadata=gw.a, timeout=3)
+            except grpc.aio.AioRpcError as error:
+                refused.append(rich(error))
+                if error.code() not in retryable:
+                    raise
+                # The test's clock moves only when told: let the retry delay pass on it too
+                # (leases of requests cut off by the outage run out on it).
+                clock.advance(timedelta(milliseconds=100))
+                await asyncio.sleep(0.1)
+                continue
+            acknowledged[request.idempotency_key] = reply.card.essc_id
+            return
+        raise AssertionError("never acknowledged")
+
+    async def outage() -> None:
+        await _cannot_write(gw, link, True)
+        cut.set()
+        await asyncio.sleep(1.0)
+        await _cannot_write(gw, link, False)
+
+    async def during_the_outage(request: pb.IssueRequest) -> None:
+        await cut.wait()
+        await bank(request)
+
+    # A third issued before, the rest sent while the store is away and retried until back.
+    await asyncio.gather(*(bank(r) for r in requests[:4]))
+    await asyncio.gather(outage(), *(during_the_outage(r) for r in requests[4:]))
+    assert len(acknowledged) == len(requests)
+    assert "STORE_UNAVAILABLE" in {r.reason for r in refused}  # the outage met requests
+    assert {r.reason for r in refused} <= {
+        "STORE_UNAVAILABLE",
+        "REQUEST_IN_PROGRESS",
+        "RATE_LIMITED",
+    }
+
+    async def settled() -> bool:
+        clock.advance(timedelta(seconds=5))  # past every lease and the settling grace
+        await gw.gateway.reconciler.reconcile_once()
+        rows = await fetch(database, "SELECT state FROM issue_attempts")
+        return {row["state"] for row in rows} == {"COMPLETED"}
+
+    await eventually(settled, within=30)
+    attempts = await fetch(database, "SELECT idempotency_key, essc_id FROM issue_attempts")
+    assert {row["idempotency_key"]: row["essc_id"] for row in attempts} == acknowledged
+    cards = await fetch(database, "SELECT essc_id FROM cards")
+    assert sorted(row["essc_id"] for row in cards) == sorted(acknowledged.values())
