@@ -281,6 +281,14 @@ def _gateway_worker(
     asyncio.run(_worker_main(environment, index, ready))
 
 
+def _announce_ready(ready: multiprocessing.queues.Queue[int], index: int) -> None:
+    """Tells the parent, and flushes and closes this end now: left to the exit handlers,
+    the queue's feeder thread was seen to hang a stopping worker (joined, never closed)."""
+    ready.put(index)
+    ready.close()
+    ready.join_thread()
+
+
 async def _worker_main(
     environment: dict[str, str], index: int, ready: multiprocessing.queues.Queue[int]
 ) -> None:
@@ -296,7 +304,7 @@ async def _worker_main(
     try:
         await gateway.start()
         settle_heap()
-        ready.put(index)
+        await asyncio.to_thread(_announce_ready, ready, index)
         await _wait_for_stop_signal()
     finally:
         await gateway.stop()
