@@ -321,7 +321,10 @@ class Gateway:
         budget's floor split between the live replicas."""
         await self.replicas.beat()
         await self.outages.flush()
-        self.retry_budget.share_with(len(await self.replicas.alive()))
+        alive = await self.replicas.alive()
+        self.retry_budget.share_with(len(alive))
+        # Outages whose holders all died end at their last failure (not only at a start).
+        await self.outages.close_stale(frozenset(r.replica_id for r in alive))
 
     def _store_health_changed(self, writable: bool) -> None:
         """Health follows the store: NOT_SERVING while it cannot write, so that a balancer

@@ -91,9 +91,11 @@ def test_a_peer_is_a_proxy_only_inside_the_configured_networks() -> None:
     )
     assert proxy.trusts("ipv4:10.1.2.3:40000")
     assert not proxy.trusts("ipv4:10.2.0.1:40000")
-    assert proxy.trusts("ipv6:[fd00::5]:40000")
-    assert not proxy.trusts("ipv6:[::1]:40000")
-    assert proxy.trusts("ipv6:[::ffff:10.1.2.3]:40000")  # IPv4 on a dual-stack listener
-    assert not proxy.trusts("ipv6:[::ffff:10.2.0.1]:40000")
+    # gRPC writes IPv6 peers with the brackets percent-encoded.
+    assert proxy.trusts("ipv6:%5Bfd00::5%5D:40000")
+    assert not proxy.trusts("ipv6:%5B::1%5D:40000")
+    assert proxy.trusts("ipv6:%5B::ffff:10.1.2.3%5D:40000")  # IPv4 on a dual-stack listener
+    assert not proxy.trusts("ipv6:%5B::ffff:10.2.0.1%5D:40000")
+    assert proxy.trusts("ipv6:%5Bfd00::5%25eth0%5D:40000")  # with a zone index
     assert not proxy.trusts("unix:/tmp/socket")
     assert not proxy.trusts("ipv4:not-an-address:1")

@@ -136,7 +136,13 @@ class OutageTracker:
             )
             # One outage per operation for the cluster: whoever opens it first sets its start
             # and clause, and every replica's records name that one.
-            run.outage = await self._store.open_outage(candidate, self._replica_id)
+            joined = await self._store.open_outage(candidate, self._replica_id)
+            if self._runs.get(operation) is not run:
+                # A good answer came while it opened: the platform is back, so it ends now
+                # rather than stay open with no run behind it.
+                await self._store.close_outage(joined.outage_id, self._clock.now())
+                return
+            run.outage = joined
 
     def current(self, operation: str) -> Outage | None:
         run = self._runs.get(operation)
@@ -163,22 +169,30 @@ class OutageTracker:
         run of it ends too, and its next failures start afresh."""
         still_open = {outage.outage_id for outage in await self._store.open_outages()}
         for operation, run in list(self._runs.items()):
-            if run.outage is not None and run.outage.outage_id not in still_open:
+            if run.outage is None or run.outage.outage_id in still_open:
+                continue
+            if self._runs.get(operation) is run:  # not replaced while the list was read
                 del self._runs[operation]
+                await self._report(run)  # its counts still belong to the closed outage
 
     async def _report(self, run: _Run) -> None:
         if run.outage is None or not (run.unreported_status or run.unreported_affected):
             return
         status, affected = run.unreported_status, run.unreported_affected
         run.unreported_status, run.unreported_affected = Counter(), Counter()
-        await self._store.add_to_outage(
-            run.outage.outage_id,
-            status,
-            affected,
-            run.last_failure_at,
-            run.reached,
-            self._replica_id,
-        )
+        try:
+            await self._store.add_to_outage(
+                run.outage.outage_id,
+                status,
+                affected,
+                run.last_failure_at,
+                run.reached,
+                self._replica_id,
+            )
+        except BaseException:  # reported next time instead (the store away, a cancel)
+            run.unreported_status.update(status)
+            run.unreported_affected.update(affected)
+            raise
 
     async def flush(self) -> None:
         """Adds this replica's counts of open outages to the store (periodically and on

@@ -60,16 +60,17 @@ class Forwarder:
         for _ in range(self._batch):
             # One entry per claim, its lease as long as one forward may take: a replica that
             # dies mid-forward holds one entry for one lease, and no entry waits on others.
-            now = self._clock.now()
-            if not await self._store.any_due_forward(now):
+            if not await self._store.any_due_forward(self._clock.now()):
                 break  # the usual case: nothing queued, and no write to learn it
+            # The deadline is reckoned from before the claim, as the lease is.
+            now = self._clock.now()
+            lease_end = self._clock.monotonic() + self._lease_per_item.total_seconds()
             claimed = await self._store.claim_due_forwards(now, 1, now + self._lease_per_item)
             if not claimed:
                 break
             item = claimed[0]
             # Every platform call of the forward ends before the lease does: whoever claims
             # the entry next can rely on this replica having stopped sending it.
-            lease_end = self._clock.monotonic() + self._lease_per_item.total_seconds()
             deadline = request_deadline.set(lease_end - _LEASE_MARGIN)
             try:
                 finished += await self._forward_one(item, now)

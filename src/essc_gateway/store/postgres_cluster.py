@@ -157,25 +157,30 @@ class PostgresClusterTables:
     @uncancellable
     async def open_outage(self, outage: Outage, holder: str) -> Outage:
         async def work(db: Db) -> Outage:
-            await db.execute(
-                "INSERT INTO outages (outage_id, scope, started_at, ended_at, reached, "
-                "last_failure_at, status_counts, affected, clause, held_by) "
-                "VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-                outage.outage_id,
-                outage.scope,
-                outage.started_at,
-                outage.reached,
-                outage.last_failure_at,
-                json.dumps(dict(outage.status_counts), sort_keys=True),
-                json.dumps(dict(outage.affected), sort_keys=True),
-                outage.clause.value,
-                holder,
-            )
-            row = await db.fetchrow(
-                "SELECT * FROM outages WHERE scope = $1 AND ended_at IS NULL", outage.scope
-            )
-            assert row is not None
-            return outage_from(row, as_stored)
+            # The open one may end between this INSERT and its SELECT: then insert again.
+            while True:
+                await db.execute(
+                    "INSERT INTO outages (outage_id, scope, started_at, ended_at, reached, "
+                    "last_failure_at, status_counts, affected, clause, held_by) "
+                    "VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                    outage.outage_id,
+                    outage.scope,
+                    outage.started_at,
+                    outage.reached,
+                    outage.last_failure_at,
+                    json.dumps(dict(outage.status_counts), sort_keys=True),
+                    json.dumps(dict(outage.affected), sort_keys=True),
+                    outage.clause.value,
+                    holder,
+                )
+                row = await db.fetchrow(
+                    "UPDATE outages SET held_by = $2 WHERE scope = $1 AND ended_at IS NULL "
+                    "RETURNING *",
+                    outage.scope,
+                    holder,
+                )
+                if row is not None:
+                    return outage_from(row, as_stored)
 
         return await self._write(work)
 

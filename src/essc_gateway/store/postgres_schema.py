@@ -187,6 +187,10 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at timestamptz NOT NULL
     );
     ALTER TABLE outages ADD COLUMN held_by text;
+    -- Keep the latest open outage per operation (one per replica were possible before).
+    UPDATE outages o SET ended_at = last_failure_at WHERE ended_at IS NULL AND EXISTS (
+        SELECT 1 FROM outages n WHERE n.scope = o.scope AND n.ended_at IS NULL
+        AND (n.started_at, n.outage_id) > (o.started_at, o.outage_id));
     CREATE UNIQUE INDEX outages_one_open_per_scope ON outages (scope) WHERE ended_at IS NULL;
     """,
 )

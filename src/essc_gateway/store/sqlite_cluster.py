@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from essc_gateway.liability.model import Outage
+from essc_gateway.store.base import StoreError
 from essc_gateway.store.cluster import ChangeListener, RateGrant, ReplicaInfo, SharedTopic
 from essc_gateway.store.rate_bucket import refill_and_take
 from essc_gateway.store.rows import counts_added, outage_from, replica_from
@@ -125,10 +126,13 @@ class SqliteClusterTables:
                     holder,
                 ),
             )
-            row = _one(
-                db, "SELECT * FROM outages WHERE scope = ? AND ended_at IS NULL", (outage.scope,)
+            row = _one(  # the joining replica holds it too (a starting one must not close it)
+                db,
+                "UPDATE outages SET held_by = ? WHERE scope = ? AND ended_at IS NULL RETURNING *",
+                (holder, outage.scope),
             )
-            assert row is not None
+            if row is None:
+                raise StoreError("open_outage: the open outage vanished")  # one writer
             return outage_from(row, time_or_none)
 
         return await self._write(work)

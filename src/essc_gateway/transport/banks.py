@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import unquote
 
 from essc_gateway.crypto import token_digest
 from essc_gateway.errors import ErrorReason, Unauthenticated
@@ -32,12 +33,13 @@ class TrustedProxy:
     """Lower case (gRPC metadata keys are): the client certificate's common name."""
 
     def trusts(self, peer: str) -> bool:
-        """Whether `peer` (gRPC's "ipv4:1.2.3.4:5678" / "ipv6:[::1]:5678") is a proxy."""
-        kind, _, rest = peer.partition(":")
+        """Whether `peer` (gRPC's "ipv4:1.2.3.4:5678" / "ipv6:%5B::1%5D:5678", the brackets
+        percent-encoded) is a proxy."""
+        kind, _, rest = unquote(peer).partition(":")
         if kind == "ipv4":
             host = rest.rsplit(":", 1)[0]
         elif kind == "ipv6":
-            host = rest.rsplit(":", 1)[0].strip("[]")
+            host = rest.rsplit(":", 1)[0].strip("[]").split("%", 1)[0]  # no zone index
         else:
             return False
         try:

@@ -7,7 +7,8 @@ Unspent tokens lapse after `HOLD` (a replica must not sit on the cluster's capac
 a refusal, the replica refuses locally for the wait the store named (at least one batch's
 worth of time), so an overloaded cluster asks the store a few times a second, not per
 request. While the store cannot be reached, each replica falls back to a local bucket at the
-configured rate: requests are not refused because the store is away.
+configured rate (the cluster then admits up to N times it), asking the store again after a
+second: requests are neither refused nor held because the store is away.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ BATCH_TIME = 0.05
 """A batch is this many seconds of the bank's rate (at least one token)."""
 HOLD = 0.25
 """Seconds a replica may keep tokens it took before they lapse."""
+STORE_AWAY_BACKOFF = 1.0
+"""After the store failed to answer, seconds of the local bucket before asking it again."""
 
 
 class SharedRateLimit:
@@ -41,6 +44,7 @@ class SharedRateLimit:
         self._refused_until = 0.0
         self._asking: asyncio.Task[RateGrant] | None = None
         self._fallback = TokenBucket(limit, clock)
+        self._store_away_until = 0.0
 
     async def admit(self) -> None:
         """Takes one token, or raises ResourceExhausted (RATE_LIMITED) with the wait."""
@@ -51,12 +55,14 @@ class SharedRateLimit:
                 return
             if now < self._refused_until:
                 raise _limited(self._refused_until - now)
+            if now < self._store_away_until:  # not asked again for each request meanwhile
+                self._take_locally()
+                return
             try:
                 grant = await self._ask()
             except StoreUnavailable:
-                wait = self._fallback.try_take()
-                if wait > 0:
-                    raise _limited(wait) from None
+                self._store_away_until = self._clock.monotonic() + STORE_AWAY_BACKOFF
+                self._take_locally()
                 return
 
             now = self._clock.monotonic()
@@ -64,6 +70,11 @@ class SharedRateLimit:
                 wait = max(grant.wait.total_seconds(), self._batch / self._limit.per_second)
                 self._refused_until = now + wait
                 raise _limited(wait)
+
+    def _take_locally(self) -> None:
+        wait = self._fallback.try_take()
+        if wait > 0:
+            raise _limited(wait)
 
     async def _ask(self) -> RateGrant:
         """One request to the store at a time; concurrent requests wait for its answer."""
