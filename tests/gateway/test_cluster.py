@@ -180,3 +180,46 @@ async def test_replicas_are_listed_with_their_heartbeats(
     await other.gateway.stop(0)  # a clean stop leaves the list
     listed = await gw.operator.ListReplicas(opb.ListReplicasRequest(), metadata=gw.ops)
     assert [r.address for r in listed.replicas] == [f"127.0.0.1:{gw.gateway.port}"]
+
+
+async def test_a_replica_that_saw_no_failure_names_the_clusters_outage(
+    gw: GatewayUnderTest,
+    other: Replica,
+    population: Population,
+    clock: FakeClock,
+    database: StoreLocation,
+) -> None:
+    # One clause for every replica's records (issue 11): the operator forces the circuit
+    # once replica A has an outage open; replica B refuses without calling the platform,
+    # and its record still names the cluster's outage, not the bank (a forced circuit alone).
+    await set_faults(
+        gw, {"method": "/essc.platform.v1.IdentityService/CheckRealName", "outage": {}}
+    )
+    person = adult(population, clock.now().date())
+    with pytest.raises(grpc.aio.AioRpcError):
+        await gw.stub.Verify(_verify_request(person), metadata=gw.a, timeout=2)
+    [outage] = await fetch(database, "SELECT outage_id, clause FROM outages")
+    await gw.operator.ForceCircuitOpen(
+        opb.ForceCircuitOpenRequest(
+            operation="CheckRealName", until=ts(clock.now() + timedelta(hours=1))
+        ),
+        metadata=gw.ops,
+    )
+
+    async def known_to_the_other() -> bool:
+        circuits = await other.operator.ListCircuits(opb.ListCircuitsRequest(), metadata=gw.ops)
+        forced = any(
+            c.operation == "CheckRealName" and c.state == "OPEN" for c in circuits.circuits
+        )
+        return forced and other.gateway.outages.current("CheckRealName") is not None
+
+    await eventually(known_to_the_other, within=WITHIN)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await other.stub.Verify(_verify_request(person), metadata=gw.a, timeout=2)
+    assert rich(refused.value).reason == "PLATFORM_CIRCUIT_OPEN"
+    await other.gateway.settle_ledger()
+    records = await fetch(
+        database,
+        "SELECT clause, outage_id FROM liability_records WHERE reason = 'PLATFORM_CIRCUIT_OPEN'",
+    )
+    assert records == [{"clause": outage["clause"], "outage_id": outage["outage_id"]}]

@@ -82,6 +82,11 @@ class OutageTracker:
         self._max_links = max_links
         self._replica_id = replica_id
         self._runs: dict[str, _Run] = {}
+        self._cluster: dict[str, Outage] = {}
+        """Open outages of the cluster by operation, as last loaded (`sync`): a replica
+        that has not seen enough failures itself still names the cluster's outage."""
+        self._unreported_elsewhere: dict[str, Counter[str]] = {}
+        """Requests of this replica counted against a cluster outage it has no run of."""
 
     def _outage(self, run: _Run, ended_at: datetime | None) -> Outage:
         assert run.outage is not None
@@ -137,6 +142,7 @@ class OutageTracker:
             # One outage per operation for the cluster: whoever opens it first sets its start
             # and clause, and every replica's records name that one.
             joined = await self._store.open_outage(candidate, self._replica_id)
+            self._cluster[operation] = joined
             if self._runs.get(operation) is not run:
                 # A good answer came while it opened: the platform is back, so it ends now
                 # rather than stay open with no run behind it.
@@ -145,16 +151,21 @@ class OutageTracker:
             run.outage = joined
 
     def current(self, operation: str) -> Outage | None:
+        """The open outage of `operation`: this replica's run of it, or the cluster's."""
         run = self._runs.get(operation)
         if run is None or run.outage is None:
-            return None
+            return self._cluster.get(operation)
         return self._outage(run, ended_at=None)
 
     def affect(self, operation: str, bank_id: str, span_context: object | None) -> str | None:
         """Counts a failed request against the open outage of `operation`; its id, if any."""
         run = self._runs.get(operation)
         if run is None or run.outage is None:
-            return None
+            elsewhere = self._cluster.get(operation)
+            if elsewhere is None:
+                return None
+            self._unreported_elsewhere.setdefault(elsewhere.outage_id, Counter())[bank_id] += 1
+            return elsewhere.outage_id
         run.affected[bank_id] += 1
         run.unreported_affected[bank_id] += 1
         if span_context is not None and len(run.links) < self._max_links:
@@ -167,7 +178,9 @@ class OutageTracker:
     async def sync(self) -> None:
         """Another replica closed an outage (the platform answered it well): this replica's
         run of it ends too, and its next failures start afresh."""
-        still_open = {outage.outage_id for outage in await self._store.open_outages()}
+        opened = await self._store.open_outages()
+        self._cluster = {outage.scope: outage for outage in opened}
+        still_open = {outage.outage_id for outage in opened}
         for operation, run in list(self._runs.items()):
             if run.outage is None or run.outage.outage_id in still_open:
                 continue
@@ -199,6 +212,19 @@ class OutageTracker:
         shutdown: they stay open there for the other replicas)."""
         for run in list(self._runs.values()):
             await self._report(run)
+        elsewhere, self._unreported_elsewhere = self._unreported_elsewhere, {}
+        for outage_id, affected in elsewhere.items():
+            outage = next((o for o in self._cluster.values() if o.outage_id == outage_id), None)
+            if outage is None:
+                continue  # closed meanwhile: its counts were the others'
+            try:
+                await self._store.add_to_outage(
+                    outage_id, {}, affected, outage.last_failure_at, outage.reached,
+                    self._replica_id,
+                )  # fmt: skip
+            except BaseException:
+                self._unreported_elsewhere.setdefault(outage_id, Counter()).update(affected)
+                raise
 
 
 def trace_outage(tracer: Tracer, outage: Outage, links: list[object]) -> None:

@@ -159,10 +159,11 @@ class PostgresClusterTables:
         async def work(db: Db) -> Outage:
             # The open one may end between this INSERT and its SELECT: then insert again.
             while True:
-                await db.execute(
+                inserted = await db.fetchval(
                     "INSERT INTO outages (outage_id, scope, started_at, ended_at, reached, "
                     "last_failure_at, status_counts, affected, clause, held_by) "
-                    "VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                    "VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING "
+                    "RETURNING 1",
                     outage.outage_id,
                     outage.scope,
                     outage.started_at,
@@ -173,6 +174,8 @@ class PostgresClusterTables:
                     outage.clause.value,
                     holder,
                 )
+                if inserted is not None:  # a new outage: every replica names it from now on
+                    await bump_topic(db, SharedTopic.OUTAGES)
                 row = await db.fetchrow(
                     "UPDATE outages SET held_by = $2 WHERE scope = $1 AND ended_at IS NULL "
                     "RETURNING *",

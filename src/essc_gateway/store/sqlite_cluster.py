@@ -110,7 +110,7 @@ class SqliteClusterTables:
     @uncancellable
     async def open_outage(self, outage: Outage, holder: str) -> Outage:
         def work(db: sqlite3.Connection) -> Outage:
-            db.execute(
+            inserted = db.execute(
                 "INSERT INTO outages (outage_id, scope, started_at, ended_at, reached, "
                 "last_failure_at, status_counts, affected, clause, held_by) "
                 "VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -125,7 +125,9 @@ class SqliteClusterTables:
                     outage.clause.value,
                     holder,
                 ),
-            )
+            ).rowcount
+            if inserted == 1:  # a new outage: every replica names it from now on
+                bump_topic(db, SharedTopic.OUTAGES)
             row = _one(  # the joining replica holds it too (a starting one must not close it)
                 db,
                 "UPDATE outages SET held_by = ? WHERE scope = ? AND ended_at IS NULL RETURNING *",
