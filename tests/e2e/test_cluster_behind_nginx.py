@@ -7,7 +7,6 @@ and a forced circuit set through one replica hold on the other."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import pytest
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
 from essc.gateway.v1 import operator_pb2 as opb
+from essc_gateway.bench.processes import free_port, free_ports_in_a_row
 from essc_gateway.dev_pki import make_pki
 from essc_gateway.local_cluster import (
     NGINX_TEMPLATE,
@@ -37,23 +37,12 @@ APPLICANTS = 24
 KILL_AFTER = 8  # acknowledged issuances before replica 0 is killed
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 @pytest.fixture
 async def cluster(
     tmp_path: Path, postgres_location: PostgresDatabase
 ) -> AsyncIterator[LocalCluster]:
-    listen, first, second = _free_ports(3)
-    if second != first + 1:  # replicas take consecutive ports
-        second = first + 1
+    listen = free_port()
+    first = free_ports_in_a_row(2)  # replicas take consecutive ports
     running = LocalCluster(
         ClusterSettings(
             directory=tmp_path / "cluster",
