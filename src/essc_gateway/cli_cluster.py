@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from essc_gateway.local_cluster import BANKS, OPERATOR, ClusterError, ClusterSettings, LocalCluster
+from essc_gateway.serve import wait_for_stop_signal
 from essc_gateway.store.location import PostgresDatabase
 
 
@@ -42,11 +41,7 @@ async def run_cluster_command(options: argparse.Namespace) -> int:
     try:
         await cluster.start()
         _print_banner(cluster)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await wait_for_stop_signal()
     except ClusterError as error:
         print(f"cluster: {error}", file=sys.stderr)
         return 1

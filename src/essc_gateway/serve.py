@@ -51,7 +51,8 @@ _RESTART_WINDOW = 60.0
 log = logging.getLogger("essc_gateway.supervisor")
 
 
-async def _wait_for_stop_signal() -> None:
+async def wait_for_stop_signal() -> None:
+    """Until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -150,7 +151,7 @@ async def _serve_here(
         port = await gateway.start()
         settle_heap()
         _print_banner(f"{config.host}:{port}", address, platform, tokens, population)
-        await _wait_for_stop_signal()
+        await wait_for_stop_signal()
     finally:
         await gateway.stop()
         tracer_provider.shutdown()  # the last batch of spans
@@ -305,7 +306,7 @@ async def _worker_main(
         await gateway.start()
         settle_heap()
         await asyncio.to_thread(_announce_ready, ready, index)
-        await _wait_for_stop_signal()
+        await wait_for_stop_signal()
     finally:
         await gateway.stop()
         tracer_provider.shutdown()

@@ -42,7 +42,11 @@ from essc_gateway.store.health import WriteHealth
 from essc_gateway.store.location import PostgresDatabase
 from essc_gateway.store.postgres_batches import Completion, NewClaim, claim_many, complete_many
 from essc_gateway.store.postgres_cluster import PostgresClusterTables, bump_topic
-from essc_gateway.store.postgres_errors import is_contended, unavailability
+from essc_gateway.store.postgres_errors import (
+    is_contended,
+    live_card_conflict,
+    unavailability,
+)
 from essc_gateway.store.postgres_ledger import PostgresLedgerTables
 from essc_gateway.store.postgres_schema import Db, migrate
 from essc_gateway.store.rows import (
@@ -96,21 +100,6 @@ async def _write_window(db: Db, window: MaintenanceWindow, recorded_at: datetime
         recorded_at,
         window_snapshot(window),
     )
-
-
-async def _insert_card(db: Db, card: CardRecord) -> None:
-    try:
-        await db.execute(
-            # Two requests of one bank may both learn of the same card: the first records it.
-            f"INSERT INTO cards ({CARD_COLUMNS}) VALUES "  # noqa: S608 - constant columns
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-            "ON CONFLICT (essc_id) DO NOTHING",
-            *(getattr(card, name) for name in CARD_COLUMNS.split(", ")),
-        )
-    except asyncpg.UniqueViolationError as conflict:
-        if conflict.constraint_name != "cards_one_live_card_per_holder":
-            raise
-        raise LiveCardConflict("the holder has a live card already") from None
 
 
 # The attempt first: the card goes in only if this claim still holds the key (a CTE sees
@@ -358,7 +347,7 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         async def in_one_statement(db: Db) -> bool:
             # The attempt done, the card, the queue entry gone: one statement, atomic.
             values = [getattr(new_card, name) for name in CARD_COLUMNS.split(", ")]
-            try:
+            with live_card_conflict():
                 done = await db.fetchval(
                     _COMPLETE_WITH_CARD,
                     IssueAttemptState.COMPLETED.value,
@@ -372,15 +361,9 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
                     IssueAttemptState.FORWARD_PENDING.value,
                     *values,
                 )
-            except asyncpg.UniqueViolationError as conflict:
-                if conflict.constraint_name != "cards_one_live_card_per_holder":
-                    raise
-                raise LiveCardConflict("the holder has a live card already") from None
             return bool(done)
 
-        async def work(db: Db) -> bool:
-            if new_card is not None:
-                await _insert_card(db, new_card)
+        async def work(db: Db) -> bool:  # no card to record (ALREADY_HELD)
             done = await db.fetchval(
                 "UPDATE issue_attempts SET state = $1, outcome = $2, essc_id = $3, "
                 "completed_at = $4, draft_sealed = NULL, claim = NULL "

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
-from essc_gateway.store.base import CardRecord, IssueAttemptState, LiveCardConflict
+from essc_gateway.store.base import CardRecord, IssueAttemptState
+from essc_gateway.store.postgres_errors import live_card_conflict
 from essc_gateway.store.postgres_schema import Db
 from essc_gateway.store.rows import CARD_COLUMNS
 
@@ -88,7 +87,7 @@ async def complete_many(db: Db, completions: list[Completion]) -> list[bool]:
     it was completed now. A second live card of a holder fails the whole statement
     (`LiveCardConflict`): the caller then completes them one by one."""
     cards = [c.card for c in completions]
-    try:
+    with live_card_conflict():
         rows = await db.fetch(
             _COMPLETE_MANY,
             [c.bank_id for c in completions],
@@ -101,9 +100,5 @@ async def complete_many(db: Db, completions: list[Completion]) -> list[bool]:
             IssueAttemptState.COMPLETED.value,
             IssueAttemptState.PENDING.value,
         )
-    except asyncpg.UniqueViolationError as conflict:
-        if conflict.constraint_name != "cards_one_live_card_per_holder":
-            raise
-        raise LiveCardConflict("a holder has a live card already") from None
     done = {(row["bank_id"], row["idempotency_key"]) for row in rows}
     return [(c.bank_id, c.idempotency_key) in done for c in completions]

@@ -3,9 +3,12 @@ out of disk, read-only after a failover) rather than a write that broke a rule o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import asyncpg
 
-from essc_gateway.store.base import StoreUnavailable
+from essc_gateway.store.base import LiveCardConflict, StoreUnavailable
 
 # SQLSTATE classes and codes after which no write succeeds until something outside changes:
 # connection exceptions, operator intervention (shutdown), insufficient resources (disk
@@ -44,3 +47,14 @@ def is_contended(error: BaseException) -> bool:
     return isinstance(error, asyncpg.PostgresError) and str(
         getattr(error, "sqlstate", "")
     ).startswith(("40001", "40P01"))
+
+
+@contextmanager
+def live_card_conflict() -> Iterator[None]:
+    """A card insert that meets the holder's live card (A3) raises the port's error."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as conflict:
+        if conflict.constraint_name != "cards_one_live_card_per_holder":
+            raise
+        raise LiveCardConflict("the holder has a live card already") from None

@@ -49,7 +49,7 @@ from essc_gateway.store.rows import (
 from essc_gateway.store.sqlite_cluster import SqliteClusterTables, bump_topic
 from essc_gateway.store.sqlite_commit import BatchWriter
 from essc_gateway.store.sqlite_ledger import LedgerTables
-from essc_gateway.store.sqlite_util import text_of, time_or_none, uncancellable
+from essc_gateway.store.sqlite_util import one_row, text_of, time_or_none, uncancellable
 
 Synchronous = Literal["FULL", "NORMAL"]
 R = TypeVar("R")
@@ -67,12 +67,6 @@ def _check_done_with(db: sqlite3.Connection, bank_id: str, key: str, essc_id: st
         row = cursor.fetchone()
     if row is None or row["state"] != IssueAttemptState.COMPLETED or row["essc_id"] != essc_id:
         raise ClaimLost("the idempotency key is held by another request now")
-
-
-def _one_row(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-    with closing(db.execute(sql, params)) as cursor:
-        row: sqlite3.Row | None = cursor.fetchone()
-    return row
 
 
 def _insert_card(db: sqlite3.Connection, card: CardRecord) -> None:
@@ -460,7 +454,7 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
         self, bank_id: str, idempotency_key: str, reason: str, now: datetime, claim: str
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
-            held = _one_row(
+            held = one_row(
                 db,
                 "SELECT 1 FROM forward_queue WHERE bank_id = ? AND idempotency_key = ? "
                 "AND claim = ?",

@@ -15,7 +15,7 @@ from essc_gateway.store.base import StoreError
 from essc_gateway.store.cluster import ChangeListener, RateGrant, ReplicaInfo, SharedTopic
 from essc_gateway.store.rate_bucket import refill_and_take
 from essc_gateway.store.rows import counts_added, outage_from, replica_from
-from essc_gateway.store.sqlite_util import text_of, time_of, time_or_none, uncancellable
+from essc_gateway.store.sqlite_util import one_row, text_of, time_of, time_or_none, uncancellable
 
 R = TypeVar("R")
 
@@ -27,12 +27,6 @@ def bump_topic(db: sqlite3.Connection, topic: SharedTopic) -> None:
         "ON CONFLICT (topic) DO UPDATE SET version = version + 1",
         (topic.value,),
     )
-
-
-def _one(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-    with closing(db.execute(sql, params)) as cursor:
-        row: sqlite3.Row | None = cursor.fetchone()
-    return row
 
 
 class SqliteClusterTables:
@@ -128,7 +122,7 @@ class SqliteClusterTables:
             ).rowcount
             if inserted == 1:  # a new outage: every replica names it from now on
                 bump_topic(db, SharedTopic.OUTAGES)
-            row = _one(  # the joining replica holds it too (a starting one must not close it)
+            row = one_row(  # the joining replica holds it too (a starting one must not close it)
                 db,
                 "UPDATE outages SET held_by = ? WHERE scope = ? AND ended_at IS NULL RETURNING *",
                 (holder, outage.scope),
@@ -150,7 +144,7 @@ class SqliteClusterTables:
         holder: str,
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
-            row = _one(db, "SELECT * FROM outages WHERE outage_id = ?", (outage_id,))
+            row = one_row(db, "SELECT * FROM outages WHERE outage_id = ?", (outage_id,))
             if row is None:
                 return
             stored = outage_from(row, time_or_none)
@@ -206,7 +200,7 @@ class SqliteClusterTables:
         self, bank_id: str, wanted: int, now: datetime, per_second: float, burst: float
     ) -> RateGrant:
         def work(db: sqlite3.Connection) -> RateGrant:
-            row = _one(
+            row = one_row(
                 db, "SELECT tokens, updated_at FROM rate_buckets WHERE bank_id = ?", (bank_id,)
             )
             tokens, updated = (burst, now) if row is None else (row[0], time_of(row[1]))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable, Coroutine
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -32,6 +34,13 @@ def uncancellable(
             return await method(*args, **kwargs)
 
     return traced
+
+
+def one_row(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+    """The first row of a statement run inside a write (its cursor closed at once)."""
+    with closing(db.execute(sql, params)) as cursor:
+        row: sqlite3.Row | None = cursor.fetchone()
+    return row
 
 
 def text_of(value: datetime | None) -> str | None:
