@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Starts the local services the test suite needs when they are not running: PostgreSQL 15
 # on 127.0.0.1:5432 (trust auth), as on every machine of this kind and in CI; installs nginx
-# (Debian's) for the cluster tests when it is missing.
+# (Debian's) for the cluster tests and chromium for the report's browser test when missing.
 set -euo pipefail
 
-if ! command -v nginx >/dev/null 2>&1; then
-    echo "installing nginx" >&2
+install() {  # a Debian package, when its command is missing
+    command -v "$1" >/dev/null 2>&1 && return
+    echo "installing $2" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends nginx >/dev/null 2>&1 \
-        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends nginx >/dev/null; }
-fi
+    apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$2" >/dev/null; }
+}
+
+install nginx nginx
+install chromium chromium
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     version="$(ls /etc/postgresql | sort -V | tail -n 1)"

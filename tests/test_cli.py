@@ -85,15 +85,14 @@ async def test_ledger_commands_read_the_store_the_run_left(tmp_path: Path) -> No
     await test_run_dev_serves_until_sigterm_and_keeps_secrets_private(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESSC_")}
 
-    async def ledger(*args: str) -> tuple[int, str]:
+    async def command(group: str, *args: str, dev: bool = True) -> tuple[int, str]:
+        store = ("--dev", "--var-dir", str(tmp_path)) if dev else ()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "essc_gateway.cli",
-            "ledger",
-            "--dev",
-            "--var-dir",
-            str(tmp_path),
+            group,
+            *store,
             *args,
             stdout=asyncio.subprocess.PIPE,
             env=env,
@@ -101,13 +100,28 @@ async def test_ledger_commands_read_the_store_the_run_left(tmp_path: Path) -> No
         out, _ = await asyncio.wait_for(process.communicate(), timeout=30)
         return process.returncode or 0, out.decode()
 
-    code, out = await ledger("verify")
+    code, out = await command("ledger", "verify")
     assert code == 0
-    assert "records: 1" in out
-    assert "ledger intact" in out
-    code, out = await ledger("report", "--bank", "demo-bank", "--format", "json")
+    assert "evidence log intact" in out
+    code, out = await command("ledger", "report", "--bank", "demo-bank", "--format", "json")
     assert code == 0
-    assert json.loads(out)["totals"]["BANK"] == 1
+    report = json.loads(out)
+    assert report["totals"]["BANK"] == 1
+    # The record, proven offline: a bundle, the verifier key, and nothing else.
+    [record] = report["records"]
+    bundle = tmp_path / "bundle.json"
+    code, _ = await command(
+        "evidence", "bundle", "--request-id", record["request_id"], "--output", str(bundle)
+    )
+    assert code == 0
+    code, key = await command("evidence", "key")
+    assert code == 0
+    code, out = await command("evidence", "verify", str(bundle), "--key", key.strip(), dev=False)
+    assert code == 0, out
+    assert f"{record['request_id']}" in out
+    assert out.rstrip().endswith(
+        "VERIFIED: every entry is in the signed log and supports its clause"
+    )
 
 
 async def _cli(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:

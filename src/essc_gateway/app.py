@@ -22,6 +22,12 @@ from essc_gateway import __version__
 from essc_gateway.clock import Clock, SystemClock
 from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig
 from essc_gateway.crypto import FieldCipher, LookupHasher, TokenSealer
+from essc_gateway.evidence.checkpoints import Checkpointer
+from essc_gateway.evidence.proofs import Prover
+from essc_gateway.evidence.service import EvidenceService
+from essc_gateway.evidence.signed_note import NoteSigner
+from essc_gateway.evidence.signing_key import load_signer
+from essc_gateway.liability.amendments import Amender
 from essc_gateway.liability.classify import Classifier
 from essc_gateway.liability.counts import RequestCounter
 from essc_gateway.liability.incidents import IncidentBook
@@ -48,6 +54,7 @@ from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.opening import GatewayStore, open_store
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator, TrustedProxy
+from essc_gateway.transport.holder_lookup import HolderLookup
 from essc_gateway.transport.interceptor import GatewayInterceptor
 from essc_gateway.transport.operator_servicer import OperatorServicer
 from essc_gateway.transport.servicer import GatewayServicer
@@ -140,19 +147,22 @@ class Gateway:
 
     async def start(self) -> int:
         config, clock = self._config, self._clock
-        self._store = store = await open_store(
-            config.database, config.synchronous, tracer=self._tracer
-        )
+        self._store = store = await self._open_store()
+        self.checkpointer = checkpointer = Checkpointer(store, self._evidence_signer(), clock)
         # Each attempt is a client span whose W3C context goes to the platform (grpc_platform).
         channel = grpc.aio.insecure_channel(self._platform_address, options=PLATFORM_CHANNEL)
         self.replicas = replicas = ReplicaRegistry(
             store, clock, f"{config.host}:{config.port}", __version__
         )
         await replicas.beat()  # registered before it judges which outages are orphaned
+        incidents = IncidentBook(store, clock, on_learned=Amender(store, clock).amend_for)
         self.outages = outages = OutageTracker(
             store,
             clock,
-            on_closed=functools.partial(trace_outage, self._tracer),
+            # The span names the clause reports give it: a declared incident's, if any.
+            on_closed=lambda outage, links: trace_outage(
+                self._tracer, incidents.place(outage), links
+            ),
             replica_id=replicas.me.replica_id,
         )
         self.retry_budget = budget = RetryBudget(config.budget, clock)
@@ -172,9 +182,10 @@ class Gateway:
         vault = Vault(FieldCipher(config.keys.data), LookupHasher(config.keys.lookup))
         tokens = TokenService(TokenSealer(config.keys.tokens), clock, config.settings)
         holders = Holders(store, vault, clock, config.settings)
-        self.calendar = calendar = MaintenanceCalendar(store, clock, config.maintenance_grace)
+        self.calendar = calendar = MaintenanceCalendar(
+            store, clock, config.maintenance_grace, config.maintenance_min_notice
+        )
         await outages.close_stale(frozenset(r.replica_id for r in await replicas.alive()))
-        incidents = IncidentBook(store, clock)
         self.circuits = circuits = ForcedCircuits(store, self.breakers, clock)
         self.shared_state = shared_state = SharedState(
             store,
@@ -187,11 +198,11 @@ class Gateway:
         )
         await shared_state.start()
         self._ledger = ledger = await self._open_ledger(
-            store, Classifier(calendar, incidents, outages), outages, vault
+            store, Classifier(calendar, incidents, outages), outages
         )
         self._counter = counter = RequestCounter(store)
         self.reports = Reports(
-            store, calendar, incidents, outages, vault, clock, config.work_calendar
+            store, calendar, incidents, outages, vault, clock, config.work_calendar, checkpointer
         )
         forwarding_banks = frozenset(b.bank_id for b in config.banks if b.store_and_forward)
         issuance = IssuanceService(
@@ -225,6 +236,7 @@ class Gateway:
             clock=clock,
             ledger=ledger,
             counter=counter,
+            holder_of=HolderLookup(vault, tokens),
             tracer=self._tracer,
         )
         server = grpc.aio.server(
@@ -233,7 +245,15 @@ class Gateway:
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
         operator_pb2_grpc.add_OperatorServiceServicer_to_server(
             OperatorServicer(
-                calendar, self.breakers, incidents, self.reports, store, circuits, replicas
+                calendar,
+                self.breakers,
+                incidents,
+                self.reports,
+                EvidenceService(
+                    store, checkpointer, Prover(store, config.evidence.tree_hash), vault
+                ),
+                circuits,
+                replicas,
             ),
             server,
         )
@@ -249,6 +269,26 @@ class Gateway:
         self.forwarder = forwarder = Forwarder(store, issuance, vault, calendar, clock)
         self.reconciler = IssueReconciler(store, issuance, clock)
         self._start_jobs(forwarder, shared_state, counter)
+        await self._bind(server)
+        self._server = server
+        await server.start()
+        replicas.serving_at(f"{config.host}:{self.port}")
+        await replicas.beat()
+        # Only now: a beat in flight with the address before the port was known could
+        # commit after this one on another connection.
+        self._heartbeat_task = asyncio.create_task(
+            run_every(HEARTBEAT_INTERVAL, self._beat, "heartbeat"), name="essc-heartbeat"
+        )
+        for service in ("", GATEWAY_SERVICE):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gateway listening on %s:%d", config.host, self.port)
+        log.info("evidence checkpoints verify with %s", checkpointer.verifier_key)
+        return self.port
+
+    async def _bind(self, server: grpc.aio.Server) -> None:
+        """The bank-facing port (TLS with client certificates when configured, then with a
+        plaintext health port for probes)."""
+        config = self._config
         address = f"{config.host}:{config.port}"
         if config.tls is None:
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -266,28 +306,33 @@ class Gateway:
                 f"{config.host}:{config.health_port or 0}"
             )
             await self._health_server.start()
-        self._server = server
-        await server.start()
-        replicas.serving_at(f"{config.host}:{self.port}")
-        await replicas.beat()
-        # Only now: a beat in flight with the address before the port was known could
-        # commit after this one on another connection.
-        self._heartbeat_task = asyncio.create_task(
-            run_every(HEARTBEAT_INTERVAL, self._beat, "heartbeat"), name="essc-heartbeat"
+
+    async def _open_store(self) -> GatewayStore:
+        config = self._config
+        return await open_store(
+            config.database,
+            config.synchronous,
+            tracer=self._tracer,
+            evidence_hash=config.evidence.tree_hash,
         )
-        for service in ("", GATEWAY_SERVICE):
-            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("gateway listening on %s:%d", config.host, self.port)
-        return self.port
+
+    def _evidence_signer(self) -> NoteSigner:
+        """The checkpoint signer. The default key is made on first start (a development
+        run); a configured one must exist already, readable by the gateway's user only."""
+        config = self._config
+        return load_signer(
+            config.evidence_key_file,
+            config.evidence.origin,
+            create=config.evidence.key_file is None,
+        )
 
     async def _open_ledger(
-        self, store: GatewayStore, classifier: Classifier, outages: OutageTracker, vault: Vault
+        self, store: GatewayStore, classifier: Classifier, outages: OutageTracker
     ) -> Ledger:
         ledger = Ledger(
             store,
             classifier,
             outages,
-            vault,
             self._clock,
             pending_directory=self._config.held_records_directory,
         )
@@ -312,6 +357,12 @@ class Gateway:
         )
 
         self._counter_task = asyncio.create_task(counter.run(5.0), name="essc-request-counts")
+        self._side_tasks.add(
+            asyncio.create_task(
+                self.checkpointer.run(config.evidence.checkpoint_interval),
+                name="essc-checkpoints",
+            )
+        )
         self._probe_task = asyncio.create_task(
             run_every(STORE_PROBE_INTERVAL, self._probe_store, "store probe"), name="essc-probe"
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from essc_gateway.cli_bench import add_bench_arguments, run_bench_command
 from essc_gateway.cli_cluster import add_cluster_arguments, run_cluster_command
+from essc_gateway.cli_evidence import add_evidence_commands, run_evidence
 from essc_gateway.cli_fuzz import add_fuzz_arguments, run_fuzz_command
 from essc_gateway.cli_ledger import add_ledger_commands, run_ledger
 from essc_gateway.loadtest import (
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_cluster_arguments(cluster)
 
     add_ledger_commands(commands)
+    add_evidence_commands(commands)
     load = commands.add_parser("load", help="drive a gateway with a load (the load-test harness)")
     add_load_arguments(load)
 
@@ -107,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": lambda o: asyncio.run(run_gateway(o)),
         "cluster": lambda o: asyncio.run(run_cluster_command(o)),
         "ledger": lambda o: asyncio.run(run_ledger(o)),
+        "evidence": lambda o: asyncio.run(run_evidence(o)),
         "bench": lambda o: asyncio.run(run_bench_command(o)),
         "fuzz": lambda o: asyncio.run(run_fuzz_command(o)),
         "load": _run_load_command,

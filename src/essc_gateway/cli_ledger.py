@@ -1,5 +1,5 @@
-"""`essc-gateway ledger ...`: verify the liability ledger and print reports from the store
-itself, without a running gateway (for auditors, and for the day the gateway is down)."""
+"""`essc-gateway ledger ...`: audit the evidence log and print reports from the store itself,
+without a running gateway (for auditors, and for the day the gateway is down)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from essc_gateway.clock import SystemClock
 from essc_gateway.config import ConfigError, GatewayConfig, development_environment, load_config
 from essc_gateway.crypto import FieldCipher, LookupHasher
 from essc_gateway.errors import GatewayError
+from essc_gateway.evidence.audit import audit_log
+from essc_gateway.evidence.checkpoints import Checkpointer
+from essc_gateway.evidence.signing_key import SigningKeyError, load_signer
 from essc_gateway.liability import render
-from essc_gateway.liability.audit import verify_ledger
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.reports import Reports
@@ -28,8 +30,16 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     ledger.add_argument("--var-dir", default="var", help="with --dev: development secrets")
     ledger.add_argument("--dev", action="store_true", help="use the development keys")
     actions = ledger.add_subparsers(dest="ledger_command", required=True)
-    check = actions.add_parser("verify", help="walk the hash chain")
-    check.add_argument("--expected-head", default="", help="a head published earlier")
+    check = actions.add_parser(
+        "verify", help="audit the evidence log: entries, tree, checkpoints, record rows"
+    )
+    check.add_argument(
+        "--kept-checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        help="a signed checkpoint kept earlier (e.g. from a statement); repeatable",
+    )
     report = actions.add_parser("report", help="failed requests and their clauses")
     report.add_argument("--bank")
     report.add_argument("--since", type=datetime.fromisoformat)
@@ -49,7 +59,8 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     statement.add_argument("--format", choices=("json", "table"), default="table")
 
 
-def _config(options: argparse.Namespace) -> GatewayConfig:
+def store_config(options: argparse.Namespace) -> GatewayConfig:
+    """The configuration of the store the options name (`--database`, `--dev`, ...)."""
     import os  # noqa: PLC0415 - the environment is read here and in config only
 
     environment = dict(os.environ)
@@ -101,7 +112,7 @@ def _aware(value: datetime | None, default: datetime) -> datetime:
 
 async def run_ledger(options: argparse.Namespace) -> int:
     try:
-        config = _config(options)
+        config = store_config(options)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -110,16 +121,27 @@ async def run_ledger(options: argparse.Namespace) -> int:
         print(f"ledger: no store at {config.database}", file=sys.stderr)
         return 2
     clock = SystemClock()
-    store = await open_store(config.database, config.synchronous)
+    try:
+        signer = load_signer(config.evidence_key_file, config.evidence.origin)
+    except SigningKeyError as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return 2
+    store = await open_store(
+        config.database, config.synchronous, evidence_hash=config.evidence.tree_hash
+    )
+    checkpointer = Checkpointer(store, signer, clock)
     try:
         if options.ledger_command == "verify":
-            result = await verify_ledger(store, options.expected_head)
-            print(f"records: {result.records}\nhead: {result.head}")
+            kept = [path.read_bytes() for path in options.kept_checkpoint]
+            result = await audit_log(store, checkpointer.verifier, kept)
+            print(f"entries: {result.entries}\nroot: {result.root}")
             for problem in result.problems:
                 print(f"PROBLEM {problem}")
-            print("ledger intact" if result.intact else "LEDGER TAMPERED")
+            print("evidence log intact" if result.intact else "EVIDENCE LOG TAMPERED")
             return 0 if result.intact else 1
-        calendar = MaintenanceCalendar(store, clock, config.maintenance_grace)
+        calendar = MaintenanceCalendar(
+            store, clock, config.maintenance_grace, config.maintenance_min_notice
+        )
         await calendar.load()
         incidents = IncidentBook(store, clock)
         await incidents.load()
@@ -132,6 +154,7 @@ async def run_ledger(options: argparse.Namespace) -> int:
             vault,
             clock,
             config.work_calendar,
+            checkpointer,
         )
         if options.ledger_command == "statement":
             statement = await reports.monthly(options.bank, options.month)

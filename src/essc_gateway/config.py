@@ -26,6 +26,7 @@ from essc_gateway.config_schema import (
 from essc_gateway.crypto import KEY_BYTES, KeyRing, token_digest
 from essc_gateway.domain.auth_policy import AuthPolicy
 from essc_gateway.domain.models import Factor, Scenario
+from essc_gateway.evidence.merkle import TreeHash
 from essc_gateway.liability.work_calendar import CalendarFileError, WorkCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.store.location import StoreLocation
@@ -102,6 +103,19 @@ class Keys:
 
 
 @dataclass(frozen=True)
+class EvidenceSettings:
+    key_file: Path | None = None
+    """The Ed25519 private key (PEM, mode 0600) that signs checkpoints, the same file on every
+    replica; None: `evidence-key.pem` in the state directory, made on first start."""
+    origin: str = "essc-gateway/evidence"
+    """The log's name in its checkpoints (and the key's name in its verifier key)."""
+    tree_hash: TreeHash = TreeHash.SM3
+    """The hash of a new log (SM3, the national commercial hash; or SHA-256)."""
+    checkpoint_interval: float = 60.0
+    """Seconds between two checkpoints (published only when the log grew)."""
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     keys: Keys
     banks: tuple[BankConfig, ...]
@@ -141,7 +155,12 @@ class GatewayConfig:
     """Seconds between two looks at what other replicas changed (windows, incidents, forced
     circuits, outages); PostgreSQL also notifies at once."""
     maintenance_grace: timedelta = timedelta(minutes=2)
-    """After a window's end, platform failures still belong to it for this long."""
+    """After a window ends, platform failures are noted as its overrun (evidence only)."""
+    maintenance_min_notice: timedelta = timedelta(hours=1)
+    """A16(1)(a): a part of a bank window counts as announced in advance only if its public
+    notice came at least this long before the part began."""
+    evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    """The evidence log's hash, checkpoint signing key and interval."""
     forward_interval: float = 0.2
     """Seconds between two looks at the store-and-forward queue."""
     reconcile_interval: float = 5.0
@@ -166,6 +185,10 @@ class GatewayConfig:
             raise ConfigError("bank ids must be unique")
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be 0-65535")
+
+    @property
+    def evidence_key_file(self) -> Path:
+        return self.evidence.key_file or self.held_records_directory / "evidence-key.pem"
 
     @property
     def held_records_directory(self) -> Path:
@@ -276,6 +299,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             trusted_proxy=_trusted_proxy(file),
             settings=settings,
             work_calendar=_work_calendar(env.work_calendar),
+            maintenance_min_notice=timedelta(seconds=env.maintenance_min_notice),
+            evidence=EvidenceSettings(
+                key_file=env.evidence_key_file,
+                origin=env.evidence_origin,
+                tree_hash=TreeHash(env.evidence_hash),
+                checkpoint_interval=env.checkpoint_interval,
+            ),
         )
         config.auth_policy()  # factors per scenario are checked when the policy is built
     except ConfigError:

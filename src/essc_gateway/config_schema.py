@@ -12,7 +12,7 @@ import json
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -126,6 +126,17 @@ class EnvironmentSettings(BaseModel):
     trace_success_ratio: Annotated[
         float, Field(alias="ESSC_TRACE_SUCCESS_RATIO", ge=0.0, le=1.0)
     ] = 0.1
+    maintenance_min_notice: Annotated[
+        int, Field(alias="ESSC_MAINTENANCE_MIN_NOTICE_SECONDS", ge=0, le=90 * 86400)
+    ] = 3600
+    evidence_key_file: Annotated[Path | None, Field(alias="ESSC_EVIDENCE_KEY_FILE")] = None
+    evidence_origin: Annotated[
+        str, Field(alias="ESSC_EVIDENCE_ORIGIN", pattern=r"^[^\s+]{1,200}$")
+    ] = "essc-gateway/evidence"
+    evidence_hash: Annotated[Literal["sm3", "sha256"], Field(alias="ESSC_EVIDENCE_HASH")] = "sm3"
+    checkpoint_interval: Annotated[
+        float, Field(alias="ESSC_CHECKPOINT_INTERVAL", gt=0, le=86400)
+    ] = 60.0
 
 
 class SettingsError(ValueError):

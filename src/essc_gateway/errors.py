@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from essc_gateway.upstream.attempts import PlatformAttempt
+
 ERROR_DOMAIN = "essc-gateway.v1"
 
 
@@ -42,6 +44,11 @@ class ErrorReason(StrEnum):
     AUTH_TOKEN_WRONG_SCENARIO = "AUTH_TOKEN_WRONG_SCENARIO"
     FACTOR_REJECTED = "FACTOR_REJECTED"
     HOLDER_LOCKED_OUT = "HOLDER_LOCKED_OUT"
+    LEDGER_RECORD_NOT_FOUND = "LEDGER_RECORD_NOT_FOUND"
+    CHECKPOINT_NOT_FOUND = "CHECKPOINT_NOT_FOUND"
+    FACTOR_CHECKS_IN_PROGRESS = "FACTOR_CHECKS_IN_PROGRESS"
+    """Other checks of the holder's factors are in flight and could use up the remaining
+    tries: not a lockout, and not the holder's error."""
     VERIFICATION_TOKEN_INVALID = "VERIFICATION_TOKEN_INVALID"
     VERIFICATION_TOKEN_EXPIRED = "VERIFICATION_TOKEN_EXPIRED"
     VERIFICATION_MISMATCH = "VERIFICATION_MISMATCH"
@@ -213,6 +220,8 @@ class PlatformError(GatewayError):
         )
         self.upstream_code = upstream_code
         self.retry_after = retry_after
+        self.attempts: tuple[PlatformAttempt, ...] = ()
+        """Each platform attempt of the failing operation (set by the resilient caller)."""
 
 
 class PlatformUnavailable(PlatformError):

@@ -180,6 +180,8 @@ async def test_a_maintenance_window_raises_unavailable_with_retry_after(
             ends_at=ts(now + timedelta(minutes=31)),
             rpcs=["Verify"],
             reason="core banking upgrade",
+            channels=[opb.NOTICE_CHANNEL_WEBSITE, opb.NOTICE_CHANNEL_MOBILE_BANKING],
+            notice="https://bank.example/notices/maintenance",
         )
     )
     clock.advance(timedelta(minutes=2))
@@ -211,6 +213,8 @@ async def test_an_issue_accepted_during_a_window_is_followed_with_get_issue_stat
             ends_at=ts(now + timedelta(minutes=30)),
             rpcs=["Issue"],
             reason="card system upgrade",
+            channels=[opb.NOTICE_CHANNEL_WEBSITE, opb.NOTICE_CHANNEL_MOBILE_BANKING],
+            notice="https://bank.example/notices/maintenance",
         )
     )
     pending = await bank.issue(request)  # bank A opted into store-and-forward

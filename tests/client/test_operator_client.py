@@ -33,6 +33,8 @@ async def test_windows_are_announced_amended_listed_and_cancelled(
             starts_at=ts(now + timedelta(hours=1)),
             ends_at=ts(now + timedelta(hours=2)),
             reason="platform upgrade",
+            channels=[opb.NOTICE_CHANNEL_WEBSITE, opb.NOTICE_CHANNEL_MOBILE_BANKING],
+            notice="https://bank.example/notices/maintenance",
         )
     )
     window_id = announced.window.window_id

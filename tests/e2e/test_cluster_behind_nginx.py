@@ -148,6 +148,8 @@ async def test_two_replicas_behind_nginx_survive_a_kill_and_act_as_one(
                 ends_at=ts(now + timedelta(hours=3)),
                 rpcs=["Query"],
                 reason="core banking upgrade",
+                channels=[opb.NOTICE_CHANNEL_WEBSITE, opb.NOTICE_CHANNEL_MOBILE_BANKING],
+                notice="https://bank.example/notices/maintenance",
             ),
             metadata=ops,
         )

@@ -43,6 +43,8 @@ async def announce(
             ends_at=ts(ends_at),
             rpcs=list(rpcs),
             reason="core banking upgrade",
+            channels=[opb.NOTICE_CHANNEL_WEBSITE, opb.NOTICE_CHANNEL_MOBILE_BANKING],
+            notice="https://bank.example/notices/maintenance",
         ),
         metadata=gw.ops,
     )
@@ -58,8 +60,9 @@ async def test_a16_1_a_no_platform_call_during_an_announced_window(
     gw: GatewayUnderTest, population: Population, clock: FakeClock
 ) -> None:
     now = clock.now()
-    window = await announce(gw, now + timedelta(minutes=1), now + timedelta(minutes=31))
-    clock.advance(timedelta(minutes=2))
+    # Announced publicly more than the minimum notice (1 hour) before it begins.
+    window = await announce(gw, now + timedelta(minutes=61), now + timedelta(minutes=91))
+    clock.advance(timedelta(minutes=62))
     before = await platform_calls(gw)
     for _ in range(20):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -168,6 +171,8 @@ async def test_a_window_must_make_sense(gw: GatewayUnderTest, clock: FakeClock) 
                 ends_at=ts(now),
                 rpcs=["Nope"],
                 reason="",
+                channels=[opb.NOTICE_CHANNEL_WEBSITE, opb.NOTICE_CHANNEL_MOBILE_BANKING],
+                notice="https://bank.example/notices/maintenance",
             ),
             metadata=gw.ops,
         )

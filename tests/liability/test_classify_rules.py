@@ -36,7 +36,7 @@ def incidents(store: SqliteStore, clock: FakeClock) -> IncidentBook:
 
 @pytest.fixture
 def classifier(store: SqliteStore, clock: FakeClock, incidents: IncidentBook) -> Classifier:
-    calendar = MaintenanceCalendar(store, clock, timedelta(minutes=2))
+    calendar = MaintenanceCalendar(store, clock, timedelta(minutes=2), timedelta(hours=1))
     return Classifier(calendar, incidents, OutageTracker(store, clock))
 
 
@@ -71,6 +71,21 @@ def classifier(store: SqliteStore, clock: FakeClock, incidents: IncidentBook) ->
         ("UNAVAILABLE", "PLATFORM_CIRCUIT_OPEN", {"circuit_forced": "true"}, Clause.BANK),
         ("UNAVAILABLE", "PLATFORM_CIRCUIT_OPEN", {"circuit_forced": "false"}, Clause.A16_1_B),
         ("UNAUTHENTICATED", "FACTOR_REJECTED", {}, Clause.A16_2),
+        # A16(2) needs the holder's own error: a lockout their wrong factors caused, not a
+        # check refused because others of the holder were in progress.
+        (
+            "RESOURCE_EXHAUSTED",
+            "HOLDER_LOCKED_OUT",
+            {"locked_until": "2026-11-02T09:15:00+00:00"},
+            Clause.A16_2,
+        ),
+        ("RESOURCE_EXHAUSTED", "HOLDER_LOCKED_OUT", {}, Clause.BANK),
+        (
+            "RESOURCE_EXHAUSTED",
+            "FACTOR_CHECKS_IN_PROGRESS",
+            {"in_progress": "true", "consecutive_failures": "0"},
+            Clause.BANK,
+        ),
         ("RESOURCE_EXHAUSTED", "OVERLOADED", {}, Clause.BANK),
         # A guardian's wrong phone is the applicant's own fault; other refusals are not.
         (
@@ -95,17 +110,31 @@ def test_each_rule(
     metadata: dict[str, str],
     clause: Clause,
 ) -> None:
-    assert classifier.classify(clock.now(), code, reason, metadata).clause is clause
+    assert classifier.classify("Verify", clock.now(), code, reason, metadata).clause is clause
 
 
 async def test_a16_1_c_moves_platform_failures_but_not_the_gateways_own(
     classifier: Classifier, incidents: IncidentBook, clock: FakeClock
 ) -> None:
     now = clock.now()
-    await incidents.declare(IncidentKind.FLOOD, now, now + timedelta(hours=1), "flood")
-    platform = classifier.classify(now, "UNAVAILABLE", "PLATFORM_UNAVAILABLE", {})
+    await incidents.declare(IncidentKind.FLOOD, now, now + timedelta(hours=1), "flood", "op")
+    platform = classifier.classify("Verify", now, "UNAVAILABLE", "PLATFORM_UNAVAILABLE", {})
     assert platform.clause is Clause.A16_1_C
-    assert classifier.classify(now, "INTERNAL", "INTERNAL", {}).clause is Clause.BANK
+    assert classifier.classify("Verify", now, "INTERNAL", "INTERNAL", {}).clause is Clause.BANK
+
+
+async def test_an_incident_covers_a_request_by_its_arrival_not_its_answer(
+    classifier: Classifier, incidents: IncidentBook, clock: FakeClock
+) -> None:
+    now = clock.now()
+    await incidents.declare(IncidentKind.TYPHOON, now, now + timedelta(minutes=5), "typhoon", "op")
+    # Arrived in the incident's last second, answered after it ended (a long retry-after).
+    arrived = now + timedelta(minutes=5) - timedelta(seconds=1)
+    clock.advance(timedelta(minutes=5, seconds=8))
+    verdict = classifier.classify("Verify", arrived, "UNAVAILABLE", "PLATFORM_UNAVAILABLE", {})
+    assert verdict.clause is Clause.A16_1_C
+    after = classifier.classify("Verify", clock.now(), "UNAVAILABLE", "PLATFORM_UNAVAILABLE", {})
+    assert after.clause is not Clause.A16_1_C
 
 
 async def test_outages_left_open_by_a_stopped_gateway_end_at_their_last_failure(
@@ -123,7 +152,7 @@ async def test_outages_left_open_by_a_stopped_gateway_end_at_their_last_failure(
         {"bank-a": 4},
         Clause.A16_1_B,
     )
-    await store.save_outage(open_one)
+    await store.open_outage(open_one, "replica-gone")
     await OutageTracker(store, clock).close_stale()
     [closed] = await store.outages_between(now, now + timedelta(days=1))
     assert closed.ended_at == now + timedelta(minutes=3)
@@ -136,7 +165,8 @@ async def test_report_bounds_in_another_time_zone_select_the_same_instants(
     outage = Outage(
         "out-2", "GetCard", now, now + timedelta(minutes=1), True, now, {}, {}, Clause.A16_1_B
     )
-    await store.save_outage(outage)
+    await store.open_outage(outage, "replica-1")
+    await store.close_outage("out-2", now + timedelta(minutes=1))
     beijing = timezone(timedelta(hours=8))
     since = datetime(2026, 11, 2, 16, 30, tzinfo=beijing)  # 08:30 UTC
     until = datetime(2026, 11, 2, 17, 30, tzinfo=beijing)  # 09:30 UTC

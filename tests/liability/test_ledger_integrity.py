@@ -12,10 +12,12 @@ from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import operator_pb2 as opb
 from essc.gateway.v1 import operator_pb2_grpc
 from essc_gateway.app import Gateway
+from essc_gateway.evidence.signed_note import NoteVerifier
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
+from tests.evidence.attacks import edit_entry, rewrite_history
 from tests.gateway.flows import (
     adult,
     auth_token,
@@ -25,7 +27,7 @@ from tests.gateway.flows import (
     rich,
     ts,
 )
-from tests.sql import execute
+from tests.sql import execute, fetch
 
 
 async def _failures(gw: GatewayUnderTest, population: Population, clock: FakeClock, n: int) -> None:
@@ -42,51 +44,76 @@ async def _failures(gw: GatewayUnderTest, population: Population, clock: FakeClo
             )
 
 
-async def verify(gw: GatewayUnderTest, expected_head: str = "") -> opb.VerifyLedgerResponse:
+async def verify(gw: GatewayUnderTest, *kept: str) -> opb.VerifyLedgerResponse:
     return await gw.operator.VerifyLedger(
-        opb.VerifyLedgerRequest(expected_head=expected_head), metadata=gw.ops
+        opb.VerifyLedgerRequest(kept_checkpoints=list(kept)), metadata=gw.ops
     )
 
 
-async def test_an_untouched_chain_verifies(
+async def checkpoint(gw: GatewayUnderTest) -> opb.GetCheckpointResponse:
+    return await gw.operator.GetCheckpoint(opb.GetCheckpointRequest(), metadata=gw.ops)
+
+
+async def test_an_untouched_log_verifies(
     gw: GatewayUnderTest, population: Population, clock: FakeClock
 ) -> None:
     await _failures(gw, population, clock, 5)
-    result = await verify(gw)
+    kept = await checkpoint(gw)
+    result = await verify(gw, kept.checkpoint)
+    assert result.problems == []
     assert result.intact
-    assert result.records == 5
-    assert not result.problems
+    assert result.entries == kept.tree_size >= 5  # the records, at least
 
 
-async def test_an_edited_row_is_found(
+async def test_an_edited_record_row_is_found(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await _failures(gw, population, clock, 5)
     await execute(database, "UPDATE liability_records SET clause = 'A16(1)(c)' WHERE seq = 3")
     result = await verify(gw)
     assert not result.intact
-    assert any(p.startswith("seq 3:") and "edited" in p for p in result.problems)
+    assert any("row was edited" in p for p in result.problems)
 
 
-async def test_a_removed_row_is_found(
+async def test_an_edited_log_entry_is_found(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await _failures(gw, population, clock, 5)
-    await execute(database, "DELETE FROM liability_records WHERE seq = 2")
+    [row] = await fetch(database, "SELECT request_id FROM liability_records WHERE seq = 2")
+    await edit_entry(
+        database, "LIABILITY_RECORD", row["request_id"], lambda e: {**e, "clause": "A16(1)(c)"}
+    )
     result = await verify(gw)
     assert not result.intact
-    assert any("missing" in p for p in result.problems)
+    assert any("leaf hash does not match" in p for p in result.problems)
 
 
-async def test_a_removed_tail_is_found_against_a_published_head(
+async def test_a_rewritten_history_is_found_against_a_kept_checkpoint(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await _failures(gw, population, clock, 5)
-    published = (await verify(gw)).head
+    kept = (await checkpoint(gw)).checkpoint
+    [row] = await fetch(database, "SELECT request_id FROM liability_records WHERE seq = 2")
+    await rewrite_history(
+        database, "LIABILITY_RECORD", row["request_id"], lambda e: {**e, "clause": "A16(1)(c)"}
+    )
+    await execute(database, "UPDATE liability_records SET clause = 'A16(1)(c)' WHERE seq = 2")
+    assert (await verify(gw)).intact  # a careful rewrite looks whole on its own...
+    result = await verify(gw, kept)
+    assert not result.intact  # ...but not to whoever kept a checkpoint
+    assert any("history was rewritten" in p for p in result.problems)
+
+
+async def test_a_removed_tail_is_found_against_a_kept_checkpoint(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
+) -> None:
+    await _failures(gw, population, clock, 5)
+    kept = await checkpoint(gw)
     await execute(database, "DELETE FROM liability_records WHERE seq >= 4")
-    assert (await verify(gw)).intact  # a cut chain looks whole on its own...
-    result = await verify(gw, expected_head=published)
-    assert not result.intact  # ...but not against the head published earlier
+    await rewrite_history(database, keep=kept.tree_size - 3)
+    result = await verify(gw, kept.checkpoint)
+    assert not result.intact
+    assert any("the log is shorter" in p for p in result.problems)
 
 
 async def test_a_complaint_report_shows_only_that_holder_and_the_a15_due_date(
@@ -142,7 +169,7 @@ async def test_a_bank_report_in_each_format(
     assert marker in reply.body
 
 
-async def test_the_monthly_statement_carries_availability_and_the_chain_head(
+async def test_the_monthly_statement_carries_availability_and_a_signed_checkpoint(
     gw: GatewayUnderTest,
     population: Population,
     clock: FakeClock,
@@ -160,12 +187,15 @@ async def test_the_monthly_statement_carries_availability_and_the_chain_head(
                 ),
                 metadata=gw.ops,
             )
+        verifier_key = restarted.checkpointer.verifier_key
     finally:
         await restarted.stop(0)
     statement = json.loads(reply.body)
     assert statement["requests"] == 2
     assert statement["failed"] == 2
-    assert statement["chain_head"] != "0" * 64
+    note = statement["checkpoint"].encode()
+    verifier = NoteVerifier.from_verifier_key(verifier_key)
+    assert verifier.open_checkpoint(note).size >= 2
 
 
 async def test_a_complaint_finds_failures_of_calls_that_carry_only_an_auth_token(

@@ -12,6 +12,8 @@ import pytest
 
 from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
 from essc_gateway.liability.model import (
+    Amendment,
+    AmendmentCause,
     Clause,
     Complaint,
     Incident,
@@ -20,6 +22,7 @@ from essc_gateway.liability.model import (
     LiabilityReport,
     MonthlyStatement,
     Outage,
+    WindowPart,
 )
 from essc_gateway.liability.render import (
     CLAUSE_COLOURS,
@@ -52,10 +55,14 @@ def record(seq: int, when: datetime, clause: Clause, reason: str, **refs: str) -
         reason=reason,
         clause=clause,
         evidence={"upstream_code": "UNAVAILABLE", "attempts": "3"},
-        prev_hash=f"{seq - 1:064x}",
-        row_hash=f"{seq:064x}",
         **refs,
     )
+
+
+CHECKPOINT = (
+    "essc-gateway/evidence\n7\nq83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=\n\n"
+    "\u2014 essc-gateway/evidence AAAAAGZha2Ugc2lnbmF0dXJl\n"
+)
 
 
 @pytest.fixture
@@ -121,6 +128,18 @@ def report() -> LiabilityReport:
         record(4, at(14, 30), Clause.A16_1_B, HOSTILE, outage_id="o-1"),
         record(5, at(16, 20), Clause.A16_1_C, "PLATFORM_UNAVAILABLE", incident_id="i-1"),
         record(6, at(18, 30), Clause.A16_1_D, "PLATFORM_UNREACHABLE", outage_id="o-2"),
+        record(7, at(16, 40), Clause.A16_1_B, "PLATFORM_UNAVAILABLE"),
+    )
+    amended = Amendment(
+        amendment_id="am-1",
+        request_id="req-7",
+        clause=Clause.A16_1_C,
+        previous_clause=Clause.A16_1_B,
+        cause=AmendmentCause.INCIDENT_DECLARED,
+        incident_id="i-1",
+        declared_by="duty-officer",
+        declared_at=at(16, 50),
+        amended_at=at(16, 50),
     )
     return LiabilityReport(
         generated_at=at(20, 1),
@@ -131,10 +150,15 @@ def report() -> LiabilityReport:
         outages=outages,
         windows=windows,
         incidents=incidents,
-        chain_head="ab" * 32,
+        checkpoint=CHECKPOINT,
         complaint=Complaint(accepted_on=date(2026, 11, 6), due_on=date(2026, 11, 27)),
         totals=dict.fromkeys(Clause, 1),
         outage_minutes={Clause.A16_1_B: 90.25, Clause.A16_1_D: 120.0, Clause.A16_1_A: 60.0},
+        amendments={"req-7": (amended,)},
+        window_parts=(
+            WindowPart("w-1", 1, at(9), at(10), Clause.A16_1_A),
+            WindowPart("w-2", 1, at(11), at(11, 30), Clause.BANK),
+        ),
     )
 
 
@@ -149,7 +173,7 @@ def statement() -> MonthlyStatement:
         availability=0.999875,
         failed_by_clause={Clause.A16_1_B: 20, Clause.BANK: 15, Clause.A16_2: 2},
         outage_minutes={Clause.A16_1_B: 42.5},
-        chain_head="cd" * 32,
+        checkpoint=CHECKPOINT,
     )
 
 
@@ -160,12 +184,14 @@ def test_json_has_exactly_the_documented_keys(report: LiabilityReport) -> None:
     document = json.loads(report_to_json(report))
     assert list(document) == [
         "generated_at", "since", "until", "bank_id", "records", "outages", "windows",
-        "incidents", "chain_head", "complaint", "totals", "outage_minutes",
+        "incidents", "checkpoint", "complaint", "totals", "outage_minutes", "amendments",
+        "window_parts",
     ]  # fmt: skip
     assert list(document["records"][0]) == [
         "seq", "request_id", "trace_id", "bank_id", "rpc", "at", "status_code", "reason",
         "clause", "evidence", "outage_id", "window_id", "incident_id", "holder_token",
-        "prev_hash", "row_hash",
+        "arrived_at", "deadline_at", "attempts", "window_version", "log_index",
+        "standing_clause", "amendments",
     ]  # fmt: skip
     assert list(document["outages"][0]) == [
         "outage_id", "scope", "started_at", "ended_at", "reached", "last_failure_at",
@@ -173,10 +199,11 @@ def test_json_has_exactly_the_documented_keys(report: LiabilityReport) -> None:
     ]  # fmt: skip
     assert list(document["windows"][0]) == [
         "window_id", "kind", "starts_at", "ends_at", "rpcs", "reason", "announced_at",
-        "amended_at", "cancelled_at", "version", "announced_in_advance",
+        "amended_at", "cancelled_at", "version", "announcement",
     ]  # fmt: skip
     assert list(document["incidents"][0]) == [
-        "incident_id", "kind", "starts_at", "ends_at", "declared_at", "description", "clause",
+        "incident_id", "kind", "starts_at", "ends_at", "declared_at", "description",
+        "declared_by", "clause",
     ]  # fmt: skip
     assert list(document["totals"]) == [c.value for c in Clause]
     assert list(document["outage_minutes"]) == [c.value for c in Clause]
@@ -186,7 +213,7 @@ def test_json_round_trips_the_values(report: LiabilityReport) -> None:
     document = json.loads(report_to_json(report))
     assert document["since"] == "2026-11-06T08:00:00Z"
     assert document["until"] == "2026-11-06T20:00:00Z"
-    assert document["chain_head"] == report.chain_head
+    assert document["checkpoint"] == CHECKPOINT
     assert document["complaint"] == {"accepted_on": "2026-11-06", "due_on": "2026-11-27"}
     assert document["totals"] == {c.value: 1 for c in Clause}
     assert document["outage_minutes"]["A16(1)(b)"] == 90.25
@@ -197,14 +224,18 @@ def test_json_round_trips_the_values(report: LiabilityReport) -> None:
     assert first["evidence"] == {"attempts": "3", "upstream_code": "UNAVAILABLE"}
     assert first["window_id"] == "w-1"
     assert first["outage_id"] is None
-    assert [r["seq"] for r in document["records"]] == [1, 2, 3, 4, 5, 6]
+    assert [r["seq"] for r in document["records"]] == [1, 2, 3, 4, 5, 6, 7]
+    last = document["records"][6]
+    assert (last["clause"], last["standing_clause"]) == ("A16(1)(b)", "A16(1)(c)")
+    assert last["amendments"][0]["incident_id"] == "i-1"
+    assert last["amendments"][0]["declared_by"] == "duty-officer"
     assert document["records"][3]["reason"] == HOSTILE
     ongoing = document["outages"][1]
     assert ongoing["ended_at"] is None
     assert ongoing["reached"] is False
     assert ongoing["clause"] == "A16(1)(d)"
     assert document["outages"][0]["status_counts"] == {"DEADLINE_EXCEEDED": 2, "UNAVAILABLE": 5}
-    assert [w["announced_in_advance"] for w in document["windows"]] == [True, False]
+    assert [p["clause"] for p in document["window_parts"]] == ["A16(1)(a)", "BANK"]
     assert document["windows"][0]["rpcs"] == ["Issue", "Verify"]
     assert document["incidents"][0]["clause"] == "A16(1)(c)"
 
@@ -235,18 +266,18 @@ def test_table_has_a_line_per_record_with_its_clause_and_the_totals(
 ) -> None:
     lines = report_to_table(report).splitlines()
     assert any("bank-a" in line for line in lines[:2])
-    assert any("ab" * 32 in line for line in lines[:5])
+    assert any("size 7, root q83v" in line for line in lines[:5])
     assert any("due 2026-11-27" in line for line in lines[:6])
     for r in report.records:
         (line,) = [ln for ln in lines if ln.startswith(r.at.strftime("%Y-%m-%d %H:%M:%S"))]
-        assert line.split()[-2 if r.outage_id or r.window_id or r.incident_id else -1] == (
-            r.clause.value
-        )
+        amended = report.amendments.get(r.request_id)
+        shown = f"{amended[-1].clause.value}*" if amended else r.clause.value
+        assert line.split()[-2 if r.outage_id or r.window_id or r.incident_id else -1] == shown
     assert "o:o-1" in next(ln for ln in lines if ln.startswith("2026-11-06 14:30"))
     totals = {ln.split()[0]: ln.split()[1:3] for ln in lines if ln.split()[:1] != []}
     assert totals["A16(1)(b)"] == ["1", "90.2"]  # 90.25 rounds half to even
     assert totals["A16(1)(c)"] == ["1", "0.0"]
-    assert totals["Total"] == ["6"]
+    assert totals["Total"] == ["6"]  # the fixture's totals
     assert all(cells(line) <= TABLE_WIDTH for line in lines)
 
 
@@ -326,7 +357,7 @@ def test_html_has_a_bar_per_outage_and_window_and_a_mark_per_record(
 ) -> None:
     page = Page(report_to_html(report))
     assert [a["data-ref"] for a in page.with_class("outage-bar")] == ["o-1", "o-2"]
-    assert [a["data-ref"] for a in page.with_class("window-bar")] == ["w-1", "w-2"]
+    assert [a["data-ref"] for a in page.with_class("window-bar")] == ["w-1/v1", "w-2/v1"]
     assert [a["data-ref"] for a in page.with_class("incident-bar")] == ["i-1"]
     assert len(page.with_class("record-mark")) == len(report.records)
     assert len(page.with_class("record-row")) == len(report.records)
@@ -336,15 +367,20 @@ def test_html_places_bars_in_proportion_to_the_axis(report: LiabilityReport) -> 
     page = Page(report_to_html(report))
     (axis,) = page.with_class("axis")
     left, right = number(axis, "x1"), number(axis, "x2")
+    # The axis spans the data (09:00 to 19:50), 3 % wider, within the report's range.
+    start, end = at(9) - timedelta(minutes=19.5), UNTIL
+
+    def x(moment: datetime) -> float:
+        return left + (right - left) * (moment - start) / (end - start)
+
     bars = {a["data-ref"]: a for a in page.with_class("outage-bar")}
-    # o-1 runs 14:00-15:30 in 08:00-20:00: it starts at half the axis, spans an eighth.
-    assert number(bars["o-1"], "x") == pytest.approx(left + (right - left) / 2, abs=0.1)
-    assert number(bars["o-1"], "width") == pytest.approx((right - left) / 8, abs=0.1)
+    assert number(bars["o-1"], "x") == pytest.approx(x(at(14)), abs=0.1)
+    assert number(bars["o-1"], "width") == pytest.approx(x(at(15, 30)) - x(at(14)), abs=0.1)
     # o-2 is still on: its bar runs to the end of the range.
-    end = number(bars["o-2"], "x") + number(bars["o-2"], "width")
-    assert end == pytest.approx(right, abs=0.1)
+    finish = number(bars["o-2"], "x") + number(bars["o-2"], "width")
+    assert finish == pytest.approx(right, abs=0.1)
     marks = page.with_class("record-mark")
-    assert number(marks[0], "cx") == pytest.approx(left + (right - left) * 75 / 720, abs=0.1)
+    assert number(marks[0], "cx") == pytest.approx(x(at(9, 15)), abs=0.1)
 
 
 def test_html_escapes_every_text(report: LiabilityReport) -> None:
@@ -373,11 +409,12 @@ def test_html_uses_one_colour_per_clause_and_marks_late_windows(
     for clause, colour in CLAUSE_COLOURS.items():
         assert f"border-left-color:{colour}" in text  # summary card
         assert f'background:{colour}">{clause.value}<' in text.replace("&#x27;", "'")  # badge
-    assert "w-1 · announced in advance" in text
-    assert "w-2 · late" in text
+    assert "w-1 v1 · announced in advance" in text
+    assert "w-2 v1 · not in advance" in text
     assert "Complaint due" in text
     assert "2026-11-27" in text
-    assert "ab" * 32 in text
+    assert "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=" in text
+    assert "A16(1)(b) → A16(1)(c): incident i-1 declared by duty-officer" in text
 
 
 def test_html_refuses_an_empty_range(report: LiabilityReport) -> None:
@@ -392,7 +429,7 @@ def test_statement_json_round_trips(statement: MonthlyStatement) -> None:
     document = json.loads(statement_to_json(statement))
     assert list(document) == [
         "bank_id", "month", "generated_at", "requests", "failed", "availability",
-        "failed_by_clause", "outage_minutes", "chain_head",
+        "failed_by_clause", "outage_minutes", "checkpoint",
     ]  # fmt: skip
     assert document["generated_at"] == "2026-12-01T00:05:00Z"
     assert document["availability"] == 0.999875
@@ -412,3 +449,41 @@ def test_statement_table(statement: MonthlyStatement) -> None:
     assert rows["BANK"] == ["15", "0.0"]
     assert rows["Total"] == ["37"]
     assert all(len(line) <= TABLE_WIDTH for line in text.splitlines())
+
+
+def test_html_draws_every_version_of_an_amended_window(report: LiabilityReport) -> None:
+    first = report.windows[0]
+    extended = replace(first, ends_at=at(10, 30), amended_at=at(9, 30), version=2)
+    amended = replace(
+        report,
+        windows=(first, extended, report.windows[1]),
+        window_parts=(
+            WindowPart("w-1", 2, at(9), at(10), Clause.A16_1_A),
+            WindowPart("w-1", 2, at(10), at(10, 30), Clause.BANK),
+            report.window_parts[1],
+        ),
+    )
+    page = Page(report_to_html(amended))
+    assert [a["data-ref"] for a in page.with_class("window-version-bar")] == ["w-1/v1"]
+    parts = [(a["data-ref"], a["fill"]) for a in page.with_class("window-bar")]
+    assert parts == [
+        ("w-1/v2", CLAUSE_COLOURS[Clause.A16_1_A]),
+        ("w-1/v2", CLAUSE_COLOURS[Clause.BANK]),
+        ("w-2/v1", CLAUSE_COLOURS[Clause.BANK]),
+    ]
+
+
+def test_html_counts_failures_per_bin_past_a_thousand(report: LiabilityReport) -> None:
+    many = tuple(
+        record(n, at(9) + timedelta(seconds=3 * n), Clause.A16_1_B, "PLATFORM_UNAVAILABLE")
+        for n in range(12_000)
+    )
+    text = report_to_html(replace(report, records=many, amendments={}))
+    page = Page(text)
+    bins = page.with_class("record-bin")
+    assert page.with_class("record-mark") == []
+    assert 0 < len(bins) <= 160
+    assert sum(int(str(b["data-count"])) for b in bins) == 12_000
+    assert len(page.with_class("record-row")) == 2000  # the table is cut; JSON has them all
+    assert "The first 2000 of 12000 failed requests" in text
+    assert len(text) < 3_000_000

@@ -354,6 +354,8 @@ async def _window(gateway: Server, operator_token: str, rpc: str) -> AsyncIterat
                 ends_at=ends,
                 rpcs=[rpc],
                 reason="benchmark of the maintenance fast failure",
+                channels=[opb.NOTICE_CHANNEL_WEBSITE, opb.NOTICE_CHANNEL_MOBILE_BANKING],
+                notice="https://bank.example/notices/maintenance",
             )
         )
         await asyncio.sleep(1.5)  # past its start

@@ -4,9 +4,11 @@ not call the platform for the operations the window covers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 # The bank-facing RPCs a window can cover; GetIssueStatus is served from the store.
 GATEWAY_RPCS = frozenset(
@@ -28,6 +30,24 @@ class WindowKind(StrEnum):
     PLATFORM = "PLATFORM"
 
 
+class NoticeChannel(StrEnum):
+    """Where a window was announced to holders: A16(1)(a) names these two."""
+
+    WEBSITE = "WEBSITE"
+    MOBILE_BANKING = "MOBILE_BANKING"
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """The public notice of one version of a window: the fact A16(1)(a) rests on."""
+
+    channels: frozenset[NoticeChannel]
+    notice: str
+    """The notice's text or its URL."""
+    announced_by: str
+    """The operator identity that recorded it."""
+
+
 @dataclass(frozen=True, slots=True)
 class MaintenanceWindow:
     window_id: str
@@ -41,6 +61,13 @@ class MaintenanceWindow:
     amended_at: datetime | None = None
     cancelled_at: datetime | None = None
     version: int = 1
+    announcement: Announcement | None = None
+    """This version's public notice; None when the change was not announced to holders."""
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When this version was made (announced, amended or cancelled)."""
+        return self.cancelled_at or self.amended_at or self.announced_at
 
     def covers_rpc(self, rpc: str) -> bool:
         return not self.rpcs or rpc in self.rpcs
@@ -61,15 +88,6 @@ class MaintenanceWindow:
             and self.covers_rpc(rpc)
         )
 
-    @property
-    def announced_in_advance(self) -> bool:
-        """A16(1)(a) needs the announcement before the start, and so does every change: a
-        window amended once it had begun (extended, moved earlier) was not, as it stands,
-        announced in advance."""
-        return self.announced_at < self.starts_at and (
-            self.amended_at is None or self.amended_at < self.starts_at
-        )
-
 
 def window_problems(
     starts_at: datetime, ends_at: datetime, rpcs: frozenset[str], reason: str
@@ -83,4 +101,36 @@ def window_problems(
         problems["rpcs"] = "unknown RPC names: " + ", ".join(unknown)
     if not reason.strip() or len(reason) > 500:
         problems["reason"] = "must be 1-500 characters"
+    return problems
+
+
+def announcement_fields(announcement: Announcement | None) -> dict[str, Any] | None:
+    """A notice as plain data (the version history and the evidence log keep it so)."""
+    if announcement is None:
+        return None
+    return {
+        "channels": sorted(c.value for c in announcement.channels),
+        "notice": announcement.notice,
+        "announced_by": announcement.announced_by,
+    }
+
+
+def announcement_of(fields: Mapping[str, Any] | None) -> Announcement | None:
+    """The notice `announcement_fields` gave (KeyError or ValueError when damaged)."""
+    if fields is None:
+        return None
+    return Announcement(
+        channels=frozenset(NoticeChannel(c) for c in fields["channels"]),
+        notice=str(fields["notice"]),
+        announced_by=str(fields["announced_by"]),
+    )
+
+
+def announcement_problems(announcement: Announcement) -> dict[str, str]:
+    """Field -> what is wrong with a window's public notice."""
+    problems: dict[str, str] = {}
+    if announcement.channels and not announcement.notice.strip():
+        problems["notice"] = "the notice's text or URL is required with a channel"
+    if len(announcement.notice) > 2000:
+        problems["notice"] = "must be at most 2000 characters"
     return problems

@@ -1,4 +1,7 @@
-"""Which liability clause (A16) applies to a failed request, and the evidence for it."""
+"""Which liability clause (A16) applies to a failed request, and the evidence for it.
+
+Every judgement is on the request's arrival time: an incident or window that covered the
+request when it came covers it, however long the platform then kept it waiting."""
 
 from __future__ import annotations
 
@@ -8,12 +11,10 @@ from datetime import datetime
 
 from essc_gateway.errors import ErrorReason
 from essc_gateway.liability.incidents import IncidentBook
-from essc_gateway.liability.model import Clause, window_clause
+from essc_gateway.liability.model import Clause, Incident, window_clause
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.service.maintenance import MaintenanceCalendar
 
-# A16(2): the holder's own fault (wrong password or SMS code, a lockout they caused).
-_HOLDER_FAULTS = frozenset({ErrorReason.FACTOR_REJECTED, ErrorReason.HOLDER_LOCKED_OUT})
 _PLATFORM_FAILURES = frozenset(
     {
         ErrorReason.PLATFORM_UNAVAILABLE,
@@ -23,9 +24,6 @@ _PLATFORM_FAILURES = frozenset(
         ErrorReason.PLATFORM_CIRCUIT_OPEN,
     }
 )
-# Failures of the platform move to a declared incident overlapping them; the gateway's own
-# (INTERNAL, shedding) stay the bank's, whatever the weather.
-_SERVICE_FAILURES = _PLATFORM_FAILURES
 # Error metadata worth keeping as evidence (never personal data: see errors.py).
 _EVIDENCE_KEYS = frozenset(
     {
@@ -35,6 +33,7 @@ _EVIDENCE_KEYS = frozenset(
         "platform_reached",
         "upstream_code",
         "window_id",
+        "window_version",
         "kind",
         "announced_at",
         "announced_in_advance",
@@ -44,11 +43,40 @@ _EVIDENCE_KEYS = frozenset(
         "failed_factors",
         "remaining_attempts",
         "locked_until",
+        "consecutive_failures",
+        "in_progress",
         "cause",
         "circuit_forced",
         "check_reason",
     }
 )
+
+
+def holder_at_fault(reason: str, metadata: Mapping[str, str]) -> bool:
+    """A16(2) needs evidence of the holder's own error: a wrong factor, a lockout that wrong
+    factors caused, or a wrong phone number given. A check refused because other checks of
+    the same holder were in progress is not the holder's error."""
+    if reason == ErrorReason.FACTOR_REJECTED:
+        return True
+    if reason == ErrorReason.HOLDER_LOCKED_OUT:
+        return "locked_until" in metadata
+    return metadata.get("check_reason") == "PHONE_MISMATCH"
+
+
+def incident_applies(reason: str, metadata: Mapping[str, str]) -> bool:
+    """Failures of the platform move to a declared incident covering their arrival; the
+    gateway's own (INTERNAL, shedding) and those of the bank's own short deadline stay where
+    they are, whatever the weather."""
+    return reason in _PLATFORM_FAILURES and metadata.get("cause") != "caller_deadline"
+
+
+def incident_evidence(incident: Incident) -> dict[str, str]:
+    return {
+        "incident_kind": incident.kind.value,
+        "incident_starts_at": incident.starts_at.isoformat(),
+        "incident_ends_at": incident.ends_at.isoformat(),
+        "incident_declared_at": incident.declared_at.isoformat(),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +85,7 @@ class Verdict:
     evidence: dict[str, str] = field(default_factory=dict)
     outage_id: str | None = None
     window_id: str | None = None
+    window_version: int | None = None
     incident_id: str | None = None
 
 
@@ -69,40 +98,80 @@ class Classifier:
         self._outages = outages
 
     def classify(
-        self, at: datetime, status_code: str, reason: str, metadata: Mapping[str, str]
+        self,
+        rpc: str,
+        arrived_at: datetime,
+        status_code: str,
+        reason: str,
+        metadata: Mapping[str, str],
     ) -> Verdict:
         evidence = {k: v for k, v in metadata.items() if k in _EVIDENCE_KEYS}
         evidence.update({"status_code": status_code, "reason": reason})
-        if reason in _HOLDER_FAULTS or metadata.get("check_reason") == "PHONE_MISMATCH":
-            # A16(2) also covers a wrong phone number given (a guardian's, at Issue).
+        if holder_at_fault(reason, metadata):
             return Verdict(Clause.A16_2, evidence)
         if metadata.get("cause") == "caller_deadline":
             # The bank's own deadline left no time for the platform: not the platform's fault.
             return Verdict(Clause.BANK, evidence)
-        if reason in _SERVICE_FAILURES:
-            incident = self._incidents.at(at)
+        if incident_applies(reason, metadata):
+            incident = self._incidents.at(arrived_at)
             if incident is not None:
-                evidence.update(
-                    {
-                        "incident_kind": incident.kind.value,
-                        "incident_declared_at": incident.declared_at.isoformat(),
-                    }
-                )
+                evidence.update(incident_evidence(incident))
                 return Verdict(incident.kind.clause, evidence, incident_id=incident.incident_id)
-        window_id = metadata.get("window_id") or metadata.get("maintenance_window")
-        if window_id is not None and (window := self._calendar.get(window_id)) is not None:
-            evidence.update(
-                {
-                    "window_kind": window.kind.value,
-                    "window_starts_at": window.starts_at.isoformat(),
-                    "window_ends_at": window.ends_at.isoformat(),
-                    "window_announced_at": window.announced_at.isoformat(),
-                }
-            )
-            return Verdict(window_clause(window), evidence, window_id=window_id)
+        window_id = metadata.get("window_id")
+        if window_id is not None and self._calendar.get(window_id) is not None:
+            return self._window(rpc, arrived_at, window_id, metadata, evidence)
         if reason in _PLATFORM_FAILURES:
+            # After a window ended too: the clause follows what failed (the platform answered
+            # with errors), not the window; an overrun stays in the evidence.
             return self._platform_failure(reason, metadata, evidence)
         return Verdict(Clause.BANK, evidence)
+
+    def _window(
+        self,
+        rpc: str,
+        arrived_at: datetime,
+        window_id: str,
+        metadata: Mapping[str, str],
+        evidence: dict[str, str],
+    ) -> Verdict:
+        """A request refused in a window: A16(1)(a) if the part of the window covering it was
+        announced publicly the minimum notice before that part began (A16(1)(b) for the
+        platform's own window), else the bank's."""
+        applied = metadata.get("window_version", "")
+        notice = self._calendar.notice(
+            window_id, rpc, arrived_at, int(applied) if applied.isdigit() else None
+        )
+        history = self._calendar.history(window_id)
+        version = next(
+            (w for w in history if notice is not None and w.version == notice.applied_version),
+            history[-1],
+        )
+        evidence.update(
+            {
+                "window_kind": version.kind.value,
+                "window_starts_at": version.starts_at.isoformat(),
+                "window_ends_at": version.ends_at.isoformat(),
+                "window_announced_at": version.announced_at.isoformat(),
+                "window_version": str(version.version),
+                "window_min_notice_s": str(int(self._calendar.min_notice.total_seconds())),
+            }
+        )
+        if notice is not None:
+            evidence.update(
+                {
+                    "window_part_version": str(notice.part_version),
+                    "window_part_starts_at": notice.part_starts_at.isoformat(),
+                    "window_part_announced_at": notice.part_announced_at.isoformat(),
+                    "window_notice_public": str(notice.public).lower(),
+                }
+            )
+        in_advance = notice is not None and notice.in_advance
+        return Verdict(
+            window_clause(version.kind, in_advance),
+            evidence,
+            window_id=window_id,
+            window_version=version.version,
+        )
 
     def _platform_failure(
         self, reason: str, metadata: Mapping[str, str], evidence: dict[str, str]

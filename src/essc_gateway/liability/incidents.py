@@ -1,31 +1,64 @@
-"""Operator-declared incidents (A16(1)(c) force majeure, A16(1)(d) attacks, power, telecom)."""
+"""Operator-declared incidents (A16(1)(c) force majeure, A16(1)(d) attacks, power, telecom).
+Incidents are usually declared after they begin: the failures they cover that were already
+recorded are re-attributed by amendments (`amendments.py`), on every replica that learns of
+the incident, so that no replica's records are missed."""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from essc_gateway.clock import Clock
 from essc_gateway.errors import FieldViolation, InvalidRequest
-from essc_gateway.liability.model import Incident, IncidentKind
+from essc_gateway.liability.model import Incident, IncidentKind, Outage
 from essc_gateway.liability.ports import LedgerStore
+
+log = logging.getLogger("essc_gateway.ledger")
+
+IncidentLearned = Callable[[Incident], Awaitable[object]]
 
 
 class IncidentBook:
     """Incidents in memory (few, and read on every failure) and in the store."""
 
-    def __init__(self, store: LedgerStore, clock: Clock) -> None:
+    def __init__(
+        self, store: LedgerStore, clock: Clock, on_learned: IncidentLearned | None = None
+    ) -> None:
+        """Args:
+        on_learned: called with each incident this replica learns of after its first load
+            (declared here or on another replica): amends the records it covers.
+        """
         self._store = store
         self._clock = clock
         self._incidents: list[Incident] = []
+        self._loaded = False
+        self.on_learned = on_learned
 
     async def load(self) -> None:
+        known = {i.incident_id for i in self._incidents}
         self._incidents = await self._store.incidents()
+        learned = [i for i in self._incidents if i.incident_id not in known]
+        first, self._loaded = not self._loaded, True
+        if first or self.on_learned is None:
+            return
+        for incident in learned:
+            try:
+                await self.on_learned(incident)
+            except Exception as error:  # the declaring replica amends too; retried at restart
+                log.error("records of incident not amended: %s", type(error).__name__)
 
     def at(self, when: datetime) -> Incident | None:
         """The incident covering `when` that was declared last, if any."""
         covering = [i for i in self._incidents if i.covers(when)]
         return max(covering, key=lambda i: i.declared_at, default=None)
+
+    def place(self, outage: Outage) -> Outage:
+        """An outage that began during a declared incident falls under its clause."""
+        incident = self.at(outage.started_at)
+        return outage if incident is None else replace(outage, clause=incident.kind.clause)
 
     def all(self) -> list[Incident]:
         return sorted(self._incidents, key=lambda i: i.starts_at)
@@ -34,7 +67,12 @@ class IncidentBook:
         return [i for i in self._incidents if i.starts_at < until and i.ends_at > since]
 
     async def declare(
-        self, kind: IncidentKind, starts_at: datetime, ends_at: datetime, description: str
+        self,
+        kind: IncidentKind,
+        starts_at: datetime,
+        ends_at: datetime,
+        description: str,
+        declared_by: str,
     ) -> Incident:
         problems = []
         if ends_at <= starts_at:
@@ -50,7 +88,10 @@ class IncidentBook:
             ends_at=ends_at,
             declared_at=self._clock.now(),
             description=description.strip(),
+            declared_by=declared_by,
         )
         await self._store.save_incident(incident)
         self._incidents.append(incident)
+        if self.on_learned is not None:
+            await self.on_learned(incident)
         return incident

@@ -6,17 +6,17 @@ import asyncio
 import functools
 import logging
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from essc_gateway.clock import Clock
-from essc_gateway.errors import GatewayError
+from essc_gateway.errors import GatewayError, PlatformError
 from essc_gateway.liability.classify import Classifier
 from essc_gateway.liability.model import Clause, LiabilityRecord
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.pending import PendingRecords
 from essc_gateway.liability.ports import LedgerStore
 from essc_gateway.request_context import request_holder_token
-from essc_gateway.service.vault import Vault
 from essc_gateway.store.base import StoreUnavailable
 
 log = logging.getLogger("essc_gateway.ledger")
@@ -34,7 +34,6 @@ class Ledger:
         store: LedgerStore,
         classifier: Classifier,
         outages: OutageTracker,
-        vault: Vault,
         clock: Clock,
         pending_directory: Path | None = None,
     ) -> None:
@@ -46,7 +45,6 @@ class Ledger:
         self.pending = PendingRecords(pending_directory)
         self._classifier = classifier
         self._outages = outages
-        self._vault = vault
         self._clock = clock
         self._deferred: set[asyncio.Future[LiabilityRecord]] = set()
 
@@ -59,7 +57,9 @@ class Ledger:
         error: GatewayError,
         trace_id: str,
         span_context: object | None,
-        holder_id: str | None,
+        holder_token: str | None,
+        arrived_at: datetime | None = None,
+        deadline_at: datetime | None = None,
         refused_in_window: bool = False,
     ) -> LiabilityRecord:
         """Classifies and appends the record; returns once it is committed. Except for a
@@ -68,7 +68,10 @@ class Ledger:
         (stored before it began, every version kept) already proves the clause for any
         request in it, so a crash in between loses no evidence, and the refusal stays fast."""
         at = self._clock.now()
-        verdict = self._classifier.classify(at, status_code, error.reason.value, error.metadata)
+        arrival = arrived_at or at
+        verdict = self._classifier.classify(
+            rpc, arrival, status_code, error.reason.value, error.metadata
+        )
         if verdict.outage_id is not None:
             self._outages.affect(error.metadata.get("operation", ""), bank_id, span_context)
         record = LiabilityRecord(
@@ -85,9 +88,11 @@ class Ledger:
             outage_id=verdict.outage_id,
             window_id=verdict.window_id,
             incident_id=verdict.incident_id,
-            holder_token=(
-                self._vault.holder_token(holder_id) if holder_id else request_holder_token.get()
-            ),
+            holder_token=holder_token or request_holder_token.get(),
+            arrived_at=arrival,
+            deadline_at=deadline_at,
+            attempts=error.attempts if isinstance(error, PlatformError) else (),
+            window_version=verdict.window_version,
         )
         defer = (
             refused_in_window

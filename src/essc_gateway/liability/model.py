@@ -8,6 +8,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.upstream.attempts import PlatformAttempt
 
 
 class Clause(StrEnum):
@@ -64,12 +65,13 @@ class IncidentKind(StrEnum):
         return Clause.A16_1_D if self in third_party else Clause.A16_1_C
 
 
-def window_clause(window: MaintenanceWindow) -> Clause:
+def window_clause(kind: WindowKind, in_advance: bool) -> Clause:
     """The clause of failures caused by a maintenance window: the platform's own window is a
-    platform-side matter (A16(1)(b)); the bank's is A16(1)(a) only if announced in advance."""
-    if window.kind is WindowKind.PLATFORM:
+    platform-side matter (A16(1)(b)); the bank's is A16(1)(a) only if the part of it that
+    covered the request was announced in advance."""
+    if kind is WindowKind.PLATFORM:
         return Clause.A16_1_B
-    return Clause.A16_1_A if window.announced_in_advance else Clause.BANK
+    return Clause.A16_1_A if in_advance else Clause.BANK
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,8 @@ class Incident:
     ends_at: datetime
     declared_at: datetime
     description: str
+    declared_by: str = ""
+    """The operator identity that declared it."""
 
     def covers(self, at: datetime) -> bool:
         return self.starts_at <= at < self.ends_at
@@ -112,26 +116,76 @@ class Outage:
 
 @dataclass(frozen=True, slots=True)
 class LiabilityRecord:
-    """One failed request and the clause that applies, chained to the record before it."""
+    """One failed request and the clause that applies; an entry of the evidence log."""
 
     seq: int
+    """Its place among liability records (the store's)."""
     request_id: str
     trace_id: str
     bank_id: str
     rpc: str
     at: datetime
+    """When it was answered."""
     status_code: str
     reason: str
     clause: Clause
     evidence: Mapping[str, str]
-    """Times, upstream codes, attempts, whether the platform was reached, the window..."""
+    """Upstream codes, whether the platform was reached, the window's, incident's and
+    outage's time ranges, the caller's error metadata..."""
     outage_id: str | None = None
     window_id: str | None = None
     incident_id: str | None = None
     holder_token: str | None = None
     """Keyed lookup token of the holder's ID number, for complaints (never the ID itself)."""
-    prev_hash: str = ""
-    row_hash: str = ""
+    arrived_at: datetime | None = None
+    """When the request arrived: what incidents and windows are judged on."""
+    deadline_at: datetime | None = None
+    """The caller's deadline, if it set one."""
+    attempts: tuple[PlatformAttempt, ...] = ()
+    """Each platform attempt of the failing operation."""
+    window_version: int | None = None
+    """The version of the window that applied."""
+    log_index: int | None = None
+    """Its leaf in the evidence log (the store's)."""
+
+    @property
+    def arrival(self) -> datetime:
+        return self.arrived_at or self.at
+
+
+class AmendmentCause(StrEnum):
+    INCIDENT_DECLARED = "INCIDENT_DECLARED"
+    """An incident declared after the failures it covers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Amendment:
+    """A later finding that changes a record's clause. The record itself never changes: the
+    amendment is an entry of its own in the evidence log, and reports show both."""
+
+    amendment_id: str
+    request_id: str
+    clause: Clause
+    previous_clause: Clause
+    cause: AmendmentCause
+    incident_id: str | None
+    declared_by: str
+    declared_at: datetime
+    """When the finding was declared."""
+    amended_at: datetime
+    log_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPart:
+    """A stretch of a window's latest version with one clause: a window extended after it
+    began is A16(1)(a) for the part announced in advance and the bank's for the rest."""
+
+    window_id: str
+    version: int
+    starts_at: datetime
+    ends_at: datetime
+    clause: Clause
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +205,19 @@ class LiabilityReport:
     records: tuple[LiabilityRecord, ...]
     outages: tuple[Outage, ...]
     windows: tuple[MaintenanceWindow, ...]
+    """Every version of the windows in range, by window and version."""
     incidents: tuple[Incident, ...]
-    chain_head: str
+    checkpoint: str
+    """The signed checkpoint of the evidence log the report was made from."""
     complaint: Complaint | None = None
     totals: Mapping[Clause, int] = field(default_factory=dict)
-    """Failed requests per clause."""
+    """Failed requests per clause (as amended)."""
     outage_minutes: Mapping[Clause, float] = field(default_factory=dict)
     """Outage minutes within [since, until) per clause."""
+    amendments: Mapping[str, tuple[Amendment, ...]] = field(default_factory=dict)
+    """Amendments by request id, in order: the clause that stands is the last one's."""
+    window_parts: tuple[WindowPart, ...] = ()
+    """The parts of each window's latest version, with their clauses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,4 +234,6 @@ class MonthlyStatement:
     clause, except the holder's own faults (A16(2)); 0..1."""
     failed_by_clause: Mapping[Clause, int]
     outage_minutes: Mapping[Clause, float]
-    chain_head: str
+    checkpoint: str
+    """The signed checkpoint of the evidence log (C2SP tlog-checkpoint) when it was made:
+    whoever keeps it can later check that nothing before it was rewritten."""

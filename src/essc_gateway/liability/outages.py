@@ -115,12 +115,21 @@ class OutageTracker:
                 if run.outage is not None:
                     await self._report(run)
                     closed = await self._store.close_outage(run.outage.outage_id, now)
+                    self._cluster.pop(operation, None)
                     if closed and self._on_closed is not None:
                         self._on_closed(self._outage(run, ended_at=now), run.links)
+                    return
+            elsewhere = self._cluster.pop(operation, None)
+            if elsewhere is not None:
+                # Another replica's outage, answered well here first: it ends now, not when
+                # its holder next calls the platform.
+                await self._store.close_outage(elsewhere.outage_id, now)
             return
+        sent_at = failure.sent_at or now  # a hang fails when it ends; it began when sent
         if run is None:
-            run = self._runs[operation] = _Run(first_failure_at=now, last_failure_at=now)
+            run = self._runs[operation] = _Run(first_failure_at=sent_at, last_failure_at=now)
         run.failures += 1
+        run.first_failure_at = min(run.first_failure_at, sent_at)
         run.last_failure_at = now
         run.reached = run.reached or failure.reached
         status = "NOT_SENT" if not failure.reached else failure.code.name

@@ -1,4 +1,6 @@
-"""What the ledger needs from storage (implemented by the SQLite store)."""
+"""What the ledger needs from storage (implemented by the SQLite and PostgreSQL stores).
+Every write of a fact a clause rests on (records, amendments, incidents, outages, counts;
+windows on the `Store` port) appends its entry to the evidence log in the same transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from essc_gateway.liability.model import Incident, LiabilityRecord, Outage
+from essc_gateway.liability.model import Amendment, Incident, LiabilityRecord, Outage
 
 
 class LedgerStore(Protocol):
@@ -20,8 +22,8 @@ class LedgerStore(Protocol):
         ...
 
     async def append_liability(self, record: LiabilityRecord) -> LiabilityRecord:
-        """Appends `record` (its seq and hashes are ignored) as the next link of the chain,
-        atomically; returns it with seq, prev_hash and row_hash set."""
+        """Appends `record` (its seq and log index are ignored) and its evidence log entry,
+        atomically; returns it with seq and log_index set."""
         ...
 
     async def append_liability_if_absent(self, record: LiabilityRecord) -> bool:
@@ -39,13 +41,26 @@ class LedgerStore(Protocol):
         """Records with `since <= at < until`, optionally of one bank and/or one holder."""
         ...
 
-    async def all_liability_records(self) -> list[LiabilityRecord]:
-        """The whole chain in seq order (for verification)."""
+    async def liability_records_arrived(
+        self, since: datetime, until: datetime
+    ) -> list[LiabilityRecord]:
+        """Records of requests that arrived in [since, until) (what an incident covers)."""
         ...
 
-    async def chain_head(self) -> str: ...
+    async def liability_records_by_id(
+        self, request_ids: Sequence[str]
+    ) -> list[LiabilityRecord]: ...
 
-    async def save_outage(self, outage: Outage) -> None: ...
+    async def liability_record_count(self) -> int: ...
+
+    async def amendments(self, request_ids: Sequence[str]) -> dict[str, list[Amendment]]:
+        """The amendments of each record, in the order they were made."""
+        ...
+
+    async def append_amendments(self, amendments: Sequence[Amendment]) -> list[Amendment]:
+        """Appends those not made already (one per record and incident, whichever replica
+        comes first); returns the ones appended now, with their log index."""
+        ...
 
     async def outages_between(self, since: datetime, until: datetime) -> list[Outage]: ...
 

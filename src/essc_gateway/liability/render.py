@@ -8,24 +8,29 @@ JSON of a report: the model's fields, in the model's order, every key always pre
     bank_id                      string, or null: all banks
     records                      [{seq, request_id, trace_id, bank_id, rpc, at, status_code,
                                    reason, clause, evidence{}, outage_id, window_id,
-                                   incident_id, holder_token, prev_hash, row_hash}]
+                                   incident_id, holder_token, arrived_at, deadline_at,
+                                   attempts[], window_version, log_index,
+                                   standing_clause (after amendments), amendments[]}]
     outages                      [{outage_id, scope, started_at, ended_at (null while it
                                    lasts), reached, last_failure_at, status_counts{},
                                    affected{bank: failed requests}, clause}]
-    windows                      [{window_id, kind, starts_at, ends_at, rpcs[], reason,
-                                   announced_at, amended_at, cancelled_at, version,
-                                   announced_in_advance}]
+    windows                      every version: [{window_id, kind, starts_at, ends_at, rpcs[],
+                                   reason, announced_at, amended_at, cancelled_at, version,
+                                   announcement{channels[], notice, announced_by} or null}]
     incidents                    [{incident_id, kind, starts_at, ends_at, declared_at,
-                                   description, clause}]
-    chain_head                   hash of the last ledger row covered
+                                   description, declared_by, clause}]
+    checkpoint                   the signed checkpoint of the evidence log (a C2SP note)
     complaint                    {"accepted_on", "due_on"} ISO dates (A15), or null
     totals                       {clause value: failed requests}, every clause, 0 when none
     outage_minutes               {clause value: minutes within [since, until)}, every clause
+    amendments                   {request_id: [{amendment_id, clause, previous_clause, cause,
+                                   incident_id, declared_by, declared_at, ...}]}
+    window_parts                 [{window_id, version, starts_at, ends_at, clause}]
 
 Null for an absent optional; mappings sorted by key; a bank's report lists in an outage's
 `affected` that bank only. Clauses are written by value ("A16(1)(b)", "BANK"). A monthly
 statement's JSON has bank_id, month, generated_at, requests, failed, availability (0..1),
-failed_by_clause, outage_minutes (both every clause), chain_head.
+failed_by_clause, outage_minutes (both every clause), checkpoint.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import html
 import json
 import math
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -41,6 +47,7 @@ from datetime import time as dt_time
 from enum import Enum
 from typing import Any, TypeVar
 
+from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.liability.model import (
     CLAUSE_DESCRIPTIONS,
     Clause,
@@ -97,6 +104,18 @@ def _visible_affected(outage: Outage, bank_id: str | None) -> dict[str, int]:
     return {bank_id: outage.affected[bank_id]} if bank_id in outage.affected else {}
 
 
+def _standing(report: LiabilityReport, record: LiabilityRecord) -> Clause:
+    """The clause that stands for a record: its last amendment's, else its own."""
+    amendments = report.amendments.get(record.request_id, ())
+    return amendments[-1].clause if amendments else record.clause
+
+
+def _checkpoint_line(note: str) -> str:
+    """ "size N, root <base64>" from a signed checkpoint note."""
+    lines = note.splitlines()
+    return f"size {lines[1]}, root {lines[2]}" if len(lines) > 2 else note
+
+
 def _record_ref(record: LiabilityRecord, long: bool = False) -> str:
     """The outage, window and incident a record is tied to: "o:o-1 w:w-7", or with `long`
     "outage o-1, window w-7"."""
@@ -140,8 +159,9 @@ def report_to_json(report: LiabilityReport) -> str:
     document: dict[str, Any] = _plain(report)
     for outage, plain in zip(report.outages, document["outages"], strict=True):
         plain["affected"] = _visible_affected(outage, report.bank_id)
-    for window, plain in zip(report.windows, document["windows"], strict=True):
-        plain["announced_in_advance"] = window.announced_in_advance  # A16(1)(a)
+    for record, plain in zip(report.records, document["records"], strict=True):
+        plain["standing_clause"] = _standing(report, record).value
+        plain["amendments"] = _plain(report.amendments.get(record.request_id, ()))
     for incident, plain in zip(report.incidents, document["incidents"], strict=True):
         plain["clause"] = incident.kind.clause.value
     document["totals"] = _per_clause(report.totals, 0)
@@ -199,13 +219,14 @@ def _table_time(at: datetime) -> str:
     return _utc(at).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# Time, RPC, status, reason, clause, outage/window: 19+16+18+28+9+20 cells + 5 gaps of 2 = 120.
+# Time, RPC, status, reason, clause, outage/window: 19+16+18+27+10+20 cells + 5 gaps of 2 = 120.
+# The clause column fits "A16(1)(c)*" (amended).
 _RECORD_COLUMNS = (
     ("Time (UTC)", 19),
     ("RPC", 16),
     ("Status", 18),
-    ("Reason", 28),
-    ("Clause", 9),
+    ("Reason", 27),
+    ("Clause", 10),
     ("Outage/window", 20),
 )
 
@@ -234,7 +255,7 @@ def report_to_table(report: LiabilityReport) -> str:
         _fit(f"Liability report: {bank}", TABLE_WIDTH).rstrip(),
         _line("Range", f"{_table_time(report.since)} .. {_table_time(report.until)} UTC"),
         _line("Generated", f"{_table_time(report.generated_at)} UTC"),
-        _line("Chain head", report.chain_head),
+        _line("Checkpoint", _checkpoint_line(report.checkpoint)),
     ]
     if report.complaint is not None:
         due = report.complaint
@@ -255,12 +276,15 @@ def report_to_table(report: LiabilityReport) -> str:
             record.rpc,
             record.status_code,
             record.reason,
-            record.clause.value,
+            _standing(report, record).value
+            + ("*" if report.amendments.get(record.request_id) else ""),
             _record_ref(record),
         )
         lines.append(_row(values, widths))
     if not report.records:
         lines.append("(no failed requests)")
+    if report.amendments:
+        lines.append("* amended after it was recorded (see the JSON report for the history)")
     lines.append("")
     lines += _clause_table(report.totals, report.outage_minutes, sum(report.totals.values()))
     return "\n".join(lines) + "\n"
@@ -275,7 +299,7 @@ def statement_to_table(statement: MonthlyStatement) -> str:
         _line("Failed", str(statement.failed)),
         # The model keeps availability to six decimals: four of a percentage.
         _line("Available", f"{statement.availability * 100:.4f} %"),
-        _line("Chain head", statement.chain_head),
+        _line("Checkpoint", _checkpoint_line(statement.checkpoint)),
         "",
     ]
     lines += _clause_table(statement.failed_by_clause, statement.outage_minutes, statement.failed)
@@ -289,6 +313,12 @@ _SVG_W, _X0, _X1 = 1240, 190, 1220
 _ROW, _BAR, _DOT_ROW = 22, 16, 14
 _STEPS_MIN = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)
 _LATE = 'stroke="#641e16" stroke-width="2" stroke-dasharray="5 3"'
+_EARLIER = 'fill-opacity="0.15" stroke="#566573" stroke-dasharray="2 2"'
+_MAX_DOTS = 1000
+"""Beyond this many failed requests the timeline shows counts per time bin, not dots."""
+_BINS = 160
+_MAX_TABLE_ROWS = 2000
+"""Rows of the failed-requests table; the JSON report has them all."""
 
 
 def _e(text: object) -> str:
@@ -358,30 +388,7 @@ def _bars(report: LiabilityReport) -> tuple[list[_Bar], list[_Bar], list[_Bar]]:
         )
         for o in report.outages
     ]
-    windows = []
-    for w in report.windows:
-        notice = "announced in advance" if w.announced_in_advance else "late"
-        label = f"{w.window_id} · {notice}" + (" · cancelled" if w.cancelled_at else "")
-        rpcs = ", ".join(sorted(w.rpcs)) or "all RPCs"
-        title = (
-            f"{w.kind.value} maintenance {w.window_id}: {_table_time(w.starts_at)} to "
-            f"{_table_time(w.ends_at)} UTC, announced {_table_time(w.announced_at)} UTC "
-            f"({notice}); {rpcs}; {w.reason}"
-        )
-        extra = _LATE if not w.announced_in_advance else ""
-        extra += ' opacity="0.35"' if w.cancelled_at else ""
-        windows.append(
-            _Bar(
-                "window-bar",
-                w.window_id,
-                w.starts_at,
-                w.ends_at,
-                window_clause(w),
-                label,
-                title,
-                extra,
-            )
-        )
+    windows = _window_bars(report)
     incidents = [
         _Bar(
             "incident-bar",
@@ -397,6 +404,60 @@ def _bars(report: LiabilityReport) -> tuple[list[_Bar], list[_Bar], list[_Bar]]:
         for i in report.incidents
     ]
     return outages, windows, incidents
+
+
+def _window_bars(report: LiabilityReport) -> list[_Bar]:
+    """Each window's latest version in its parts (each part in its own clause's colour),
+    and its earlier versions as faded outlines labelled with their version."""
+    latest: dict[str, MaintenanceWindow] = {}
+    for w in report.windows:
+        if w.window_id not in latest or latest[w.window_id].version < w.version:
+            latest[w.window_id] = w
+    bars = []
+    for w in report.windows:
+        rpcs = ", ".join(sorted(w.rpcs)) or "all RPCs"
+        notice = w.announcement
+        published = (
+            f"announced on {', '.join(sorted(c.value for c in notice.channels))} by "
+            f"{notice.announced_by}"
+            if notice is not None and notice.channels
+            else "not announced publicly"
+        )
+        title = (
+            f"{w.kind.value} maintenance {w.window_id} v{w.version}: "
+            f"{_table_time(w.starts_at)} to {_table_time(w.ends_at)} UTC, recorded "
+            f"{_table_time(w.recorded_at)} UTC ({published}); {rpcs}; {w.reason}"
+        )
+        if w is not latest[w.window_id] or w.cancelled_at is not None:
+            bars.append(
+                _Bar(
+                    "window-version-bar",
+                    f"{w.window_id}/v{w.version}",
+                    w.starts_at,
+                    w.ends_at,
+                    window_clause(w.kind, in_advance=False),
+                    f"{w.window_id} v{w.version}" + (" · cancelled" if w.cancelled_at else ""),
+                    title,
+                    _EARLIER,
+                )
+            )
+            continue
+        for part in (p for p in report.window_parts if p.window_id == w.window_id):
+            late = part.clause is Clause.BANK
+            bars.append(
+                _Bar(
+                    "window-bar",
+                    f"{w.window_id}/v{w.version}",
+                    part.starts_at,
+                    part.ends_at,
+                    part.clause,
+                    f"{w.window_id} v{w.version} · "
+                    + ("not in advance" if late else "announced in advance"),
+                    f"{title}; this part [{part.clause.value}]",
+                    _LATE if late else "",
+                )
+            )
+    return bars
 
 
 def _lane(title: str, bars: list[_Bar], axis: _Axis, y: float) -> tuple[list[str], float]:
@@ -433,10 +494,9 @@ def _lane(title: str, bars: list[_Bar], axis: _Axis, y: float) -> tuple[list[str
     return back + front, y + height + 6
 
 
-def _records_lane(
-    records: Iterable[LiabilityRecord], axis: _Axis, y: float
-) -> tuple[list[str], float]:
-    """Failed requests as dots, one row per clause so that the colours do not hide each other."""
+def _records_lane(report: LiabilityReport, axis: _Axis, y: float) -> tuple[list[str], float]:
+    """Failed requests, one row per clause so that the colours do not hide each other: a dot
+    each, or beyond `_MAX_DOTS` a bar per time bin whose height grows with its count."""
     clauses = list(Clause)
     height = len(clauses) * _DOT_ROW + 10
     parts = [
@@ -450,23 +510,71 @@ def _records_lane(
             f'fill="{CLAUSE_COLOURS[clause]}">{_e(clause.value)}</text><line x1="{_X0}" '
             f'x2="{_X1}" y1="{cy:.1f}" y2="{cy:.1f}" stroke="#e5e8e8"/>'
         )
-    for r in records:
-        title = f"{_table_time(r.at)} UTC {r.rpc} {r.status_code} [{r.clause.value}]: {r.reason}"
+    if len(report.records) > _MAX_DOTS:
+        return parts + _record_bins(report, axis, mid), y + height + 6
+    for r in report.records:
+        clause = _standing(report, r)
+        title = f"{_table_time(r.at)} UTC {r.rpc} {r.status_code} [{clause.value}]: {r.reason}"
         parts.append(
-            f'<circle class="record-mark" cx="{axis.x(r.at):.1f}" cy="{mid[r.clause]:.1f}" r="4.5" '
-            f'fill="{CLAUSE_COLOURS[r.clause]}" stroke="#fff"><title>{_e(title)}</title></circle>'
+            f'<circle class="record-mark" cx="{axis.x(r.arrival):.1f}" cy="{mid[clause]:.1f}" '
+            f'r="4.5" fill="{CLAUSE_COLOURS[clause]}" stroke="#fff"><title>{_e(title)}</title>'
+            "</circle>"
         )
     return parts, y + height + 6
 
 
+def _record_bins(report: LiabilityReport, axis: _Axis, mid: Mapping[Clause, float]) -> list[str]:
+    counts: Counter[tuple[Clause, int]] = Counter()
+    for r in report.records:
+        share = (axis.x(r.arrival) - _X0) / (_X1 - _X0)
+        counts[(_standing(report, r), min(int(share * _BINS), _BINS - 1))] += 1
+    most = max(counts.values())
+    width = (_X1 - _X0) / _BINS
+    seconds = axis.span / _BINS
+    parts = []
+    for (clause, index), count in sorted(counts.items(), key=lambda item: item[0][1]):
+        tall = 3 + (_DOT_ROW - 4) * math.sqrt(count / most)
+        start = axis.since + timedelta(seconds=index * seconds)
+        title = (
+            f"{count} failed request(s) [{clause.value}] from {_table_time(start)} UTC "
+            f"over {seconds:.0f} s"
+        )
+        parts.append(
+            f'<rect class="record-bin" data-count="{count}" data-clause="{_e(clause.value)}" '
+            f'x="{_X0 + index * width:.1f}" y="{mid[clause] - tall / 2:.1f}" '
+            f'width="{max(width - 0.5, 1):.1f}" height="{tall:.1f}" '
+            f'fill="{CLAUSE_COLOURS[clause]}"><title>{_e(title)}</title></rect>'
+        )
+    return parts
+
+
+def _data_range(report: LiabilityReport) -> tuple[datetime, datetime]:
+    """The times the report's data spans within [since, until] (the whole range if it has
+    none), a little wider so that nothing sits on the edge."""
+    moments = [r.arrival for r in report.records] + [r.at for r in report.records]
+    for o in report.outages:
+        moments += [o.started_at, o.ended_at or o.last_failure_at]
+    for w in report.windows:
+        moments += [w.starts_at, w.ends_at]
+    for i in report.incidents:
+        moments += [i.starts_at, i.ends_at]
+    since, until = _utc(report.since), _utc(report.until)
+    inside = [m for m in map(_utc, moments) if since <= m <= until]
+    if not inside:
+        return since, until
+    low, high = min(inside), max(inside)
+    pad = max((high - low) * 0.03, timedelta(minutes=1))
+    return max(low - pad, since), min(high + pad, until)
+
+
 def _timeline(report: LiabilityReport) -> str:
-    axis = _Axis(report.since, report.until)
+    axis = _Axis(*_data_range(report))
     outages, windows, incidents = _bars(report)
     y, lanes = 6.0, []
     for title, bars in (("Outages", outages), ("Maintenance", windows), ("Incidents", incidents)):
         parts, y = _lane(title, bars, axis, y)
         lanes += parts
-    parts, y = _records_lane(report.records, axis, y)
+    parts, y = _records_lane(report, axis, y)
     lanes += parts
     grid = [
         f'<line x1="{x:.1f}" x2="{x:.1f}" y1="4" y2="{y + 4:.1f}" stroke="#aab7b8" '
@@ -509,8 +617,21 @@ def _summary(report: LiabilityReport) -> str:
         )
     facts.append(("Generated", f"{_table_time(report.generated_at)} UTC"))
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
-    rows += f"<dt>Chain head</dt><dd><code>{_e(report.chain_head)}</code></dd>"
+    rows += f"<dt>Checkpoint</dt><dd><pre><code>{_e(report.checkpoint)}</code></pre></dd>"
     return f'<section class="summary"><div class="cards">{cards}</div><dl>{rows}</dl></section>'
+
+
+def _history(report: LiabilityReport, record: LiabilityRecord) -> str:
+    """The record's own clause and each amendment after it, for the table."""
+    amendments = report.amendments.get(record.request_id, ())
+    if not amendments:
+        return ""
+    steps = [f"recorded {record.clause.value}"] + [
+        f"{a.previous_clause.value} → {a.clause.value}: incident {a.incident_id} declared by "
+        f"{a.declared_by} {_table_time(a.declared_at)} UTC"
+        for a in amendments
+    ]
+    return '<div class="history">' + "<br>".join(_e(step) for step in steps) + "</div>"
 
 
 def _badge(clause: Clause) -> str:
@@ -547,6 +668,7 @@ code{font:12px ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
 table{border-collapse:collapse;width:100%;font-size:13px}th{background:#f4f6f8}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e5e8e8;vertical-align:top}
 .badge{color:#fff;border-radius:4px;padding:1px 6px;font-weight:600;white-space:nowrap}
+.history{font-size:11px;color:#566573;margin-top:3px}pre{margin:0}
 """
 
 
@@ -572,13 +694,13 @@ def report_to_html(report: LiabilityReport) -> str:
         ),
         (
             (
-                r.clause,
+                _standing(report, r),
                 (
                     _e(_table_time(r.at)),
                     _e(r.rpc),
                     _e(r.status_code),
                     _e(r.reason),
-                    _badge(r.clause),
+                    _badge(_standing(report, r)) + _history(report, r),
                     _e(_record_ref(r, long=True)),
                     f"<code>{_e(r.trace_id)}</code>",
                     "<br>".join(
@@ -586,9 +708,14 @@ def report_to_html(report: LiabilityReport) -> str:
                     ),
                 ),
             )
-            for r in report.records
+            for r in report.records[:_MAX_TABLE_ROWS]
         ),
     )
+    if len(report.records) > _MAX_TABLE_ROWS:
+        records += (
+            f'<p class="note">The first {_MAX_TABLE_ROWS} of {len(report.records)} failed '
+            "requests; the JSON report lists them all.</p>"
+        )
     outages, windows, incidents = _bars(report)
     periods = _table(
         "period-row",
@@ -612,7 +739,9 @@ def report_to_html(report: LiabilityReport) -> str:
         f"<title>Liability report: {_e(bank)}, {_e(span)}</title><style>{_CSS}</style></head><body>"
         f'<h1>Liability report: {_e(bank)}</h1><p class="range">{_e(span)}</p>{_summary(report)}'
         f'<h2>Timeline</h2>{_timeline(report)}<p class="note">Bars and dots take their clause\'s '
-        "colour. Dashed outline: maintenance announced late (after it began). Faded: cancelled. "
+        "colour. Dashed outline: a part of a window not announced in advance. Faded: earlier "
+        "versions of a window, and cancelled windows. Past 1000 failed requests, bars count "
+        "them per time bin. "
         "Ongoing outages run to the end of the range. Hover for details.</p>"
         f"<h2>Failed requests ({len(report.records)})</h2>{records}"
         f"<h2>Outages, maintenance windows and incidents</h2>{periods}</body></html>\n"

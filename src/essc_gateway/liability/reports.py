@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
@@ -9,14 +10,18 @@ from datetime import UTC, date, datetime
 
 from essc_gateway.clock import Clock
 from essc_gateway.domain.maintenance import MaintenanceWindow
+from essc_gateway.evidence.checkpoints import Checkpointer
+from essc_gateway.liability.amendments import standing
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.model import (
+    Amendment,
     Clause,
     Complaint,
     LiabilityRecord,
     LiabilityReport,
     MonthlyStatement,
     Outage,
+    WindowPart,
     window_clause,
 )
 from essc_gateway.liability.outages import OutageTracker
@@ -54,6 +59,7 @@ class Reports:
         vault: Vault,
         clock: Clock,
         work_calendar: WorkCalendar,
+        checkpointer: Checkpointer,
     ) -> None:
         self._store = store
         self._calendar = calendar
@@ -62,16 +68,33 @@ class Reports:
         self._vault = vault
         self._clock = clock
         self._work_calendar = work_calendar
+        self._checkpointer = checkpointer
 
     async def _outages_between(self, since: datetime, until: datetime) -> list[Outage]:
         await self._outages.flush()  # this replica's counts of open outages, then read
-        stored = {o.outage_id: o for o in await self._store.outages_between(since, until)}
+        stored = await self._store.outages_between(since, until)
         # An outage during a declared incident falls under the incident's clause (A16(1)(c/d)).
-        placed = []
-        for outage in stored.values():
-            incident = self._incidents.at(outage.started_at)
-            placed.append(replace(outage, clause=incident.kind.clause) if incident else outage)
-        return sorted(placed, key=lambda o: o.started_at)
+        return sorted((self._incidents.place(o) for o in stored), key=lambda o: o.started_at)
+
+    def _window_parts(self, window: MaintenanceWindow) -> list[WindowPart]:
+        """A window's time in parts: each part has the clause of its own notice."""
+        history = self._calendar.history(window.window_id)
+        cuts = sorted(
+            {window.starts_at, window.ends_at}
+            | {t for w in history for t in (w.starts_at, w.ends_at)
+               if window.starts_at < t < window.ends_at}
+        )  # fmt: skip
+        rpc = min(window.rpcs) if window.rpcs else "Verify"
+        spans: list[WindowPart] = []
+        for begin, end in itertools.pairwise(cuts):
+            notice = self._calendar.notice(window.window_id, rpc, begin, window.version)
+            in_advance = notice is not None and notice.in_advance
+            clause = window_clause(window.kind, in_advance)
+            if spans and spans[-1].clause is clause:  # one part per clause in a row
+                spans[-1] = replace(spans[-1], ends_at=end)
+            else:
+                spans.append(WindowPart(window.window_id, window.version, begin, end, clause))
+        return spans
 
     def _downtime(
         self,
@@ -89,9 +112,8 @@ class Reports:
             )
         for window in windows:
             if window.cancelled_at is None:
-                periods.setdefault(window_clause(window), []).append(
-                    (window.starts_at, window.ends_at)
-                )
+                for part in self._window_parts(window):
+                    periods.setdefault(part.clause, []).append((part.starts_at, part.ends_at))
         minutes = {
             clause: round(_union_minutes(spans, since, until), 3)
             for clause, spans in periods.items()
@@ -109,8 +131,10 @@ class Reports:
         """A bank's failed requests in [since, until), or one holder's (a complaint)."""
         holder_token = self._vault.holder_token(holder_id) if holder_id else None
         records = await self._store.liability_records(since, until, bank_id, holder_token)
+        amendments = await self._amendments(records)
         outages = await self._outages_between(since, until)
         windows = self._calendar.between(since, until)
+        versions = [v for w in windows for v in self._calendar.history(w.window_id)]
         complaint = None
         if complaint_accepted_on is not None:
             complaint = Complaint(
@@ -124,19 +148,29 @@ class Reports:
             bank_id=bank_id,
             records=tuple(records),
             outages=tuple(outages),
-            windows=tuple(windows),
+            windows=tuple(versions),
             incidents=tuple(self._incidents.between(since, until)),
-            chain_head=await self._store.chain_head(),
+            checkpoint=(await self._checkpointer.publish()).note.decode(),
             complaint=complaint,
-            totals=dict(Counter(r.clause for r in records)),
+            totals=_totals(records, amendments),
             outage_minutes=self._downtime(outages, windows, since, until),
+            amendments={k: tuple(v) for k, v in amendments.items()},
+            window_parts=tuple(
+                part for w in windows if w.cancelled_at is None for part in self._window_parts(w)
+            ),
         )
+
+    async def _amendments(self, records: list[LiabilityRecord]) -> dict[str, list[Amendment]]:
+        if not records:
+            return {}
+        return await self._store.amendments([r.request_id for r in records])
 
     async def monthly(self, bank_id: str, month: str) -> MonthlyStatement:
         year, number = (int(part) for part in month.split("-"))
         since = datetime(year, number, 1, tzinfo=UTC)
         until = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
         records: list[LiabilityRecord] = await self._store.liability_records(since, until, bank_id)
+        amendments = await self._amendments(records)
         requests, failed = await self._store.request_counts(bank_id, month)
         service_failures = sum(
             1 for r in records if r.status_code in _SERVICE_CODES and r.clause is not Clause.A16_2
@@ -150,9 +184,16 @@ class Reports:
             requests=requests,
             failed=failed,
             availability=round(availability, 6),
-            failed_by_clause=dict(Counter(r.clause for r in records)),
+            failed_by_clause=_totals(records, amendments),
             outage_minutes=self._downtime(
                 outages, self._calendar.between(since, until), since, until
             ),
-            chain_head=await self._store.chain_head(),
+            checkpoint=(await self._checkpointer.publish()).note.decode(),
         )
+
+
+def _totals(
+    records: Iterable[LiabilityRecord], amendments: dict[str, list[Amendment]]
+) -> dict[Clause, int]:
+    """Failed requests per clause, each under the clause that stands after its amendments."""
+    return dict(Counter(standing(r, amendments.get(r.request_id, ()))[0] for r in records))

@@ -139,8 +139,11 @@ class Holders:
         return ResourceExhausted(
             "other checks of this holder's factors are in progress; retry shortly",
             retry_after=timedelta(seconds=1),
-            reason=ErrorReason.HOLDER_LOCKED_OUT,
-            metadata={"in_progress": "true"},
+            reason=ErrorReason.FACTOR_CHECKS_IN_PROGRESS,
+            metadata={
+                "in_progress": "true",
+                "consecutive_failures": str(state.consecutive_failures),
+            },
         )
 
     def rejected(self, state: LockoutState, factors: dict[Factor, str]) -> Unauthenticated:

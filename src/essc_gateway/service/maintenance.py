@@ -11,7 +11,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from essc_gateway.clock import Clock
-from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind, window_problems
+from essc_gateway.domain.advance_notice import AdvanceNotice, advance_notice
+from essc_gateway.domain.maintenance import (
+    Announcement,
+    MaintenanceWindow,
+    WindowKind,
+    announcement_problems,
+    window_problems,
+)
 from essc_gateway.errors import (
     ErrorReason,
     FieldViolation,
@@ -23,17 +30,46 @@ from essc_gateway.store.base import Store, WindowChange
 
 
 class MaintenanceCalendar:
-    def __init__(self, store: Store, clock: Clock, grace: timedelta) -> None:
+    def __init__(self, store: Store, clock: Clock, grace: timedelta, min_notice: timedelta) -> None:
+        """Args:
+        grace: after a window ends, failures are noted as its overrun (evidence only).
+        min_notice: how long before a part of a window its public notice must come for
+            that part to be announced in advance (A16(1)(a)).
+        """
         self._store = store
         self._clock = clock
         self._grace = grace
+        self.min_notice = min_notice
         self._windows: dict[str, MaintenanceWindow] = {}
+        self._history: dict[str, list[MaintenanceWindow]] = {}
 
     async def load(self) -> None:
-        self._windows = {w.window_id: w for w in await self._store.windows()}
+        history: dict[str, list[MaintenanceWindow]] = {}
+        for version in await self._store.window_versions():
+            history.setdefault(version.window_id, []).append(version)
+        self._history = history
+        self._windows = {window_id: versions[-1] for window_id, versions in history.items()}
+
+    def _keep(self, window: MaintenanceWindow) -> None:
+        versions = self._history.setdefault(window.window_id, [])
+        if not versions or versions[-1].version < window.version:
+            versions.append(window)
+        self._windows[window.window_id] = versions[-1]
 
     def get(self, window_id: str) -> MaintenanceWindow | None:
         return self._windows.get(window_id)
+
+    def history(self, window_id: str) -> list[MaintenanceWindow]:
+        """Every version of the window, in order."""
+        return list(self._history.get(window_id, ()))
+
+    def notice(
+        self, window_id: str, rpc: str, at: datetime, applied_version: int | None = None
+    ) -> AdvanceNotice | None:
+        """Whether the part of the window covering `rpc` at `at` was announced in advance."""
+        return advance_notice(
+            self._history.get(window_id, ()), rpc, at, self.min_notice, applied_version
+        )
 
     def between(self, since: datetime, until: datetime) -> list[MaintenanceWindow]:
         return sorted(
@@ -55,7 +91,7 @@ class MaintenanceCalendar:
         """Raises MaintenanceInProgress if a window covers `rpc` now."""
         window = self.active(rpc, now)
         if window is not None:
-            raise in_progress(window, now)
+            raise in_progress(window, self.notice(window.window_id, rpc, now), now)
 
     def windows(self, current_only: bool) -> list[MaintenanceWindow]:
         now = self._clock.now()
@@ -67,8 +103,16 @@ class MaintenanceCalendar:
         return sorted(chosen, key=lambda w: (w.starts_at, w.window_id))
 
     @staticmethod
-    def _check(starts_at: datetime, ends_at: datetime, rpcs: frozenset[str], reason: str) -> None:
+    def _check(
+        starts_at: datetime,
+        ends_at: datetime,
+        rpcs: frozenset[str],
+        reason: str,
+        announcement: Announcement | None,
+    ) -> None:
         problems = window_problems(starts_at, ends_at, rpcs, reason)
+        if announcement is not None:
+            problems.update(announcement_problems(announcement))
         if problems:
             raise InvalidRequest([FieldViolation(f, d, "INVALID") for f, d in problems.items()])
 
@@ -79,8 +123,11 @@ class MaintenanceCalendar:
         ends_at: datetime,
         rpcs: frozenset[str],
         reason: str,
+        announcement: Announcement | None,
     ) -> MaintenanceWindow:
-        self._check(starts_at, ends_at, rpcs, reason)
+        """Records a window; `announcement` is its public notice (None: not announced to
+        holders, so never A16(1)(a))."""
+        self._check(starts_at, ends_at, rpcs, reason, announcement)
         now = self._clock.now()
         window = MaintenanceWindow(
             window_id=f"mw-{uuid.uuid4().hex[:16]}",
@@ -90,9 +137,10 @@ class MaintenanceCalendar:
             rpcs=rpcs,
             reason=reason.strip(),
             announced_at=now,
+            announcement=announcement,
         )
         await self._store.save_window(window, now)
-        self._windows[window.window_id] = window
+        self._keep(window)
         return window
 
     async def amend(
@@ -102,7 +150,10 @@ class MaintenanceCalendar:
         ends_at: datetime | None,
         rpcs: frozenset[str] | None,
         reason: str | None,
+        announcement: Announcement | None,
     ) -> MaintenanceWindow:
+        """A new version; `announcement` is the public notice of the change (None: the
+        change was not announced, so a part it adds is never A16(1)(a))."""
         now = self._clock.now()
 
         def change(current: MaintenanceWindow) -> MaintenanceWindow:
@@ -111,7 +162,7 @@ class MaintenanceCalendar:
             new_end = ends_at or current.ends_at
             new_rpcs = current.rpcs if rpcs is None else rpcs
             new_reason = reason.strip() if reason else current.reason
-            self._check(new_start, new_end, new_rpcs, new_reason)
+            self._check(new_start, new_end, new_rpcs, new_reason, announcement)
             return replace(
                 current,
                 starts_at=new_start,
@@ -119,17 +170,20 @@ class MaintenanceCalendar:
                 rpcs=new_rpcs,
                 reason=new_reason,
                 amended_at=now,
+                announcement=announcement,
             )
 
         return await self._update(window_id, change, now)
 
-    async def cancel(self, window_id: str) -> MaintenanceWindow:
+    async def cancel(
+        self, window_id: str, announcement: Announcement | None = None
+    ) -> MaintenanceWindow:
         now = self._clock.now()
 
         def change(current: MaintenanceWindow) -> MaintenanceWindow:
-            return (
-                current if current.cancelled_at is not None else replace(current, cancelled_at=now)
-            )
+            if current.cancelled_at is not None:
+                return current
+            return replace(current, cancelled_at=now, announcement=announcement)
 
         return await self._update(window_id, change, now)
 
@@ -139,11 +193,13 @@ class MaintenanceCalendar:
         window = await self._store.update_window(window_id, change, now)
         if window is None:
             raise NotFound("no such maintenance window", reason=ErrorReason.WINDOW_NOT_FOUND)
-        self._windows[window_id] = window
+        self._keep(window)
         return window
 
 
-def in_progress(window: MaintenanceWindow, now: datetime) -> MaintenanceInProgress:
+def in_progress(
+    window: MaintenanceWindow, notice: AdvanceNotice | None, now: datetime
+) -> MaintenanceInProgress:
     return MaintenanceInProgress(
         f"{window.kind.value.lower()} maintenance in progress; retry after it ends",
         retry_after=window.ends_at - now,
@@ -152,6 +208,7 @@ def in_progress(window: MaintenanceWindow, now: datetime) -> MaintenanceInProgre
             "kind": window.kind.value,
             "ends_at": window.ends_at.isoformat(),
             "announced_at": window.announced_at.isoformat(),
-            "announced_in_advance": str(window.announced_in_advance).lower(),
+            "window_version": str(window.version),
+            "announced_in_advance": str(notice is not None and notice.in_advance).lower(),
         },
     )

@@ -128,6 +128,15 @@ class TokenService:
         )
         return token, expires_at
 
+    def holder_of_auth(self, token: str, bank_id: str) -> str | None:
+        """The holder's lookup token inside a bank's auth token, expired or not (to file a
+        refused request under its holder for complaints); None if it is not one of the
+        bank's tokens."""
+        payload = self._open(_AUTH, token)
+        if payload is None or payload.get("b") != bank_id:
+            return None
+        return str(payload["h"])
+
     def open_auth(self, token: str, bank_id: str, allowed: frozenset[Scenario]) -> AuthClaims:
         """Raises Unauthenticated (bad or expired) or PermissionDenied (wrong scenario)."""
         payload = self._open(_AUTH, token)

@@ -252,7 +252,10 @@ class Store(Protocol):
         writes nothing."""
         ...
 
-    async def windows(self) -> list[MaintenanceWindow]: ...
+    async def window_versions(self) -> list[MaintenanceWindow]:
+        """Every version of every window, by window and version (the calendar judges A16(1)(a)
+        on a window's history, not on its latest version alone)."""
+        ...
 
     async def release_issue(self, bank_id: str, idempotency_key: str, claim: str) -> None:
         """Forgets a pending attempt that definitely produced nothing (a no-op when `claim`

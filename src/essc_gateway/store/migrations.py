@@ -185,4 +185,56 @@ MIGRATIONS: tuple[str, ...] = (
         (SELECT MAX(rowid) FROM outages WHERE ended_at IS NULL GROUP BY scope);
     CREATE UNIQUE INDEX outages_one_open_per_scope ON outages (scope) WHERE ended_at IS NULL;
     """,
+    # 8: the evidence log (a Merkle tree over every fact a clause rests on, with signed
+    # checkpoints), amendment records, and what a liability record now holds.
+    """
+    CREATE TABLE evidence_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        tree_hash TEXT,
+        frontier BLOB NOT NULL
+    );
+    INSERT INTO evidence_head (id, tree_hash, frontier) VALUES (1, NULL, zeroblob(8));
+    CREATE TABLE evidence_log (
+        idx INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        body BLOB NOT NULL,
+        leaf_hash BLOB NOT NULL
+    );
+    CREATE INDEX evidence_log_by_ref ON evidence_log (kind, ref);
+    -- Complete subtrees of level >= 1: a proof reads O(log n) of them.
+    CREATE TABLE evidence_nodes (
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE evidence_checkpoints (
+        tree_size INTEGER PRIMARY KEY,
+        root BLOB NOT NULL,
+        note BLOB NOT NULL,
+        published_at TEXT NOT NULL
+    );
+    CREATE TABLE liability_amendments (
+        amendment_id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL REFERENCES liability_records (request_id),
+        incident_id TEXT,
+        clause TEXT NOT NULL,
+        previous_clause TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        declared_by TEXT NOT NULL,
+        declared_at TEXT NOT NULL,
+        amended_at TEXT NOT NULL,
+        log_index INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX amendments_once_per_incident
+        ON liability_amendments (request_id, incident_id);
+    ALTER TABLE liability_records ADD COLUMN arrived_at TEXT;
+    ALTER TABLE liability_records ADD COLUMN deadline_at TEXT;
+    ALTER TABLE liability_records ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE liability_records ADD COLUMN window_version INTEGER;
+    ALTER TABLE liability_records ADD COLUMN log_index INTEGER;
+    CREATE INDEX liability_by_arrival ON liability_records (arrived_at);
+    ALTER TABLE incidents ADD COLUMN declared_by TEXT NOT NULL DEFAULT '';
+    """,
 )

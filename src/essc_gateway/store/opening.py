@@ -7,6 +7,8 @@ from typing import Literal, Protocol
 
 from opentelemetry.trace import Tracer
 
+from essc_gateway.evidence.merkle import TreeHash
+from essc_gateway.evidence.ports import EvidenceLogStore
 from essc_gateway.liability.ports import LedgerStore
 from essc_gateway.store.base import Store
 from essc_gateway.store.cluster import ClusterStore
@@ -16,7 +18,7 @@ from essc_gateway.store.postgres import PostgresStore
 from essc_gateway.store.sqlite import SqliteStore
 
 
-class GatewayStore(Store, LedgerStore, ClusterStore, Protocol):
+class GatewayStore(Store, LedgerStore, ClusterStore, EvidenceLogStore, Protocol):
     """Everything the gateway keeps, in one database, whichever adapter."""
 
     @property
@@ -38,7 +40,10 @@ async def open_store(
     location: StoreLocation,
     synchronous: Literal["FULL", "NORMAL"] = "FULL",
     tracer: Tracer | None = None,
+    evidence_hash: TreeHash = TreeHash.SM3,
 ) -> GatewayStore:
     if isinstance(location, Path):
-        return await SqliteStore.open(location, synchronous, tracer=tracer)
-    return await PostgresStore.open(location, tracer=tracer)
+        return await SqliteStore.open(
+            location, synchronous, tracer=tracer, evidence_hash=evidence_hash
+        )
+    return await PostgresStore.open(location, tracer=tracer, evidence_hash=evidence_hash)

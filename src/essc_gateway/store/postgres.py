@@ -23,6 +23,8 @@ from opentelemetry.trace import Tracer
 
 from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.errors import GatewayError
+from essc_gateway.evidence.entries import window_entry
+from essc_gateway.evidence.merkle import TreeHash
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
@@ -47,6 +49,11 @@ from essc_gateway.store.postgres_errors import (
     live_card_conflict,
     unavailability,
 )
+from essc_gateway.store.postgres_evidence import (
+    PostgresEvidenceTables,
+    log_append,
+    settle_tree_hash,
+)
 from essc_gateway.store.postgres_ledger import PostgresLedgerTables
 from essc_gateway.store.postgres_schema import Db, migrate
 from essc_gateway.store.rows import (
@@ -54,7 +61,7 @@ from essc_gateway.store.rows import (
     attempt_from,
     card_from,
     forward_from,
-    window_from,
+    window_from_snapshot,
     window_snapshot,
 )
 from essc_gateway.store.rows import (
@@ -100,6 +107,7 @@ async def _write_window(db: Db, window: MaintenanceWindow, recorded_at: datetime
         recorded_at,
         window_snapshot(window),
     )
+    await log_append(db, [window_entry(window)])
 
 
 # The attempt first: the card goes in only if this claim still holds the key (a CTE sees
@@ -123,7 +131,7 @@ async def _no_reset(connection: object) -> None:
     """The pool's reset on release: nothing to undo."""
 
 
-class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
+class PostgresStore(PostgresLedgerTables, PostgresClusterTables, PostgresEvidenceTables):
     """`Store` and `LedgerStore` on PostgreSQL. Build it with `await PostgresStore.open(...)`."""
 
     def __init__(
@@ -148,8 +156,10 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         tracer: Tracer | None = None,
         pool_size: int = 10,
         connect_timeout: float = 5.0,
+        evidence_hash: TreeHash = TreeHash.SM3,
     ) -> PostgresStore:
-        """Connects, migrates (once across replicas), and keeps a pool of `pool_size`."""
+        """Connects, migrates (once across replicas), and keeps a pool of `pool_size`. A
+        new evidence log is hashed with `evidence_hash`; an existing one must use it."""
         pool = await asyncpg.create_pool(
             database.dsn,
             min_size=1,
@@ -175,6 +185,7 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         try:
             async with pool.acquire() as connection:
                 await migrate(connection)
+                await settle_tree_hash(connection, evidence_hash)
         except BaseException:
             await pool.close()
             raise
@@ -556,12 +567,18 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
         self, window_id: str, change: WindowChange, recorded_at: datetime
     ) -> MaintenanceWindow | None:
         async def work(db: Db) -> MaintenanceWindow | None:
-            row = await db.fetchrow(
-                "SELECT * FROM maintenance_windows WHERE window_id = $1 FOR UPDATE", window_id
+            locked = await db.fetchval(
+                "SELECT 1 FROM maintenance_windows WHERE window_id = $1 FOR UPDATE", window_id
             )
-            if row is None:
+            if locked is None:
                 return None
-            current = window_from(row, _as_stored)
+            row = await db.fetchrow(
+                "SELECT version, snapshot FROM maintenance_window_versions "
+                "WHERE window_id = $1 ORDER BY version DESC LIMIT 1",
+                window_id,
+            )
+            assert row is not None  # every window has its first version
+            current = window_from_snapshot(window_id, int(row[0]), str(row[1]))
             changed = change(current)
             if changed == current:
                 return current
@@ -572,9 +589,12 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables):
 
         return await self._write(work)
 
-    async def windows(self) -> list[MaintenanceWindow]:
-        rows = await self._rows("SELECT * FROM maintenance_windows ORDER BY starts_at")
-        return [window_from(row, _as_stored) for row in rows]
+    async def window_versions(self) -> list[MaintenanceWindow]:
+        rows = await self._rows(
+            "SELECT window_id, version, snapshot FROM maintenance_window_versions "
+            "ORDER BY window_id, version"
+        )
+        return [window_from_snapshot(row[0], int(row[1]), row[2]) for row in rows]
 
     @uncancellable
     async def release_issue(self, bank_id: str, idempotency_key: str, claim: str) -> None:

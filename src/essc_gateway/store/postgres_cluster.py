@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from essc_gateway.evidence.entries import outage_closed_entry, outage_opened_entry
 from essc_gateway.liability.model import Outage
 from essc_gateway.store.cluster import ChangeListener, RateGrant, ReplicaInfo, SharedTopic
 from essc_gateway.store.location import PostgresDatabase
+from essc_gateway.store.postgres_evidence import log_append
 from essc_gateway.store.postgres_schema import Db
 from essc_gateway.store.rate_bucket import refill_and_take
 from essc_gateway.store.rows import as_stored, counts_added, outage_from, replica_from
@@ -176,6 +178,7 @@ class PostgresClusterTables:
                 )
                 if inserted is not None:  # a new outage: every replica names it from now on
                     await bump_topic(db, SharedTopic.OUTAGES)
+                    await log_append(db, [outage_opened_entry(outage, holder)])
                 row = await db.fetchrow(
                     "UPDATE outages SET held_by = $2 WHERE scope = $1 AND ended_at IS NULL "
                     "RETURNING *",
@@ -221,15 +224,16 @@ class PostgresClusterTables:
     @uncancellable
     async def close_outage(self, outage_id: str, ended_at: datetime) -> bool:
         async def work(db: Db) -> bool:
-            closed = await db.fetchval(
+            closed = await db.fetchrow(
                 "UPDATE outages SET ended_at = $1 WHERE outage_id = $2 AND ended_at IS NULL "
-                "RETURNING 1",
+                "RETURNING *",
                 ended_at,
                 outage_id,
             )
             if closed is None:
                 return False
             await bump_topic(db, SharedTopic.OUTAGES)
+            await log_append(db, [outage_closed_entry(outage_from(closed, as_stored))])
             return True
 
         return await self._write(work)
@@ -239,11 +243,14 @@ class PostgresClusterTables:
         async def work(db: Db) -> int:
             rows = await db.fetch(
                 "UPDATE outages SET ended_at = last_failure_at WHERE ended_at IS NULL "
-                "AND (held_by IS NULL OR NOT held_by = ANY($1::text[])) RETURNING 1",
+                "AND (held_by IS NULL OR NOT held_by = ANY($1::text[])) RETURNING *",
                 sorted(live_replicas),
             )
             if rows:
                 await bump_topic(db, SharedTopic.OUTAGES)
+                await log_append(
+                    db, [outage_closed_entry(outage_from(row, as_stored)) for row in rows]
+                )
             return len(rows)
 
         return await self._write(work)

@@ -3,22 +3,29 @@ append to one chain: each batch locks the head row, links its records after it a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
-from essc_gateway.liability.chain import linked_after
-from essc_gateway.liability.model import Incident, IncidentKind, LiabilityRecord, Outage
+from essc_gateway.evidence.entries import (
+    amendment_entry,
+    counts_entry,
+    incident_entry,
+    record_entry,
+)
+from essc_gateway.liability.model import Amendment, Incident, IncidentKind, LiabilityRecord, Outage
 from essc_gateway.store.append_queue import LedgerAppendQueue
 from essc_gateway.store.base import DuplicateRecord
 from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.postgres_cluster import bump_topic
+from essc_gateway.store.postgres_evidence import log_append
 from essc_gateway.store.postgres_schema import Db
 from essc_gateway.store.rows import (
     RECORD_COLUMNS,
+    amendment_from,
     as_stored,
     outage_from,
     record_from,
@@ -29,25 +36,28 @@ from essc_gateway.store.sqlite_util import uncancellable
 R = TypeVar("R")
 
 
-async def _insert_linked(db: Db, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
-    """Links `records` after the head (locked until the transaction ends) and inserts them."""
-    head = await db.fetchrow("SELECT seq, row_hash FROM ledger_head WHERE id = 1 FOR UPDATE")
-    assert head is not None
-    linked = linked_after(records, int(head["seq"]), str(head["row_hash"]))
+async def _insert_logged(db: Db, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
+    """Appends `records` to the evidence log (its head locked until the transaction ends)
+    and inserts them, numbered after the last."""
+    logged = await log_append(db, [record_entry(r) for r in records])
+    last_seq = await db.fetchval(
+        "UPDATE ledger_head SET seq = seq + $1 WHERE id = 1 RETURNING seq", len(records)
+    )
+    first = int(last_seq) - len(records)
+    stored = [
+        replace(record, seq=first + n, log_index=entry.index)
+        for n, (record, entry) in enumerate(zip(records, logged, strict=True), start=1)
+    ]
     try:
         await db.executemany(
-            f"INSERT INTO liability_records ({RECORD_COLUMNS}) VALUES "  # noqa: S608
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            [record_values(r, r.at) for r in linked],
+            f"INSERT INTO liability_records ({RECORD_COLUMNS}, prev_hash, row_hash) VALUES "  # noqa: S608
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+            "$18, $19, '', '')",
+            [record_values(r, as_stored) for r in stored],
         )
     except asyncpg.UniqueViolationError:
         raise DuplicateRecord("a liability record with this request id exists") from None
-    await db.execute(
-        "UPDATE ledger_head SET seq = $1, row_hash = $2 WHERE id = 1",
-        linked[-1].seq,
-        linked[-1].row_hash,
-    )
-    return linked
+    return stored
 
 
 class PostgresLedgerTables(LedgerAppendQueue):
@@ -62,21 +72,21 @@ class PostgresLedgerTables(LedgerAppendQueue):
     @uncancellable
     async def _append_batch(self, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
         async def work(db: Db) -> list[LiabilityRecord]:
-            return await _insert_linked(db, records)
+            return await _insert_logged(db, records)
 
         return await self._write(work)
 
     @uncancellable
     async def append_liability_if_absent(self, record: LiabilityRecord) -> bool:
         async def work(db: Db) -> bool:
-            # The head's lock first: another process appending the same held record waits.
-            await db.execute("SELECT 1 FROM ledger_head WHERE id = 1 FOR UPDATE")
+            # The log head's lock first: another process appending the same held record waits.
+            await db.execute("SELECT 1 FROM evidence_head WHERE id = 1 FOR UPDATE")
             exists = await db.fetchval(
                 "SELECT 1 FROM liability_records WHERE request_id = $1", record.request_id
             )
             if exists is not None:
                 return False
-            await _insert_linked(db, [record])
+            await _insert_logged(db, [record])
             return True
 
         return await self._write(work)
@@ -100,41 +110,78 @@ class PostgresLedgerTables(LedgerAppendQueue):
         )
         return [record_from(row, as_stored) for row in rows]
 
-    async def all_liability_records(self) -> list[LiabilityRecord]:
+    async def liability_records_arrived(
+        self, since: datetime, until: datetime
+    ) -> list[LiabilityRecord]:
         await self.drain_appends()
         rows = await self._rows(
-            f"SELECT {RECORD_COLUMNS} FROM liability_records ORDER BY seq"  # noqa: S608
+            f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
+            "WHERE COALESCE(arrived_at, at) >= $1 AND COALESCE(arrived_at, at) < $2 ORDER BY seq",
+            since,
+            until,
         )
         return [record_from(row, as_stored) for row in rows]
 
-    async def chain_head(self) -> str:
+    async def liability_records_by_id(self, request_ids: Sequence[str]) -> list[LiabilityRecord]:
         await self.drain_appends()
-        rows = await self._rows("SELECT row_hash FROM ledger_head WHERE id = 1")
-        return str(rows[0]["row_hash"])
+        rows = await self._rows(
+            f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
+            "WHERE request_id = ANY($1::text[]) ORDER BY seq",
+            list(request_ids),
+        )
+        return [record_from(row, as_stored) for row in rows]
+
+    async def liability_record_count(self) -> int:
+        await self.drain_appends()
+        rows = await self._rows("SELECT count(*) FROM liability_records")
+        return int(rows[0][0])
+
+    async def amendments(self, request_ids: Sequence[str]) -> dict[str, list[Amendment]]:
+        found: dict[str, list[Amendment]] = {}
+        for row in await self._rows(
+            "SELECT * FROM liability_amendments WHERE request_id = ANY($1::text[]) "
+            "ORDER BY log_index",
+            list(request_ids),
+        ):
+            amendment = amendment_from(row, as_stored)
+            found.setdefault(amendment.request_id, []).append(amendment)
+        return found
 
     @uncancellable
-    async def save_outage(self, outage: Outage) -> None:
-        async def work(db: Db) -> None:
-            await db.execute(
-                "INSERT INTO outages (outage_id, scope, started_at, ended_at, reached, "
-                "last_failure_at, status_counts, affected, clause) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (outage_id) DO UPDATE "
-                "SET ended_at = excluded.ended_at, reached = excluded.reached, "
-                "last_failure_at = excluded.last_failure_at, "
-                "status_counts = excluded.status_counts, affected = excluded.affected, "
-                "clause = excluded.clause",
-                outage.outage_id,
-                outage.scope,
-                outage.started_at,
-                outage.ended_at,
-                outage.reached,
-                outage.last_failure_at,
-                json.dumps(dict(outage.status_counts), sort_keys=True),
-                json.dumps(dict(outage.affected), sort_keys=True),
-                outage.clause.value,
-            )
+    async def append_amendments(self, amendments: Sequence[Amendment]) -> list[Amendment]:
+        async def work(db: Db) -> list[Amendment]:
+            # The log head first: replicas amending for the same incident take turns, and
+            # the second finds the first's amendments.
+            await db.execute("SELECT 1 FROM evidence_head WHERE id = 1 FOR UPDATE")
+            written = []
+            for amendment in amendments:
+                if await db.fetchval(
+                    "SELECT 1 FROM liability_amendments WHERE request_id = $1 "
+                    "AND incident_id IS NOT DISTINCT FROM $2",
+                    amendment.request_id,
+                    amendment.incident_id,
+                ):
+                    continue
+                (logged,) = await log_append(db, [amendment_entry(amendment)])
+                await db.execute(
+                    "INSERT INTO liability_amendments (amendment_id, request_id, incident_id, "
+                    "clause, previous_clause, cause, declared_by, declared_at, amended_at, "
+                    "log_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    amendment.amendment_id,
+                    amendment.request_id,
+                    amendment.incident_id,
+                    amendment.clause.value,
+                    amendment.previous_clause.value,
+                    amendment.cause.value,
+                    amendment.declared_by,
+                    amendment.declared_at,
+                    amendment.amended_at,
+                    logged.index,
+                )
+                written.append(replace(amendment, log_index=logged.index))
+            return written
 
-        await self._write(work)
+        return await self._write(work)
 
     async def outages_between(self, since: datetime, until: datetime) -> list[Outage]:
         rows = await self._rows(
@@ -154,14 +201,16 @@ class PostgresLedgerTables(LedgerAppendQueue):
         async def work(db: Db) -> None:
             await db.execute(
                 "INSERT INTO incidents (incident_id, kind, starts_at, ends_at, declared_at, "
-                "description) VALUES ($1, $2, $3, $4, $5, $6)",
+                "description, declared_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 incident.incident_id,
                 incident.kind.value,
                 incident.starts_at,
                 incident.ends_at,
                 incident.declared_at,
                 incident.description,
+                incident.declared_by,
             )
+            await log_append(db, [incident_entry(incident)])
             await bump_topic(db, SharedTopic.INCIDENTS)
 
         await self._write(work)
@@ -176,6 +225,7 @@ class PostgresLedgerTables(LedgerAppendQueue):
                 ends_at=r["ends_at"],
                 declared_at=r["declared_at"],
                 description=r["description"],
+                declared_by=r["declared_by"],
             )
             for r in rows
         ]
@@ -190,6 +240,7 @@ class PostgresLedgerTables(LedgerAppendQueue):
                 "failed = request_counts.failed + excluded.failed",
                 counts,
             )
+            await log_append(db, [counts_entry(*batch) for batch in counts])
 
         await self._write(work)
 

@@ -193,6 +193,56 @@ MIGRATIONS: tuple[str, ...] = (
         AND (n.started_at, n.outage_id) > (o.started_at, o.outage_id));
     CREATE UNIQUE INDEX outages_one_open_per_scope ON outages (scope) WHERE ended_at IS NULL;
     """,
+    # 3: the evidence log (a Merkle tree over every fact a clause rests on, with signed
+    # checkpoints), amendment records, and what a liability record now holds.
+    """
+    CREATE TABLE evidence_head (
+        id integer PRIMARY KEY CHECK (id = 1),
+        tree_hash text,
+        frontier bytea NOT NULL
+    );
+    INSERT INTO evidence_head (id, tree_hash, frontier) VALUES (1, NULL, '\\x0000000000000000');
+    CREATE TABLE evidence_log (
+        idx bigint PRIMARY KEY,
+        kind text NOT NULL,
+        ref text NOT NULL,
+        body bytea NOT NULL,
+        leaf_hash bytea NOT NULL
+    );
+    CREATE INDEX evidence_log_by_ref ON evidence_log (kind, ref);
+    CREATE TABLE evidence_nodes (
+        level integer NOT NULL,
+        idx bigint NOT NULL,
+        hash bytea NOT NULL,
+        PRIMARY KEY (level, idx)
+    );
+    CREATE TABLE evidence_checkpoints (
+        tree_size bigint PRIMARY KEY,
+        root bytea NOT NULL,
+        note bytea NOT NULL,
+        published_at timestamptz NOT NULL
+    );
+    CREATE TABLE liability_amendments (
+        amendment_id text PRIMARY KEY,
+        request_id text NOT NULL REFERENCES liability_records (request_id),
+        incident_id text,
+        clause text NOT NULL,
+        previous_clause text NOT NULL,
+        cause text NOT NULL,
+        declared_by text NOT NULL,
+        declared_at timestamptz NOT NULL,
+        amended_at timestamptz NOT NULL,
+        log_index bigint NOT NULL,
+        UNIQUE (request_id, incident_id)
+    );
+    ALTER TABLE liability_records ADD COLUMN arrived_at timestamptz,
+        ADD COLUMN deadline_at timestamptz,
+        ADD COLUMN attempts text NOT NULL DEFAULT '[]',
+        ADD COLUMN window_version integer,
+        ADD COLUMN log_index bigint;
+    CREATE INDEX liability_by_arrival ON liability_records (arrived_at);
+    ALTER TABLE incidents ADD COLUMN declared_by text NOT NULL DEFAULT '';
+    """,
 )
 
 # pg_advisory_xact_lock's key space is shared by everything on the server: a constant of

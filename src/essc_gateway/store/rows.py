@@ -9,11 +9,23 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
-from essc_gateway.liability.model import Clause, LiabilityRecord, Outage
+from essc_gateway.domain.maintenance import (
+    MaintenanceWindow,
+    WindowKind,
+    announcement_fields,
+    announcement_of,
+)
+from essc_gateway.liability.model import (
+    Amendment,
+    AmendmentCause,
+    Clause,
+    LiabilityRecord,
+    Outage,
+)
 from essc_gateway.store.base import CardRecord, ForwardItem, IssueAttempt, IssueAttemptState
 from essc_gateway.store.cluster import ReplicaInfo
 from essc_gateway.store.sqlite_util import text_of
+from essc_gateway.upstream.attempts import attempt_from_dict, attempt_to_dict
 
 
 class Row(Protocol):
@@ -30,8 +42,11 @@ CARD_COLUMNS = (
 )
 RECORD_COLUMNS = (
     "seq, request_id, trace_id, bank_id, rpc, at, status_code, reason, clause, evidence, "
-    "outage_id, window_id, incident_id, holder_token, prev_hash, row_hash"
+    "outage_id, window_id, incident_id, holder_token, arrived_at, deadline_at, attempts, "
+    "window_version, log_index"
 )
+"""A liability record's columns (the hash chain's prev_hash and row_hash, replaced by the
+evidence log, are written empty)."""
 
 
 def as_stored(value: datetime | None) -> datetime | None:
@@ -94,23 +109,9 @@ def forward_from(row: Row, time_of: TimeOf) -> ForwardItem:
     )
 
 
-def window_from(row: Row, time_of: TimeOf) -> MaintenanceWindow:
-    return MaintenanceWindow(
-        window_id=row["window_id"],
-        kind=WindowKind(row["kind"]),
-        starts_at=_required(time_of, row["starts_at"]),
-        ends_at=_required(time_of, row["ends_at"]),
-        rpcs=frozenset(json.loads(row["rpcs"])),
-        reason=row["reason"],
-        announced_at=_required(time_of, row["announced_at"]),
-        amended_at=time_of(row["amended_at"]),
-        cancelled_at=time_of(row["cancelled_at"]),
-        version=row["version"],
-    )
-
-
 def window_snapshot(window: MaintenanceWindow) -> str:
-    """The version history's copy of a window (both stores write the same text)."""
+    """The version history's copy of a window (both stores write the same text): every
+    version keeps its own times and public notice, the evidence of A16(1)(a)."""
     return json.dumps(
         {
             "kind": window.kind.value,
@@ -121,8 +122,32 @@ def window_snapshot(window: MaintenanceWindow) -> str:
             "announced_at": window.announced_at.isoformat(),
             "amended_at": text_of(window.amended_at),
             "cancelled_at": text_of(window.cancelled_at),
+            "announcement": announcement_fields(window.announcement),
         },
         sort_keys=True,
+    )
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def window_from_snapshot(window_id: str, version: int, snapshot: str) -> MaintenanceWindow:
+    """One version of a window from its history row."""
+    data = json.loads(snapshot)
+    return MaintenanceWindow(
+        window_id=window_id,
+        kind=WindowKind(data["kind"]),
+        starts_at=datetime.fromisoformat(data["starts_at"]),
+        ends_at=datetime.fromisoformat(data["ends_at"]),
+        rpcs=frozenset(data["rpcs"]),
+        reason=data["reason"],
+        announced_at=datetime.fromisoformat(data["announced_at"]),
+        amended_at=_time(data["amended_at"]),
+        cancelled_at=_time(data["cancelled_at"]),
+        version=version,
+        # Absent from versions written before notices were recorded.
+        announcement=announcement_of(data.get("announcement")),
     )
 
 
@@ -142,8 +167,11 @@ def record_from(row: Row, time_of: TimeOf) -> LiabilityRecord:
         window_id=row["window_id"],
         incident_id=row["incident_id"],
         holder_token=row["holder_token"],
-        prev_hash=row["prev_hash"],
-        row_hash=row["row_hash"],
+        arrived_at=time_of(row["arrived_at"]),
+        deadline_at=time_of(row["deadline_at"]),
+        attempts=tuple(attempt_from_dict(a) for a in json.loads(row["attempts"])),
+        window_version=row["window_version"],
+        log_index=row["log_index"],
     )
 
 
@@ -161,15 +189,17 @@ def outage_from(row: Row, time_of: TimeOf) -> Outage:
     )
 
 
-def record_values(record: LiabilityRecord, at: Any) -> tuple[Any, ...]:
-    """A record's column values in `RECORD_COLUMNS` order; `at` as the adapter stores it."""
+def record_values(
+    record: LiabilityRecord, time_as: Callable[[datetime | None], Any]
+) -> tuple[Any, ...]:
+    """A record's column values in `RECORD_COLUMNS` order, times as the adapter stores them."""
     return (
         record.seq,
         record.request_id,
         record.trace_id,
         record.bank_id,
         record.rpc,
-        at,
+        time_as(record.at),
         record.status_code,
         record.reason,
         record.clause.value,
@@ -178,8 +208,26 @@ def record_values(record: LiabilityRecord, at: Any) -> tuple[Any, ...]:
         record.window_id,
         record.incident_id,
         record.holder_token,
-        record.prev_hash,
-        record.row_hash,
+        time_as(record.arrived_at),
+        time_as(record.deadline_at),
+        json.dumps([attempt_to_dict(a) for a in record.attempts]),
+        record.window_version,
+        record.log_index,
+    )
+
+
+def amendment_from(row: Row, time_of: TimeOf) -> Amendment:
+    return Amendment(
+        amendment_id=row["amendment_id"],
+        request_id=row["request_id"],
+        clause=Clause(row["clause"]),
+        previous_clause=Clause(row["previous_clause"]),
+        cause=AmendmentCause(row["cause"]),
+        incident_id=row["incident_id"],
+        declared_by=row["declared_by"],
+        declared_at=_required(time_of, row["declared_at"]),
+        amended_at=_required(time_of, row["amended_at"]),
+        log_index=row["log_index"],
     )
 
 

@@ -23,6 +23,8 @@ from opentelemetry.trace import Tracer
 
 from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.errors import GatewayError
+from essc_gateway.evidence.entries import window_entry
+from essc_gateway.evidence.merkle import TreeHash
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
@@ -43,11 +45,12 @@ from essc_gateway.store.rows import (
     attempt_from,
     card_from,
     forward_from,
-    window_from,
+    window_from_snapshot,
     window_snapshot,
 )
 from essc_gateway.store.sqlite_cluster import SqliteClusterTables, bump_topic
 from essc_gateway.store.sqlite_commit import BatchWriter
+from essc_gateway.store.sqlite_evidence import EvidenceTables, log_append, settle_tree_hash
 from essc_gateway.store.sqlite_ledger import LedgerTables
 from essc_gateway.store.sqlite_util import one_row, text_of, time_or_none, uncancellable
 
@@ -128,6 +131,7 @@ def _write_window(db: sqlite3.Connection, window: MaintenanceWindow, recorded_at
         "VALUES (?, ?, ?, ?)",
         (window.window_id, window.version, text_of(recorded_at), window_snapshot(window)),
     )
+    log_append(db, [window_entry(window)])
 
 
 def _configure(connection: sqlite3.Connection, synchronous: Synchronous) -> None:
@@ -165,7 +169,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
         )
 
 
-class SqliteStore(LedgerTables, SqliteClusterTables):
+class SqliteStore(LedgerTables, SqliteClusterTables, EvidenceTables):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
     def __init__(
@@ -181,9 +185,14 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
 
     @classmethod
     async def open(
-        cls, path: Path | str, synchronous: Synchronous = "FULL", tracer: Tracer | None = None
+        cls,
+        path: Path | str,
+        synchronous: Synchronous = "FULL",
+        tracer: Tracer | None = None,
+        evidence_hash: TreeHash = TreeHash.SM3,
     ) -> SqliteStore:
-        """Opens (creating and migrating if needed) the database at `path`."""
+        """Opens (creating and migrating if needed) the database at `path`. A new evidence
+        log is hashed with `evidence_hash`; an existing one must use it already."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
@@ -191,6 +200,8 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
             with _migration_lock(path):
                 _configure(connection, synchronous)
                 _migrate(connection)
+                with connection:
+                    settle_tree_hash(connection, evidence_hash)
 
         writer = await BatchWriter.open(path, prepare)
         try:
@@ -495,12 +506,16 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
     ) -> MaintenanceWindow | None:
         def work(db: sqlite3.Connection) -> MaintenanceWindow | None:
             with closing(
-                db.execute("SELECT * FROM maintenance_windows WHERE window_id = ?", (window_id,))
+                db.execute(
+                    "SELECT version, snapshot FROM maintenance_window_versions "
+                    "WHERE window_id = ? ORDER BY version DESC LIMIT 1",
+                    (window_id,),
+                )
             ) as cursor:
                 row = cursor.fetchone()
             if row is None:
                 return None
-            current = window_from(row, time_or_none)
+            current = window_from_snapshot(window_id, int(row[0]), str(row[1]))
             changed = change(current)
             if changed == current:
                 return current
@@ -511,12 +526,13 @@ class SqliteStore(LedgerTables, SqliteClusterTables):
 
         return await self._write(work)
 
-    async def windows(self) -> list[MaintenanceWindow]:
+    async def window_versions(self) -> list[MaintenanceWindow]:
         async with self._reader.execute(
-            "SELECT * FROM maintenance_windows ORDER BY starts_at"
+            "SELECT window_id, version, snapshot FROM maintenance_window_versions "
+            "ORDER BY window_id, version"
         ) as cursor:
             rows = await cursor.fetchall()
-        return [window_from(row, time_or_none) for row in rows]
+        return [window_from_snapshot(row[0], int(row[1]), row[2]) for row in rows]
 
     @uncancellable
     async def mark_issue_in_doubt(self, bank_id: str, idempotency_key: str, claim: str) -> None:

@@ -10,11 +10,13 @@ from contextlib import closing
 from datetime import datetime
 from typing import Any, TypeVar
 
+from essc_gateway.evidence.entries import outage_closed_entry, outage_opened_entry
 from essc_gateway.liability.model import Outage
 from essc_gateway.store.base import StoreError
 from essc_gateway.store.cluster import ChangeListener, RateGrant, ReplicaInfo, SharedTopic
 from essc_gateway.store.rate_bucket import refill_and_take
 from essc_gateway.store.rows import counts_added, outage_from, replica_from
+from essc_gateway.store.sqlite_evidence import log_append
 from essc_gateway.store.sqlite_util import one_row, text_of, time_of, time_or_none, uncancellable
 
 R = TypeVar("R")
@@ -122,6 +124,7 @@ class SqliteClusterTables:
             ).rowcount
             if inserted == 1:  # a new outage: every replica names it from now on
                 bump_topic(db, SharedTopic.OUTAGES)
+                log_append(db, [outage_opened_entry(outage, holder)])
             row = one_row(  # the joining replica holds it too (a starting one must not close it)
                 db,
                 "UPDATE outages SET held_by = ? WHERE scope = ? AND ended_at IS NULL RETURNING *",
@@ -166,13 +169,16 @@ class SqliteClusterTables:
     @uncancellable
     async def close_outage(self, outage_id: str, ended_at: datetime) -> bool:
         def work(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "UPDATE outages SET ended_at = ? WHERE outage_id = ? AND ended_at IS NULL",
+            row = one_row(
+                db,
+                "UPDATE outages SET ended_at = ? WHERE outage_id = ? AND ended_at IS NULL "
+                "RETURNING *",
                 (text_of(ended_at), outage_id),
             )
-            if cursor.rowcount != 1:
+            if row is None:
                 return False
             bump_topic(db, SharedTopic.OUTAGES)
+            log_append(db, [outage_closed_entry(outage_from(row, time_or_none))])
             return True
 
         return await self._write(work)
@@ -185,10 +191,13 @@ class SqliteClusterTables:
             ) as cursor:
                 orphaned = [row[0] for row in cursor.fetchall() if row[1] not in live_replicas]
             for outage_id in orphaned:
-                db.execute(
-                    "UPDATE outages SET ended_at = last_failure_at WHERE outage_id = ?",
+                row = one_row(
+                    db,
+                    "UPDATE outages SET ended_at = last_failure_at WHERE outage_id = ? RETURNING *",
                     (outage_id,),
                 )
+                if row is not None:
+                    log_append(db, [outage_closed_entry(outage_from(row, time_or_none))])
             if orphaned:
                 bump_topic(db, SharedTopic.OUTAGES)
             return len(orphaned)

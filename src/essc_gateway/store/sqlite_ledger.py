@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import closing
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from essc_gateway.liability.chain import GENESIS, linked_after
-from essc_gateway.liability.model import Incident, IncidentKind, LiabilityRecord, Outage
+from essc_gateway.evidence.entries import (
+    amendment_entry,
+    counts_entry,
+    incident_entry,
+    record_entry,
+)
+from essc_gateway.liability.model import Amendment, Incident, IncidentKind, LiabilityRecord, Outage
 from essc_gateway.store.append_queue import LedgerAppendQueue
 from essc_gateway.store.base import DuplicateRecord
 from essc_gateway.store.cluster import SharedTopic
-from essc_gateway.store.rows import RECORD_COLUMNS, outage_from, record_from, record_values
+from essc_gateway.store.rows import (
+    RECORD_COLUMNS,
+    amendment_from,
+    outage_from,
+    record_from,
+    record_values,
+)
 from essc_gateway.store.sqlite_cluster import bump_topic
-from essc_gateway.store.sqlite_util import text_of, time_of, time_or_none, uncancellable
+from essc_gateway.store.sqlite_evidence import log_append
+from essc_gateway.store.sqlite_util import (
+    one_row,
+    text_of,
+    time_of,
+    time_or_none,
+    uncancellable,
+)
 
 R = TypeVar("R")
 
@@ -46,7 +64,7 @@ class LedgerTables(LedgerAppendQueue):
             ) as cursor:
                 if cursor.fetchone() is not None:
                     return False
-            _insert_linked(db, [record])
+            _insert_logged(db, [record])
             return True
 
         return await self._write(work)
@@ -54,7 +72,7 @@ class LedgerTables(LedgerAppendQueue):
     @uncancellable
     async def _append_batch(self, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
         def work(db: sqlite3.Connection) -> list[LiabilityRecord]:
-            return _insert_linked(db, records)
+            return _insert_logged(db, records)
 
         return await self._write(work)
 
@@ -79,44 +97,81 @@ class LedgerTables(LedgerAppendQueue):
             for r in await self._rows(sql + " ORDER BY seq", tuple(params))
         ]
 
-    async def all_liability_records(self) -> list[LiabilityRecord]:
+    async def liability_records_arrived(
+        self, since: datetime, until: datetime
+    ) -> list[LiabilityRecord]:
         await self.drain_appends()
         rows = await self._rows(
-            f"SELECT {RECORD_COLUMNS} FROM liability_records ORDER BY seq",  # noqa: S608
-            (),
+            f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
+            "WHERE COALESCE(arrived_at, at) >= ? AND COALESCE(arrived_at, at) < ? ORDER BY seq",
+            (text_of(since), text_of(until)),
         )
         return [record_from(r, time_or_none) for r in rows]
 
-    async def chain_head(self) -> str:
+    async def liability_records_by_id(self, request_ids: Sequence[str]) -> list[LiabilityRecord]:
         await self.drain_appends()
-        rows = await self._rows(
-            "SELECT row_hash FROM liability_records ORDER BY seq DESC LIMIT 1", ()
-        )
-        return str(rows[0][0]) if rows else GENESIS
+        found = []
+        for start in range(0, len(request_ids), 500):
+            chunk = tuple(request_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = await self._rows(
+                f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
+                f"WHERE request_id IN ({marks}) ORDER BY seq",
+                chunk,
+            )
+            found += [record_from(r, time_or_none) for r in rows]
+        return found
+
+    async def liability_record_count(self) -> int:
+        await self.drain_appends()
+        rows = await self._rows("SELECT COUNT(*) FROM liability_records", ())
+        return int(rows[0][0])
+
+    async def amendments(self, request_ids: Sequence[str]) -> dict[str, list[Amendment]]:
+        found: dict[str, list[Amendment]] = {}
+        for start in range(0, len(request_ids), 500):
+            chunk = tuple(request_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in await self._rows(
+                f"SELECT * FROM liability_amendments WHERE request_id IN ({marks}) "  # noqa: S608
+                "ORDER BY log_index",
+                chunk,
+            ):
+                amendment = amendment_from(row, time_or_none)
+                found.setdefault(amendment.request_id, []).append(amendment)
+        return found
 
     @uncancellable
-    async def save_outage(self, outage: Outage) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO outages (outage_id, scope, started_at, ended_at, reached, "
-                "last_failure_at, status_counts, affected, clause) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (outage_id) DO UPDATE SET "
-                "ended_at = excluded.ended_at, reached = excluded.reached, "
-                "last_failure_at = excluded.last_failure_at, "
-                "status_counts = excluded.status_counts, affected = excluded.affected, "
-                "clause = excluded.clause",
-                (
-                    outage.outage_id,
-                    outage.scope,
-                    text_of(outage.started_at),
-                    text_of(outage.ended_at),
-                    int(outage.reached),
-                    text_of(outage.last_failure_at),
-                    json.dumps(dict(outage.status_counts), sort_keys=True),
-                    json.dumps(dict(outage.affected), sort_keys=True),
-                    outage.clause.value,
-                ),
-            )
+    async def append_amendments(self, amendments: Sequence[Amendment]) -> list[Amendment]:
+        def work(db: sqlite3.Connection) -> list[Amendment]:
+            written = []
+            for amendment in amendments:
+                if one_row(
+                    db,
+                    "SELECT 1 FROM liability_amendments WHERE request_id = ? AND incident_id = ?",
+                    (amendment.request_id, amendment.incident_id),
+                ):
+                    continue  # another replica amended it for this incident first
+                (logged,) = log_append(db, [amendment_entry(amendment)])
+                db.execute(
+                    "INSERT INTO liability_amendments (amendment_id, request_id, incident_id, "
+                    "clause, previous_clause, cause, declared_by, declared_at, amended_at, "
+                    "log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        amendment.amendment_id,
+                        amendment.request_id,
+                        amendment.incident_id,
+                        amendment.clause.value,
+                        amendment.previous_clause.value,
+                        amendment.cause.value,
+                        amendment.declared_by,
+                        text_of(amendment.declared_at),
+                        text_of(amendment.amended_at),
+                        logged.index,
+                    ),
+                )
+                written.append(replace(amendment, log_index=logged.index))
+            return written
 
         return await self._write(work)
 
@@ -137,7 +192,7 @@ class LedgerTables(LedgerAppendQueue):
         def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO incidents (incident_id, kind, starts_at, ends_at, declared_at, "
-                "description) VALUES (?, ?, ?, ?, ?, ?)",
+                "description, declared_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     incident.incident_id,
                     incident.kind.value,
@@ -145,8 +200,10 @@ class LedgerTables(LedgerAppendQueue):
                     text_of(incident.ends_at),
                     text_of(incident.declared_at),
                     incident.description,
+                    incident.declared_by,
                 ),
             )
+            log_append(db, [incident_entry(incident)])
             bump_topic(db, SharedTopic.INCIDENTS)
 
         return await self._write(work)
@@ -161,6 +218,7 @@ class LedgerTables(LedgerAppendQueue):
                 ends_at=time_of(r["ends_at"]),
                 declared_at=time_of(r["declared_at"]),
                 description=r["description"],
+                declared_by=r["declared_by"],
             )
             for r in rows
         ]
@@ -174,6 +232,7 @@ class LedgerTables(LedgerAppendQueue):
                 "requests = requests + excluded.requests, failed = failed + excluded.failed",
                 counts,
             )
+            log_append(db, [counts_entry(*batch) for batch in counts])
 
         return await self._write(work)
 
@@ -186,25 +245,23 @@ class LedgerTables(LedgerAppendQueue):
         return int(rows[0][0]), int(rows[0][1])
 
 
-def _insert_linked(db: sqlite3.Connection, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
-    """Links `records` after the chain's head and inserts them (inside a transaction)."""
-    with closing(
-        db.execute("SELECT seq, row_hash FROM liability_records ORDER BY seq DESC LIMIT 1")
-    ) as cursor:
-        last = cursor.fetchone()
-    linked = linked_after(records, *((int(last[0]), str(last[1])) if last else (0, GENESIS)))
+def _insert_logged(db: sqlite3.Connection, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
+    """Appends `records` to the evidence log and inserts them (inside a transaction)."""
+    row = one_row(db, "SELECT COALESCE(MAX(seq), 0) FROM liability_records", ())
+    last_seq = int(row[0]) if row else 0
+    logged = log_append(db, [record_entry(r) for r in records])
+    stored = [
+        replace(record, seq=last_seq + n, log_index=entry.index)
+        for n, (record, entry) in enumerate(zip(records, logged, strict=True), start=1)
+    ]
     try:
-        _insert_rows(db, linked)
+        db.executemany(
+            f"INSERT INTO liability_records ({RECORD_COLUMNS}, prev_hash, row_hash) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '')",
+            [record_values(r, text_of) for r in stored],
+        )
     except sqlite3.IntegrityError as duplicate:
         if "request_id" not in str(duplicate):
             raise
         raise DuplicateRecord("a liability record with this request id exists") from None
-    return linked
-
-
-def _insert_rows(db: sqlite3.Connection, linked: list[LiabilityRecord]) -> None:
-    db.executemany(
-        f"INSERT INTO liability_records ({RECORD_COLUMNS}) "  # noqa: S608 - constant
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [record_values(r, text_of(r.at)) for r in linked],
-    )
+    return stored

@@ -19,3 +19,19 @@ def calling_bank() -> str:
 
 set_calling_bank = _calling_bank.set
 reset_calling_bank = _calling_bank.reset
+
+
+_calling_operator: ContextVar[str | None] = ContextVar("calling_operator", default=None)
+
+
+def calling_operator() -> str:
+    """The operator identified for the current call (set by `GatewayInterceptor`): who
+    announced a window or declared an incident, for the evidence."""
+    operator = _calling_operator.get()
+    if operator is None:
+        raise Unauthenticated("no calling operator", reason=ErrorReason.OPERATOR_UNAUTHENTICATED)
+    return operator
+
+
+set_calling_operator = _calling_operator.set
+reset_calling_operator = _calling_operator.reset

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -36,10 +37,14 @@ from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
-from essc_gateway.transport.context import reset_calling_bank, set_calling_bank
+from essc_gateway.transport.context import (
+    reset_calling_bank,
+    reset_calling_operator,
+    set_calling_bank,
+    set_calling_operator,
+)
 from essc_gateway.transport.decoding import UNDECODABLE, guarded, tolerant
 from essc_gateway.transport.log_budget import LogBudget
-from essc_gateway.transport.requests import holder_id_of
 from essc_gateway.transport.status import status_code_for, to_rpc_status
 
 GATEWAY_SERVICE_PREFIX = "/essc.gateway.v1.GatewayService/"
@@ -50,11 +55,27 @@ error_log = logging.getLogger("essc_gateway.errors")
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Context], Awaitable[Any]]
 Metadata = tuple[tuple[str, str | bytes], ...]
+HolderOf = Callable[[Any, str], str | None]
+"""(request, bank) -> the holder's lookup token, if the request names one."""
 
 
 async def _refuse_body(request: Any, context: Context) -> Any:
     """The handler of an undecodable body, once its bank is admitted."""
     raise MalformedRequest
+
+
+class _Arrival:
+    """When a call arrived and the deadline its caller set, for its liability record."""
+
+    __slots__ = ("at", "remaining")
+
+    def __init__(self, at: datetime, remaining: float | None) -> None:
+        self.at = at
+        self.remaining = remaining
+
+    @property
+    def deadline(self) -> datetime | None:
+        return None if self.remaining is None else self.at + timedelta(seconds=self.remaining)
 
 
 def _code_value(code: grpc.StatusCode | None) -> int:
@@ -73,12 +94,19 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         clock: Clock,
         ledger: Ledger,
         counter: RequestCounter,
+        holder_of: HolderOf,
         tracer: Tracer | None = None,
     ) -> None:
+        """Args:
+        holder_of: the lookup token of the holder a request is about, from what it carries
+            (an ID number, an auth token), so that a complaint finds every failed request
+            of the holder, those refused before any service ran included (A15).
+        """
         self._tracer = tracer or NoOpTracer()
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self._ledger = ledger
         self._counter = counter
+        self._holder_of = holder_of
         self._banks = banks
         self._operators = operators
         self._admission = admission
@@ -216,7 +244,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     ) -> Callable[[Any, Context, Metadata], Awaitable[Any]]:
         async def handle(request: Any, context: Context, metadata: Metadata) -> Any:
             started = self._clock.monotonic()
-            remaining = context.time_remaining()
+            arrived = _Arrival(self._clock.now(), context.time_remaining())
+            remaining = arrived.remaining
             deadline_token = request_deadline.set(
                 started + remaining if remaining is not None else None
             )
@@ -235,15 +264,24 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     finally:
                         reset_calling_bank(bank_token)
                 else:
-                    caller = f"operator:{self._operator(metadata, context)}"
-                    response = await inner(request, context)
+                    operator = self._operator(metadata, context)
+                    caller = f"operator:{operator}"
+                    operator_token = set_calling_operator(operator)
+                    try:
+                        response = await inner(request, context)
+                    finally:
+                        reset_calling_operator(operator_token)
             except GatewayError as error:
-                await self._refuse(context, rpc, caller, started, request, error, bank=bank)
+                await self._refuse(
+                    context, rpc, caller, started, arrived, request, error, bank=bank
+                )
             except grpc.aio.AbortError:
                 raise
             except Exception as unexpected:
                 failure = self._as_gateway_error(rpc, unexpected)
-                await self._refuse(context, rpc, caller, started, request, failure, bank=bank)
+                await self._refuse(
+                    context, rpc, caller, started, arrived, request, failure, bank=bank
+                )
             finally:
                 request_deadline.reset(deadline_token)
             if bank:
@@ -274,16 +312,19 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         rpc: str,
         caller: str,
         started: float,
+        arrived: _Arrival,
         request: Any,
         error: GatewayError,
         *,
         bank: bool,
     ) -> None:
         if bank and caller != "-":
-            await self._record(caller, rpc, request, error)
+            await self._record(caller, rpc, arrived, request, error)
         await self._abort(context, rpc, caller, started, error)
 
-    async def _record(self, bank: str, rpc: str, request: Any, error: GatewayError) -> None:
+    async def _record(
+        self, bank: str, rpc: str, arrived: _Arrival, request: Any, error: GatewayError
+    ) -> None:
         """A durable liability record for the failed request (A16); never blocks the answer."""
         self._counter.count(bank, self._clock.now().date(), failed=True)
         span = trace.get_current_span().get_span_context()
@@ -295,7 +336,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 error=error,
                 trace_id=format_trace_id(span.trace_id) if span.is_valid else "",
                 span_context=span if span.is_valid else None,
-                holder_id=holder_id_of(request),
+                holder_token=None if request is UNDECODABLE else self._holder_of(request, bank),
+                arrived_at=arrived.at,
+                deadline_at=arrived.deadline,
                 refused_in_window=isinstance(error, MaintenanceInProgress),
             )
         except Exception as unexpected:

@@ -1,8 +1,10 @@
-"""OperatorService: maintenance windows and circuit breakers, protobuf <-> domain."""
+"""OperatorService: maintenance windows, circuit breakers, incidents and reports, protobuf
+<-> domain (the evidence log's RPCs are in `evidence_rpcs.py`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -11,17 +13,23 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from essc.gateway.v1 import operator_pb2 as pb
 from essc.gateway.v1 import operator_pb2_grpc as pb_grpc
-from essc_gateway.domain.maintenance import MaintenanceWindow, WindowKind
+from essc_gateway.domain.maintenance import (
+    Announcement,
+    MaintenanceWindow,
+    NoticeChannel,
+    WindowKind,
+)
 from essc_gateway.errors import FieldViolation, InvalidRequest
+from essc_gateway.evidence.service import EvidenceService
 from essc_gateway.liability import render
-from essc_gateway.liability.audit import verify_ledger
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.model import Incident, IncidentKind
-from essc_gateway.liability.ports import LedgerStore
 from essc_gateway.liability.reports import Reports
 from essc_gateway.service.circuits import ForcedCircuits
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.replicas import HEARTBEAT_TIMEOUT, ReplicaRegistry
+from essc_gateway.transport.context import calling_operator
+from essc_gateway.transport.evidence_rpcs import EvidenceRpcs
 from essc_gateway.transport.requests import timestamp_in_range
 from essc_gateway.transport.responses import timestamp
 from essc_gateway.upstream.breaker import Breakers
@@ -32,6 +40,27 @@ _KINDS = {
     pb.MAINTENANCE_KIND_PLATFORM: WindowKind.PLATFORM,
 }
 _KIND_PB = {kind: value for value, kind in _KINDS.items()}
+_CHANNELS = {
+    pb.NOTICE_CHANNEL_WEBSITE: NoticeChannel.WEBSITE,
+    pb.NOTICE_CHANNEL_MOBILE_BANKING: NoticeChannel.MOBILE_BANKING,
+}
+_CHANNEL_PB = {channel: value for value, channel in _CHANNELS.items()}
+
+
+def _announcement(channels: Iterable[pb.NoticeChannel.ValueType], notice: str) -> Announcement:
+    """The public notice a request states, by the calling operator (A16(1)(a))."""
+    unknown = [c for c in channels if c not in _CHANNELS]
+    if unknown:
+        raise InvalidRequest(
+            [FieldViolation("channels", "must be WEBSITE or MOBILE_BANKING", "UNSPECIFIED")]
+        )
+    return Announcement(
+        channels=frozenset(_CHANNELS[c] for c in channels),
+        notice=notice.strip(),
+        announced_by=calling_operator(),
+    )
+
+
 # Operations a circuit can be forced for before any call created its breaker.
 PLATFORM_OPERATIONS = (
     "CheckRealName",
@@ -70,6 +99,12 @@ def window_pb(window: MaintenanceWindow) -> pb.MaintenanceWindow:
         announced_at=timestamp(window.announced_at),
         version=window.version,
     )
+    if window.announcement is not None:
+        message.channels.extend(
+            _CHANNEL_PB[c] for c in sorted(window.announcement.channels, key=lambda c: c.value)
+        )
+        message.notice = window.announcement.notice
+        message.announced_by = window.announcement.announced_by
     if window.amended_at is not None:
         message.amended_at.CopyFrom(timestamp(window.amended_at))
     if window.cancelled_at is not None:
@@ -92,27 +127,28 @@ def incident_pb(incident: Incident) -> pb.Incident:
         declared_at=timestamp(incident.declared_at),
         description=incident.description,
         clause=incident.kind.clause.value,
+        declared_by=incident.declared_by,
     )
 
 
-class OperatorServicer(pb_grpc.OperatorServiceServicer):
+class OperatorServicer(EvidenceRpcs, pb_grpc.OperatorServiceServicer):
     def __init__(
         self,
         calendar: MaintenanceCalendar,
         breakers: Breakers,
         incidents: IncidentBook,
         reports: Reports,
-        ledger_store: LedgerStore,
+        evidence: EvidenceService,
         circuits: ForcedCircuits,
         replicas: ReplicaRegistry,
     ) -> None:
+        super().__init__(evidence)
         self._calendar = calendar
         self._breakers = breakers
         self._circuits = circuits
         self._replicas = replicas
         self._incidents = incidents
         self._reports = reports
-        self._ledger_store = ledger_store
 
     async def AnnounceMaintenance(
         self, request: pb.AnnounceMaintenanceRequest, context: Context
@@ -131,6 +167,7 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
             _when(request.ends_at, "ends_at"),
             frozenset(request.rpcs),
             request.reason,
+            _announcement(request.channels, request.notice),
         )
         return pb.AnnounceMaintenanceResponse(window=window_pb(window))
 
@@ -143,13 +180,16 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
             _when(request.ends_at, "ends_at") if request.HasField("ends_at") else None,
             frozenset(request.rpcs) if request.replace_rpcs else None,
             request.reason or None,
+            _announcement(request.channels, request.notice),
         )
         return pb.AmendMaintenanceResponse(window=window_pb(window))
 
     async def CancelMaintenance(
         self, request: pb.CancelMaintenanceRequest, context: Context
     ) -> pb.CancelMaintenanceResponse:
-        window = await self._calendar.cancel(request.window_id)
+        window = await self._calendar.cancel(
+            request.window_id, _announcement(request.channels, request.notice)
+        )
         return pb.CancelMaintenanceResponse(window=window_pb(window))
 
     async def ListMaintenance(
@@ -224,6 +264,7 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
             _when(request.starts_at, "starts_at"),
             _when(request.ends_at, "ends_at"),
             request.description,
+            calling_operator(),
         )
         return pb.DeclareIncidentResponse(incident=incident_pb(incident))
 
@@ -278,14 +319,3 @@ class OperatorServicer(pb_grpc.OperatorServiceServicer):
             statement, _FORMATS.get(request.format, "json")
         )
         return pb.GetMonthlyStatementResponse(content_type=content_type, body=body)
-
-    async def VerifyLedger(
-        self, request: pb.VerifyLedgerRequest, context: Context
-    ) -> pb.VerifyLedgerResponse:
-        result = await verify_ledger(self._ledger_store, request.expected_head)
-        return pb.VerifyLedgerResponse(
-            intact=result.intact,
-            records=result.records,
-            head=result.head,
-            problems=list(result.problems),
-        )

@@ -251,3 +251,9 @@ def holder_id_of(request: object) -> str | None:
     applicant = getattr(request, "applicant", None)
     nested = getattr(applicant, "social_security_number", None)
     return nested if isinstance(nested, str) and nested else None
+
+
+def auth_token_of(request: object) -> str | None:
+    """The auth token a request carries (Query, ChangePassword...), if any."""
+    token = getattr(request, "auth_token", None)
+    return token if isinstance(token, str) and token else None

@@ -15,7 +15,7 @@ server metadata at all did not come from the platform.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import grpc
@@ -49,6 +49,8 @@ class AttemptFailure:
     """The platform's ErrorInfo reason, when it sent one."""
     retry_after: timedelta | None = None
     """The platform's RetryInfo pushback, when it sent one."""
+    sent_at: datetime | None = None
+    """When the failed attempt was sent: an outage starts then, not when a hang ended."""
 
     @property
     def transient(self) -> bool:

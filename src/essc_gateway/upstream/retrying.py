@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
@@ -19,8 +20,15 @@ from tenacity import AsyncRetrying, RetryCallState
 
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
-from essc_gateway.errors import ErrorReason, GatewayError, PlatformTimeout, PlatformUnavailable
+from essc_gateway.errors import (
+    ErrorReason,
+    GatewayError,
+    PlatformError,
+    PlatformTimeout,
+    PlatformUnavailable,
+)
 from essc_gateway.metrics import GatewayMetrics
+from essc_gateway.upstream.attempts import PlatformAttempt
 from essc_gateway.upstream.breaker import Breakers
 from essc_gateway.upstream.budget import RetryBudget
 from essc_gateway.upstream.outcomes import AttemptFailure, Outcome, classify
@@ -62,6 +70,10 @@ class RetrySettings:
     """Seconds kept back so that the gateway answers before the caller's deadline."""
     min_attempt_time: float = 0.05
     """No attempt starts with less time than this left."""
+    max_pushback_wait: float = 1.0
+    """Seconds the gateway waits at most on the platform's retry-after: a longer pushback is
+    answered at once (UNAVAILABLE with that retry-after), not held until the caller's answer
+    is no longer useful."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -165,6 +177,7 @@ class ResilientCaller:
             )
             return await retrying(_replay_first(first_failure, call.attempt_once))
         except _NotSent as not_sent:
+            _attach(not_sent.error, call.history)
             if call.in_doubt:
                 # An earlier attempt may have been processed: never report "not sent" then.
                 not_sent.error.metadata.update(
@@ -176,7 +189,7 @@ class ResilientCaller:
                 )
             raise not_sent.error from None
         except _LookupFailed as failed:
-            raise PlatformUnavailable(
+            unknown = PlatformUnavailable(
                 f"{operation}: outcome unknown; retry with the same idempotency key",
                 upstream_code=failed.failure.code.name,
                 metadata={
@@ -185,7 +198,9 @@ class ResilientCaller:
                     "attempts": str(call.attempts),
                     "platform_reached": "unknown",
                 },
-            ) from None
+            )
+            _attach(unknown, call.history)
+            raise unknown from None
         except _AttemptFailed as failed:
             error = self._map_error(failed.error, failed.failure, operation)
             error.metadata.update(
@@ -199,7 +214,13 @@ class ResilientCaller:
             )
             if call.cut_short and failed.failure.code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 error.metadata["cause"] = "caller_deadline"
+            _attach(error, call.history)
             raise error from None
+
+
+def _attach(error: GatewayError, history: list[PlatformAttempt]) -> None:
+    if isinstance(error, PlatformError):
+        error.attempts = tuple(history)
 
 
 def _replay_first(
@@ -243,6 +264,8 @@ class _Call(Generic[T]):
         self._observer = caller._observer
         self._tracer = caller._tracer
         self._waited = 0.0
+        self.history: list[PlatformAttempt] = []
+        """Each attempt made, for the liability record's evidence."""
         self.in_doubt = False
         self.cut_short = False
         self.attempts = 0
@@ -315,8 +338,30 @@ class _Call(Generic[T]):
             span.set_attribute("essc.outcome", "OK")
             return result
 
+    def _note(
+        self,
+        sent_at: datetime,
+        started: float,
+        outcome: str,
+        code: str,
+        failure: AttemptFailure | None = None,
+    ) -> None:
+        retry_after = None if failure is None else failure.retry_after
+        self.history.append(
+            PlatformAttempt(
+                operation=self._operation,
+                sent_at=sent_at,
+                duration_ms=round((self._clock.monotonic() - started) * 1000, 1),
+                code=code,
+                outcome=outcome,
+                platform_reason="" if failure is None else failure.reason,
+                retry_after_ms=None if retry_after is None else retry_after.total_seconds() * 1000,
+            )
+        )
+
     async def _attempt_in_span(self, seconds: float) -> T:
         timeout = seconds
+        sent_at, started = self._clock.now(), self._clock.monotonic()
         try:
             if self.in_doubt and self._recover is not None:
                 try:
@@ -324,10 +369,12 @@ class _Call(Generic[T]):
                 except grpc.aio.AioRpcError as lookup_error:
                     failure = classify(lookup_error)
                     self._count("LOOKUP_FAILED", failure.code.name)
+                    self._note(sent_at, started, "LOOKUP_FAILED", failure.code.name, failure)
                     raise _LookupFailed(failure, lookup_error) from None
                 if recovered is not None:
                     self._breaker.record(True)
                     self._count("RECOVERED")
+                    self._note(sent_at, started, "RECOVERED", "OK")
                     await self._observer.attempt_done(self._operation, None)
                     return recovered
                 timeout = self._timeout()
@@ -345,10 +392,12 @@ class _Call(Generic[T]):
         except asyncio.CancelledError:
             # A sibling call failed (fan-out) or the caller left: no verdict on the platform.
             self._breaker.abandon()
-            self._count("CANCELLED")
+            self._count("CANCELLED", "CANCELLED")
+            self._note(sent_at, started, "CANCELLED", "CANCELLED")
             raise
         except grpc.aio.AioRpcError as error:
-            failure = classify(error)
+            failure = replace(classify(error), sent_at=sent_at)
+            self._note(sent_at, started, failure.outcome.value, failure.code.name, failure)
             healthy = failure.outcome is Outcome.REJECTED and failure.code in _BUSINESS_CODES
             self._count(failure.outcome.value, failure.code.name)
             cut_short = (
@@ -367,6 +416,7 @@ class _Call(Generic[T]):
             raise _AttemptFailed(failure, error) from None
         self._breaker.record(True)
         self._count("OK")
+        self._note(sent_at, started, "OK", "OK")
         await self._observer.attempt_done(self._operation, None)
         return result
 
@@ -374,6 +424,9 @@ class _Call(Generic[T]):
         error = state.outcome.exception() if state.outcome else None
         if not isinstance(error, _AttemptFailed) or not error.failure.transient:
             return False
+        pushback = error.failure.retry_after
+        if pushback is not None and pushback.total_seconds() > self._settings.max_pushback_wait:
+            return False  # answered now with the platform's retry-after: the bank decides
         if self._kind is OperationKind.UNSAFE:
             return error.failure.outcome is not Outcome.IN_DOUBT
         return True

@@ -22,6 +22,24 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _NoticeChannel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NoticeChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NoticeChannel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOTICE_CHANNEL_UNSPECIFIED: _NoticeChannel.ValueType  # 0
+    NOTICE_CHANNEL_WEBSITE: _NoticeChannel.ValueType  # 1
+    NOTICE_CHANNEL_MOBILE_BANKING: _NoticeChannel.ValueType  # 2
+
+class NoticeChannel(_NoticeChannel, metaclass=_NoticeChannelEnumTypeWrapper):
+    """Where a maintenance window was announced to holders (A16(1)(a))."""
+
+NOTICE_CHANNEL_UNSPECIFIED: NoticeChannel.ValueType  # 0
+NOTICE_CHANNEL_WEBSITE: NoticeChannel.ValueType  # 1
+NOTICE_CHANNEL_MOBILE_BANKING: NoticeChannel.ValueType  # 2
+Global___NoticeChannel: _TypeAlias = NoticeChannel  # noqa: Y015
+
 class _IncidentKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -102,6 +120,217 @@ MAINTENANCE_KIND_PLATFORM: MaintenanceKind.ValueType  # 2
 Global___MaintenanceKind: _TypeAlias = MaintenanceKind  # noqa: Y015
 
 @_typing.final
+class GetCheckpointRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckpointRequest: _TypeAlias = GetCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class GetCheckpointResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    VERIFIER_KEY_FIELD_NUMBER: _builtins.int
+    checkpoint: _builtins.str
+    """A C2SP tlog-checkpoint signed note."""
+    tree_size: _builtins.int
+    verifier_key: _builtins.str
+    """The Ed25519 verifier key of the checkpoints ("<origin>+<key id>+<key>")."""
+    def __init__(
+        self,
+        *,
+        checkpoint: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+        verifier_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "tree_size", b"tree_size", "verifier_key", b"verifier_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckpointResponse: _TypeAlias = GetCheckpointResponse  # noqa: Y015
+
+@_typing.final
+class GetInclusionProofRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEDGER_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ledger_request_id: _builtins.str
+    """The ledger_request_id a refusal carried in its ErrorInfo metadata."""
+    def __init__(
+        self,
+        *,
+        ledger_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ledger_request_id", b"ledger_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInclusionProofRequest: _TypeAlias = GetInclusionProofRequest  # noqa: Y015
+
+@_typing.final
+class GetInclusionProofResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAF_INDEX_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    leaf_index: _builtins.int
+    entry: _builtins.bytes
+    """The record's entry: the leaf's data (canonical JSON)."""
+    checkpoint: _builtins.str
+    tree_size: _builtins.int
+    @_builtins.property
+    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 inclusion proof, nearest the leaf first."""
+
+    def __init__(
+        self,
+        *,
+        leaf_index: _builtins.int = ...,
+        entry: _builtins.bytes = ...,
+        proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        checkpoint: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "entry", b"entry", "leaf_index", b"leaf_index", "proof", b"proof", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInclusionProofResponse: _TypeAlias = GetInclusionProofResponse  # noqa: Y015
+
+@_typing.final
+class GetConsistencyProofRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_SIZE_FIELD_NUMBER: _builtins.int
+    NEW_SIZE_FIELD_NUMBER: _builtins.int
+    old_size: _builtins.int
+    new_size: _builtins.int
+    """A published checkpoint's size; 0 for a checkpoint of the log as it is now."""
+    def __init__(
+        self,
+        *,
+        old_size: _builtins.int = ...,
+        new_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_size", b"new_size", "old_size", b"old_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofRequest: _TypeAlias = GetConsistencyProofRequest  # noqa: Y015
+
+@_typing.final
+class GetConsistencyProofResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROOF_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    checkpoint: _builtins.str
+    """The checkpoint of new_size."""
+    @_builtins.property
+    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        checkpoint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "proof", b"proof"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofResponse: _TypeAlias = GetConsistencyProofResponse  # noqa: Y015
+
+@_typing.final
+class GetEvidenceBundleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEDGER_REQUEST_IDS_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    HOLDER_SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    KNOWN_SIZES_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    holder_social_security_number: _builtins.str
+    @_builtins.property
+    def ledger_request_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The requests to prove; when empty, the failed requests of the bank (and of the holder,
+        for a complaint) in [since, until).
+        """
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def known_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Sizes of checkpoints the reader keeps: the bundle proves the log extends each."""
+
+    def __init__(
+        self,
+        *,
+        ledger_request_ids: _abc.Iterable[_builtins.str] | None = ...,
+        bank_id: _builtins.str = ...,
+        holder_social_security_number: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        known_sizes: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "holder_social_security_number", b"holder_social_security_number", "known_sizes", b"known_sizes", "ledger_request_ids", b"ledger_request_ids", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEvidenceBundleRequest: _TypeAlias = GetEvidenceBundleRequest  # noqa: Y015
+
+@_typing.final
+class GetEvidenceBundleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUNDLE_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    bundle: _builtins.bytes
+    """JSON (format "essc-evidence-bundle/1")."""
+    requests: _builtins.int
+    def __init__(
+        self,
+        *,
+        bundle: _builtins.bytes = ...,
+        requests: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEvidenceBundleResponse: _TypeAlias = GetEvidenceBundleResponse  # noqa: Y015
+
+@_typing.final
 class Incident(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -112,11 +341,14 @@ class Incident(_message.Message):
     DECLARED_AT_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     CLAUSE_FIELD_NUMBER: _builtins.int
+    DECLARED_BY_FIELD_NUMBER: _builtins.int
     incident_id: _builtins.str
     kind: Global___IncidentKind.ValueType
     description: _builtins.str
     clause: _builtins.str
     """The clause its failures fall under, e.g. "A16(1)(c)"."""
+    declared_by: _builtins.str
+    """The operator identity that declared it."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -133,10 +365,11 @@ class Incident(_message.Message):
         declared_at: _timestamp_pb2.Timestamp | None = ...,
         description: _builtins.str = ...,
         clause: _builtins.str = ...,
+        declared_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["declared_at", b"declared_at", "ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clause", b"clause", "declared_at", b"declared_at", "description", b"description", "ends_at", b"ends_at", "incident_id", b"incident_id", "kind", b"kind", "starts_at", b"starts_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clause", b"clause", "declared_at", b"declared_at", "declared_by", b"declared_by", "description", b"description", "ends_at", b"ends_at", "incident_id", b"incident_id", "kind", b"kind", "starts_at", b"starts_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -341,17 +574,21 @@ Global___GetMonthlyStatementResponse: _TypeAlias = GetMonthlyStatementResponse  
 class VerifyLedgerRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    EXPECTED_HEAD_FIELD_NUMBER: _builtins.int
-    expected_head: _builtins.str
-    """A chain head published earlier (e.g. in a monthly statement): also finds removed tails."""
+    KEPT_CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def kept_checkpoints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Signed checkpoints kept earlier (e.g. from monthly statements): each must still be in
+        the log, so that a removed tail or a rewritten history is found.
+        """
+
     def __init__(
         self,
         *,
-        expected_head: _builtins.str = ...,
+        kept_checkpoints: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_head", b"expected_head"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kept_checkpoints", b"kept_checkpoints"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,27 +599,29 @@ class VerifyLedgerResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     INTACT_FIELD_NUMBER: _builtins.int
-    RECORDS_FIELD_NUMBER: _builtins.int
-    HEAD_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    ROOT_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
     intact: _builtins.bool
-    records: _builtins.int
-    head: _builtins.str
+    entries: _builtins.int
+    """Entries of the evidence log."""
+    root: _builtins.str
+    """Hex of the root recomputed from the entries."""
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """One line per problem: "seq N: what is wrong"."""
+        """One line per problem."""
 
     def __init__(
         self,
         *,
         intact: _builtins.bool = ...,
-        records: _builtins.int = ...,
-        head: _builtins.str = ...,
+        entries: _builtins.int = ...,
+        root: _builtins.str = ...,
         problems: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["head", b"head", "intact", b"intact", "problems", b"problems", "records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "intact", b"intact", "problems", b"problems", "root", b"root"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -402,11 +641,16 @@ class MaintenanceWindow(_message.Message):
     AMENDED_AT_FIELD_NUMBER: _builtins.int
     CANCELLED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
+    ANNOUNCED_BY_FIELD_NUMBER: _builtins.int
     window_id: _builtins.str
     kind: Global___MaintenanceKind.ValueType
     reason: _builtins.str
     version: _builtins.int
     """1 when announced, +1 per amendment or cancellation."""
+    notice: _builtins.str
+    announced_by: _builtins.str
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -421,6 +665,12 @@ class MaintenanceWindow(_message.Message):
     def amended_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def cancelled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]:
+        """This version's public notice: where, what, and which operator recorded it. No channel:
+        not announced to holders, so never A16(1)(a).
+        """
+
     def __init__(
         self,
         *,
@@ -434,10 +684,13 @@ class MaintenanceWindow(_message.Message):
         amended_at: _timestamp_pb2.Timestamp | None = ...,
         cancelled_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        channels: _abc.Iterable[Global___NoticeChannel.ValueType] | None = ...,
+        notice: _builtins.str = ...,
+        announced_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amended_at", b"amended_at", "announced_at", b"announced_at", "cancelled_at", b"cancelled_at", "ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amended_at", b"amended_at", "announced_at", b"announced_at", "cancelled_at", b"cancelled_at", "ends_at", b"ends_at", "kind", b"kind", "reason", b"reason", "rpcs", b"rpcs", "starts_at", b"starts_at", "version", b"version", "window_id", b"window_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amended_at", b"amended_at", "announced_at", b"announced_at", "announced_by", b"announced_by", "cancelled_at", b"cancelled_at", "channels", b"channels", "ends_at", b"ends_at", "kind", b"kind", "notice", b"notice", "reason", b"reason", "rpcs", b"rpcs", "starts_at", b"starts_at", "version", b"version", "window_id", b"window_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -452,14 +705,23 @@ class AnnounceMaintenanceRequest(_message.Message):
     ENDS_AT_FIELD_NUMBER: _builtins.int
     RPCS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
     kind: Global___MaintenanceKind.ValueType
     reason: _builtins.str
+    notice: _builtins.str
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def ends_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def rpcs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]:
+        """Where holders were told (website, mobile banking); needed for A16(1)(a), with the
+        notice's text or URL. The time recorded is the gateway's clock at this call.
+        """
+
     def __init__(
         self,
         *,
@@ -468,10 +730,12 @@ class AnnounceMaintenanceRequest(_message.Message):
         ends_at: _timestamp_pb2.Timestamp | None = ...,
         rpcs: _abc.Iterable[_builtins.str] | None = ...,
         reason: _builtins.str = ...,
+        channels: _abc.Iterable[Global___NoticeChannel.ValueType] | None = ...,
+        notice: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "kind", b"kind", "reason", b"reason", "rpcs", b"rpcs", "starts_at", b"starts_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "ends_at", b"ends_at", "kind", b"kind", "notice", b"notice", "reason", b"reason", "rpcs", b"rpcs", "starts_at", b"starts_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -507,9 +771,12 @@ class AmendMaintenanceRequest(_message.Message):
     RPCS_FIELD_NUMBER: _builtins.int
     REPLACE_RPCS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
     window_id: _builtins.str
     replace_rpcs: _builtins.bool
     reason: _builtins.str
+    notice: _builtins.str
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp:
         """Unset fields keep their value."""
@@ -520,6 +787,12 @@ class AmendMaintenanceRequest(_message.Message):
     def rpcs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Replaces the scope when `replace_rpcs` is true."""
 
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]:
+        """The public notice of this change. A part a change adds (an extension, an earlier
+        start) is A16(1)(a) only if announced publicly the minimum notice before it begins.
+        """
+
     def __init__(
         self,
         *,
@@ -529,10 +802,12 @@ class AmendMaintenanceRequest(_message.Message):
         rpcs: _abc.Iterable[_builtins.str] | None = ...,
         replace_rpcs: _builtins.bool = ...,
         reason: _builtins.str = ...,
+        channels: _abc.Iterable[Global___NoticeChannel.ValueType] | None = ...,
+        notice: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "reason", b"reason", "replace_rpcs", b"replace_rpcs", "rpcs", b"rpcs", "starts_at", b"starts_at", "window_id", b"window_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "ends_at", b"ends_at", "notice", b"notice", "reason", b"reason", "replace_rpcs", b"replace_rpcs", "rpcs", b"rpcs", "starts_at", b"starts_at", "window_id", b"window_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -563,15 +838,22 @@ class CancelMaintenanceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     WINDOW_ID_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
     window_id: _builtins.str
+    notice: _builtins.str
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]: ...
     def __init__(
         self,
         *,
         window_id: _builtins.str = ...,
+        channels: _abc.Iterable[Global___NoticeChannel.ValueType] | None = ...,
+        notice: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["window_id", b"window_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "notice", b"notice", "window_id", b"window_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -99,6 +99,26 @@ class OperatorServiceStub:
                 request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerRequest.SerializeToString,
                 response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerResponse.FromString,
                 _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/GetCheckpoint',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetInclusionProof = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/GetInclusionProof',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetInclusionProofResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/GetConsistencyProof',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
+        self.GetEvidenceBundle = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/GetEvidenceBundle',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -182,14 +202,46 @@ class OperatorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMonthlyStatement(self, request, context):
-        """A bank's month: availability, failures and outage minutes by clause, the chain head.
+        """A bank's month: availability, failures and outage minutes by clause, and a signed
+        checkpoint of the evidence log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def VerifyLedger(self, request, context):
-        """Walks the ledger's hash chain; finds any edited, removed or re-ordered record.
+        """Audits the evidence log in the store: every entry, tree node, published checkpoint and
+        liability record row recomputed; finds any edit, removal or rewrite of history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoint(self, request, context):
+        """A signed checkpoint of the evidence log as it is now, and the key that verifies it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInclusionProof(self, request, context):
+        """The proof that a liability record is in the log of the latest checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """The proof that the log of one checkpoint extends the log of an earlier one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvidenceBundle(self, request, context):
+        """Everything a third party needs to check the clause of some failed requests offline
+        (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
+        outages, their proofs and a signed checkpoint.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -262,6 +314,26 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.VerifyLedger,
                     request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerRequest.FromString,
                     response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInclusionProof,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetInclusionProofResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'GetEvidenceBundle': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvidenceBundle,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -615,6 +687,114 @@ class OperatorService:
             '/essc.gateway.v1.OperatorService/VerifyLedger',
             essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerRequest.SerializeToString,
             essc_dot_gateway_dot_v1_dot_operator__pb2.VerifyLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/GetCheckpoint',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetCheckpointRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInclusionProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/GetInclusionProof',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetInclusionProofRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetInclusionProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/GetConsistencyProof',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetConsistencyProofRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvidenceBundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/GetEvidenceBundle',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,9 +60,24 @@ class OperatorServiceStub:
     liability clause that applies and its evidence; outages, windows, incidents, totals.
     """
     GetMonthlyStatement: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetMonthlyStatementRequest, _operator_pb2.GetMonthlyStatementResponse]
-    """A bank's month: availability, failures and outage minutes by clause, the chain head."""
+    """A bank's month: availability, failures and outage minutes by clause, and a signed
+    checkpoint of the evidence log.
+    """
     VerifyLedger: _grpc.UnaryUnaryMultiCallable[_operator_pb2.VerifyLedgerRequest, _operator_pb2.VerifyLedgerResponse]
-    """Walks the ledger's hash chain; finds any edited, removed or re-ordered record."""
+    """Audits the evidence log in the store: every entry, tree node, published checkpoint and
+    liability record row recomputed; finds any edit, removal or rewrite of history.
+    """
+    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetCheckpointRequest, _operator_pb2.GetCheckpointResponse]
+    """A signed checkpoint of the evidence log as it is now, and the key that verifies it."""
+    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetInclusionProofRequest, _operator_pb2.GetInclusionProofResponse]
+    """The proof that a liability record is in the log of the latest checkpoint."""
+    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetConsistencyProofRequest, _operator_pb2.GetConsistencyProofResponse]
+    """The proof that the log of one checkpoint extends the log of an earlier one."""
+    GetEvidenceBundle: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetEvidenceBundleRequest, _operator_pb2.GetEvidenceBundleResponse]
+    """Everything a third party needs to check the clause of some failed requests offline
+    (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
+    outages, their proofs and a signed checkpoint.
+    """
 
 @_typing.type_check_only
 class OperatorServiceAsyncStub(OperatorServiceStub):
@@ -94,9 +109,24 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     liability clause that applies and its evidence; outages, windows, incidents, totals.
     """
     GetMonthlyStatement: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetMonthlyStatementRequest, _operator_pb2.GetMonthlyStatementResponse]  # type: ignore[assignment]
-    """A bank's month: availability, failures and outage minutes by clause, the chain head."""
+    """A bank's month: availability, failures and outage minutes by clause, and a signed
+    checkpoint of the evidence log.
+    """
     VerifyLedger: _aio.UnaryUnaryMultiCallable[_operator_pb2.VerifyLedgerRequest, _operator_pb2.VerifyLedgerResponse]  # type: ignore[assignment]
-    """Walks the ledger's hash chain; finds any edited, removed or re-ordered record."""
+    """Audits the evidence log in the store: every entry, tree node, published checkpoint and
+    liability record row recomputed; finds any edit, removal or rewrite of history.
+    """
+    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetCheckpointRequest, _operator_pb2.GetCheckpointResponse]  # type: ignore[assignment]
+    """A signed checkpoint of the evidence log as it is now, and the key that verifies it."""
+    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetInclusionProofRequest, _operator_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
+    """The proof that a liability record is in the log of the latest checkpoint."""
+    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetConsistencyProofRequest, _operator_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
+    """The proof that the log of one checkpoint extends the log of an earlier one."""
+    GetEvidenceBundle: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetEvidenceBundleRequest, _operator_pb2.GetEvidenceBundleResponse]  # type: ignore[assignment]
+    """Everything a third party needs to check the clause of some failed requests offline
+    (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
+    outages, their proofs and a signed checkpoint.
+    """
 
 class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -197,7 +227,9 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.GetMonthlyStatementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.GetMonthlyStatementResponse, _abc.Awaitable[_operator_pb2.GetMonthlyStatementResponse]]:
-        """A bank's month: availability, failures and outage minutes by clause, the chain head."""
+        """A bank's month: availability, failures and outage minutes by clause, and a signed
+        checkpoint of the evidence log.
+        """
 
     @_abc_1.abstractmethod
     def VerifyLedger(
@@ -205,6 +237,43 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.VerifyLedgerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.VerifyLedgerResponse, _abc.Awaitable[_operator_pb2.VerifyLedgerResponse]]:
-        """Walks the ledger's hash chain; finds any edited, removed or re-ordered record."""
+        """Audits the evidence log in the store: every entry, tree node, published checkpoint and
+        liability record row recomputed; finds any edit, removal or rewrite of history.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCheckpoint(
+        self,
+        request: _operator_pb2.GetCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.GetCheckpointResponse, _abc.Awaitable[_operator_pb2.GetCheckpointResponse]]:
+        """A signed checkpoint of the evidence log as it is now, and the key that verifies it."""
+
+    @_abc_1.abstractmethod
+    def GetInclusionProof(
+        self,
+        request: _operator_pb2.GetInclusionProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.GetInclusionProofResponse, _abc.Awaitable[_operator_pb2.GetInclusionProofResponse]]:
+        """The proof that a liability record is in the log of the latest checkpoint."""
+
+    @_abc_1.abstractmethod
+    def GetConsistencyProof(
+        self,
+        request: _operator_pb2.GetConsistencyProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.GetConsistencyProofResponse, _abc.Awaitable[_operator_pb2.GetConsistencyProofResponse]]:
+        """The proof that the log of one checkpoint extends the log of an earlier one."""
+
+    @_abc_1.abstractmethod
+    def GetEvidenceBundle(
+        self,
+        request: _operator_pb2.GetEvidenceBundleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.GetEvidenceBundleResponse, _abc.Awaitable[_operator_pb2.GetEvidenceBundleResponse]]:
+        """Everything a third party needs to check the clause of some failed requests offline
+        (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
+        outages, their proofs and a signed checkpoint.
+        """
 
 def add_OperatorServiceServicer_to_server(servicer: OperatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""The verifiable evidence log."""
