@@ -4,6 +4,7 @@ assertion holds for both."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,3 +99,14 @@ async def stored_bytes(database: StoreLocation) -> bytes:
         rows = await fetch(database, f"SELECT t::text AS row FROM {table['table_name']} t")  # noqa: S608
         texts += [row["row"] for row in rows]
     return "\n".join(texts).encode()
+
+
+async def liability_records(database: StoreLocation) -> list[dict[str, Any]]:
+    """Every liability record as its evidence log entry holds it (the record itself; its
+    row only indexes it), in the order they were appended."""
+    rows = await fetch(
+        database,
+        "SELECT evidence_log.body AS body FROM liability_records JOIN evidence_log "
+        "ON evidence_log.idx = liability_records.log_index ORDER BY liability_records.seq",
+    )
+    return [json.loads(bytes(row["body"])) for row in rows]

@@ -142,6 +142,7 @@ class Gateway:
         self._reuse_port = reuse_port
         self._background_jobs = background_jobs
         self.forwarder: Forwarder | None = None
+        self.incidents: IncidentBook | None = None
         self.port = 0
         self.health_port: int | None = None
 
@@ -155,7 +156,9 @@ class Gateway:
             store, clock, f"{config.host}:{config.port}", __version__
         )
         await replicas.beat()  # registered before it judges which outages are orphaned
-        incidents = IncidentBook(store, clock, on_learned=Amender(store, clock).amend_for)
+        self.incidents = incidents = IncidentBook(
+            store, clock, on_learned=Amender(store, clock).amend_for
+        )
         self.outages = outages = OutageTracker(
             store,
             clock,
@@ -436,6 +439,8 @@ class Gateway:
                     await task
         self._forwarder_task = self._reconciler_task = self._probe_task = None
         self._counter_task = self._refresh_task = self._heartbeat_task = None
+        if self.incidents is not None:
+            await self.incidents.close()
         await self.settle_ledger()
         if self._counter is not None and self._store is not None:
             await self._counter.flush()

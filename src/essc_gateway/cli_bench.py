@@ -37,6 +37,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store-seconds", type=float, default=defaults.store_seconds)
     parser.add_argument("--store-writers", type=int, default=defaults.store_writers)
     parser.add_argument("--work-dir", type=Path, help="keep servers' stores and logs here")
+    parser.add_argument(
+        "--evidence-log-size",
+        type=int,
+        default=defaults.evidence_log_size,
+        help="entries of the synthetic evidence log inclusion proofs are timed in",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=defaults.cache_dir,
+        help="where the synthetic evidence log is kept between runs",
+    )
 
 
 async def run_bench_command(ns: argparse.Namespace) -> int:
@@ -51,6 +63,8 @@ async def run_bench_command(ns: argparse.Namespace) -> int:
         store_seconds=ns.store_seconds,
         store_writers=ns.store_writers,
         work_dir=ns.work_dir,
+        evidence_log_size=ns.evidence_log_size,
+        cache_dir=ns.cache_dir,
     )
     try:
         report = await run_bench(options)

@@ -26,6 +26,9 @@ TARGET_NAMES = {
     "store on PostgreSQL: issuance records committed durably",
     "CPU per request, 2 replicas behind nginx vs 1, same rate",
     "CPU per request, Issue on PostgreSQL vs SQLite",
+    "evidence log: appends with it / without (sqlite)",
+    "evidence log: appends with it / without (postgresql)",
+    "evidence log: inclusion proof in 5,000 entries, p99",
 }
 
 
@@ -61,6 +64,10 @@ def test_bench_writes_a_well_formed_report(
             "8",
             "--work-dir",
             str(tmp_path / "work"),
+            "--evidence-log-size",
+            "5000",
+            "--cache-dir",
+            str(tmp_path / "cache"),
         ]
     )
     assert status == 0, capsys.readouterr().err
@@ -118,6 +125,13 @@ def test_bench_writes_a_well_formed_report(
         load = cluster["replicas_behind_nginx"][shape]
         assert load["requests"] > 0
         assert load["status_codes"] == {"OK": load["requests"]}, shape
+    # Issue 12: the evidence log's costs were measured.
+    evidence = report["evidence"]
+    for store in ("sqlite", "postgresql"):
+        assert evidence[f"append_{store}"]["with_log_per_s"] > 0
+        assert evidence[f"append_{store}"]["without_log_per_s"] > 0
+    assert evidence["inclusion_proof"]["samples"] == 300
+    assert evidence["inclusion_proof"]["log_entries"] == 5000
     issue_pg = cluster["issue_on_postgresql"]["max_load"]
     assert issue_pg["status_codes"] == {"OK": issue_pg["requests"]}
     assert {t["name"] for t in report["targets"]} == TARGET_NAMES

@@ -121,3 +121,11 @@ def test_an_rpc_newly_covered_is_a_new_part_for_that_rpc() -> None:
 
 def test_the_platforms_own_window_is_never_the_banks_announcement() -> None:
     assert in_advance([first(kind=WindowKind.PLATFORM)], NINE + 5.5 * HOUR) is False
+
+
+def test_a_later_public_notice_of_the_same_part_counts_if_in_time() -> None:
+    unannounced = first(notice=None)  # recorded without a public notice
+    published = amend(unannounced, NINE + 2 * HOUR, reason="upgrade (announced)")
+    assert in_advance([unannounced, published], NINE + 5.5 * HOUR) is True
+    too_late = amend(unannounced, NINE + 4.5 * HOUR, reason="upgrade (announced)")
+    assert in_advance([unannounced, too_late], NINE + 5.5 * HOUR) is False

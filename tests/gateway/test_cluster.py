@@ -24,7 +24,7 @@ from tests.gateway.flows import adult, identity, live_sample, rich, ts, verify
 from tests.gateway.test_maintenance import announce
 from tests.gateway.test_resilience import set_faults
 from tests.polling import eventually
-from tests.sql import fetch
+from tests.sql import fetch, liability_records
 
 WITHIN = 1.0  # the bound for a change to hold on every replica
 
@@ -158,9 +158,7 @@ async def test_one_outage_per_operation_for_the_cluster_and_a_restart_keeps_it_o
     # Every record of the outage, whichever replica wrote it, names it with one clause.
     await gw.gateway.settle_ledger()
     await other.gateway.settle_ledger()
-    records = await fetch(
-        database, "SELECT clause, outage_id FROM liability_records WHERE outage_id IS NOT NULL"
-    )
+    records = [r for r in await liability_records(database) if r["outage_id"] is not None]
     assert records
     assert {(r["clause"], r["outage_id"]) for r in records} == {
         (outages[0]["clause"], outages[0]["outage_id"])
@@ -218,8 +216,9 @@ async def test_a_replica_that_saw_no_failure_names_the_clusters_outage(
         await other.stub.Verify(_verify_request(person), metadata=gw.a, timeout=2)
     assert rich(refused.value).reason == "PLATFORM_CIRCUIT_OPEN"
     await other.gateway.settle_ledger()
-    records = await fetch(
-        database,
-        "SELECT clause, outage_id FROM liability_records WHERE reason = 'PLATFORM_CIRCUIT_OPEN'",
-    )
+    records = [
+        {"clause": r["clause"], "outage_id": r["outage_id"]}
+        for r in await liability_records(database)
+        if r["reason"] == "PLATFORM_CIRCUIT_OPEN"
+    ]
     assert records == [{"clause": outage["clause"], "outage_id": outage["outage_id"]}]

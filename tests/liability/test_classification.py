@@ -29,15 +29,14 @@ from tests.gateway.flows import (
 )
 from tests.gateway.test_maintenance import announce
 from tests.gateway.test_resilience import set_faults
-from tests.sql import fetch
+from tests.sql import fetch, liability_records
 
 
 async def ledger(gw: GatewayUnderTest, database: StoreLocation) -> list[dict[str, Any]]:
     """The committed records, read from the file (refusals in a window commit after their
     answer: wait for those first)."""
     await gw.gateway.settle_ledger()
-    rows = await fetch(database, "SELECT * FROM liability_records ORDER BY seq")
-    return [r | {"evidence": json.loads(r["evidence"])} for r in rows]
+    return await liability_records(database)
 
 
 async def failing_verify(gw: GatewayUnderTest, population: Population, clock: FakeClock) -> None:

@@ -69,7 +69,8 @@ async def test_an_edited_record_row_is_found(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     await _failures(gw, population, clock, 5)
-    await execute(database, "UPDATE liability_records SET clause = 'A16(1)(c)' WHERE seq = 3")
+    # Moved to another bank: the record would vanish from its bank's reports.
+    await execute(database, "UPDATE liability_records SET bank_id = 'bank-b' WHERE seq = 3")
     result = await verify(gw)
     assert not result.intact
     assert any("row was edited" in p for p in result.problems)

@@ -3,12 +3,13 @@ are appended once even when several processes take them back."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from essc_gateway.liability.model import Clause, LiabilityRecord
 from essc_gateway.liability.pending import PendingRecords
 from essc_gateway.store.base import StoreUnavailable
+from essc_gateway.upstream.attempts import PlatformAttempt
 
 
 def record(n: int) -> LiabilityRecord:
@@ -19,6 +20,7 @@ def record(n: int) -> LiabilityRecord:
         bank_id="bank-a",
         rpc="Issue",
         at=datetime(2026, 11, 2, 9, n, tzinfo=UTC),
+        arrived_at=datetime(2026, 11, 2, 9, n, tzinfo=UTC),
         status_code="UNAVAILABLE",
         reason="STORE_UNAVAILABLE",
         clause=Clause.BANK,
@@ -99,3 +101,29 @@ async def test_a_dead_workers_file_is_taken_back_and_removed(tmp_path: Path) -> 
     assert await taker.flush(ledger.append_if_absent) == 1
     assert ledger.records == [record(1)]
     assert pending_files(tmp_path) == []
+
+
+def test_a_held_record_keeps_all_its_evidence_through_the_file(tmp_path: Path) -> None:
+    arrived = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    record = LiabilityRecord(
+        seq=0,
+        request_id="held-1",
+        trace_id="ab" * 16,
+        bank_id="bank-a",
+        rpc="Verify",
+        at=arrived + timedelta(seconds=2),
+        arrived_at=arrived,
+        deadline_at=arrived + timedelta(seconds=5),
+        status_code="UNAVAILABLE",
+        reason="MAINTENANCE_WINDOW",
+        clause=Clause.A16_1_A,
+        evidence={"window_id": "mw-1"},
+        attempts=(PlatformAttempt("CheckRealName", arrived, 12.5, "UNAVAILABLE", "REJECTED"),),
+        window_id="mw-1",
+        window_version=3,
+        holder_token="t" * 64,
+    )
+    PendingRecords(tmp_path).hold(record)
+    taken_back = PendingRecords(tmp_path)
+    taken_back.load()
+    assert taken_back._held == [record]

@@ -121,6 +121,43 @@ async def test_pushback_from_the_platform_is_honoured() -> None:
     assert h.sleeps[0] >= 0.4
 
 
+async def test_a_long_pushback_is_answered_at_once_not_held_until_the_deadline() -> None:
+    h = Harness(max_pushback_wait=1.0, default_deadline=30.0)
+    attempt = h.script(answered(grpc.StatusCode.UNAVAILABLE, retry_after=8.0), "ok")
+    with pytest.raises(PlatformUnavailable) as raised:
+        await h.caller.call("GetCard", OperationKind.READ, attempt)
+    assert h.sleeps == []  # 8 s would be in time for the deadline, and useless to the caller
+    assert raised.value.retry_after == timedelta(seconds=8)  # the bank learns when to retry
+
+
+async def test_each_attempt_is_kept_as_evidence() -> None:
+    h = Harness(backoff_base=0.1)
+    attempt = h.script(
+        answered(grpc.StatusCode.UNAVAILABLE, retry_after=0.3), timed_out(), refused(), "x"
+    )
+    h.caller = ResilientCaller(
+        RetrySettings(max_attempts=3, backoff_base=0.1),
+        RetryBudget(BudgetSettings(), h.clock),
+        h.breakers,
+        h.metrics,
+        h.clock,
+        random.Random(3),
+        map_rpc_error,
+        sleep=h._sleep,
+    )
+    with pytest.raises(PlatformUnavailable) as raised:
+        await h.caller.call("GetCard", OperationKind.READ, attempt)
+    attempts = raised.value.attempts
+    assert [(a.operation, a.code, a.outcome) for a in attempts] == [
+        ("GetCard", "UNAVAILABLE", "REJECTED"),
+        ("GetCard", "DEADLINE_EXCEEDED", "IN_DOUBT"),
+        ("GetCard", "UNAVAILABLE", "NOT_SENT"),
+    ]
+    assert attempts[0].platform_reason == "OUTAGE"
+    assert attempts[0].retry_after_ms == 300
+    assert attempts[1].sent_at - attempts[0].sent_at >= timedelta(seconds=0.3)
+
+
 async def test_no_sleep_or_attempt_past_the_callers_deadline() -> None:
     h = Harness(attempt_timeout=1.0, deadline_margin=0.02)
     token = request_deadline.set(h.clock.monotonic() + 0.5)

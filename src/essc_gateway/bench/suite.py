@@ -30,6 +30,7 @@ from essc_gateway.bench.cluster_bench import (
     running_cluster,
     tls_of,
 )
+from essc_gateway.bench.evidence_bench import measure_evidence
 from essc_gateway.bench.processes import (
     GatewaySecrets,
     Server,
@@ -78,6 +79,10 @@ class BenchOptions:
     """Concurrent writers: as many as the requests a gateway admits at once (max_in_flight)."""
     work_dir: Path | None = None
     """Where servers keep their stores and logs (default: a temporary directory)."""
+    evidence_log_size: int = 10_000_000
+    """Entries of the synthetic evidence log inclusion proofs are timed in."""
+    cache_dir: Path = Path("var/bench-cache")
+    """Where the synthetic log is kept between runs (1 GB and a minute to build at 10 M)."""
 
 
 @dataclass
@@ -480,8 +485,20 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
                 database, options.store_seconds, options.store_writers
             )
         cluster["store_postgresql"] = store_pg.to_json()
+        print("bench: evidence log (appends with and without it, proofs)", file=PROGRESS)
+        evidence = await measure_evidence(
+            directory, options.cache_dir, options.store_seconds, options.evidence_log_size
+        )
     return _report(
-        options, bench.population_size, baseline, rpcs, fast_fail, workers, store, cluster
+        options,
+        bench.population_size,
+        baseline,
+        rpcs,
+        fast_fail,
+        workers,
+        store,
+        cluster,
+        evidence,
     )
 
 
@@ -558,6 +575,7 @@ def _report(
     workers: dict[str, Any],
     store: StoreRate,
     cluster: dict[str, Any],
+    evidence: dict[str, Any],
 ) -> dict[str, Any]:
     targets = []
     for rpc, r in rpcs.items():
@@ -587,6 +605,7 @@ def _report(
         )
     )
     targets += _cluster_targets(cluster)
+    targets += _evidence_targets(evidence)
     return {
         "benchmark": "essc-gateway bench",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -610,8 +629,31 @@ def _report(
         "workers": workers,
         "store": store.to_json(),
         "cluster": cluster,
+        "evidence": evidence,
         "targets": targets,
     }
+
+
+def _evidence_targets(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        *(
+            _target(
+                f"evidence log: appends with it / without ({store})",
+                0.8,
+                evidence[f"append_{store}"]["ratio"],
+                "",
+                at_most=False,
+            )
+            for store in ("sqlite", "postgresql")
+        ),
+        _target(
+            f"evidence log: inclusion proof in {evidence['inclusion_proof']['log_entries']:,} "
+            "entries, p99",
+            5.0,
+            evidence["inclusion_proof"]["p99_ms"],
+            "ms",
+        ),
+    ]
 
 
 def _cluster_targets(cluster: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,9 +1,11 @@
 """Whether a moment of a maintenance window was announced in advance (A16(1)(a)), from the
 window's whole version history. A window is announced part by part: the part first announced
 keeps its notice through later changes, while an extension or a part moved earlier is a new
-part, announced when the version that added it was recorded. Shortening or cancelling adds no
-part, so it never makes a moment "announced in advance"; a version recorded after the part it
-adds begins (a retroactive window) never does either."""
+part, starting where it adds to the window. A part is announced in advance when a version
+that covered it, from the one that added it on, gave a public notice at least the minimum
+notice before the part begins (a later notice of the same part counts: the holders were
+told). Shortening or cancelling adds no part, so it never makes a moment "announced in
+advance"; a version recorded after the part begins (a retroactive window) never does either."""
 
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ class AdvanceNotice:
     """The version that added the part covering the moment."""
     part_starts_at: datetime
     part_announced_at: datetime
+    """When the part's public notice was recorded (the adding version's time if none was)."""
     public: bool
-    """The adding version was announced on a public channel (website, mobile banking)."""
+    """A version covering the part was announced on a public channel (website, mobile
+    banking)."""
 
 
 def _part_start(
@@ -56,29 +60,29 @@ def advance_notice(
         recorded = [w.version for w in history if w.recorded_at <= at]
         applied_version = recorded[-1] if recorded else history[0].version
     previous: MaintenanceWindow | None = None
-    part: tuple[MaintenanceWindow, datetime] | None = None
+    run: list[MaintenanceWindow] = []
+    starts_at: datetime | None = None
     applied: MaintenanceWindow | None = None
     for version in history:
         if version.version > applied_version:
             break
         if version.active(rpc, at):
-            if part is None:
-                part = (version, _part_start(previous, version, at))
+            if not run:
+                starts_at = _part_start(previous, version, at)
+            run.append(version)
         else:
-            part = None
+            run = []
         previous, applied = version, version
-    if applied is None or part is None:
+    if applied is None or not run or starts_at is None:
         return None
-    adder, starts_at = part
-    public = adder.announcement is not None and bool(adder.announcement.channels)
-    in_advance = (
-        applied.kind is WindowKind.BANK and public and adder.recorded_at <= starts_at - min_notice
-    )
+    published = [v for v in run if v.announcement is not None and v.announcement.channels]
+    in_time = [v for v in published if v.recorded_at <= starts_at - min_notice]
+    notice = (in_time or published or run)[0]
     return AdvanceNotice(
-        in_advance=in_advance,
+        in_advance=applied.kind is WindowKind.BANK and bool(in_time),
         applied_version=applied.version,
-        part_version=adder.version,
+        part_version=run[0].version,
         part_starts_at=starts_at,
-        part_announced_at=adder.recorded_at,
-        public=public,
+        part_announced_at=notice.recorded_at,
+        public=bool(published),
     )

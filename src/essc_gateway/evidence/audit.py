@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from essc_gateway.evidence.entries import EntryKind, record_entry
+from essc_gateway.evidence.entries import EntryKind, parse, record_from_entry
 from essc_gateway.evidence.log import LogEntry
 from essc_gateway.evidence.merkle import Frontier, TreeHash
 from essc_gateway.evidence.ports import EvidenceLogStore
@@ -57,7 +57,7 @@ async def audit_log(
             problems.append(f"kept checkpoint of size {size}: the log is shorter ({head.size})")
         elif walk.roots.get(size) != root:
             problems.append(f"kept checkpoint of size {size}: history was rewritten since")
-    if walk.records != await store.liability_record_count():
+    if walk.records != await store.liability_record_count(below_index=head.size):
         problems.append("liability records exist outside the evidence log")
     return LogAudit(not problems, head.size, walk.frontier.root().hex(), tuple(problems))
 
@@ -144,12 +144,25 @@ def _checkpoint_problems(
 async def _check_records(
     store: AuditStore, entries: Sequence[LogEntry], problems: list[str]
 ) -> int:
-    """Compares each liability record row with its log entry; returns how many."""
+    """Compares the row indexing each liability record with its log entry (an edited row
+    would hide a record from a bank's or a holder's report); returns how many."""
     logged = {e.ref: e for e in entries if e.kind is EntryKind.LIABILITY_RECORD}
     if not logged:
         return 0
-    for record in await store.liability_records_by_id(sorted(logged)):
-        entry = logged[record.request_id]
-        if record.log_index != entry.index or record_entry(record).body != entry.body:
-            problems.append(f"liability record {record.request_id}: its row was edited")
+    for row in await store.liability_index(sorted(logged)):
+        entry = logged[row.request_id]
+        try:
+            record = record_from_entry(parse(entry.body)[1])
+        except (KeyError, ValueError, TypeError):
+            problems.append(f"entry {entry.index}: a liability record that cannot be read")
+            continue
+        stored = (row.bank_id, row.at, row.arrived_at, row.holder_token, row.log_index)
+        if stored != (
+            record.bank_id,
+            record.at,
+            record.arrived_at,
+            record.holder_token,
+            entry.index,
+        ):
+            problems.append(f"liability record {row.request_id}: its row was edited")
     return len(logged)

@@ -5,12 +5,13 @@ request counts statements use. A third party reads these bytes, never our tables
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from essc_gateway.domain.maintenance import (
     MaintenanceWindow,
@@ -27,7 +28,7 @@ from essc_gateway.liability.model import (
     LiabilityRecord,
     Outage,
 )
-from essc_gateway.upstream.attempts import attempt_from_dict, attempt_to_dict
+from essc_gateway.upstream.attempts import PlatformAttempt, attempt_from_dict
 
 
 class EntryKind(StrEnum):
@@ -51,13 +52,16 @@ class Entry:
 
 
 def _canonical(kind: EntryKind, fields: Mapping[str, Any]) -> bytes:
-    return json.dumps(
-        {"kind": kind.value, **fields}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    """Sorted keys, no spaces, UTF-8, times as RFC 3339 in UTC: the bytes `json.dumps(...,
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False)` gives, made by orjson at a
+    third of the cost (every failed request pays it)."""
+    return orjson.dumps({"kind": kind.value, **fields}, option=orjson.OPT_SORT_KEYS)
 
 
-def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+def _time(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is UTC:
+        return moment
+    return moment.astimezone(UTC)
 
 
 def _parse_time(text: Any) -> datetime | None:
@@ -96,7 +100,7 @@ def record_entry(record: LiabilityRecord) -> Entry:
                 "reason": record.reason,
                 "clause": record.clause.value,
                 "evidence": dict(record.evidence),
-                "attempts": [attempt_to_dict(a) for a in record.attempts],
+                "attempts": [_attempt(a) for a in record.attempts],
                 "outage_id": record.outage_id,
                 "window_id": record.window_id,
                 "window_version": record.window_version,
@@ -105,6 +109,19 @@ def record_entry(record: LiabilityRecord) -> Entry:
             },
         ),
     )
+
+
+def _attempt(attempt: PlatformAttempt) -> dict[str, Any]:
+    """`attempt_to_dict`'s fields, the time left to orjson (a third of the cost)."""
+    return {
+        "operation": attempt.operation,
+        "sent_at": _time(attempt.sent_at),
+        "duration_ms": attempt.duration_ms,
+        "code": attempt.code,
+        "outcome": attempt.outcome,
+        "platform_reason": attempt.platform_reason,
+        "retry_after_ms": attempt.retry_after_ms,
+    }
 
 
 def amendment_entry(amendment: Amendment) -> Entry:
@@ -225,10 +242,27 @@ def counts_entry(bank_id: str, day: str, requests: int, failed: int) -> Entry:
 
 
 def parse(body: bytes) -> tuple[EntryKind, dict[str, Any]]:
-    data = json.loads(body.decode())
+    """The entry's kind and fields. Raises ValueError for anything but a JSON object (no
+    NaN or Infinity, nesting within the parser's depth)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as error:  # orjson refuses NaN, Infinity and deep nesting
+        raise ValueError("an entry is not JSON") from error
     if not isinstance(data, dict):
         raise ValueError("an entry is a JSON object")
     return EntryKind(data["kind"]), data
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError("a reference must be text or null")
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError("a version must be a whole number or null")
 
 
 def record_from_entry(data: Mapping[str, Any]) -> LiabilityRecord:
@@ -249,11 +283,11 @@ def record_from_entry(data: Mapping[str, Any]) -> LiabilityRecord:
         clause=Clause(data["clause"]),
         evidence={str(k): str(v) for k, v in evidence.items()},
         attempts=tuple(attempt_from_dict(a) for a in data["attempts"]),
-        outage_id=data["outage_id"],
-        window_id=data["window_id"],
-        window_version=data["window_version"],
-        incident_id=data["incident_id"],
-        holder_token=data["holder_token"],
+        outage_id=_optional_str(data["outage_id"]),
+        window_id=_optional_str(data["window_id"]),
+        window_version=_optional_int(data["window_version"]),
+        incident_id=_optional_str(data["incident_id"]),
+        holder_token=_optional_str(data["holder_token"]),
     )
 
 
@@ -264,7 +298,7 @@ def amendment_from_entry(data: Mapping[str, Any]) -> Amendment:
         clause=Clause(data["clause"]),
         previous_clause=Clause(data["previous_clause"]),
         cause=AmendmentCause(data["cause"]),
-        incident_id=data["incident_id"],
+        incident_id=_optional_str(data["incident_id"]),
         declared_by=str(data["declared_by"]),
         declared_at=_required_time(data["declared_at"]),
         amended_at=_required_time(data["amended_at"]),

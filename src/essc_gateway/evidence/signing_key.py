@@ -5,6 +5,7 @@ one on first start. The public verifier key is what a bank hands to its lawyer o
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -22,21 +23,32 @@ class SigningKeyError(ValueError):
     """The key file is missing, readable by others, or not an Ed25519 key (never its value)."""
 
 
+def _create(path: Path) -> None:
+    """Writes a new key whole, then links it into place: workers starting at once (or a
+    crash midway) never leave or read a half-written key; the first link wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process's key is the one
+    finally:
+        draft.unlink(missing_ok=True)
+
+
 def load_signer(path: Path, origin: str, create: bool = False) -> NoteSigner:
     """The checkpoint signer of the key at `path`, named `origin`. With `create`, a missing
     file is made (mode 0600). A file that group or others may read is refused."""
     if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-        )
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another replica made it meanwhile
-        else:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(pem)
+        _create(path)
     try:
         mode = path.stat().st_mode
         pem = path.read_bytes()

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from essc_gateway.domain.advance_notice import advance_notice
 from essc_gateway.domain.maintenance import MaintenanceWindow
@@ -35,7 +36,7 @@ from essc_gateway.evidence.entries import (
 )
 from essc_gateway.evidence.merkle import TreeHash, verify_consistency, verify_inclusion
 from essc_gateway.evidence.signed_note import Checkpoint, NoteError, NoteVerifier
-from essc_gateway.liability.classify import holder_at_fault
+from essc_gateway.liability.classify import holder_at_fault, incident_applies
 from essc_gateway.liability.model import (
     Amendment,
     Clause,
@@ -69,6 +70,12 @@ class BundleVerdict:
         return not self.problems
 
 
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("not a whole number")
+    return value
+
+
 def _unb64(text: Any) -> bytes:
     if not isinstance(text, str):
         raise ValueError("not base64 text")
@@ -92,8 +99,8 @@ def _open(
     except NoteError as error:
         raise _Unreadable(f"verifier key: {error}") from None
     try:
-        data = json.loads(bundle.decode())
-    except (UnicodeDecodeError, ValueError):
+        data = orjson.loads(bundle)  # refuses NaN, Infinity and nesting past 1024
+    except orjson.JSONDecodeError:
         raise _Unreadable("the bundle is not JSON text (damaged or truncated)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _Unreadable(f"not an evidence bundle of format {FORMAT}")
@@ -118,19 +125,34 @@ def verify_bundle(
     A16(1)(a) the records state (the user agreement's, if the reader knows it)."""
     verdict = BundleVerdict()
     try:
+        _verify(verdict, bundle, verifier_key, kept_checkpoints, min_notice)
+    except Exception as unexpected:  # a verdict, never a traceback, whatever the input
+        verdict.problems.append(
+            f"the bundle could not be checked ({type(unexpected).__name__}): treat it as forged"
+        )
+    return verdict
+
+
+def _verify(
+    verdict: BundleVerdict,
+    bundle: bytes,
+    verifier_key: str,
+    kept_checkpoints: Sequence[bytes],
+    min_notice: timedelta | None,
+) -> None:
+    try:
         data, verifier, tree_hash, checkpoint = _open(bundle, verifier_key)
     except _Unreadable as unreadable:
         verdict.problems.append(str(unreadable))
-        return verdict
+        return
     verdict.tree_size = checkpoint.size
     _check_kept(verdict, verifier, tree_hash, checkpoint, data.get("consistency"), kept_checkpoints)
     entries = _proven_entries(verdict, tree_hash, checkpoint, data.get("entries"))
     requests = data.get("requests")
     if not isinstance(requests, list) or not all(isinstance(r, str) for r in requests):
         verdict.problems.append("the bundle does not list its requests")
-        return verdict
+        return
     _check_requests(verdict, entries, requests, min_notice)
-    return verdict
 
 
 def _check_kept(
@@ -144,7 +166,7 @@ def _check_kept(
     proofs: dict[int, list[bytes]] = {}
     try:
         for item in consistency or []:
-            proofs[int(item["old_size"])] = [_unb64(h) for h in item["proof"]]
+            proofs[_whole(item["old_size"])] = [_unb64(h) for h in item["proof"]]
     except (TypeError, KeyError, ValueError, binascii.Error):
         verdict.problems.append("the consistency proofs are damaged")
     for number, note in enumerate(kept, start=1):
@@ -186,7 +208,7 @@ def _proven_entries(
         return proven
     for position, item in enumerate(items):
         try:
-            index = int(item["index"])
+            index = _whole(item["index"])
             body = str(item["body"]).encode()
             proof = [_unb64(h) for h in item["proof"]]
         except (TypeError, KeyError, ValueError, binascii.Error):
@@ -226,6 +248,8 @@ def _gather(
         try:
             if kind is EntryKind.LIABILITY_RECORD:
                 record = record_from_entry(fields)
+                if record.request_id in evidence.records:
+                    verdict.problems.append(f"two records for request {record.request_id}")
                 evidence.records[record.request_id] = record
             elif kind is EntryKind.AMENDMENT:
                 amendment = amendment_from_entry(fields)
@@ -261,7 +285,10 @@ def _check_requests(
         if record is None:
             verdict.problems.append(f"request {request_id}: no liability record in the bundle")
             continue
-        problems = _record_problems(record, evidence, min_notice)
+        try:
+            problems = _record_problems(record, evidence, min_notice)
+        except (ValueError, OverflowError, TypeError) as unusable:
+            problems = [f"its evidence cannot be checked ({type(unusable).__name__})"]
         history = [f"{record.clause.value} (recorded {record.at.isoformat()})"]
         standing = record.clause
         for amendment in evidence.amendments.get(request_id, []):
@@ -342,7 +369,7 @@ def _window_problems(
     notice_period = min_notice
     if notice_period is None:
         stated = record.evidence.get("window_min_notice_s", "")
-        if not stated.isdigit():
+        if not (stated.isascii() and stated.isdigit() and len(stated) <= 9):
             return ["the record states no minimum notice; give one to the verifier"]
         notice_period = timedelta(seconds=int(stated))
     notice = advance_notice(
@@ -389,6 +416,11 @@ def _amendment_problems(
     if amendment.incident_id is None:
         problems.append(f"amendment {amendment.amendment_id} names no incident")
         return problems
+    if not incident_applies(record.reason, record.evidence):
+        problems.append(
+            f"amendment {amendment.amendment_id} moves a failure no incident covers "
+            "(the holder's own, the gateway's, the bank's short deadline)"
+        )
     return problems + _incident_problems(record, amendment.incident_id, amendment.clause, evidence)
 
 

@@ -5,11 +5,13 @@ the incident, so that no replica's records are missed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from essc_gateway.clock import Clock
 from essc_gateway.errors import FieldViolation, InvalidRequest
@@ -19,6 +21,12 @@ from essc_gateway.liability.ports import LedgerStore
 log = logging.getLogger("essc_gateway.ledger")
 
 IncidentLearned = Callable[[Incident], Awaitable[object]]
+RECHECK_AFTER = 3.0
+"""Seconds after which the records of a newly learned incident are looked at again: a
+record classified just before the incident was learned may commit after the first look."""
+RECENT = timedelta(days=1)
+"""At start, incidents declared this recently are looked at again (a replica may have
+stopped between declaring one and amending its records)."""
 
 
 class IncidentBook:
@@ -36,19 +44,47 @@ class IncidentBook:
         self._incidents: list[Incident] = []
         self._loaded = False
         self.on_learned = on_learned
+        self._rechecks: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
         known = {i.incident_id for i in self._incidents}
         self._incidents = await self._store.incidents()
-        learned = [i for i in self._incidents if i.incident_id not in known]
-        first, self._loaded = not self._loaded, True
-        if first or self.on_learned is None:
-            return
+        if self._loaded:
+            learned = [i for i in self._incidents if i.incident_id not in known]
+        else:  # at start: the recent ones again, in case their amending was cut short
+            since = self._clock.now() - RECENT
+            learned = [i for i in self._incidents if i.declared_at >= since]
+        self._loaded = True
         for incident in learned:
-            try:
-                await self.on_learned(incident)
-            except Exception as error:  # the declaring replica amends too; retried at restart
-                log.error("records of incident not amended: %s", type(error).__name__)
+            await self._learned(incident)
+
+    async def _learned(self, incident: Incident) -> None:
+        """Amends the records `incident` covers now, and once more a little later."""
+        if self.on_learned is None:
+            return
+        try:
+            await self.on_learned(incident)
+        except Exception as error:  # every replica amends too, and again after a while
+            log.error("records of incident not amended: %s", type(error).__name__)
+        task = asyncio.create_task(self._recheck(incident), name="essc-incident-recheck")
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
+
+    async def _recheck(self, incident: Incident) -> None:
+        await asyncio.sleep(RECHECK_AFTER)
+        if self.on_learned is None:
+            return
+        try:
+            await self.on_learned(incident)
+        except Exception as error:
+            log.error("records of incident not amended: %s", type(error).__name__)
+
+    async def close(self) -> None:
+        """Stops the pending second looks (before the store closes)."""
+        for task in list(self._rechecks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def at(self, when: datetime) -> Incident | None:
         """The incident covering `when` that was declared last, if any."""
@@ -92,6 +128,5 @@ class IncidentBook:
         )
         await self._store.save_incident(incident)
         self._incidents.append(incident)
-        if self.on_learned is not None:
-            await self.on_learned(incident)
+        await self._learned(incident)
         return incident

@@ -7,15 +7,13 @@ their content, time and request id are the ones the bank was answered with."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from essc_gateway.liability.model import Clause, LiabilityRecord
+from essc_gateway.evidence.entries import parse, record_entry, record_from_entry
+from essc_gateway.liability.model import LiabilityRecord
 from essc_gateway.store.base import StoreUnavailable
 
 log = logging.getLogger("essc_gateway.ledger")
@@ -27,44 +25,14 @@ FILE_SUFFIX = ".jsonl"
 
 
 def _to_json(record: LiabilityRecord) -> str:
-    return json.dumps(
-        {
-            "request_id": record.request_id,
-            "trace_id": record.trace_id,
-            "bank_id": record.bank_id,
-            "rpc": record.rpc,
-            "at": record.at.isoformat(),
-            "status_code": record.status_code,
-            "reason": record.reason,
-            "clause": record.clause.value,
-            "evidence": dict(record.evidence),
-            "outage_id": record.outage_id,
-            "window_id": record.window_id,
-            "incident_id": record.incident_id,
-            "holder_token": record.holder_token,
-        },
-        sort_keys=True,
-    )
+    """The record as its log entry will hold it (every field: arrival, deadline, attempts,
+    the window version), one line."""
+    return record_entry(record).body.decode()
 
 
 def _from_json(line: str) -> LiabilityRecord:
-    data: dict[str, Any] = json.loads(line)
-    return LiabilityRecord(
-        seq=0,
-        request_id=data["request_id"],
-        trace_id=data["trace_id"],
-        bank_id=data["bank_id"],
-        rpc=data["rpc"],
-        at=datetime.fromisoformat(data["at"]),
-        status_code=data["status_code"],
-        reason=data["reason"],
-        clause=Clause(data["clause"]),
-        evidence=data["evidence"],
-        outage_id=data["outage_id"],
-        window_id=data["window_id"],
-        incident_id=data["incident_id"],
-        holder_token=data["holder_token"],
-    )
+    _, fields = parse(line.encode())
+    return record_from_entry(fields)
 
 
 class PendingRecords:
@@ -113,7 +81,7 @@ class PendingRecords:
             for line in lines:
                 try:
                     record = _from_json(line)
-                except (ValueError, KeyError):  # a line cut short by a crash
+                except (ValueError, KeyError, TypeError):  # a line cut short by a crash
                     log.error("unreadable line in %s skipped", path.name)
                     continue
                 if record.request_id not in known:

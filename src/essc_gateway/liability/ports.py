@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from essc_gateway.liability.model import Amendment, Incident, LiabilityRecord, Outage
+
+if TYPE_CHECKING:
+    from essc_gateway.store.rows import IndexRow
 
 
 class LedgerStore(Protocol):
@@ -47,11 +50,13 @@ class LedgerStore(Protocol):
         """Records of requests that arrived in [since, until) (what an incident covers)."""
         ...
 
-    async def liability_records_by_id(
-        self, request_ids: Sequence[str]
-    ) -> list[LiabilityRecord]: ...
+    async def liability_index(self, request_ids: Sequence[str]) -> list[IndexRow]:
+        """The rows that index these records, as stored (for the audit)."""
+        ...
 
-    async def liability_record_count(self) -> int: ...
+    async def liability_record_count(self, below_index: int) -> int:
+        """Records whose log entry comes before `below_index`, plus any not in the log."""
+        ...
 
     async def amendments(self, request_ids: Sequence[str]) -> dict[str, list[Amendment]]:
         """The amendments of each record, in the order they were made."""

@@ -367,6 +367,8 @@ class _Bar:
     title: str
     extra: str = ""
     ongoing: bool = False
+    fill: str | None = None
+    """Overrides the clause's colour (an earlier version of a window has no clause)."""
 
 
 def _bars(report: LiabilityReport) -> tuple[list[_Bar], list[_Bar], list[_Bar]]:
@@ -439,6 +441,7 @@ def _window_bars(report: LiabilityReport) -> list[_Bar]:
                     f"{w.window_id} v{w.version}" + (" · cancelled" if w.cancelled_at else ""),
                     title,
                     _EARLIER,
+                    fill="#aab7b8",
                 )
             )
             continue
@@ -477,10 +480,11 @@ def _lane(title: str, bars: list[_Bar], axis: _Axis, y: float) -> tuple[list[str
         row = next((i for i, right in enumerate(rows) if right + 6 <= lo), len(rows))
         rows[row : row + 1] = [hi]
         top = y + 6 + row * _ROW
+        fill = bar.fill or CLAUSE_COLOURS[bar.clause]
         front.append(
             f'<g><title>{_e(bar.title)}</title><rect class="{bar.css}" data-ref="{_e(bar.ref)}" '
             f'x="{x:.1f}" y="{top:.1f}" '
-            f'width="{w:.1f}" height="{_BAR}" rx="3" fill="{CLAUSE_COLOURS[bar.clause]}" '
+            f'width="{w:.1f}" height="{_BAR}" rx="3" fill="{fill}" '
             f'{bar.extra}/><text x="{tx:.1f}" y="{top + 12:.1f}" text-anchor="{anchor}" '
             f'fill="{ink}">{_e(bar.label)}</text></g>'
         )

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from essc_gateway.clock import Clock
-from essc_gateway.domain.maintenance import MaintenanceWindow
+from essc_gateway.domain.maintenance import GATEWAY_RPCS, MaintenanceWindow
 from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.liability.amendments import standing
 from essc_gateway.liability.incidents import IncidentBook
@@ -84,7 +84,10 @@ class Reports:
             | {t for w in history for t in (w.starts_at, w.ends_at)
                if window.starts_at < t < window.ends_at}
         )  # fmt: skip
-        rpc = min(window.rpcs) if window.rpcs else "Verify"
+        # Downtime has one clause per moment, not one per RPC: judge the parts on an RPC
+        # every version covered (the window's own), else on one the latest covers.
+        covered = sorted(window.rpcs or GATEWAY_RPCS)
+        rpc = next((r for r in covered if all(v.covers_rpc(r) for v in history)), covered[0])
         spans: list[WindowPart] = []
         for begin, end in itertools.pairwise(cuts):
             notice = self._calendar.notice(window.window_id, rpc, begin, window.version)

@@ -201,7 +201,10 @@ MIGRATIONS: tuple[str, ...] = (
         body BLOB NOT NULL,
         leaf_hash BLOB NOT NULL
     );
-    CREATE INDEX evidence_log_by_ref ON evidence_log (kind, ref);
+    -- Liability records are found through their own table's log_index: one index less on
+    -- the hot append.
+    CREATE INDEX evidence_log_by_ref ON evidence_log (kind, ref)
+        WHERE kind != 'LIABILITY_RECORD';
     -- Complete subtrees of level >= 1: a proof reads O(log n) of them.
     CREATE TABLE evidence_nodes (
         level INTEGER NOT NULL,
@@ -234,6 +237,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE liability_records ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE liability_records ADD COLUMN window_version INTEGER;
     ALTER TABLE liability_records ADD COLUMN log_index INTEGER;
+    UPDATE liability_records SET arrived_at = at WHERE arrived_at IS NULL;
     CREATE INDEX liability_by_arrival ON liability_records (arrived_at);
     ALTER TABLE incidents ADD COLUMN declared_by TEXT NOT NULL DEFAULT '';
     """,

@@ -51,6 +51,7 @@ from essc_gateway.store.postgres_errors import (
 )
 from essc_gateway.store.postgres_evidence import (
     PostgresEvidenceTables,
+    backfill,
     log_append,
     settle_tree_hash,
 )
@@ -183,9 +184,13 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables, PostgresEvidenc
             },
         )
         try:
+
+            async def evidence(db: Db) -> None:
+                await settle_tree_hash(db, evidence_hash)
+                await backfill(db)
+
             async with pool.acquire() as connection:
-                await migrate(connection)
-                await settle_tree_hash(connection, evidence_hash)
+                await migrate(connection, then=evidence)
         except BaseException:
             await pool.close()
             raise

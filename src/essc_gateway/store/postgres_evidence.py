@@ -9,8 +9,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from essc_gateway.evidence.backfill import backfill_entries
 from essc_gateway.evidence.entries import Entry, EntryKind
 from essc_gateway.evidence.log import (
+    Appended,
     LogEntry,
     LogHead,
     StoredCheckpoint,
@@ -19,42 +21,62 @@ from essc_gateway.evidence.log import (
 )
 from essc_gateway.evidence.merkle import Frontier, NodeId, TreeHash
 from essc_gateway.store.postgres_schema import Db
+from essc_gateway.store.rows import (
+    RECORD_SELECT,
+    as_stored,
+    incident_from_row,
+    outage_from,
+    record_from,
+    window_from_snapshot,
+)
 from essc_gateway.store.sqlite_util import uncancellable
 
 R = TypeVar("R")
 _COLUMNS = "idx, kind, ref, body, leaf_hash"
 
 
-async def log_append(db: Db, entries: Sequence[Entry]) -> list[LogEntry]:
-    """Appends `entries` inside the caller's transaction; the head stays locked until it
-    ends, so concurrent appenders of every replica take turns."""
-    if not entries:
-        return []
+LOG_WRITE = (
+    "log AS (INSERT INTO evidence_log (idx, kind, ref, body, leaf_hash) SELECT * FROM "
+    "unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])), "
+    "nodes AS (INSERT INTO evidence_nodes (level, idx, hash) SELECT * FROM "
+    "unnest($6::int[], $7::bigint[], $8::bytea[])), "
+    "head AS (UPDATE evidence_head SET frontier = $9 WHERE id = 1)"
+)
+"""The writes of an append, as data-modifying CTEs taking $1..$9 (`log_write_args`): one
+statement, one round trip, to which a caller may add its own rows (`postgres_ledger`)."""
+
+
+async def prepare_append(db: Db, entries: Sequence[Entry]) -> Appended:
+    """Locks the head until the transaction ends (concurrent appenders of every replica take
+    turns) and computes the append: leaves, completed nodes, the new frontier."""
     head = await db.fetchrow(
         "SELECT tree_hash, frontier FROM evidence_head WHERE id = 1 FOR UPDATE"
     )
     assert head is not None  # made by the migration
     frontier = Frontier.from_bytes(bytes(head["frontier"]), TreeHash(head["tree_hash"]))
-    appended = append_to(frontier, entries)
-    # One statement per batch (arrays unnested), as the group-committed appends are.
-    await db.execute(
-        "INSERT INTO evidence_log (idx, kind, ref, body, leaf_hash) SELECT * FROM "
-        "unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])",
+    return append_to(frontier, entries)
+
+
+def log_write_args(appended: Appended) -> list[Any]:
+    return [
         [e.index for e in appended.entries],
         [e.kind.value for e in appended.entries],
         [e.ref for e in appended.entries],
         [e.body for e in appended.entries],
         [e.leaf_hash for e in appended.entries],
-    )
-    if appended.nodes:
-        await db.execute(
-            "INSERT INTO evidence_nodes (level, idx, hash) SELECT * FROM "
-            "unnest($1::int[], $2::bigint[], $3::bytea[])",
-            [node.level for node, _ in appended.nodes],
-            [node.index for node, _ in appended.nodes],
-            [value for _, value in appended.nodes],
-        )
-    await db.execute("UPDATE evidence_head SET frontier = $1 WHERE id = 1", appended.frontier)
+        [node.level for node, _ in appended.nodes],
+        [node.index for node, _ in appended.nodes],
+        [value for _, value in appended.nodes],
+        appended.frontier,
+    ]
+
+
+async def log_append(db: Db, entries: Sequence[Entry]) -> list[LogEntry]:
+    """Appends `entries` inside the caller's transaction (two round trips)."""
+    if not entries:
+        return []
+    appended = await prepare_append(db, entries)
+    await db.execute(f"WITH {LOG_WRITE} SELECT 1", *log_write_args(appended))
     return appended.entries
 
 
@@ -69,6 +91,46 @@ async def settle_tree_hash(db: Db, wanted: TreeHash) -> None:
         raise TreeHashMismatch(
             f"the evidence log is hashed with {stored}; it cannot change to {wanted.value}"
         )
+
+
+async def backfill(db: Db) -> int:
+    """Logs what the store kept before it had a log (`evidence/backfill.py`), once: when the
+    log is empty and there is something to log. Inside the caller's transaction, under the
+    migrations' lock (replicas starting at once do it once)."""
+    head = await prepare_append(db, [])
+    if head.size:
+        return 0
+    windows = [
+        window_from_snapshot(r[0], int(r[1]), r[2])
+        for r in await db.fetch(
+            "SELECT window_id, version, snapshot FROM maintenance_window_versions"
+        )
+    ]
+    incidents = [incident_from_row(r, as_stored) for r in await db.fetch("SELECT * FROM incidents")]
+    outages = [
+        (outage_from(r, as_stored), r["held_by"] or "")
+        for r in await db.fetch("SELECT * FROM outages")
+    ]
+    records = [
+        record_from(r, as_stored)
+        for r in await db.fetch(f"{RECORD_SELECT} WHERE log_index IS NULL ORDER BY seq")
+    ]
+    counts = [
+        (str(r[0]), str(r[1]), int(r[2]), int(r[3]))
+        for r in await db.fetch("SELECT bank_id, day, requests, failed FROM request_counts")
+    ]
+    entries = backfill_entries(windows, incidents, outages, records, counts)
+    if not entries:
+        return 0
+    logged = await log_append(db, entries)
+    await db.executemany(
+        "UPDATE liability_records SET log_index = $1 WHERE request_id = $2",
+        [
+            (entry.index, record.request_id)
+            for record, entry in zip(records, logged[len(logged) - len(records) :], strict=True)
+        ],
+    )
+    return len(entries)
 
 
 def _entry(row: asyncpg.Record) -> LogEntry:
@@ -113,12 +175,18 @@ class PostgresEvidenceTables:
         return [_entry(r) for r in rows]
 
     async def log_entries_for(self, kind: EntryKind, refs: Sequence[str]) -> list[LogEntry]:
-        rows = await self._rows(
-            f"SELECT {_COLUMNS} FROM evidence_log WHERE kind = $1 AND ref = ANY($2::text[]) "  # noqa: S608
-            "ORDER BY idx",
-            kind.value,
-            list(refs),
-        )
+        if kind is EntryKind.LIABILITY_RECORD:  # through the records' own index
+            rows = await self._rows(
+                f"SELECT {_COLUMNS} FROM evidence_log WHERE idx IN (SELECT log_index FROM "  # noqa: S608
+                "liability_records WHERE request_id = ANY($1::text[])) ORDER BY idx",
+                list(refs),
+            )
+        else:  # the kind as a literal: the partial index applies to every plan
+            rows = await self._rows(
+                f"SELECT {_COLUMNS} FROM evidence_log WHERE kind = '{kind.value}' "  # noqa: S608
+                "AND ref = ANY($1::text[]) ORDER BY idx",
+                list(refs),
+            )
         return [_entry(r) for r in rows]
 
     async def log_range(self, start: int, end: int) -> list[LogEntry]:

@@ -16,48 +16,77 @@ from essc_gateway.evidence.entries import (
     incident_entry,
     record_entry,
 )
-from essc_gateway.liability.model import Amendment, Incident, IncidentKind, LiabilityRecord, Outage
+from essc_gateway.liability.model import Amendment, Incident, LiabilityRecord, Outage
 from essc_gateway.store.append_queue import LedgerAppendQueue
 from essc_gateway.store.base import DuplicateRecord
 from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.postgres_cluster import bump_topic
-from essc_gateway.store.postgres_evidence import log_append
+from essc_gateway.store.postgres_evidence import (
+    LOG_WRITE,
+    log_append,
+    log_write_args,
+    prepare_append,
+)
 from essc_gateway.store.postgres_schema import Db
 from essc_gateway.store.rows import (
-    RECORD_COLUMNS,
+    RECORD_SELECT,
+    IndexRow,
     amendment_from,
+    amendment_values,
     as_stored,
+    incident_from_row,
+    index_row_from,
     outage_from,
     record_from,
-    record_values,
 )
 from essc_gateway.store.sqlite_util import uncancellable
 
 R = TypeVar("R")
 
 
-async def _insert_logged(db: Db, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
+# The records' rows in the statement that writes their log entries (after `LOG_WRITE`'s
+# $1..$9), numbered after the last on the ledger's head: one round trip for the batch.
+_INSERT_RECORDS = (
+    f"WITH {LOG_WRITE}, "  # noqa: S608 - constants
+    "numbered AS (UPDATE ledger_head SET seq = seq + $10 WHERE id = 1 RETURNING seq) "
+    "INSERT INTO liability_records (seq, request_id, trace_id, bank_id, rpc, at, "
+    "status_code, reason, clause, evidence, holder_token, arrived_at, attempts, log_index, "
+    "prev_hash, row_hash) "
+    "SELECT numbered.seq - $10 + r.n, r.request_id, '', r.bank_id, '', r.at, '', '', '', "
+    "'{}', r.holder_token, r.arrived_at, '[]', r.log_index, '', '' FROM numbered, "
+    "unnest($11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::timestamptz[], "
+    "$16::bigint[]) WITH ORDINALITY AS r (request_id, bank_id, at, holder_token, "
+    "arrived_at, log_index, n) RETURNING request_id, seq"
+)
+
+
+async def insert_logged(db: Db, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
     """Appends `records` to the evidence log (its head locked until the transaction ends)
-    and inserts them, numbered after the last."""
-    logged = await log_append(db, [record_entry(r) for r in records])
-    last_seq = await db.fetchval(
-        "UPDATE ledger_head SET seq = seq + $1 WHERE id = 1 RETURNING seq", len(records)
-    )
-    first = int(last_seq) - len(records)
-    stored = [
-        replace(record, seq=first + n, log_index=entry.index)
-        for n, (record, entry) in enumerate(zip(records, logged, strict=True), start=1)
+    and inserts the rows that index them, numbered after the last. The row holds what
+    queries select on; the record is its log entry."""
+    appended = await prepare_append(db, [record_entry(r) for r in records])
+    indexed = [
+        replace(record, log_index=entry.index)
+        for record, entry in zip(records, appended.entries, strict=True)
     ]
     try:
-        await db.executemany(
-            f"INSERT INTO liability_records ({RECORD_COLUMNS}, prev_hash, row_hash) VALUES "  # noqa: S608
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-            "$18, $19, '', '')",
-            [record_values(r, as_stored) for r in stored],
+        numbered = await db.fetch(
+            _INSERT_RECORDS,
+            *log_write_args(appended),
+            len(records),
+            [r.request_id for r in indexed],
+            [r.bank_id for r in indexed],
+            [r.at for r in indexed],
+            [r.holder_token for r in indexed],
+            [r.arrival for r in indexed],
+            [r.log_index for r in indexed],
         )
-    except asyncpg.UniqueViolationError:
+    except asyncpg.UniqueViolationError as violation:
+        if "request_id" not in (violation.constraint_name or ""):
+            raise
         raise DuplicateRecord("a liability record with this request id exists") from None
-    return stored
+    seqs = {row["request_id"]: int(row["seq"]) for row in numbered}
+    return [replace(r, seq=seqs[r.request_id]) for r in indexed]
 
 
 class PostgresLedgerTables(LedgerAppendQueue):
@@ -72,7 +101,7 @@ class PostgresLedgerTables(LedgerAppendQueue):
     @uncancellable
     async def _append_batch(self, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
         async def work(db: Db) -> list[LiabilityRecord]:
-            return await _insert_logged(db, records)
+            return await insert_logged(db, records)
 
         return await self._write(work)
 
@@ -86,7 +115,7 @@ class PostgresLedgerTables(LedgerAppendQueue):
             )
             if exists is not None:
                 return False
-            await _insert_logged(db, [record])
+            await insert_logged(db, [record])
             return True
 
         return await self._write(work)
@@ -100,7 +129,7 @@ class PostgresLedgerTables(LedgerAppendQueue):
     ) -> list[LiabilityRecord]:
         await self.drain_appends()
         rows = await self._rows(
-            f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
+            f"{RECORD_SELECT} "
             "WHERE at >= $1 AND at < $2 AND ($3::text IS NULL OR bank_id = $3) "
             "AND ($4::text IS NULL OR holder_token = $4) ORDER BY seq",
             since,
@@ -115,25 +144,26 @@ class PostgresLedgerTables(LedgerAppendQueue):
     ) -> list[LiabilityRecord]:
         await self.drain_appends()
         rows = await self._rows(
-            f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
-            "WHERE COALESCE(arrived_at, at) >= $1 AND COALESCE(arrived_at, at) < $2 ORDER BY seq",
+            f"{RECORD_SELECT} WHERE arrived_at >= $1 AND arrived_at < $2 ORDER BY seq",
             since,
             until,
         )
         return [record_from(row, as_stored) for row in rows]
 
-    async def liability_records_by_id(self, request_ids: Sequence[str]) -> list[LiabilityRecord]:
+    async def liability_index(self, request_ids: Sequence[str]) -> list[IndexRow]:
         await self.drain_appends()
         rows = await self._rows(
-            f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
-            "WHERE request_id = ANY($1::text[]) ORDER BY seq",
+            "SELECT * FROM liability_records WHERE request_id = ANY($1::text[])",
             list(request_ids),
         )
-        return [record_from(row, as_stored) for row in rows]
+        return [index_row_from(row, as_stored) for row in rows]
 
-    async def liability_record_count(self) -> int:
+    async def liability_record_count(self, below_index: int) -> int:
         await self.drain_appends()
-        rows = await self._rows("SELECT count(*) FROM liability_records")
+        rows = await self._rows(
+            "SELECT count(*) FROM liability_records WHERE log_index IS NULL OR log_index < $1",
+            below_index,
+        )
         return int(rows[0][0])
 
     async def amendments(self, request_ids: Sequence[str]) -> dict[str, list[Amendment]]:
@@ -150,35 +180,33 @@ class PostgresLedgerTables(LedgerAppendQueue):
     @uncancellable
     async def append_amendments(self, amendments: Sequence[Amendment]) -> list[Amendment]:
         async def work(db: Db) -> list[Amendment]:
-            # The log head first: replicas amending for the same incident take turns, and
-            # the second finds the first's amendments.
+            # The log head first: replicas amending for one incident take turns, and the
+            # second finds the first's amendments; then one statement each, whatever the
+            # number of records.
             await db.execute("SELECT 1 FROM evidence_head WHERE id = 1 FOR UPDATE")
-            written = []
-            for amendment in amendments:
-                if await db.fetchval(
-                    "SELECT 1 FROM liability_amendments WHERE request_id = $1 "
-                    "AND incident_id IS NOT DISTINCT FROM $2",
-                    amendment.request_id,
-                    amendment.incident_id,
-                ):
-                    continue
-                (logged,) = await log_append(db, [amendment_entry(amendment)])
-                await db.execute(
-                    "INSERT INTO liability_amendments (amendment_id, request_id, incident_id, "
-                    "clause, previous_clause, cause, declared_by, declared_at, amended_at, "
-                    "log_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    amendment.amendment_id,
-                    amendment.request_id,
-                    amendment.incident_id,
-                    amendment.clause.value,
-                    amendment.previous_clause.value,
-                    amendment.cause.value,
-                    amendment.declared_by,
-                    amendment.declared_at,
-                    amendment.amended_at,
-                    logged.index,
+            done = {
+                (row["request_id"], row["incident_id"])
+                for row in await db.fetch(
+                    "SELECT request_id, incident_id FROM liability_amendments "
+                    "WHERE request_id = ANY($1::text[])",
+                    [a.request_id for a in amendments],
                 )
-                written.append(replace(amendment, log_index=logged.index))
+            }
+            fresh = [a for a in amendments if (a.request_id, a.incident_id) not in done]
+            if not fresh:
+                return []
+            appended = await prepare_append(db, [amendment_entry(a) for a in fresh])
+            written = [
+                replace(a, log_index=entry.index)
+                for a, entry in zip(fresh, appended.entries, strict=True)
+            ]
+            await db.execute(f"WITH {LOG_WRITE} SELECT 1", *log_write_args(appended))
+            await db.executemany(
+                "INSERT INTO liability_amendments (amendment_id, request_id, incident_id, "
+                "clause, previous_clause, cause, declared_by, declared_at, amended_at, "
+                "log_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                [amendment_values(a, as_stored) for a in written],
+            )
             return written
 
         return await self._write(work)
@@ -217,18 +245,7 @@ class PostgresLedgerTables(LedgerAppendQueue):
 
     async def incidents(self) -> list[Incident]:
         rows = await self._rows("SELECT * FROM incidents ORDER BY starts_at")
-        return [
-            Incident(
-                incident_id=r["incident_id"],
-                kind=IncidentKind(r["kind"]),
-                starts_at=r["starts_at"],
-                ends_at=r["ends_at"],
-                declared_at=r["declared_at"],
-                description=r["description"],
-                declared_by=r["declared_by"],
-            )
-            for r in rows
-        ]
+        return [incident_from_row(r, as_stored) for r in rows]
 
     @uncancellable
     async def add_request_counts(self, counts: Sequence[tuple[str, str, int, int]]) -> None:

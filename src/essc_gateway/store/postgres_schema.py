@@ -8,6 +8,7 @@ the next one.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
@@ -209,7 +210,10 @@ MIGRATIONS: tuple[str, ...] = (
         body bytea NOT NULL,
         leaf_hash bytea NOT NULL
     );
-    CREATE INDEX evidence_log_by_ref ON evidence_log (kind, ref);
+    -- Liability records are found through their own table's log_index: one index less on
+    -- the hot append.
+    CREATE INDEX evidence_log_by_ref ON evidence_log (kind, ref)
+        WHERE kind != 'LIABILITY_RECORD';
     CREATE TABLE evidence_nodes (
         level integer NOT NULL,
         idx bigint NOT NULL,
@@ -240,6 +244,7 @@ MIGRATIONS: tuple[str, ...] = (
         ADD COLUMN attempts text NOT NULL DEFAULT '[]',
         ADD COLUMN window_version integer,
         ADD COLUMN log_index bigint;
+    UPDATE liability_records SET arrived_at = at WHERE arrived_at IS NULL;
     CREATE INDEX liability_by_arrival ON liability_records (arrived_at);
     ALTER TABLE incidents ADD COLUMN declared_by text NOT NULL DEFAULT '';
     """,
@@ -250,9 +255,10 @@ MIGRATIONS: tuple[str, ...] = (
 _MIGRATION_LOCK = 0x655F7373  # "e_ss"
 
 
-async def migrate(connection: Db) -> None:
+async def migrate(connection: Db, then: Callable[[Db], Awaitable[object]] | None = None) -> None:
     """Brings the schema up to date, once, however many replicas start at the same moment:
-    each takes the advisory lock in turn and sees what the one before it applied."""
+    each takes the advisory lock in turn and sees what the one before it applied. `then`
+    runs after, under the same lock and in the same transaction."""
     async with connection.transaction():
         await connection.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _MIGRATION_LOCK
@@ -266,3 +272,5 @@ async def migrate(connection: Db) -> None:
         for version, script in enumerate(MIGRATIONS[applied:], start=applied + 1):
             await connection.execute(script)
             await connection.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        if then is not None:
+            await then(connection)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -15,17 +16,20 @@ from essc_gateway.domain.maintenance import (
     announcement_fields,
     announcement_of,
 )
+from essc_gateway.evidence.entries import parse, record_from_entry
 from essc_gateway.liability.model import (
     Amendment,
     AmendmentCause,
     Clause,
+    Incident,
+    IncidentKind,
     LiabilityRecord,
     Outage,
 )
 from essc_gateway.store.base import CardRecord, ForwardItem, IssueAttempt, IssueAttemptState
 from essc_gateway.store.cluster import ReplicaInfo
 from essc_gateway.store.sqlite_util import text_of
-from essc_gateway.upstream.attempts import attempt_from_dict, attempt_to_dict
+from essc_gateway.upstream.attempts import attempt_from_dict
 
 
 class Row(Protocol):
@@ -46,7 +50,13 @@ RECORD_COLUMNS = (
     "window_version, log_index"
 )
 """A liability record's columns (the hash chain's prev_hash and row_hash, replaced by the
-evidence log, are written empty)."""
+evidence log, are written empty). A logged record's evidence and attempts are in its log
+entry only: the row indexes it, the entry is the evidence (written once, not twice)."""
+RECORD_SELECT = (
+    f"SELECT {RECORD_COLUMNS}, evidence_log.body AS entry_body FROM liability_records "  # noqa: S608
+    "LEFT JOIN evidence_log ON evidence_log.idx = liability_records.log_index"
+)
+"""Records with their entries; add WHERE and ORDER BY."""
 
 
 def as_stored(value: datetime | None) -> datetime | None:
@@ -152,6 +162,12 @@ def window_from_snapshot(window_id: str, version: int, snapshot: str) -> Mainten
 
 
 def record_from(row: Row, time_of: TimeOf) -> LiabilityRecord:
+    """A record from a `RECORD_SELECT` row: from its log entry (the row only indexes it),
+    or from the row itself for records written before the log."""
+    body = row["entry_body"]
+    if body is not None:
+        _, fields = parse(bytes(body))
+        return replace(record_from_entry(fields), seq=row["seq"], log_index=row["log_index"])
     return LiabilityRecord(
         seq=row["seq"],
         request_id=row["request_id"],
@@ -175,6 +191,18 @@ def record_from(row: Row, time_of: TimeOf) -> LiabilityRecord:
     )
 
 
+def incident_from_row(row: Row, time_of: TimeOf) -> Incident:
+    return Incident(
+        incident_id=row["incident_id"],
+        kind=IncidentKind(row["kind"]),
+        starts_at=_required(time_of, row["starts_at"]),
+        ends_at=_required(time_of, row["ends_at"]),
+        declared_at=_required(time_of, row["declared_at"]),
+        description=row["description"],
+        declared_by=row["declared_by"],
+    )
+
+
 def outage_from(row: Row, time_of: TimeOf) -> Outage:
     return Outage(
         outage_id=row["outage_id"],
@@ -192,27 +220,69 @@ def outage_from(row: Row, time_of: TimeOf) -> Outage:
 def record_values(
     record: LiabilityRecord, time_as: Callable[[datetime | None], Any]
 ) -> tuple[Any, ...]:
-    """A record's column values in `RECORD_COLUMNS` order, times as the adapter stores them."""
+    """A logged record's column values in `RECORD_COLUMNS` order, times as the adapter
+    stores them: what queries select on; the rest is in its log entry alone (written once,
+    not twice), so those columns are left empty."""
     return (
         record.seq,
         record.request_id,
-        record.trace_id,
+        "",
         record.bank_id,
-        record.rpc,
+        "",
         time_as(record.at),
-        record.status_code,
-        record.reason,
-        record.clause.value,
-        json.dumps(dict(record.evidence), sort_keys=True),
-        record.outage_id,
-        record.window_id,
-        record.incident_id,
+        "",
+        "",
+        "",
+        "{}",
+        None,
+        None,
+        None,
         record.holder_token,
-        time_as(record.arrived_at),
-        time_as(record.deadline_at),
-        json.dumps([attempt_to_dict(a) for a in record.attempts]),
-        record.window_version,
+        time_as(record.arrival),
+        None,
+        "[]",
+        None,
         record.log_index,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """What a liability record's row holds for queries, as stored (the audit compares it
+    with the record's log entry: an edited row could hide a record from a report)."""
+
+    request_id: str
+    bank_id: str
+    at: datetime
+    arrived_at: datetime | None
+    holder_token: str | None
+    log_index: int | None
+
+
+def index_row_from(row: Row, time_of: TimeOf) -> IndexRow:
+    return IndexRow(
+        request_id=row["request_id"],
+        bank_id=row["bank_id"],
+        at=_required(time_of, row["at"]),
+        arrived_at=time_of(row["arrived_at"]),
+        holder_token=row["holder_token"],
+        log_index=row["log_index"],
+    )
+
+
+def amendment_values(amendment: Amendment, time_as: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """An amendment's column values, times as the adapter stores them."""
+    return (
+        amendment.amendment_id,
+        amendment.request_id,
+        amendment.incident_id,
+        amendment.clause.value,
+        amendment.previous_clause.value,
+        amendment.cause.value,
+        amendment.declared_by,
+        time_as(amendment.declared_at),
+        time_as(amendment.amended_at),
+        amendment.log_index,
     )
 
 

@@ -50,7 +50,12 @@ from essc_gateway.store.rows import (
 )
 from essc_gateway.store.sqlite_cluster import SqliteClusterTables, bump_topic
 from essc_gateway.store.sqlite_commit import BatchWriter
-from essc_gateway.store.sqlite_evidence import EvidenceTables, log_append, settle_tree_hash
+from essc_gateway.store.sqlite_evidence import (
+    EvidenceTables,
+    backfill,
+    log_append,
+    settle_tree_hash,
+)
 from essc_gateway.store.sqlite_ledger import LedgerTables
 from essc_gateway.store.sqlite_util import one_row, text_of, time_or_none, uncancellable
 
@@ -134,7 +139,8 @@ def _write_window(db: sqlite3.Connection, window: MaintenanceWindow, recorded_at
     log_append(db, [window_entry(window)])
 
 
-def _configure(connection: sqlite3.Connection, synchronous: Synchronous) -> None:
+def configure(connection: sqlite3.Connection, synchronous: Synchronous) -> None:
+    """The pragmas of every connection to the store's file (the bench's raw ones too)."""
     connection.execute("PRAGMA busy_timeout=5000")  # first: the others may wait for a lock
     # journal_mode persists in the file, but synchronous resets on every connection.
     connection.execute("PRAGMA journal_mode=WAL")
@@ -198,10 +204,11 @@ class SqliteStore(LedgerTables, SqliteClusterTables, EvidenceTables):
 
         def prepare(connection: sqlite3.Connection) -> None:
             with _migration_lock(path):
-                _configure(connection, synchronous)
+                configure(connection, synchronous)
                 _migrate(connection)
                 with connection:
                     settle_tree_hash(connection, evidence_hash)
+                backfill(connection)
 
         writer = await BatchWriter.open(path, prepare)
         try:

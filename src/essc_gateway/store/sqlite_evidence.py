@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from essc_gateway.evidence.backfill import backfill_entries
 from essc_gateway.evidence.entries import Entry, EntryKind
 from essc_gateway.evidence.log import (
     LogEntry,
@@ -17,7 +18,20 @@ from essc_gateway.evidence.log import (
     append_to,
 )
 from essc_gateway.evidence.merkle import Frontier, NodeId, TreeHash
-from essc_gateway.store.sqlite_util import one_row, text_of, time_of, uncancellable
+from essc_gateway.store.rows import (
+    RECORD_SELECT,
+    incident_from_row,
+    outage_from,
+    record_from,
+    window_from_snapshot,
+)
+from essc_gateway.store.sqlite_util import (
+    one_row,
+    text_of,
+    time_of,
+    time_or_none,
+    uncancellable,
+)
 
 R = TypeVar("R")
 _HEAD = "SELECT tree_hash, frontier FROM evidence_head WHERE id = 1"
@@ -56,6 +70,56 @@ def settle_tree_hash(db: sqlite3.Connection, wanted: TreeHash) -> None:
         raise TreeHashMismatch(
             f"the evidence log is hashed with {row[0]}; it cannot change to {wanted.value}"
         )
+
+
+def backfill(db: sqlite3.Connection) -> int:
+    """Logs what the store kept before it had a log (`evidence/backfill.py`), once: when the
+    log is empty and there is something to log. Inside the caller's migration lock."""
+    head = one_row(db, _HEAD, ())
+    assert head is not None  # made by the migration
+    if Frontier.from_bytes(bytes(head[1]), TreeHash(head[0])).size:
+        return 0
+    factory, db.row_factory = db.row_factory, sqlite3.Row
+    try:
+        windows = [
+            window_from_snapshot(r[0], int(r[1]), r[2])
+            for r in db.execute(
+                "SELECT window_id, version, snapshot FROM maintenance_window_versions"
+            )
+        ]
+        incidents = [
+            incident_from_row(r, time_or_none) for r in db.execute("SELECT * FROM incidents")
+        ]
+        outages = [
+            (outage_from(r, time_or_none), r["held_by"] or "")
+            for r in db.execute("SELECT * FROM outages")
+        ]
+        records = [
+            record_from(r, time_or_none)
+            for r in db.execute(f"{RECORD_SELECT} WHERE log_index IS NULL ORDER BY seq")
+        ]
+        counts = [
+            (str(r[0]), str(r[1]), int(r[2]), int(r[3]))
+            for r in db.execute("SELECT bank_id, day, requests, failed FROM request_counts")
+        ]
+    finally:
+        db.row_factory = factory
+    entries = backfill_entries(windows, incidents, outages, records, counts)
+    if not entries:
+        return 0
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        logged = log_append(db, entries)
+        for record, entry in zip(records, logged[len(logged) - len(records) :], strict=True):
+            db.execute(
+                "UPDATE liability_records SET log_index = ? WHERE request_id = ?",
+                (entry.index, record.request_id),
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return len(entries)
 
 
 def _entry(row: Any) -> LogEntry:
@@ -97,7 +161,10 @@ class EvidenceTables:
         return await self._entries_where("idx IN ({})", indices)
 
     async def log_entries_for(self, kind: EntryKind, refs: Sequence[str]) -> list[LogEntry]:
-        where = "kind = '" + kind.value + "' AND ref IN ({})"  # an enum value, not input
+        if kind is EntryKind.LIABILITY_RECORD:  # through the records' own index
+            where = "idx IN (SELECT log_index FROM liability_records WHERE request_id IN ({}))"
+        else:  # the kind as a literal: the partial index applies
+            where = "kind = '" + kind.value + "' AND ref IN ({})"  # an enum value, not input
         return await self._entries_where(where, refs)
 
     async def log_range(self, start: int, end: int) -> list[LogEntry]:

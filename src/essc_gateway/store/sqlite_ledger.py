@@ -17,13 +17,18 @@ from essc_gateway.evidence.entries import (
     incident_entry,
     record_entry,
 )
-from essc_gateway.liability.model import Amendment, Incident, IncidentKind, LiabilityRecord, Outage
+from essc_gateway.liability.model import Amendment, Incident, LiabilityRecord, Outage
 from essc_gateway.store.append_queue import LedgerAppendQueue
 from essc_gateway.store.base import DuplicateRecord
 from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.rows import (
     RECORD_COLUMNS,
+    RECORD_SELECT,
+    IndexRow,
     amendment_from,
+    amendment_values,
+    incident_from_row,
+    index_row_from,
     outage_from,
     record_from,
     record_values,
@@ -33,7 +38,6 @@ from essc_gateway.store.sqlite_evidence import log_append
 from essc_gateway.store.sqlite_util import (
     one_row,
     text_of,
-    time_of,
     time_or_none,
     uncancellable,
 )
@@ -64,7 +68,7 @@ class LedgerTables(LedgerAppendQueue):
             ) as cursor:
                 if cursor.fetchone() is not None:
                     return False
-            _insert_logged(db, [record])
+            insert_logged(db, [record])
             return True
 
         return await self._write(work)
@@ -72,7 +76,7 @@ class LedgerTables(LedgerAppendQueue):
     @uncancellable
     async def _append_batch(self, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
         def work(db: sqlite3.Connection) -> list[LiabilityRecord]:
-            return _insert_logged(db, records)
+            return insert_logged(db, records)
 
         return await self._write(work)
 
@@ -84,7 +88,7 @@ class LedgerTables(LedgerAppendQueue):
         holder_token: str | None = None,
     ) -> list[LiabilityRecord]:
         await self.drain_appends()
-        sql = f"SELECT {RECORD_COLUMNS} FROM liability_records WHERE at >= ? AND at < ?"  # noqa: S608
+        sql = f"{RECORD_SELECT} WHERE at >= ? AND at < ?"
         params: list[Any] = [text_of(since), text_of(until)]
         if bank_id is not None:
             sql += " AND bank_id = ?"
@@ -102,29 +106,30 @@ class LedgerTables(LedgerAppendQueue):
     ) -> list[LiabilityRecord]:
         await self.drain_appends()
         rows = await self._rows(
-            f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
-            "WHERE COALESCE(arrived_at, at) >= ? AND COALESCE(arrived_at, at) < ? ORDER BY seq",
+            f"{RECORD_SELECT} WHERE arrived_at >= ? AND arrived_at < ? ORDER BY seq",
             (text_of(since), text_of(until)),
         )
         return [record_from(r, time_or_none) for r in rows]
 
-    async def liability_records_by_id(self, request_ids: Sequence[str]) -> list[LiabilityRecord]:
+    async def liability_index(self, request_ids: Sequence[str]) -> list[IndexRow]:
         await self.drain_appends()
         found = []
         for start in range(0, len(request_ids), 500):
             chunk = tuple(request_ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
             rows = await self._rows(
-                f"SELECT {RECORD_COLUMNS} FROM liability_records "  # noqa: S608
-                f"WHERE request_id IN ({marks}) ORDER BY seq",
+                f"SELECT * FROM liability_records WHERE request_id IN ({marks})",  # noqa: S608
                 chunk,
             )
-            found += [record_from(r, time_or_none) for r in rows]
+            found += [index_row_from(r, time_or_none) for r in rows]
         return found
 
-    async def liability_record_count(self) -> int:
+    async def liability_record_count(self, below_index: int) -> int:
         await self.drain_appends()
-        rows = await self._rows("SELECT COUNT(*) FROM liability_records", ())
+        rows = await self._rows(
+            "SELECT COUNT(*) FROM liability_records WHERE log_index IS NULL OR log_index < ?",
+            (below_index,),
+        )
         return int(rows[0][0])
 
     async def amendments(self, request_ids: Sequence[str]) -> dict[str, list[Amendment]]:
@@ -144,33 +149,25 @@ class LedgerTables(LedgerAppendQueue):
     @uncancellable
     async def append_amendments(self, amendments: Sequence[Amendment]) -> list[Amendment]:
         def work(db: sqlite3.Connection) -> list[Amendment]:
-            written = []
-            for amendment in amendments:
-                if one_row(
+            fresh = [
+                a
+                for a in amendments
+                if not one_row(  # another replica amended it for this incident first
                     db,
                     "SELECT 1 FROM liability_amendments WHERE request_id = ? AND incident_id = ?",
-                    (amendment.request_id, amendment.incident_id),
-                ):
-                    continue  # another replica amended it for this incident first
-                (logged,) = log_append(db, [amendment_entry(amendment)])
-                db.execute(
-                    "INSERT INTO liability_amendments (amendment_id, request_id, incident_id, "
-                    "clause, previous_clause, cause, declared_by, declared_at, amended_at, "
-                    "log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        amendment.amendment_id,
-                        amendment.request_id,
-                        amendment.incident_id,
-                        amendment.clause.value,
-                        amendment.previous_clause.value,
-                        amendment.cause.value,
-                        amendment.declared_by,
-                        text_of(amendment.declared_at),
-                        text_of(amendment.amended_at),
-                        logged.index,
-                    ),
+                    (a.request_id, a.incident_id),
                 )
-                written.append(replace(amendment, log_index=logged.index))
+            ]
+            logged = log_append(db, [amendment_entry(a) for a in fresh])
+            written = [
+                replace(a, log_index=entry.index) for a, entry in zip(fresh, logged, strict=True)
+            ]
+            db.executemany(
+                "INSERT INTO liability_amendments (amendment_id, request_id, incident_id, "
+                "clause, previous_clause, cause, declared_by, declared_at, amended_at, "
+                "log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [amendment_values(a, text_of) for a in written],
+            )
             return written
 
         return await self._write(work)
@@ -210,18 +207,7 @@ class LedgerTables(LedgerAppendQueue):
 
     async def incidents(self) -> list[Incident]:
         rows = await self._rows("SELECT * FROM incidents ORDER BY starts_at", ())
-        return [
-            Incident(
-                incident_id=r["incident_id"],
-                kind=IncidentKind(r["kind"]),
-                starts_at=time_of(r["starts_at"]),
-                ends_at=time_of(r["ends_at"]),
-                declared_at=time_of(r["declared_at"]),
-                description=r["description"],
-                declared_by=r["declared_by"],
-            )
-            for r in rows
-        ]
+        return [incident_from_row(r, time_or_none) for r in rows]
 
     @uncancellable
     async def add_request_counts(self, counts: Sequence[tuple[str, str, int, int]]) -> None:
@@ -245,7 +231,7 @@ class LedgerTables(LedgerAppendQueue):
         return int(rows[0][0]), int(rows[0][1])
 
 
-def _insert_logged(db: sqlite3.Connection, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
+def insert_logged(db: sqlite3.Connection, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
     """Appends `records` to the evidence log and inserts them (inside a transaction)."""
     row = one_row(db, "SELECT COALESCE(MAX(seq), 0) FROM liability_records", ())
     last_seq = int(row[0]) if row else 0

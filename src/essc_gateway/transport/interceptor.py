@@ -183,7 +183,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         )
 
     async def _serve_bank(
-        self, rpc: str, bank: str, inner: Handler, request: Any, context: Context
+        self,
+        rpc: str,
+        bank: str,
+        inner: Handler,
+        request: Any,
+        context: Context,
+        arrived_at: datetime,
     ) -> Any:
         try:
             await self._admission.enter(bank)
@@ -191,11 +197,11 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             self._metrics.shed.add(1, {"bank": bank, "reason": shed.reason.value})
             raise
         try:
-            now = self._clock.now()
             forwarding = rpc == "Issue" and bank in self._forwarding_banks
             if rpc in GATEWAY_RPCS and not forwarding:
                 try:
-                    self._calendar.refuse(rpc, now)  # A16(1)(a): no platform call at all
+                    # Judged at arrival, as its liability record will be (A16(1)(a)).
+                    self._calendar.refuse(rpc, arrived_at)
                 except MaintenanceInProgress:
                     self._metrics.fast_failures.add(1, {"operation": rpc, "cause": "window"})
                     raise
@@ -254,13 +260,17 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 if request is UNDECODABLE:
                     caller = self._identify_quietly(metadata, context, bank=bank)
                     if bank and caller != "-":  # admitted (rate limit) like its other calls
-                        await self._serve_bank(rpc, caller, _refuse_body, request, context)
+                        await self._serve_bank(
+                            rpc, caller, _refuse_body, request, context, arrived.at
+                        )
                     raise MalformedRequest
                 if bank:
                     caller = self._banks.identify(metadata, context)
                     bank_token = set_calling_bank(caller)
                     try:
-                        response = await self._serve_bank(rpc, caller, inner, request, context)
+                        response = await self._serve_bank(
+                            rpc, caller, inner, request, context, arrived.at
+                        )
                     finally:
                         reset_calling_bank(bank_token)
                 else:
