@@ -152,6 +152,16 @@ class LiabilityRecord:
     def arrival(self) -> datetime:
         return self.arrived_at or self.at
 
+    def placed(self, seq: int, log_index: int) -> LiabilityRecord:
+        """The record as stored: its number and its leaf. (Spelled out: `replace` costs a
+        sixth of an append's CPU.)"""
+        return LiabilityRecord(
+            seq, self.request_id, self.trace_id, self.bank_id, self.rpc, self.at,
+            self.status_code, self.reason, self.clause, self.evidence, self.outage_id,
+            self.window_id, self.incident_id, self.holder_token, self.arrived_at,
+            self.deadline_at, self.attempts, self.window_version, log_index,
+        )  # fmt: skip
+
 
 class AmendmentCause(StrEnum):
     INCIDENT_DECLARED = "INCIDENT_DECLARED"

@@ -65,28 +65,27 @@ async def insert_logged(db: Db, records: list[LiabilityRecord]) -> list[Liabilit
     and inserts the rows that index them, numbered after the last. The row holds what
     queries select on; the record is its log entry."""
     appended = await prepare_append(db, [record_entry(r) for r in records])
-    indexed = [
-        replace(record, log_index=entry.index)
-        for record, entry in zip(records, appended.entries, strict=True)
-    ]
     try:
         numbered = await db.fetch(
             _INSERT_RECORDS,
             *log_write_args(appended),
             len(records),
-            [r.request_id for r in indexed],
-            [r.bank_id for r in indexed],
-            [r.at for r in indexed],
-            [r.holder_token for r in indexed],
-            [r.arrival for r in indexed],
-            [r.log_index for r in indexed],
+            [r.request_id for r in records],
+            [r.bank_id for r in records],
+            [r.at for r in records],
+            [r.holder_token for r in records],
+            [r.arrival for r in records],
+            [e.index for e in appended.entries],
         )
     except asyncpg.UniqueViolationError as violation:
         if "request_id" not in (violation.constraint_name or ""):
             raise
         raise DuplicateRecord("a liability record with this request id exists") from None
     seqs = {row["request_id"]: int(row["seq"]) for row in numbered}
-    return [replace(r, seq=seqs[r.request_id]) for r in indexed]
+    return [
+        r.placed(seqs[r.request_id], e.index)
+        for r, e in zip(records, appended.entries, strict=True)
+    ]
 
 
 class PostgresLedgerTables(LedgerAppendQueue):

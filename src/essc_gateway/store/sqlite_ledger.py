@@ -237,7 +237,7 @@ def insert_logged(db: sqlite3.Connection, records: list[LiabilityRecord]) -> lis
     last_seq = int(row[0]) if row else 0
     logged = log_append(db, [record_entry(r) for r in records])
     stored = [
-        replace(record, seq=last_seq + n, log_index=entry.index)
+        record.placed(last_seq + n, entry.index)
         for n, (record, entry) in enumerate(zip(records, logged, strict=True), start=1)
     ]
     try:
