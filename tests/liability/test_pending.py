@@ -3,6 +3,7 @@ are appended once even when several processes take them back."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,3 +128,31 @@ def test_a_held_record_keeps_all_its_evidence_through_the_file(tmp_path: Path) -
     taken_back = PendingRecords(tmp_path)
     taken_back.load()
     assert taken_back._held == [record]
+
+
+def test_a_record_held_before_the_evidence_log_is_still_taken_back(tmp_path: Path) -> None:
+    old = {
+        "request_id": "old-1",
+        "trace_id": "",
+        "bank_id": "bank-a",
+        "rpc": "Issue",
+        "at": "2026-11-02T09:00:00+00:00",
+        "status_code": "UNAVAILABLE",
+        "reason": "STORE_UNAVAILABLE",
+        "clause": "BANK",
+        "evidence": {"outcome": "NOT_SENT"},
+        "outage_id": None,
+        "window_id": None,
+        "incident_id": None,
+        "holder_token": None,
+    }
+    (tmp_path / "ledger-pending.1.jsonl").write_text(json.dumps(old) + "\n")
+    taken_back = PendingRecords(tmp_path)
+    taken_back.load()
+    assert len(taken_back) == 1
+    [record] = taken_back._held
+    assert (record.request_id, record.clause, record.arrival) == (
+        "old-1",
+        Clause.BANK,
+        datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+    )

@@ -7,6 +7,7 @@ their content, time and request id are the ones the bank was answered with."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,18 @@ def _to_json(record: LiabilityRecord) -> str:
 
 
 def _from_json(line: str) -> LiabilityRecord:
-    _, fields = parse(line.encode())
+    data = json.loads(line)
+    if "kind" not in data:  # held by a gateway before the evidence log
+        data = {
+            **data,
+            "kind": "LIABILITY_RECORD",
+            "arrived_at": data["at"],
+            "answered_at": data["at"],
+            "deadline_at": None,
+            "attempts": [],
+            "window_version": None,
+        }
+    _, fields = parse(json.dumps(data).encode())
     return record_from_entry(fields)
 
 
