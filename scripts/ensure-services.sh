@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local services the test suite needs when they are not running: PostgreSQL 15
 # on 127.0.0.1:5432 (trust auth), as on every machine of this kind and in CI; installs nginx
-# (Debian's) for the cluster tests and chromium for the report's browser test when missing.
+# (Debian's) for the cluster tests, chromium for the report's browser test and prometheus
+# (promtool) for the metrics lint when missing.
 set -euo pipefail
 
 install() {  # a Debian package, when its command is missing
@@ -14,6 +15,7 @@ install() {  # a Debian package, when its command is missing
 
 install nginx nginx
 install chromium chromium
+install promtool prometheus  # promtool lints the metrics exposition
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     version="$(ls /etc/postgresql | sort -V | tail -n 1)"

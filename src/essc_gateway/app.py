@@ -22,6 +22,7 @@ from essc_gateway import __version__
 from essc_gateway.clock import Clock, SystemClock
 from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig
 from essc_gateway.crypto import FieldCipher, LookupHasher, TokenSealer
+from essc_gateway.domain.maintenance import WindowKind
 from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.evidence.proofs import Prover
 from essc_gateway.evidence.service import EvidenceService
@@ -66,6 +67,8 @@ from essc_gateway.upstream.retrying import ResilientCaller
 
 log = logging.getLogger("essc_gateway")
 STORE_PROBE_INTERVAL = 1.0
+QUEUE_COUNT_INTERVAL = 5.0
+"""Seconds between two counts of the store-and-forward queue (a gauge, not a hot path)."""
 PLATFORM_CHANNEL = (
     # Our own retry policy counts and budgets every attempt: no hidden ones in grpc-core.
     ("grpc.enable_retries", 0),
@@ -143,6 +146,7 @@ class Gateway:
         self._background_jobs = background_jobs
         self.forwarder: Forwarder | None = None
         self.incidents: IncidentBook | None = None
+        self._forward_queue_depth = 0
         self.port = 0
         self.health_port: int | None = None
 
@@ -271,6 +275,7 @@ class Gateway:
         )
         self.forwarder = forwarder = Forwarder(store, issuance, vault, calendar, clock)
         self.reconciler = IssueReconciler(store, issuance, clock)
+        self._watch(store, calendar, outages)
         self._start_jobs(forwarder, shared_state, counter)
         await self._bind(server)
         self._server = server
@@ -287,6 +292,35 @@ class Gateway:
         log.info("gateway listening on %s:%d", config.host, self.port)
         log.info("evidence checkpoints verify with %s", checkpointer.verifier_key)
         return self.port
+
+    def _watch(
+        self, store: GatewayStore, calendar: MaintenanceCalendar, outages: OutageTracker
+    ) -> None:
+        """The gauges, read at each collection from what is in memory (no I/O there)."""
+        metrics, clock = self.metrics, self._clock
+        store.observe_appends(metrics.ledger_appended)
+
+        def windows() -> dict[tuple[tuple[str, str], ...], int]:
+            now = clock.now()
+            active = [w for w in calendar.windows(current_only=True) if w.starts_at <= now]
+            return {
+                (("kind", kind.value),): sum(w.kind is kind for w in active) for kind in WindowKind
+            }
+
+        metrics.watch("essc.maintenance.windows.active", windows)
+        metrics.watch(
+            "essc.outages.open",
+            lambda: {(("operation", op),): 1 for op in outages.open_operations()},
+        )
+        metrics.watch(
+            "essc.store.pool.connections",
+            lambda: {(("state", state),): n for state, n in store.connections().items()},
+        )
+        metrics.watch("essc.forward.queue.depth", lambda: {(): self._forward_queue_depth})
+
+    async def _count_forward_queue(self) -> None:
+        if self._store is not None:
+            self._forward_queue_depth = await self._store.forward_queue_depth()
 
     async def _bind(self, server: grpc.aio.Server) -> None:
         """The bank-facing port (TLS with client certificates when configured, then with a
@@ -364,6 +398,12 @@ class Gateway:
             asyncio.create_task(
                 self.checkpointer.run(config.evidence.checkpoint_interval),
                 name="essc-checkpoints",
+            )
+        )
+        self._side_tasks.add(
+            asyncio.create_task(
+                run_every(QUEUE_COUNT_INTERVAL, self._count_forward_queue, "queue depth"),
+                name="essc-queue-depth",
             )
         )
         self._probe_task = asyncio.create_task(

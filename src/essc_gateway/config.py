@@ -30,6 +30,7 @@ from essc_gateway.evidence.merkle import TreeHash
 from essc_gateway.liability.work_calendar import CalendarFileError, WorkCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.store.location import StoreLocation
+from essc_gateway.telemetry.metrics_export import MetricsSettings
 from essc_gateway.transport.admission import RateLimit
 from essc_gateway.transport.banks import TrustedProxy
 from essc_gateway.upstream.breaker import BreakerSettings
@@ -160,6 +161,8 @@ class GatewayConfig:
     """A16(1)(a): a part of a bank window counts as announced in advance only if its public
     notice came at least this long before the part began."""
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    """Where metrics go: a Prometheus endpoint, OTLP (the traces' collector)."""
     """The evidence log's hash, checkpoint signing key and interval."""
     forward_interval: float = 0.2
     """Seconds between two looks at the store-and-forward queue."""
@@ -300,6 +303,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             settings=settings,
             work_calendar=_work_calendar(env.work_calendar),
             maintenance_min_notice=timedelta(seconds=env.maintenance_min_notice),
+            metrics=MetricsSettings(
+                host=env.host, port=env.metrics_port, otlp_endpoint=env.otlp_endpoint
+            ),
             evidence=EvidenceSettings(
                 key_file=env.evidence_key_file,
                 origin=env.evidence_origin,

@@ -126,6 +126,8 @@ class EnvironmentSettings(BaseModel):
     trace_success_ratio: Annotated[
         float, Field(alias="ESSC_TRACE_SUCCESS_RATIO", ge=0.0, le=1.0)
     ] = 0.1
+    metrics_port: Annotated[int | None, Field(alias="ESSC_METRICS_PORT", ge=0, le=65535)] = None
+    """Prometheus `/metrics` over plaintext HTTP; unset: none; 0: any free port."""
     maintenance_min_notice: Annotated[
         int, Field(alias="ESSC_MAINTENANCE_MIN_NOTICE_SECONDS", ge=0, le=90 * 86400)
     ] = 3600

@@ -3,7 +3,7 @@ operation names, outcomes, status codes, bank ids and reasons."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
@@ -35,6 +35,45 @@ class GatewayMetrics:
         self.shed = meter.create_counter(
             "essc.gateway.shed", description="Requests refused to protect the gateway"
         )
+        # OpenTelemetry's RPC semantic conventions: durations in seconds.
+        self.server_duration = meter.create_histogram(
+            "rpc.server.call.duration",
+            unit="s",
+            description="Calls served, by method and gRPC status code",
+        )
+        self.server_in_flight = meter.create_up_down_counter(
+            "rpc.server.active_calls", unit="{call}", description="Calls being served"
+        )
+        self.client_duration = meter.create_histogram(
+            "rpc.client.call.duration",
+            unit="s",
+            description="Platform attempts, by operation and gRPC status code",
+        )
+        self.ledger_append_duration = meter.create_histogram(
+            "essc.ledger.append.duration",
+            unit="s",
+            description="One group-committed batch of liability records, with its log entries",
+        )
+        self.ledger_append_batch = meter.create_histogram(
+            "essc.ledger.append.batch_size",
+            unit="{record}",
+            description="Liability records per group-committed batch",
+        )
+        self.ledger_append_failures = meter.create_counter(
+            "essc.ledger.append.failures",
+            unit="{batch}",
+            description="Batches of liability records the store could not commit",
+        )
+        self._gauges: dict[str, Callable[[], Mapping[tuple[tuple[str, str], ...], int]]] = {}
+        for name, unit, description in (
+            ("essc.maintenance.windows.active", "{window}", "Windows in force now, by kind"),
+            ("essc.outages.open", "{outage}", "Open platform outages, by operation"),
+            ("essc.forward.queue.depth", "{issue}", "Issuances waiting to be forwarded"),
+            ("essc.store.pool.connections", "{connection}", "Store connections, by state"),
+        ):
+            meter.create_observable_gauge(
+                name, callbacks=[self._observer(name)], unit=unit, description=description
+            )
         self._breaker_states: Callable[[], Iterable[tuple[str, BreakerState]]] = lambda: ()
         meter.create_observable_gauge(
             "essc.platform.breaker.state",
@@ -44,6 +83,28 @@ class GatewayMetrics:
 
     def watch_breakers(self, states: Callable[[], Iterable[tuple[str, BreakerState]]]) -> None:
         self._breaker_states = states
+
+    def watch(
+        self, name: str, values: Callable[[], Mapping[tuple[tuple[str, str], ...], int]]
+    ) -> None:
+        """Reports `values()` (attributes -> value) as the gauge `name` at each collection."""
+        self._gauges[name] = values
+
+    def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            values = self._gauges.get(name)
+            if values is None:
+                return []
+            return [Observation(value, dict(attributes)) for attributes, value in values().items()]
+
+        return observe
+
+    def ledger_appended(self, records: int, seconds: float, committed: bool) -> None:
+        if committed:
+            self.ledger_append_duration.record(seconds)
+            self.ledger_append_batch.record(records)
+        else:
+            self.ledger_append_failures.add(1)
 
     def _observe_breakers(self, options: CallbackOptions) -> Iterable[Observation]:
         return [

@@ -39,6 +39,7 @@ from essc_gateway.simplatform import (
     load_scenario,
 )
 from essc_gateway.simplatform.persistence import RegisterFile, RegisterFileError
+from essc_gateway.telemetry.metrics_export import MetricsExport
 from essc_gateway.tracing import build_tracer_provider, tracing_config_from_env
 
 _WORKER_START_TIMEOUT = 60.0
@@ -70,6 +71,8 @@ async def run_gateway(options: argparse.Namespace) -> int:
     environment.setdefault("ESSC_PORT", str(options.port))
     environment.setdefault("ESSC_DATABASE", str(Path(options.var_dir) / "essc-gateway.db"))
     environment.setdefault("ESSC_TRACES_FILE", str(Path(options.var_dir) / "traces.jsonl"))
+    if options.dev:
+        environment.setdefault("ESSC_METRICS_PORT", "0")  # printed once it listens
     try:
         config = load_config(environment)
         if options.workers < 1 or (options.workers > 1 and config.port == 0):
@@ -146,15 +149,21 @@ async def _serve_here(
     population: Population | None,
 ) -> None:
     tracer_provider = build_tracer_provider(tracing_config_from_env(environment))
-    gateway = Gateway(config, address, tracer_provider=tracer_provider)
+    metrics = MetricsExport(config.metrics)
+    gateway = Gateway(
+        config, address, tracer_provider=tracer_provider, meter_provider=metrics.provider
+    )
     try:
         port = await gateway.start()
         settle_heap()
         _print_banner(f"{config.host}:{port}", address, platform, tokens, population)
+        if metrics.address is not None:
+            print(f"  metrics (Prometheus): http://{metrics.address}/metrics", flush=True)
         await wait_for_stop_signal()
     finally:
         await gateway.stop()
         tracer_provider.shutdown()  # the last batch of spans
+        metrics.shutdown()
 
 
 class WorkerFailed(Exception):
@@ -273,6 +282,9 @@ class _Supervisor:
 def _gateway_worker(
     environment: dict[str, str], index: int, ready: multiprocessing.queues.Queue[int]
 ) -> None:
+    metrics_port = environment.get("ESSC_METRICS_PORT", "0") or "0"
+    if metrics_port != "0":  # one port per worker: metrics are each process's own
+        environment = {**environment, "ESSC_METRICS_PORT": str(int(metrics_port) + index)}
     if environment.get("ESSC_TRACES_FILE"):
         # One file per worker: two processes appending to one file could interleave lines.
         environment = {
@@ -296,10 +308,12 @@ async def _worker_main(
     config = load_config(environment)
     assert config.platform_address is not None, "the parent sets the platform address"
     tracer_provider = build_tracer_provider(tracing_config_from_env(environment))
+    metrics = MetricsExport(config.metrics)  # each worker its own (port 0: any free one)
     gateway = Gateway(
         config,
         config.platform_address,
         tracer_provider=tracer_provider,
+        meter_provider=metrics.provider,
         reuse_port=True,
     )
     try:
@@ -310,6 +324,7 @@ async def _worker_main(
     finally:
         await gateway.stop()
         tracer_provider.shutdown()
+        metrics.shutdown()
 
 
 def _print_banner(

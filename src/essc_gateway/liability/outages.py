@@ -184,6 +184,11 @@ class OutageTracker:
     def open_outages(self) -> list[Outage]:
         return [self._outage(run, None) for run in self._runs.values() if run.outage is not None]
 
+    def open_operations(self) -> frozenset[str]:
+        """Operations with an open outage, this replica's or the cluster's (no I/O)."""
+        mine = {op for op, run in self._runs.items() if run.outage is not None}
+        return frozenset(mine | set(self._cluster))
+
     async def sync(self) -> None:
         """Another replica closed an outage (the platform answered it well): this replica's
         run of it ends too, and its next failures start afresh."""

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 
 from essc_gateway.liability.model import LiabilityRecord
+
+AppendObserver = Callable[[int, float, bool], None]
 
 
 class LedgerAppendQueue:
@@ -16,6 +20,11 @@ class LedgerAppendQueue:
         self._append_queue: list[tuple[LiabilityRecord, asyncio.Future[LiabilityRecord]]] = []
         self._append_task: asyncio.Task[None] | None = None
         self._append_now = asyncio.Event()
+        self._append_observer: AppendObserver | None = None
+
+    def observe_appends(self, observer: AppendObserver) -> None:
+        """Told of every batch: its records, its seconds, whether it committed."""
+        self._append_observer = observer
 
     async def _append_batch(self, records: list[LiabilityRecord]) -> list[LiabilityRecord]:
         """Appends `records` in one transaction, in order; returns them linked."""
@@ -53,13 +62,20 @@ class LedgerAppendQueue:
         self._append_now.clear()
         while self._append_queue:
             batch, self._append_queue = self._append_queue, []
+            started = time.perf_counter()
             try:
                 linked = await self._append_batch([record for record, _ in batch])
             except Exception as error:  # every caller of this batch learns of it
+                self._observe(len(batch), started, committed=False)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            self._observe(len(batch), started, committed=True)
             for (_, future), record in zip(batch, linked, strict=True):
                 if not future.done():
                     future.set_result(record)
+
+    def _observe(self, records: int, started: float, *, committed: bool) -> None:
+        if self._append_observer is not None:
+            self._append_observer(records, time.perf_counter() - started, committed)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -213,6 +213,14 @@ class Store(Protocol):
     async def any_due_forward(self, now: datetime) -> bool:
         """Whether any queued issuance is due and unclaimed: a read, so that an empty queue
         costs no write (the forwarder looks several times a second)."""
+        ...
+
+    async def forward_queue_depth(self) -> int:
+        """Issuances accepted and not yet forwarded (for the metrics)."""
+        ...
+
+    def connections(self) -> Mapping[str, int]:
+        """The store's connections by state (for the metrics); no I/O."""
         ...
 
     async def claim_due_forwards(

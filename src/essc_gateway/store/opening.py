@@ -10,6 +10,7 @@ from opentelemetry.trace import Tracer
 from essc_gateway.evidence.merkle import TreeHash
 from essc_gateway.evidence.ports import EvidenceLogStore
 from essc_gateway.liability.ports import LedgerStore
+from essc_gateway.store.append_queue import AppendObserver
 from essc_gateway.store.base import Store
 from essc_gateway.store.cluster import ClusterStore
 from essc_gateway.store.health import WriteHealth
@@ -33,6 +34,10 @@ class GatewayStore(Store, LedgerStore, ClusterStore, EvidenceLogStore, Protocol)
 
     async def drain_appends(self) -> None:
         """Waits until ledger appends in flight are committed."""
+        ...
+
+    def observe_appends(self, observer: AppendObserver) -> None:
+        """Told of every group-committed batch of liability records."""
         ...
 
 

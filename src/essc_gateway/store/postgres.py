@@ -13,7 +13,7 @@ import asyncio
 import json
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -484,6 +484,14 @@ class PostgresStore(PostgresLedgerTables, PostgresClusterTables, PostgresEvidenc
             now,
         )
         return row is not None
+
+    async def forward_queue_depth(self) -> int:
+        row = await self._row("SELECT count(*) FROM forward_queue")
+        return 0 if row is None else int(row[0])
+
+    def connections(self) -> Mapping[str, int]:
+        idle = self._pool.get_idle_size()
+        return {"used": self._pool.get_size() - idle, "idle": idle}
 
     @uncancellable
     async def claim_due_forwards(

@@ -11,7 +11,7 @@ import fcntl
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -430,6 +430,13 @@ class SqliteStore(LedgerTables, SqliteClusterTables, EvidenceTables):
             (text_of(now), text_of(now)),
         )
         return row is not None
+
+    async def forward_queue_depth(self) -> int:
+        row = await self._fetch_one("SELECT COUNT(*) FROM forward_queue", ())
+        return 0 if row is None else int(row[0])
+
+    def connections(self) -> Mapping[str, int]:
+        return {"writer": 1, "reader": 1}  # one writer thread, one reader: always open
 
     @uncancellable
     async def claim_due_forwards(

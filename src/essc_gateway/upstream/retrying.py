@@ -218,6 +218,10 @@ class ResilientCaller:
             raise error from None
 
 
+def _code_number(status: grpc.StatusCode | None) -> int:
+    return 2 if status is None else int(status.value[0])  # UNKNOWN when none applies
+
+
 def _attach(error: GatewayError, history: list[PlatformAttempt]) -> None:
     if isinstance(error, PlatformError):
         error.attempts = tuple(history)
@@ -347,11 +351,22 @@ class _Call(Generic[T]):
         failure: AttemptFailure | None = None,
     ) -> None:
         retry_after = None if failure is None else failure.retry_after
+        seconds = self._clock.monotonic() - started
+        status = grpc.StatusCode[code] if code in grpc.StatusCode.__members__ else None
+        self._metrics.client_duration.record(
+            seconds,
+            {
+                "rpc.system": "grpc",
+                "rpc.method": self._operation,
+                "rpc.grpc.status_code": _code_number(status),
+                "essc.outcome": outcome,
+            },
+        )
         self.history.append(
             PlatformAttempt(
                 operation=self._operation,
                 sent_at=sent_at,
-                duration_ms=round((self._clock.monotonic() - started) * 1000, 1),
+                duration_ms=round(seconds * 1000, 1),
                 code=code,
                 outcome=outcome,
                 platform_reason="" if failure is None else failure.reason,

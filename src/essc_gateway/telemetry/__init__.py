@@ -1,0 +1,1 @@
+"""Metrics export: the meter provider, Prometheus scraping and OTLP."""
