@@ -21,6 +21,7 @@ from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
 from essc_gateway.bench.processes import free_port
 from essc_gateway.domain.passwords import initial_password
+from tests.conftest import GatewayUnderTest
 
 LISTENING = re.compile(r"essc-gateway listening on 127\.0\.0\.1:(\d+)")
 TOKEN = re.compile(r"development bank demo-bank: authorization: Bearer (\S+)")
@@ -329,3 +330,17 @@ async def test_a_second_dev_run_knows_the_cards_of_the_first(tmp_path: Path) -> 
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+
+
+async def test_the_health_command_is_a_probe_and_the_version_is_printed(
+    gw: GatewayUnderTest,
+) -> None:
+    code, out, _ = await _cli("health", "--address", f"127.0.0.1:{gw.gateway.port}")
+    assert code == 0
+    assert out.strip().endswith("SERVING")
+    code, _, err = await _cli("health", "--address", f"127.0.0.1:{free_port()}", "--timeout", "1")
+    assert code == 2
+    assert "UNAVAILABLE" in err
+    code, out, _ = await _cli("--version")
+    assert code == 0
+    assert re.fullmatch(r"essc-gateway \d+\.\d+\.\d+\n", out)

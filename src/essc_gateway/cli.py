@@ -10,10 +10,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from essc_gateway import __version__
 from essc_gateway.cli_bench import add_bench_arguments, run_bench_command
 from essc_gateway.cli_cluster import add_cluster_arguments, run_cluster_command
 from essc_gateway.cli_evidence import add_evidence_commands, run_evidence
 from essc_gateway.cli_fuzz import add_fuzz_arguments, run_fuzz_command
+from essc_gateway.cli_health import add_health_arguments, run_health_command
 from essc_gateway.cli_ledger import add_ledger_commands, run_ledger
 from essc_gateway.loadtest import (
     LoadAborted,
@@ -45,6 +47,7 @@ def _run_load_command(options: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="essc-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"essc-gateway {__version__}")
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -88,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_ledger_commands(commands)
     add_evidence_commands(commands)
+    health = commands.add_parser(
+        "health", help="check a running gateway's gRPC health (exit 0 when SERVING)"
+    )
+    add_health_arguments(health)
     load = commands.add_parser("load", help="drive a gateway with a load (the load-test harness)")
     add_load_arguments(load)
 
@@ -110,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cluster": lambda o: asyncio.run(run_cluster_command(o)),
         "ledger": lambda o: asyncio.run(run_ledger(o)),
         "evidence": lambda o: asyncio.run(run_evidence(o)),
+        "health": lambda o: asyncio.run(run_health_command(o)),
         "bench": lambda o: asyncio.run(run_bench_command(o)),
         "fuzz": lambda o: asyncio.run(run_fuzz_command(o)),
         "load": _run_load_command,

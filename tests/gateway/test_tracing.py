@@ -72,13 +72,16 @@ async def test_an_rpc_and_its_platform_attempts_form_one_trace_carried_to_the_pl
 ) -> None:
     await verify(traced.gw, adult(population, clock.now().date()), traced.gw.a)
     spans = traced.spans.get_finished_spans()
-    [server] = named(spans, "/essc.gateway.v1.GatewayService/Verify")
+    [server] = named(spans, "essc.gateway.v1.GatewayService/Verify")
     assert server.kind is SpanKind.SERVER
     assert server.attributes
     assert server.attributes["rpc.grpc.status_code"] == 0
-    attempts = named(spans, "platform CheckReal")
+    attempts = named(spans, "essc.platform.v1.IdentityService/CheckReal")
     assert len(attempts) == 3
     assert {a.kind for a in attempts} == {SpanKind.CLIENT}
+    assert {(a.attributes or {}).get("rpc.service") for a in attempts} == {
+        "essc.platform.v1.IdentityService"
+    }
     assert {a.parent.span_id for a in attempts if a.parent} == {server.context.span_id}
     trace_id = server.context.trace_id
     assert {a.context.trace_id for a in attempts} == {trace_id}
@@ -93,7 +96,7 @@ async def test_an_error_sent_with_rich_details_is_recorded_as_an_error(
     with pytest.raises(grpc.aio.AioRpcError):
         await traced.gw.stub.Verify(pb.VerifyRequest(), metadata=traced.gw.a)
     spans = traced.spans.get_finished_spans()
-    [server] = named(spans, "/essc.gateway.v1.GatewayService/Verify")
+    [server] = named(spans, "essc.gateway.v1.GatewayService/Verify")
     assert server.status.status_code is StatusCode.ERROR
     assert server.attributes
     assert server.attributes["essc.clause"] == "BANK"
@@ -127,7 +130,7 @@ async def test_an_outage_is_a_trace_linked_to_the_requests_it_affected(
     assert outage.attributes["essc.outage.clause"] == "A16(1)(b)"
     failed_servers = {
         s.context.span_id
-        for s in named(spans, "/essc.gateway.v1.GatewayService/Verify")
+        for s in named(spans, "essc.gateway.v1.GatewayService/Verify")
         if s.status.status_code is StatusCode.ERROR
     }
     linked = {link.context.span_id for link in outage.links}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from essc_gateway import __version__
 from essc_gateway.tracing import (
     DEFAULT_TRACES_FILE,
     REDACTED,
@@ -209,3 +210,16 @@ def test_json_lines_hold_what_the_sdk_would_write_for_each_span(tmp_path: Path) 
     writer.shutdown()
     written = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
     assert written == [json.loads(span.to_json(indent=None)) for span in spans]
+
+
+def test_otel_service_name_is_honoured_and_spans_carry_the_version(
+    build: Callable[[TracingConfig], Built],
+) -> None:
+    config = tracing_config_from_env({"OTEL_SERVICE_NAME": "essc-gateway-bank-a"})
+    assert config.service_name == "essc-gateway-bank-a"
+    built = build(replace(config, jsonl_path=None))
+    with built.provider.get_tracer("t").start_as_current_span("work"):
+        pass
+    [span] = built.exporter.get_finished_spans()
+    assert span.resource.attributes["service.name"] == "essc-gateway-bank-a"
+    assert span.resource.attributes["service.version"] == __version__

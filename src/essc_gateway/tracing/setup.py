@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from essc_gateway import __version__
 from essc_gateway.tracing.exporters import JsonLinesSpanExporter
 from essc_gateway.tracing.redaction import RedactingSpanProcessor
 from essc_gateway.tracing.sampling import TailSamplingProcessor
@@ -68,14 +69,17 @@ def tracing_config_from_env(environ: Mapping[str, str] | None = None) -> Tracing
     env = os.environ if environ is None else environ
     endpoint = env.get(_ENV_OTLP_ENDPOINT, "").strip() or None
     ratio = float(env.get(_ENV_SUCCESS_RATIO, "").strip() or TracingConfig.success_ratio)
+    # OpenTelemetry's own variable, as every other service of the bank's honours it.
+    name = env.get("OTEL_SERVICE_NAME", "").strip() or TracingConfig.service_name
     traces_file = env.get(_ENV_TRACES_FILE)
     if traces_file is None:
-        return TracingConfig(otlp_endpoint=endpoint, success_ratio=ratio)
+        return TracingConfig(otlp_endpoint=endpoint, success_ratio=ratio, service_name=name)
     traces_file = traces_file.strip()
     return TracingConfig(
         otlp_endpoint=endpoint,
         jsonl_path=Path(traces_file) if traces_file else None,
         success_ratio=ratio,
+        service_name=name,
     )
 
 
@@ -110,7 +114,7 @@ def build_tracer_provider(
         extra_processors: More processors (tests pass an in-memory one); also redacted.
     """
     provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: config.service_name}),
+        resource=Resource.create({SERVICE_NAME: config.service_name, SERVICE_VERSION: __version__}),
         shutdown_on_exit=False,
     )
     # Sampling applies to the destinations; extra (local) processors see every span.

@@ -219,6 +219,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, method: str, prefix: str, inner: Handler, *, bank: bool) -> Handler:
         rpc = method.removeprefix(prefix)
         attributes = {"rpc.system": "grpc", "rpc.service": prefix.strip("/"), "rpc.method": rpc}
+        span_name = method.removeprefix("/")  # "{rpc.service}/{rpc.method}", as conventions say
         serve = self._serve(rpc, inner, bank=bank)
 
         async def handle(request: Any, context: Context) -> Any:
@@ -232,7 +233,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             code = 0
             try:
                 with self._tracer.start_as_current_span(
-                    method,
+                    span_name,
                     context=propagate.extract(carrier),
                     kind=SpanKind.SERVER,
                     attributes=attributes,

@@ -18,6 +18,7 @@ import grpc
 from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode, Tracer
 from tenacity import AsyncRetrying, RetryCallState
 
+from essc.platform.v1 import platform_pb2
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
 from essc_gateway.errors import (
@@ -34,6 +35,12 @@ from essc_gateway.upstream.budget import RetryBudget
 from essc_gateway.upstream.outcomes import AttemptFailure, Outcome, classify
 
 T = TypeVar("T")
+PLATFORM_SERVICES = {
+    method.name: service.full_name
+    for service in platform_pb2.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+}
+"""The platform service of each operation, for the client spans' names (RPC conventions)."""
 
 # Answers that say the platform is healthy and simply said no.
 _BUSINESS_CODES = frozenset(
@@ -317,11 +324,13 @@ class _Call(Generic[T]):
 
     async def attempt_once(self) -> T:
         timeout = self._admit()
+        service = PLATFORM_SERVICES.get(self._operation, "essc.platform.v1")
         with self._tracer.start_as_current_span(
-            f"platform {self._operation}",
+            f"{service}/{self._operation}",
             kind=SpanKind.CLIENT,
             attributes={
                 "rpc.system": "grpc",
+                "rpc.service": service,
                 "rpc.method": self._operation,
                 "essc.operation": self._operation,
                 "essc.attempt": self.attempts,
