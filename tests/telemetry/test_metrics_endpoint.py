@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from google.protobuf import json_format
+from opentelemetry.metrics import NoOpMeterProvider
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
@@ -135,3 +136,10 @@ async def test_a_scrape_has_the_series_dashboards_and_alerts_use(
     )  # fmt: skip
     said, _ = await checked.communicate(text.encode())
     assert checked.returncode == 0, said.decode()
+
+
+def test_with_no_endpoint_and_no_collector_the_instruments_cost_nothing() -> None:
+    export = MetricsExport(MetricsSettings())
+    assert export.address is None
+    assert isinstance(export.provider, NoOpMeterProvider)
+    export.shutdown()

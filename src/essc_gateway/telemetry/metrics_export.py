@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
+from opentelemetry import metrics as metrics_api
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
@@ -49,7 +50,12 @@ class MetricsExport:
         resource = Resource.create(
             {SERVICE_NAME: settings.service_name, SERVICE_VERSION: __version__}
         )
-        self.provider = MeterProvider(metric_readers=readers, resource=resource)
+        # Nothing reads them: no-op instruments, which cost nothing on the request path.
+        self.provider: metrics_api.MeterProvider = (
+            MeterProvider(metric_readers=readers, resource=resource)
+            if readers
+            else metrics_api.NoOpMeterProvider()
+        )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.address: str | None = None
@@ -64,4 +70,5 @@ class MetricsExport:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-        self.provider.shutdown()
+        if isinstance(self.provider, MeterProvider):
+            self.provider.shutdown()
