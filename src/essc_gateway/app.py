@@ -55,6 +55,7 @@ from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.opening import GatewayStore, open_store
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator, TrustedProxy
+from essc_gateway.transport.certificates import certificate_expiry
 from essc_gateway.transport.holder_lookup import HolderLookup
 from essc_gateway.transport.interceptor import GatewayInterceptor
 from essc_gateway.transport.operator_servicer import OperatorServicer
@@ -317,6 +318,12 @@ class Gateway:
             lambda: {(("state", state),): n for state, n in store.connections().items()},
         )
         metrics.watch("essc.forward.queue.depth", lambda: {(): self._forward_queue_depth})
+        if self._config.tls is not None:
+            expiry = certificate_expiry(self._config.tls.cert_file)
+            metrics.watch(
+                "essc.tls.certificate.expiry",
+                lambda: {(("certificate", "server"),): int((expiry - clock.now()).total_seconds())},
+            )
 
     async def _count_forward_queue(self) -> None:
         if self._store is not None:

@@ -70,6 +70,7 @@ class GatewayMetrics:
             ("essc.outages.open", "{outage}", "Open platform outages, by operation"),
             ("essc.forward.queue.depth", "{issue}", "Issuances waiting to be forwarded"),
             ("essc.store.pool.connections", "{connection}", "Store connections, by state"),
+            ("essc.tls.certificate.expiry", "s", "Seconds until a TLS certificate expires"),
         ):
             meter.create_observable_gauge(
                 name, callbacks=[self._observer(name)], unit=unit, description=description

@@ -10,6 +10,8 @@ import re
 import shutil
 import urllib.request
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -21,10 +23,13 @@ from essc.gateway.v1 import gateway_pb2_grpc
 from essc.platform.v1 import platform_pb2 as ppb
 from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
+from essc_gateway.config import BankConfig, TlsConfig
+from essc_gateway.dev_pki import make_pki
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.telemetry.metrics_export import MetricsExport, MetricsSettings
 from essc_gateway.testing import FakeClock
+from essc_gateway.transport.certificates import certificate_expiry
 from tests.conftest import BANK_A_TOKEN, make_config
 from tests.gateway.flows import adult, identity, live_sample
 
@@ -143,3 +148,25 @@ def test_with_no_endpoint_and_no_collector_the_instruments_cost_nothing() -> Non
     assert export.address is None
     assert isinstance(export.provider, NoOpMeterProvider)
     export.shutdown()
+
+
+async def test_the_server_certificates_expiry_is_a_gauge(
+    platform: SimulatedPlatform, clock: FakeClock, tmp_path: Path
+) -> None:
+    ca, server, _ = make_pki(tmp_path, ("bank-c-client",), valid_for=timedelta(days=30))
+    config = make_config(
+        tmp_path / "tls.db",
+        banks=(BankConfig("bank-c", certificate_subject="bank-c-client"),),
+        tls=TlsConfig(cert_file=server.cert, key_file=server.key, client_ca_file=ca),
+    )
+    export = MetricsExport(MetricsSettings(port=0))
+    gateway = Gateway(config, platform.address, clock, meter_provider=export.provider)
+    await gateway.start()
+    try:
+        [line] = lines(await scrape(export), "essc_tls_certificate_expiry_seconds")
+    finally:
+        await gateway.stop(0)
+        export.shutdown()
+    assert 'certificate="server"' in line
+    expected = (certificate_expiry(server.cert) - clock.now()).total_seconds()
+    assert value(line) == pytest.approx(expected, abs=2)
