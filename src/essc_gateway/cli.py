@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +29,7 @@ from essc_gateway.simplatform import (
     load_scenario,
     run_platform,
 )
+from essc_gateway.telemetry.json_logs import configure_logging
 
 
 def _run_load_command(options: argparse.Namespace) -> int:
@@ -53,6 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="INFO",
         type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("ESSC_LOG_FORMAT", "text"),
+        help="log lines as text or as JSON with trace and span ids (default: ESSC_LOG_FORMAT, "
+        "else text)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -109,9 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_fuzz_arguments(fuzz)
 
     options = parser.parse_args(argv)
-    logging.basicConfig(
-        level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(options.log_level.upper(), json_lines=options.log_format == "json")
     commands_run: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": lambda o: asyncio.run(run_gateway(o)),
         "cluster": lambda o: asyncio.run(run_cluster_command(o)),

@@ -388,11 +388,19 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         unaccountable = caller == "-" or reason == ErrorReason.MALFORMED_REQUEST
         if unaccountable and not self._unaccountable_log.allow():
             return
+        ms = (self._clock.monotonic() - started) * 1000
         access_log.info(
             "%s bank=%s code=%s reason=%s ms=%.1f",
             rpc,
             caller,
             code,
             reason or "-",
-            (self._clock.monotonic() - started) * 1000,
+            ms,
+            extra={
+                "bank": caller,
+                "rpc": rpc,
+                "code": code,
+                "reason": reason or None,
+                "duration_ms": round(ms, 1),
+            },
         )
