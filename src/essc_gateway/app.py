@@ -80,6 +80,8 @@ PLATFORM_CHANNEL = (
 )
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name
+HEALTH_SERVICES = ("", GATEWAY_SERVICE, OPERATOR_SERVICE)
+"""What health reports: the server as a whole and each service (all follow the store)."""
 
 
 def _authenticator(
@@ -288,7 +290,7 @@ class Gateway:
         self._heartbeat_task = asyncio.create_task(
             run_every(HEARTBEAT_INTERVAL, self._beat, "heartbeat"), name="essc-heartbeat"
         )
-        for service in ("", GATEWAY_SERVICE):
+        for service in HEALTH_SERVICES:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway listening on %s:%d", config.host, self.port)
         log.info("evidence checkpoints verify with %s", checkpointer.verifier_key)
@@ -437,7 +439,7 @@ class Gateway:
         )
 
         async def apply() -> None:
-            for service in ("", GATEWAY_SERVICE):
+            for service in HEALTH_SERVICES:
                 await self._health.set(service, status)
             if writable and self._ledger is not None:
                 await self._ledger.flush_pending()

@@ -19,9 +19,11 @@ from tests.conftest import GatewayUnderTest, make_config
 from tests.gateway.flows import adult, verify
 
 
-async def test_health_reports_serving(gw: GatewayUnderTest) -> None:
+async def test_health_reports_serving_for_the_server_and_each_service(
+    gw: GatewayUnderTest,
+) -> None:
     health = health_pb2_grpc.HealthStub(gw.channel)
-    for service in ("", "essc.gateway.v1.GatewayService"):
+    for service in ("", "essc.gateway.v1.GatewayService", "essc.gateway.v1.OperatorService"):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 

@@ -81,8 +81,13 @@ async def _cannot_write(gw: GatewayUnderTest, link: DatabaseLink, on: bool) -> N
 
 
 async def _health(gw: GatewayUnderTest) -> int:
-    reply = await health_pb2_grpc.HealthStub(gw.channel).Check(health_pb2.HealthCheckRequest())
-    return int(reply.status)
+    """The server's status, once its services all agree with it."""
+    stub = health_pb2_grpc.HealthStub(gw.channel)
+    statuses = {
+        int((await stub.Check(health_pb2.HealthCheckRequest(service=service))).status)
+        for service in ("", "essc.gateway.v1.GatewayService", "essc.gateway.v1.OperatorService")
+    }
+    return statuses.pop() if len(statuses) == 1 else -1
 
 
 async def test_a_store_that_cannot_write_is_unavailable_evidenced_and_recovers(
