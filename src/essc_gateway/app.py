@@ -12,7 +12,6 @@ from collections.abc import Iterable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from opentelemetry import metrics as metrics_api
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import NoOpTracerProvider, TracerProvider
@@ -59,6 +58,7 @@ from essc_gateway.transport.certificates import certificate_expiry
 from essc_gateway.transport.holder_lookup import HolderLookup
 from essc_gateway.transport.interceptor import GatewayInterceptor
 from essc_gateway.transport.operator_servicer import OperatorServicer
+from essc_gateway.transport.reflection_v1 import enable_reflection
 from essc_gateway.transport.servicer import GatewayServicer
 from essc_gateway.transport.shared_rate import SharedRateLimit
 from essc_gateway.upstream.breaker import Breakers
@@ -267,12 +267,11 @@ class Gateway:
             ),
             server,
         )
-        reflection.enable_server_reflection(
+        enable_reflection(
             (
                 GATEWAY_SERVICE,
                 OPERATOR_SERVICE,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
             ),
             server,
         )

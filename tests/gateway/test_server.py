@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -38,6 +39,30 @@ async def test_reflection_lists_the_gateway_service(gw: GatewayUnderTest) -> Non
         names = {s.name for s in reply.list_services_response.service}
         assert "essc.gateway.v1.GatewayService" in names
         assert "grpc.health.v1.Health" in names
+
+
+async def test_reflection_v1_answers_as_v1alpha_does(gw: GatewayUnderTest) -> None:
+    call = gw.channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+
+    async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        yield reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="essc.gateway.v1.GatewayService"
+        )
+
+    replies = [reply async for reply in call(requests())]
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {
+        "essc.gateway.v1.GatewayService",
+        "essc.gateway.v1.OperatorService",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= names
+    assert replies[1].file_descriptor_response.file_descriptor_proto
 
 
 async def test_mtls_identifies_the_bank_by_its_client_certificate(
