@@ -331,12 +331,13 @@ class Gateway:
             self._forward_queue_depth = await self._store.forward_queue_depth()
 
     async def _bind(self, server: grpc.aio.Server) -> None:
-        """The bank-facing port (TLS with client certificates when configured, then with a
-        plaintext health port for probes)."""
+        """The bank-facing port (TLS with client certificates when configured), and health:
+        on a plaintext port of its own under TLS or when one is configured (probes then see
+        NOT_SERVING through a drain, while the main port takes no new calls), else on the
+        main port."""
         config = self._config
         address = f"{config.host}:{config.port}"
         if config.tls is None:
-            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
             self.port = server.add_insecure_port(address)
         else:
             credentials = grpc.ssl_server_credentials(
@@ -345,6 +346,9 @@ class Gateway:
                 require_client_auth=True,
             )
             self.port = server.add_secure_port(address, credentials)
+        if config.tls is None and config.health_port is None:
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        else:
             self._health_server = grpc.aio.server()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
             self.health_port = self._health_server.add_insecure_port(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,13 +12,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from essc.gateway.v1 import gateway_pb2_grpc
+from essc.platform.v1 import platform_pb2 as ppb
+from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
 from essc_gateway.config import BankConfig, TlsConfig
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
+from essc_gateway.upstream.retrying import RetrySettings
 from tests.certs import make_pki
-from tests.conftest import GatewayUnderTest, make_config
+from tests.conftest import BANK_A_TOKEN, GatewayUnderTest, make_config
 from tests.gateway.flows import adult, verify
+from tests.polling import eventually
 
 
 async def test_health_reports_serving_for_the_server_and_each_service(
@@ -121,3 +126,46 @@ class _Stubbed:
 
     def __init__(self, stub: gateway_pb2_grpc.GatewayServiceAsyncStub) -> None:
         self.stub = stub
+
+
+async def test_a_draining_gateway_says_not_serving_on_its_health_port(
+    platform: SimulatedPlatform, population: Population, clock: FakeClock, tmp_path: Path
+) -> None:
+    config = make_config(
+        tmp_path / "drain.db", health_port=0, retry=RetrySettings(attempt_timeout=5.0)
+    )
+    gateway = Gateway(config, platform.address, clock)
+    port = await gateway.start()
+    assert gateway.health_port is not None
+    control = platform_pb2_grpc.ControlServiceStub(
+        grpc.aio.insecure_channel(platform.control_address)
+    )
+    await control.SetLatency(
+        ppb.SetLatencyRequest(
+            method="/essc.platform.v1.IdentityService/CheckRealName", base={"seconds": 1}
+        )
+    )
+    person = adult(population, clock.now().date())
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{gateway.health_port}") as probe,
+    ):
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        bank = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
+        in_flight = asyncio.ensure_future(verify(_Stubbed(stub), person, bank))  # type: ignore[arg-type]
+
+        async def waiting_on_the_platform() -> bool:
+            counts = (await control.GetCallCounts(ppb.GetCallCountsRequest())).counts
+            return bool(counts.get("/essc.platform.v1.IdentityService/CheckRealName"))
+
+        await eventually(waiting_on_the_platform)
+        stopping = asyncio.ensure_future(gateway.stop(5))
+        health = health_pb2_grpc.HealthStub(probe)
+
+        async def not_serving() -> bool:
+            reply = await health.Check(health_pb2.HealthCheckRequest())
+            return reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        await eventually(not_serving, within=1.0)  # the drain takes a second: still in it
+        assert (await in_flight).verified  # the call in flight finished in the drain
+        await stopping
