@@ -63,6 +63,7 @@ from essc_gateway.transport.servicer import GatewayServicer
 from essc_gateway.transport.shared_rate import SharedRateLimit
 from essc_gateway.upstream.breaker import Breakers
 from essc_gateway.upstream.budget import RetryBudget
+from essc_gateway.upstream.channel import platform_channel
 from essc_gateway.upstream.grpc_platform import GrpcPlatform, map_rpc_error
 from essc_gateway.upstream.retrying import ResilientCaller
 
@@ -70,14 +71,6 @@ log = logging.getLogger("essc_gateway")
 STORE_PROBE_INTERVAL = 1.0
 QUEUE_COUNT_INTERVAL = 5.0
 """Seconds between two counts of the store-and-forward queue (a gauge, not a hot path)."""
-PLATFORM_CHANNEL = (
-    # Our own retry policy counts and budgets every attempt: no hidden ones in grpc-core.
-    ("grpc.enable_retries", 0),
-    # Reconnect quickly once the platform is back, instead of grpc's default backoff (1-120 s).
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-)
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name
 HEALTH_SERVICES = ("", GATEWAY_SERVICE, OPERATOR_SERVICE)
@@ -158,7 +151,7 @@ class Gateway:
         self._store = store = await self._open_store()
         self.checkpointer = checkpointer = Checkpointer(store, self._evidence_signer(), clock)
         # Each attempt is a client span whose W3C context goes to the platform (grpc_platform).
-        channel = grpc.aio.insecure_channel(self._platform_address, options=PLATFORM_CHANNEL)
+        channel = platform_channel(self._platform_address, config.platform_tls)
         self.replicas = replicas = ReplicaRegistry(
             store, clock, f"{config.host}:{config.port}", __version__
         )

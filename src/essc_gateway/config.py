@@ -17,6 +17,7 @@ from typing import Literal
 from essc_gateway.config_schema import (
     BankFile,
     ConfigFile,
+    EnvironmentSettings,
     OperatorFile,
     SettingsError,
     read_config_file,
@@ -104,6 +105,21 @@ class Keys:
 
 
 @dataclass(frozen=True)
+class PlatformTls:
+    """TLS to the national platform: its CA, and this gateway's client certificate (mTLS)."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str | None = None
+    """The name the platform's certificate carries, when it is not the address's host."""
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError("ESSC_PLATFORM_CERT_FILE and ESSC_PLATFORM_KEY_FILE go together")
+
+
+@dataclass(frozen=True)
 class EvidenceSettings:
     key_file: Path | None = None
     """The Ed25519 private key (PEM, mode 0600) that signs checkpoints, the same file on every
@@ -162,6 +178,8 @@ class GatewayConfig:
     notice came at least this long before the part began."""
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    platform_tls: PlatformTls | None = None
+    """None: plaintext to the platform (the simulated one, or a sidecar that does TLS)."""
     """Where metrics go: a Prometheus endpoint, OTLP (the traces' collector)."""
     """The evidence log's hash, checkpoint signing key and interval."""
     forward_interval: float = 0.2
@@ -263,6 +281,19 @@ def _work_calendar(supplement: Path | None) -> WorkCalendar:
         raise ConfigError(f"ESSC_WORK_CALENDAR: {error}") from None
 
 
+def _platform_tls(env: EnvironmentSettings) -> PlatformTls | None:
+    if env.platform_ca_file is None:
+        if env.platform_cert_file or env.platform_key_file:
+            raise ConfigError("ESSC_PLATFORM_CERT_FILE needs ESSC_PLATFORM_CA_FILE")
+        return None
+    return PlatformTls(
+        env.platform_ca_file,
+        env.platform_cert_file,
+        env.platform_key_file,
+        env.platform_server_name,
+    )
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Reads the ESSC_* variables and the JSON file named by ESSC_CONFIG (banks, operators,
     TLS, agreement versions).
@@ -303,6 +334,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             settings=settings,
             work_calendar=_work_calendar(env.work_calendar),
             maintenance_min_notice=timedelta(seconds=env.maintenance_min_notice),
+            platform_tls=_platform_tls(env),
             metrics=MetricsSettings(
                 host=env.host, port=env.metrics_port, otlp_endpoint=env.otlp_endpoint
             ),

@@ -126,6 +126,12 @@ class EnvironmentSettings(BaseModel):
     trace_success_ratio: Annotated[
         float, Field(alias="ESSC_TRACE_SUCCESS_RATIO", ge=0.0, le=1.0)
     ] = 0.1
+    platform_ca_file: Annotated[FilePath | None, Field(alias="ESSC_PLATFORM_CA_FILE")] = None
+    platform_cert_file: Annotated[FilePath | None, Field(alias="ESSC_PLATFORM_CERT_FILE")] = None
+    platform_key_file: Annotated[FilePath | None, Field(alias="ESSC_PLATFORM_KEY_FILE")] = None
+    platform_server_name: Annotated[
+        str | None, Field(alias="ESSC_PLATFORM_SERVER_NAME", min_length=1)
+    ] = None
     metrics_port: Annotated[int | None, Field(alias="ESSC_METRICS_PORT", ge=0, le=65535)] = None
     """Prometheus `/metrics` over plaintext HTTP; unset: none; 0: any free port."""
     maintenance_min_notice: Annotated[

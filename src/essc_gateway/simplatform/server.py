@@ -13,6 +13,7 @@ import contextlib
 import random
 import signal
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +54,15 @@ SERVICE_NAMES = tuple(
     )
 )
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - compared, not bound
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The platform's own certificate, and the CA whose client certificates it accepts."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path
 
 
 class SimulatedPlatform:
@@ -113,17 +123,35 @@ class SimulatedPlatform:
         self._port: int | None = None
         self._control_port: int | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, *, control_port: int = 0) -> int:
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        control_port: int = 0,
+        tls: ServerTls | None = None,
+    ) -> int:
         """Binds and starts; returns the port clients dial (useful with port 0).
 
-        The gRPC server binds `host:control_port`, the network front `host:port`.
+        The gRPC server binds `host:control_port`, the network front `host:port`. With
+        `tls`, it speaks TLS and requires a client certificate its CA signed (the national
+        platform's mTLS); the network front passes TLS through untouched.
         """
         if self._server is not None:
             raise RuntimeError("platform already started")
         server = self._build_server()
         raw_host = host.strip("[]")
         bind_host = f"[{raw_host}]" if ":" in raw_host else raw_host
-        bound = server.add_insecure_port(f"{bind_host}:{control_port if self._network else port}")
+        address = f"{bind_host}:{control_port if self._network else port}"
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+                root_certificates=tls.client_ca_file.read_bytes(),
+                require_client_auth=True,
+            )
+            bound = server.add_secure_port(address, credentials)
         if bound == 0:
             raise RuntimeError("could not bind the platform's port")
         assert self._health is not None
