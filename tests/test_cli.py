@@ -344,3 +344,35 @@ async def test_the_health_command_is_a_probe_and_the_version_is_printed(
     code, out, _ = await _cli("--version")
     assert code == 0
     assert re.fullmatch(r"essc-gateway \d+\.\d+\.\d+\n", out)
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    import argparse  # noqa: PLC0415
+
+    from essc_gateway import cli  # noqa: PLC0415
+
+    captured: list[argparse.ArgumentParser] = []
+
+    def capture(parser: argparse.ArgumentParser, *_: object) -> argparse.Namespace:
+        captured.append(parser)
+        raise SystemExit(0)
+
+    original = argparse.ArgumentParser.parse_args
+    argparse.ArgumentParser.parse_args = capture  # type: ignore[method-assign,assignment]
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["run"])
+    finally:
+        argparse.ArgumentParser.parse_args = original  # type: ignore[method-assign]
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(captured[0], "essc-gateway")
+    assert missing == []

@@ -46,11 +46,31 @@ def _run_load_command(options: argparse.Namespace) -> int:
     return 0
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Each option's default after its help, unless it has none or the help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, [], False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every command's help shows each option's default."""
+    parser.formatter_class = _DefaultsShown
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _show_defaults(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="essc-gateway", description=__doc__)
     parser.add_argument("--version", action="version", version=f"essc-gateway {__version__}")
     parser.add_argument(
         "--log-level",
+        help="the lowest level of log line written",
         default="INFO",
         type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
@@ -65,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the gateway (simulated platform in-process)")
-    run.add_argument("--port", type=int, default=50051)
+    run.add_argument(
+        "--port", type=int, default=50051, help="the bank-facing port (ESSC_PORT wins)"
+    )
     run.add_argument("--var-dir", default="var", help="database and development secrets")
     run.add_argument(
         "--scenario", type=Path, help="fault timeline for the simulated platform (JSON)"
@@ -83,14 +105,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     platform = commands.add_parser("platform", help="run the simulated platform alone")
-    platform.add_argument("--host", default="127.0.0.1")
-    platform.add_argument("--port", type=int, default=50061)
-    platform.add_argument("--seed", type=int, default=20240320)
-    platform.add_argument("--size", type=int, default=2000)
+    platform.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    platform.add_argument("--port", type=int, default=50061, help="the platform's gRPC port")
+    platform.add_argument(
+        "--seed", type=int, default=20240320, help="the simulated population's seed"
+    )
+    platform.add_argument("--size", type=int, default=2000, help="people in the population")
     platform.add_argument(
         "--scenario", type=Path, help="fault timeline (JSON of essc.platform.v1.FaultScenario)"
     )
-    platform.add_argument("--control-port", type=int, default=0)
+    platform.add_argument(
+        "--control-port", type=int, default=0, help="the control service's port (0: any free)"
+    )
 
     cluster = commands.add_parser(
         "cluster", help="a local cluster: replicas on PostgreSQL behind nginx, simulated platform"
@@ -116,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_fuzz_arguments(fuzz)
 
+    _show_defaults(parser)
     options = parser.parse_args(argv)
     configure_logging(options.log_level.upper(), json_lines=options.log_format == "json")
     commands_run: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -22,20 +22,51 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare", type=Path, help="a earlier JSON report (e.g. bench/reference.json)"
     )
-    parser.add_argument("--duration", type=float, default=defaults.duration)
-    parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
-    parser.add_argument("--load-workers", type=int, default=defaults.load_workers)
-    parser.add_argument("--rpcs", default=",".join(defaults.rpcs))
+    parser.add_argument(
+        "--duration", type=float, default=defaults.duration, help="seconds of each measured phase"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=defaults.concurrency,
+        help="requests in flight at maximum load",
+    )
+    parser.add_argument(
+        "--load-workers",
+        type=int,
+        default=defaults.load_workers,
+        help="processes sending the load",
+    )
+    parser.add_argument(
+        "--rpcs", default=",".join(defaults.rpcs), help="the RPCs measured, comma-separated"
+    )
     parser.add_argument(
         "--population-size",
         type=int,
         default=defaults.population_size,
         help="the platform's population at least (more when the calibrated Issue rate needs it)",
     )
-    parser.add_argument("--holders", type=int, default=defaults.holders)
-    parser.add_argument("--fast-fail-rate", type=float, default=defaults.fast_fail_rate)
-    parser.add_argument("--store-seconds", type=float, default=defaults.store_seconds)
-    parser.add_argument("--store-writers", type=int, default=defaults.store_writers)
+    parser.add_argument(
+        "--holders", type=int, default=defaults.holders, help="card holders made for Query"
+    )
+    parser.add_argument(
+        "--fast-fail-rate",
+        type=float,
+        default=defaults.fast_fail_rate,
+        help="requests per second refused in a window",
+    )
+    parser.add_argument(
+        "--store-seconds",
+        type=float,
+        default=defaults.store_seconds,
+        help="seconds of each store measurement",
+    )
+    parser.add_argument(
+        "--store-writers",
+        type=int,
+        default=defaults.store_writers,
+        help="concurrent writers of the store measurement",
+    )
     parser.add_argument("--work-dir", type=Path, help="keep servers' stores and logs here")
     parser.add_argument(
         "--evidence-log-size",

@@ -15,9 +15,17 @@ from essc_gateway.store.location import PostgresDatabase
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicas", type=int, default=2, help="gateway processes (2+)")
     parser.add_argument("--port", type=int, default=8443, help="where nginx listens (TLS)")
-    parser.add_argument("--first-replica-port", type=int, default=50071)
-    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/essc_cluster")
-    parser.add_argument("--var-dir", type=Path, default=Path("var/cluster"))
+    parser.add_argument(
+        "--first-replica-port", type=int, default=50071, help="replica i listens on this + i"
+    )
+    parser.add_argument(
+        "--database",
+        default="postgresql://postgres@127.0.0.1:5432/essc_cluster",
+        help="the PostgreSQL store the replicas share (made if missing)",
+    )
+    parser.add_argument(
+        "--var-dir", type=Path, default=Path("var/cluster"), help="replicas' and nginx's files"
+    )
 
 
 async def run_cluster_command(options: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ def add_evidence_commands(commands: argparse._SubParsersAction[argparse.Argument
     evidence.add_argument("--dev", action="store_true", help="use the development keys")
     actions = evidence.add_subparsers(dest="evidence_command", required=True)
     verify = actions.add_parser("verify", help="check an evidence bundle offline")
-    verify.add_argument("bundle", type=Path)
+    verify.add_argument("bundle", type=Path, help="the evidence bundle (JSON)")
     key = verify.add_mutually_exclusive_group(required=True)
     key.add_argument("--key", help="the bank's verifier key (<origin>+<id>+<key>)")
     key.add_argument("--key-file", type=Path, help="a file holding the verifier key")
@@ -56,20 +56,30 @@ def add_evidence_commands(commands: argparse._SubParsersAction[argparse.Argument
     actions.add_parser("checkpoint", help="publish and print a checkpoint of the log now")
     bundle = actions.add_parser("bundle", help="write the evidence bundle of some requests")
     bundle.add_argument("--request-id", action="append", default=[], help="repeatable")
-    bundle.add_argument("--bank")
-    bundle.add_argument("--since", type=datetime.fromisoformat)
-    bundle.add_argument("--until", type=datetime.fromisoformat)
+    bundle.add_argument("--bank", help="one bank's failed requests")
+    bundle.add_argument(
+        "--since", type=datetime.fromisoformat, help="ISO time (default: 31 days ago)"
+    )
+    bundle.add_argument("--until", type=datetime.fromisoformat, help="ISO time (default: now)")
     bundle.add_argument(
         "--holder-id-file",
         type=argparse.FileType("r"),
         help="a complaint: a file whose first line is the holder's ID number, or -",
     )
-    bundle.add_argument("--known-size", type=int, action="append", default=[])
-    bundle.add_argument("--output", "-o", type=Path, required=True)
+    bundle.add_argument(
+        "--known-size",
+        type=int,
+        action="append",
+        default=[],
+        help="the size of a checkpoint the reader keeps: the bundle proves the log extends it",
+    )
+    bundle.add_argument("--output", "-o", type=Path, required=True, help="the bundle file")
     prove = actions.add_parser("prove", help="the inclusion proof of one request's record")
-    prove.add_argument("--request-id", required=True)
+    prove.add_argument("--request-id", required=True, help="a ledger_request_id")
     consistency = actions.add_parser("consistency", help="a consistency proof between sizes")
-    consistency.add_argument("--old-size", type=int, required=True)
+    consistency.add_argument(
+        "--old-size", type=int, required=True, help="the size of the earlier checkpoint"
+    )
     consistency.add_argument("--new-size", type=int, default=0, help="0: a checkpoint of now")
 
 

@@ -41,9 +41,11 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="a signed checkpoint kept earlier (e.g. from a statement); repeatable",
     )
     report = actions.add_parser("report", help="failed requests and their clauses")
-    report.add_argument("--bank")
-    report.add_argument("--since", type=datetime.fromisoformat)
-    report.add_argument("--until", type=datetime.fromisoformat)
+    report.add_argument("--bank", help="one bank (default: every bank)")
+    report.add_argument(
+        "--since", type=datetime.fromisoformat, help="ISO time (default: a day ago)"
+    )
+    report.add_argument("--until", type=datetime.fromisoformat, help="ISO time (default: now)")
     report.add_argument("--holder-id", action=_RefuseIdOnCommandLine, help=argparse.SUPPRESS)
     report.add_argument(
         "--holder-id-file",
@@ -51,12 +53,20 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="a complaint: a file whose first line is the holder's ID number, or - for "
         "standard input (never on the command line, where ps and shell history keep it)",
     )
-    report.add_argument("--complaint-accepted-on", type=date.fromisoformat)
-    report.add_argument("--format", choices=("json", "table", "html"), default="table")
+    report.add_argument(
+        "--complaint-accepted-on",
+        type=date.fromisoformat,
+        help="YYYY-MM-DD: the report gives the A15 due date",
+    )
+    report.add_argument(
+        "--format", choices=("json", "table", "html"), default="table", help="the output"
+    )
     statement = actions.add_parser("statement", help="a bank's monthly statement")
-    statement.add_argument("--bank", required=True)
+    statement.add_argument("--bank", required=True, help="the bank")
     statement.add_argument("--month", required=True, type=_month, help="YYYY-MM")
-    statement.add_argument("--format", choices=("json", "table"), default="table")
+    statement.add_argument(
+        "--format", choices=("json", "table"), default="table", help="the output"
+    )
 
 
 def store_config(options: argparse.Namespace) -> GatewayConfig:
