@@ -27,10 +27,11 @@ def access_lines() -> Iterator[io.StringIO]:
     handler.setFormatter(JsonLineFormatter())
     logger = logging.getLogger("essc_gateway.access")
     logger.addHandler(handler)
-    previous, logger.level = logger.level, logging.INFO
+    previous = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not .level: it clears the loggers' cache
     yield out
     logger.removeHandler(handler)
-    logger.level = previous
+    logger.setLevel(previous)
 
 
 async def test_an_access_line_is_json_with_its_trace_and_no_personal_data(
