@@ -336,7 +336,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             maintenance_min_notice=timedelta(seconds=env.maintenance_min_notice),
             platform_tls=_platform_tls(env),
             metrics=MetricsSettings(
-                host=env.host, port=env.metrics_port, otlp_endpoint=env.otlp_endpoint
+                host=env.host,
+                port=env.metrics_port,
+                otlp_endpoint=env.otlp_endpoint,
+                otlp_ca_file=env.otlp_ca_file,
             ),
             evidence=EvidenceSettings(
                 key_file=env.evidence_key_file,

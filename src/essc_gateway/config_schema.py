@@ -122,6 +122,7 @@ class EnvironmentSettings(BaseModel):
     platform_address: Annotated[str | None, Field(alias="ESSC_PLATFORM_ADDRESS")] = None
     work_calendar: Annotated[FilePath | None, Field(alias="ESSC_WORK_CALENDAR")] = None
     otlp_endpoint: Annotated[str | None, Field(alias="ESSC_OTLP_ENDPOINT")] = None
+    otlp_ca_file: Annotated[FilePath | None, Field(alias="ESSC_OTLP_CA_FILE")] = None
     traces_file: Annotated[str | None, Field(alias="ESSC_TRACES_FILE")] = None
     trace_success_ratio: Annotated[
         float, Field(alias="ESSC_TRACE_SUCCESS_RATIO", ge=0.0, le=1.0)

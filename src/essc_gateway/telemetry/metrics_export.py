@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 from opentelemetry import metrics as metrics_api
@@ -18,6 +19,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from prometheus_client import CollectorRegistry, start_http_server
 
 from essc_gateway import __version__
+from essc_gateway.telemetry.otlp import otlp_credentials
 
 OTLP_EXPORT_INTERVAL_MS = 15_000
 
@@ -29,6 +31,8 @@ class MetricsSettings:
     """The `/metrics` port; None: no Prometheus endpoint; 0: any free port."""
     otlp_endpoint: str | None = None
     """OTLP/gRPC collector (`host:port`); None: no OTLP export."""
+    otlp_ca_file: Path | None = None
+    """The collector's CA: TLS to it; None: plaintext."""
     service_name: str = "essc-gateway"
 
 
@@ -41,10 +45,15 @@ class MetricsExport:
         if settings.port is not None:
             readers.append(PrometheusMetricReader(registry=self._registry))
         if settings.otlp_endpoint is not None:
+            credentials = otlp_credentials(settings.otlp_ca_file)
+            exporter = (
+                OTLPMetricExporter(endpoint=settings.otlp_endpoint, insecure=True)
+                if credentials is None
+                else OTLPMetricExporter(endpoint=settings.otlp_endpoint, credentials=credentials)
+            )
             readers.append(
                 PeriodicExportingMetricReader(
-                    OTLPMetricExporter(endpoint=settings.otlp_endpoint, insecure=True),
-                    export_interval_millis=OTLP_EXPORT_INTERVAL_MS,
+                    exporter, export_interval_millis=OTLP_EXPORT_INTERVAL_MS
                 )
             )
         resource = Resource.create(

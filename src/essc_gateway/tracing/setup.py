@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from essc_gateway import __version__
+from essc_gateway.telemetry.otlp import otlp_credentials
 from essc_gateway.tracing.exporters import JsonLinesSpanExporter
 from essc_gateway.tracing.redaction import RedactingSpanProcessor
 from essc_gateway.tracing.sampling import TailSamplingProcessor
@@ -41,7 +42,9 @@ class TracingConfig:
     """
 
     otlp_endpoint: str | None = None
-    """OTLP/gRPC collector address (`host:port`), spoken in plaintext; None: no collector."""
+    """OTLP/gRPC collector address (`host:port`); None: no collector."""
+    otlp_ca_file: Path | None = None
+    """The collector's CA: TLS to it; None: plaintext."""
     jsonl_path: Path | None = DEFAULT_TRACES_FILE
     """File that receives one JSON line per span (relative to the working directory);
     None: no file."""
@@ -71,13 +74,16 @@ def tracing_config_from_env(environ: Mapping[str, str] | None = None) -> Tracing
     ratio = float(env.get(_ENV_SUCCESS_RATIO, "").strip() or TracingConfig.success_ratio)
     # OpenTelemetry's own variable, as every other service of the bank's honours it.
     name = env.get("OTEL_SERVICE_NAME", "").strip() or TracingConfig.service_name
+    ca_file = env.get("ESSC_OTLP_CA_FILE", "").strip()
     traces_file = env.get(_ENV_TRACES_FILE)
-    if traces_file is None:
-        return TracingConfig(otlp_endpoint=endpoint, success_ratio=ratio, service_name=name)
-    traces_file = traces_file.strip()
     return TracingConfig(
         otlp_endpoint=endpoint,
-        jsonl_path=Path(traces_file) if traces_file else None,
+        otlp_ca_file=Path(ca_file) if ca_file else None,
+        jsonl_path=(
+            DEFAULT_TRACES_FILE
+            if traces_file is None
+            else (Path(traces_file.strip()) if traces_file.strip() else None)
+        ),
         success_ratio=ratio,
         service_name=name,
     )
@@ -90,9 +96,13 @@ def build_span_processors(
     `RedactingSpanProcessor`."""
     processors: list[SpanProcessor] = []
     if config.otlp_endpoint is not None:
-        processors.append(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True))
+        credentials = otlp_credentials(config.otlp_ca_file)
+        exporter = (
+            OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True)
+            if credentials is None
+            else OTLPSpanExporter(endpoint=config.otlp_endpoint, credentials=credentials)
         )
+        processors.append(BatchSpanProcessor(exporter))
     if config.jsonl_path is not None:
         processors.append(BatchSpanProcessor(JsonLinesSpanExporter(config.jsonl_path)))
     processors.extend(extra_processors)
