@@ -273,6 +273,7 @@ class Gateway:
         self._watch(store, calendar, outages)
         self._start_jobs(forwarder, shared_state, counter)
         await self._bind(server)
+        interceptor.serving_at(config.host, self.port)
         self._server = server
         await server.start()
         replicas.serving_at(f"{config.host}:{self.port}")

@@ -76,6 +76,8 @@ async def test_an_rpc_and_its_platform_attempts_form_one_trace_carried_to_the_pl
     assert server.kind is SpanKind.SERVER
     assert server.attributes
     assert server.attributes["rpc.grpc.status_code"] == 0
+    assert server.attributes["server.address"] == "127.0.0.1"
+    assert server.attributes["server.port"] == traced.gw.gateway.port
     attempts = named(spans, "essc.platform.v1.IdentityService/CheckReal")
     assert len(attempts) == 3
     assert {a.kind for a in attempts} == {SpanKind.CLIENT}

@@ -115,6 +115,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self._metrics = metrics
         self._clock = clock
         self._unaccountable_log = LogBudget(clock, access_log)
+        self._server_attributes: dict[str, str | int] = {}
+
+    def serving_at(self, host: str, port: int) -> None:
+        """Where the server listens, for its spans (`server.address`, `server.port`); told
+        once the port is bound, before the first call (methods are wrapped at their first)."""
+        self._server_attributes = {"server.address": host, "server.port": port}
 
     async def intercept_service(
         self,
@@ -218,7 +224,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(self, method: str, prefix: str, inner: Handler, *, bank: bool) -> Handler:
         rpc = method.removeprefix(prefix)
-        attributes = {"rpc.system": "grpc", "rpc.service": prefix.strip("/"), "rpc.method": rpc}
+        attributes = {
+            "rpc.system": "grpc",
+            "rpc.service": prefix.strip("/"),
+            "rpc.method": rpc,
+            **self._server_attributes,
+        }
         span_name = method.removeprefix("/")  # "{rpc.service}/{rpc.method}", as conventions say
         serve = self._serve(rpc, inner, bank=bank)
 
