@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 
 from essc_gateway.bench.cluster_bench import fresh_database
 from essc_gateway.evidence.merkle import HASH_SIZE, TreeHash
@@ -175,7 +176,7 @@ def _unlogged_values(record: LiabilityRecord, time_as: Any) -> tuple[Any, ...]:
         record.holder_token,
         time_as(record.arrived_at),
         time_as(record.deadline_at),
-        json.dumps([attempt_to_dict(a) for a in record.attempts]),
+        orjson.dumps([attempt_to_dict(a) for a in record.attempts]).decode(),
         record.window_version,
         None,
     )

@@ -28,7 +28,7 @@ from essc_gateway.liability.model import (
     LiabilityRecord,
     Outage,
 )
-from essc_gateway.upstream.attempts import PlatformAttempt, attempt_from_dict
+from essc_gateway.upstream.attempts import attempt_from_dict, attempt_to_dict
 
 
 class EntryKind(StrEnum):
@@ -100,7 +100,7 @@ def record_entry(record: LiabilityRecord) -> Entry:
                 "reason": record.reason,
                 "clause": record.clause.value,
                 "evidence": dict(record.evidence),
-                "attempts": [_attempt(a) for a in record.attempts],
+                "attempts": [attempt_to_dict(a) for a in record.attempts],
                 "outage_id": record.outage_id,
                 "window_id": record.window_id,
                 "window_version": record.window_version,
@@ -109,19 +109,6 @@ def record_entry(record: LiabilityRecord) -> Entry:
             },
         ),
     )
-
-
-def _attempt(attempt: PlatformAttempt) -> dict[str, Any]:
-    """`attempt_to_dict`'s fields, the time left to orjson (a third of the cost)."""
-    return {
-        "operation": attempt.operation,
-        "sent_at": _time(attempt.sent_at),
-        "duration_ms": attempt.duration_ms,
-        "code": attempt.code,
-        "outcome": attempt.outcome,
-        "platform_reason": attempt.platform_reason,
-        "retry_after_ms": attempt.retry_after_ms,
-    }
 
 
 def amendment_entry(amendment: Amendment) -> Entry:

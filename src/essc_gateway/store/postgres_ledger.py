@@ -194,12 +194,10 @@ class PostgresLedgerTables(LedgerAppendQueue):
             fresh = [a for a in amendments if (a.request_id, a.incident_id) not in done]
             if not fresh:
                 return []
-            appended = await prepare_append(db, [amendment_entry(a) for a in fresh])
+            logged = await log_append(db, [amendment_entry(a) for a in fresh])
             written = [
-                replace(a, log_index=entry.index)
-                for a, entry in zip(fresh, appended.entries, strict=True)
+                replace(a, log_index=entry.index) for a, entry in zip(fresh, logged, strict=True)
             ]
-            await db.execute(f"WITH {LOG_WRITE} SELECT 1", *log_write_args(appended))
             await db.executemany(
                 "INSERT INTO liability_amendments (amendment_id, request_id, incident_id, "
                 "clause, previous_clause, cause, declared_by, declared_at, amended_at, "

@@ -46,10 +46,10 @@ class MetricsExport:
             readers.append(PrometheusMetricReader(registry=self._registry))
         if settings.otlp_endpoint is not None:
             credentials = otlp_credentials(settings.otlp_ca_file)
-            exporter = (
-                OTLPMetricExporter(endpoint=settings.otlp_endpoint, insecure=True)
-                if credentials is None
-                else OTLPMetricExporter(endpoint=settings.otlp_endpoint, credentials=credentials)
+            exporter = OTLPMetricExporter(
+                endpoint=settings.otlp_endpoint,
+                insecure=credentials is None,
+                credentials=credentials,
             )
             readers.append(
                 PeriodicExportingMetricReader(

@@ -97,10 +97,8 @@ def build_span_processors(
     processors: list[SpanProcessor] = []
     if config.otlp_endpoint is not None:
         credentials = otlp_credentials(config.otlp_ca_file)
-        exporter = (
-            OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True)
-            if credentials is None
-            else OTLPSpanExporter(endpoint=config.otlp_endpoint, credentials=credentials)
+        exporter = OTLPSpanExporter(
+            endpoint=config.otlp_endpoint, insecure=credentials is None, credentials=credentials
         )
         processors.append(BatchSpanProcessor(exporter))
     if config.jsonl_path is not None:

@@ -24,9 +24,11 @@ class PlatformAttempt:
 
 
 def attempt_to_dict(attempt: PlatformAttempt) -> dict[str, Any]:
+    """Plain data for orjson, which writes the time (in UTC) as RFC 3339 itself."""
+    sent_at = attempt.sent_at
     return {
         "operation": attempt.operation,
-        "sent_at": attempt.sent_at.astimezone(UTC).isoformat(),
+        "sent_at": sent_at if sent_at.tzinfo is UTC else sent_at.astimezone(UTC),
         "duration_ms": attempt.duration_ms,
         "code": attempt.code,
         "outcome": attempt.outcome,
