@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import orjson
 
 from essc_gateway.bench.cluster_bench import fresh_database
 from essc_gateway.evidence.merkle import HASH_SIZE, TreeHash
@@ -176,7 +175,8 @@ def _unlogged_values(record: LiabilityRecord, time_as: Any) -> tuple[Any, ...]:
         record.holder_token,
         time_as(record.arrived_at),
         time_as(record.deadline_at),
-        orjson.dumps([attempt_to_dict(a) for a in record.attempts]).decode(),
+        # As a ledger without the log wrote it: the standard library's JSON.
+        json.dumps([attempt_to_dict(a) for a in record.attempts], default=datetime.isoformat),
         record.window_version,
         None,
     )
