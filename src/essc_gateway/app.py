@@ -54,7 +54,7 @@ from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.opening import GatewayStore, open_store
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator, TrustedProxy
-from essc_gateway.transport.certificates import certificate_expiry
+from essc_gateway.transport.certificates import ServerCertificates
 from essc_gateway.transport.holder_lookup import HolderLookup
 from essc_gateway.transport.interceptor import GatewayInterceptor
 from essc_gateway.transport.operator_servicer import OperatorServicer
@@ -63,7 +63,7 @@ from essc_gateway.transport.servicer import GatewayServicer
 from essc_gateway.transport.shared_rate import SharedRateLimit
 from essc_gateway.upstream.breaker import Breakers
 from essc_gateway.upstream.budget import RetryBudget
-from essc_gateway.upstream.channel import platform_channel
+from essc_gateway.upstream.channel import PlatformTlsWatch, platform_channel
 from essc_gateway.upstream.grpc_platform import GrpcPlatform, map_rpc_error
 from essc_gateway.upstream.retrying import ResilientCaller
 
@@ -145,6 +145,8 @@ class Gateway:
         self._forward_queue_depth = 0
         self.port = 0
         self.health_port: int | None = None
+        self.server_certificates: ServerCertificates | None = None
+        self.platform_tls_watch: PlatformTlsWatch | None = None
 
     async def start(self) -> int:
         config, clock = self._config, self._clock
@@ -181,6 +183,13 @@ class Gateway:
             tracer=self._tracer,
         )
         self._platform = platform = GrpcPlatform(channel, caller)
+        if config.platform_tls is not None:
+            self.platform_tls_watch = PlatformTlsWatch(
+                self._platform_address,
+                config.platform_tls,
+                platform.use_channel,
+                config.tls_reload_interval,
+            )
 
         vault = Vault(FieldCipher(config.keys.data), LookupHasher(config.keys.lookup))
         tokens = TokenService(TokenSealer(config.keys.tokens), clock, config.settings)
@@ -313,12 +322,20 @@ class Gateway:
             lambda: {(("state", state),): n for state, n in store.connections().items()},
         )
         metrics.watch("essc.forward.queue.depth", lambda: {(): self._forward_queue_depth})
-        if self._config.tls is not None:
-            expiry = certificate_expiry(self._config.tls.cert_file)
-            metrics.watch(
-                "essc.tls.certificate.expiry",
-                lambda: {(("certificate", "server"),): int((expiry - clock.now()).total_seconds())},
-            )
+        metrics.watch("essc.tls.certificate.expiry", self._certificate_lifetimes)
+
+    def _certificate_lifetimes(self) -> dict[tuple[tuple[str, str], ...], int]:
+        """Seconds each certificate in use has left: the reloaded one after a rotation."""
+        expiries = {
+            "server": self.server_certificates.expiry if self.server_certificates else None,
+            "platform-client": self.platform_tls_watch.expiry if self.platform_tls_watch else None,
+        }
+        now = self._clock.now()
+        return {
+            (("certificate", name),): int((expiry - now).total_seconds())
+            for name, expiry in expiries.items()
+            if expiry is not None
+        }
 
     async def _count_forward_queue(self) -> None:
         if self._store is not None:
@@ -334,12 +351,10 @@ class Gateway:
         if config.tls is None:
             self.port = server.add_insecure_port(address)
         else:
-            credentials = grpc.ssl_server_credentials(
-                [(config.tls.key_file.read_bytes(), config.tls.cert_file.read_bytes())],
-                root_certificates=config.tls.client_ca_file.read_bytes(),
-                require_client_auth=True,
+            self.server_certificates = ServerCertificates(
+                config.tls.cert_file, config.tls.key_file, config.tls.client_ca_file
             )
-            self.port = server.add_secure_port(address, credentials)
+            self.port = server.add_secure_port(address, self.server_certificates.credentials())
         if config.tls is None and config.health_port is None:
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         else:
@@ -415,6 +430,10 @@ class Gateway:
         self._probe_task = asyncio.create_task(
             run_every(STORE_PROBE_INTERVAL, self._probe_store, "store probe"), name="essc-probe"
         )
+        if self.platform_tls_watch is not None:
+            self._side_tasks.add(
+                asyncio.create_task(self.platform_tls_watch.run(), name="essc-platform-tls")
+            )
 
     async def _beat(self) -> None:
         """The heartbeat; this replica's counts of open outages for the others; the retry
@@ -496,6 +515,8 @@ class Gateway:
         if self._health_server is not None:
             await self._health_server.stop(0)
             self._health_server = None
+        if self.platform_tls_watch is not None:
+            await self.platform_tls_watch.close()
         if self._platform is not None:
             await self._platform.close()
             self._platform = None

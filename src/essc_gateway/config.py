@@ -180,6 +180,9 @@ class GatewayConfig:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     platform_tls: PlatformTls | None = None
     """None: plaintext to the platform (the simulated one, or a sidecar that does TLS)."""
+    tls_reload_interval: float = 10.0
+    """Seconds between two looks at the platform TLS files (the bank-facing port's files
+    are looked at by each new connection's handshake)."""
     """Where metrics go: a Prometheus endpoint, OTLP (the traces' collector)."""
     """The evidence log's hash, checkpoint signing key and interval."""
     forward_interval: float = 0.2
@@ -195,9 +198,11 @@ class GatewayConfig:
             or self.forward_interval <= 0
             or self.shared_state_refresh <= 0
             or self.reconcile_interval <= 0
+            or self.tls_reload_interval <= 0
         ):
             raise ConfigError(
-                "max_in_flight and the intervals (forward, refresh, reconcile) must be positive"
+                "max_in_flight and the intervals (forward, refresh, reconcile, TLS reload)"
+                " must be positive"
             )
         if not self.banks:
             raise ConfigError("at least one bank must be configured")
@@ -335,6 +340,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             work_calendar=_work_calendar(env.work_calendar),
             maintenance_min_notice=timedelta(seconds=env.maintenance_min_notice),
             platform_tls=_platform_tls(env),
+            tls_reload_interval=env.tls_reload_interval,
             metrics=MetricsSettings(
                 host=env.host,
                 port=env.metrics_port,

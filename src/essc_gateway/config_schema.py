@@ -133,6 +133,10 @@ class EnvironmentSettings(BaseModel):
     platform_server_name: Annotated[
         str | None, Field(alias="ESSC_PLATFORM_SERVER_NAME", min_length=1)
     ] = None
+    tls_reload_interval: Annotated[
+        float, Field(alias="ESSC_TLS_RELOAD_INTERVAL", gt=0, le=3600)
+    ] = 10.0
+    """Seconds between two looks at the platform TLS files for a rotated certificate."""
     metrics_port: Annotated[int | None, Field(alias="ESSC_METRICS_PORT", ge=0, le=65535)] = None
     """Prometheus `/metrics` over plaintext HTTP; unset: none; 0: any free port."""
     maintenance_min_notice: Annotated[

@@ -169,8 +169,18 @@ class GrpcPlatform:
     """Client of the platform's gRPC services over one channel."""
 
     def __init__(self, channel: grpc.aio.Channel, caller: ResilientCaller) -> None:
-        self._channel = channel
         self._caller = caller
+        self._channel = channel
+        self._bind_stubs(channel)
+
+    def use_channel(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
+        """Calls from now on go over `channel` (one with reloaded certificates); returns the
+        channel used until now, which the caller closes once its calls are done."""
+        old, self._channel = self._channel, channel
+        self._bind_stubs(channel)
+        return old
+
+    def _bind_stubs(self, channel: grpc.aio.Channel) -> None:
         self._operations = pb_grpc.OperationServiceStub(channel)
         self._identity = pb_grpc.IdentityServiceStub(channel)
         self._cards = pb_grpc.CardServiceStub(channel)
