@@ -6,8 +6,10 @@
 FROM python:3.11-slim-bookworm AS wheels
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY clients/python ./clients/python
 COPY src ./src
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The client distribution (the contract the server depends on) is built beside the server.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ./clients/python .
 
 FROM python:3.11-slim-bookworm
 COPY scripts/install-wheels.sh /usr/local/bin/install-wheels.sh

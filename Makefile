@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The client distribution first on the line: the server's requirement on it is met here.
+	$(BIN)/python -m pip install --quiet -e ./clients/python -e '.[dev]'
 	touch $(STAMP)
 
 $(BUF):
@@ -61,12 +62,12 @@ buf-lint: $(BUF)
 	cd protos && ../$(BUF) lint
 
 lint: setup
-	$(BIN)/ruff check --no-cache src tests scripts
-	$(BIN)/ruff format --no-cache --check src tests scripts
+	$(BIN)/ruff check --no-cache src clients/python/src tests scripts
+	$(BIN)/ruff format --no-cache --check src clients/python/src tests scripts
 
 format: setup
-	$(BIN)/ruff format src tests scripts
-	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src clients/python/src tests scripts
+	$(BIN)/ruff check --fix src clients/python/src tests scripts
 
 typecheck: setup
 	$(BIN)/mypy

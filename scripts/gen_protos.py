@@ -1,15 +1,20 @@
-"""Generate Python, gRPC and typed stubs from protos/ into src/ (or a chosen directory).
+"""Generate Python, gRPC and typed stubs from protos/ into the distributions that own them.
 
-Usage: python scripts/gen_protos.py [--out DIR] [--check]
+Usage: python scripts/gen_protos.py [--check]
 
---check regenerates into a temporary directory and fails if it differs from src/, so CI
-proves that the committed code matches the .proto files.
+The bank-facing contract (essc/gateway) goes to the client distribution
+(clients/python/src), which the server depends on; the simulated platform's (essc/platform)
+stays in the server (src). `essc` itself is a namespace package shared by the two.
+
+--check regenerates into a temporary directory and fails if it differs from what is
+committed, so CI proves that the committed code matches the .proto files.
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import shutil
 import sys
 import tempfile
 from importlib import resources
@@ -19,8 +24,12 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-SRC = ROOT / "src"
 GENERATED_PACKAGE = "essc"
+OWNERS = {
+    "gateway": ROOT / "clients" / "python" / "src" / GENERATED_PACKAGE / "gateway",
+    "platform": ROOT / "src" / GENERATED_PACKAGE / "platform",
+}
+"""Each generated sub-package, by the directory that holds it."""
 
 
 def generate(out: Path) -> None:
@@ -41,7 +50,8 @@ def generate(out: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    for directory in [out / GENERATED_PACKAGE, *(out / GENERATED_PACKAGE).rglob("*")]:
+    # Not in essc/ itself: a namespace package that both distributions contribute to.
+    for directory in (out / GENERATED_PACKAGE).rglob("*"):
         if directory.is_dir():
             (directory / "__init__.py").touch()
             (directory / "py.typed").touch()
@@ -68,12 +78,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
     options = parser.parse_args()
-    if not options.check:
-        generate(SRC)
-        return 0
     with tempfile.TemporaryDirectory() as tmp:
+        generated = Path(tmp) / GENERATED_PACKAGE
         generate(Path(tmp))
-        problems = diff(Path(tmp) / GENERATED_PACKAGE, SRC / GENERATED_PACKAGE)
+        if {p.name for p in generated.iterdir()} != set(OWNERS):
+            raise SystemExit(f"a proto package without an owner in {sorted(OWNERS)}")
+        if not options.check:
+            for package, destination in OWNERS.items():
+                shutil.rmtree(destination, ignore_errors=True)
+                shutil.copytree(generated / package, destination)
+            return 0
+        problems = [
+            problem
+            for package, destination in OWNERS.items()
+            for problem in diff(generated / package, destination)
+        ]
     for problem in problems:
         print(f"generated code out of date: {problem}", file=sys.stderr)
     if problems:

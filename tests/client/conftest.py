@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from essc_gateway.client import ClientConfig, GatewayClient, OperatorClient
+from essc_gateway_client import ClientConfig, GatewayClient, OperatorClient
 from tests.conftest import BANK_A_TOKEN, OPERATOR_TOKEN, GatewayUnderTest
 
 

@@ -9,11 +9,11 @@ import pytest
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc_gateway.app import Gateway
-from essc_gateway.client import ClientConfig, GatewayClient, Unauthenticated, service_config
-from essc_gateway.client.channel import channel_options, is_loopback
 from essc_gateway.config import BankConfig, TlsConfig
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
+from essc_gateway_client import ClientConfig, GatewayClient, Unauthenticated, service_config
+from essc_gateway_client.channel import channel_options, is_loopback
 from tests.certs import make_pki
 from tests.conftest import make_config
 from tests.gateway.flows import adult, identity, live_sample

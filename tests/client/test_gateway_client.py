@@ -10,7 +10,10 @@ import pytest
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import operator_pb2 as opb
 from essc.platform.v1 import platform_pb2 as ppb
-from essc_gateway.client import (
+from essc_gateway.domain.passwords import initial_password
+from essc_gateway.simplatform import Person, Population
+from essc_gateway.testing import FakeClock
+from essc_gateway_client import (
     ClientConfig,
     FailedPrecondition,
     GatewayClient,
@@ -21,9 +24,6 @@ from essc_gateway.client import (
     Unavailable,
     new_idempotency_key,
 )
-from essc_gateway.domain.passwords import initial_password
-from essc_gateway.simplatform import Person, Population
-from essc_gateway.testing import FakeClock
 from tests.conftest import BANK_A_TOKEN, GatewayUnderTest
 from tests.gateway.flows import (
     STRONG_PASSWORD,

@@ -9,7 +9,9 @@ import pytest
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import operator_pb2 as opb
-from essc_gateway.client import (
+from essc_gateway.simplatform import Population
+from essc_gateway.testing import FakeClock
+from essc_gateway_client import (
     ClientConfig,
     GatewayClient,
     OperatorClient,
@@ -17,8 +19,6 @@ from essc_gateway.client import (
     Unauthenticated,
     Unavailable,
 )
-from essc_gateway.simplatform import Population
-from essc_gateway.testing import FakeClock
 from tests.conftest import BANK_A_TOKEN, GatewayUnderTest
 from tests.gateway.flows import adult, identity, live_sample, ts
 

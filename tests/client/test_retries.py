@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
-from essc_gateway.client import (
+from essc_gateway_client import (
     ClientConfig,
     DeadlineExceeded,
     GatewayCallError,

@@ -30,7 +30,10 @@ async def _run(*command: str, cwd: Path = ROOT) -> str:
 @pytest.mark.timeout(300)
 async def test_the_images_install_step_gives_a_gateway_that_starts(tmp_path: Path) -> None:
     wheels, venv = tmp_path / "wheels", tmp_path / "venv"
-    await _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), ".")
+    await _run(
+        sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels),
+        "./clients/python", ".",
+    )  # fmt: skip
     await _run(str(ROOT / "scripts" / "install-wheels.sh"), str(wheels), str(venv))
     gateway = venv / "bin" / "essc-gateway"
     assert re.fullmatch(r"essc-gateway \S+\n", await _run(str(gateway), "--version"))
@@ -61,4 +64,6 @@ def test_the_dockerfile_builds_in_two_stages_and_runs_as_a_non_root_user() -> No
     assert "HEALTHCHECK" in final
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignored  # everything is left out but what the build copies
-    assert {"!pyproject.toml", "!README.md", "!src/", "!scripts/install-wheels.sh"} <= set(ignored)
+    copied = {"!pyproject.toml", "!README.md", "!src/", "!clients/python/"}
+    assert copied | {"!scripts/install-wheels.sh"} <= set(ignored)
+    assert "COPY clients/python ./clients/python" in dockerfile

@@ -50,9 +50,9 @@ from essc_gateway.bench.sizing import (
 )
 from essc_gateway.bench.store_rate import StoreRate, measure_store_rate
 from essc_gateway.bench.targets import TARGETS, Target
-from essc_gateway.client import ClientConfig, OperatorClient
 from essc_gateway.loadtest import LoadOptions, LoadResult, Summary, run_load
 from essc_gateway.loadtest.applicants import population_size_for
+from essc_gateway_client import ClientConfig, OperatorClient
 
 PROGRESS = sys.stderr
 

@@ -26,7 +26,6 @@ import grpc
 
 from essc.platform.v1 import platform_pb2 as ppb
 from essc.platform.v1 import platform_pb2_grpc
-from essc_gateway.client import ClientConfig, GatewayCallError, GatewayClient, open_channel
 from essc_gateway.loadtest.applicants import ApplicantCounts, ApplicantsExhausted
 from essc_gateway.loadtest.config import LoadOptions, WorkerPlan, worker_plans
 from essc_gateway.loadtest.report import format_text, write_reports
@@ -35,6 +34,7 @@ from essc_gateway.loadtest.stats import OK, Samples
 from essc_gateway.loadtest.targets import EchoWorkload, PlatformWorkload
 from essc_gateway.loadtest.workload import Work, Workload
 from essc_gateway.simplatform import generate_population, load_scenario
+from essc_gateway_client import ClientConfig, GatewayCallError, GatewayClient, open_channel
 
 SETUP, READY, DONE, FAILED = 0.0, 1.0, 2.0, -1.0
 _SLOTS_PER_WORKER = 4

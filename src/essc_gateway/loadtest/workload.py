@@ -18,12 +18,12 @@ from typing import Protocol
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from essc.gateway.v1 import gateway_pb2 as pb
-from essc_gateway.client import GatewayCallError, GatewayClient, Unauthenticated
 from essc_gateway.domain.passwords import initial_password
 from essc_gateway.loadtest.applicants import ApplicantCounts, ApplicantsExhausted, eligible_people
 from essc_gateway.loadtest.config import RPCS, WorkerPlan
 from essc_gateway.loadtest.config import split as split_share
 from essc_gateway.simplatform import Person, Population, biometric_sample
+from essc_gateway_client import GatewayCallError, GatewayClient, Unauthenticated
 
 # Meets K3 for every holder: no run, no repeated character, no birth date or ID digits.
 HOLDER_PASSWORD = "Ld-Harness-7q!x"  # noqa: S105 - a synthetic holder's password

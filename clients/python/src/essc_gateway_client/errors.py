@@ -29,7 +29,11 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-from essc_gateway.errors import ERROR_DOMAIN, ErrorReason
+from essc.gateway.v1 import errors_pb2
+
+ERROR_DOMAIN = "essc-gateway.v1"
+"""The domain of the gateway's own ErrorInfo; its reasons are errors.proto's ErrorReason."""
+_REASON_PREFIX = "ERROR_REASON_"
 
 DETAILS_KEY = "grpc-status-details-bin"
 
@@ -74,7 +78,18 @@ class GatewayCallError(Exception):
     @property
     def is_maintenance(self) -> bool:
         """A maintenance window covers the call (A16(1)(a)); `retry_after` is its end."""
-        return self.reason == ErrorReason.MAINTENANCE_WINDOW
+        return self.reason_value == errors_pb2.ERROR_REASON_MAINTENANCE_WINDOW
+
+    @property
+    def reason_value(self) -> errors_pb2.ErrorReason.ValueType:
+        """The reason as errors.proto's enum; ERROR_REASON_UNSPECIFIED for no reason, another
+        domain's, or one newer than this client."""
+        if self.domain != ERROR_DOMAIN or not self.reason:
+            return errors_pb2.ERROR_REASON_UNSPECIFIED
+        try:
+            return errors_pb2.ErrorReason.Value(_REASON_PREFIX + self.reason)
+        except ValueError:
+            return errors_pb2.ERROR_REASON_UNSPECIFIED
 
     @property
     def outcome(self) -> str | None:

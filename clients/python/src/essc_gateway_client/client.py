@@ -21,8 +21,8 @@ from google.protobuf.message import Message
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
 from essc.gateway.v1 import operator_pb2 as opb
-from essc_gateway.client.channel import ClientConfig, open_channel
-from essc_gateway.client.errors import from_rpc_error
+from essc_gateway_client.channel import ClientConfig, open_channel
+from essc_gateway_client.errors import from_rpc_error
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)

@@ -5,14 +5,14 @@
         reply = await client.verify(pb.VerifyRequest(...))
 
 Requests and responses are the generated `essc.gateway.v1` messages; failures raise the
-`GatewayCallError` tree of `essc_gateway.client.errors`.
+`GatewayCallError` tree of `essc_gateway_client.errors`.
 """
 
 from __future__ import annotations
 
-from essc_gateway.client.channel import ClientConfig, open_channel, service_config
-from essc_gateway.client.client import GatewayClient, OperatorClient, new_idempotency_key
-from essc_gateway.client.errors import (
+from essc_gateway_client.channel import ClientConfig, open_channel, service_config
+from essc_gateway_client.client import GatewayClient, OperatorClient, new_idempotency_key
+from essc_gateway_client.errors import (
     Aborted,
     AlreadyExists,
     DeadlineExceeded,
