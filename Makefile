@@ -6,7 +6,7 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services run cluster test bench fuzz check lint format typecheck proto proto-check buf-lint pytest clean
+.PHONY: setup services run cluster test bench fuzz check lint format typecheck proto proto-check buf-lint buf-breaking pytest clean
 
 setup: $(STAMP)
 
@@ -31,8 +31,8 @@ run: setup
 cluster: setup services
 	$(BIN)/essc-gateway cluster
 
-## Everything CI checks: generated code, proto lint, ruff, mypy, the test suite.
-test: setup services proto-check buf-lint lint typecheck pytest
+## Everything CI checks: generated code, proto lint and compatibility, ruff, mypy, the tests.
+test: setup services proto-check buf-lint buf-breaking lint typecheck pytest
 
 ## Local services the tests use (PostgreSQL), started if they are not running.
 services:
@@ -60,6 +60,12 @@ proto-check: setup
 
 buf-lint: $(BUF)
 	cd protos && ../$(BUF) lint
+
+## The bank-facing contract against its last release (docs/compatibility.md). The platform's
+## protos are the simulated national platform's, not ours to keep compatible.
+CONTRACT_RELEASE := releases/essc-gateway-0.1.0.binpb
+buf-breaking: $(BUF)
+	cd protos && ../$(BUF) breaking --against $(CONTRACT_RELEASE) --exclude-path essc/platform
 
 lint: setup
 	$(BIN)/ruff check --no-cache src clients/python/src tests scripts
