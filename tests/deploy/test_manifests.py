@@ -35,7 +35,7 @@ def test_the_manifests_validate_against_kubernetes_offline() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     kinds = set(documents())
     assert kinds == {
-        "ServiceAccount", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
+        "ServiceAccount", "ConfigMap", "StatefulSet", "Service", "PodDisruptionBudget",
         "HorizontalPodAutoscaler", "NetworkPolicy",
     }  # fmt: skip
 
@@ -58,7 +58,7 @@ def _projected_files(deployment: dict[str, Any], container: dict[str, Any]) -> s
 
 def test_the_configuration_names_the_files_the_volumes_project() -> None:
     manifests = documents()
-    deployment, container = manifests["Deployment"], _container(manifests["Deployment"])
+    deployment, container = manifests["StatefulSet"], _container(manifests["StatefulSet"])
     env = {e["name"]: e.get("value") for e in container["env"]}
     example = json.loads((ROOT / "deploy" / "config.example.json").read_text())
     assert json.loads(manifests["ConfigMap"]["data"]["config.json"]) == example
@@ -70,7 +70,7 @@ def test_the_configuration_names_the_files_the_volumes_project() -> None:
 
 def test_the_ports_the_gateway_binds_are_the_ones_probed_and_served() -> None:
     manifests = documents()
-    container = _container(manifests["Deployment"])
+    container = _container(manifests["StatefulSet"])
     env = {e["name"]: e.get("value") for e in container["env"]}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {
@@ -89,10 +89,12 @@ def test_the_ports_the_gateway_binds_are_the_ones_probed_and_served() -> None:
 
 
 def test_the_pods_are_locked_down_and_drain_before_they_stop() -> None:
-    deployment = documents()["Deployment"]
+    deployment = documents()["StatefulSet"]
     spec = deployment["spec"]
     assert spec["replicas"] >= 2
-    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    assert spec["podManagementPolicy"] == "Parallel"  # replicas share the store
+    assert documents()["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = _container(deployment)
@@ -105,3 +107,18 @@ def test_the_pods_are_locked_down_and_drain_before_they_stop() -> None:
     pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     drain = GatewayConfig.__dataclass_fields__["shutdown_grace"].default
     assert pod["terminationGracePeriodSeconds"] > pause + drain  # type: ignore[operator]
+
+
+def test_held_records_are_on_a_volume_that_outlives_the_pod() -> None:
+    manifests = documents()
+    statefulset = manifests["StatefulSet"]
+    container = _container(statefulset)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    [state] = [m for m in container["volumeMounts"] if m["mountPath"] == env["ESSC_STATE_DIR"]]
+    claims = {c["metadata"]["name"] for c in statefulset["spec"]["volumeClaimTemplates"]}
+    assert state["name"] in claims
+    assert state["name"] not in {
+        v["name"] for v in statefulset["spec"]["template"]["spec"]["volumes"]
+    }
+    assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+    assert manifests["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
