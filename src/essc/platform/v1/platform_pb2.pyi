@@ -30,16 +30,25 @@ class _CivilCapacity:
 class _CivilCapacityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CivilCapacity.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CIVIL_CAPACITY_UNSPECIFIED: _CivilCapacity.ValueType  # 0
+    """Not known: the person is not in the register."""
     CIVIL_CAPACITY_FULL: _CivilCapacity.ValueType  # 1
+    """Full civil capacity."""
     CIVIL_CAPACITY_LIMITED: _CivilCapacity.ValueType  # 2
+    """Limited civil capacity."""
     CIVIL_CAPACITY_NONE: _CivilCapacity.ValueType  # 3
+    """No civil capacity."""
 
-class CivilCapacity(_CivilCapacity, metaclass=_CivilCapacityEnumTypeWrapper): ...
+class CivilCapacity(_CivilCapacity, metaclass=_CivilCapacityEnumTypeWrapper):
+    """The person's civil capacity in the register (A5)."""
 
 CIVIL_CAPACITY_UNSPECIFIED: CivilCapacity.ValueType  # 0
+"""Not known: the person is not in the register."""
 CIVIL_CAPACITY_FULL: CivilCapacity.ValueType  # 1
+"""Full civil capacity."""
 CIVIL_CAPACITY_LIMITED: CivilCapacity.ValueType  # 2
+"""Limited civil capacity."""
 CIVIL_CAPACITY_NONE: CivilCapacity.ValueType  # 3
+"""No civil capacity."""
 Global___CivilCapacity: _TypeAlias = CivilCapacity  # noqa: Y015
 
 class _CardStatus:
@@ -49,22 +58,29 @@ class _CardStatus:
 class _CardStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CardStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CARD_STATUS_UNSPECIFIED: _CardStatus.ValueType  # 0
+    """Not set; never sent."""
     CARD_STATUS_ACTIVE: _CardStatus.ValueType  # 1
+    """In use."""
     CARD_STATUS_SUSPENDED: _CardStatus.ValueType  # 2
     """Physical card reported lost; holder has not authorised continued use."""
     CARD_STATUS_LOST_CONTINUED_USE: _CardStatus.ValueType  # 3
     """Physical card lost, continued use authorised by the holder (A6)."""
     CARD_STATUS_TERMINATED: _CardStatus.ValueType  # 4
+    """Terminated by the issuing bank (A12)."""
 
-class CardStatus(_CardStatus, metaclass=_CardStatusEnumTypeWrapper): ...
+class CardStatus(_CardStatus, metaclass=_CardStatusEnumTypeWrapper):
+    """The state of an e-SSC."""
 
 CARD_STATUS_UNSPECIFIED: CardStatus.ValueType  # 0
+"""Not set; never sent."""
 CARD_STATUS_ACTIVE: CardStatus.ValueType  # 1
+"""In use."""
 CARD_STATUS_SUSPENDED: CardStatus.ValueType  # 2
 """Physical card reported lost; holder has not authorised continued use."""
 CARD_STATUS_LOST_CONTINUED_USE: CardStatus.ValueType  # 3
 """Physical card lost, continued use authorised by the holder (A6)."""
 CARD_STATUS_TERMINATED: CardStatus.ValueType  # 4
+"""Terminated by the issuing bank (A12)."""
 Global___CardStatus: _TypeAlias = CardStatus  # noqa: Y015
 
 class _IssueOutcome:
@@ -74,20 +90,33 @@ class _IssueOutcome:
 class _IssueOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IssueOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ISSUE_OUTCOME_UNSPECIFIED: _IssueOutcome.ValueType  # 0
+    """Not set; never sent."""
     ISSUE_OUTCOME_ISSUED: _IssueOutcome.ValueType  # 1
+    """A new e-SSC was issued."""
     ISSUE_OUTCOME_REPLAYED: _IssueOutcome.ValueType  # 2
-    """Same idempotency key seen before: the original result."""
+    """Same idempotency key seen before: the original result.
+    The same request only (else IDEMPOTENCY_KEY_REUSED); `card` is that e-SSC as it is now.
+    """
     ISSUE_OUTCOME_ALREADY_HELD: _IssueOutcome.ValueType  # 3
-    """The person already holds an e-SSC (A3): `card` is that one."""
+    """The person already holds an e-SSC (A3): `card` is that one.
+    Possibly issued through another bank: see `card.bank_id`.
+    """
 
-class IssueOutcome(_IssueOutcome, metaclass=_IssueOutcomeEnumTypeWrapper): ...
+class IssueOutcome(_IssueOutcome, metaclass=_IssueOutcomeEnumTypeWrapper):
+    """How IssueCard ended."""
 
 ISSUE_OUTCOME_UNSPECIFIED: IssueOutcome.ValueType  # 0
+"""Not set; never sent."""
 ISSUE_OUTCOME_ISSUED: IssueOutcome.ValueType  # 1
+"""A new e-SSC was issued."""
 ISSUE_OUTCOME_REPLAYED: IssueOutcome.ValueType  # 2
-"""Same idempotency key seen before: the original result."""
+"""Same idempotency key seen before: the original result.
+The same request only (else IDEMPOTENCY_KEY_REUSED); `card` is that e-SSC as it is now.
+"""
 ISSUE_OUTCOME_ALREADY_HELD: IssueOutcome.ValueType  # 3
-"""The person already holds an e-SSC (A3): `card` is that one."""
+"""The person already holds an e-SSC (A3): `card` is that one.
+Possibly issued through another bank: see `card.bank_id`.
+"""
 Global___IssueOutcome: _TypeAlias = IssueOutcome  # noqa: Y015
 
 class _PersonalStatus:
@@ -97,16 +126,25 @@ class _PersonalStatus:
 class _PersonalStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PersonalStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PERSONAL_STATUS_UNSPECIFIED: _PersonalStatus.ValueType  # 0
+    """Not set; never sent."""
     PERSONAL_STATUS_EMPLOYED: _PersonalStatus.ValueType  # 1
+    """Employed."""
     PERSONAL_STATUS_UNEMPLOYED: _PersonalStatus.ValueType  # 2
+    """Unemployed."""
     PERSONAL_STATUS_RETIRED: _PersonalStatus.ValueType  # 3
+    """Retired."""
 
-class PersonalStatus(_PersonalStatus, metaclass=_PersonalStatusEnumTypeWrapper): ...
+class PersonalStatus(_PersonalStatus, metaclass=_PersonalStatusEnumTypeWrapper):
+    """The person's employment situation [K]."""
 
 PERSONAL_STATUS_UNSPECIFIED: PersonalStatus.ValueType  # 0
+"""Not set; never sent."""
 PERSONAL_STATUS_EMPLOYED: PersonalStatus.ValueType  # 1
+"""Employed."""
 PERSONAL_STATUS_UNEMPLOYED: PersonalStatus.ValueType  # 2
+"""Unemployed."""
 PERSONAL_STATUS_RETIRED: PersonalStatus.ValueType  # 3
+"""Retired."""
 Global___PersonalStatus: _TypeAlias = PersonalStatus  # noqa: Y015
 
 class _InsuranceType:
@@ -116,20 +154,33 @@ class _InsuranceType:
 class _InsuranceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InsuranceType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INSURANCE_TYPE_UNSPECIFIED: _InsuranceType.ValueType  # 0
+    """Not set; never sent."""
     INSURANCE_TYPE_PENSION: _InsuranceType.ValueType  # 1
+    """Pension insurance."""
     INSURANCE_TYPE_MEDICAL: _InsuranceType.ValueType  # 2
+    """Medical insurance."""
     INSURANCE_TYPE_UNEMPLOYMENT: _InsuranceType.ValueType  # 3
+    """Unemployment insurance."""
     INSURANCE_TYPE_WORK_INJURY: _InsuranceType.ValueType  # 4
+    """Work-injury insurance."""
     INSURANCE_TYPE_MATERNITY: _InsuranceType.ValueType  # 5
+    """Maternity insurance."""
 
-class InsuranceType(_InsuranceType, metaclass=_InsuranceTypeEnumTypeWrapper): ...
+class InsuranceType(_InsuranceType, metaclass=_InsuranceTypeEnumTypeWrapper):
+    """The social insurance a contribution is for [K]."""
 
 INSURANCE_TYPE_UNSPECIFIED: InsuranceType.ValueType  # 0
+"""Not set; never sent."""
 INSURANCE_TYPE_PENSION: InsuranceType.ValueType  # 1
+"""Pension insurance."""
 INSURANCE_TYPE_MEDICAL: InsuranceType.ValueType  # 2
+"""Medical insurance."""
 INSURANCE_TYPE_UNEMPLOYMENT: InsuranceType.ValueType  # 3
+"""Unemployment insurance."""
 INSURANCE_TYPE_WORK_INJURY: InsuranceType.ValueType  # 4
+"""Work-injury insurance."""
 INSURANCE_TYPE_MATERNITY: InsuranceType.ValueType  # 5
+"""Maternity insurance."""
 Global___InsuranceType: _TypeAlias = InsuranceType  # noqa: Y015
 
 class _ConnectionFailureMode:
@@ -139,29 +190,42 @@ class _ConnectionFailureMode:
 class _ConnectionFailureModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConnectionFailureMode.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CONNECTION_FAILURE_MODE_UNSPECIFIED: _ConnectionFailureMode.ValueType  # 0
+    """Not set: refused (INVALID_FAULT)."""
     CONNECTION_FAILURE_MODE_REFUSE: _ConnectionFailureMode.ValueType  # 1
-    """Nothing listens: new connections are refused and open ones are reset."""
+    """Nothing listens: new connections are refused and open ones are reset.
+    Wins over RESET when both are active.
+    """
     CONNECTION_FAILURE_MODE_RESET: _ConnectionFailureMode.ValueType  # 2
     """Connections are accepted, then reset before anything is forwarded; open ones are reset."""
 
-class ConnectionFailureMode(_ConnectionFailureMode, metaclass=_ConnectionFailureModeEnumTypeWrapper): ...
+class ConnectionFailureMode(_ConnectionFailureMode, metaclass=_ConnectionFailureModeEnumTypeWrapper):
+    """How a connection fault fails connections."""
 
 CONNECTION_FAILURE_MODE_UNSPECIFIED: ConnectionFailureMode.ValueType  # 0
+"""Not set: refused (INVALID_FAULT)."""
 CONNECTION_FAILURE_MODE_REFUSE: ConnectionFailureMode.ValueType  # 1
-"""Nothing listens: new connections are refused and open ones are reset."""
+"""Nothing listens: new connections are refused and open ones are reset.
+Wins over RESET when both are active.
+"""
 CONNECTION_FAILURE_MODE_RESET: ConnectionFailureMode.ValueType  # 2
 """Connections are accepted, then reset before anything is forwarded; open ones are reset."""
 Global___ConnectionFailureMode: _TypeAlias = ConnectionFailureMode  # noqa: Y015
 
 @_typing.final
 class CheckResult(_message.Message):
+    """The result of one identity check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PASSED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     passed: _builtins.bool
+    """The check passed."""
     reason: _builtins.str
-    """Stable code when not passed, e.g. NAME_MISMATCH, PHONE_MISMATCH, PERSON_NOT_FOUND."""
+    """Stable code when not passed, e.g. NAME_MISMATCH, PHONE_MISMATCH, PERSON_NOT_FOUND.
+    Also CARD_NUMBER_MISMATCH, CARD_REPORTED_LOST (real card), BIOMETRIC_MISMATCH (real
+    person). Empty when passed.
+    """
     def __init__(
         self,
         *,
@@ -178,15 +242,21 @@ Global___CheckResult: _TypeAlias = CheckResult  # noqa: Y015
 
 @_typing.final
 class CheckRealNameRequest(_message.Message):
+    """Checks a real name."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     MOBILE_PHONE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The name to check; compared with the register after trimming and NFC normalisation."""
     id_number: _builtins.str
+    """The 18-character citizen ID number. Required."""
     mobile_phone: _builtins.str
-    """E.164, e.g. +8613800138000."""
+    """E.164, e.g. +8613800138000.
+    Compared exactly with the phone on file.
+    """
     def __init__(
         self,
         *,
@@ -204,6 +274,8 @@ Global___CheckRealNameRequest: _TypeAlias = CheckRealNameRequest  # noqa: Y015
 
 @_typing.final
 class CheckRealNameResponse(_message.Message):
+    """The real-name check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
@@ -211,7 +283,9 @@ class CheckRealNameResponse(_message.Message):
     civil_capacity: Global___CivilCapacity.ValueType
     """Set when the person is found, whether or not the other fields matched."""
     @_builtins.property
-    def result(self) -> Global___CheckResult: ...
+    def result(self) -> Global___CheckResult:
+        """Passed, or PERSON_NOT_FOUND, NAME_MISMATCH, PHONE_MISMATCH (checked in that order)."""
+
     def __init__(
         self,
         *,
@@ -228,12 +302,18 @@ Global___CheckRealNameResponse: _TypeAlias = CheckRealNameResponse  # noqa: Y015
 
 @_typing.final
 class CheckRealCardRequest(_message.Message):
+    """Checks a physical card."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     CARD_NUMBER_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The 18-character citizen ID number. Required."""
     card_number: _builtins.str
+    """The physical card number (letter + 8 digits); compared exactly with the person's
+    current card, which changes on replacement.
+    """
     def __init__(
         self,
         *,
@@ -250,11 +330,15 @@ Global___CheckRealCardRequest: _TypeAlias = CheckRealCardRequest  # noqa: Y015
 
 @_typing.final
 class CheckRealCardResponse(_message.Message):
+    """The real-card check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def result(self) -> Global___CheckResult: ...
+    def result(self) -> Global___CheckResult:
+        """Passed, or PERSON_NOT_FOUND, CARD_NUMBER_MISMATCH, CARD_REPORTED_LOST."""
+
     def __init__(
         self,
         *,
@@ -270,12 +354,18 @@ Global___CheckRealCardResponse: _TypeAlias = CheckRealCardResponse  # noqa: Y015
 
 @_typing.final
 class CheckRealPersonRequest(_message.Message):
+    """Checks a live person."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     BIOMETRIC_SAMPLE_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The 18-character citizen ID number. Required."""
     biometric_sample: _builtins.bytes
+    """The live capture, in the template's format (simulator: 32 bytes, matched within a bit
+    distance).
+    """
     def __init__(
         self,
         *,
@@ -292,11 +382,15 @@ Global___CheckRealPersonRequest: _TypeAlias = CheckRealPersonRequest  # noqa: Y0
 
 @_typing.final
 class CheckRealPersonResponse(_message.Message):
+    """The real-person check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def result(self) -> Global___CheckResult: ...
+    def result(self) -> Global___CheckResult:
+        """Passed, or PERSON_NOT_FOUND, BIOMETRIC_MISMATCH."""
+
     def __init__(
         self,
         *,
@@ -312,6 +406,8 @@ Global___CheckRealPersonResponse: _TypeAlias = CheckRealPersonResponse  # noqa: 
 
 @_typing.final
 class Card(_message.Message):
+    """An e-SSC as the platform holds it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ESSC_ID_FIELD_NUMBER: _builtins.int
@@ -321,13 +417,23 @@ class Card(_message.Message):
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     TERMINATED_AT_FIELD_NUMBER: _builtins.int
     essc_id: _builtins.str
+    """The e-SSC's id, assigned at issue (simulator: "E" and 20 hex digits); kept across card
+    replacements.
+    """
     bank_id: _builtins.str
+    """The bank it was issued through."""
     card_number: _builtins.str
+    """The physical card it is bound to, in clear (letter + 8 digits); follows replacements."""
     status: Global___CardStatus.ValueType
+    """Its state."""
     @_builtins.property
-    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was issued."""
+
     @_builtins.property
-    def terminated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def terminated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was terminated; unset unless TERMINATED."""
+
     def __init__(
         self,
         *,
@@ -348,6 +454,8 @@ Global___Card: _TypeAlias = Card  # noqa: Y015
 
 @_typing.final
 class IssueCardRequest(_message.Message):
+    """Issues an e-SSC."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
@@ -358,13 +466,25 @@ class IssueCardRequest(_message.Message):
     CARD_NUMBER_FIELD_NUMBER: _builtins.int
     GUARDIAN_ID_NUMBER_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
+    """De-duplication key, required. Global to the platform: the gateway sends
+    "<bank_id>:<its key>". The first issue under a key is replayed; a different request
+    under it is FAILED_PRECONDITION / IDEMPOTENCY_KEY_REUSED.
+    """
     bank_id: _builtins.str
+    """The issuing bank. Required."""
     id_number: _builtins.str
+    """The applicant's 18-character citizen ID number. Required."""
     name: _builtins.str
+    """The applicant's name; must match the register (trimmed, NFC)."""
     mobile_phone: _builtins.str
+    """The applicant's E.164 mobile number; must match the phone on file exactly."""
     card_number: _builtins.str
+    """The physical card to bind; must be the person's current card."""
     guardian_id_number: _builtins.str
-    """Set when a guardian applies for a minor or a person without capacity (A5)."""
+    """Set when a guardian applies for a minor or a person without capacity (A5).
+    Must be a registered person other than the applicant, with full civil capacity (else
+    GUARDIAN_NOT_ELIGIBLE). Empty: no guardian.
+    """
     def __init__(
         self,
         *,
@@ -386,13 +506,18 @@ Global___IssueCardRequest: _TypeAlias = IssueCardRequest  # noqa: Y015
 
 @_typing.final
 class IssueCardResponse(_message.Message):
+    """The issued (or replayed, or already held) e-SSC."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OUTCOME_FIELD_NUMBER: _builtins.int
     CARD_FIELD_NUMBER: _builtins.int
     outcome: Global___IssueOutcome.ValueType
+    """How it ended."""
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """The e-SSC."""
+
     def __init__(
         self,
         *,
@@ -409,10 +534,13 @@ Global___IssueCardResponse: _TypeAlias = IssueCardResponse  # noqa: Y015
 
 @_typing.final
 class GetCardRequest(_message.Message):
+    """Reads an e-SSC."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ESSC_ID_FIELD_NUMBER: _builtins.int
     essc_id: _builtins.str
+    """The e-SSC's id. Required; unknown: NOT_FOUND / CARD_NOT_FOUND."""
     def __init__(
         self,
         *,
@@ -428,11 +556,15 @@ Global___GetCardRequest: _TypeAlias = GetCardRequest  # noqa: Y015
 
 @_typing.final
 class GetCardResponse(_message.Message):
+    """The e-SSC."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """Its current state."""
+
     def __init__(
         self,
         *,
@@ -448,10 +580,13 @@ Global___GetCardResponse: _TypeAlias = GetCardResponse  # noqa: Y015
 
 @_typing.final
 class AuthorizeContinuedUseRequest(_message.Message):
+    """Authorises continued use (A6)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ESSC_ID_FIELD_NUMBER: _builtins.int
     essc_id: _builtins.str
+    """The e-SSC's id. Required; unknown: NOT_FOUND / CARD_NOT_FOUND."""
     def __init__(
         self,
         *,
@@ -467,11 +602,15 @@ Global___AuthorizeContinuedUseRequest: _TypeAlias = AuthorizeContinuedUseRequest
 
 @_typing.final
 class AuthorizeContinuedUseResponse(_message.Message):
+    """The e-SSC after authorisation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """Now LOST_CONTINUED_USE."""
+
     def __init__(
         self,
         *,
@@ -487,14 +626,21 @@ Global___AuthorizeContinuedUseResponse: _TypeAlias = AuthorizeContinuedUseRespon
 
 @_typing.final
 class TerminateCardRequest(_message.Message):
+    """Terminates an e-SSC (A12)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ESSC_ID_FIELD_NUMBER: _builtins.int
     BANK_ID_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     essc_id: _builtins.str
+    """The e-SSC's id. Required; unknown: NOT_FOUND / CARD_NOT_FOUND."""
     bank_id: _builtins.str
+    """The bank asking; must be the issuing bank. Required."""
     idempotency_key: _builtins.str
+    """De-duplication key, required (the gateway sends "<bank_id>:<its key>"). Reused for
+    another termination: FAILED_PRECONDITION / IDEMPOTENCY_KEY_REUSED.
+    """
     def __init__(
         self,
         *,
@@ -512,11 +658,15 @@ Global___TerminateCardRequest: _TypeAlias = TerminateCardRequest  # noqa: Y015
 
 @_typing.final
 class TerminateCardResponse(_message.Message):
+    """The terminated e-SSC."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """Now TERMINATED, with terminated_at."""
+
     def __init__(
         self,
         *,
@@ -532,13 +682,18 @@ Global___TerminateCardResponse: _TypeAlias = TerminateCardResponse  # noqa: Y015
 
 @_typing.final
 class SendSmsCodeRequest(_message.Message):
+    """Sends an SMS code."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The holder's 18-character citizen ID number. Required."""
     purpose: _builtins.str
-    """Business scenario the code is for; a code only verifies for its purpose."""
+    """Business scenario the code is for; a code only verifies for its purpose.
+    The gateway sends the BusinessScenario name, e.g. "PAYMENT".
+    """
     def __init__(
         self,
         *,
@@ -555,11 +710,15 @@ Global___SendSmsCodeRequest: _TypeAlias = SendSmsCodeRequest  # noqa: Y015
 
 @_typing.final
 class SendSmsCodeResponse(_message.Message):
+    """The code was sent."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the code stops being accepted."""
+
     def __init__(
         self,
         *,
@@ -575,12 +734,18 @@ Global___SendSmsCodeResponse: _TypeAlias = SendSmsCodeResponse  # noqa: Y015
 
 @_typing.final
 class VerifyPasswordRequest(_message.Message):
+    """Checks a password."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The holder's 18-character citizen ID number. Required."""
     password: _builtins.str
+    """The password to check. Until changed, the initial password is the last 8 characters
+    of the ID number, a final X read as 1 (K1).
+    """
     def __init__(
         self,
         *,
@@ -597,13 +762,18 @@ Global___VerifyPasswordRequest: _TypeAlias = VerifyPasswordRequest  # noqa: Y015
 
 @_typing.final
 class VerifyPasswordResponse(_message.Message):
+    """The password check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MATCHED_FIELD_NUMBER: _builtins.int
     IS_INITIAL_FIELD_NUMBER: _builtins.int
     matched: _builtins.bool
+    """The password is the holder's."""
     is_initial: _builtins.bool
-    """The password is still the initial one (K1): it must be changed (K3)."""
+    """The password is still the initial one (K1): it must be changed (K3).
+    Only ever true when matched.
+    """
     def __init__(
         self,
         *,
@@ -620,14 +790,19 @@ Global___VerifyPasswordResponse: _TypeAlias = VerifyPasswordResponse  # noqa: Y0
 
 @_typing.final
 class VerifySmsCodeRequest(_message.Message):
+    """Checks an SMS code."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The holder's 18-character citizen ID number. Required."""
     code: _builtins.str
+    """The code as the holder typed it."""
     purpose: _builtins.str
+    """The purpose given to SendSmsCode; a code for another purpose does not verify."""
     def __init__(
         self,
         *,
@@ -645,11 +820,14 @@ Global___VerifySmsCodeRequest: _TypeAlias = VerifySmsCodeRequest  # noqa: Y015
 
 @_typing.final
 class VerifySmsCodeResponse(_message.Message):
+    """The SMS code check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MATCHED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     matched: _builtins.bool
+    """The code matched; it is used up."""
     reason: _builtins.str
     """When not matched: CODE_MISMATCH, CODE_EXPIRED, NO_CODE_SENT, TOO_MANY_ATTEMPTS."""
     def __init__(
@@ -668,12 +846,16 @@ Global___VerifySmsCodeResponse: _TypeAlias = VerifySmsCodeResponse  # noqa: Y015
 
 @_typing.final
 class VerifyBiometricRequest(_message.Message):
+    """Checks a biometric sample."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     BIOMETRIC_SAMPLE_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The holder's 18-character citizen ID number. Required."""
     biometric_sample: _builtins.bytes
+    """The live capture, as in CheckRealPersonRequest."""
     def __init__(
         self,
         *,
@@ -690,10 +872,13 @@ Global___VerifyBiometricRequest: _TypeAlias = VerifyBiometricRequest  # noqa: Y0
 
 @_typing.final
 class VerifyBiometricResponse(_message.Message):
+    """The biometric check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MATCHED_FIELD_NUMBER: _builtins.int
     matched: _builtins.bool
+    """The sample matches the enrolled template."""
     def __init__(
         self,
         *,
@@ -709,6 +894,8 @@ Global___VerifyBiometricResponse: _TypeAlias = VerifyBiometricResponse  # noqa: 
 
 @_typing.final
 class ChangePasswordRequest(_message.Message):
+    """Changes a password."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
@@ -716,9 +903,16 @@ class ChangePasswordRequest(_message.Message):
     NEW_PASSWORD_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The holder's 18-character citizen ID number. Required."""
     current_password: _builtins.str
+    """The password in use now; a wrong one is answered `changed` false."""
     new_password: _builtins.str
+    """The new password. Required."""
     idempotency_key: _builtins.str
+    """De-duplication key, required (the gateway sends "<bank_id>:<its key>"). The same
+    request again answers `changed` true with the first changed_at; another request under
+    the key is FAILED_PRECONDITION / IDEMPOTENCY_KEY_REUSED.
+    """
     def __init__(
         self,
         *,
@@ -737,16 +931,21 @@ Global___ChangePasswordRequest: _TypeAlias = ChangePasswordRequest  # noqa: Y015
 
 @_typing.final
 class ChangePasswordResponse(_message.Message):
+    """The password change."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CHANGED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
     changed: _builtins.bool
+    """The password was changed."""
     reason: _builtins.str
     """When not changed: WRONG_CURRENT_PASSWORD."""
     @_builtins.property
-    def changed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was changed; unset when not changed."""
+
     def __init__(
         self,
         *,
@@ -764,10 +963,13 @@ Global___ChangePasswordResponse: _TypeAlias = ChangePasswordResponse  # noqa: Y0
 
 @_typing.final
 class GetPersonalStatusRequest(_message.Message):
+    """Reads the personal status."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The person's 18-character citizen ID number. Required."""
     def __init__(
         self,
         *,
@@ -783,10 +985,13 @@ Global___GetPersonalStatusRequest: _TypeAlias = GetPersonalStatusRequest  # noqa
 
 @_typing.final
 class GetPersonalStatusResponse(_message.Message):
+    """The personal status."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
     status: Global___PersonalStatus.ValueType
+    """Employed, unemployed or retired."""
     def __init__(
         self,
         *,
@@ -802,6 +1007,8 @@ Global___GetPersonalStatusResponse: _TypeAlias = GetPersonalStatusResponse  # no
 
 @_typing.final
 class ContributionRecord(_message.Message):
+    """One month's contribution to one insurance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSURANCE_TYPE_FIELD_NUMBER: _builtins.int
@@ -810,12 +1017,19 @@ class ContributionRecord(_message.Message):
     EMPLOYER_FEN_FIELD_NUMBER: _builtins.int
     PERSONAL_FEN_FIELD_NUMBER: _builtins.int
     insurance_type: Global___InsuranceType.ValueType
+    """The insurance contributed to."""
     period: _builtins.str
-    """YYYY-MM."""
+    """YYYY-MM.
+    The month the contribution is for.
+    """
     base_fen: _builtins.int
-    """Amounts in fen (0.01 CNY)."""
+    """Amounts in fen (0.01 CNY).
+    The contribution base the amounts are computed from.
+    """
     employer_fen: _builtins.int
+    """The employer's contribution, in fen."""
     personal_fen: _builtins.int
+    """The person's own contribution, in fen."""
     def __init__(
         self,
         *,
@@ -835,10 +1049,13 @@ Global___ContributionRecord: _TypeAlias = ContributionRecord  # noqa: Y015
 
 @_typing.final
 class GetContributionsRequest(_message.Message):
+    """Reads the contributions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The person's 18-character citizen ID number. Required."""
     def __init__(
         self,
         *,
@@ -854,11 +1071,15 @@ Global___GetContributionsRequest: _TypeAlias = GetContributionsRequest  # noqa: 
 
 @_typing.final
 class GetContributionsResponse(_message.Message):
+    """The contributions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContributionRecord]: ...
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContributionRecord]:
+        """One record per month and insurance (simulator: the last 12 months)."""
+
     def __init__(
         self,
         *,
@@ -874,10 +1095,13 @@ Global___GetContributionsResponse: _TypeAlias = GetContributionsResponse  # noqa
 
 @_typing.final
 class GetAccountsRequest(_message.Message):
+    """Reads the personal-account balances."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The person's 18-character citizen ID number. Required."""
     def __init__(
         self,
         *,
@@ -893,12 +1117,16 @@ Global___GetAccountsRequest: _TypeAlias = GetAccountsRequest  # noqa: Y015
 
 @_typing.final
 class GetAccountsResponse(_message.Message):
+    """The personal-account balances [K]."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PENSION_BALANCE_FEN_FIELD_NUMBER: _builtins.int
     MEDICAL_BALANCE_FEN_FIELD_NUMBER: _builtins.int
     pension_balance_fen: _builtins.int
+    """Pension-insurance personal account balance, in fen (0.01 CNY)."""
     medical_balance_fen: _builtins.int
+    """Medical-insurance personal account balance, in fen (0.01 CNY)."""
     def __init__(
         self,
         *,
@@ -915,6 +1143,8 @@ Global___GetAccountsResponse: _TypeAlias = GetAccountsResponse  # noqa: Y015
 
 @_typing.final
 class Qualification(_message.Message):
+    """An occupational qualification or skill certificate [K]."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TITLE_FIELD_NUMBER: _builtins.int
@@ -922,10 +1152,15 @@ class Qualification(_message.Message):
     CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
     ISSUED_ON_FIELD_NUMBER: _builtins.int
     title: _builtins.str
+    """The occupation (e.g. "电工")."""
     level: _builtins.str
+    """The level (e.g. "四级/中级工")."""
     certificate_number: _builtins.str
+    """The certificate's number."""
     issued_on: _builtins.str
-    """YYYY-MM-DD."""
+    """YYYY-MM-DD.
+    The day the certificate was issued.
+    """
     def __init__(
         self,
         *,
@@ -944,10 +1179,13 @@ Global___Qualification: _TypeAlias = Qualification  # noqa: Y015
 
 @_typing.final
 class GetQualificationsRequest(_message.Message):
+    """Reads the qualifications."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The person's 18-character citizen ID number. Required."""
     def __init__(
         self,
         *,
@@ -963,11 +1201,15 @@ Global___GetQualificationsRequest: _TypeAlias = GetQualificationsRequest  # noqa
 
 @_typing.final
 class GetQualificationsResponse(_message.Message):
+    """The qualifications."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     QUALIFICATIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def qualifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Qualification]: ...
+    def qualifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Qualification]:
+        """Empty when the person has none."""
+
     def __init__(
         self,
         *,
@@ -983,10 +1225,13 @@ Global___GetQualificationsResponse: _TypeAlias = GetQualificationsResponse  # no
 
 @_typing.final
 class ReportCardLostRequest(_message.Message):
+    """Reports a physical card lost."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The person's 18-character citizen ID number. Required."""
     def __init__(
         self,
         *,
@@ -1002,6 +1247,8 @@ Global___ReportCardLostRequest: _TypeAlias = ReportCardLostRequest  # noqa: Y015
 
 @_typing.final
 class ReportCardLostResponse(_message.Message):
+    """The loss is recorded; nothing to return."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1017,10 +1264,13 @@ Global___ReportCardLostResponse: _TypeAlias = ReportCardLostResponse  # noqa: Y0
 
 @_typing.final
 class ReplaceCardRequest(_message.Message):
+    """Replaces a physical card."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
+    """The person's 18-character citizen ID number. Required."""
     def __init__(
         self,
         *,
@@ -1036,10 +1286,13 @@ Global___ReplaceCardRequest: _TypeAlias = ReplaceCardRequest  # noqa: Y015
 
 @_typing.final
 class ReplaceCardResponse(_message.Message):
+    """The replacement card."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NEW_CARD_NUMBER_FIELD_NUMBER: _builtins.int
     new_card_number: _builtins.str
+    """The new physical card number (letter + 8 digits), never used before."""
     def __init__(
         self,
         *,
@@ -1055,11 +1308,15 @@ Global___ReplaceCardResponse: _TypeAlias = ReplaceCardResponse  # noqa: Y015
 
 @_typing.final
 class ReadSmsInboxRequest(_message.Message):
+    """Reads a test inbox."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MOBILE_PHONE_FIELD_NUMBER: _builtins.int
     mobile_phone: _builtins.str
-    """E.164."""
+    """E.164.
+    Required; a number nothing was sent to has an empty inbox.
+    """
     def __init__(
         self,
         *,
@@ -1075,15 +1332,21 @@ Global___ReadSmsInboxRequest: _TypeAlias = ReadSmsInboxRequest  # noqa: Y015
 
 @_typing.final
 class SmsMessage(_message.Message):
+    """One SMS as "sent" by SendSmsCode."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CODE_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
     code: _builtins.str
+    """The code (simulator: 6 digits)."""
     purpose: _builtins.str
+    """The purpose given to SendSmsCode."""
     @_builtins.property
-    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was sent."""
+
     def __init__(
         self,
         *,
@@ -1101,6 +1364,8 @@ Global___SmsMessage: _TypeAlias = SmsMessage  # noqa: Y015
 
 @_typing.final
 class ReadSmsInboxResponse(_message.Message):
+    """The inbox."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGES_FIELD_NUMBER: _builtins.int
@@ -1123,6 +1388,8 @@ Global___ReadSmsInboxResponse: _TypeAlias = ReadSmsInboxResponse  # noqa: Y015
 
 @_typing.final
 class SetLatencyRequest(_message.Message):
+    """Sets a standing latency."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     METHOD_FIELD_NUMBER: _builtins.int
@@ -1131,9 +1398,15 @@ class SetLatencyRequest(_message.Message):
     method: _builtins.str
     """Full method name, e.g. "/essc.platform.v1.IdentityService/CheckRealName", a service
     ("/essc.platform.v1.CardService/*") or "*".
+    Required. Another shape is INVALID_ARGUMENT / INVALID_FAULT. The most specific pattern
+    matching a call applies; setting a pattern again replaces its latency.
     """
     @_builtins.property
-    def base(self) -> _duration_pb2.Duration: ...
+    def base(self) -> _duration_pb2.Duration:
+        """Fixed part of the delay; must not be negative. Zero with zero jitter removes the
+        pattern's latency.
+        """
+
     @_builtins.property
     def jitter(self) -> _duration_pb2.Duration:
         """Uniform extra delay in [0, jitter), drawn like a scenario's decisions (see FaultScenario)."""
@@ -1155,6 +1428,8 @@ Global___SetLatencyRequest: _TypeAlias = SetLatencyRequest  # noqa: Y015
 
 @_typing.final
 class SetLatencyResponse(_message.Message):
+    """The latency is set; nothing to return."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1170,6 +1445,8 @@ Global___SetLatencyResponse: _TypeAlias = SetLatencyResponse  # noqa: Y015
 
 @_typing.final
 class GetCallCountsRequest(_message.Message):
+    """Reads the call counts; no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1185,6 +1462,8 @@ Global___GetCallCountsRequest: _TypeAlias = GetCallCountsRequest  # noqa: Y015
 
 @_typing.final
 class GetCallCountsResponse(_message.Message):
+    """Calls and connections seen since the last reset."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -1235,6 +1514,8 @@ Global___GetCallCountsResponse: _TypeAlias = GetCallCountsResponse  # noqa: Y015
 
 @_typing.final
 class ResetCallCountsRequest(_message.Message):
+    """Resets the call counts; no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1250,6 +1531,8 @@ Global___ResetCallCountsRequest: _TypeAlias = ResetCallCountsRequest  # noqa: Y0
 
 @_typing.final
 class ResetCallCountsResponse(_message.Message):
+    """The counts are zero; nothing to return."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1265,10 +1548,13 @@ Global___ResetCallCountsResponse: _TypeAlias = ResetCallCountsResponse  # noqa: 
 
 @_typing.final
 class GetOperationRequest(_message.Message):
+    """Asks what became of a keyed write."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
+    """The idempotency key the write was sent with. Required."""
     def __init__(
         self,
         *,
@@ -1284,6 +1570,8 @@ Global___GetOperationRequest: _TypeAlias = GetOperationRequest  # noqa: Y015
 
 @_typing.final
 class GetOperationResponse(_message.Message):
+    """The committed write under a key, if any."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FOUND_FIELD_NUMBER: _builtins.int
@@ -1291,13 +1579,22 @@ class GetOperationResponse(_message.Message):
     TERMINATE_CARD_FIELD_NUMBER: _builtins.int
     CHANGE_PASSWORD_FIELD_NUMBER: _builtins.int
     found: _builtins.bool
-    """A write was committed under the key; `result` holds the answer it was given."""
+    """A write was committed under the key; `result` holds the answer it was given.
+    False when nothing was committed under the key, e.g. a refused write, an IssueCard
+    answered ALREADY_HELD, a ChangePassword with a wrong current password, an unknown key.
+    """
     @_builtins.property
-    def issue_card(self) -> Global___IssueCardResponse: ...
+    def issue_card(self) -> Global___IssueCardResponse:
+        """An IssueCard that issued an e-SSC (outcome ISSUED)."""
+
     @_builtins.property
-    def terminate_card(self) -> Global___TerminateCardResponse: ...
+    def terminate_card(self) -> Global___TerminateCardResponse:
+        """A TerminateCard that terminated an e-SSC."""
+
     @_builtins.property
-    def change_password(self) -> Global___ChangePasswordResponse: ...
+    def change_password(self) -> Global___ChangePasswordResponse:
+        """A ChangePassword that changed the password."""
+
     def __init__(
         self,
         *,
@@ -1333,6 +1630,8 @@ class FaultScenario(_message.Message):
     connection > maintenance > outage > error > hang > latency, then the handler, then
     answer_lost. The first of maintenance, outage, error or hang that fires ends the call
     before the handler runs; latency delays the handler; answer_lost withholds its answer.
+
+    A seeded timeline of fault rules (see the section comment above).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -1342,7 +1641,9 @@ class FaultScenario(_message.Message):
     seed: _builtins.int
     """Seeds every random decision of the scenario."""
     @_builtins.property
-    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaultRule]: ...
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaultRule]:
+        """The rules, in order; a rule's index is its position here."""
+
     def __init__(
         self,
         *,
@@ -1359,6 +1660,8 @@ Global___FaultScenario: _TypeAlias = FaultScenario  # noqa: Y015
 
 @_typing.final
 class FaultRule(_message.Message):
+    """One fault for the methods matching `method`, from `start_after` for `duration`."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     METHOD_FIELD_NUMBER: _builtins.int
@@ -1384,19 +1687,33 @@ class FaultRule(_message.Message):
         """How long it lasts. Unset or zero: until the faults are cleared."""
 
     @_builtins.property
-    def latency(self) -> Global___LatencyFault: ...
+    def latency(self) -> Global___LatencyFault:
+        """Delays the call before the handler."""
+
     @_builtins.property
-    def error(self) -> Global___ErrorFault: ...
+    def error(self) -> Global___ErrorFault:
+        """Answers with injected errors."""
+
     @_builtins.property
-    def outage(self) -> Global___OutageFault: ...
+    def outage(self) -> Global___OutageFault:
+        """Answers every call UNAVAILABLE."""
+
     @_builtins.property
-    def hang(self) -> Global___HangFault: ...
+    def hang(self) -> Global___HangFault:
+        """Gives no answer."""
+
     @_builtins.property
-    def answer_lost(self) -> Global___AnswerLostFault: ...
+    def answer_lost(self) -> Global___AnswerLostFault:
+        """Runs the call and withholds the answer."""
+
     @_builtins.property
-    def maintenance(self) -> Global___MaintenanceFault: ...
+    def maintenance(self) -> Global___MaintenanceFault:
+        """Answers UNAVAILABLE as the platform's own maintenance."""
+
     @_builtins.property
-    def connection(self) -> Global___ConnectionFault: ...
+    def connection(self) -> Global___ConnectionFault:
+        """Refuses or resets connections."""
+
     def __init__(
         self,
         *,
@@ -1432,13 +1749,21 @@ class LatencyFault(_message.Message):
     NORMAL_FIELD_NUMBER: _builtins.int
     LOGNORMAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def fixed(self) -> Global___FixedLatency: ...
+    def fixed(self) -> Global___FixedLatency:
+        """Always the same delay."""
+
     @_builtins.property
-    def uniform(self) -> Global___UniformLatency: ...
+    def uniform(self) -> Global___UniformLatency:
+        """Uniform between two bounds."""
+
     @_builtins.property
-    def normal(self) -> Global___NormalLatency: ...
+    def normal(self) -> Global___NormalLatency:
+        """Normal around a mean."""
+
     @_builtins.property
-    def lognormal(self) -> Global___LognormalLatency: ...
+    def lognormal(self) -> Global___LognormalLatency:
+        """Log-normal around a median."""
+
     def __init__(
         self,
         *,
@@ -1459,11 +1784,15 @@ Global___LatencyFault: _TypeAlias = LatencyFault  # noqa: Y015
 
 @_typing.final
 class FixedLatency(_message.Message):
+    """A fixed delay."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DELAY_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def delay(self) -> _duration_pb2.Duration: ...
+    def delay(self) -> _duration_pb2.Duration:
+        """The delay; must not be negative."""
+
     def __init__(
         self,
         *,
@@ -1486,9 +1815,13 @@ class UniformLatency(_message.Message):
     BASE_FIELD_NUMBER: _builtins.int
     JITTER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def base(self) -> _duration_pb2.Duration: ...
+    def base(self) -> _duration_pb2.Duration:
+        """The least delay; must not be negative."""
+
     @_builtins.property
-    def jitter(self) -> _duration_pb2.Duration: ...
+    def jitter(self) -> _duration_pb2.Duration:
+        """The width of the range; must not be negative."""
+
     def __init__(
         self,
         *,
@@ -1512,9 +1845,13 @@ class NormalLatency(_message.Message):
     MEAN_FIELD_NUMBER: _builtins.int
     STDDEV_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def mean(self) -> _duration_pb2.Duration: ...
+    def mean(self) -> _duration_pb2.Duration:
+        """The mean; must not be negative."""
+
     @_builtins.property
-    def stddev(self) -> _duration_pb2.Duration: ...
+    def stddev(self) -> _duration_pb2.Duration:
+        """The standard deviation; must not be negative."""
+
     def __init__(
         self,
         *,
@@ -1538,8 +1875,11 @@ class LognormalLatency(_message.Message):
     MEDIAN_FIELD_NUMBER: _builtins.int
     SIGMA_FIELD_NUMBER: _builtins.int
     sigma: _builtins.float
+    """The spread; a finite number >= 0."""
     @_builtins.property
-    def median(self) -> _duration_pb2.Duration: ...
+    def median(self) -> _duration_pb2.Duration:
+        """The median delay; must not be negative."""
+
     def __init__(
         self,
         *,
@@ -1556,14 +1896,18 @@ Global___LognormalLatency: _TypeAlias = LognormalLatency  # noqa: Y015
 
 @_typing.final
 class ErrorFault(_message.Message):
-    """Error answers given before the handler runs (the request is not processed)."""
+    """Error answers given before the handler runs (the request is not processed).
+    Each carries ErrorInfo reason INJECTED_ERROR with metadata rule (the rule's index).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     RATES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def rates(self) -> _containers.RepeatedCompositeFieldContainer[Global___ErrorRate]:
-        """Rates add up to at most 1; one draw per call picks at most one of them."""
+        """Rates add up to at most 1; one draw per call picks at most one of them.
+        At least one is required.
+        """
 
     def __init__(
         self,
@@ -1580,6 +1924,8 @@ Global___ErrorFault: _TypeAlias = ErrorFault  # noqa: Y015
 
 @_typing.final
 class ErrorRate(_message.Message):
+    """One status code and how often it is answered."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CODE_FIELD_NUMBER: _builtins.int
@@ -1604,7 +1950,9 @@ Global___ErrorRate: _TypeAlias = ErrorRate  # noqa: Y015
 
 @_typing.final
 class OutageFault(_message.Message):
-    """Every call answered UNAVAILABLE (reason OUTAGE) before the handler runs."""
+    """Every call answered UNAVAILABLE (reason OUTAGE) before the handler runs.
+    When the rule has a duration: metadata ends_at and RetryInfo until it ends.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1697,6 +2045,7 @@ class ConnectionFault(_message.Message):
 
     MODE_FIELD_NUMBER: _builtins.int
     mode: Global___ConnectionFailureMode.ValueType
+    """How connections fail; must not be UNSPECIFIED."""
     def __init__(
         self,
         *,
@@ -1712,11 +2061,15 @@ Global___ConnectionFault: _TypeAlias = ConnectionFault  # noqa: Y015
 
 @_typing.final
 class SetFaultScenarioRequest(_message.Message):
+    """Sets a fault scenario."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SCENARIO_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def scenario(self) -> Global___FaultScenario: ...
+    def scenario(self) -> Global___FaultScenario:
+        """The scenario; unset is a scenario without rules."""
+
     def __init__(
         self,
         *,
@@ -1732,6 +2085,8 @@ Global___SetFaultScenarioRequest: _TypeAlias = SetFaultScenarioRequest  # noqa: 
 
 @_typing.final
 class SetFaultScenarioResponse(_message.Message):
+    """The scenario is set; nothing to return."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1747,6 +2102,8 @@ Global___SetFaultScenarioResponse: _TypeAlias = SetFaultScenarioResponse  # noqa
 
 @_typing.final
 class ClearFaultsRequest(_message.Message):
+    """Clears all faults; no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1762,6 +2119,8 @@ Global___ClearFaultsRequest: _TypeAlias = ClearFaultsRequest  # noqa: Y015
 
 @_typing.final
 class ClearFaultsResponse(_message.Message):
+    """The faults are cleared; nothing to return."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1777,6 +2136,8 @@ Global___ClearFaultsResponse: _TypeAlias = ClearFaultsResponse  # noqa: Y015
 
 @_typing.final
 class GetFaultStatusRequest(_message.Message):
+    """Reads the fault status; no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1792,6 +2153,8 @@ Global___GetFaultStatusRequest: _TypeAlias = GetFaultStatusRequest  # noqa: Y015
 
 @_typing.final
 class GetFaultStatusResponse(_message.Message):
+    """The fault scenario now."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SCENARIO_FIELD_NUMBER: _builtins.int
@@ -1806,7 +2169,9 @@ class GetFaultStatusResponse(_message.Message):
         """Time on the scenario's timeline (since it was set)."""
 
     @_builtins.property
-    def active_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActiveFaultRule]: ...
+    def active_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActiveFaultRule]:
+        """The rules active now, in scenario order."""
+
     def __init__(
         self,
         *,
@@ -1824,6 +2189,8 @@ Global___GetFaultStatusResponse: _TypeAlias = GetFaultStatusResponse  # noqa: Y0
 
 @_typing.final
 class ActiveFaultRule(_message.Message):
+    """A rule active now."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INDEX_FIELD_NUMBER: _builtins.int
@@ -1832,7 +2199,9 @@ class ActiveFaultRule(_message.Message):
     index: _builtins.int
     """Position of the rule in `scenario.rules`."""
     @_builtins.property
-    def rule(self) -> Global___FaultRule: ...
+    def rule(self) -> Global___FaultRule:
+        """The rule."""
+
     @_builtins.property
     def remaining(self) -> _duration_pb2.Duration:
         """Time left; unset when the rule lasts until cleared."""

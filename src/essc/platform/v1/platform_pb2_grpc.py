@@ -27,6 +27,9 @@ if _version_not_supported:
 
 class IdentityServiceStub:
     """Real-name, real-card and real-person checks (A2).
+    A failed check is an answer (`passed` false with a reason), not an error. An empty
+    id_number is INVALID_ARGUMENT (ErrorInfo domain "essc-platform.v1", reason FIELD_REQUIRED,
+    metadata field), as for every required field of this package.
     """
 
     def __init__(self, channel):
@@ -54,6 +57,9 @@ class IdentityServiceStub:
 
 class IdentityServiceServicer:
     """Real-name, real-card and real-person checks (A2).
+    A failed check is an answer (`passed` false with a reason), not an error. An empty
+    id_number is INVALID_ARGUMENT (ErrorInfo domain "essc-platform.v1", reason FIELD_REQUIRED,
+    metadata field), as for every required field of this package.
     """
 
     def CheckRealName(self, request, context):
@@ -105,6 +111,9 @@ def add_IdentityServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IdentityService:
     """Real-name, real-card and real-person checks (A2).
+    A failed check is an answer (`passed` false with a reason), not an error. An empty
+    id_number is INVALID_ARGUMENT (ErrorInfo domain "essc-platform.v1", reason FIELD_REQUIRED,
+    metadata field), as for every required field of this package.
     """
 
     @staticmethod
@@ -191,6 +200,9 @@ class IdentityService:
 
 class CardServiceStub:
     """Issuing and managing e-SSCs: one person, one e-SSC (A3).
+    Refusals: NOT_FOUND (PERSON_NOT_FOUND, CARD_NOT_FOUND), FAILED_PRECONDITION
+    (IDENTITY_MISMATCH, GUARDIAN_NOT_ELIGIBLE, CARD_NOT_SUSPENDED, IDEMPOTENCY_KEY_REUSED),
+    PERMISSION_DENIED (CARD_HELD_BY_OTHER_BANK), each with an ErrorInfo reason.
     """
 
     def __init__(self, channel):
@@ -223,11 +235,17 @@ class CardServiceStub:
 
 class CardServiceServicer:
     """Issuing and managing e-SSCs: one person, one e-SSC (A3).
+    Refusals: NOT_FOUND (PERSON_NOT_FOUND, CARD_NOT_FOUND), FAILED_PRECONDITION
+    (IDENTITY_MISMATCH, GUARDIAN_NOT_ELIGIBLE, CARD_NOT_SUSPENDED, IDEMPOTENCY_KEY_REUSED),
+    PERMISSION_DENIED (CARD_HELD_BY_OTHER_BANK), each with an ErrorInfo reason.
     """
 
     def IssueCard(self, request, context):
         """Issues an e-SSC. De-duplicated by idempotency key; a person who already holds one gets
         ISSUE_OUTCOME_ALREADY_HELD with the existing card.
+        Checks name, phone and card number against the register (IDENTITY_MISMATCH) and the
+        guardian, when given (GUARDIAN_NOT_ELIGIBLE). A person whose physical card is reported
+        lost gets a SUSPENDED e-SSC (A6).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -242,6 +260,8 @@ class CardServiceServicer:
 
     def AuthorizeContinuedUse(self, request, context):
         """Holder authorises continued use while the physical card is lost (A6).
+        SUSPENDED becomes LOST_CONTINUED_USE; repeating it returns the card. Any other state is
+        FAILED_PRECONDITION / CARD_NOT_SUSPENDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -249,6 +269,8 @@ class CardServiceServicer:
 
     def TerminateCard(self, request, context):
         """Ends the e-SSC for the issuing bank (A12). Idempotent by key.
+        Only the issuing bank may (else PERMISSION_DENIED / CARD_HELD_BY_OTHER_BANK); a
+        terminated card is returned as it is. The person may then be issued a new e-SSC.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -287,6 +309,9 @@ def add_CardServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CardService:
     """Issuing and managing e-SSCs: one person, one e-SSC (A3).
+    Refusals: NOT_FOUND (PERSON_NOT_FOUND, CARD_NOT_FOUND), FAILED_PRECONDITION
+    (IDENTITY_MISMATCH, GUARDIAN_NOT_ELIGIBLE, CARD_NOT_SUSPENDED, IDEMPOTENCY_KEY_REUSED),
+    PERMISSION_DENIED (CARD_HELD_BY_OTHER_BANK), each with an ErrorInfo reason.
     """
 
     @staticmethod
@@ -400,6 +425,8 @@ class CardService:
 
 class AuthServiceStub:
     """Holder authentication factors (A7, A8, K1, K3).
+    An unknown id_number is NOT_FOUND / PERSON_NOT_FOUND; a factor that does not match is an
+    answer (`matched` false), not an error.
     """
 
     def __init__(self, channel):
@@ -437,35 +464,45 @@ class AuthServiceStub:
 
 class AuthServiceServicer:
     """Holder authentication factors (A7, A8, K1, K3).
+    An unknown id_number is NOT_FOUND / PERSON_NOT_FOUND; a factor that does not match is an
+    answer (`matched` false), not an error.
     """
 
     def SendSmsCode(self, request, context):
         """Sends an SMS code to the phone on file. Tests read it from ControlService.ReadSmsInbox.
+        A fresh code replaces any earlier one of the same person and purpose (simulator: 6
+        digits, valid 5 minutes).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def VerifyPassword(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Checks the holder's query password; tells whether it is still the initial one (K1).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def VerifySmsCode(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Checks an SMS code for its purpose. Single use. Wrong tries are capped per person and
+        purpose in a sliding window, however many codes are sent (simulator: 3 per 5 minutes).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def VerifyBiometric(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Checks a live biometric sample against the person's enrolled template.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ChangePassword(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Replaces the password when the current one matches. Strength rules are the caller's
+        (the gateway's, K3): the platform stores any non-empty new password. Idempotent by key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -508,6 +545,8 @@ def add_AuthServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AuthService:
     """Holder authentication factors (A7, A8, K1, K3).
+    An unknown id_number is NOT_FOUND / PERSON_NOT_FOUND; a factor that does not match is an
+    answer (`matched` false), not an error.
     """
 
     @staticmethod
@@ -648,6 +687,7 @@ class AuthService:
 
 class RecordsServiceStub:
     """Social-security records (K).
+    Each takes the person's ID number; an unknown one is NOT_FOUND / PERSON_NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -680,28 +720,33 @@ class RecordsServiceStub:
 
 class RecordsServiceServicer:
     """Social-security records (K).
+    Each takes the person's ID number; an unknown one is NOT_FOUND / PERSON_NOT_FOUND.
     """
 
     def GetPersonalStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The person's employment situation.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetContributions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The person's monthly contribution records, per insurance.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAccounts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Balances of the person's pension- and medical-insurance personal accounts.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetQualifications(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The person's occupational qualifications and skills.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -739,6 +784,7 @@ def add_RecordsServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RecordsService:
     """Social-security records (K).
+    Each takes the person's ID number; an unknown one is NOT_FOUND / PERSON_NOT_FOUND.
     """
 
     @staticmethod
@@ -852,6 +898,9 @@ class RecordsService:
 
 class ControlServiceStub:
     """Test and administration surface of the simulated platform. Never exposed to banks.
+    Reachable on the platform's control address (the gRPC server itself, past the network
+    front), so it works while connection faults are on; its calls are neither counted nor
+    faulted.
     """
 
     def __init__(self, channel):
@@ -909,10 +958,15 @@ class ControlServiceStub:
 
 class ControlServiceServicer:
     """Test and administration surface of the simulated platform. Never exposed to banks.
+    Reachable on the platform's control address (the gRPC server itself, past the network
+    front), so it works while connection faults are on; its calls are neither counted nor
+    faulted.
     """
 
     def ReportCardLost(self, request, context):
         """Physical card lost: the e-SSC is suspended until the holder authorises continued use (A6).
+        Only an ACTIVE e-SSC becomes SUSPENDED; from now on CheckRealCard answers
+        CARD_REPORTED_LOST. NOT_FOUND / PERSON_NOT_FOUND for an unknown person.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -920,6 +974,7 @@ class ControlServiceServicer:
 
     def ReplaceCard(self, request, context):
         """New physical card: the e-SSC follows it automatically, no re-issue (A6).
+        Clears the loss; the person's e-SSC, if any, keeps its essc_id and becomes ACTIVE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -942,6 +997,8 @@ class ControlServiceServicer:
 
     def SetFaultScenario(self, request, context):
         """Replaces any active fault scenario; its timeline starts now (on the platform's clock).
+        Per-method call indices restart at 0; standing latencies are kept. An invalid scenario
+        is INVALID_ARGUMENT (reason INVALID_FAULT) and changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1034,6 +1091,9 @@ def add_ControlServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ControlService:
     """Test and administration surface of the simulated platform. Never exposed to banks.
+    Reachable on the platform's control address (the gRPC server itself, past the network
+    front), so it works while connection faults are on; its calls are neither counted nor
+    faulted.
     """
 
     @staticmethod
@@ -1283,6 +1343,7 @@ class ControlService:
 class OperationServiceStub:
     """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
     connection lost after sending) before it re-sends: the platform may have committed it.
+    It is counted and faulted like the other services.
     """
 
     def __init__(self, channel):
@@ -1301,6 +1362,7 @@ class OperationServiceStub:
 class OperationServiceServicer:
     """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
     connection lost after sending) before it re-sends: the platform may have committed it.
+    It is counted and faulted like the other services.
     """
 
     def GetOperation(self, request, context):
@@ -1329,6 +1391,7 @@ def add_OperationServiceServicer_to_server(servicer, server):
 class OperationService:
     """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
     connection lost after sending) before it re-sends: the platform may have committed it.
+    It is counted and faulted like the other services.
     """
 
     @staticmethod

@@ -29,7 +29,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class IdentityServiceStub:
-    """Real-name, real-card and real-person checks (A2)."""
+    """Real-name, real-card and real-person checks (A2).
+    A failed check is an answer (`passed` false with a reason), not an error. An empty
+    id_number is INVALID_ARGUMENT (ErrorInfo domain "essc-platform.v1", reason FIELD_REQUIRED,
+    metadata field), as for every required field of this package.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -44,7 +48,11 @@ class IdentityServiceStub:
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
-    """Real-name, real-card and real-person checks (A2)."""
+    """Real-name, real-card and real-person checks (A2).
+    A failed check is an answer (`passed` false with a reason), not an error. An empty
+    id_number is INVALID_ARGUMENT (ErrorInfo domain "essc-platform.v1", reason FIELD_REQUIRED,
+    metadata field), as for every required field of this package.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CheckRealName: _aio.UnaryUnaryMultiCallable[_platform_pb2.CheckRealNameRequest, _platform_pb2.CheckRealNameResponse]  # type: ignore[assignment]
@@ -55,7 +63,11 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """A live biometric sample matches the person's enrolled template."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Real-name, real-card and real-person checks (A2)."""
+    """Real-name, real-card and real-person checks (A2).
+    A failed check is an answer (`passed` false with a reason), not an error. An empty
+    id_number is INVALID_ARGUMENT (ErrorInfo domain "essc-platform.v1", reason FIELD_REQUIRED,
+    metadata field), as for every required field of this package.
+    """
 
     @_abc_1.abstractmethod
     def CheckRealName(
@@ -84,7 +96,11 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class CardServiceStub:
-    """Issuing and managing e-SSCs: one person, one e-SSC (A3)."""
+    """Issuing and managing e-SSCs: one person, one e-SSC (A3).
+    Refusals: NOT_FOUND (PERSON_NOT_FOUND, CARD_NOT_FOUND), FAILED_PRECONDITION
+    (IDENTITY_MISMATCH, GUARDIAN_NOT_ELIGIBLE, CARD_NOT_SUSPENDED, IDEMPOTENCY_KEY_REUSED),
+    PERMISSION_DENIED (CARD_HELD_BY_OTHER_BANK), each with an ErrorInfo reason.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -93,32 +109,58 @@ class CardServiceStub:
     IssueCard: _grpc.UnaryUnaryMultiCallable[_platform_pb2.IssueCardRequest, _platform_pb2.IssueCardResponse]
     """Issues an e-SSC. De-duplicated by idempotency key; a person who already holds one gets
     ISSUE_OUTCOME_ALREADY_HELD with the existing card.
+    Checks name, phone and card number against the register (IDENTITY_MISMATCH) and the
+    guardian, when given (GUARDIAN_NOT_ELIGIBLE). A person whose physical card is reported
+    lost gets a SUSPENDED e-SSC (A6).
     """
     GetCard: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetCardRequest, _platform_pb2.GetCardResponse]
     """The current state of an e-SSC, with the physical card it is bound to."""
     AuthorizeContinuedUse: _grpc.UnaryUnaryMultiCallable[_platform_pb2.AuthorizeContinuedUseRequest, _platform_pb2.AuthorizeContinuedUseResponse]
-    """Holder authorises continued use while the physical card is lost (A6)."""
+    """Holder authorises continued use while the physical card is lost (A6).
+    SUSPENDED becomes LOST_CONTINUED_USE; repeating it returns the card. Any other state is
+    FAILED_PRECONDITION / CARD_NOT_SUSPENDED.
+    """
     TerminateCard: _grpc.UnaryUnaryMultiCallable[_platform_pb2.TerminateCardRequest, _platform_pb2.TerminateCardResponse]
-    """Ends the e-SSC for the issuing bank (A12). Idempotent by key."""
+    """Ends the e-SSC for the issuing bank (A12). Idempotent by key.
+    Only the issuing bank may (else PERMISSION_DENIED / CARD_HELD_BY_OTHER_BANK); a
+    terminated card is returned as it is. The person may then be issued a new e-SSC.
+    """
 
 @_typing.type_check_only
 class CardServiceAsyncStub(CardServiceStub):
-    """Issuing and managing e-SSCs: one person, one e-SSC (A3)."""
+    """Issuing and managing e-SSCs: one person, one e-SSC (A3).
+    Refusals: NOT_FOUND (PERSON_NOT_FOUND, CARD_NOT_FOUND), FAILED_PRECONDITION
+    (IDENTITY_MISMATCH, GUARDIAN_NOT_ELIGIBLE, CARD_NOT_SUSPENDED, IDEMPOTENCY_KEY_REUSED),
+    PERMISSION_DENIED (CARD_HELD_BY_OTHER_BANK), each with an ErrorInfo reason.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     IssueCard: _aio.UnaryUnaryMultiCallable[_platform_pb2.IssueCardRequest, _platform_pb2.IssueCardResponse]  # type: ignore[assignment]
     """Issues an e-SSC. De-duplicated by idempotency key; a person who already holds one gets
     ISSUE_OUTCOME_ALREADY_HELD with the existing card.
+    Checks name, phone and card number against the register (IDENTITY_MISMATCH) and the
+    guardian, when given (GUARDIAN_NOT_ELIGIBLE). A person whose physical card is reported
+    lost gets a SUSPENDED e-SSC (A6).
     """
     GetCard: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetCardRequest, _platform_pb2.GetCardResponse]  # type: ignore[assignment]
     """The current state of an e-SSC, with the physical card it is bound to."""
     AuthorizeContinuedUse: _aio.UnaryUnaryMultiCallable[_platform_pb2.AuthorizeContinuedUseRequest, _platform_pb2.AuthorizeContinuedUseResponse]  # type: ignore[assignment]
-    """Holder authorises continued use while the physical card is lost (A6)."""
+    """Holder authorises continued use while the physical card is lost (A6).
+    SUSPENDED becomes LOST_CONTINUED_USE; repeating it returns the card. Any other state is
+    FAILED_PRECONDITION / CARD_NOT_SUSPENDED.
+    """
     TerminateCard: _aio.UnaryUnaryMultiCallable[_platform_pb2.TerminateCardRequest, _platform_pb2.TerminateCardResponse]  # type: ignore[assignment]
-    """Ends the e-SSC for the issuing bank (A12). Idempotent by key."""
+    """Ends the e-SSC for the issuing bank (A12). Idempotent by key.
+    Only the issuing bank may (else PERMISSION_DENIED / CARD_HELD_BY_OTHER_BANK); a
+    terminated card is returned as it is. The person may then be issued a new e-SSC.
+    """
 
 class CardServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Issuing and managing e-SSCs: one person, one e-SSC (A3)."""
+    """Issuing and managing e-SSCs: one person, one e-SSC (A3).
+    Refusals: NOT_FOUND (PERSON_NOT_FOUND, CARD_NOT_FOUND), FAILED_PRECONDITION
+    (IDENTITY_MISMATCH, GUARDIAN_NOT_ELIGIBLE, CARD_NOT_SUSPENDED, IDEMPOTENCY_KEY_REUSED),
+    PERMISSION_DENIED (CARD_HELD_BY_OTHER_BANK), each with an ErrorInfo reason.
+    """
 
     @_abc_1.abstractmethod
     def IssueCard(
@@ -128,6 +170,9 @@ class CardServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_platform_pb2.IssueCardResponse, _abc.Awaitable[_platform_pb2.IssueCardResponse]]:
         """Issues an e-SSC. De-duplicated by idempotency key; a person who already holds one gets
         ISSUE_OUTCOME_ALREADY_HELD with the existing card.
+        Checks name, phone and card number against the register (IDENTITY_MISMATCH) and the
+        guardian, when given (GUARDIAN_NOT_ELIGIBLE). A person whose physical card is reported
+        lost gets a SUSPENDED e-SSC (A6).
         """
 
     @_abc_1.abstractmethod
@@ -144,7 +189,10 @@ class CardServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _platform_pb2.AuthorizeContinuedUseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.AuthorizeContinuedUseResponse, _abc.Awaitable[_platform_pb2.AuthorizeContinuedUseResponse]]:
-        """Holder authorises continued use while the physical card is lost (A6)."""
+        """Holder authorises continued use while the physical card is lost (A6).
+        SUSPENDED becomes LOST_CONTINUED_USE; repeating it returns the card. Any other state is
+        FAILED_PRECONDITION / CARD_NOT_SUSPENDED.
+        """
 
     @_abc_1.abstractmethod
     def TerminateCard(
@@ -152,38 +200,72 @@ class CardServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _platform_pb2.TerminateCardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.TerminateCardResponse, _abc.Awaitable[_platform_pb2.TerminateCardResponse]]:
-        """Ends the e-SSC for the issuing bank (A12). Idempotent by key."""
+        """Ends the e-SSC for the issuing bank (A12). Idempotent by key.
+        Only the issuing bank may (else PERMISSION_DENIED / CARD_HELD_BY_OTHER_BANK); a
+        terminated card is returned as it is. The person may then be issued a new e-SSC.
+        """
 
 def add_CardServiceServicer_to_server(servicer: CardServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class AuthServiceStub:
-    """Holder authentication factors (A7, A8, K1, K3)."""
+    """Holder authentication factors (A7, A8, K1, K3).
+    An unknown id_number is NOT_FOUND / PERSON_NOT_FOUND; a factor that does not match is an
+    answer (`matched` false), not an error.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     SendSmsCode: _grpc.UnaryUnaryMultiCallable[_platform_pb2.SendSmsCodeRequest, _platform_pb2.SendSmsCodeResponse]
-    """Sends an SMS code to the phone on file. Tests read it from ControlService.ReadSmsInbox."""
+    """Sends an SMS code to the phone on file. Tests read it from ControlService.ReadSmsInbox.
+    A fresh code replaces any earlier one of the same person and purpose (simulator: 6
+    digits, valid 5 minutes).
+    """
     VerifyPassword: _grpc.UnaryUnaryMultiCallable[_platform_pb2.VerifyPasswordRequest, _platform_pb2.VerifyPasswordResponse]
+    """Checks the holder's query password; tells whether it is still the initial one (K1)."""
     VerifySmsCode: _grpc.UnaryUnaryMultiCallable[_platform_pb2.VerifySmsCodeRequest, _platform_pb2.VerifySmsCodeResponse]
+    """Checks an SMS code for its purpose. Single use. Wrong tries are capped per person and
+    purpose in a sliding window, however many codes are sent (simulator: 3 per 5 minutes).
+    """
     VerifyBiometric: _grpc.UnaryUnaryMultiCallable[_platform_pb2.VerifyBiometricRequest, _platform_pb2.VerifyBiometricResponse]
+    """Checks a live biometric sample against the person's enrolled template."""
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ChangePasswordRequest, _platform_pb2.ChangePasswordResponse]
+    """Replaces the password when the current one matches. Strength rules are the caller's
+    (the gateway's, K3): the platform stores any non-empty new password. Idempotent by key.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
-    """Holder authentication factors (A7, A8, K1, K3)."""
+    """Holder authentication factors (A7, A8, K1, K3).
+    An unknown id_number is NOT_FOUND / PERSON_NOT_FOUND; a factor that does not match is an
+    answer (`matched` false), not an error.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SendSmsCode: _aio.UnaryUnaryMultiCallable[_platform_pb2.SendSmsCodeRequest, _platform_pb2.SendSmsCodeResponse]  # type: ignore[assignment]
-    """Sends an SMS code to the phone on file. Tests read it from ControlService.ReadSmsInbox."""
+    """Sends an SMS code to the phone on file. Tests read it from ControlService.ReadSmsInbox.
+    A fresh code replaces any earlier one of the same person and purpose (simulator: 6
+    digits, valid 5 minutes).
+    """
     VerifyPassword: _aio.UnaryUnaryMultiCallable[_platform_pb2.VerifyPasswordRequest, _platform_pb2.VerifyPasswordResponse]  # type: ignore[assignment]
+    """Checks the holder's query password; tells whether it is still the initial one (K1)."""
     VerifySmsCode: _aio.UnaryUnaryMultiCallable[_platform_pb2.VerifySmsCodeRequest, _platform_pb2.VerifySmsCodeResponse]  # type: ignore[assignment]
+    """Checks an SMS code for its purpose. Single use. Wrong tries are capped per person and
+    purpose in a sliding window, however many codes are sent (simulator: 3 per 5 minutes).
+    """
     VerifyBiometric: _aio.UnaryUnaryMultiCallable[_platform_pb2.VerifyBiometricRequest, _platform_pb2.VerifyBiometricResponse]  # type: ignore[assignment]
+    """Checks a live biometric sample against the person's enrolled template."""
     ChangePassword: _aio.UnaryUnaryMultiCallable[_platform_pb2.ChangePasswordRequest, _platform_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Replaces the password when the current one matches. Strength rules are the caller's
+    (the gateway's, K3): the platform stores any non-empty new password. Idempotent by key.
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Holder authentication factors (A7, A8, K1, K3)."""
+    """Holder authentication factors (A7, A8, K1, K3).
+    An unknown id_number is NOT_FOUND / PERSON_NOT_FOUND; a factor that does not match is an
+    answer (`matched` false), not an error.
+    """
 
     @_abc_1.abstractmethod
     def SendSmsCode(
@@ -191,104 +273,142 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _platform_pb2.SendSmsCodeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.SendSmsCodeResponse, _abc.Awaitable[_platform_pb2.SendSmsCodeResponse]]:
-        """Sends an SMS code to the phone on file. Tests read it from ControlService.ReadSmsInbox."""
+        """Sends an SMS code to the phone on file. Tests read it from ControlService.ReadSmsInbox.
+        A fresh code replaces any earlier one of the same person and purpose (simulator: 6
+        digits, valid 5 minutes).
+        """
 
     @_abc_1.abstractmethod
     def VerifyPassword(
         self,
         request: _platform_pb2.VerifyPasswordRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_platform_pb2.VerifyPasswordResponse, _abc.Awaitable[_platform_pb2.VerifyPasswordResponse]]: ...
+    ) -> _typing.Union[_platform_pb2.VerifyPasswordResponse, _abc.Awaitable[_platform_pb2.VerifyPasswordResponse]]:
+        """Checks the holder's query password; tells whether it is still the initial one (K1)."""
 
     @_abc_1.abstractmethod
     def VerifySmsCode(
         self,
         request: _platform_pb2.VerifySmsCodeRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_platform_pb2.VerifySmsCodeResponse, _abc.Awaitable[_platform_pb2.VerifySmsCodeResponse]]: ...
+    ) -> _typing.Union[_platform_pb2.VerifySmsCodeResponse, _abc.Awaitable[_platform_pb2.VerifySmsCodeResponse]]:
+        """Checks an SMS code for its purpose. Single use. Wrong tries are capped per person and
+        purpose in a sliding window, however many codes are sent (simulator: 3 per 5 minutes).
+        """
 
     @_abc_1.abstractmethod
     def VerifyBiometric(
         self,
         request: _platform_pb2.VerifyBiometricRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_platform_pb2.VerifyBiometricResponse, _abc.Awaitable[_platform_pb2.VerifyBiometricResponse]]: ...
+    ) -> _typing.Union[_platform_pb2.VerifyBiometricResponse, _abc.Awaitable[_platform_pb2.VerifyBiometricResponse]]:
+        """Checks a live biometric sample against the person's enrolled template."""
 
     @_abc_1.abstractmethod
     def ChangePassword(
         self,
         request: _platform_pb2.ChangePasswordRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_platform_pb2.ChangePasswordResponse, _abc.Awaitable[_platform_pb2.ChangePasswordResponse]]: ...
+    ) -> _typing.Union[_platform_pb2.ChangePasswordResponse, _abc.Awaitable[_platform_pb2.ChangePasswordResponse]]:
+        """Replaces the password when the current one matches. Strength rules are the caller's
+        (the gateway's, K3): the platform stores any non-empty new password. Idempotent by key.
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class RecordsServiceStub:
-    """Social-security records (K)."""
+    """Social-security records (K).
+    Each takes the person's ID number; an unknown one is NOT_FOUND / PERSON_NOT_FOUND.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RecordsServiceAsyncStub: ...
     GetPersonalStatus: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetPersonalStatusRequest, _platform_pb2.GetPersonalStatusResponse]
+    """The person's employment situation."""
     GetContributions: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetContributionsRequest, _platform_pb2.GetContributionsResponse]
+    """The person's monthly contribution records, per insurance."""
     GetAccounts: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetAccountsRequest, _platform_pb2.GetAccountsResponse]
+    """Balances of the person's pension- and medical-insurance personal accounts."""
     GetQualifications: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetQualificationsRequest, _platform_pb2.GetQualificationsResponse]
+    """The person's occupational qualifications and skills."""
 
 @_typing.type_check_only
 class RecordsServiceAsyncStub(RecordsServiceStub):
-    """Social-security records (K)."""
+    """Social-security records (K).
+    Each takes the person's ID number; an unknown one is NOT_FOUND / PERSON_NOT_FOUND.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPersonalStatus: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetPersonalStatusRequest, _platform_pb2.GetPersonalStatusResponse]  # type: ignore[assignment]
+    """The person's employment situation."""
     GetContributions: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetContributionsRequest, _platform_pb2.GetContributionsResponse]  # type: ignore[assignment]
+    """The person's monthly contribution records, per insurance."""
     GetAccounts: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetAccountsRequest, _platform_pb2.GetAccountsResponse]  # type: ignore[assignment]
+    """Balances of the person's pension- and medical-insurance personal accounts."""
     GetQualifications: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetQualificationsRequest, _platform_pb2.GetQualificationsResponse]  # type: ignore[assignment]
+    """The person's occupational qualifications and skills."""
 
 class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Social-security records (K)."""
+    """Social-security records (K).
+    Each takes the person's ID number; an unknown one is NOT_FOUND / PERSON_NOT_FOUND.
+    """
 
     @_abc_1.abstractmethod
     def GetPersonalStatus(
         self,
         request: _platform_pb2.GetPersonalStatusRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_platform_pb2.GetPersonalStatusResponse, _abc.Awaitable[_platform_pb2.GetPersonalStatusResponse]]: ...
+    ) -> _typing.Union[_platform_pb2.GetPersonalStatusResponse, _abc.Awaitable[_platform_pb2.GetPersonalStatusResponse]]:
+        """The person's employment situation."""
 
     @_abc_1.abstractmethod
     def GetContributions(
         self,
         request: _platform_pb2.GetContributionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_platform_pb2.GetContributionsResponse, _abc.Awaitable[_platform_pb2.GetContributionsResponse]]: ...
+    ) -> _typing.Union[_platform_pb2.GetContributionsResponse, _abc.Awaitable[_platform_pb2.GetContributionsResponse]]:
+        """The person's monthly contribution records, per insurance."""
 
     @_abc_1.abstractmethod
     def GetAccounts(
         self,
         request: _platform_pb2.GetAccountsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_platform_pb2.GetAccountsResponse, _abc.Awaitable[_platform_pb2.GetAccountsResponse]]: ...
+    ) -> _typing.Union[_platform_pb2.GetAccountsResponse, _abc.Awaitable[_platform_pb2.GetAccountsResponse]]:
+        """Balances of the person's pension- and medical-insurance personal accounts."""
 
     @_abc_1.abstractmethod
     def GetQualifications(
         self,
         request: _platform_pb2.GetQualificationsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_platform_pb2.GetQualificationsResponse, _abc.Awaitable[_platform_pb2.GetQualificationsResponse]]: ...
+    ) -> _typing.Union[_platform_pb2.GetQualificationsResponse, _abc.Awaitable[_platform_pb2.GetQualificationsResponse]]:
+        """The person's occupational qualifications and skills."""
 
 def add_RecordsServiceServicer_to_server(servicer: RecordsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class ControlServiceStub:
-    """Test and administration surface of the simulated platform. Never exposed to banks."""
+    """Test and administration surface of the simulated platform. Never exposed to banks.
+    Reachable on the platform's control address (the gRPC server itself, past the network
+    front), so it works while connection faults are on; its calls are neither counted nor
+    faulted.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ControlServiceAsyncStub: ...
     ReportCardLost: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ReportCardLostRequest, _platform_pb2.ReportCardLostResponse]
-    """Physical card lost: the e-SSC is suspended until the holder authorises continued use (A6)."""
+    """Physical card lost: the e-SSC is suspended until the holder authorises continued use (A6).
+    Only an ACTIVE e-SSC becomes SUSPENDED; from now on CheckRealCard answers
+    CARD_REPORTED_LOST. NOT_FOUND / PERSON_NOT_FOUND for an unknown person.
+    """
     ReplaceCard: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ReplaceCardRequest, _platform_pb2.ReplaceCardResponse]
-    """New physical card: the e-SSC follows it automatically, no re-issue (A6)."""
+    """New physical card: the e-SSC follows it automatically, no re-issue (A6).
+    Clears the loss; the person's e-SSC, if any, keeps its essc_id and becomes ACTIVE.
+    """
     ReadSmsInbox: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ReadSmsInboxRequest, _platform_pb2.ReadSmsInboxResponse]
     """Test-only inbox of the SMS codes "sent" to a phone."""
     SetLatency: _grpc.UnaryUnaryMultiCallable[_platform_pb2.SetLatencyRequest, _platform_pb2.SetLatencyResponse]
@@ -296,7 +416,10 @@ class ControlServiceStub:
     scenario's latency rule for the method takes precedence; ClearFaults removes it.
     """
     SetFaultScenario: _grpc.UnaryUnaryMultiCallable[_platform_pb2.SetFaultScenarioRequest, _platform_pb2.SetFaultScenarioResponse]
-    """Replaces any active fault scenario; its timeline starts now (on the platform's clock)."""
+    """Replaces any active fault scenario; its timeline starts now (on the platform's clock).
+    Per-method call indices restart at 0; standing latencies are kept. An invalid scenario
+    is INVALID_ARGUMENT (reason INVALID_FAULT) and changes nothing.
+    """
     ClearFaults: _grpc.UnaryUnaryMultiCallable[_platform_pb2.ClearFaultsRequest, _platform_pb2.ClearFaultsResponse]
     """Removes the scenario and every standing latency: the platform answers normally again."""
     GetFaultStatus: _grpc.UnaryUnaryMultiCallable[_platform_pb2.GetFaultStatusRequest, _platform_pb2.GetFaultStatusResponse]
@@ -310,13 +433,22 @@ class ControlServiceStub:
 
 @_typing.type_check_only
 class ControlServiceAsyncStub(ControlServiceStub):
-    """Test and administration surface of the simulated platform. Never exposed to banks."""
+    """Test and administration surface of the simulated platform. Never exposed to banks.
+    Reachable on the platform's control address (the gRPC server itself, past the network
+    front), so it works while connection faults are on; its calls are neither counted nor
+    faulted.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ReportCardLost: _aio.UnaryUnaryMultiCallable[_platform_pb2.ReportCardLostRequest, _platform_pb2.ReportCardLostResponse]  # type: ignore[assignment]
-    """Physical card lost: the e-SSC is suspended until the holder authorises continued use (A6)."""
+    """Physical card lost: the e-SSC is suspended until the holder authorises continued use (A6).
+    Only an ACTIVE e-SSC becomes SUSPENDED; from now on CheckRealCard answers
+    CARD_REPORTED_LOST. NOT_FOUND / PERSON_NOT_FOUND for an unknown person.
+    """
     ReplaceCard: _aio.UnaryUnaryMultiCallable[_platform_pb2.ReplaceCardRequest, _platform_pb2.ReplaceCardResponse]  # type: ignore[assignment]
-    """New physical card: the e-SSC follows it automatically, no re-issue (A6)."""
+    """New physical card: the e-SSC follows it automatically, no re-issue (A6).
+    Clears the loss; the person's e-SSC, if any, keeps its essc_id and becomes ACTIVE.
+    """
     ReadSmsInbox: _aio.UnaryUnaryMultiCallable[_platform_pb2.ReadSmsInboxRequest, _platform_pb2.ReadSmsInboxResponse]  # type: ignore[assignment]
     """Test-only inbox of the SMS codes "sent" to a phone."""
     SetLatency: _aio.UnaryUnaryMultiCallable[_platform_pb2.SetLatencyRequest, _platform_pb2.SetLatencyResponse]  # type: ignore[assignment]
@@ -324,7 +456,10 @@ class ControlServiceAsyncStub(ControlServiceStub):
     scenario's latency rule for the method takes precedence; ClearFaults removes it.
     """
     SetFaultScenario: _aio.UnaryUnaryMultiCallable[_platform_pb2.SetFaultScenarioRequest, _platform_pb2.SetFaultScenarioResponse]  # type: ignore[assignment]
-    """Replaces any active fault scenario; its timeline starts now (on the platform's clock)."""
+    """Replaces any active fault scenario; its timeline starts now (on the platform's clock).
+    Per-method call indices restart at 0; standing latencies are kept. An invalid scenario
+    is INVALID_ARGUMENT (reason INVALID_FAULT) and changes nothing.
+    """
     ClearFaults: _aio.UnaryUnaryMultiCallable[_platform_pb2.ClearFaultsRequest, _platform_pb2.ClearFaultsResponse]  # type: ignore[assignment]
     """Removes the scenario and every standing latency: the platform answers normally again."""
     GetFaultStatus: _aio.UnaryUnaryMultiCallable[_platform_pb2.GetFaultStatusRequest, _platform_pb2.GetFaultStatusResponse]  # type: ignore[assignment]
@@ -337,7 +472,11 @@ class ControlServiceAsyncStub(ControlServiceStub):
     """Sets every count back to zero."""
 
 class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Test and administration surface of the simulated platform. Never exposed to banks."""
+    """Test and administration surface of the simulated platform. Never exposed to banks.
+    Reachable on the platform's control address (the gRPC server itself, past the network
+    front), so it works while connection faults are on; its calls are neither counted nor
+    faulted.
+    """
 
     @_abc_1.abstractmethod
     def ReportCardLost(
@@ -345,7 +484,10 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _platform_pb2.ReportCardLostRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.ReportCardLostResponse, _abc.Awaitable[_platform_pb2.ReportCardLostResponse]]:
-        """Physical card lost: the e-SSC is suspended until the holder authorises continued use (A6)."""
+        """Physical card lost: the e-SSC is suspended until the holder authorises continued use (A6).
+        Only an ACTIVE e-SSC becomes SUSPENDED; from now on CheckRealCard answers
+        CARD_REPORTED_LOST. NOT_FOUND / PERSON_NOT_FOUND for an unknown person.
+        """
 
     @_abc_1.abstractmethod
     def ReplaceCard(
@@ -353,7 +495,9 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _platform_pb2.ReplaceCardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.ReplaceCardResponse, _abc.Awaitable[_platform_pb2.ReplaceCardResponse]]:
-        """New physical card: the e-SSC follows it automatically, no re-issue (A6)."""
+        """New physical card: the e-SSC follows it automatically, no re-issue (A6).
+        Clears the loss; the person's e-SSC, if any, keeps its essc_id and becomes ACTIVE.
+        """
 
     @_abc_1.abstractmethod
     def ReadSmsInbox(
@@ -379,7 +523,10 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _platform_pb2.SetFaultScenarioRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_platform_pb2.SetFaultScenarioResponse, _abc.Awaitable[_platform_pb2.SetFaultScenarioResponse]]:
-        """Replaces any active fault scenario; its timeline starts now (on the platform's clock)."""
+        """Replaces any active fault scenario; its timeline starts now (on the platform's clock).
+        Per-method call indices restart at 0; standing latencies are kept. An invalid scenario
+        is INVALID_ARGUMENT (reason INVALID_FAULT) and changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def ClearFaults(
@@ -420,6 +567,7 @@ def add_ControlServiceServicer_to_server(servicer: ControlServiceServicer, serve
 class OperationServiceStub:
     """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
     connection lost after sending) before it re-sends: the platform may have committed it.
+    It is counted and faulted like the other services.
     """
 
     @_typing.overload
@@ -433,6 +581,7 @@ class OperationServiceStub:
 class OperationServiceAsyncStub(OperationServiceStub):
     """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
     connection lost after sending) before it re-sends: the platform may have committed it.
+    It is counted and faulted like the other services.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -442,6 +591,7 @@ class OperationServiceAsyncStub(OperationServiceStub):
 class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
     """What became of a keyed write. A caller asks after an in-doubt failure (deadline passed,
     connection lost after sending) before it re-sends: the platform may have committed it.
+    It is counted and faulted like the other services.
     """
 
     @_abc_1.abstractmethod

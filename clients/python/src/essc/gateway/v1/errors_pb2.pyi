@@ -117,7 +117,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 44
     """INTERNAL: A fault of the gateway itself; the bank's liability."""
 
-class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper): ...
+class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
+    """Why a call failed: google.rpc.ErrorInfo.reason (domain "essc-gateway.v1") is the value's
+    name without the ERROR_REASON_ prefix. A reason this enum does not list yet (a newer
+    gateway) maps to ERROR_REASON_UNSPECIFIED: act on the gRPC status code then.
+    """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
 """Not a reason the gateway sends."""

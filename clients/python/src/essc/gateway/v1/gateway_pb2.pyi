@@ -31,14 +31,21 @@ class _CheckOutcome:
 class _CheckOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CheckOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CHECK_OUTCOME_UNSPECIFIED: _CheckOutcome.ValueType  # 0
+    """Not set; never sent by the gateway."""
     CHECK_OUTCOME_PASSED: _CheckOutcome.ValueType  # 1
+    """The check passed."""
     CHECK_OUTCOME_FAILED: _CheckOutcome.ValueType  # 2
+    """The check did not pass; `CheckResult.reason` says why."""
 
-class CheckOutcome(_CheckOutcome, metaclass=_CheckOutcomeEnumTypeWrapper): ...
+class CheckOutcome(_CheckOutcome, metaclass=_CheckOutcomeEnumTypeWrapper):
+    """The outcome of one identity check."""
 
 CHECK_OUTCOME_UNSPECIFIED: CheckOutcome.ValueType  # 0
+"""Not set; never sent by the gateway."""
 CHECK_OUTCOME_PASSED: CheckOutcome.ValueType  # 1
+"""The check passed."""
 CHECK_OUTCOME_FAILED: CheckOutcome.ValueType  # 2
+"""The check did not pass; `CheckResult.reason` says why."""
 Global___CheckOutcome: _TypeAlias = CheckOutcome  # noqa: Y015
 
 class _CivilCapacity:
@@ -48,16 +55,29 @@ class _CivilCapacity:
 class _CivilCapacityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CivilCapacity.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CIVIL_CAPACITY_UNSPECIFIED: _CivilCapacity.ValueType  # 0
+    """Not known: the real-name check did not pass (capacity is told only to a bank that knows
+    who the person is). Treated as no capacity when deciding whether a guardian is needed.
+    """
     CIVIL_CAPACITY_FULL: _CivilCapacity.ValueType  # 1
+    """Full civil capacity."""
     CIVIL_CAPACITY_LIMITED: _CivilCapacity.ValueType  # 2
+    """Limited civil capacity."""
     CIVIL_CAPACITY_NONE: _CivilCapacity.ValueType  # 3
+    """No civil capacity: only a guardian may apply (A5)."""
 
-class CivilCapacity(_CivilCapacity, metaclass=_CivilCapacityEnumTypeWrapper): ...
+class CivilCapacity(_CivilCapacity, metaclass=_CivilCapacityEnumTypeWrapper):
+    """The person's civil capacity as the national register states it (A5, A13(3))."""
 
 CIVIL_CAPACITY_UNSPECIFIED: CivilCapacity.ValueType  # 0
+"""Not known: the real-name check did not pass (capacity is told only to a bank that knows
+who the person is). Treated as no capacity when deciding whether a guardian is needed.
+"""
 CIVIL_CAPACITY_FULL: CivilCapacity.ValueType  # 1
+"""Full civil capacity."""
 CIVIL_CAPACITY_LIMITED: CivilCapacity.ValueType  # 2
+"""Limited civil capacity."""
 CIVIL_CAPACITY_NONE: CivilCapacity.ValueType  # 3
+"""No civil capacity: only a guardian may apply (A5)."""
 Global___CivilCapacity: _TypeAlias = CivilCapacity  # noqa: Y015
 
 class _ConsentChannel:
@@ -67,18 +87,29 @@ class _ConsentChannel:
 class _ConsentChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentChannel.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CONSENT_CHANNEL_UNSPECIFIED: _ConsentChannel.ValueType  # 0
+    """Not set: refused (BadRequest field "consent.channel", reason UNSPECIFIED)."""
     CONSENT_CHANNEL_MOBILE_APP: _ConsentChannel.ValueType  # 1
+    """The bank's mobile app."""
     CONSENT_CHANNEL_ONLINE_BANKING: _ConsentChannel.ValueType  # 2
+    """The bank's online banking website."""
     CONSENT_CHANNEL_BRANCH_COUNTER: _ConsentChannel.ValueType  # 3
+    """At a branch counter."""
     CONSENT_CHANNEL_SELF_SERVICE_TERMINAL: _ConsentChannel.ValueType  # 4
+    """At a self-service terminal."""
 
-class ConsentChannel(_ConsentChannel, metaclass=_ConsentChannelEnumTypeWrapper): ...
+class ConsentChannel(_ConsentChannel, metaclass=_ConsentChannelEnumTypeWrapper):
+    """Where the applicant accepted the user agreement (A1); recorded as evidence with the card."""
 
 CONSENT_CHANNEL_UNSPECIFIED: ConsentChannel.ValueType  # 0
+"""Not set: refused (BadRequest field "consent.channel", reason UNSPECIFIED)."""
 CONSENT_CHANNEL_MOBILE_APP: ConsentChannel.ValueType  # 1
+"""The bank's mobile app."""
 CONSENT_CHANNEL_ONLINE_BANKING: ConsentChannel.ValueType  # 2
+"""The bank's online banking website."""
 CONSENT_CHANNEL_BRANCH_COUNTER: ConsentChannel.ValueType  # 3
+"""At a branch counter."""
 CONSENT_CHANNEL_SELF_SERVICE_TERMINAL: ConsentChannel.ValueType  # 4
+"""At a self-service terminal."""
 Global___ConsentChannel: _TypeAlias = ConsentChannel  # noqa: Y015
 
 class _GuardianRelation:
@@ -88,16 +119,25 @@ class _GuardianRelation:
 class _GuardianRelationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GuardianRelation.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     GUARDIAN_RELATION_UNSPECIFIED: _GuardianRelation.ValueType  # 0
+    """Not set: refused (BadRequest field "guardian.relation", reason UNSPECIFIED)."""
     GUARDIAN_RELATION_PARENT: _GuardianRelation.ValueType  # 1
+    """A parent of the applicant."""
     GUARDIAN_RELATION_LEGAL_GUARDIAN: _GuardianRelation.ValueType  # 2
+    """The applicant's legal guardian."""
     GUARDIAN_RELATION_APPOINTED_GUARDIAN: _GuardianRelation.ValueType  # 3
+    """A guardian appointed for the applicant."""
 
-class GuardianRelation(_GuardianRelation, metaclass=_GuardianRelationEnumTypeWrapper): ...
+class GuardianRelation(_GuardianRelation, metaclass=_GuardianRelationEnumTypeWrapper):
+    """How the guardian is related to the applicant (A5); recorded with the card."""
 
 GUARDIAN_RELATION_UNSPECIFIED: GuardianRelation.ValueType  # 0
+"""Not set: refused (BadRequest field "guardian.relation", reason UNSPECIFIED)."""
 GUARDIAN_RELATION_PARENT: GuardianRelation.ValueType  # 1
+"""A parent of the applicant."""
 GUARDIAN_RELATION_LEGAL_GUARDIAN: GuardianRelation.ValueType  # 2
+"""The applicant's legal guardian."""
 GUARDIAN_RELATION_APPOINTED_GUARDIAN: GuardianRelation.ValueType  # 3
+"""A guardian appointed for the applicant."""
 Global___GuardianRelation: _TypeAlias = GuardianRelation  # noqa: Y015
 
 class _CardStatus:
@@ -107,22 +147,33 @@ class _CardStatus:
 class _CardStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CardStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CARD_STATUS_UNSPECIFIED: _CardStatus.ValueType  # 0
+    """Not set; never sent by the gateway."""
     CARD_STATUS_ACTIVE: _CardStatus.ValueType  # 1
+    """In use."""
     CARD_STATUS_SUSPENDED: _CardStatus.ValueType  # 2
-    """Physical card reported lost; continued use not authorised."""
+    """Physical card reported lost; continued use not authorised.
+    Only VIEW_CARD and CARD_LOSS authentication are allowed (A6).
+    """
     CARD_STATUS_LOST_CONTINUED_USE: _CardStatus.ValueType  # 3
     """Physical card lost; the holder authorised continued use (A6)."""
     CARD_STATUS_TERMINATED: _CardStatus.ValueType  # 4
+    """Terminated (A12); no further use."""
 
-class CardStatus(_CardStatus, metaclass=_CardStatusEnumTypeWrapper): ...
+class CardStatus(_CardStatus, metaclass=_CardStatusEnumTypeWrapper):
+    """The state of an e-SSC, as the platform reports it (A6, A12)."""
 
 CARD_STATUS_UNSPECIFIED: CardStatus.ValueType  # 0
+"""Not set; never sent by the gateway."""
 CARD_STATUS_ACTIVE: CardStatus.ValueType  # 1
+"""In use."""
 CARD_STATUS_SUSPENDED: CardStatus.ValueType  # 2
-"""Physical card reported lost; continued use not authorised."""
+"""Physical card reported lost; continued use not authorised.
+Only VIEW_CARD and CARD_LOSS authentication are allowed (A6).
+"""
 CARD_STATUS_LOST_CONTINUED_USE: CardStatus.ValueType  # 3
 """Physical card lost; the holder authorised continued use (A6)."""
 CARD_STATUS_TERMINATED: CardStatus.ValueType  # 4
+"""Terminated (A12); no further use."""
 Global___CardStatus: _TypeAlias = CardStatus  # noqa: Y015
 
 class _IssueOutcome:
@@ -132,9 +183,13 @@ class _IssueOutcome:
 class _IssueOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IssueOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ISSUE_OUTCOME_UNSPECIFIED: _IssueOutcome.ValueType  # 0
+    """Not set; never sent by the gateway."""
     ISSUE_OUTCOME_ISSUED: _IssueOutcome.ValueType  # 1
+    """A new e-SSC was issued."""
     ISSUE_OUTCOME_REPLAYED: _IssueOutcome.ValueType  # 2
-    """This idempotency key was seen before: the first result."""
+    """This idempotency key was seen before: the first result.
+    The card comes from the gateway's records (status as last recorded).
+    """
     ISSUE_OUTCOME_ALREADY_HELD: _IssueOutcome.ValueType  # 3
     """The person already holds an e-SSC issued through this bank (A3): that card."""
     ISSUE_OUTCOME_PENDING: _IssueOutcome.ValueType  # 4
@@ -142,12 +197,17 @@ class _IssueOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IssueOut
     completed after the window. Follow it with GetIssueStatus.
     """
 
-class IssueOutcome(_IssueOutcome, metaclass=_IssueOutcomeEnumTypeWrapper): ...
+class IssueOutcome(_IssueOutcome, metaclass=_IssueOutcomeEnumTypeWrapper):
+    """How an Issue call ended."""
 
 ISSUE_OUTCOME_UNSPECIFIED: IssueOutcome.ValueType  # 0
+"""Not set; never sent by the gateway."""
 ISSUE_OUTCOME_ISSUED: IssueOutcome.ValueType  # 1
+"""A new e-SSC was issued."""
 ISSUE_OUTCOME_REPLAYED: IssueOutcome.ValueType  # 2
-"""This idempotency key was seen before: the first result."""
+"""This idempotency key was seen before: the first result.
+The card comes from the gateway's records (status as last recorded).
+"""
 ISSUE_OUTCOME_ALREADY_HELD: IssueOutcome.ValueType  # 3
 """The person already holds an e-SSC issued through this bank (A3): that card."""
 ISSUE_OUTCOME_PENDING: IssueOutcome.ValueType  # 4
@@ -163,11 +223,17 @@ class _IssueState:
 class _IssueStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IssueState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ISSUE_STATE_UNSPECIFIED: _IssueState.ValueType  # 0
+    """Not set; never sent by the gateway."""
     ISSUE_STATE_PENDING: _IssueState.ValueType  # 1
-    """Waiting for the maintenance window to end."""
+    """Waiting for the maintenance window to end.
+    It stays PENDING past the window while the platform cannot yet be reached.
+    """
     ISSUE_STATE_COMPLETED: _IssueState.ValueType  # 2
+    """Issued (or found already held); `outcome` and `card` are set."""
     ISSUE_STATE_FAILED: _IssueState.ValueType  # 3
-    """The platform refused it when it was forwarded; `failure_reason` says why."""
+    """The platform refused it when it was forwarded; `failure_reason` says why.
+    (Also set when the gateway's own checks at forwarding refuse it, e.g. the guardian.)
+    """
     ISSUE_STATE_IN_PROGRESS: _IssueState.ValueType  # 4
     """A request with this key is being processed right now; ask again shortly."""
     ISSUE_STATE_IN_DOUBT: _IssueState.ValueType  # 5
@@ -177,14 +243,21 @@ class _IssueStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IssueState
     the platform never received it.
     """
 
-class IssueState(_IssueState, metaclass=_IssueStateEnumTypeWrapper): ...
+class IssueState(_IssueState, metaclass=_IssueStateEnumTypeWrapper):
+    """Where an issuance stands."""
 
 ISSUE_STATE_UNSPECIFIED: IssueState.ValueType  # 0
+"""Not set; never sent by the gateway."""
 ISSUE_STATE_PENDING: IssueState.ValueType  # 1
-"""Waiting for the maintenance window to end."""
+"""Waiting for the maintenance window to end.
+It stays PENDING past the window while the platform cannot yet be reached.
+"""
 ISSUE_STATE_COMPLETED: IssueState.ValueType  # 2
+"""Issued (or found already held); `outcome` and `card` are set."""
 ISSUE_STATE_FAILED: IssueState.ValueType  # 3
-"""The platform refused it when it was forwarded; `failure_reason` says why."""
+"""The platform refused it when it was forwarded; `failure_reason` says why.
+(Also set when the gateway's own checks at forwarding refuse it, e.g. the guardian.)
+"""
 ISSUE_STATE_IN_PROGRESS: IssueState.ValueType  # 4
 """A request with this key is being processed right now; ask again shortly."""
 ISSUE_STATE_IN_DOUBT: IssueState.ValueType  # 5
@@ -202,22 +275,47 @@ class _BusinessScenario:
 class _BusinessScenarioEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BusinessScenario.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     BUSINESS_SCENARIO_UNSPECIFIED: _BusinessScenario.ValueType  # 0
+    """Not set: refused (BadRequest field "scenario", reason UNSPECIFIED)."""
     BUSINESS_SCENARIO_VIEW_CARD: _BusinessScenario.ValueType  # 1
+    """Show the e-SSC. Default factors: password. Allowed while SUSPENDED (A6)."""
     BUSINESS_SCENARIO_QUERY_RECORDS: _BusinessScenario.ValueType  # 2
+    """Query social-security records (the Query RPC). Default factors: password."""
     BUSINESS_SCENARIO_MEDICAL_SETTLEMENT: _BusinessScenario.ValueType  # 3
+    """Medical-insurance account settlement. Default factors: password and biometric."""
     BUSINESS_SCENARIO_PAYMENT: _BusinessScenario.ValueType  # 4
+    """A payment. Default factors: password and SMS code."""
     BUSINESS_SCENARIO_CARD_LOSS: _BusinessScenario.ValueType  # 5
+    """Card loss (the AuthorizeContinuedUse RPC). Default factors: password and SMS code.
+    Allowed while SUSPENDED (A6).
+    """
     BUSINESS_SCENARIO_UNBIND: _BusinessScenario.ValueType  # 6
+    """Terminate the service (the Terminate RPC, A12). Default factors: password, SMS code and
+    biometric.
+    """
 
-class BusinessScenario(_BusinessScenario, metaclass=_BusinessScenarioEnumTypeWrapper): ...
+class BusinessScenario(_BusinessScenario, metaclass=_BusinessScenarioEnumTypeWrapper):
+    """What the holder wants to do; each scenario requires its own set of factors (A8).
+    Defaults below; a bank may be configured otherwise, but PASSWORD is always required (K3).
+    """
 
 BUSINESS_SCENARIO_UNSPECIFIED: BusinessScenario.ValueType  # 0
+"""Not set: refused (BadRequest field "scenario", reason UNSPECIFIED)."""
 BUSINESS_SCENARIO_VIEW_CARD: BusinessScenario.ValueType  # 1
+"""Show the e-SSC. Default factors: password. Allowed while SUSPENDED (A6)."""
 BUSINESS_SCENARIO_QUERY_RECORDS: BusinessScenario.ValueType  # 2
+"""Query social-security records (the Query RPC). Default factors: password."""
 BUSINESS_SCENARIO_MEDICAL_SETTLEMENT: BusinessScenario.ValueType  # 3
+"""Medical-insurance account settlement. Default factors: password and biometric."""
 BUSINESS_SCENARIO_PAYMENT: BusinessScenario.ValueType  # 4
+"""A payment. Default factors: password and SMS code."""
 BUSINESS_SCENARIO_CARD_LOSS: BusinessScenario.ValueType  # 5
+"""Card loss (the AuthorizeContinuedUse RPC). Default factors: password and SMS code.
+Allowed while SUSPENDED (A6).
+"""
 BUSINESS_SCENARIO_UNBIND: BusinessScenario.ValueType  # 6
+"""Terminate the service (the Terminate RPC, A12). Default factors: password, SMS code and
+biometric.
+"""
 Global___BusinessScenario: _TypeAlias = BusinessScenario  # noqa: Y015
 
 class _Factor:
@@ -227,16 +325,29 @@ class _Factor:
 class _FactorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Factor.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     FACTOR_UNSPECIFIED: _Factor.ValueType  # 0
+    """Not set; never sent by the gateway."""
     FACTOR_PASSWORD: _Factor.ValueType  # 1
+    """The holder's query password (initially the last 8 characters of the ID number, a final
+    X read as 1, K1).
+    """
     FACTOR_SMS_CODE: _Factor.ValueType  # 2
+    """A code sent by RequestSmsCode for the same scenario."""
     FACTOR_BIOMETRIC: _Factor.ValueType  # 3
+    """A live biometric sample."""
 
-class Factor(_Factor, metaclass=_FactorEnumTypeWrapper): ...
+class Factor(_Factor, metaclass=_FactorEnumTypeWrapper):
+    """An authentication factor checked by the platform (A7)."""
 
 FACTOR_UNSPECIFIED: Factor.ValueType  # 0
+"""Not set; never sent by the gateway."""
 FACTOR_PASSWORD: Factor.ValueType  # 1
+"""The holder's query password (initially the last 8 characters of the ID number, a final
+X read as 1, K1).
+"""
 FACTOR_SMS_CODE: Factor.ValueType  # 2
+"""A code sent by RequestSmsCode for the same scenario."""
 FACTOR_BIOMETRIC: Factor.ValueType  # 3
+"""A live biometric sample."""
 Global___Factor: _TypeAlias = Factor  # noqa: Y015
 
 class _AuthenticationState:
@@ -246,14 +357,19 @@ class _AuthenticationState:
 class _AuthenticationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuthenticationState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     AUTHENTICATION_STATE_UNSPECIFIED: _AuthenticationState.ValueType  # 0
+    """Not set; never sent by the gateway."""
     AUTHENTICATION_STATE_AUTHENTICATED: _AuthenticationState.ValueType  # 1
+    """All required factors matched; `auth_token` is set."""
     AUTHENTICATION_STATE_PASSWORD_CHANGE_REQUIRED: _AuthenticationState.ValueType  # 2
     """The initial password (K1) was used: no auth token until ChangePassword succeeds (K3)."""
 
-class AuthenticationState(_AuthenticationState, metaclass=_AuthenticationStateEnumTypeWrapper): ...
+class AuthenticationState(_AuthenticationState, metaclass=_AuthenticationStateEnumTypeWrapper):
+    """Whether the holder may go on."""
 
 AUTHENTICATION_STATE_UNSPECIFIED: AuthenticationState.ValueType  # 0
+"""Not set; never sent by the gateway."""
 AUTHENTICATION_STATE_AUTHENTICATED: AuthenticationState.ValueType  # 1
+"""All required factors matched; `auth_token` is set."""
 AUTHENTICATION_STATE_PASSWORD_CHANGE_REQUIRED: AuthenticationState.ValueType  # 2
 """The initial password (K1) was used: no auth token until ChangePassword succeeds (K3)."""
 Global___AuthenticationState: _TypeAlias = AuthenticationState  # noqa: Y015
@@ -265,16 +381,25 @@ class _PersonalStatus:
 class _PersonalStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PersonalStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PERSONAL_STATUS_UNSPECIFIED: _PersonalStatus.ValueType  # 0
+    """Not set; never sent by the gateway."""
     PERSONAL_STATUS_EMPLOYED: _PersonalStatus.ValueType  # 1
+    """Employed."""
     PERSONAL_STATUS_UNEMPLOYED: _PersonalStatus.ValueType  # 2
+    """Unemployed."""
     PERSONAL_STATUS_RETIRED: _PersonalStatus.ValueType  # 3
+    """Retired."""
 
-class PersonalStatus(_PersonalStatus, metaclass=_PersonalStatusEnumTypeWrapper): ...
+class PersonalStatus(_PersonalStatus, metaclass=_PersonalStatusEnumTypeWrapper):
+    """The holder's employment situation [K]."""
 
 PERSONAL_STATUS_UNSPECIFIED: PersonalStatus.ValueType  # 0
+"""Not set; never sent by the gateway."""
 PERSONAL_STATUS_EMPLOYED: PersonalStatus.ValueType  # 1
+"""Employed."""
 PERSONAL_STATUS_UNEMPLOYED: PersonalStatus.ValueType  # 2
+"""Unemployed."""
 PERSONAL_STATUS_RETIRED: PersonalStatus.ValueType  # 3
+"""Retired."""
 Global___PersonalStatus: _TypeAlias = PersonalStatus  # noqa: Y015
 
 class _InsuranceType:
@@ -284,25 +409,40 @@ class _InsuranceType:
 class _InsuranceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InsuranceType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INSURANCE_TYPE_UNSPECIFIED: _InsuranceType.ValueType  # 0
+    """Not set; never sent by the gateway."""
     INSURANCE_TYPE_PENSION: _InsuranceType.ValueType  # 1
+    """Pension insurance."""
     INSURANCE_TYPE_MEDICAL: _InsuranceType.ValueType  # 2
+    """Medical insurance."""
     INSURANCE_TYPE_UNEMPLOYMENT: _InsuranceType.ValueType  # 3
+    """Unemployment insurance."""
     INSURANCE_TYPE_WORK_INJURY: _InsuranceType.ValueType  # 4
+    """Work-injury insurance."""
     INSURANCE_TYPE_MATERNITY: _InsuranceType.ValueType  # 5
+    """Maternity insurance."""
 
-class InsuranceType(_InsuranceType, metaclass=_InsuranceTypeEnumTypeWrapper): ...
+class InsuranceType(_InsuranceType, metaclass=_InsuranceTypeEnumTypeWrapper):
+    """The social insurance a contribution is for [K]."""
 
 INSURANCE_TYPE_UNSPECIFIED: InsuranceType.ValueType  # 0
+"""Not set; never sent by the gateway."""
 INSURANCE_TYPE_PENSION: InsuranceType.ValueType  # 1
+"""Pension insurance."""
 INSURANCE_TYPE_MEDICAL: InsuranceType.ValueType  # 2
+"""Medical insurance."""
 INSURANCE_TYPE_UNEMPLOYMENT: InsuranceType.ValueType  # 3
+"""Unemployment insurance."""
 INSURANCE_TYPE_WORK_INJURY: InsuranceType.ValueType  # 4
+"""Work-injury insurance."""
 INSURANCE_TYPE_MATERNITY: InsuranceType.ValueType  # 5
+"""Maternity insurance."""
 Global___InsuranceType: _TypeAlias = InsuranceType  # noqa: Y015
 
 @_typing.final
 class Identity(_message.Message):
-    """The person a request is about."""
+    """The person a request is about: who the applicant says they are (A9). Validated on
+    receipt; the platform then checks it against the register (A2).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -310,10 +450,24 @@ class Identity(_message.Message):
     SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
     MOBILE_PHONE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The person's real name as in the national register (A9). Trimmed and NFC-normalised;
+    other dots between the parts of a minority name (e.g. "・", "．") become "·" (U+00B7).
+    At most 64 characters of letters, combining marks, spaces and · . ' - (no digits or
+    symbols). Empty: BadRequest reason REQUIRED; otherwise INVALID_NAME.
+    """
     social_security_number: _builtins.str
-    """The 18-character citizen ID number (GB 11643-1999), which is the social security number."""
+    """The 18-character citizen ID number (GB 11643-1999), which is the social security number.
+    17 ASCII digits then a check character (ISO 7064 MOD 11-2; 0-9 or X, a lower-case x is
+    accepted), a known province code, a real birth date (digits 7-14, YYYYMMDD, from 1850 and
+    not in the future). BadRequest reasons: REQUIRED, WRONG_LENGTH, NOT_ASCII_DIGITS,
+    UNKNOWN_AREA, IMPOSSIBLE_BIRTH_DATE, BIRTH_DATE_IN_FUTURE, BAD_CHECK_DIGIT.
+    """
     mobile_phone: _builtins.str
-    """Chinese mobile number, national (13800138000) or E.164 (+8613800138000)."""
+    """Chinese mobile number, national (13800138000) or E.164 (+8613800138000).
+    ASCII digits, spaces and hyphens allowed; must be a valid mainland China mobile number
+    (country code 86). Normalised to E.164 before use. BadRequest reasons: REQUIRED,
+    MALFORMED, NOT_CHINESE_MOBILE.
+    """
     def __init__(
         self,
         *,
@@ -331,17 +485,25 @@ Global___Identity: _TypeAlias = Identity  # noqa: Y015
 
 @_typing.final
 class VerifyRequest(_message.Message):
+    """Asks the platform to check real name, real card and real person (A2)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     APPLICANT_FIELD_NUMBER: _builtins.int
     PHYSICAL_CARD_NUMBER_FIELD_NUMBER: _builtins.int
     BIOMETRIC_SAMPLE_FIELD_NUMBER: _builtins.int
     physical_card_number: _builtins.str
-    """Number printed on the physical social security card, e.g. K12345678."""
+    """Number printed on the physical social security card, e.g. K12345678.
+    One letter then 8 digits; trimmed and upper-cased first. BadRequest reason BAD_FORMAT.
+    """
     biometric_sample: _builtins.bytes
-    """Live biometric capture (face template) of the applicant."""
+    """Live biometric capture of the applicant, as the platform's matcher takes it (opaque
+    bytes). Required (REQUIRED); at most 64 KiB (TOO_LONG).
+    """
     @_builtins.property
-    def applicant(self) -> Global___Identity: ...
+    def applicant(self) -> Global___Identity:
+        """The applicant. Required (BadRequest field "applicant", reason REQUIRED)."""
+
     def __init__(
         self,
         *,
@@ -359,13 +521,20 @@ Global___VerifyRequest: _TypeAlias = VerifyRequest  # noqa: Y015
 
 @_typing.final
 class CheckResult(_message.Message):
+    """The result of one of Verify's three checks (A2)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OUTCOME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     outcome: Global___CheckOutcome.ValueType
+    """Passed or failed."""
     reason: _builtins.str
-    """Stable code when not passed, e.g. NAME_MISMATCH, CARD_REPORTED_LOST, BIOMETRIC_MISMATCH."""
+    """Stable code when not passed, empty when passed. Real name: NAME_OR_ID_MISMATCH (a wrong
+    name and an unknown ID are deliberately not told apart, A13(1)) or PHONE_MISMATCH.
+    Real card and real person pass the platform's code through, e.g. CARD_NUMBER_MISMATCH,
+    CARD_REPORTED_LOST, BIOMETRIC_MISMATCH.
+    """
     def __init__(
         self,
         *,
@@ -382,6 +551,8 @@ Global___CheckResult: _TypeAlias = CheckResult  # noqa: Y015
 
 @_typing.final
 class VerifyResponse(_message.Message):
+    """What the platform found, and the token that lets the bank call Issue."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REAL_NAME_FIELD_NUMBER: _builtins.int
@@ -395,18 +566,35 @@ class VerifyResponse(_message.Message):
     verified: _builtins.bool
     """All three passed."""
     verification_token: _builtins.str
-    """Present when verified; pass it to Issue before it expires."""
+    """Present when verified; pass it to Issue before it expires.
+    Opaque to the bank; bound to this bank, to this applicant's name, ID number and phone and
+    to the physical card checked. Empty when not verified.
+    """
     civil_capacity: Global___CivilCapacity.ValueType
+    """The register's civil capacity of the person; UNSPECIFIED unless real_name passed."""
     guardian_required: _builtins.bool
-    """Issue will need a guardian: under 14 by the birth date, or no civil capacity (A5, A13(3))."""
+    """Issue will need a guardian: under 14 by the birth date, or no civil capacity (A5, A13(3)).
+    Capacity counts only when real_name passed (UNSPECIFIED then counts as none); otherwise
+    only the age from the ID number is used.
+    """
     @_builtins.property
-    def real_name(self) -> Global___CheckResult: ...
+    def real_name(self) -> Global___CheckResult:
+        """Name and mobile phone against the ID number in the population register."""
+
     @_builtins.property
-    def real_card(self) -> Global___CheckResult: ...
+    def real_card(self) -> Global___CheckResult:
+        """A valid physical card with this number exists for the person and is not reported lost."""
+
     @_builtins.property
-    def real_person(self) -> Global___CheckResult: ...
+    def real_person(self) -> Global___CheckResult:
+        """The live biometric sample matches the person."""
+
     @_builtins.property
-    def token_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def token_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When `verification_token` expires (currently 10 minutes after Verify). Unset when not
+        verified.
+        """
+
     def __init__(
         self,
         *,
@@ -429,7 +617,9 @@ Global___VerifyResponse: _TypeAlias = VerifyResponse  # noqa: Y015
 
 @_typing.final
 class Consent(_message.Message):
-    """The applicant's acceptance of the user agreement (A1)."""
+    """The applicant's acceptance of the user agreement (A1).
+    The agreement binds only when both boxes were ticked and pressed; every field is required.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -439,14 +629,28 @@ class Consent(_message.Message):
     READ_AND_AGREED_FIELD_NUMBER: _builtins.int
     AUTHORIZED_FIELD_NUMBER: _builtins.int
     agreement_version: _builtins.str
-    """Version of the agreement accepted, e.g. "2024-03-20"."""
+    """Version of the agreement accepted, e.g. "2024-03-20".
+    Must be a version the gateway is configured to accept (A12): else BadRequest reason
+    UNKNOWN_AGREEMENT_VERSION; empty: REQUIRED.
+    """
     channel: Global___ConsentChannel.ValueType
+    """Where the applicant accepted; must not be UNSPECIFIED."""
     read_and_agreed: _builtins.bool
-    """The applicant ticked "read and agree"."""
+    """The applicant ticked "read and agree".
+    Must be true (BadRequest reason CONSENT_NOT_GIVEN).
+    """
     authorized: _builtins.bool
-    """The applicant pressed "agree and authorize"."""
+    """The applicant pressed "agree and authorize".
+    Must be true (BadRequest reason CONSENT_NOT_GIVEN).
+    """
     @_builtins.property
-    def accepted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def accepted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the applicant accepted. Not later than 5 minutes after the gateway's clock
+        (IN_FUTURE), not before 00:00 China time (UTC+8) of the day the version took effect
+        (BEFORE_VERSION), not more than 30 days before the Issue request (TOO_OLD). Unset:
+        REQUIRED.
+        """
+
     def __init__(
         self,
         *,
@@ -466,7 +670,13 @@ Global___Consent: _TypeAlias = Consent  # noqa: Y015
 
 @_typing.final
 class Guardian(_message.Message):
-    """Applies for a minor or a person without civil capacity (A5, A13(3))."""
+    """Applies for a minor or a person without civil capacity (A5, A13(3)).
+    Required when Verify said guardian_required (else BadRequest field "guardian", reason
+    GUARDIAN_REQUIRED). Before issuing, the platform checks the guardian's name, ID and phone,
+    and the guardian must be 18 or older with full civil capacity: else FAILED_PRECONDITION /
+    GUARDIAN_NOT_VERIFIED (metadata check_reason, e.g. PHONE_MISMATCH, NAME_OR_ID_MISMATCH,
+    NOT_ADULT).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -476,12 +686,22 @@ class Guardian(_message.Message):
     CONSENTS_FIELD_NUMBER: _builtins.int
     MOBILE_PHONE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The guardian's real name; same rules as Identity.name."""
     social_security_number: _builtins.str
+    """The guardian's 18-character citizen ID number; same rules as
+    Identity.social_security_number. Must not be the applicant's (GUARDIAN_IS_APPLICANT).
+    """
     relation: Global___GuardianRelation.ValueType
+    """How the guardian is related to the applicant; must not be UNSPECIFIED."""
     consents: _builtins.bool
-    """The guardian consents to the ward's use of the service."""
+    """The guardian consents to the ward's use of the service.
+    Must be true (BadRequest reason CONSENT_NOT_GIVEN).
+    """
     mobile_phone: _builtins.str
-    """Checked with the name and ID number at the platform (real name, A2)."""
+    """Checked with the name and ID number at the platform (real name, A2).
+    Same format rules as Identity.mobile_phone. A mismatch is attributed to the applicant
+    (a wrong number given, A16(2)).
+    """
     def __init__(
         self,
         *,
@@ -501,6 +721,8 @@ Global___Guardian: _TypeAlias = Guardian  # noqa: Y015
 
 @_typing.final
 class IssueRequest(_message.Message):
+    """Issues an e-SSC (A1, A2, A3, A5)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     APPLICANT_FIELD_NUMBER: _builtins.int
@@ -509,14 +731,32 @@ class IssueRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     GUARDIAN_FIELD_NUMBER: _builtins.int
     verification_token: _builtins.str
+    """The token from a passing Verify by this bank (A2). Empty: BadRequest REQUIRED; forged or
+    another bank's: VERIFICATION_TOKEN_INVALID; expired: VERIFICATION_TOKEN_EXPIRED.
+    Not checked when the key replays a finished request.
+    """
     idempotency_key: _builtins.str
-    """8-64 characters [A-Za-z0-9_-], unique per bank. A repeat returns the first result."""
+    """8-64 characters [A-Za-z0-9_-], unique per bank. A repeat returns the first result.
+    A repeat is the same applicant, consent and guardian (the token may differ); the same
+    key with a different request is FAILED_PRECONDITION / IDEMPOTENCY_KEY_REUSED. BadRequest
+    reason BAD_IDEMPOTENCY_KEY.
+    """
     @_builtins.property
-    def applicant(self) -> Global___Identity: ...
+    def applicant(self) -> Global___Identity:
+        """The applicant: must be the very person Verify checked (same name, ID number and phone
+        after normalisation), else FAILED_PRECONDITION / VERIFICATION_MISMATCH. Required.
+        """
+
     @_builtins.property
-    def consent(self) -> Global___Consent: ...
+    def consent(self) -> Global___Consent:
+        """The applicant's acceptance of the user agreement (A1). Required (CONSENT_MISSING)."""
+
     @_builtins.property
-    def guardian(self) -> Global___Guardian: ...
+    def guardian(self) -> Global___Guardian:
+        """The applying guardian, for a ward under 14 or without civil capacity (A5, A13(3)).
+        Optional otherwise; when given it is verified all the same.
+        """
+
     def __init__(
         self,
         *,
@@ -536,6 +776,8 @@ Global___IssueRequest: _TypeAlias = IssueRequest  # noqa: Y015
 
 @_typing.final
 class Card(_message.Message):
+    """An e-SSC as the bank may see it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ESSC_ID_FIELD_NUMBER: _builtins.int
@@ -544,12 +786,21 @@ class Card(_message.Message):
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     AGREEMENT_VERSION_FIELD_NUMBER: _builtins.int
     essc_id: _builtins.str
+    """The e-SSC's identifier, assigned by the platform; opaque and stable for the card's life."""
     physical_card_number_masked: _builtins.str
-    """Physical card number with all but the last 4 characters masked."""
+    """Physical card number with all but the last 4 characters masked.
+    Masked with "*", e.g. "*****5678".
+    """
     status: Global___CardStatus.ValueType
+    """The card's state."""
     agreement_version: _builtins.str
+    """The user-agreement version the holder accepted when it was issued through this bank
+    (A1, A12), as recorded by the gateway.
+    """
     @_builtins.property
-    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When the platform issued the e-SSC."""
+
     def __init__(
         self,
         *,
@@ -569,19 +820,24 @@ Global___Card: _TypeAlias = Card  # noqa: Y015
 
 @_typing.final
 class IssueResponse(_message.Message):
+    """The result of Issue."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OUTCOME_FIELD_NUMBER: _builtins.int
     CARD_FIELD_NUMBER: _builtins.int
     FORWARD_AFTER_FIELD_NUMBER: _builtins.int
     outcome: Global___IssueOutcome.ValueType
+    """How the call ended."""
     @_builtins.property
     def card(self) -> Global___Card:
         """Absent while PENDING."""
 
     @_builtins.property
     def forward_after(self) -> _timestamp_pb2.Timestamp:
-        """While PENDING: the end of the maintenance window, after which it is forwarded."""
+        """While PENDING: the end of the maintenance window, after which it is forwarded.
+        Unset otherwise, and unset when a retry of the same key replays a PENDING answer.
+        """
 
     def __init__(
         self,
@@ -600,10 +856,15 @@ Global___IssueResponse: _TypeAlias = IssueResponse  # noqa: Y015
 
 @_typing.final
 class GetIssueStatusRequest(_message.Message):
+    """Asks what became of an issuance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
+    """The Issue request's idempotency key (8-64 characters [A-Za-z0-9_-]); looked up among
+    this bank's keys only.
+    """
     def __init__(
         self,
         *,
@@ -619,6 +880,8 @@ Global___GetIssueStatusRequest: _TypeAlias = GetIssueStatusRequest  # noqa: Y015
 
 @_typing.final
 class GetIssueStatusResponse(_message.Message):
+    """The state of one issuance, from the gateway's records."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATE_FIELD_NUMBER: _builtins.int
@@ -628,16 +891,27 @@ class GetIssueStatusResponse(_message.Message):
     ACCEPTED_AT_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     state: Global___IssueState.ValueType
+    """Where the issuance stands."""
     outcome: Global___IssueOutcome.ValueType
-    """Set when COMPLETED."""
+    """Set when COMPLETED.
+    ISSUED or ALREADY_HELD.
+    """
     failure_reason: _builtins.str
-    """An ErrorInfo reason of the catalogue, when FAILED."""
+    """An ErrorInfo reason of the catalogue, when FAILED.
+    E.g. GUARDIAN_NOT_VERIFIED, CARD_HELD_BY_OTHER_BANK. Empty otherwise.
+    """
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """The e-SSC, when COMPLETED; as the gateway last recorded it."""
+
     @_builtins.property
-    def accepted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def accepted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway first accepted a request with this key."""
+
     @_builtins.property
-    def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def completed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it reached COMPLETED or FAILED; unset before."""
+
     def __init__(
         self,
         *,
@@ -658,12 +932,20 @@ Global___GetIssueStatusResponse: _TypeAlias = GetIssueStatusResponse  # noqa: Y0
 
 @_typing.final
 class RequestSmsCodeRequest(_message.Message):
+    """Asks for an SMS code for one holder and scenario."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
     SCENARIO_FIELD_NUMBER: _builtins.int
     social_security_number: _builtins.str
+    """The holder's 18-character citizen ID number (rules as in Identity); the holder's e-SSC
+    must have been issued through this bank.
+    """
     scenario: Global___BusinessScenario.ValueType
+    """The scenario the code is for: it verifies only for this scenario. Must require an SMS
+    code at this bank.
+    """
     def __init__(
         self,
         *,
@@ -680,11 +962,15 @@ Global___RequestSmsCodeRequest: _TypeAlias = RequestSmsCodeRequest  # noqa: Y015
 
 @_typing.final
 class RequestSmsCodeResponse(_message.Message):
+    """The code was sent."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the code expires, as the platform set it."""
+
     def __init__(
         self,
         *,
@@ -700,7 +986,10 @@ Global___RequestSmsCodeResponse: _TypeAlias = RequestSmsCodeResponse  # noqa: Y0
 
 @_typing.final
 class Factors(_message.Message):
-    """Only the factors the scenario requires are checked; see the bank's policy."""
+    """Only the factors the scenario requires are checked; see the bank's policy.
+    A required factor left empty is BadRequest reason REQUIRED (field e.g.
+    "factors.sms_code"); factors not required are ignored.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -708,8 +997,11 @@ class Factors(_message.Message):
     SMS_CODE_FIELD_NUMBER: _builtins.int
     BIOMETRIC_SAMPLE_FIELD_NUMBER: _builtins.int
     password: _builtins.str
+    """The holder's query password (K1, K3). At most 64 characters (TOO_LONG)."""
     sms_code: _builtins.str
+    """The code from RequestSmsCode for this scenario. At most 64 characters (TOO_LONG)."""
     biometric_sample: _builtins.bytes
+    """A live biometric capture of the holder. At most 64 KiB (TOO_LONG)."""
     def __init__(
         self,
         *,
@@ -727,15 +1019,24 @@ Global___Factors: _TypeAlias = Factors  # noqa: Y015
 
 @_typing.final
 class AuthenticateRequest(_message.Message):
+    """Authenticates a holder for a scenario."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
     SCENARIO_FIELD_NUMBER: _builtins.int
     FACTORS_FIELD_NUMBER: _builtins.int
     social_security_number: _builtins.str
+    """The holder's 18-character citizen ID number (rules as in Identity). NOT_FOUND /
+    CARD_NOT_FOUND unless this bank issued the holder's e-SSC (another bank's holder looks
+    the same as an unknown one).
+    """
     scenario: Global___BusinessScenario.ValueType
+    """What the holder wants to do; decides the required factors. Must not be UNSPECIFIED."""
     @_builtins.property
-    def factors(self) -> Global___Factors: ...
+    def factors(self) -> Global___Factors:
+        """The holder's factors. All required ones are checked, concurrently, at the platform."""
+
     def __init__(
         self,
         *,
@@ -753,6 +1054,8 @@ Global___AuthenticateRequest: _TypeAlias = AuthenticateRequest  # noqa: Y015
 
 @_typing.final
 class AuthenticateResponse(_message.Message):
+    """The result of a successful factor check."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATE_FIELD_NUMBER: _builtins.int
@@ -760,12 +1063,21 @@ class AuthenticateResponse(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     VERIFIED_FACTORS_FIELD_NUMBER: _builtins.int
     state: Global___AuthenticationState.ValueType
+    """AUTHENTICATED, or PASSWORD_CHANGE_REQUIRED."""
     auth_token: _builtins.str
-    """Bound to holder, bank and scenario. Empty unless AUTHENTICATED."""
+    """Bound to holder, bank and scenario. Empty unless AUTHENTICATED.
+    Opaque; pass it to the RPC of its scenario (Query, AuthorizeContinuedUse, Terminate).
+    """
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When `auth_token` expires (currently 5 minutes after Authenticate); unset unless
+        AUTHENTICATED.
+        """
+
     @_builtins.property
-    def verified_factors(self) -> _containers.RepeatedScalarFieldContainer[Global___Factor.ValueType]: ...
+    def verified_factors(self) -> _containers.RepeatedScalarFieldContainer[Global___Factor.ValueType]:
+        """The factors that were required and verified."""
+
     def __init__(
         self,
         *,
@@ -784,6 +1096,8 @@ Global___AuthenticateResponse: _TypeAlias = AuthenticateResponse  # noqa: Y015
 
 @_typing.final
 class ChangePasswordRequest(_message.Message):
+    """Changes the holder's query password (K3)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
@@ -791,10 +1105,25 @@ class ChangePasswordRequest(_message.Message):
     NEW_PASSWORD_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     social_security_number: _builtins.str
+    """The holder's 18-character citizen ID number (rules as in Identity); the e-SSC must have
+    been issued through this bank.
+    """
     current_password: _builtins.str
+    """The password in use now (the initial one on a first change). Required; at most 64
+    characters (TOO_LONG).
+    """
     new_password: _builtins.str
-    """8-32 characters; not the initial password, not a run, a sequence or the birth date (K3)."""
+    """8-32 characters; not the initial password, not a run, a sequence or the birth date (K3).
+    Printable ASCII, different from the current one, not one repeated character, without 6
+    consecutive characters of the ID number, not a common password. BadRequest reasons:
+    LENGTH, NOT_PRINTABLE_ASCII, INITIAL_PASSWORD, SAME_AS_CURRENT, REPEATED_CHARACTER,
+    SEQUENCE, CONTAINS_BIRTH_DATE, CONTAINS_ID_NUMBER, COMMON (REQUIRED, TOO_LONG over 64).
+    """
     idempotency_key: _builtins.str
+    """8-64 characters [A-Za-z0-9_-], unique per bank: a retry of the same change returns its
+    first `changed_at`; the key with another request is FAILED_PRECONDITION /
+    IDEMPOTENCY_KEY_REUSED. BadRequest reason BAD_IDEMPOTENCY_KEY.
+    """
     def __init__(
         self,
         *,
@@ -813,11 +1142,15 @@ Global___ChangePasswordRequest: _TypeAlias = ChangePasswordRequest  # noqa: Y015
 
 @_typing.final
 class ChangePasswordResponse(_message.Message):
+    """The password was changed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CHANGED_AT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def changed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the platform recorded the change."""
+
     def __init__(
         self,
         *,
@@ -833,10 +1166,16 @@ Global___ChangePasswordResponse: _TypeAlias = ChangePasswordResponse  # noqa: Y0
 
 @_typing.final
 class QueryRequest(_message.Message):
+    """Queries the holder's social-security information."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUTH_TOKEN_FIELD_NUMBER: _builtins.int
     auth_token: _builtins.str
+    """An auth token of scenario QUERY_RECORDS from this bank. Empty: BadRequest REQUIRED.
+    UNAUTHENTICATED / AUTH_TOKEN_INVALID or AUTH_TOKEN_EXPIRED; PERMISSION_DENIED /
+    AUTH_TOKEN_WRONG_SCENARIO for another scenario's token.
+    """
     def __init__(
         self,
         *,
@@ -852,6 +1191,8 @@ Global___QueryRequest: _TypeAlias = QueryRequest  # noqa: Y015
 
 @_typing.final
 class ContributionRecord(_message.Message):
+    """One month's contribution to one insurance [K]."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSURANCE_TYPE_FIELD_NUMBER: _builtins.int
@@ -860,12 +1201,19 @@ class ContributionRecord(_message.Message):
     EMPLOYER_FEN_FIELD_NUMBER: _builtins.int
     PERSONAL_FEN_FIELD_NUMBER: _builtins.int
     insurance_type: Global___InsuranceType.ValueType
+    """The insurance contributed to."""
     period: _builtins.str
-    """YYYY-MM."""
+    """YYYY-MM.
+    The month the contribution is for.
+    """
     base_fen: _builtins.int
-    """Amounts in fen (0.01 CNY)."""
+    """Amounts in fen (0.01 CNY).
+    The contribution base the amounts are computed from.
+    """
     employer_fen: _builtins.int
+    """The employer's contribution, in fen."""
     personal_fen: _builtins.int
+    """The holder's own contribution, in fen."""
     def __init__(
         self,
         *,
@@ -885,6 +1233,8 @@ Global___ContributionRecord: _TypeAlias = ContributionRecord  # noqa: Y015
 
 @_typing.final
 class Qualification(_message.Message):
+    """An occupational qualification or skill certificate on the card [K]."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TITLE_FIELD_NUMBER: _builtins.int
@@ -892,10 +1242,15 @@ class Qualification(_message.Message):
     CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
     ISSUED_ON_FIELD_NUMBER: _builtins.int
     title: _builtins.str
+    """The occupation, as the platform names it (e.g. "电工")."""
     level: _builtins.str
+    """The level, as the platform names it (e.g. "四级/中级工")."""
     certificate_number: _builtins.str
+    """The certificate's number."""
     issued_on: _builtins.str
-    """YYYY-MM-DD."""
+    """YYYY-MM-DD.
+    The day the certificate was issued.
+    """
     def __init__(
         self,
         *,
@@ -914,6 +1269,8 @@ Global___Qualification: _TypeAlias = Qualification  # noqa: Y015
 
 @_typing.final
 class QueryResponse(_message.Message):
+    """The holder's social-security information (A13(1), K)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_FIELD_NUMBER: _builtins.int
@@ -923,14 +1280,23 @@ class QueryResponse(_message.Message):
     MEDICAL_BALANCE_FEN_FIELD_NUMBER: _builtins.int
     QUALIFICATIONS_FIELD_NUMBER: _builtins.int
     personal_status: Global___PersonalStatus.ValueType
+    """Employed, unemployed or retired."""
     pension_balance_fen: _builtins.int
+    """Balance of the pension-insurance personal account, in fen (0.01 CNY)."""
     medical_balance_fen: _builtins.int
+    """Balance of the medical-insurance personal account, in fen (0.01 CNY)."""
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """The e-SSC as the platform reports it now."""
+
     @_builtins.property
-    def contributions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContributionRecord]: ...
+    def contributions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContributionRecord]:
+        """Contribution records, as the platform returns them."""
+
     @_builtins.property
-    def qualifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Qualification]: ...
+    def qualifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Qualification]:
+        """Occupational qualifications and skills; empty when none."""
+
     def __init__(
         self,
         *,
@@ -951,10 +1317,13 @@ Global___QueryResponse: _TypeAlias = QueryResponse  # noqa: Y015
 
 @_typing.final
 class AuthorizeContinuedUseRequest(_message.Message):
+    """Authorises continued use while the physical card is lost (A6)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUTH_TOKEN_FIELD_NUMBER: _builtins.int
     auth_token: _builtins.str
+    """An auth token of scenario CARD_LOSS from this bank (errors as in QueryRequest)."""
     def __init__(
         self,
         *,
@@ -970,11 +1339,15 @@ Global___AuthorizeContinuedUseRequest: _TypeAlias = AuthorizeContinuedUseRequest
 
 @_typing.final
 class AuthorizeContinuedUseResponse(_message.Message):
+    """Continued use is authorised."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """The e-SSC, now LOST_CONTINUED_USE."""
+
     def __init__(
         self,
         *,
@@ -990,12 +1363,19 @@ Global___AuthorizeContinuedUseResponse: _TypeAlias = AuthorizeContinuedUseRespon
 
 @_typing.final
 class TerminateRequest(_message.Message):
+    """Terminates the holder's e-SSC at this bank (A12)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUTH_TOKEN_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     auth_token: _builtins.str
+    """An auth token of scenario UNBIND from this bank (errors as in QueryRequest)."""
     idempotency_key: _builtins.str
+    """8-64 characters [A-Za-z0-9_-]: a retry with the same key returns the same result; the
+    key with another request is FAILED_PRECONDITION / IDEMPOTENCY_KEY_REUSED. BadRequest
+    reason BAD_IDEMPOTENCY_KEY.
+    """
     def __init__(
         self,
         *,
@@ -1012,14 +1392,20 @@ Global___TerminateRequest: _TypeAlias = TerminateRequest  # noqa: Y015
 
 @_typing.final
 class TerminateResponse(_message.Message):
+    """The e-SSC is terminated."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CARD_FIELD_NUMBER: _builtins.int
     TERMINATED_AT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def card(self) -> Global___Card: ...
+    def card(self) -> Global___Card:
+        """The e-SSC, now TERMINATED."""
+
     @_builtins.property
-    def terminated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def terminated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the platform terminated it."""
+
     def __init__(
         self,
         *,

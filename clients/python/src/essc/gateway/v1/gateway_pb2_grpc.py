@@ -26,7 +26,15 @@ if _version_not_supported:
 
 
 class GatewayServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The bank-facing e-SSC service: verify and issue (A1-A5), authenticate holders by business
+    scenario (A7, A8), query records (A13(1)), card loss (A6) and termination (A12).
+    Each call is admitted against the bank's rate limit (RESOURCE_EXHAUSTED / RATE_LIMITED) and
+    the gateway's capacity (RESOURCE_EXHAUSTED / OVERLOADED), and refused with UNAVAILABLE /
+    MAINTENANCE_WINDOW while a maintenance window covers it (GetIssueStatus never is; Issue of
+    a bank that opted into store-and-forward is accepted as PENDING instead). Every
+    failure of an identified bank carries ErrorInfo metadata `ledger_request_id` (see
+    errors.proto and docs/errors.md for reasons and metadata).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -82,11 +90,21 @@ class GatewayServiceStub:
 
 
 class GatewayServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The bank-facing e-SSC service: verify and issue (A1-A5), authenticate holders by business
+    scenario (A7, A8), query records (A13(1)), card loss (A6) and termination (A12).
+    Each call is admitted against the bank's rate limit (RESOURCE_EXHAUSTED / RATE_LIMITED) and
+    the gateway's capacity (RESOURCE_EXHAUSTED / OVERLOADED), and refused with UNAVAILABLE /
+    MAINTENANCE_WINDOW while a maintenance window covers it (GetIssueStatus never is; Issue of
+    a bank that opted into store-and-forward is accepted as PENDING instead). Every
+    failure of an identified bank carries ErrorInfo metadata `ledger_request_id` (see
+    errors.proto and docs/errors.md for reasons and metadata).
+    """
 
     def Verify(self, request, context):
         """Real name, real card and real person (A2), checked concurrently at the platform.
         Returns each result and, when all three pass, a short-lived verification token.
+        A failed check is an answer (verified = false), not an error; errors are for bad input
+        (INVALID_ARGUMENT / INVALID_FIELD) or an unavailable platform (PLATFORM_*).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,13 +112,21 @@ class GatewayServiceServicer:
 
     def Issue(self, request, context):
         """Issues an e-SSC to a verified applicant who consented (A1, A2, A3, A5).
+        Idempotent per bank by `idempotency_key`. Refusals include FAILED_PRECONDITION with
+        VERIFICATION_TOKEN_INVALID / _EXPIRED / VERIFICATION_MISMATCH, GUARDIAN_NOT_VERIFIED,
+        IDEMPOTENCY_KEY_REUSED; ALREADY_EXISTS / CARD_HELD_BY_OTHER_BANK (A3); ABORTED /
+        REQUEST_IN_PROGRESS while the same key is being processed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RequestSmsCode(self, request, context):
-        """Has the platform send an SMS code to the holder's phone on file.
+        """Has the platform send an SMS code to the holder's phone on file, for one scenario that
+        requires FACTOR_SMS_CODE at this bank (else FAILED_PRECONDITION / SMS_NOT_REQUIRED).
+        Throttled per holder, whatever the scenario (one per 60 s, 10 per 24 h): RESOURCE_EXHAUSTED /
+        SMS_THROTTLED with RetryInfo. NOT_FOUND / CARD_NOT_FOUND unless this bank issued the
+        holder's e-SSC; FAILED_PRECONDITION / CARD_TERMINATED after termination.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,6 +134,10 @@ class GatewayServiceServicer:
 
     def Authenticate(self, request, context):
         """Authenticates a holder for one business scenario with the factors it requires (A7, A8).
+        A wrong factor is UNAUTHENTICATED / FACTOR_REJECTED (the holder's error, A16(2)); 5 wrong
+        attempts in a row lock the holder out for 30 minutes (RESOURCE_EXHAUSTED /
+        HOLDER_LOCKED_OUT). While the card is SUSPENDED only VIEW_CARD and CARD_LOSS succeed
+        (else FAILED_PRECONDITION / CARD_SUSPENDED, A6).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,6 +145,9 @@ class GatewayServiceServicer:
 
     def ChangePassword(self, request, context):
         """Replaces the holder's password; refuses the initial and weak ones (K1, K3).
+        Needs no auth token: the current password is the proof. A wrong current password is
+        UNAUTHENTICATED / FACTOR_REJECTED (metadata password_reason WRONG_CURRENT_PASSWORD) and
+        counts toward the lockout like a failed Authenticate.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,6 +155,8 @@ class GatewayServiceServicer:
 
     def Query(self, request, context):
         """Social-security information (A13(1), K). Needs a QUERY_RECORDS auth token.
+        Refused with FAILED_PRECONDITION / CARD_SUSPENDED while the physical card is reported
+        lost and continued use is not authorised (A6), CARD_TERMINATED after termination.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +164,8 @@ class GatewayServiceServicer:
 
     def AuthorizeContinuedUse(self, request, context):
         """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token.
+        Moves a SUSPENDED card to LOST_CONTINUED_USE; repeating it returns the card unchanged.
+        FAILED_PRECONDITION / CARD_NOT_SUSPENDED if the physical card is not reported lost.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,6 +173,9 @@ class GatewayServiceServicer:
 
     def Terminate(self, request, context):
         """Ends the service for this bank (A12). Needs an UNBIND auth token.
+        Idempotent by `idempotency_key`; terminating a terminated card returns it. Refused with
+        FAILED_PRECONDITION / CARD_SUSPENDED while the physical card is reported lost and
+        continued use is not authorised (A6). The person may later apply for a new e-SSC.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,6 +184,8 @@ class GatewayServiceServicer:
     def GetIssueStatus(self, request, context):
         """What became of an issuance accepted as PENDING (store-and-forward), by its idempotency key.
         Served from what the gateway holds: answers during maintenance windows too.
+        Works for any Issue key of this bank; NOT_FOUND / ISSUE_NOT_FOUND for a key never
+        accepted, or one whose request was refused outright (the key was released).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,7 +248,15 @@ def add_GatewayServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GatewayService:
-    """Missing associated documentation comment in .proto file."""
+    """The bank-facing e-SSC service: verify and issue (A1-A5), authenticate holders by business
+    scenario (A7, A8), query records (A13(1)), card loss (A6) and termination (A12).
+    Each call is admitted against the bank's rate limit (RESOURCE_EXHAUSTED / RATE_LIMITED) and
+    the gateway's capacity (RESOURCE_EXHAUSTED / OVERLOADED), and refused with UNAVAILABLE /
+    MAINTENANCE_WINDOW while a maintenance window covers it (GetIssueStatus never is; Issue of
+    a bank that opted into store-and-forward is accepted as PENDING instead). Every
+    failure of an identified bank carries ErrorInfo metadata `ledger_request_id` (see
+    errors.proto and docs/errors.md for reasons and metadata).
+    """
 
     @staticmethod
     def Verify(request,

@@ -31,6 +31,16 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class GatewayServiceStub:
+    """The bank-facing e-SSC service: verify and issue (A1-A5), authenticate holders by business
+    scenario (A7, A8), query records (A13(1)), card loss (A6) and termination (A12).
+    Each call is admitted against the bank's rate limit (RESOURCE_EXHAUSTED / RATE_LIMITED) and
+    the gateway's capacity (RESOURCE_EXHAUSTED / OVERLOADED), and refused with UNAVAILABLE /
+    MAINTENANCE_WINDOW while a maintenance window covers it (GetIssueStatus never is; Issue of
+    a bank that opted into store-and-forward is accepted as PENDING instead). Every
+    failure of an identified bank carries ErrorInfo metadata `ledger_request_id` (see
+    errors.proto and docs/errors.md for reasons and metadata).
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -38,53 +48,139 @@ class GatewayServiceStub:
     Verify: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.VerifyRequest, _gateway_pb2.VerifyResponse]
     """Real name, real card and real person (A2), checked concurrently at the platform.
     Returns each result and, when all three pass, a short-lived verification token.
+    A failed check is an answer (verified = false), not an error; errors are for bad input
+    (INVALID_ARGUMENT / INVALID_FIELD) or an unavailable platform (PLATFORM_*).
     """
     Issue: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.IssueRequest, _gateway_pb2.IssueResponse]
-    """Issues an e-SSC to a verified applicant who consented (A1, A2, A3, A5)."""
+    """Issues an e-SSC to a verified applicant who consented (A1, A2, A3, A5).
+    Idempotent per bank by `idempotency_key`. Refusals include FAILED_PRECONDITION with
+    VERIFICATION_TOKEN_INVALID / _EXPIRED / VERIFICATION_MISMATCH, GUARDIAN_NOT_VERIFIED,
+    IDEMPOTENCY_KEY_REUSED; ALREADY_EXISTS / CARD_HELD_BY_OTHER_BANK (A3); ABORTED /
+    REQUEST_IN_PROGRESS while the same key is being processed.
+    """
     RequestSmsCode: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.RequestSmsCodeRequest, _gateway_pb2.RequestSmsCodeResponse]
-    """Has the platform send an SMS code to the holder's phone on file."""
+    """Has the platform send an SMS code to the holder's phone on file, for one scenario that
+    requires FACTOR_SMS_CODE at this bank (else FAILED_PRECONDITION / SMS_NOT_REQUIRED).
+    Throttled per holder, whatever the scenario (one per 60 s, 10 per 24 h): RESOURCE_EXHAUSTED /
+    SMS_THROTTLED with RetryInfo. NOT_FOUND / CARD_NOT_FOUND unless this bank issued the
+    holder's e-SSC; FAILED_PRECONDITION / CARD_TERMINATED after termination.
+    """
     Authenticate: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.AuthenticateRequest, _gateway_pb2.AuthenticateResponse]
-    """Authenticates a holder for one business scenario with the factors it requires (A7, A8)."""
+    """Authenticates a holder for one business scenario with the factors it requires (A7, A8).
+    A wrong factor is UNAUTHENTICATED / FACTOR_REJECTED (the holder's error, A16(2)); 5 wrong
+    attempts in a row lock the holder out for 30 minutes (RESOURCE_EXHAUSTED /
+    HOLDER_LOCKED_OUT). While the card is SUSPENDED only VIEW_CARD and CARD_LOSS succeed
+    (else FAILED_PRECONDITION / CARD_SUSPENDED, A6).
+    """
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ChangePasswordRequest, _gateway_pb2.ChangePasswordResponse]
-    """Replaces the holder's password; refuses the initial and weak ones (K1, K3)."""
+    """Replaces the holder's password; refuses the initial and weak ones (K1, K3).
+    Needs no auth token: the current password is the proof. A wrong current password is
+    UNAUTHENTICATED / FACTOR_REJECTED (metadata password_reason WRONG_CURRENT_PASSWORD) and
+    counts toward the lockout like a failed Authenticate.
+    """
     Query: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.QueryRequest, _gateway_pb2.QueryResponse]
-    """Social-security information (A13(1), K). Needs a QUERY_RECORDS auth token."""
+    """Social-security information (A13(1), K). Needs a QUERY_RECORDS auth token.
+    Refused with FAILED_PRECONDITION / CARD_SUSPENDED while the physical card is reported
+    lost and continued use is not authorised (A6), CARD_TERMINATED after termination.
+    """
     AuthorizeContinuedUse: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.AuthorizeContinuedUseRequest, _gateway_pb2.AuthorizeContinuedUseResponse]
-    """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token."""
+    """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token.
+    Moves a SUSPENDED card to LOST_CONTINUED_USE; repeating it returns the card unchanged.
+    FAILED_PRECONDITION / CARD_NOT_SUSPENDED if the physical card is not reported lost.
+    """
     Terminate: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.TerminateRequest, _gateway_pb2.TerminateResponse]
-    """Ends the service for this bank (A12). Needs an UNBIND auth token."""
+    """Ends the service for this bank (A12). Needs an UNBIND auth token.
+    Idempotent by `idempotency_key`; terminating a terminated card returns it. Refused with
+    FAILED_PRECONDITION / CARD_SUSPENDED while the physical card is reported lost and
+    continued use is not authorised (A6). The person may later apply for a new e-SSC.
+    """
     GetIssueStatus: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.GetIssueStatusRequest, _gateway_pb2.GetIssueStatusResponse]
     """What became of an issuance accepted as PENDING (store-and-forward), by its idempotency key.
     Served from what the gateway holds: answers during maintenance windows too.
+    Works for any Issue key of this bank; NOT_FOUND / ISSUE_NOT_FOUND for a key never
+    accepted, or one whose request was refused outright (the key was released).
     """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
+    """The bank-facing e-SSC service: verify and issue (A1-A5), authenticate holders by business
+    scenario (A7, A8), query records (A13(1)), card loss (A6) and termination (A12).
+    Each call is admitted against the bank's rate limit (RESOURCE_EXHAUSTED / RATE_LIMITED) and
+    the gateway's capacity (RESOURCE_EXHAUSTED / OVERLOADED), and refused with UNAVAILABLE /
+    MAINTENANCE_WINDOW while a maintenance window covers it (GetIssueStatus never is; Issue of
+    a bank that opted into store-and-forward is accepted as PENDING instead). Every
+    failure of an identified bank carries ErrorInfo metadata `ledger_request_id` (see
+    errors.proto and docs/errors.md for reasons and metadata).
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     Verify: _aio.UnaryUnaryMultiCallable[_gateway_pb2.VerifyRequest, _gateway_pb2.VerifyResponse]  # type: ignore[assignment]
     """Real name, real card and real person (A2), checked concurrently at the platform.
     Returns each result and, when all three pass, a short-lived verification token.
+    A failed check is an answer (verified = false), not an error; errors are for bad input
+    (INVALID_ARGUMENT / INVALID_FIELD) or an unavailable platform (PLATFORM_*).
     """
     Issue: _aio.UnaryUnaryMultiCallable[_gateway_pb2.IssueRequest, _gateway_pb2.IssueResponse]  # type: ignore[assignment]
-    """Issues an e-SSC to a verified applicant who consented (A1, A2, A3, A5)."""
+    """Issues an e-SSC to a verified applicant who consented (A1, A2, A3, A5).
+    Idempotent per bank by `idempotency_key`. Refusals include FAILED_PRECONDITION with
+    VERIFICATION_TOKEN_INVALID / _EXPIRED / VERIFICATION_MISMATCH, GUARDIAN_NOT_VERIFIED,
+    IDEMPOTENCY_KEY_REUSED; ALREADY_EXISTS / CARD_HELD_BY_OTHER_BANK (A3); ABORTED /
+    REQUEST_IN_PROGRESS while the same key is being processed.
+    """
     RequestSmsCode: _aio.UnaryUnaryMultiCallable[_gateway_pb2.RequestSmsCodeRequest, _gateway_pb2.RequestSmsCodeResponse]  # type: ignore[assignment]
-    """Has the platform send an SMS code to the holder's phone on file."""
+    """Has the platform send an SMS code to the holder's phone on file, for one scenario that
+    requires FACTOR_SMS_CODE at this bank (else FAILED_PRECONDITION / SMS_NOT_REQUIRED).
+    Throttled per holder, whatever the scenario (one per 60 s, 10 per 24 h): RESOURCE_EXHAUSTED /
+    SMS_THROTTLED with RetryInfo. NOT_FOUND / CARD_NOT_FOUND unless this bank issued the
+    holder's e-SSC; FAILED_PRECONDITION / CARD_TERMINATED after termination.
+    """
     Authenticate: _aio.UnaryUnaryMultiCallable[_gateway_pb2.AuthenticateRequest, _gateway_pb2.AuthenticateResponse]  # type: ignore[assignment]
-    """Authenticates a holder for one business scenario with the factors it requires (A7, A8)."""
+    """Authenticates a holder for one business scenario with the factors it requires (A7, A8).
+    A wrong factor is UNAUTHENTICATED / FACTOR_REJECTED (the holder's error, A16(2)); 5 wrong
+    attempts in a row lock the holder out for 30 minutes (RESOURCE_EXHAUSTED /
+    HOLDER_LOCKED_OUT). While the card is SUSPENDED only VIEW_CARD and CARD_LOSS succeed
+    (else FAILED_PRECONDITION / CARD_SUSPENDED, A6).
+    """
     ChangePassword: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ChangePasswordRequest, _gateway_pb2.ChangePasswordResponse]  # type: ignore[assignment]
-    """Replaces the holder's password; refuses the initial and weak ones (K1, K3)."""
+    """Replaces the holder's password; refuses the initial and weak ones (K1, K3).
+    Needs no auth token: the current password is the proof. A wrong current password is
+    UNAUTHENTICATED / FACTOR_REJECTED (metadata password_reason WRONG_CURRENT_PASSWORD) and
+    counts toward the lockout like a failed Authenticate.
+    """
     Query: _aio.UnaryUnaryMultiCallable[_gateway_pb2.QueryRequest, _gateway_pb2.QueryResponse]  # type: ignore[assignment]
-    """Social-security information (A13(1), K). Needs a QUERY_RECORDS auth token."""
+    """Social-security information (A13(1), K). Needs a QUERY_RECORDS auth token.
+    Refused with FAILED_PRECONDITION / CARD_SUSPENDED while the physical card is reported
+    lost and continued use is not authorised (A6), CARD_TERMINATED after termination.
+    """
     AuthorizeContinuedUse: _aio.UnaryUnaryMultiCallable[_gateway_pb2.AuthorizeContinuedUseRequest, _gateway_pb2.AuthorizeContinuedUseResponse]  # type: ignore[assignment]
-    """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token."""
+    """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token.
+    Moves a SUSPENDED card to LOST_CONTINUED_USE; repeating it returns the card unchanged.
+    FAILED_PRECONDITION / CARD_NOT_SUSPENDED if the physical card is not reported lost.
+    """
     Terminate: _aio.UnaryUnaryMultiCallable[_gateway_pb2.TerminateRequest, _gateway_pb2.TerminateResponse]  # type: ignore[assignment]
-    """Ends the service for this bank (A12). Needs an UNBIND auth token."""
+    """Ends the service for this bank (A12). Needs an UNBIND auth token.
+    Idempotent by `idempotency_key`; terminating a terminated card returns it. Refused with
+    FAILED_PRECONDITION / CARD_SUSPENDED while the physical card is reported lost and
+    continued use is not authorised (A6). The person may later apply for a new e-SSC.
+    """
     GetIssueStatus: _aio.UnaryUnaryMultiCallable[_gateway_pb2.GetIssueStatusRequest, _gateway_pb2.GetIssueStatusResponse]  # type: ignore[assignment]
     """What became of an issuance accepted as PENDING (store-and-forward), by its idempotency key.
     Served from what the gateway holds: answers during maintenance windows too.
+    Works for any Issue key of this bank; NOT_FOUND / ISSUE_NOT_FOUND for a key never
+    accepted, or one whose request was refused outright (the key was released).
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The bank-facing e-SSC service: verify and issue (A1-A5), authenticate holders by business
+    scenario (A7, A8), query records (A13(1)), card loss (A6) and termination (A12).
+    Each call is admitted against the bank's rate limit (RESOURCE_EXHAUSTED / RATE_LIMITED) and
+    the gateway's capacity (RESOURCE_EXHAUSTED / OVERLOADED), and refused with UNAVAILABLE /
+    MAINTENANCE_WINDOW while a maintenance window covers it (GetIssueStatus never is; Issue of
+    a bank that opted into store-and-forward is accepted as PENDING instead). Every
+    failure of an identified bank carries ErrorInfo metadata `ledger_request_id` (see
+    errors.proto and docs/errors.md for reasons and metadata).
+    """
+
     @_abc_1.abstractmethod
     def Verify(
         self,
@@ -93,6 +189,8 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_gateway_pb2.VerifyResponse, _abc.Awaitable[_gateway_pb2.VerifyResponse]]:
         """Real name, real card and real person (A2), checked concurrently at the platform.
         Returns each result and, when all three pass, a short-lived verification token.
+        A failed check is an answer (verified = false), not an error; errors are for bad input
+        (INVALID_ARGUMENT / INVALID_FIELD) or an unavailable platform (PLATFORM_*).
         """
 
     @_abc_1.abstractmethod
@@ -101,7 +199,12 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.IssueRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.IssueResponse, _abc.Awaitable[_gateway_pb2.IssueResponse]]:
-        """Issues an e-SSC to a verified applicant who consented (A1, A2, A3, A5)."""
+        """Issues an e-SSC to a verified applicant who consented (A1, A2, A3, A5).
+        Idempotent per bank by `idempotency_key`. Refusals include FAILED_PRECONDITION with
+        VERIFICATION_TOKEN_INVALID / _EXPIRED / VERIFICATION_MISMATCH, GUARDIAN_NOT_VERIFIED,
+        IDEMPOTENCY_KEY_REUSED; ALREADY_EXISTS / CARD_HELD_BY_OTHER_BANK (A3); ABORTED /
+        REQUEST_IN_PROGRESS while the same key is being processed.
+        """
 
     @_abc_1.abstractmethod
     def RequestSmsCode(
@@ -109,7 +212,12 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.RequestSmsCodeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.RequestSmsCodeResponse, _abc.Awaitable[_gateway_pb2.RequestSmsCodeResponse]]:
-        """Has the platform send an SMS code to the holder's phone on file."""
+        """Has the platform send an SMS code to the holder's phone on file, for one scenario that
+        requires FACTOR_SMS_CODE at this bank (else FAILED_PRECONDITION / SMS_NOT_REQUIRED).
+        Throttled per holder, whatever the scenario (one per 60 s, 10 per 24 h): RESOURCE_EXHAUSTED /
+        SMS_THROTTLED with RetryInfo. NOT_FOUND / CARD_NOT_FOUND unless this bank issued the
+        holder's e-SSC; FAILED_PRECONDITION / CARD_TERMINATED after termination.
+        """
 
     @_abc_1.abstractmethod
     def Authenticate(
@@ -117,7 +225,12 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.AuthenticateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.AuthenticateResponse, _abc.Awaitable[_gateway_pb2.AuthenticateResponse]]:
-        """Authenticates a holder for one business scenario with the factors it requires (A7, A8)."""
+        """Authenticates a holder for one business scenario with the factors it requires (A7, A8).
+        A wrong factor is UNAUTHENTICATED / FACTOR_REJECTED (the holder's error, A16(2)); 5 wrong
+        attempts in a row lock the holder out for 30 minutes (RESOURCE_EXHAUSTED /
+        HOLDER_LOCKED_OUT). While the card is SUSPENDED only VIEW_CARD and CARD_LOSS succeed
+        (else FAILED_PRECONDITION / CARD_SUSPENDED, A6).
+        """
 
     @_abc_1.abstractmethod
     def ChangePassword(
@@ -125,7 +238,11 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.ChangePasswordRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.ChangePasswordResponse, _abc.Awaitable[_gateway_pb2.ChangePasswordResponse]]:
-        """Replaces the holder's password; refuses the initial and weak ones (K1, K3)."""
+        """Replaces the holder's password; refuses the initial and weak ones (K1, K3).
+        Needs no auth token: the current password is the proof. A wrong current password is
+        UNAUTHENTICATED / FACTOR_REJECTED (metadata password_reason WRONG_CURRENT_PASSWORD) and
+        counts toward the lockout like a failed Authenticate.
+        """
 
     @_abc_1.abstractmethod
     def Query(
@@ -133,7 +250,10 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.QueryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.QueryResponse, _abc.Awaitable[_gateway_pb2.QueryResponse]]:
-        """Social-security information (A13(1), K). Needs a QUERY_RECORDS auth token."""
+        """Social-security information (A13(1), K). Needs a QUERY_RECORDS auth token.
+        Refused with FAILED_PRECONDITION / CARD_SUSPENDED while the physical card is reported
+        lost and continued use is not authorised (A6), CARD_TERMINATED after termination.
+        """
 
     @_abc_1.abstractmethod
     def AuthorizeContinuedUse(
@@ -141,7 +261,10 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.AuthorizeContinuedUseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.AuthorizeContinuedUseResponse, _abc.Awaitable[_gateway_pb2.AuthorizeContinuedUseResponse]]:
-        """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token."""
+        """Continued use of the e-SSC while the physical card is lost (A6). Needs a CARD_LOSS token.
+        Moves a SUSPENDED card to LOST_CONTINUED_USE; repeating it returns the card unchanged.
+        FAILED_PRECONDITION / CARD_NOT_SUSPENDED if the physical card is not reported lost.
+        """
 
     @_abc_1.abstractmethod
     def Terminate(
@@ -149,7 +272,11 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.TerminateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.TerminateResponse, _abc.Awaitable[_gateway_pb2.TerminateResponse]]:
-        """Ends the service for this bank (A12). Needs an UNBIND auth token."""
+        """Ends the service for this bank (A12). Needs an UNBIND auth token.
+        Idempotent by `idempotency_key`; terminating a terminated card returns it. Refused with
+        FAILED_PRECONDITION / CARD_SUSPENDED while the physical card is reported lost and
+        continued use is not authorised (A6). The person may later apply for a new e-SSC.
+        """
 
     @_abc_1.abstractmethod
     def GetIssueStatus(
@@ -159,6 +286,8 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_gateway_pb2.GetIssueStatusResponse, _abc.Awaitable[_gateway_pb2.GetIssueStatusResponse]]:
         """What became of an issuance accepted as PENDING (store-and-forward), by its idempotency key.
         Served from what the gateway holds: answers during maintenance windows too.
+        Works for any Issue key of this bank; NOT_FOUND / ISSUE_NOT_FOUND for a key never
+        accepted, or one whose request was refused outright (the key was released).
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -29,15 +29,21 @@ class _NoticeChannel:
 class _NoticeChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NoticeChannel.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     NOTICE_CHANNEL_UNSPECIFIED: _NoticeChannel.ValueType  # 0
+    """Not a channel: refused (BadRequest field "channels", reason UNSPECIFIED)."""
     NOTICE_CHANNEL_WEBSITE: _NoticeChannel.ValueType  # 1
+    """The bank's website."""
     NOTICE_CHANNEL_MOBILE_BANKING: _NoticeChannel.ValueType  # 2
+    """The bank's mobile banking."""
 
 class NoticeChannel(_NoticeChannel, metaclass=_NoticeChannelEnumTypeWrapper):
     """Where a maintenance window was announced to holders (A16(1)(a))."""
 
 NOTICE_CHANNEL_UNSPECIFIED: NoticeChannel.ValueType  # 0
+"""Not a channel: refused (BadRequest field "channels", reason UNSPECIFIED)."""
 NOTICE_CHANNEL_WEBSITE: NoticeChannel.ValueType  # 1
+"""The bank's website."""
 NOTICE_CHANNEL_MOBILE_BANKING: NoticeChannel.ValueType  # 2
+"""The bank's mobile banking."""
 Global___NoticeChannel: _TypeAlias = NoticeChannel  # noqa: Y015
 
 class _IncidentKind:
@@ -47,30 +53,53 @@ class _IncidentKind:
 class _IncidentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IncidentKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INCIDENT_KIND_UNSPECIFIED: _IncidentKind.ValueType  # 0
+    """Not set: refused (BadRequest field "kind", reason UNSPECIFIED)."""
     INCIDENT_KIND_TYPHOON: _IncidentKind.ValueType  # 1
+    """Typhoon: force majeure, A16(1)(c)."""
     INCIDENT_KIND_EARTHQUAKE: _IncidentKind.ValueType  # 2
+    """Earthquake: force majeure, A16(1)(c)."""
     INCIDENT_KIND_TSUNAMI: _IncidentKind.ValueType  # 3
+    """Tsunami: force majeure, A16(1)(c)."""
     INCIDENT_KIND_FLOOD: _IncidentKind.ValueType  # 4
+    """Flood: force majeure, A16(1)(c)."""
     INCIDENT_KIND_POWER_CUT: _IncidentKind.ValueType  # 5
+    """Power cut: force majeure, A16(1)(c)."""
     INCIDENT_KIND_WAR: _IncidentKind.ValueType  # 6
+    """War: force majeure, A16(1)(c)."""
     INCIDENT_KIND_TERRORIST_ATTACK: _IncidentKind.ValueType  # 7
+    """Terrorist attack: force majeure, A16(1)(c)."""
     INCIDENT_KIND_HACKER_ATTACK: _IncidentKind.ValueType  # 8
+    """Hacker attack: A16(1)(d)."""
     INCIDENT_KIND_POWER_SYSTEM: _IncidentKind.ValueType  # 9
+    """Power-system problem: A16(1)(d)."""
     INCIDENT_KIND_TELECOM_ADJUSTMENT: _IncidentKind.ValueType  # 10
+    """Telecom technical adjustment: A16(1)(d)."""
 
-class IncidentKind(_IncidentKind, metaclass=_IncidentKindEnumTypeWrapper): ...
+class IncidentKind(_IncidentKind, metaclass=_IncidentKindEnumTypeWrapper):
+    """What kind of incident, which decides its clause."""
 
 INCIDENT_KIND_UNSPECIFIED: IncidentKind.ValueType  # 0
+"""Not set: refused (BadRequest field "kind", reason UNSPECIFIED)."""
 INCIDENT_KIND_TYPHOON: IncidentKind.ValueType  # 1
+"""Typhoon: force majeure, A16(1)(c)."""
 INCIDENT_KIND_EARTHQUAKE: IncidentKind.ValueType  # 2
+"""Earthquake: force majeure, A16(1)(c)."""
 INCIDENT_KIND_TSUNAMI: IncidentKind.ValueType  # 3
+"""Tsunami: force majeure, A16(1)(c)."""
 INCIDENT_KIND_FLOOD: IncidentKind.ValueType  # 4
+"""Flood: force majeure, A16(1)(c)."""
 INCIDENT_KIND_POWER_CUT: IncidentKind.ValueType  # 5
+"""Power cut: force majeure, A16(1)(c)."""
 INCIDENT_KIND_WAR: IncidentKind.ValueType  # 6
+"""War: force majeure, A16(1)(c)."""
 INCIDENT_KIND_TERRORIST_ATTACK: IncidentKind.ValueType  # 7
+"""Terrorist attack: force majeure, A16(1)(c)."""
 INCIDENT_KIND_HACKER_ATTACK: IncidentKind.ValueType  # 8
+"""Hacker attack: A16(1)(d)."""
 INCIDENT_KIND_POWER_SYSTEM: IncidentKind.ValueType  # 9
+"""Power-system problem: A16(1)(d)."""
 INCIDENT_KIND_TELECOM_ADJUSTMENT: IncidentKind.ValueType  # 10
+"""Telecom technical adjustment: A16(1)(d)."""
 Global___IncidentKind: _TypeAlias = IncidentKind  # noqa: Y015
 
 class _ReportFormat:
@@ -80,6 +109,7 @@ class _ReportFormat:
 class _ReportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportFormat.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     REPORT_FORMAT_UNSPECIFIED: _ReportFormat.ValueType  # 0
+    """Not set: JSON."""
     REPORT_FORMAT_JSON: _ReportFormat.ValueType  # 1
     """application/json, for machines."""
     REPORT_FORMAT_TABLE: _ReportFormat.ValueType  # 2
@@ -87,9 +117,11 @@ class _ReportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportFo
     REPORT_FORMAT_HTML: _ReportFormat.ValueType  # 3
     """text/html, one self-contained page with a timeline."""
 
-class ReportFormat(_ReportFormat, metaclass=_ReportFormatEnumTypeWrapper): ...
+class ReportFormat(_ReportFormat, metaclass=_ReportFormatEnumTypeWrapper):
+    """The form of a report's body."""
 
 REPORT_FORMAT_UNSPECIFIED: ReportFormat.ValueType  # 0
+"""Not set: JSON."""
 REPORT_FORMAT_JSON: ReportFormat.ValueType  # 1
 """application/json, for machines."""
 REPORT_FORMAT_TABLE: ReportFormat.ValueType  # 2
@@ -105,22 +137,31 @@ class _MaintenanceKind:
 class _MaintenanceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MaintenanceKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     MAINTENANCE_KIND_UNSPECIFIED: _MaintenanceKind.ValueType  # 0
+    """Not set: refused (BadRequest field "kind", reason UNSPECIFIED)."""
     MAINTENANCE_KIND_BANK: _MaintenanceKind.ValueType  # 1
     """The bank's own systems (A16(1)(a) when announced in advance)."""
     MAINTENANCE_KIND_PLATFORM: _MaintenanceKind.ValueType  # 2
-    """The national platform's maintenance, as announced by it."""
+    """The national platform's maintenance, as announced by it.
+    Failures in it fall under A16(1)(b), announced in advance or not.
+    """
 
-class MaintenanceKind(_MaintenanceKind, metaclass=_MaintenanceKindEnumTypeWrapper): ...
+class MaintenanceKind(_MaintenanceKind, metaclass=_MaintenanceKindEnumTypeWrapper):
+    """Whose maintenance a window is."""
 
 MAINTENANCE_KIND_UNSPECIFIED: MaintenanceKind.ValueType  # 0
+"""Not set: refused (BadRequest field "kind", reason UNSPECIFIED)."""
 MAINTENANCE_KIND_BANK: MaintenanceKind.ValueType  # 1
 """The bank's own systems (A16(1)(a) when announced in advance)."""
 MAINTENANCE_KIND_PLATFORM: MaintenanceKind.ValueType  # 2
-"""The national platform's maintenance, as announced by it."""
+"""The national platform's maintenance, as announced by it.
+Failures in it fall under A16(1)(b), announced in advance or not.
+"""
 Global___MaintenanceKind: _TypeAlias = MaintenanceKind  # noqa: Y015
 
 @_typing.final
 class GetCheckpointRequest(_message.Message):
+    """Asks for a checkpoint of the log as it is now; no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -136,14 +177,19 @@ Global___GetCheckpointRequest: _TypeAlias = GetCheckpointRequest  # noqa: Y015
 
 @_typing.final
 class GetCheckpointResponse(_message.Message):
+    """A signed checkpoint and its verifier key."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     TREE_SIZE_FIELD_NUMBER: _builtins.int
     VERIFIER_KEY_FIELD_NUMBER: _builtins.int
     checkpoint: _builtins.str
-    """A C2SP tlog-checkpoint signed note."""
+    """A C2SP tlog-checkpoint signed note.
+    Its text: origin line, tree size, base64 root hash; then the Ed25519 signature line.
+    """
     tree_size: _builtins.int
+    """The number of entries in the log at this checkpoint."""
     verifier_key: _builtins.str
     """The Ed25519 verifier key of the checkpoints ("<origin>+<key id>+<key>")."""
     def __init__(
@@ -163,11 +209,15 @@ Global___GetCheckpointResponse: _TypeAlias = GetCheckpointResponse  # noqa: Y015
 
 @_typing.final
 class GetInclusionProofRequest(_message.Message):
+    """Asks for the inclusion proof of one liability record."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEDGER_REQUEST_ID_FIELD_NUMBER: _builtins.int
     ledger_request_id: _builtins.str
-    """The ledger_request_id a refusal carried in its ErrorInfo metadata."""
+    """The ledger_request_id a refusal carried in its ErrorInfo metadata.
+    Required (BadRequest reason REQUIRED).
+    """
     def __init__(
         self,
         *,
@@ -183,6 +233,8 @@ Global___GetInclusionProofRequest: _TypeAlias = GetInclusionProofRequest  # noqa
 
 @_typing.final
 class GetInclusionProofResponse(_message.Message):
+    """A liability record's entry and its inclusion proof."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEAF_INDEX_FIELD_NUMBER: _builtins.int
@@ -191,13 +243,20 @@ class GetInclusionProofResponse(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     TREE_SIZE_FIELD_NUMBER: _builtins.int
     leaf_index: _builtins.int
+    """The entry's position in the log, from 0."""
     entry: _builtins.bytes
     """The record's entry: the leaf's data (canonical JSON)."""
     checkpoint: _builtins.str
+    """The signed checkpoint (C2SP note) the proof leads to: the latest, published now if the
+    log grew since the last one.
+    """
     tree_size: _builtins.int
+    """The size of the tree of `checkpoint`."""
     @_builtins.property
     def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
-        """RFC 9162 inclusion proof, nearest the leaf first."""
+        """RFC 9162 inclusion proof, nearest the leaf first.
+        Hashes with the log's tree hash (SM3 by default, or SHA-256), 32 bytes each.
+        """
 
     def __init__(
         self,
@@ -218,13 +277,20 @@ Global___GetInclusionProofResponse: _TypeAlias = GetInclusionProofResponse  # no
 
 @_typing.final
 class GetConsistencyProofRequest(_message.Message):
+    """Asks for a consistency proof between two log sizes."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OLD_SIZE_FIELD_NUMBER: _builtins.int
     NEW_SIZE_FIELD_NUMBER: _builtins.int
     old_size: _builtins.int
+    """The earlier tree size, the one the reader holds a checkpoint of. At least 1
+    (OUT_OF_RANGE) and not more than the new size (OUT_OF_RANGE).
+    """
     new_size: _builtins.int
-    """A published checkpoint's size; 0 for a checkpoint of the log as it is now."""
+    """A published checkpoint's size; 0 for a checkpoint of the log as it is now.
+    Negative: OUT_OF_RANGE.
+    """
     def __init__(
         self,
         *,
@@ -241,6 +307,8 @@ Global___GetConsistencyProofRequest: _TypeAlias = GetConsistencyProofRequest  # 
 
 @_typing.final
 class GetConsistencyProofResponse(_message.Message):
+    """A consistency proof and the checkpoint it leads to."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PROOF_FIELD_NUMBER: _builtins.int
@@ -248,7 +316,9 @@ class GetConsistencyProofResponse(_message.Message):
     checkpoint: _builtins.str
     """The checkpoint of new_size."""
     @_builtins.property
-    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 consistency proof from old_size to the checkpoint's size; empty when equal."""
+
     def __init__(
         self,
         *,
@@ -265,6 +335,8 @@ Global___GetConsistencyProofResponse: _TypeAlias = GetConsistencyProofResponse  
 
 @_typing.final
 class GetEvidenceBundleRequest(_message.Message):
+    """Chooses the failed requests to bundle: by id, or by range (and bank, holder)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEDGER_REQUEST_IDS_FIELD_NUMBER: _builtins.int
@@ -274,20 +346,33 @@ class GetEvidenceBundleRequest(_message.Message):
     UNTIL_FIELD_NUMBER: _builtins.int
     KNOWN_SIZES_FIELD_NUMBER: _builtins.int
     bank_id: _builtins.str
+    """With no ids: only this bank's failed requests; empty: every bank."""
     holder_social_security_number: _builtins.str
+    """With no ids: only this holder's failed requests (18-character ID number, matched by its
+    keyed token, never stored); empty: every holder.
+    """
     @_builtins.property
     def ledger_request_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The requests to prove; when empty, the failed requests of the bank (and of the holder,
         for a complaint) in [since, until).
+        At most 10000 ids (BadRequest reason TOO_MANY); ids with no record are left out.
         """
 
     @_builtins.property
-    def since(self) -> _timestamp_pb2.Timestamp: ...
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """With no ids: start of the range, inclusive (when the failure was answered). Required
+        then (REQUIRED).
+        """
+
     @_builtins.property
-    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """With no ids: end of the range, exclusive; must be after `since`. Required then."""
+
     @_builtins.property
     def known_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Sizes of checkpoints the reader keeps: the bundle proves the log extends each."""
+        """Sizes of checkpoints the reader keeps: the bundle proves the log extends each.
+        Sizes not in 1..current size are ignored.
+        """
 
     def __init__(
         self,
@@ -309,13 +394,19 @@ Global___GetEvidenceBundleRequest: _TypeAlias = GetEvidenceBundleRequest  # noqa
 
 @_typing.final
 class GetEvidenceBundleResponse(_message.Message):
+    """An evidence bundle."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BUNDLE_FIELD_NUMBER: _builtins.int
     REQUESTS_FIELD_NUMBER: _builtins.int
     bundle: _builtins.bytes
-    """JSON (format "essc-evidence-bundle/1")."""
+    """JSON (format "essc-evidence-bundle/1").
+    UTF-8: the checkpoint, the requested ids, the log entries with inclusion proofs and the
+    consistency proofs from `known_sizes`.
+    """
     requests: _builtins.int
+    """How many distinct request ids were asked for (found or not)."""
     def __init__(
         self,
         *,
@@ -332,6 +423,8 @@ Global___GetEvidenceBundleResponse: _TypeAlias = GetEvidenceBundleResponse  # no
 
 @_typing.final
 class Incident(_message.Message):
+    """A declared incident."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INCIDENT_ID_FIELD_NUMBER: _builtins.int
@@ -343,18 +436,27 @@ class Incident(_message.Message):
     CLAUSE_FIELD_NUMBER: _builtins.int
     DECLARED_BY_FIELD_NUMBER: _builtins.int
     incident_id: _builtins.str
+    """The incident's id ("in-" and 16 hex digits)."""
     kind: Global___IncidentKind.ValueType
+    """What happened."""
     description: _builtins.str
+    """The operator's description, trimmed."""
     clause: _builtins.str
     """The clause its failures fall under, e.g. "A16(1)(c)"."""
     declared_by: _builtins.str
     """The operator identity that declared it."""
     @_builtins.property
-    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    def starts_at(self) -> _timestamp_pb2.Timestamp:
+        """Start of the covered range, inclusive."""
+
     @_builtins.property
-    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ends_at(self) -> _timestamp_pb2.Timestamp:
+        """End of the covered range, exclusive."""
+
     @_builtins.property
-    def declared_at(self) -> _timestamp_pb2.Timestamp: ...
+    def declared_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was declared (the gateway's clock)."""
+
     def __init__(
         self,
         *,
@@ -377,6 +479,8 @@ Global___Incident: _TypeAlias = Incident  # noqa: Y015
 
 @_typing.final
 class DeclareIncidentRequest(_message.Message):
+    """Declares an incident."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KIND_FIELD_NUMBER: _builtins.int
@@ -384,11 +488,19 @@ class DeclareIncidentRequest(_message.Message):
     ENDS_AT_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     kind: Global___IncidentKind.ValueType
+    """What happened; must not be UNSPECIFIED."""
     description: _builtins.str
+    """What happened, 1-1000 characters (INVALID)."""
     @_builtins.property
-    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    def starts_at(self) -> _timestamp_pb2.Timestamp:
+        """Start of the covered range (may lie in the past). Not checked for presence: an unset
+        time reads as 1970-01-01T00:00:00Z.
+        """
+
     @_builtins.property
-    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ends_at(self) -> _timestamp_pb2.Timestamp:
+        """End of the covered range; must be after starts_at (BadRequest reason INVALID)."""
+
     def __init__(
         self,
         *,
@@ -407,11 +519,15 @@ Global___DeclareIncidentRequest: _TypeAlias = DeclareIncidentRequest  # noqa: Y0
 
 @_typing.final
 class DeclareIncidentResponse(_message.Message):
+    """The declared incident."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INCIDENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def incident(self) -> Global___Incident: ...
+    def incident(self) -> Global___Incident:
+        """The incident as recorded."""
+
     def __init__(
         self,
         *,
@@ -427,6 +543,8 @@ Global___DeclareIncidentResponse: _TypeAlias = DeclareIncidentResponse  # noqa: 
 
 @_typing.final
 class ListIncidentsRequest(_message.Message):
+    """Lists incidents; no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -442,11 +560,15 @@ Global___ListIncidentsRequest: _TypeAlias = ListIncidentsRequest  # noqa: Y015
 
 @_typing.final
 class ListIncidentsResponse(_message.Message):
+    """The declared incidents."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INCIDENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def incidents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Incident]: ...
+    def incidents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Incident]:
+        """Every incident, ordered by starts_at."""
+
     def __init__(
         self,
         *,
@@ -462,6 +584,8 @@ Global___ListIncidentsResponse: _TypeAlias = ListIncidentsResponse  # noqa: Y015
 
 @_typing.final
 class GetLiabilityReportRequest(_message.Message):
+    """Chooses the failed requests of a liability report."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BANK_ID_FIELD_NUMBER: _builtins.int
@@ -473,14 +597,24 @@ class GetLiabilityReportRequest(_message.Message):
     bank_id: _builtins.str
     """Empty: every bank."""
     holder_social_security_number: _builtins.str
-    """For a complaint: the holder's ID number (looked up by its keyed token, never stored)."""
+    """For a complaint: the holder's ID number (looked up by its keyed token, never stored).
+    Not validated: a number with no failed requests gives an empty report.
+    """
     complaint_accepted_on: _builtins.str
-    """For a complaint: the day it was accepted, YYYY-MM-DD; the report gives its due date (A15)."""
+    """For a complaint: the day it was accepted, YYYY-MM-DD; the report gives its due date (A15).
+    The due date is the 15th working day after it (official calendar); FAILED_PRECONDITION /
+    CALENDAR_YEAR_UNKNOWN when a year of that span is not known. Bad format: BAD_FORMAT.
+    """
     format: Global___ReportFormat.ValueType
+    """The body's form; UNSPECIFIED is JSON."""
     @_builtins.property
-    def since(self) -> _timestamp_pb2.Timestamp: ...
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Start of the range, inclusive (when the failure was answered). Required (REQUIRED)."""
+
     @_builtins.property
-    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """End of the range, exclusive; must be after since (INVALID). Required (REQUIRED)."""
+
     def __init__(
         self,
         *,
@@ -501,12 +635,16 @@ Global___GetLiabilityReportRequest: _TypeAlias = GetLiabilityReportRequest  # no
 
 @_typing.final
 class GetLiabilityReportResponse(_message.Message):
+    """A rendered liability report."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     BODY_FIELD_NUMBER: _builtins.int
     content_type: _builtins.str
+    """"application/json", "text/plain" or "text/html", after `format`."""
     body: _builtins.str
+    """The report (times in UTC)."""
     def __init__(
         self,
         *,
@@ -523,16 +661,23 @@ Global___GetLiabilityReportResponse: _TypeAlias = GetLiabilityReportResponse  # 
 
 @_typing.final
 class GetMonthlyStatementRequest(_message.Message):
+    """Chooses a bank's monthly statement."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BANK_ID_FIELD_NUMBER: _builtins.int
     MONTH_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     bank_id: _builtins.str
+    """The bank. Required (REQUIRED)."""
     month: _builtins.str
-    """YYYY-MM."""
+    """YYYY-MM.
+    A calendar month in UTC (BadRequest reason BAD_FORMAT).
+    """
     format: Global___ReportFormat.ValueType
-    """JSON or TABLE."""
+    """JSON or TABLE.
+    HTML is not offered for statements: it gives JSON.
+    """
     def __init__(
         self,
         *,
@@ -550,12 +695,18 @@ Global___GetMonthlyStatementRequest: _TypeAlias = GetMonthlyStatementRequest  # 
 
 @_typing.final
 class GetMonthlyStatementResponse(_message.Message):
+    """A rendered monthly statement."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     BODY_FIELD_NUMBER: _builtins.int
     content_type: _builtins.str
+    """"application/json" or "text/plain", after `format`."""
     body: _builtins.str
+    """The statement: requests, failures and availability (0..1), failures and outage minutes
+    by clause, and a signed checkpoint of the evidence log.
+    """
     def __init__(
         self,
         *,
@@ -572,6 +723,8 @@ Global___GetMonthlyStatementResponse: _TypeAlias = GetMonthlyStatementResponse  
 
 @_typing.final
 class VerifyLedgerRequest(_message.Message):
+    """Audits the evidence log."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEPT_CHECKPOINTS_FIELD_NUMBER: _builtins.int
@@ -596,6 +749,8 @@ Global___VerifyLedgerRequest: _TypeAlias = VerifyLedgerRequest  # noqa: Y015
 
 @_typing.final
 class VerifyLedgerResponse(_message.Message):
+    """The audit's verdict."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INTACT_FIELD_NUMBER: _builtins.int
@@ -603,13 +758,16 @@ class VerifyLedgerResponse(_message.Message):
     ROOT_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
     intact: _builtins.bool
+    """No problem found."""
     entries: _builtins.int
     """Entries of the evidence log."""
     root: _builtins.str
     """Hex of the root recomputed from the entries."""
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """One line per problem."""
+        """One line per problem.
+        Empty when intact.
+        """
 
     def __init__(
         self,
@@ -629,6 +787,8 @@ Global___VerifyLedgerResponse: _TypeAlias = VerifyLedgerResponse  # noqa: Y015
 
 @_typing.final
 class MaintenanceWindow(_message.Message):
+    """A maintenance window, at one version."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WINDOW_ID_FIELD_NUMBER: _builtins.int
@@ -645,30 +805,49 @@ class MaintenanceWindow(_message.Message):
     NOTICE_FIELD_NUMBER: _builtins.int
     ANNOUNCED_BY_FIELD_NUMBER: _builtins.int
     window_id: _builtins.str
+    """The window's id ("mw-" and 16 hex digits)."""
     kind: Global___MaintenanceKind.ValueType
+    """Whose maintenance it is."""
     reason: _builtins.str
+    """Why, as the operator gave it."""
     version: _builtins.int
     """1 when announced, +1 per amendment or cancellation."""
     notice: _builtins.str
+    """This version's notice: its text or URL."""
     announced_by: _builtins.str
+    """The operator identity that recorded this version."""
     @_builtins.property
-    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def rpcs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Gateway RPC names affected (e.g. "Issue", "Query"); empty means all of them."""
+    def starts_at(self) -> _timestamp_pb2.Timestamp:
+        """Start, inclusive."""
 
     @_builtins.property
-    def announced_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ends_at(self) -> _timestamp_pb2.Timestamp:
+        """End, exclusive."""
+
     @_builtins.property
-    def amended_at(self) -> _timestamp_pb2.Timestamp: ...
+    def rpcs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Gateway RPC names affected (e.g. "Issue", "Query"); empty means all of them.
+        Sorted. GetIssueStatus is never covered.
+        """
+
     @_builtins.property
-    def cancelled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def announced_at(self) -> _timestamp_pb2.Timestamp:
+        """When the window was first announced (the gateway's clock); never changes."""
+
+    @_builtins.property
+    def amended_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was last amended; unset if never."""
+
+    @_builtins.property
+    def cancelled_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was cancelled; unset if not."""
+
     @_builtins.property
     def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]:
         """This version's public notice: where, what, and which operator recorded it. No channel:
-        not announced to holders, so never A16(1)(a).
+        this version was not announced to holders, so a part of the window it adds (an
+        extension, an earlier start) is never A16(1)(a); parts announced by earlier versions
+        keep their notice.
         """
 
     def __init__(
@@ -698,6 +877,8 @@ Global___MaintenanceWindow: _TypeAlias = MaintenanceWindow  # noqa: Y015
 
 @_typing.final
 class AnnounceMaintenanceRequest(_message.Message):
+    """Announces a window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KIND_FIELD_NUMBER: _builtins.int
@@ -708,14 +889,25 @@ class AnnounceMaintenanceRequest(_message.Message):
     CHANNELS_FIELD_NUMBER: _builtins.int
     NOTICE_FIELD_NUMBER: _builtins.int
     kind: Global___MaintenanceKind.ValueType
+    """Whose maintenance; must not be UNSPECIFIED."""
     reason: _builtins.str
+    """Why, 1-500 characters (INVALID)."""
     notice: _builtins.str
+    """The notice's text or URL, at most 2000 characters; required with a channel (INVALID)."""
     @_builtins.property
-    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    def starts_at(self) -> _timestamp_pb2.Timestamp:
+        """Start. Required (REQUIRED); a past start makes a retroactive window, never A16(1)(a)."""
+
     @_builtins.property
-    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ends_at(self) -> _timestamp_pb2.Timestamp:
+        """End; must be after starts_at (INVALID). Required (REQUIRED)."""
+
     @_builtins.property
-    def rpcs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def rpcs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Covered RPC names: Verify, Issue, RequestSmsCode, Authenticate, ChangePassword, Query,
+        AuthorizeContinuedUse, Terminate; empty covers all. Another name: INVALID.
+        """
+
     @_builtins.property
     def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]:
         """Where holders were told (website, mobile banking); needed for A16(1)(a), with the
@@ -743,11 +935,15 @@ Global___AnnounceMaintenanceRequest: _TypeAlias = AnnounceMaintenanceRequest  # 
 
 @_typing.final
 class AnnounceMaintenanceResponse(_message.Message):
+    """The announced window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WINDOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def window(self) -> Global___MaintenanceWindow: ...
+    def window(self) -> Global___MaintenanceWindow:
+        """Version 1 of the window."""
+
     def __init__(
         self,
         *,
@@ -763,6 +959,8 @@ Global___AnnounceMaintenanceResponse: _TypeAlias = AnnounceMaintenanceResponse  
 
 @_typing.final
 class AmendMaintenanceRequest(_message.Message):
+    """Amends a window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WINDOW_ID_FIELD_NUMBER: _builtins.int
@@ -774,23 +972,34 @@ class AmendMaintenanceRequest(_message.Message):
     CHANNELS_FIELD_NUMBER: _builtins.int
     NOTICE_FIELD_NUMBER: _builtins.int
     window_id: _builtins.str
+    """The window to amend."""
     replace_rpcs: _builtins.bool
+    """Whether `rpcs` replaces the scope; false keeps the scope and ignores `rpcs`."""
     reason: _builtins.str
+    """The new reason (1-500 characters); empty keeps it."""
     notice: _builtins.str
+    """The change's notice text or URL, at most 2000 characters; required with a channel."""
     @_builtins.property
     def starts_at(self) -> _timestamp_pb2.Timestamp:
-        """Unset fields keep their value."""
+        """Unset fields keep their value.
+        The new start; the new window must still end after it starts (INVALID).
+        """
 
     @_builtins.property
-    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ends_at(self) -> _timestamp_pb2.Timestamp:
+        """The new end; unset keeps it."""
+
     @_builtins.property
     def rpcs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Replaces the scope when `replace_rpcs` is true."""
+        """Replaces the scope when `replace_rpcs` is true.
+        Names as in AnnounceMaintenanceRequest.rpcs; empty then covers all RPCs.
+        """
 
     @_builtins.property
     def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]:
         """The public notice of this change. A part a change adds (an extension, an earlier
         start) is A16(1)(a) only if announced publicly the minimum notice before it begins.
+        Not inherited: no channel means this change was not announced.
         """
 
     def __init__(
@@ -815,11 +1024,15 @@ Global___AmendMaintenanceRequest: _TypeAlias = AmendMaintenanceRequest  # noqa: 
 
 @_typing.final
 class AmendMaintenanceResponse(_message.Message):
+    """The amended window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WINDOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def window(self) -> Global___MaintenanceWindow: ...
+    def window(self) -> Global___MaintenanceWindow:
+        """The window at its new version."""
+
     def __init__(
         self,
         *,
@@ -835,15 +1048,21 @@ Global___AmendMaintenanceResponse: _TypeAlias = AmendMaintenanceResponse  # noqa
 
 @_typing.final
 class CancelMaintenanceRequest(_message.Message):
+    """Cancels a window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WINDOW_ID_FIELD_NUMBER: _builtins.int
     CHANNELS_FIELD_NUMBER: _builtins.int
     NOTICE_FIELD_NUMBER: _builtins.int
     window_id: _builtins.str
+    """The window to cancel."""
     notice: _builtins.str
+    """The cancellation's notice text or URL."""
     @_builtins.property
-    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]: ...
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___NoticeChannel.ValueType]:
+        """Where holders were told of the cancellation, if anywhere (evidence only)."""
+
     def __init__(
         self,
         *,
@@ -861,11 +1080,15 @@ Global___CancelMaintenanceRequest: _TypeAlias = CancelMaintenanceRequest  # noqa
 
 @_typing.final
 class CancelMaintenanceResponse(_message.Message):
+    """The cancelled window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WINDOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def window(self) -> Global___MaintenanceWindow: ...
+    def window(self) -> Global___MaintenanceWindow:
+        """The window, with cancelled_at set."""
+
     def __init__(
         self,
         *,
@@ -881,11 +1104,15 @@ Global___CancelMaintenanceResponse: _TypeAlias = CancelMaintenanceResponse  # no
 
 @_typing.final
 class ListMaintenanceRequest(_message.Message):
+    """Lists windows."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CURRENT_ONLY_FIELD_NUMBER: _builtins.int
     current_only: _builtins.bool
-    """Only windows that have not ended (and are not cancelled)."""
+    """Only windows that have not ended (and are not cancelled).
+    False: every window ever announced.
+    """
     def __init__(
         self,
         *,
@@ -901,11 +1128,15 @@ Global___ListMaintenanceRequest: _TypeAlias = ListMaintenanceRequest  # noqa: Y0
 
 @_typing.final
 class ListMaintenanceResponse(_message.Message):
+    """The windows."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WINDOWS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___MaintenanceWindow]: ...
+    def windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___MaintenanceWindow]:
+        """Each window at its latest version, ordered by starts_at."""
+
     def __init__(
         self,
         *,
@@ -921,14 +1152,21 @@ Global___ListMaintenanceResponse: _TypeAlias = ListMaintenanceResponse  # noqa: 
 
 @_typing.final
 class ForceCircuitOpenRequest(_message.Message):
+    """Forces circuits open."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPERATION_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
     operation: _builtins.str
-    """Platform operation, e.g. "IssueCard"; empty for every operation."""
+    """Platform operation, e.g. "IssueCard"; empty for every operation.
+    One of the platform's RPC names (CheckRealName ... GetQualifications); another name is
+    BadRequest reason UNKNOWN.
+    """
     @_builtins.property
-    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """Until when the circuit is held open. Required (REQUIRED)."""
+
     def __init__(
         self,
         *,
@@ -945,11 +1183,15 @@ Global___ForceCircuitOpenRequest: _TypeAlias = ForceCircuitOpenRequest  # noqa: 
 
 @_typing.final
 class ForceCircuitOpenResponse(_message.Message):
+    """The circuits after the change."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CIRCUITS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def circuits(self) -> _containers.RepeatedCompositeFieldContainer[Global___CircuitState]: ...
+    def circuits(self) -> _containers.RepeatedCompositeFieldContainer[Global___CircuitState]:
+        """The state of each chosen operation's circuit on the replica that answers."""
+
     def __init__(
         self,
         *,
@@ -965,11 +1207,15 @@ Global___ForceCircuitOpenResponse: _TypeAlias = ForceCircuitOpenResponse  # noqa
 
 @_typing.final
 class ReleaseCircuitRequest(_message.Message):
+    """Releases circuits."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPERATION_FIELD_NUMBER: _builtins.int
     operation: _builtins.str
-    """Empty for every operation."""
+    """Empty for every operation.
+    Otherwise a platform RPC name, as in ForceCircuitOpenRequest.operation.
+    """
     def __init__(
         self,
         *,
@@ -985,11 +1231,15 @@ Global___ReleaseCircuitRequest: _TypeAlias = ReleaseCircuitRequest  # noqa: Y015
 
 @_typing.final
 class ReleaseCircuitResponse(_message.Message):
+    """The circuits after the change."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CIRCUITS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def circuits(self) -> _containers.RepeatedCompositeFieldContainer[Global___CircuitState]: ...
+    def circuits(self) -> _containers.RepeatedCompositeFieldContainer[Global___CircuitState]:
+        """The state of each chosen operation's circuit on the replica that answers."""
+
     def __init__(
         self,
         *,
@@ -1005,6 +1255,8 @@ Global___ReleaseCircuitResponse: _TypeAlias = ReleaseCircuitResponse  # noqa: Y0
 
 @_typing.final
 class ListCircuitsRequest(_message.Message):
+    """Lists circuits; no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1020,13 +1272,18 @@ Global___ListCircuitsRequest: _TypeAlias = ListCircuitsRequest  # noqa: Y015
 
 @_typing.final
 class CircuitState(_message.Message):
+    """One platform operation's circuit breaker on one replica."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPERATION_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     operation: _builtins.str
+    """The platform RPC name, e.g. "IssueCard"."""
     state: _builtins.str
-    """CLOSED, OPEN or HALF_OPEN."""
+    """CLOSED, OPEN or HALF_OPEN.
+    CLOSED: calls go through; OPEN: they fail fast; HALF_OPEN: a few probe the platform.
+    """
     def __init__(
         self,
         *,
@@ -1043,11 +1300,15 @@ Global___CircuitState: _TypeAlias = CircuitState  # noqa: Y015
 
 @_typing.final
 class ListCircuitsResponse(_message.Message):
+    """The circuits."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CIRCUITS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def circuits(self) -> _containers.RepeatedCompositeFieldContainer[Global___CircuitState]: ...
+    def circuits(self) -> _containers.RepeatedCompositeFieldContainer[Global___CircuitState]:
+        """One per platform operation."""
+
     def __init__(
         self,
         *,
@@ -1063,6 +1324,8 @@ Global___ListCircuitsResponse: _TypeAlias = ListCircuitsResponse  # noqa: Y015
 
 @_typing.final
 class ListReplicasRequest(_message.Message):
+    """Lists replicas; no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1078,6 +1341,8 @@ Global___ListReplicasRequest: _TypeAlias = ListReplicasRequest  # noqa: Y015
 
 @_typing.final
 class Replica(_message.Message):
+    """A gateway replica registered in the store."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REPLICA_ID_FIELD_NUMBER: _builtins.int
@@ -1089,17 +1354,27 @@ class Replica(_message.Message):
     HEARTBEAT_AT_FIELD_NUMBER: _builtins.int
     ALIVE_FIELD_NUMBER: _builtins.int
     replica_id: _builtins.str
+    """The replica's id ("<host>-<pid>-<8 hex digits>")."""
     host: _builtins.str
+    """Host name of the machine it runs on."""
     pid: _builtins.int
+    """Its operating-system process id."""
     address: _builtins.str
     """Where it serves banks (host:port)."""
     version: _builtins.str
+    """The gateway software version it runs."""
     alive: _builtins.bool
-    """Heartbeat recent enough; a dead replica's leases expire on their own."""
+    """Heartbeat recent enough; a dead replica's leases expire on their own.
+    Recent enough: within the last 10 seconds.
+    """
     @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
     @_builtins.property
-    def heartbeat_at(self) -> _timestamp_pb2.Timestamp: ...
+    def heartbeat_at(self) -> _timestamp_pb2.Timestamp:
+        """Its last heartbeat (sent every 2 seconds)."""
+
     def __init__(
         self,
         *,
@@ -1122,11 +1397,15 @@ Global___Replica: _TypeAlias = Replica  # noqa: Y015
 
 @_typing.final
 class ListReplicasResponse(_message.Message):
+    """The replicas."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REPLICAS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___Replica]: ...
+    def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___Replica]:
+        """Every registered replica, alive or not."""
+
     def __init__(
         self,
         *,

@@ -26,7 +26,12 @@ if _version_not_supported:
 
 
 class OperatorServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
+    incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
+    Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
+    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -122,11 +127,21 @@ class OperatorServiceStub:
 
 
 class OperatorServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
+    incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
+    Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
+    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    """
 
     def AnnounceMaintenance(self, request, context):
         """Announces a maintenance window (A16(1)(a)). Its announcement time is the gateway's clock
         at this call: it is the evidence that the window was announced in advance.
+        From `starts_at` to `ends_at`, covered RPCs are refused with UNAVAILABLE /
+        MAINTENANCE_WINDOW without calling the platform (Issue of a bank that opted into
+        store-and-forward is accepted as PENDING instead). Failures in a BANK window are A16(1)(a)
+        only for a part publicly announced (a channel) at least the configured minimum notice
+        (default 1 hour) before it began; otherwise the bank's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,25 +149,33 @@ class OperatorServiceServicer:
 
     def AmendMaintenance(self, request, context):
         """Changes times, scope or reason. Every version is kept.
+        The result is a new version (version + 1). NOT_FOUND / WINDOW_NOT_FOUND for an unknown
+        window_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelMaintenance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Cancels a window: it stops refusing calls. A new version with `cancelled_at`;
+        cancelling a cancelled window returns it unchanged. NOT_FOUND / WINDOW_NOT_FOUND for an
+        unknown window_id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMaintenance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The windows, each at its latest version, ordered by start.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ForceCircuitOpen(self, request, context):
         """Holds a platform operation's circuit open until a time (e.g. a known platform outage).
+        Applied on every replica sharing the store. While open, calls needing the operation fail
+        fast with UNAVAILABLE / PLATFORM_CIRCUIT_OPEN (metadata circuit_forced "true").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,13 +183,15 @@ class OperatorServiceServicer:
 
     def ReleaseCircuit(self, request, context):
         """Ends a forced opening: the circuit probes the platform again.
+        Also ends an opening caused by failures: the circuit goes to probing at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListCircuits(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The circuit state of every platform operation, on the replica that answers.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -182,13 +207,17 @@ class OperatorServiceServicer:
     def DeclareIncident(self, request, context):
         """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
         time range: failures of the service within it move to its clause.
+        Only platform failures (PLATFORM_UNAVAILABLE, _TIMEOUT, _REJECTED, _MAINTENANCE,
+        _CIRCUIT_OPEN; not those caused by the caller's own deadline) that arrived within the
+        range move; records already written get an amendment, never rewritten.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListIncidents(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every declared incident, ordered by start.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -226,6 +255,7 @@ class OperatorServiceServicer:
 
     def GetInclusionProof(self, request, context):
         """The proof that a liability record is in the log of the latest checkpoint.
+        NOT_FOUND / LEDGER_RECORD_NOT_FOUND for an unknown ledger_request_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -233,6 +263,7 @@ class OperatorServiceServicer:
 
     def GetConsistencyProof(self, request, context):
         """The proof that the log of one checkpoint extends the log of an earlier one.
+        NOT_FOUND / CHECKPOINT_NOT_FOUND when no checkpoint of new_size was published.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -344,7 +375,12 @@ def add_OperatorServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OperatorService:
-    """Missing associated documentation comment in .proto file."""
+    """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
+    incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
+    Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
+    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    """
 
     @staticmethod
     def AnnounceMaintenance(request,

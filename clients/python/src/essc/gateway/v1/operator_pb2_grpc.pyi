@@ -29,6 +29,13 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class OperatorServiceStub:
+    """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
+    incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
+    Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
+    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -36,16 +43,35 @@ class OperatorServiceStub:
     AnnounceMaintenance: _grpc.UnaryUnaryMultiCallable[_operator_pb2.AnnounceMaintenanceRequest, _operator_pb2.AnnounceMaintenanceResponse]
     """Announces a maintenance window (A16(1)(a)). Its announcement time is the gateway's clock
     at this call: it is the evidence that the window was announced in advance.
+    From `starts_at` to `ends_at`, covered RPCs are refused with UNAVAILABLE /
+    MAINTENANCE_WINDOW without calling the platform (Issue of a bank that opted into
+    store-and-forward is accepted as PENDING instead). Failures in a BANK window are A16(1)(a)
+    only for a part publicly announced (a channel) at least the configured minimum notice
+    (default 1 hour) before it began; otherwise the bank's.
     """
     AmendMaintenance: _grpc.UnaryUnaryMultiCallable[_operator_pb2.AmendMaintenanceRequest, _operator_pb2.AmendMaintenanceResponse]
-    """Changes times, scope or reason. Every version is kept."""
+    """Changes times, scope or reason. Every version is kept.
+    The result is a new version (version + 1). NOT_FOUND / WINDOW_NOT_FOUND for an unknown
+    window_id.
+    """
     CancelMaintenance: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CancelMaintenanceRequest, _operator_pb2.CancelMaintenanceResponse]
+    """Cancels a window: it stops refusing calls. A new version with `cancelled_at`;
+    cancelling a cancelled window returns it unchanged. NOT_FOUND / WINDOW_NOT_FOUND for an
+    unknown window_id.
+    """
     ListMaintenance: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListMaintenanceRequest, _operator_pb2.ListMaintenanceResponse]
+    """The windows, each at its latest version, ordered by start."""
     ForceCircuitOpen: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ForceCircuitOpenRequest, _operator_pb2.ForceCircuitOpenResponse]
-    """Holds a platform operation's circuit open until a time (e.g. a known platform outage)."""
+    """Holds a platform operation's circuit open until a time (e.g. a known platform outage).
+    Applied on every replica sharing the store. While open, calls needing the operation fail
+    fast with UNAVAILABLE / PLATFORM_CIRCUIT_OPEN (metadata circuit_forced "true").
+    """
     ReleaseCircuit: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ReleaseCircuitRequest, _operator_pb2.ReleaseCircuitResponse]
-    """Ends a forced opening: the circuit probes the platform again."""
+    """Ends a forced opening: the circuit probes the platform again.
+    Also ends an opening caused by failures: the circuit goes to probing at once.
+    """
     ListCircuits: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListCircuitsRequest, _operator_pb2.ListCircuitsResponse]
+    """The circuit state of every platform operation, on the replica that answers."""
     ListReplicas: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListReplicasRequest, _operator_pb2.ListReplicasResponse]
     """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
     windows and incidents set through any replica hold on every one of them.
@@ -53,8 +79,12 @@ class OperatorServiceStub:
     DeclareIncident: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DeclareIncidentRequest, _operator_pb2.DeclareIncidentResponse]
     """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
     time range: failures of the service within it move to its clause.
+    Only platform failures (PLATFORM_UNAVAILABLE, _TIMEOUT, _REJECTED, _MAINTENANCE,
+    _CIRCUIT_OPEN; not those caused by the caller's own deadline) that arrived within the
+    range move; records already written get an amendment, never rewritten.
     """
     ListIncidents: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListIncidentsRequest, _operator_pb2.ListIncidentsResponse]
+    """Every declared incident, ordered by start."""
     GetLiabilityReport: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetLiabilityReportRequest, _operator_pb2.GetLiabilityReportResponse]
     """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
     liability clause that applies and its evidence; outages, windows, incidents, totals.
@@ -70,9 +100,13 @@ class OperatorServiceStub:
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetCheckpointRequest, _operator_pb2.GetCheckpointResponse]
     """A signed checkpoint of the evidence log as it is now, and the key that verifies it."""
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetInclusionProofRequest, _operator_pb2.GetInclusionProofResponse]
-    """The proof that a liability record is in the log of the latest checkpoint."""
+    """The proof that a liability record is in the log of the latest checkpoint.
+    NOT_FOUND / LEDGER_RECORD_NOT_FOUND for an unknown ledger_request_id.
+    """
     GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetConsistencyProofRequest, _operator_pb2.GetConsistencyProofResponse]
-    """The proof that the log of one checkpoint extends the log of an earlier one."""
+    """The proof that the log of one checkpoint extends the log of an earlier one.
+    NOT_FOUND / CHECKPOINT_NOT_FOUND when no checkpoint of new_size was published.
+    """
     GetEvidenceBundle: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetEvidenceBundleRequest, _operator_pb2.GetEvidenceBundleResponse]
     """Everything a third party needs to check the clause of some failed requests offline
     (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
@@ -81,20 +115,46 @@ class OperatorServiceStub:
 
 @_typing.type_check_only
 class OperatorServiceAsyncStub(OperatorServiceStub):
+    """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
+    incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
+    Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
+    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     AnnounceMaintenance: _aio.UnaryUnaryMultiCallable[_operator_pb2.AnnounceMaintenanceRequest, _operator_pb2.AnnounceMaintenanceResponse]  # type: ignore[assignment]
     """Announces a maintenance window (A16(1)(a)). Its announcement time is the gateway's clock
     at this call: it is the evidence that the window was announced in advance.
+    From `starts_at` to `ends_at`, covered RPCs are refused with UNAVAILABLE /
+    MAINTENANCE_WINDOW without calling the platform (Issue of a bank that opted into
+    store-and-forward is accepted as PENDING instead). Failures in a BANK window are A16(1)(a)
+    only for a part publicly announced (a channel) at least the configured minimum notice
+    (default 1 hour) before it began; otherwise the bank's.
     """
     AmendMaintenance: _aio.UnaryUnaryMultiCallable[_operator_pb2.AmendMaintenanceRequest, _operator_pb2.AmendMaintenanceResponse]  # type: ignore[assignment]
-    """Changes times, scope or reason. Every version is kept."""
+    """Changes times, scope or reason. Every version is kept.
+    The result is a new version (version + 1). NOT_FOUND / WINDOW_NOT_FOUND for an unknown
+    window_id.
+    """
     CancelMaintenance: _aio.UnaryUnaryMultiCallable[_operator_pb2.CancelMaintenanceRequest, _operator_pb2.CancelMaintenanceResponse]  # type: ignore[assignment]
+    """Cancels a window: it stops refusing calls. A new version with `cancelled_at`;
+    cancelling a cancelled window returns it unchanged. NOT_FOUND / WINDOW_NOT_FOUND for an
+    unknown window_id.
+    """
     ListMaintenance: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListMaintenanceRequest, _operator_pb2.ListMaintenanceResponse]  # type: ignore[assignment]
+    """The windows, each at its latest version, ordered by start."""
     ForceCircuitOpen: _aio.UnaryUnaryMultiCallable[_operator_pb2.ForceCircuitOpenRequest, _operator_pb2.ForceCircuitOpenResponse]  # type: ignore[assignment]
-    """Holds a platform operation's circuit open until a time (e.g. a known platform outage)."""
+    """Holds a platform operation's circuit open until a time (e.g. a known platform outage).
+    Applied on every replica sharing the store. While open, calls needing the operation fail
+    fast with UNAVAILABLE / PLATFORM_CIRCUIT_OPEN (metadata circuit_forced "true").
+    """
     ReleaseCircuit: _aio.UnaryUnaryMultiCallable[_operator_pb2.ReleaseCircuitRequest, _operator_pb2.ReleaseCircuitResponse]  # type: ignore[assignment]
-    """Ends a forced opening: the circuit probes the platform again."""
+    """Ends a forced opening: the circuit probes the platform again.
+    Also ends an opening caused by failures: the circuit goes to probing at once.
+    """
     ListCircuits: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListCircuitsRequest, _operator_pb2.ListCircuitsResponse]  # type: ignore[assignment]
+    """The circuit state of every platform operation, on the replica that answers."""
     ListReplicas: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListReplicasRequest, _operator_pb2.ListReplicasResponse]  # type: ignore[assignment]
     """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
     windows and incidents set through any replica hold on every one of them.
@@ -102,8 +162,12 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     DeclareIncident: _aio.UnaryUnaryMultiCallable[_operator_pb2.DeclareIncidentRequest, _operator_pb2.DeclareIncidentResponse]  # type: ignore[assignment]
     """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
     time range: failures of the service within it move to its clause.
+    Only platform failures (PLATFORM_UNAVAILABLE, _TIMEOUT, _REJECTED, _MAINTENANCE,
+    _CIRCUIT_OPEN; not those caused by the caller's own deadline) that arrived within the
+    range move; records already written get an amendment, never rewritten.
     """
     ListIncidents: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListIncidentsRequest, _operator_pb2.ListIncidentsResponse]  # type: ignore[assignment]
+    """Every declared incident, ordered by start."""
     GetLiabilityReport: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetLiabilityReportRequest, _operator_pb2.GetLiabilityReportResponse]  # type: ignore[assignment]
     """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
     liability clause that applies and its evidence; outages, windows, incidents, totals.
@@ -119,9 +183,13 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetCheckpointRequest, _operator_pb2.GetCheckpointResponse]  # type: ignore[assignment]
     """A signed checkpoint of the evidence log as it is now, and the key that verifies it."""
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetInclusionProofRequest, _operator_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
-    """The proof that a liability record is in the log of the latest checkpoint."""
+    """The proof that a liability record is in the log of the latest checkpoint.
+    NOT_FOUND / LEDGER_RECORD_NOT_FOUND for an unknown ledger_request_id.
+    """
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetConsistencyProofRequest, _operator_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
-    """The proof that the log of one checkpoint extends the log of an earlier one."""
+    """The proof that the log of one checkpoint extends the log of an earlier one.
+    NOT_FOUND / CHECKPOINT_NOT_FOUND when no checkpoint of new_size was published.
+    """
     GetEvidenceBundle: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetEvidenceBundleRequest, _operator_pb2.GetEvidenceBundleResponse]  # type: ignore[assignment]
     """Everything a third party needs to check the clause of some failed requests offline
     (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
@@ -129,6 +197,13 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     """
 
 class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
+    incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
+    Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
+    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    """
+
     @_abc_1.abstractmethod
     def AnnounceMaintenance(
         self,
@@ -137,6 +212,11 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.AnnounceMaintenanceResponse, _abc.Awaitable[_operator_pb2.AnnounceMaintenanceResponse]]:
         """Announces a maintenance window (A16(1)(a)). Its announcement time is the gateway's clock
         at this call: it is the evidence that the window was announced in advance.
+        From `starts_at` to `ends_at`, covered RPCs are refused with UNAVAILABLE /
+        MAINTENANCE_WINDOW without calling the platform (Issue of a bank that opted into
+        store-and-forward is accepted as PENDING instead). Failures in a BANK window are A16(1)(a)
+        only for a part publicly announced (a channel) at least the configured minimum notice
+        (default 1 hour) before it began; otherwise the bank's.
         """
 
     @_abc_1.abstractmethod
@@ -145,21 +225,29 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.AmendMaintenanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.AmendMaintenanceResponse, _abc.Awaitable[_operator_pb2.AmendMaintenanceResponse]]:
-        """Changes times, scope or reason. Every version is kept."""
+        """Changes times, scope or reason. Every version is kept.
+        The result is a new version (version + 1). NOT_FOUND / WINDOW_NOT_FOUND for an unknown
+        window_id.
+        """
 
     @_abc_1.abstractmethod
     def CancelMaintenance(
         self,
         request: _operator_pb2.CancelMaintenanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_operator_pb2.CancelMaintenanceResponse, _abc.Awaitable[_operator_pb2.CancelMaintenanceResponse]]: ...
+    ) -> _typing.Union[_operator_pb2.CancelMaintenanceResponse, _abc.Awaitable[_operator_pb2.CancelMaintenanceResponse]]:
+        """Cancels a window: it stops refusing calls. A new version with `cancelled_at`;
+        cancelling a cancelled window returns it unchanged. NOT_FOUND / WINDOW_NOT_FOUND for an
+        unknown window_id.
+        """
 
     @_abc_1.abstractmethod
     def ListMaintenance(
         self,
         request: _operator_pb2.ListMaintenanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_operator_pb2.ListMaintenanceResponse, _abc.Awaitable[_operator_pb2.ListMaintenanceResponse]]: ...
+    ) -> _typing.Union[_operator_pb2.ListMaintenanceResponse, _abc.Awaitable[_operator_pb2.ListMaintenanceResponse]]:
+        """The windows, each at its latest version, ordered by start."""
 
     @_abc_1.abstractmethod
     def ForceCircuitOpen(
@@ -167,7 +255,10 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ForceCircuitOpenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ForceCircuitOpenResponse, _abc.Awaitable[_operator_pb2.ForceCircuitOpenResponse]]:
-        """Holds a platform operation's circuit open until a time (e.g. a known platform outage)."""
+        """Holds a platform operation's circuit open until a time (e.g. a known platform outage).
+        Applied on every replica sharing the store. While open, calls needing the operation fail
+        fast with UNAVAILABLE / PLATFORM_CIRCUIT_OPEN (metadata circuit_forced "true").
+        """
 
     @_abc_1.abstractmethod
     def ReleaseCircuit(
@@ -175,14 +266,17 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ReleaseCircuitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ReleaseCircuitResponse, _abc.Awaitable[_operator_pb2.ReleaseCircuitResponse]]:
-        """Ends a forced opening: the circuit probes the platform again."""
+        """Ends a forced opening: the circuit probes the platform again.
+        Also ends an opening caused by failures: the circuit goes to probing at once.
+        """
 
     @_abc_1.abstractmethod
     def ListCircuits(
         self,
         request: _operator_pb2.ListCircuitsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_operator_pb2.ListCircuitsResponse, _abc.Awaitable[_operator_pb2.ListCircuitsResponse]]: ...
+    ) -> _typing.Union[_operator_pb2.ListCircuitsResponse, _abc.Awaitable[_operator_pb2.ListCircuitsResponse]]:
+        """The circuit state of every platform operation, on the replica that answers."""
 
     @_abc_1.abstractmethod
     def ListReplicas(
@@ -202,6 +296,9 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.DeclareIncidentResponse, _abc.Awaitable[_operator_pb2.DeclareIncidentResponse]]:
         """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
         time range: failures of the service within it move to its clause.
+        Only platform failures (PLATFORM_UNAVAILABLE, _TIMEOUT, _REJECTED, _MAINTENANCE,
+        _CIRCUIT_OPEN; not those caused by the caller's own deadline) that arrived within the
+        range move; records already written get an amendment, never rewritten.
         """
 
     @_abc_1.abstractmethod
@@ -209,7 +306,8 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _operator_pb2.ListIncidentsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_operator_pb2.ListIncidentsResponse, _abc.Awaitable[_operator_pb2.ListIncidentsResponse]]: ...
+    ) -> _typing.Union[_operator_pb2.ListIncidentsResponse, _abc.Awaitable[_operator_pb2.ListIncidentsResponse]]:
+        """Every declared incident, ordered by start."""
 
     @_abc_1.abstractmethod
     def GetLiabilityReport(
@@ -255,7 +353,9 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.GetInclusionProofRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.GetInclusionProofResponse, _abc.Awaitable[_operator_pb2.GetInclusionProofResponse]]:
-        """The proof that a liability record is in the log of the latest checkpoint."""
+        """The proof that a liability record is in the log of the latest checkpoint.
+        NOT_FOUND / LEDGER_RECORD_NOT_FOUND for an unknown ledger_request_id.
+        """
 
     @_abc_1.abstractmethod
     def GetConsistencyProof(
@@ -263,7 +363,9 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.GetConsistencyProofRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.GetConsistencyProofResponse, _abc.Awaitable[_operator_pb2.GetConsistencyProofResponse]]:
-        """The proof that the log of one checkpoint extends the log of an earlier one."""
+        """The proof that the log of one checkpoint extends the log of an earlier one.
+        NOT_FOUND / CHECKPOINT_NOT_FOUND when no checkpoint of new_size was published.
+        """
 
     @_abc_1.abstractmethod
     def GetEvidenceBundle(
