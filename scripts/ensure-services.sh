@@ -2,7 +2,8 @@
 # Starts the local services the test suite needs when they are not running: PostgreSQL 15
 # on 127.0.0.1:5432 (trust auth), as on every machine of this kind and in CI; installs nginx
 # (Debian's) for the cluster tests, chromium for the report's browser test and prometheus
-# (promtool) for the metrics lint when missing.
+# (promtool) for the metrics lint and softhsm2 (a PKCS#11 token) for the HSM tests when
+# missing.
 set -euo pipefail
 
 install() {  # a Debian package, when its command is missing
@@ -16,6 +17,7 @@ install() {  # a Debian package, when its command is missing
 install nginx nginx
 install chromium chromium
 install promtool prometheus  # promtool lints the metrics exposition
+install softhsm2-util softhsm2  # a real PKCS#11 token for the key-management tests
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     version="$(ls /etc/postgresql | sort -V | tail -n 1)"
