@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
+import contextlib
+import hashlib
 import random
-import secrets
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,8 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
 from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
-from essc_gateway.config import BankConfig, GatewayConfig, Keys, OperatorConfig
-from essc_gateway.crypto import KeyRing
+from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig, RootKeyFile
 from essc_gateway.domain.models import Factor, Scenario
 from essc_gateway.simplatform import Population, SimulatedPlatform, generate_population
 from essc_gateway.store.location import StoreLocation
@@ -72,12 +71,16 @@ async def platform(population: Population, clock: FakeClock) -> AsyncIterator[Si
     await simulated.stop(0)
 
 
+def root_key_path(database: StoreLocation) -> Path:
+    """One root key per store, as replicas sharing a store share their keystore: beside a
+    SQLite file, or in the temporary directory named after the PostgreSQL database."""
+    if isinstance(database, Path):
+        return database.parent / "root.key"
+    digest = hashlib.sha256(database.dsn.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"essc-test-root-{digest}.key"
+
+
 def make_config(database: StoreLocation, **overrides: object) -> GatewayConfig:
-    keys = Keys(
-        data=KeyRing.single(secrets.token_bytes(32)),
-        lookup=secrets.token_bytes(32),
-        tokens=KeyRing.single(secrets.token_bytes(32)),
-    )
     banks = (
         # Bank A opted issuance into store-and-forward during maintenance windows.
         BankConfig("bank-a", token_sha256=token_digest(BANK_A_TOKEN), store_and_forward=True),
@@ -92,7 +95,7 @@ def make_config(database: StoreLocation, **overrides: object) -> GatewayConfig:
         # Hangs and lost answers cost one attempt timeout each: keep them short in tests.
         # The gateway answers 100 ms before a caller's deadline: room for a busy machine.
         "retry": RetrySettings(attempt_timeout=0.5, deadline_margin=0.1),
-        "keys": keys,
+        "root_key": RootKeyFile(root_key_path(database), create=True),
         "banks": banks,
         "operators": (OperatorConfig("ops", token_sha256=token_digest(OPERATOR_TOKEN)),),
         "forward_interval": 0.05,
@@ -122,7 +125,6 @@ class GatewayUnderTest:
     a: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
     b: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {BANK_B_TOKEN}"),)
     ops: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {OPERATOR_TOKEN}"),)
-    keys_b64: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -137,7 +139,15 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> StoreLocation:
 async def gw(
     platform: SimulatedPlatform, clock: FakeClock, database: StoreLocation
 ) -> AsyncIterator[GatewayUnderTest]:
-    config = make_config(database)
+    async with running_gateway(platform, clock, make_config(database)) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    platform: SimulatedPlatform, clock: FakeClock, config: GatewayConfig
+) -> AsyncIterator[GatewayUnderTest]:
+    """A gateway of `config` on the simulated platform, with in-memory metrics and spans."""
     reader = InMemoryMetricReader()
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
@@ -153,19 +163,20 @@ async def gw(
     port = await gateway.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     platform_channel = grpc.aio.insecure_channel(platform.control_address)
-    yield GatewayUnderTest(
-        gateway=gateway,
-        config=config,
-        channel=channel,
-        stub=gateway_pb2_grpc.GatewayServiceStub(channel),
-        control=platform_pb2_grpc.ControlServiceStub(platform_channel),
-        platform_channel=platform_channel,
-        operator=operator_pb2_grpc.OperatorServiceStub(channel),
-        metrics=reader,
-        spans=spans,
-        keys_b64={"lookup": base64.b64encode(config.keys.lookup).decode()},
-    )
-    await channel.close()
-    await platform_channel.close()
-    await gateway.stop(0)
-    tracer_provider.shutdown()
+    try:
+        yield GatewayUnderTest(
+            gateway=gateway,
+            config=config,
+            channel=channel,
+            stub=gateway_pb2_grpc.GatewayServiceStub(channel),
+            control=platform_pb2_grpc.ControlServiceStub(platform_channel),
+            platform_channel=platform_channel,
+            operator=operator_pb2_grpc.OperatorServiceStub(channel),
+            metrics=reader,
+            spans=spans,
+        )
+    finally:
+        await channel.close()
+        await platform_channel.close()
+        await gateway.stop(0)
+        tracer_provider.shutdown()

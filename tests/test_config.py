@@ -4,7 +4,6 @@ value (issue 10, defect 14)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import secrets
@@ -19,7 +18,7 @@ from essc_gateway.config import ConfigError, load_config
 from essc_gateway.crypto import token_digest
 from essc_gateway.store.location import PostgresDatabase
 
-KEY = base64.b64encode(bytes(32)).decode()
+PIN = "pin-" + secrets.token_hex(6)
 
 
 def _file(tmp_path: Path, content: dict[str, Any] | str, name: str = "config.json") -> str:
@@ -34,9 +33,9 @@ def _valid(tmp_path: Path) -> tuple[dict[str, str], dict[str, Any]]:
         "operators": [{"operator_id": "ops", "token_sha256": token_digest("o")}],
     }
     environment = {
-        "ESSC_DATA_KEY": KEY,
-        "ESSC_LOOKUP_KEY": KEY,
-        "ESSC_TOKEN_KEY": KEY,
+        "ESSC_PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so",
+        "ESSC_PKCS11_TOKEN_LABEL": "essc",
+        "ESSC_PKCS11_PIN": PIN,
         "ESSC_DATABASE": str(tmp_path / "var" / "gateway.db"),
     }
     return environment, config
@@ -131,8 +130,18 @@ BAD: list[tuple[str, Edit, str]] = [
         "banks[0].factors.SHOPPING.[key]:",
     ),
     ("unknown top-level key", _config(lambda c: c.__setitem__("bankz", [])), "bankz: unknown"),
-    ("a key missing", lambda t, e, c: e.pop("ESSC_DATA_KEY"), "ESSC_DATA_KEY: Field required"),
-    ("a key not base64", _set("ESSC_LOOKUP_KEY", "not base64!"), "ESSC_LOOKUP_KEY is not valid"),
+    ("no root key", lambda t, e, c: e.pop("ESSC_PKCS11_PIN"), "set ESSC_PKCS11_MODULE"),
+    (
+        "two roots",
+        _set("ESSC_ROOT_KEY_FILE", "var/root.key"),
+        "ESSC_ROOT_KEY_FILE and ESSC_PKCS11_* exclude each other",
+    ),
+    ("an empty PIN", _set("ESSC_PKCS11_PIN", ""), "ESSC_PKCS11_PIN"),
+    (
+        "an unknown suite",
+        _config(lambda c: c["banks"][0].__setitem__("suite", "des")),
+        "banks[0].suite:",
+    ),
     ("TLS files not PEM", _tls(with_ca=True, files=True), "tls.cert_file: Value error, not"),
     (
         "no agreement version",
@@ -193,12 +202,12 @@ def test_a_bad_configuration_is_one_line_naming_where(
     message = str(raised.value)
     assert expected in message
     assert "\n" not in message
-    assert KEY not in message
+    assert PIN not in message
 
 
 async def test_run_with_a_bad_setting_exits_2_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESSC_")}
-    env.update({"ESSC_PORT": "abc", "ESSC_DATA_KEY": secrets.token_hex(2)})
+    env.update({"ESSC_PORT": "abc", "ESSC_PKCS11_PIN": secrets.token_hex(2)})
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

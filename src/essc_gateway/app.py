@@ -20,13 +20,15 @@ from essc.gateway.v1 import gateway_pb2, gateway_pb2_grpc, operator_pb2, operato
 from essc_gateway import __version__
 from essc_gateway.clock import Clock, SystemClock
 from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig
-from essc_gateway.crypto import FieldCipher, LookupHasher, TokenSealer
+from essc_gateway.crypto import TokenSealer
 from essc_gateway.domain.maintenance import WindowKind
 from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.evidence.proofs import Prover
 from essc_gateway.evidence.service import EvidenceService
 from essc_gateway.evidence.signed_note import NoteSigner
 from essc_gateway.evidence.signing_key import load_signer
+from essc_gateway.keys.hierarchy import KeyHierarchy
+from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.liability.amendments import Amender
 from essc_gateway.liability.classify import Classifier
 from essc_gateway.liability.counts import RequestCounter
@@ -146,11 +148,14 @@ class Gateway:
         self.port = 0
         self.health_port: int | None = None
         self.server_certificates: ServerCertificates | None = None
+        self.keys: KeyHierarchy | None = None
         self.platform_tls_watch: PlatformTlsWatch | None = None
 
     async def start(self) -> int:
         config, clock = self._config, self._clock
         self._store = store = await self._open_store()
+        # Every bank's keys unwrapped now: the request path never calls the root keystore.
+        self.keys = keys = await open_hierarchy(store, config.root_key, config.banks, clock)
         self.checkpointer = checkpointer = Checkpointer(store, self._evidence_signer(), clock)
         # Each attempt is a client span whose W3C context goes to the platform (grpc_platform).
         channel = platform_channel(self._platform_address, config.platform_tls)
@@ -191,8 +196,8 @@ class Gateway:
                 config.tls_reload_interval,
             )
 
-        vault = Vault(FieldCipher(config.keys.data), LookupHasher(config.keys.lookup))
-        tokens = TokenService(TokenSealer(config.keys.tokens), clock, config.settings)
+        vault = Vault(keys)
+        tokens = TokenService(TokenSealer(keys.bank), clock, config.settings)
         holders = Holders(store, vault, clock, config.settings)
         self.calendar = calendar = MaintenanceCalendar(
             store, clock, config.maintenance_grace, config.maintenance_min_notice
@@ -520,6 +525,9 @@ class Gateway:
         if self._platform is not None:
             await self._platform.close()
             self._platform = None
+        if self.keys is not None:
+            await self.keys.close()
+            self.keys = None
         if self._store is not None:
             await self._store.close()
             self._store = None

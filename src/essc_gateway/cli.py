@@ -16,6 +16,7 @@ from essc_gateway.cli_cluster import add_cluster_arguments, run_cluster_command
 from essc_gateway.cli_evidence import add_evidence_commands, run_evidence
 from essc_gateway.cli_fuzz import add_fuzz_arguments, run_fuzz_command
 from essc_gateway.cli_health import add_health_arguments, run_health_command
+from essc_gateway.cli_keys import add_keys_commands, run_keys
 from essc_gateway.cli_ledger import add_ledger_commands, run_ledger
 from essc_gateway.loadtest import (
     LoadAborted,
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_ledger_commands(commands)
     add_evidence_commands(commands)
+    add_keys_commands(commands)
     health = commands.add_parser(
         "health", help="check a running gateway's gRPC health (exit 0 when SERVING)"
     )
@@ -150,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cluster": lambda o: asyncio.run(run_cluster_command(o)),
         "ledger": lambda o: asyncio.run(run_ledger(o)),
         "evidence": lambda o: asyncio.run(run_evidence(o)),
+        "keys": lambda o: asyncio.run(run_keys(o)),
         "health": lambda o: asyncio.run(run_health_command(o)),
         "bench": lambda o: asyncio.run(run_bench_command(o)),
         "fuzz": lambda o: asyncio.run(run_fuzz_command(o)),

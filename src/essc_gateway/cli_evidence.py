@@ -15,14 +15,17 @@ from pathlib import Path
 
 from essc_gateway.cli_ledger import store_config
 from essc_gateway.clock import SystemClock
-from essc_gateway.config import ConfigError
-from essc_gateway.crypto import FieldCipher, LookupHasher
+from essc_gateway.config import ConfigError, GatewayConfig
 from essc_gateway.errors import GatewayError
 from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.evidence.proofs import Prover
 from essc_gateway.evidence.service import EvidenceService
+from essc_gateway.evidence.signed_note import NoteSigner
 from essc_gateway.evidence.signing_key import SigningKeyError, load_signer
 from essc_gateway.evidence.verify import render_verdict, verify_bundle
+from essc_gateway.keys.hierarchy import KeyLoadError
+from essc_gateway.keys.opening import open_hierarchy
+from essc_gateway.keys.root import KeystoreError
 from essc_gateway.service.vault import Vault
 from essc_gateway.store.opening import open_store
 
@@ -117,18 +120,34 @@ async def run_evidence(options: argparse.Namespace) -> int:
     if isinstance(config.database, Path) and not config.database.is_file():
         print(f"evidence: no store at {config.database}", file=sys.stderr)
         return 2
+    return await _with_store(options, config, signer)
+
+
+async def _with_store(
+    options: argparse.Namespace, config: GatewayConfig, signer: NoteSigner
+) -> int:
     store = await open_store(
         config.database, config.synchronous, evidence_hash=config.evidence.tree_hash
     )
     checkpointer = Checkpointer(store, signer, SystemClock())
-    vault = Vault(FieldCipher(config.keys.data), LookupHasher(config.keys.lookup))
-    service = EvidenceService(store, checkpointer, Prover(store, config.evidence.tree_hash), vault)
+    try:
+        keys = await open_hierarchy(
+            store, config.root_key, config.banks, SystemClock(), make_missing=False
+        )
+    except (KeystoreError, KeyLoadError) as error:
+        await store.close()
+        print(f"evidence: {error}", file=sys.stderr)
+        return 2
+    service = EvidenceService(
+        store, checkpointer, Prover(store, config.evidence.tree_hash), Vault(keys)
+    )
     try:
         return await _run(options, service)
     except GatewayError as error:
         print(f"evidence: {error.message}", file=sys.stderr)
         return 1
     finally:
+        await keys.close()
         await store.close()
 
 

@@ -4,17 +4,20 @@ without a running gateway (for auditors, and for the day the gateway is down).""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from essc_gateway.clock import SystemClock
 from essc_gateway.config import ConfigError, GatewayConfig, development_environment, load_config
-from essc_gateway.crypto import FieldCipher, LookupHasher
 from essc_gateway.errors import GatewayError
 from essc_gateway.evidence.audit import audit_log
 from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.evidence.signing_key import SigningKeyError, load_signer
+from essc_gateway.keys.hierarchy import KeyLoadError
+from essc_gateway.keys.opening import open_hierarchy
+from essc_gateway.keys.root import KeystoreError
 from essc_gateway.liability import render
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.outages import OutageTracker
@@ -120,26 +123,27 @@ def _aware(value: datetime | None, default: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+class _NoStore(Exception):
+    """The configured SQLite file does not exist: a reader must not create an empty one."""
+
+
 async def run_ledger(options: argparse.Namespace) -> int:
     try:
         config = store_config(options)
-    except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        return 2
-    if isinstance(config.database, Path) and not config.database.is_file():
-        # A reader must not create an empty store.
-        print(f"ledger: no store at {config.database}", file=sys.stderr)
+        if isinstance(config.database, Path) and not config.database.is_file():
+            # A reader must not create an empty store.
+            raise _NoStore(f"no store at {config.database}")
+        signer = load_signer(config.evidence_key_file, config.evidence.origin)
+    except (ConfigError, SigningKeyError, _NoStore) as error:
+        prefix = "configuration error" if isinstance(error, ConfigError) else "ledger"
+        print(f"{prefix}: {error}", file=sys.stderr)
         return 2
     clock = SystemClock()
-    try:
-        signer = load_signer(config.evidence_key_file, config.evidence.origin)
-    except SigningKeyError as error:
-        print(f"ledger: {error}", file=sys.stderr)
-        return 2
     store = await open_store(
         config.database, config.synchronous, evidence_hash=config.evidence.tree_hash
     )
     checkpointer = Checkpointer(store, signer, clock)
+    closing = contextlib.AsyncExitStack()
     try:
         if options.ledger_command == "verify":
             kept = [path.read_bytes() for path in options.kept_checkpoint]
@@ -155,7 +159,15 @@ async def run_ledger(options: argparse.Namespace) -> int:
         await calendar.load()
         incidents = IncidentBook(store, clock)
         await incidents.load()
-        vault = Vault(FieldCipher(config.keys.data), LookupHasher(config.keys.lookup))
+        try:
+            keys = await open_hierarchy(
+                store, config.root_key, config.banks, clock, make_missing=False
+            )
+        except (KeystoreError, KeyLoadError) as error:
+            print(f"ledger: {error}", file=sys.stderr)
+            return 2
+        closing.push_async_callback(keys.close)
+        vault = Vault(keys)
         reports = Reports(
             store,
             calendar,
@@ -185,4 +197,5 @@ async def run_ledger(options: argparse.Namespace) -> int:
         print(f"ledger: {error.message}", file=sys.stderr)
         return 1
     finally:
+        await closing.aclose()
         await store.close()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import secrets
@@ -24,10 +22,13 @@ from essc_gateway.config_schema import (
     read_environment,
     store_location,
 )
-from essc_gateway.crypto import KEY_BYTES, KeyRing, token_digest
+from essc_gateway.crypto import token_digest
 from essc_gateway.domain.auth_policy import AuthPolicy
 from essc_gateway.domain.models import Factor, Scenario
 from essc_gateway.evidence.merkle import TreeHash
+from essc_gateway.keys.pkcs11_root import Pkcs11Settings
+from essc_gateway.keys.root import FileRoot
+from essc_gateway.keys.suites import Suite
 from essc_gateway.liability.work_calendar import CalendarFileError, WorkCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.store.location import StoreLocation
@@ -59,10 +60,14 @@ class BankConfig:
     """Requests per second (and burst) this bank may send before being shed."""
     store_and_forward: bool = False
     """Issuance during a maintenance window is accepted as PENDING and sent after it."""
+    suite: Suite = Suite.AES256_GCM_HMAC_SHA256
+    """The algorithms of the bank's keys (K3): AES-256-GCM + HMAC-SHA256, or SM4-GCM +
+    HMAC-SM3. A change takes effect at the bank's next key rotation; what was sealed before
+    stays readable (each value names its suite)."""
 
     def __post_init__(self) -> None:
-        if not self.bank_id or ":" in self.bank_id:
-            raise ConfigError("bank_id must be non-empty and contain no ':'")
+        if not self.bank_id or ":" in self.bank_id or "/" in self.bank_id:
+            raise ConfigError("bank_id must be non-empty and contain no ':' or '/'")
         if not (self.token_sha256 or self.certificate_subject):
             raise ConfigError(f"bank {self.bank_id}: needs a token digest or a certificate")
 
@@ -92,16 +97,16 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
-class Keys:
-    """Keys protecting personal data (A13(1)): field encryption, lookup tokens, tokens."""
+class RootKeyFile:
+    """The root key in a local file (mode 0600): development only; production uses an HSM."""
 
-    data: KeyRing
-    lookup: bytes
-    tokens: KeyRing
+    path: Path
+    create: bool = False
+    """Make it (0600) when missing: `run --dev` only."""
 
-    def __post_init__(self) -> None:
-        if len(self.lookup) != KEY_BYTES:
-            raise ConfigError(f"lookup key must be {KEY_BYTES} bytes")
+
+RootKeySettings = RootKeyFile | Pkcs11Settings
+"""Where the root of the key hierarchy is (K2): a file, or an HSM over PKCS#11."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,9 @@ class EvidenceSettings:
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    keys: Keys
+    root_key: RootKeySettings
+    """The root of the key hierarchy; each bank's keys are made below it and kept wrapped
+    in the store."""
     banks: tuple[BankConfig, ...]
     operators: tuple[OperatorConfig, ...] = ()
     host: str = "127.0.0.1"
@@ -228,27 +235,18 @@ class GatewayConfig:
         return AuthPolicy(per_bank={b.bank_id: b.factors for b in self.banks if b.factors})
 
 
-def _key(raw: str, name: str) -> bytes:
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"{name} is not valid base64") from None
-    if len(key) != KEY_BYTES:
-        raise ConfigError(f"{name} must decode to {KEY_BYTES} bytes")
-    return key
-
-
-def _ring(raw: str, name: str) -> KeyRing:
-    """`BASE64` or `1:BASE64,2:BASE64` (the highest version seals)."""
-    if ":" not in raw:
-        return KeyRing.single(_key(raw, name))
-    keys = {}
-    for part in raw.split(","):
-        version, _, encoded = part.partition(":")
-        if not version.strip().isdecimal():
-            raise ConfigError(f"{name}: key versions must be numbers")
-        keys[int(version)] = _key(encoded.strip(), name)
-    return KeyRing(keys=keys, current=max(keys))
+def _root_key(env: EnvironmentSettings) -> RootKeySettings:
+    module, label, pin = env.pkcs11_module, env.pkcs11_token_label, env.pkcs11_pin
+    if env.root_key_file is not None:
+        if module or label or pin:
+            raise ConfigError("ESSC_ROOT_KEY_FILE and ESSC_PKCS11_* exclude each other")
+        return RootKeyFile(env.root_key_file)
+    if module is None or label is None or pin is None:
+        raise ConfigError(
+            "the root key: set ESSC_PKCS11_MODULE, ESSC_PKCS11_TOKEN_LABEL and ESSC_PKCS11_PIN "
+            "(an HSM), or ESSC_ROOT_KEY_FILE (development)"
+        )
+    return Pkcs11Settings(module, label, pin, env.pkcs11_key_label)
 
 
 def _bank(entry: BankFile) -> BankConfig:
@@ -259,6 +257,7 @@ def _bank(entry: BankFile) -> BankConfig:
         factors={scenario: frozenset(names) for scenario, names in entry.factors.items()},
         rate_limit=RateLimit(entry.rate_limit.per_second, entry.rate_limit.burst),
         store_and_forward=entry.store_and_forward,
+        suite=Suite.named(entry.suite),
     )
 
 
@@ -299,6 +298,16 @@ def _platform_tls(env: EnvironmentSettings) -> PlatformTls | None:
     )
 
 
+def load_root_key_settings(environ: Mapping[str, str] | None = None) -> RootKeySettings:
+    """Where the root key is, from the ESSC_* variables alone (`keys init-root` needs no
+    banks). Raises ConfigError naming the setting, never a value."""
+    try:
+        env = read_environment(dict(os.environ if environ is None else environ))
+    except SettingsError as error:
+        raise ConfigError(str(error)) from None
+    return _root_key(env)
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Reads the ESSC_* variables and the JSON file named by ESSC_CONFIG (banks, operators,
     TLS, agreement versions).
@@ -312,11 +321,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
         file = read_config_file(env.config) if env.config is not None else ConfigFile()
     except SettingsError as error:
         raise ConfigError(str(error)) from None
-    keys = Keys(
-        data=_ring(env.data_key, "ESSC_DATA_KEY"),
-        lookup=_key(env.lookup_key, "ESSC_LOOKUP_KEY"),
-        tokens=_ring(env.token_key, "ESSC_TOKEN_KEY"),
-    )
+    root_key = _root_key(env)
     tls = None
     if file.tls is not None:
         tls = TlsConfig(file.tls.cert_file, file.tls.key_file, file.tls.client_ca_file)
@@ -325,7 +330,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
         if file.agreement_versions is not None:
             settings = replace(settings, agreement_versions=dict(file.agreement_versions))
         config = GatewayConfig(
-            keys=keys,
+            root_key=root_key,
             banks=tuple(_bank(b) for b in file.banks),
             operators=tuple(_operator(o) for o in file.operators),
             host=env.host,
@@ -363,7 +368,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
 
 
 def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """Keys and bank tokens for a local run, created once in `directory` (mode 0600).
+    """The root key file and bank tokens for a local run, created once in `directory`
+    (mode 0600). `other-bank` uses the national suite (SM4/SM3), `demo-bank` the default.
 
     Returns (environment for `load_config`, identity -> bearer token to show the user).
     """
@@ -371,9 +377,6 @@ def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, 
     secrets_file = directory / "dev-secrets.json"
     if not secrets_file.exists():
         generated = {
-            "ESSC_DATA_KEY": base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
-            "ESSC_LOOKUP_KEY": base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
-            "ESSC_TOKEN_KEY": base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
             "bank_tokens": {
                 "demo-bank": secrets.token_urlsafe(24),
                 "other-bank": secrets.token_urlsafe(24),
@@ -395,6 +398,7 @@ def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, 
                         "bank_id": bank,
                         "token_sha256": token_digest(token),
                         "store_and_forward": bank == "demo-bank",
+                        "suite": "aes" if bank == "demo-bank" else "sm",
                     }
                     for bank, token in tokens.items()
                 ],
@@ -405,8 +409,7 @@ def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, 
             indent=2,
         )
     )
-    environment = {
-        name: stored[name] for name in ("ESSC_DATA_KEY", "ESSC_LOOKUP_KEY", "ESSC_TOKEN_KEY")
-    }
-    environment["ESSC_CONFIG"] = str(config_file)
+    root_key = directory / "root.key"
+    FileRoot.open(root_key, create=True)  # made 0600 on the first run
+    environment = {"ESSC_ROOT_KEY_FILE": str(root_key), "ESSC_CONFIG": str(config_file)}
     return environment, {**tokens, "operator dev-operator": operator_token}

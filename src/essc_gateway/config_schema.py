@@ -51,6 +51,7 @@ class BankFile(_Strict):
     )
     rate_limit: RateLimitFile = RateLimitFile()
     store_and_forward: bool = False
+    suite: Literal["aes", "sm", "AES256_GCM_HMAC_SHA256", "SM4_GCM_HMAC_SM3"] = "aes"
 
 
 class OperatorFile(_Strict):
@@ -109,9 +110,16 @@ class EnvironmentSettings(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
 
-    data_key: Annotated[str, Field(alias="ESSC_DATA_KEY", min_length=1)]
-    lookup_key: Annotated[str, Field(alias="ESSC_LOOKUP_KEY", min_length=1)]
-    token_key: Annotated[str, Field(alias="ESSC_TOKEN_KEY", min_length=1)]
+    root_key_file: Annotated[Path | None, Field(alias="ESSC_ROOT_KEY_FILE")] = None
+    """The root key in a 0600 file (development); or the HSM settings below."""
+    pkcs11_module: Annotated[str | None, Field(alias="ESSC_PKCS11_MODULE", min_length=1)] = None
+    pkcs11_token_label: Annotated[
+        str | None, Field(alias="ESSC_PKCS11_TOKEN_LABEL", min_length=1)
+    ] = None
+    pkcs11_pin: Annotated[str | None, Field(alias="ESSC_PKCS11_PIN", min_length=1)] = None
+    pkcs11_key_label: Annotated[str, Field(alias="ESSC_PKCS11_KEY_LABEL", min_length=1)] = (
+        "essc-gateway-root"
+    )
     config: Annotated[FilePath | None, Field(alias="ESSC_CONFIG")] = None
     host: Annotated[str, Field(alias="ESSC_HOST", min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(alias="ESSC_PORT", ge=0, le=65535)] = 50051

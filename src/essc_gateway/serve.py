@@ -29,6 +29,8 @@ from essc_gateway.config import (
     development_environment,
     load_config,
 )
+from essc_gateway.keys.hierarchy import KeyLoadError
+from essc_gateway.keys.root import KeystoreError
 from essc_gateway.runtime import settle_heap
 from essc_gateway.service.periodic import run_every
 from essc_gateway.simplatform import (
@@ -94,7 +96,11 @@ async def run_gateway(options: argparse.Namespace) -> int:
                 print(f"configuration error: {error}", file=sys.stderr)
                 return 2
         if options.workers == 1:
-            await _serve_here(config, address, environment, platform, tokens, population)
+            try:
+                await _serve_here(config, address, environment, platform, tokens, population)
+            except (KeystoreError, KeyLoadError) as error:  # the root or a bank key unusable
+                print(f"key management error: {error}", file=sys.stderr)
+                return 2
             return 0
         environment["ESSC_PLATFORM_ADDRESS"] = address
         return await _serve_workers(options.workers, environment, platform, tokens, population)

@@ -75,9 +75,7 @@ def test_a_malformed_calendar_file_is_refused_by_configuration(
     with pytest.raises(CalendarFileError):
         WorkCalendar.official(supplement)
     environment = {
-        "ESSC_DATA_KEY": "A" * 43 + "=",
-        "ESSC_LOOKUP_KEY": "A" * 43 + "=",
-        "ESSC_TOKEN_KEY": "A" * 43 + "=",
+        "ESSC_ROOT_KEY_FILE": str(tmp_path / "root.key"),
         "ESSC_WORK_CALENDAR": str(supplement),
     }
     with pytest.raises(ConfigError, match="ESSC_WORK_CALENDAR"):

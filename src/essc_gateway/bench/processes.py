@@ -4,7 +4,6 @@ the bare echo service, the simulated platform, and the gateway (one or several w
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import secrets
@@ -19,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from essc_gateway.crypto import token_digest
+from essc_gateway.keys.root import FileRoot
 
 _READY_TIMEOUT = 90.0
 _STOP_TIMEOUT = 15.0
@@ -100,7 +100,7 @@ def free_ports_in_a_row(count: int) -> int:
 
 
 def gateway_secrets(directory: Path) -> GatewaySecrets:
-    """Fresh keys, one bank with no practical rate limit (the benchmark measures the gateway,
+    """A fresh root key, one bank with no practical rate limit (the benchmark measures the gateway,
     not its shedding) and one operator, written to `directory`."""
     bank_token, operator_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     config = {
@@ -118,15 +118,9 @@ def gateway_secrets(directory: Path) -> GatewaySecrets:
     config_file = directory / "bench-config.json"
     config_file.write_text(json.dumps(config))
 
-    def key() -> str:
-        return base64.b64encode(secrets.token_bytes(32)).decode()
-
-    environment = {
-        "ESSC_CONFIG": str(config_file),
-        "ESSC_DATA_KEY": key(),
-        "ESSC_LOOKUP_KEY": key(),
-        "ESSC_TOKEN_KEY": key(),
-    }
+    root_key = directory / "root.key"
+    FileRoot.open(root_key, create=True)
+    environment = {"ESSC_CONFIG": str(config_file), "ESSC_ROOT_KEY_FILE": str(root_key)}
     return GatewaySecrets(environment, bank_token, operator_token)
 
 

@@ -19,6 +19,7 @@ from essc_gateway.domain.maintenance import (
     announcement_fields,
     announcement_of,
 )
+from essc_gateway.keys.model import KeyEvent
 from essc_gateway.liability.model import (
     Amendment,
     AmendmentCause,
@@ -39,6 +40,7 @@ class EntryKind(StrEnum):
     OUTAGE_OPENED = "OUTAGE_OPENED"
     OUTAGE_CLOSED = "OUTAGE_CLOSED"
     REQUEST_COUNTS = "REQUEST_COUNTS"
+    KEY_EVENT = "KEY_EVENT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,29 @@ def counts_entry(bank_id: str, day: str, requests: int, failed: int) -> Entry:
         _canonical(
             EntryKind.REQUEST_COUNTS,
             {"bank_id": bank_id, "day": day, "requests": requests, "failed": failed},
+        ),
+    )
+
+
+def key_event_entry(event: KeyEvent) -> Entry:
+    """A key's generation, rotation, retirement or incident, and who caused it (K5, K7):
+    names and versions only, never key material."""
+    return Entry(
+        EntryKind.KEY_EVENT,
+        event.key_id,
+        _canonical(
+            EntryKind.KEY_EVENT,
+            {
+                "event": event.kind.value,
+                "key_id": event.key_id,
+                "bank_id": event.bank_id,
+                "purpose": event.purpose.value,
+                "version": event.version,
+                "suite": event.suite.name,
+                "at": _time(event.at),
+                "by": event.by,
+                "detail": event.detail,
+            },
         ),
     )
 

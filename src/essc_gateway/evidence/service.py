@@ -14,6 +14,7 @@ from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.evidence.entries import EntryKind
 from essc_gateway.evidence.log import LogEntry, StoredCheckpoint
 from essc_gateway.evidence.proofs import ProofError, Prover
+from essc_gateway.liability.holder_records import liability_records_of
 from essc_gateway.service.vault import Vault
 
 
@@ -76,8 +77,9 @@ class EvidenceService:
         holder_id: str | None,
     ) -> list[str]:
         """The failed requests of a bank (and of one holder: a complaint) in a range."""
-        holder_token = self._vault.holder_token(holder_id) if holder_id else None
-        records = await self._store.liability_records(since, until, bank_id, holder_token)
+        records = await liability_records_of(
+            self._store, self._vault, since, until, bank_id, holder_id
+        )
         return [r.request_id for r in records]
 
     async def audit(self, kept_checkpoints: Sequence[bytes]) -> LogAudit:

@@ -193,9 +193,13 @@ def _find_root(session: Any, key_label: str) -> Any:
 
 def provision_root_key(settings: Pkcs11Settings) -> bool:
     """Generates the root key on the token if it has none (the HSM team's one-off step, or a
-    test's). Returns whether it made one. Blocking; run it once, before any gateway starts."""
-    token = pkcs11.lib(settings.module).get_token(token_label=settings.token_label)
-    with token.open(rw=True, user_pin=settings.pin) as session:
+    test's). Returns whether it made one. Blocking; run it once, before any gateway starts.
+
+    Raises:
+        KeystoreError: no such module or token, or a wrong PIN.
+    """
+    session = _login(settings)  # KeystoreError naming the setting at fault
+    with session:
         try:
             session.get_key(ObjectClass.SECRET_KEY, label=settings.key_label)
             return False

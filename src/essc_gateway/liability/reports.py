@@ -12,6 +12,7 @@ from essc_gateway.clock import Clock
 from essc_gateway.domain.maintenance import GATEWAY_RPCS, MaintenanceWindow
 from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.liability.amendments import standing
+from essc_gateway.liability.holder_records import liability_records_of
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.model import (
     Amendment,
@@ -132,8 +133,9 @@ class Reports:
         complaint_accepted_on: date | None = None,
     ) -> LiabilityReport:
         """A bank's failed requests in [since, until), or one holder's (a complaint)."""
-        holder_token = self._vault.holder_token(holder_id) if holder_id else None
-        records = await self._store.liability_records(since, until, bank_id, holder_token)
+        records = await liability_records_of(
+            self._store, self._vault, since, until, bank_id, holder_id
+        )
         amendments = await self._amendments(records)
         outages = await self._outages_between(since, until)
         windows = self._calendar.between(since, until)

@@ -59,7 +59,9 @@ class Holders:
         about each other's customers. A card this bank terminated is reported as such, as
         Query reports it (A12).
         """
-        card = await self._store.current_card_for_holder(self._vault.holder_token(id_number))
+        card = await self._store.current_card_for_holder(
+            self._vault.holder_token(bank_id, id_number)
+        )
         if card is None or card.bank_id != bank_id:
             raise NotFound(
                 "no e-SSC issued through this bank for this holder",

@@ -11,6 +11,7 @@ from datetime import datetime, time, timedelta, timezone
 
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
+from essc_gateway.domain.citizen_id import normalise_id_text
 from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.domain.models import (
     CivilCapacity,
@@ -38,7 +39,7 @@ from essc_gateway.service.cards import card_view
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.service.tokens import TokenService, VerificationClaims
-from essc_gateway.service.vault import IssueDraft, Vault
+from essc_gateway.service.vault import Fingerprint, IssueDraft, Vault
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
@@ -115,8 +116,7 @@ class IssuanceService:
         self._forwarding_banks = forwarding_banks
 
     async def issue(self, bank_id: str, command: IssueCommand) -> IssueResult:
-        holder_token = self._vault.holder_token(command.applicant.citizen_id.value)
-        fingerprint = self._fingerprint(holder_token, command)
+        fingerprint = self._fingerprint(bank_id, command)
         # A repeat of a finished request replays its result, however old its token is.
         try:
             earlier = await self._store.get_issue_attempt(bank_id, command.idempotency_key)
@@ -142,7 +142,7 @@ class IssuanceService:
         lease = self._lease_seconds()
         lease_end = self._clock.monotonic() + lease
         try:
-            claim = await self._claim(draft, fingerprint, now, lease)
+            claim = await self._claim(draft, fingerprint.current, now, lease)
         except StoreUnavailable as failure:
             raise _store_failure(maybe_processed=False) from failure
         if claim.existing is not None:
@@ -306,11 +306,11 @@ class IssuanceService:
         return await self._record_issued(draft, found, progress)
 
     def _check_same_person(self, claims: VerificationClaims, applicant: Person) -> None:
-        vault = self._vault
-        if (
-            claims.holder_token != vault.holder_token(applicant.citizen_id.value)
-            or claims.name_token != vault.token("name", applicant.name)
-            or claims.phone_token != vault.token("phone", applicant.mobile_phone)
+        vault, bank_id = self._vault, claims.bank_id
+        if not (
+            vault.is_holder_token(bank_id, claims.holder_token, applicant.citizen_id.value)
+            and vault.is_token(bank_id, claims.name_token, "name", applicant.name)
+            and vault.is_token(bank_id, claims.phone_token, "phone", applicant.mobile_phone)
         ):
             raise PreconditionFailed(
                 "applicant differs from the one verified by this token",
@@ -370,11 +370,11 @@ class IssuanceService:
                 ]
             )
 
-    def _fingerprint(self, holder_token: str, command: IssueCommand) -> str:
+    def _fingerprint(self, bank_id: str, command: IssueCommand) -> Fingerprint:
         guardian = command.guardian
         canonical = json.dumps(
             [
-                holder_token,
+                normalise_id_text(command.applicant.citizen_id.value),
                 command.applicant.name,
                 command.applicant.mobile_phone,
                 command.consent.agreement_version,
@@ -385,10 +385,10 @@ class IssuanceService:
             ],
             ensure_ascii=False,
         )
-        return self._vault.token("issue-request", canonical)
+        return self._vault.fingerprint(bank_id, "issue-request", canonical)
 
-    async def _replay(self, attempt: IssueAttempt, fingerprint: str) -> IssueResult:
-        if attempt.fingerprint != fingerprint:
+    async def _replay(self, attempt: IssueAttempt, fingerprint: Fingerprint) -> IssueResult:
+        if attempt.fingerprint not in fingerprint.any_version:
             raise PreconditionFailed(
                 "idempotency key was used for a different request",
                 reason=ErrorReason.IDEMPOTENCY_KEY_REUSED,
@@ -557,8 +557,11 @@ class IssuanceService:
 
     def _record(self, draft: IssueDraft, card: PlatformCard) -> CardRecord:
         essc_id = card.essc_id
-        seal = self._vault.seal
-        applicant = draft.applicant
+        bank_id, applicant = draft.bank_id, draft.applicant
+
+        def seal(essc_id: str, field: str, value: str) -> bytes:
+            return self._vault.seal(bank_id, essc_id, field, value)
+
         return CardRecord(
             essc_id=essc_id,
             bank_id=draft.bank_id,
@@ -573,7 +576,9 @@ class IssuanceService:
             consent_accepted_at=draft.consent.accepted_at,
             consent_channel=draft.consent.channel.value,
             guardian_sealed=(
-                self._vault.seal_guardian(essc_id, draft.guardian) if draft.guardian else None
+                self._vault.seal_guardian(bank_id, essc_id, draft.guardian)
+                if draft.guardian
+                else None
             ),
             guardian_relation=draft.guardian.relation.value if draft.guardian else None,
         )

@@ -1,6 +1,6 @@
 """Short-lived tokens handed to banks: a verification (Verify -> Issue) and an auth token
-(Authenticate -> Query, Terminate...). Sealed with AES-GCM: opaque to the bank, unforgeable,
-and carrying no personal data in clear, only keyed lookup tokens."""
+(Authenticate -> Query, Terminate...). Sealed under the bank's TOKENS key: opaque to the
+bank, unforgeable, and carrying no personal data in clear, only keyed lookup tokens."""
 
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ class TokenService:
         self._clock = clock
         self._settings = settings
 
-    def _open(self, kind: str, token: str) -> dict[str, Any] | None:
+    def _open(self, kind: str, token: str, bank_id: str) -> dict[str, Any] | None:
         try:
-            return self._sealer.open(kind, token)
+            return self._sealer.open(bank_id, kind, token)
         except (DecryptionError, ValueError):
             return None
 
@@ -69,6 +69,7 @@ class TokenService:
     ) -> tuple[str, datetime]:
         expires_at = self._clock.now() + self._settings.verification_token_ttl
         token = self._sealer.seal(
+            bank_id,
             _VERIFICATION,
             {
                 "b": bank_id,
@@ -84,7 +85,7 @@ class TokenService:
 
     def open_verification(self, token: str, bank_id: str) -> VerificationClaims:
         """Raises PreconditionFailed: Issue needs a fresh Verify by the same bank."""
-        payload = self._open(_VERIFICATION, token)
+        payload = self._open(_VERIFICATION, token, bank_id)
         if payload is None or payload.get("b") != bank_id:
             raise PreconditionFailed(
                 "verification token is not valid; call Verify first",
@@ -116,6 +117,7 @@ class TokenService:
     ) -> tuple[str, datetime]:
         expires_at = self._clock.now() + self._settings.auth_token_ttl
         token = self._sealer.seal(
+            bank_id,
             _AUTH,
             {
                 "b": bank_id,
@@ -132,14 +134,14 @@ class TokenService:
         """The holder's lookup token inside a bank's auth token, expired or not (to file a
         refused request under its holder for complaints); None if it is not one of the
         bank's tokens."""
-        payload = self._open(_AUTH, token)
+        payload = self._open(_AUTH, token, bank_id)
         if payload is None or payload.get("b") != bank_id:
             return None
         return str(payload["h"])
 
     def open_auth(self, token: str, bank_id: str, allowed: frozenset[Scenario]) -> AuthClaims:
         """Raises Unauthenticated (bad or expired) or PermissionDenied (wrong scenario)."""
-        payload = self._open(_AUTH, token)
+        payload = self._open(_AUTH, token, bank_id)
         # Another bank's token is reported exactly like a forged one: nothing leaks across banks.
         if payload is None or payload.get("b") != bank_id:
             raise Unauthenticated(

@@ -61,9 +61,9 @@ class VerificationService:
         # A2: only when all three pass may the e-SSC be issued; the token carries that proof.
         token, expires_at = self._tokens.issue_verification(
             bank_id=bank_id,
-            holder_token=self._vault.holder_token(id_number),
-            name_token=self._vault.token("name", person.name),
-            phone_token=self._vault.token("phone", person.mobile_phone),
+            holder_token=self._vault.holder_token(bank_id, id_number),
+            name_token=self._vault.token(bank_id, "name", person.name),
+            phone_token=self._vault.token(bank_id, "phone", person.mobile_phone),
             civil_capacity=capacity,
             card_number=card_number,
         )

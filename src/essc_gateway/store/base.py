@@ -32,6 +32,10 @@ class LiveCardConflict(StoreError):
     """The holder has a live card already (A3: one person, one e-SSC): nothing was written."""
 
 
+class KeyVersionTaken(StoreError):
+    """A key version exists already (another replica made it first): nothing was written."""
+
+
 class StoreUnavailable(StoreError):
     """The store cannot write at all (disk full, read-only file system, I/O error): nothing
     of the failed write was kept. Transient: writes resume once the cause is gone."""

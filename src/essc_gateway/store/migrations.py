@@ -241,4 +241,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX liability_by_arrival ON liability_records (arrived_at);
     ALTER TABLE incidents ADD COLUMN declared_by TEXT NOT NULL DEFAULT '';
     """,
+    # 9: the keys below the root (K2), each wrapped by its parent; never in clear.
+    """
+    CREATE TABLE managed_keys (
+        bank_id TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        suite INTEGER NOT NULL,
+        wrapped BLOB NOT NULL,
+        parent_version INTEGER,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (bank_id, purpose, version)
+    );
+    """,
 )

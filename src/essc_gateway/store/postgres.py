@@ -55,6 +55,7 @@ from essc_gateway.store.postgres_evidence import (
     log_append,
     settle_tree_hash,
 )
+from essc_gateway.store.postgres_keys import PostgresKeyTables
 from essc_gateway.store.postgres_ledger import PostgresLedgerTables
 from essc_gateway.store.postgres_schema import Db, migrate
 from essc_gateway.store.rows import (
@@ -132,7 +133,9 @@ async def _no_reset(connection: object) -> None:
     """The pool's reset on release: nothing to undo."""
 
 
-class PostgresStore(PostgresLedgerTables, PostgresClusterTables, PostgresEvidenceTables):
+class PostgresStore(
+    PostgresLedgerTables, PostgresClusterTables, PostgresEvidenceTables, PostgresKeyTables
+):
     """`Store` and `LedgerStore` on PostgreSQL. Build it with `await PostgresStore.open(...)`."""
 
     def __init__(

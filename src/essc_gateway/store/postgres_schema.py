@@ -248,6 +248,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX liability_by_arrival ON liability_records (arrived_at);
     ALTER TABLE incidents ADD COLUMN declared_by text NOT NULL DEFAULT '';
     """,
+    # 9: the keys below the root (K2), each wrapped by its parent; never in clear.
+    """
+    CREATE TABLE managed_keys (
+        bank_id text NOT NULL,
+        purpose text NOT NULL,
+        version integer NOT NULL,
+        suite smallint NOT NULL,
+        wrapped bytea NOT NULL,
+        parent_version integer,
+        state text NOT NULL,
+        created_at timestamptz NOT NULL,
+        created_by text NOT NULL,
+        PRIMARY KEY (bank_id, purpose, version)
+    );
+    """,
 )
 
 # pg_advisory_xact_lock's key space is shared by everything on the server: a constant of

@@ -17,6 +17,8 @@ from essc_gateway.domain.maintenance import (
     announcement_of,
 )
 from essc_gateway.evidence.entries import parse, record_from_entry
+from essc_gateway.keys.model import KeyPurpose, KeyState, KeyVersion
+from essc_gateway.keys.suites import Suite
 from essc_gateway.liability.model import (
     Amendment,
     AmendmentCause,
@@ -319,3 +321,17 @@ def counts_added(stored: Mapping[str, int], more: Mapping[str, int]) -> dict[str
     for key, count in more.items():
         total[key] = total.get(key, 0) + count
     return total
+
+
+def key_version_from(row: Row, time_of: TimeOf) -> KeyVersion:
+    return KeyVersion(
+        bank_id=row["bank_id"],
+        purpose=KeyPurpose(row["purpose"]),
+        version=row["version"],
+        suite=Suite(row["suite"]),
+        wrapped=bytes(row["wrapped"]),
+        parent_version=row["parent_version"],
+        state=KeyState(row["state"]),
+        created_at=_required(time_of, row["created_at"]),
+        created_by=row["created_by"],
+    )

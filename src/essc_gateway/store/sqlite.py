@@ -56,6 +56,7 @@ from essc_gateway.store.sqlite_evidence import (
     log_append,
     settle_tree_hash,
 )
+from essc_gateway.store.sqlite_keys import SqliteKeyTables
 from essc_gateway.store.sqlite_ledger import LedgerTables
 from essc_gateway.store.sqlite_util import one_row, text_of, time_or_none, uncancellable
 
@@ -175,7 +176,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
         )
 
 
-class SqliteStore(LedgerTables, SqliteClusterTables, EvidenceTables):
+class SqliteStore(LedgerTables, SqliteClusterTables, EvidenceTables, SqliteKeyTables):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
     def __init__(

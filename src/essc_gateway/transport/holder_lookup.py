@@ -18,6 +18,6 @@ class HolderLookup:
         """The holder's lookup token (never the ID number), if the request names a holder."""
         holder_id = holder_id_of(request)
         if holder_id is not None:
-            return self._vault.holder_token(holder_id)
+            return self._vault.holder_token(bank_id, holder_id)
         token = auth_token_of(request)
         return None if token is None else self._tokens.holder_of_auth(token, bank_id)
