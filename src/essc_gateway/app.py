@@ -27,7 +27,10 @@ from essc_gateway.evidence.proofs import Prover
 from essc_gateway.evidence.service import EvidenceService
 from essc_gateway.evidence.signed_note import NoteSigner
 from essc_gateway.evidence.signing_key import load_signer
+from essc_gateway.keys.custodian import KeyCustodian
 from essc_gateway.keys.hierarchy import KeyHierarchy
+from essc_gateway.keys.holder_keys import HolderKeys
+from essc_gateway.keys.mover import HolderKeyMover
 from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.liability.amendments import Amender
 from essc_gateway.liability.classify import Classifier
@@ -72,6 +75,8 @@ from essc_gateway.upstream.retrying import ResilientCaller
 log = logging.getLogger("essc_gateway")
 STORE_PROBE_INTERVAL = 1.0
 QUEUE_COUNT_INTERVAL = 5.0
+KEY_JOB_INTERVAL = 1.0
+"""Seconds between two looks for key jobs to work (a rotation's or a key incident's)."""
 """Seconds between two counts of the store-and-forward queue (a gauge, not a hot path)."""
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name
@@ -196,7 +201,19 @@ class Gateway:
                 config.tls_reload_interval,
             )
 
-        vault = Vault(keys)
+        self.holder_keys = holder_keys = HolderKeys(store, keys)
+        vault = Vault(keys, holder_keys)
+        self.key_mover = HolderKeyMover(
+            store, keys, holder_keys, vault, clock, replicas.me.replica_id
+        )
+        custodian = KeyCustodian(
+            store,
+            keys,
+            clock,
+            {b.bank_id: b.suite for b in config.banks},
+            max(config.settings.auth_token_ttl, config.settings.verification_token_ttl),
+            self.key_mover,
+        )
         tokens = TokenService(TokenSealer(keys.bank), clock, config.settings)
         holders = Holders(store, vault, clock, config.settings)
         self.calendar = calendar = MaintenanceCalendar(
@@ -211,6 +228,7 @@ class Gateway:
                 SharedTopic.INCIDENTS: incidents.load,
                 SharedTopic.CIRCUITS: circuits.reload,
                 SharedTopic.OUTAGES: outages.sync,
+                SharedTopic.KEYS: self._keys_changed,
             },
         )
         await shared_state.start()
@@ -271,6 +289,7 @@ class Gateway:
                 ),
                 circuits,
                 replicas,
+                custodian,
             ),
             server,
         )
@@ -328,6 +347,12 @@ class Gateway:
         )
         metrics.watch("essc.forward.queue.depth", lambda: {(): self._forward_queue_depth})
         metrics.watch("essc.tls.certificate.expiry", self._certificate_lifetimes)
+
+    async def _keys_changed(self) -> None:
+        """Another replica rotated a key or declared one compromised: hold what it made."""
+        if self.keys is not None:
+            await self.keys.reload()
+            self.holder_keys.forget_all()
 
     def _certificate_lifetimes(self) -> dict[tuple[tuple[str, str], ...], int]:
         """Seconds each certificate in use has left: the reloaded one after a rotation."""
@@ -434,6 +459,9 @@ class Gateway:
         )
         self._probe_task = asyncio.create_task(
             run_every(STORE_PROBE_INTERVAL, self._probe_store, "store probe"), name="essc-probe"
+        )
+        self._side_tasks.add(
+            asyncio.create_task(self.key_mover.run(KEY_JOB_INTERVAL), name="essc-key-jobs")
         )
         if self.platform_tls_watch is not None:
             self._side_tasks.add(

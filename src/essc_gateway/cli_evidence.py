@@ -24,6 +24,7 @@ from essc_gateway.evidence.signed_note import NoteSigner
 from essc_gateway.evidence.signing_key import SigningKeyError, load_signer
 from essc_gateway.evidence.verify import render_verdict, verify_bundle
 from essc_gateway.keys.hierarchy import KeyLoadError
+from essc_gateway.keys.holder_keys import HolderKeys
 from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.keys.root import KeystoreError
 from essc_gateway.service.vault import Vault
@@ -139,7 +140,10 @@ async def _with_store(
         print(f"evidence: {error}", file=sys.stderr)
         return 2
     service = EvidenceService(
-        store, checkpointer, Prover(store, config.evidence.tree_hash), Vault(keys)
+        store,
+        checkpointer,
+        Prover(store, config.evidence.tree_hash),
+        Vault(keys, HolderKeys(store, keys)),
     )
     try:
         return await _run(options, service)

@@ -16,6 +16,7 @@ from essc_gateway.evidence.audit import audit_log
 from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.evidence.signing_key import SigningKeyError, load_signer
 from essc_gateway.keys.hierarchy import KeyLoadError
+from essc_gateway.keys.holder_keys import HolderKeys
 from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.keys.root import KeystoreError
 from essc_gateway.liability import render
@@ -167,7 +168,7 @@ async def run_ledger(options: argparse.Namespace) -> int:
             print(f"ledger: {error}", file=sys.stderr)
             return 2
         closing.push_async_callback(keys.close)
-        vault = Vault(keys)
+        vault = Vault(keys, HolderKeys(store, keys))
         reports = Reports(
             store,
             calendar,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from essc_gateway.keys.model import WrappedHolderKey
 from essc_gateway.store.base import CardRecord
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.store.opening import open_store
@@ -64,6 +65,7 @@ def _card(essc_id: str, holder_token: str, now: datetime) -> CardRecord:
 
 _LEASE = timedelta(seconds=30)
 _SEALED_DRAFT = bytes(400)
+_HOLDER_KEY = bytes(61)  # suite byte + header + nonce + a 32-byte key + tag
 
 
 async def measure_store_rate(location: StoreLocation, seconds: float, writers: int) -> StoreRate:
@@ -83,8 +85,17 @@ async def measure_store_rate(location: StoreLocation, seconds: float, writers: i
                 claim = await store.claim_issue(
                     "bench-bank", key, "fingerprint", now, now + _LEASE, _SEALED_DRAFT
                 )
+                # Each a new holder: the holder's key goes in with the card.
+                holder_key = WrappedHolderKey("bench-bank", key, "hk_" + key, 1, _HOLDER_KEY, now)
                 await store.complete_issue(
-                    "bench-bank", key, "ISSUED", key, _card(key, key, now), now, claim.token
+                    "bench-bank",
+                    key,
+                    "ISSUED",
+                    key,
+                    _card(key, key, now),
+                    now,
+                    claim.token,
+                    holder_key,
                 )
                 done += 1
 

@@ -46,7 +46,7 @@ class KeyLoadError(Exception):
     and open nothing of that bank). The message names the key, never material."""
 
 
-def _key_bytes(purpose: KeyPurpose, suite: Suite) -> int:
+def key_bytes(purpose: KeyPurpose, suite: Suite) -> int:
     return MAC_KEY_BYTES if purpose is KeyPurpose.LOOKUP else suite.key_bytes
 
 
@@ -70,6 +70,8 @@ class KeyHierarchy:
         self._root = root
         self._clock = clock
         self._keyrings: dict[str, BankKeyring] = {}
+        self._bank_keys: dict[tuple[str, int], bytes] = {}
+        """Unwrapped bank keys: a reload after a rotation of a purpose key needs no root."""
         self.root_unwraps = 0
         """Round trips to the root since start (the request path makes none)."""
 
@@ -111,6 +113,28 @@ class KeyHierarchy:
             keyrings[bank_id] = await self._keyring(bank_id, mine)
         self._keyrings = keyrings
 
+    async def bank_key(self, version: KeyVersion) -> bytes:
+        """A bank key unwrapped by the root (once; then held).
+
+        Raises:
+            KeyLoadError: it does not open with this root.
+            KeystoreError: the root keystore cannot be used.
+        """
+        held = self._bank_keys.get((version.bank_id, version.version))
+        if held is not None:
+            return held
+        try:
+            key = await self._root.unwrap(version.wrapped, version.key_id)
+        except UnwrapFailed as failure:  # another root, or a damaged row
+            raise KeyLoadError(str(failure)) from None
+        self.root_unwraps += 1
+        self._bank_keys[(version.bank_id, version.version)] = key
+        return key
+
+    def hold_bank_key(self, bank_id: str, version: int, key: bytes) -> None:
+        """A bank key this replica just made: no root round trip to read it back."""
+        self._bank_keys[(bank_id, version)] = key
+
     async def _generate_first(self, bank_id: str, suite: Suite) -> bool:
         now = self._clock.now()
         bank_key = os.urandom(suite.key_bytes)
@@ -124,7 +148,7 @@ class KeyHierarchy:
         ]  # fmt: skip
         for purpose in BANK_PURPOSES:
             child_id = key_id(bank_id, purpose, 1)
-            child = os.urandom(_key_bytes(purpose, suite))
+            child = os.urandom(key_bytes(purpose, suite))
             keys.append(
                 KeyVersion(
                     bank_id, purpose, 1, suite,
@@ -147,12 +171,7 @@ class KeyHierarchy:
         bank_keys: dict[int, tuple[Suite, bytes]] = {}
         for v in versions:
             if v.purpose is KeyPurpose.BANK and v.state is not KeyState.RETIRED:
-                try:
-                    bank_key = await self._root.unwrap(v.wrapped, v.key_id)
-                except UnwrapFailed as failure:  # another root, or a damaged row
-                    raise KeyLoadError(str(failure)) from None
-                self.root_unwraps += 1
-                bank_keys[v.version] = (v.suite, bank_key)
+                bank_keys[v.version] = (v.suite, await self.bank_key(v))
         data, tokens = KeySet(), KeySet()
         lookups: dict[int, Mac] = {}
         lookup_current = 0
@@ -182,4 +201,5 @@ class KeyHierarchy:
     async def close(self) -> None:
         """Forgets the unwrapped keys and closes the root keystore."""
         self._keyrings = {}
+        self._bank_keys = {}
         await self._root.close()

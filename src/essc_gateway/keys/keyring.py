@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from essc_gateway.keys.suites import NONCE_BYTES, TAG_BYTES, Aead, AuthenticationFailed, Mac, Suite
 
 FORMAT = 0xE5
+HOLDER_FORMAT = 0xE6
+"""A value sealed under a holder's key: the header names the suite; the key is the holder's
+(found by the row's bank and holder token), its id bound into the associated data."""
 _HEADER_BYTES = 4
 
 
@@ -44,6 +47,18 @@ class KeySet:
 
 def _header(suite: Suite, version: int) -> bytes:
     return bytes([FORMAT, int(suite)]) + version.to_bytes(2, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class HolderKey:
+    """A holder's key, unwrapped (held in a bounded cache while in use)."""
+
+    key_id: str
+    suite: Suite
+    aead: Aead
+
+    def __repr__(self) -> str:
+        return f"HolderKey({self.key_id})"
 
 
 class BankKeyring:
@@ -79,6 +94,42 @@ class BankKeyring:
     def data_version(self) -> int:
         return self._data.current
 
+    # A holder's own fields, under the holder's key.
+    def seal_for(self, holder: HolderKey, plaintext: bytes, place: str) -> bytes:
+        header = bytes([HOLDER_FORMAT, int(holder.suite), 0, 0])
+        nonce = os.urandom(NONCE_BYTES)
+        aad = self._aad(header, holder.key_id + "\x1f" + place)
+        return header + nonce + holder.aead.encrypt(nonce, plaintext, aad)
+
+    def open_for(self, holder: HolderKey, sealed: bytes, place: str) -> bytes:
+        if (
+            len(sealed) < _HEADER_BYTES + NONCE_BYTES + TAG_BYTES
+            or sealed[0] != HOLDER_FORMAT
+            or sealed[1] != holder.suite
+        ):
+            raise DecryptionError("not a value sealed under this holder's key")
+        header = sealed[:_HEADER_BYTES]
+        nonce = sealed[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES]
+        try:
+            return holder.aead.decrypt(
+                nonce,
+                sealed[_HEADER_BYTES + NONCE_BYTES :],
+                self._aad(header, holder.key_id + "\x1f" + place),
+            )
+        except AuthenticationFailed:
+            raise DecryptionError("sealed value failed authentication") from None
+
+    @staticmethod
+    def suite_of(value: int) -> Suite:
+        try:
+            return Suite(value)
+        except ValueError:
+            raise DecryptionError("an unknown suite") from None
+
+    @property
+    def data_suite(self) -> Suite:
+        return self._data.by_version[self._data.current].suite
+
     # Tokens handed to the bank.
     def seal_token(self, plaintext: bytes, kind: str) -> bytes:
         return self._seal(self._tokens, plaintext, "token\x1f" + kind)
@@ -102,6 +153,8 @@ class BankKeyring:
 
     def _seal(self, keys: KeySet, plaintext: bytes, place: str) -> bytes:
         key = keys.by_version[keys.current]
+        if keys.current in keys.refused:  # never: a compromised version is not current
+            raise DecryptionError("the current key is compromised")
         header = _header(key.suite, key.version)
         nonce = os.urandom(NONCE_BYTES)
         return header + nonce + key.aead.encrypt(nonce, plaintext, self._aad(header, place))

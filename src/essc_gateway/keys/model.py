@@ -81,3 +81,89 @@ class KeyEvent:
     at: datetime
     by: str
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedHolderKey:
+    """One holder's key at one bank, sealed by the bank's DATA key (of `data_version`): the
+    holder's personal fields are sealed under it, so that destroying this one row makes every
+    copy of them unreadable (the basis of erasure)."""
+
+    bank_id: str
+    holder_token: str
+    key_id: str
+    """Random; bound into what the key seals (the holder token changes with the lookup key)."""
+    data_version: int
+    wrapped: bytes
+    created_at: datetime
+
+    def __repr__(self) -> str:
+        return f"WrappedHolderKey({self.bank_id}, {self.key_id}, DATA/v{self.data_version})"
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrap:
+    """A key version sealed again, by another version of its parent."""
+
+    bank_id: str
+    purpose: KeyPurpose
+    version: int
+    wrapped: bytes
+    parent_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    bank_id: str
+    purpose: KeyPurpose
+    version: int
+    state: KeyState
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    """One change of the hierarchy, written in one transaction with its key events, and
+    told to every replica (which reload their keys)."""
+
+    new: tuple[KeyVersion, ...] = ()
+    rewraps: tuple[Rewrap, ...] = ()
+    states: tuple[StateChange, ...] = ()
+    events: tuple[KeyEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyJob:
+    """Moving a bank's holder keys off older DATA versions, once across replicas: whoever
+    holds the lease works; progress is kept with each batch (resumable after a kill)."""
+
+    job_id: str
+    bank_id: str
+    target_version: int
+    rekey: bool
+    """A compromised version (K7): every holder key under it is replaced, and the holder's
+    fields sealed again under the new one; otherwise holder keys are only re-wrapped."""
+    done: int
+    total: int
+    started_at: datetime
+    finished_at: datetime | None
+    holder: str | None
+    lease_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CardReseal:
+    """A card's fields sealed under the holder's new key (a key incident's re-encryption)."""
+
+    essc_id: str
+    name_sealed: bytes
+    id_number_sealed: bytes
+    phone_sealed: bytes
+    card_number_sealed: bytes
+    guardian_sealed: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class HolderKeyMove:
+    old: WrappedHolderKey
+    new: WrappedHolderKey
+    cards: tuple[CardReseal, ...] = ()

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
-from essc_gateway.keys.model import KeyEvent, KeyVersion
+from essc_gateway.keys.model import (
+    HolderKeyMove,
+    KeyChange,
+    KeyEvent,
+    KeyJob,
+    KeyPurpose,
+    KeyVersion,
+    WrappedHolderKey,
+)
+from essc_gateway.store.base import CardRecord
 
 
 class KeyStore(Protocol):
@@ -19,3 +29,64 @@ class KeyStore(Protocol):
         """Inserts the versions and logs the events, in one transaction. False, with nothing
         written, when one of them exists already (another replica made it first)."""
         ...
+
+    async def change_keys(self, change: KeyChange) -> None:
+        """Writes the change and its events in one transaction and tells the replicas.
+
+        Raises:
+            KeyVersionTaken: a new version exists already (two rotations at once).
+        """
+        ...
+
+    async def sealed_under(self, bank_id: str, purpose: KeyPurpose, version: int) -> int:
+        """How many stored values still depend on this version: DATA, holder keys it wraps
+        and requests it seals (drafts); LOOKUP, rows found by its tokens. A version may be
+        retired only at 0."""
+        ...
+
+    async def holder_key(self, bank_id: str, holder_token: str) -> WrappedHolderKey | None:
+        """The holder's key at the bank, if one was stored (with the holder's first card)."""
+        ...
+
+    async def cards_for_holder(self, bank_id: str, holder_token: str) -> list[CardRecord]:
+        """Every card of the holder at the bank, terminated ones too."""
+        ...
+
+    async def start_key_job(self, job: KeyJob) -> None:
+        """Records a job (nothing if one of that id exists)."""
+        ...
+
+    async def key_jobs(self) -> list[KeyJob]: ...
+
+    async def lease_key_job(
+        self, job_id: str, holder: str, now: datetime, until: datetime
+    ) -> KeyJob | None:
+        """The unfinished job, leased to `holder` until `until`, if no other replica holds
+        an unexpired lease on it; else None."""
+        ...
+
+    async def holder_keys_to_move(
+        self, bank_id: str, target_version: int, limit: int
+    ) -> list[WrappedHolderKey]:
+        """Holder keys of the bank not yet under the target DATA version."""
+        ...
+
+    async def count_holder_keys_to_move(self, bank_id: str, target_version: int) -> int: ...
+
+    async def move_holder_keys(
+        self,
+        job_id: str,
+        holder: str,
+        moves: Sequence[HolderKeyMove],
+        until: datetime,
+    ) -> int:
+        """Each move applied if its holder key is still the old one (a move made twice
+        writes nothing), the cards re-sealed with it, the job's progress and lease in the
+        same transaction. Returns how many moved.
+
+        Raises:
+            ClaimLost: the lease is another replica's now.
+        """
+        ...
+
+    async def finish_key_job(self, job_id: str, holder: str, now: datetime) -> None: ...

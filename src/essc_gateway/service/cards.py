@@ -58,7 +58,7 @@ class CardService:
     async def query(self, bank_id: str, token: str) -> SocialSecurityInfo:
         _, record = await self._card_for(bank_id, token, Scenario.QUERY_RECORDS)
         require_usable(CardStatus(record.status), Scenario.QUERY_RECORDS)
-        id_number = self._vault.id_number(record)
+        id_number = await self._vault.id_number(record)
         platform = self._platform
         async with fan_out() as group:
             card = group.create_task(platform.get_card(record.essc_id))

@@ -154,6 +154,6 @@ async def issue_status(
         IssueState.COMPLETED,
         attempt.created_at,
         outcome=IssueOutcome(attempt.outcome) if attempt.outcome else IssueOutcome.ISSUED,
-        card=vault.card_view(card),
+        card=await vault.card_view(card),
         completed_at=attempt.completed_at,
     )

@@ -59,9 +59,12 @@ class Holders:
         about each other's customers. A card this bank terminated is reported as such, as
         Query reports it (A12).
         """
-        card = await self._store.current_card_for_holder(
-            self._vault.holder_token(bank_id, id_number)
-        )
+        card = None
+        # The newest lookup version first; an older one finds a holder not yet moved to it.
+        for _, token in self._vault.holder_tokens(id_number, bank_id):
+            card = await self._store.current_card_for_holder(token)
+            if card is not None:
+                break
         if card is None or card.bank_id != bank_id:
             raise NotFound(
                 "no e-SSC issued through this bank for this holder",

@@ -35,6 +35,7 @@ from essc_gateway.errors import (
     PreconditionFailed,
     StoreFailure,
 )
+from essc_gateway.keys.keyring import HolderKey
 from essc_gateway.service.cards import card_view
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.settings import ServiceSettings
@@ -43,6 +44,7 @@ from essc_gateway.service.vault import Fingerprint, IssueDraft, Vault
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
+    HolderKeyTaken,
     IssueAttempt,
     IssueAttemptState,
     IssueClaim,
@@ -411,7 +413,7 @@ class IssuanceService:
         if card is None:
             raise NotFound("card of this request no longer exists")
         # From what the gateway holds: a replay needs no platform (and works in a window).
-        return IssueResult(IssueOutcome.REPLAYED, self._vault.card_view(card))
+        return IssueResult(IssueOutcome.REPLAYED, await self._vault.card_view(card))
 
     def _forwarding_window(self, bank_id: str, now: datetime) -> MaintenanceWindow | None:
         if bank_id not in self._forwarding_banks:
@@ -472,22 +474,13 @@ class IssuanceService:
             )
         # ISSUED or REPLAYED (an earlier attempt reached the platform but not our store), or
         # ALREADY_HELD with this bank while our record is missing: record it now.
-        record = self._record(draft, issued.card)
         outcome = (
             IssueOutcome.ALREADY_HELD
             if issued.outcome is IssueOutcome.ALREADY_HELD
             else IssueOutcome.ISSUED
         )
         try:
-            await self._store.complete_issue(
-                bank_id,
-                draft.idempotency_key,
-                outcome.value,
-                record.essc_id,
-                record,
-                self._clock.now(),
-                progress.claim,
-            )
+            await self._store_card(draft, issued.card, outcome, progress)
         except LiveCardConflict:
             # The platform issued this card, yet our records hold another live card of the
             # holder (A3): ours are stale. Keep the key in doubt, never forget it, and let an
@@ -505,6 +498,35 @@ class IssuanceService:
                 reason=ErrorReason.CARD_RECORDS_DISAGREE,
             ) from None
         return IssueResult(outcome, card_view(issued.card, draft.consent.agreement_version))
+
+    async def _store_card(
+        self, draft: IssueDraft, card: PlatformCard, outcome: IssueOutcome, progress: _Progress
+    ) -> None:
+        """The card, sealed under its holder's key (made now for a first card, and stored in
+        the same transaction), and the attempt completed."""
+        bank_id, holder_token = draft.bank_id, draft.holder_token
+        for _ in range(2):
+            holder, new_key = await self._vault.key_for_new_card(
+                bank_id, holder_token, self._clock.now()
+            )
+            record = self._record(draft, card, holder)
+            try:
+                await self._store.complete_issue(
+                    bank_id,
+                    draft.idempotency_key,
+                    outcome.value,
+                    record.essc_id,
+                    record,
+                    self._clock.now(),
+                    progress.claim,
+                    new_key,
+                )
+            except HolderKeyTaken:  # another request stored the holder's key first: use it
+                self._vault.forget_key(bank_id, holder_token)
+                continue
+            self._vault.remember_key(bank_id, holder_token, holder)
+            return
+        raise InternalError("the holder's key could not be settled")
 
     async def _already_held(
         self, draft: IssueDraft, holder_bank: str, essc_id: str, progress: _Progress
@@ -555,12 +577,12 @@ class IssuanceService:
                 metadata={"check_reason": check_reason or ("NOT_ADULT" if not adult else "")},
             )
 
-    def _record(self, draft: IssueDraft, card: PlatformCard) -> CardRecord:
+    def _record(self, draft: IssueDraft, card: PlatformCard, holder: HolderKey) -> CardRecord:
         essc_id = card.essc_id
         bank_id, applicant = draft.bank_id, draft.applicant
 
         def seal(essc_id: str, field: str, value: str) -> bytes:
-            return self._vault.seal(bank_id, essc_id, field, value)
+            return self._vault.seal(holder, bank_id, essc_id, field, value)
 
         return CardRecord(
             essc_id=essc_id,
@@ -576,7 +598,7 @@ class IssuanceService:
             consent_accepted_at=draft.consent.accepted_at,
             consent_channel=draft.consent.channel.value,
             guardian_sealed=(
-                self._vault.seal_guardian(bank_id, essc_id, draft.guardian)
+                self._vault.seal_guardian(holder, bank_id, essc_id, draft.guardian)
                 if draft.guardian
                 else None
             ),

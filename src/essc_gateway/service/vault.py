@@ -20,6 +20,9 @@ from essc_gateway.domain.models import (
     mask_card_number,
 )
 from essc_gateway.keys.hierarchy import KeyHierarchy
+from essc_gateway.keys.holder_keys import HolderKeys
+from essc_gateway.keys.keyring import DecryptionError, HolderKey
+from essc_gateway.keys.model import CardReseal, WrappedHolderKey
 from essc_gateway.store.base import CardRecord
 
 CARDS_TABLE = "cards"
@@ -58,8 +61,9 @@ class Fingerprint:
 class Vault:
     """The only code that turns personal data into ciphertexts and lookup tokens."""
 
-    def __init__(self, keys: KeyHierarchy) -> None:
+    def __init__(self, keys: KeyHierarchy, holder_keys: HolderKeys) -> None:
         self._keys = keys
+        self._holder_keys = holder_keys
 
     def holder_token(self, bank_id: str, id_number: str) -> str:
         """The same token however the ID was spelt (a raw one from a failed request, too)."""
@@ -91,17 +95,31 @@ class Vault:
     def is_token(self, bank_id: str, token: str, purpose: str, value: str) -> bool:
         return token in self._keys.bank(bank_id).lookup_tokens(f"{purpose}\x1f{value}")
 
-    def seal(self, bank_id: str, essc_id: str, field: str, value: str) -> bytes:
-        return self._keys.bank(bank_id).seal(value.encode(), _place(CARDS_TABLE, essc_id, field))
+    # A holder's card fields, under the holder's own key.
+    async def key_for_new_card(
+        self, bank_id: str, holder_token: str, now: datetime
+    ) -> tuple[HolderKey, WrappedHolderKey | None]:
+        """The key to seal a new card's fields under: the holder's, or a new one to store
+        with the card (then `remember_key` once it is stored)."""
+        existing = await self._holder_keys.existing(bank_id, holder_token)
+        if existing is not None:
+            return existing, None
+        return self._holder_keys.new(bank_id, holder_token, now)
 
-    def _open(self, card: CardRecord, field: str, sealed: bytes) -> str:
-        return (
-            self._keys.bank(card.bank_id)
-            .open(sealed, _place(CARDS_TABLE, card.essc_id, field))
-            .decode()
+    def remember_key(self, bank_id: str, holder_token: str, key: HolderKey) -> None:
+        self._holder_keys.remember(bank_id, holder_token, key)
+
+    def forget_key(self, bank_id: str, holder_token: str) -> None:
+        self._holder_keys.forget(bank_id, holder_token)
+
+    def seal(self, holder: HolderKey, bank_id: str, essc_id: str, field: str, value: str) -> bytes:
+        return self._keys.bank(bank_id).seal_for(
+            holder, value.encode(), _place(CARDS_TABLE, essc_id, field)
         )
 
-    def seal_guardian(self, bank_id: str, essc_id: str, guardian: Guardian) -> bytes:
+    def seal_guardian(
+        self, holder: HolderKey, bank_id: str, essc_id: str, guardian: Guardian
+    ) -> bytes:
         payload = json.dumps(
             {
                 "name": guardian.name,
@@ -109,10 +127,41 @@ class Vault:
                 "mobile_phone": guardian.mobile_phone,
             }
         )
-        return self.seal(bank_id, essc_id, "guardian", payload)
+        return self.seal(holder, bank_id, essc_id, "guardian", payload)
 
-    def id_number(self, card: CardRecord) -> str:
-        return self._open(card, "id_number", card.id_number_sealed)
+    async def _open(self, card: CardRecord, field: str, sealed: bytes) -> str:
+        place = _place(CARDS_TABLE, card.essc_id, field)
+        for _ in range(2):
+            holder = await self._holder_keys.existing(card.bank_id, card.holder_token)
+            if holder is None:  # erased: the key is gone, and with it every copy of the data
+                raise DecryptionError("the holder's key is not held")
+            try:
+                return self._keys.bank(card.bank_id).open_for(holder, sealed, place).decode()
+            except DecryptionError:
+                # A key incident replaced the holder's key since it was cached: read it again.
+                self._holder_keys.forget(card.bank_id, card.holder_token)
+        raise DecryptionError("the holder's fields do not open with the holder's key")
+
+    def reseal_card(self, card: CardRecord, old: HolderKey, new: HolderKey) -> CardReseal:
+        """The card's fields opened with the holder's old key and sealed under the new one."""
+        keyring = self._keys.bank(card.bank_id)
+
+        def moved(field: str, sealed: bytes) -> bytes:
+            place = _place(CARDS_TABLE, card.essc_id, field)
+            return keyring.seal_for(new, keyring.open_for(old, sealed, place), place)
+
+        guardian = card.guardian_sealed
+        return CardReseal(
+            essc_id=card.essc_id,
+            name_sealed=moved("name", card.name_sealed),
+            id_number_sealed=moved("id_number", card.id_number_sealed),
+            phone_sealed=moved("phone", card.phone_sealed),
+            card_number_sealed=moved("card_number", card.card_number_sealed),
+            guardian_sealed=None if guardian is None else moved("guardian", guardian),
+        )
+
+    async def id_number(self, card: CardRecord) -> str:
+        return await self._open(card, "id_number", card.id_number_sealed)
 
     def seal_draft(self, draft: IssueDraft) -> bytes:
         guardian = draft.guardian
@@ -177,14 +226,14 @@ class Vault:
             holder_token=payload["holder_token"],
         )
 
-    def card_number(self, card: CardRecord) -> str:
-        return self._open(card, "card_number", card.card_number_sealed)
+    async def card_number(self, card: CardRecord) -> str:
+        return await self._open(card, "card_number", card.card_number_sealed)
 
-    def card_view(self, card: CardRecord) -> CardView:
+    async def card_view(self, card: CardRecord) -> CardView:
         """The card as last recorded by the gateway."""
         return CardView(
             essc_id=card.essc_id,
-            physical_card_number_masked=mask_card_number(self.card_number(card)),
+            physical_card_number_masked=mask_card_number(await self.card_number(card)),
             status=CardStatus(card.status),
             issued_at=card.issued_at,
             agreement_version=card.consent_version,

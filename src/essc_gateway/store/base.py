@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from essc_gateway.domain.maintenance import MaintenanceWindow
+from essc_gateway.keys.model import WrappedHolderKey
 
 WindowChange = Callable[[MaintenanceWindow], MaintenanceWindow]
 """A window's next version from its current one (version number left to the store)."""
@@ -30,6 +31,10 @@ class DuplicateRecord(StoreError):
 
 class LiveCardConflict(StoreError):
     """The holder has a live card already (A3: one person, one e-SSC): nothing was written."""
+
+
+class HolderKeyTaken(StoreError):
+    """Another request stored a key for this holder first: seal under that one and retry."""
 
 
 class KeyVersionTaken(StoreError):
@@ -112,7 +117,8 @@ class ForwardItem:
 
 @dataclass(frozen=True, slots=True)
 class CardRecord:
-    """An e-SSC issued through this gateway. `*_sealed` fields are AES-GCM ciphertexts."""
+    """An e-SSC issued through this gateway. `*_sealed` fields are sealed under the holder's
+    key (`keys.holder_keys`), found by the bank and `holder_token`."""
 
     essc_id: str
     bank_id: str
@@ -182,15 +188,18 @@ class Store(Protocol):
         new_card: CardRecord | None,
         now: datetime,
         claim: str,
+        new_holder_key: WrappedHolderKey | None = None,
     ) -> None:
         """Marks the attempt done and, in the same transaction, stores `new_card` if given
-        and removes the attempt from the forward queue. `claim`: the claim that holds the
+        (with `new_holder_key`, the key its fields are sealed under, when the holder had
+        none) and removes the attempt from the forward queue. `claim`: the claim that holds the
         key (of the request, or of the forwarder for an attempt accepted for forwarding).
         Done already with the same card: nothing to do.
 
         Raises:
             ClaimLost: another request holds the key now.
             LiveCardConflict: `new_card`'s holder has another live card.
+            HolderKeyTaken: another request stored a key for this holder first.
         """
         ...
 

@@ -20,6 +20,7 @@ class SharedTopic(StrEnum):
     INCIDENTS = "incidents"
     CIRCUITS = "circuits"
     OUTAGES = "outages"
+    KEYS = "keys"
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,4 +256,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (bank_id, purpose, version)
     );
     """,
+    # 10: one key per holder and bank, sealed by the bank's DATA key (A14: erasure).
+    """
+    CREATE TABLE holder_keys (
+        bank_id TEXT NOT NULL,
+        holder_token TEXT NOT NULL,
+        key_id TEXT NOT NULL UNIQUE,
+        data_version INTEGER NOT NULL,
+        wrapped BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (bank_id, holder_token)
+    );
+    """,
+    # 11: jobs moving holder keys to a new DATA key version (once across replicas).
+    """
+    CREATE TABLE key_jobs (
+        job_id TEXT PRIMARY KEY,
+        bank_id TEXT NOT NULL,
+        target_version INTEGER NOT NULL,
+        rekey INTEGER NOT NULL,
+        done INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        holder TEXT,
+        lease_until TEXT
+    );
+    """,
 )

@@ -25,10 +25,12 @@ from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.errors import GatewayError
 from essc_gateway.evidence.entries import window_entry
 from essc_gateway.evidence.merkle import TreeHash
+from essc_gateway.keys.model import WrappedHolderKey
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
     ForwardItem,
+    HolderKeyTaken,
     IssueAttempt,
     IssueAttemptState,
     IssueClaim,
@@ -55,7 +57,7 @@ from essc_gateway.store.postgres_evidence import (
     log_append,
     settle_tree_hash,
 )
-from essc_gateway.store.postgres_keys import PostgresKeyTables
+from essc_gateway.store.postgres_keys import PostgresKeyJobs, PostgresKeyTables
 from essc_gateway.store.postgres_ledger import PostgresLedgerTables
 from essc_gateway.store.postgres_schema import Db, migrate
 from essc_gateway.store.rows import (
@@ -124,7 +126,12 @@ _COMPLETE_WITH_CARD = (
     "SELECT $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
     "$23, $24 WHERE EXISTS (SELECT 1 FROM done) ON CONFLICT (essc_id) DO NOTHING), "
     "queue AS (DELETE FROM forward_queue WHERE bank_id = $5 AND "
-    "idempotency_key = $6 AND EXISTS (SELECT 1 FROM done)) "
+    "idempotency_key = $6 AND EXISTS (SELECT 1 FROM done)), "
+    # The holder's new key, when the holder had none; a key stored meanwhile by another
+    # request fails it all (HolderKeyTaken): the card must be sealed under the stored one.
+    "hk AS (INSERT INTO holder_keys (bank_id, holder_token, key_id, data_version, wrapped, "
+    "created_at) SELECT $11, $12, $25, $26, $27, $28 "
+    "WHERE $25::text IS NOT NULL AND EXISTS (SELECT 1 FROM done)) "
     "SELECT count(*) FROM done"
 )
 
@@ -134,7 +141,11 @@ async def _no_reset(connection: object) -> None:
 
 
 class PostgresStore(
-    PostgresLedgerTables, PostgresClusterTables, PostgresEvidenceTables, PostgresKeyTables
+    PostgresLedgerTables,
+    PostgresClusterTables,
+    PostgresEvidenceTables,
+    PostgresKeyTables,
+    PostgresKeyJobs,
 ):
     """`Store` and `LedgerStore` on PostgreSQL. Build it with `await PostgresStore.open(...)`."""
 
@@ -362,10 +373,17 @@ class PostgresStore(
         new_card: CardRecord | None,
         now: datetime,
         claim: str,
+        new_holder_key: WrappedHolderKey | None = None,
     ) -> None:
         async def in_one_statement(db: Db) -> bool:
             # The attempt done, the card, the queue entry gone: one statement, atomic.
             values = [getattr(new_card, name) for name in CARD_COLUMNS.split(", ")]
+            key = new_holder_key
+            key_values = (
+                [key.key_id, key.data_version, key.wrapped, key.created_at]
+                if key is not None
+                else [None, None, None, None]
+            )
             with live_card_conflict():
                 done = await db.fetchval(
                     _COMPLETE_WITH_CARD,
@@ -379,6 +397,7 @@ class PostgresStore(
                     claim,
                     IssueAttemptState.FORWARD_PENDING.value,
                     *values,
+                    *key_values,
                 )
             return bool(done)
 
@@ -412,7 +431,9 @@ class PostgresStore(
             # The common case (a request's own claim): completed with others in one
             # statement. Anything else (a forward, a key taken over) goes alone below.
             completed = await self._completions.submit(
-                Completion(bank_id, idempotency_key, outcome, essc_id, new_card, now, claim)
+                Completion(
+                    bank_id, idempotency_key, outcome, essc_id, new_card, now, claim, new_holder_key
+                )
             )
         if not completed and new_card is not None:
             completed = await self._write(in_one_statement, one_statement=True)
@@ -799,7 +820,7 @@ class PostgresStore(
 
         try:
             return list(await self._transact(run, one_statement=True))
-        except LiveCardConflict:
+        except (LiveCardConflict, HolderKeyTaken):
             if len(completions) == 1:
                 raise
         # One of them conflicts: each alone, so that only its own caller learns of it.
@@ -807,7 +828,7 @@ class PostgresStore(
         for completion in completions:
             try:
                 results.extend(await self._complete_batch([completion]))
-            except LiveCardConflict as conflict:
+            except (LiveCardConflict, HolderKeyTaken) as conflict:
                 results.append(conflict)
         return results
 

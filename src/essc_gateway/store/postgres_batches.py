@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from essc_gateway.keys.model import WrappedHolderKey
 from essc_gateway.store.base import CardRecord, IssueAttemptState
 from essc_gateway.store.postgres_errors import live_card_conflict
 from essc_gateway.store.postgres_schema import Db
@@ -32,6 +33,7 @@ class Completion:
     card: CardRecord
     now: datetime
     claim: str
+    holder_key: WrappedHolderKey | None = None
 
 
 _CLAIM_MANY = (
@@ -52,15 +54,21 @@ _COMPLETE_MANY = (
     # The attempts still held by their claims first; their cards then (a CTE sees another's
     # RETURNING rows): a key taken over meanwhile writes nothing.
     "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "  # noqa: S608
-    f"$20::timestamptz[], $21::text[], {_CARD_ARRAYS}) AS i(a_bank, a_key, a_outcome, a_essc, "
-    f"a_at, a_claim, {_CARD_NAMES})), "
+    f"$20::timestamptz[], $21::text[], {_CARD_ARRAYS}, $24::text[], $25::integer[], "
+    "$26::bytea[], $27::timestamptz[]) AS i(a_bank, a_key, a_outcome, a_essc, "
+    f"a_at, a_claim, {_CARD_NAMES}, h_key, h_version, h_wrapped, h_at)), "
     "done AS (UPDATE issue_attempts a SET state = $22, outcome = i.a_outcome, "
     "essc_id = i.a_essc, completed_at = i.a_at, draft_sealed = NULL, claim = NULL FROM input i "
     "WHERE a.bank_id = i.a_bank AND a.idempotency_key = i.a_key AND a.state = $23 "
     "AND a.claim = i.a_claim RETURNING a.bank_id, a.idempotency_key), "
     f"card AS (INSERT INTO cards ({CARD_COLUMNS}) SELECT {_CARD_FROM_INPUT} "
     "FROM input i JOIN done d ON d.bank_id = i.a_bank AND d.idempotency_key = i.a_key "
-    "ON CONFLICT (essc_id) DO NOTHING) "
+    "ON CONFLICT (essc_id) DO NOTHING), "
+    # A first card's holder key; one stored meanwhile fails it all (HolderKeyTaken).
+    "hk AS (INSERT INTO holder_keys (bank_id, holder_token, key_id, data_version, wrapped, "
+    "created_at) SELECT i.bank_id, i.holder_token, i.h_key, i.h_version, i.h_wrapped, i.h_at "
+    "FROM input i JOIN done d ON d.bank_id = i.a_bank AND d.idempotency_key = i.a_key "
+    "WHERE i.h_key IS NOT NULL) "
     "SELECT bank_id, idempotency_key FROM done"
 )
 
@@ -99,6 +107,10 @@ async def complete_many(db: Db, completions: list[Completion]) -> list[bool]:
             [c.claim for c in completions],
             IssueAttemptState.COMPLETED.value,
             IssueAttemptState.PENDING.value,
+            [c.holder_key.key_id if c.holder_key else None for c in completions],
+            [c.holder_key.data_version if c.holder_key else None for c in completions],
+            [c.holder_key.wrapped if c.holder_key else None for c in completions],
+            [c.holder_key.created_at if c.holder_key else None for c in completions],
         )
     done = {(row["bank_id"], row["idempotency_key"]) for row in rows}
     return [(c.bank_id, c.idempotency_key) in done for c in completions]

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import asyncpg
 
-from essc_gateway.store.base import LiveCardConflict, StoreUnavailable
+from essc_gateway.store.base import HolderKeyTaken, LiveCardConflict, StoreUnavailable
 
 # SQLSTATE classes and codes after which no write succeeds until something outside changes:
 # connection exceptions, operator intervention (shutdown), insufficient resources (disk
@@ -55,6 +55,8 @@ def live_card_conflict() -> Iterator[None]:
     try:
         yield
     except asyncpg.UniqueViolationError as conflict:
+        if conflict.constraint_name == "holder_keys_pkey":
+            raise HolderKeyTaken("the holder has a key already") from None
         if conflict.constraint_name != "cards_one_live_card_per_holder":
             raise
         raise LiveCardConflict("the holder has a live card already") from None

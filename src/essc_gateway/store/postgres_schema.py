@@ -263,6 +263,33 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (bank_id, purpose, version)
     );
     """,
+    # 10: one key per holder and bank, sealed by the bank's DATA key (A14: erasure).
+    """
+    CREATE TABLE holder_keys (
+        bank_id text NOT NULL,
+        holder_token text NOT NULL,
+        key_id text NOT NULL UNIQUE,
+        data_version integer NOT NULL,
+        wrapped bytea NOT NULL,
+        created_at timestamptz NOT NULL,
+        PRIMARY KEY (bank_id, holder_token)
+    );
+    """,
+    # 11: jobs moving holder keys to a new DATA key version (once across replicas).
+    """
+    CREATE TABLE key_jobs (
+        job_id text PRIMARY KEY,
+        bank_id text NOT NULL,
+        target_version integer NOT NULL,
+        rekey boolean NOT NULL,
+        done integer NOT NULL,
+        total integer NOT NULL,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz,
+        holder text,
+        lease_until timestamptz
+    );
+    """,
 )
 
 # pg_advisory_xact_lock's key space is shared by everything on the server: a constant of

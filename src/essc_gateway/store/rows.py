@@ -17,7 +17,7 @@ from essc_gateway.domain.maintenance import (
     announcement_of,
 )
 from essc_gateway.evidence.entries import parse, record_from_entry
-from essc_gateway.keys.model import KeyPurpose, KeyState, KeyVersion
+from essc_gateway.keys.model import KeyJob, KeyPurpose, KeyState, KeyVersion, WrappedHolderKey
 from essc_gateway.keys.suites import Suite
 from essc_gateway.liability.model import (
     Amendment,
@@ -334,4 +334,30 @@ def key_version_from(row: Row, time_of: TimeOf) -> KeyVersion:
         state=KeyState(row["state"]),
         created_at=_required(time_of, row["created_at"]),
         created_by=row["created_by"],
+    )
+
+
+def holder_key_from(row: Row, time_of: TimeOf) -> WrappedHolderKey:
+    return WrappedHolderKey(
+        bank_id=row["bank_id"],
+        holder_token=row["holder_token"],
+        key_id=row["key_id"],
+        data_version=row["data_version"],
+        wrapped=bytes(row["wrapped"]),
+        created_at=_required(time_of, row["created_at"]),
+    )
+
+
+def key_job_from(row: Row, time_of: TimeOf) -> KeyJob:
+    return KeyJob(
+        job_id=row["job_id"],
+        bank_id=row["bank_id"],
+        target_version=row["target_version"],
+        rekey=bool(row["rekey"]),
+        done=row["done"],
+        total=row["total"],
+        started_at=_required(time_of, row["started_at"]),
+        finished_at=time_of(row["finished_at"]),
+        holder=row["holder"],
+        lease_until=time_of(row["lease_until"]),
     )

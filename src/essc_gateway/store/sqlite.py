@@ -25,6 +25,7 @@ from essc_gateway.domain.maintenance import MaintenanceWindow
 from essc_gateway.errors import GatewayError
 from essc_gateway.evidence.entries import window_entry
 from essc_gateway.evidence.merkle import TreeHash
+from essc_gateway.keys.model import WrappedHolderKey
 from essc_gateway.store.base import (
     CardRecord,
     ClaimLost,
@@ -56,7 +57,7 @@ from essc_gateway.store.sqlite_evidence import (
     log_append,
     settle_tree_hash,
 )
-from essc_gateway.store.sqlite_keys import SqliteKeyTables
+from essc_gateway.store.sqlite_keys import SqliteKeyJobs, SqliteKeyTables, insert_holder_key
 from essc_gateway.store.sqlite_ledger import LedgerTables
 from essc_gateway.store.sqlite_util import one_row, text_of, time_or_none, uncancellable
 
@@ -176,7 +177,9 @@ def _migrate(connection: sqlite3.Connection) -> None:
         )
 
 
-class SqliteStore(LedgerTables, SqliteClusterTables, EvidenceTables, SqliteKeyTables):
+class SqliteStore(
+    LedgerTables, SqliteClusterTables, EvidenceTables, SqliteKeyTables, SqliteKeyJobs
+):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
     def __init__(
@@ -343,10 +346,13 @@ class SqliteStore(LedgerTables, SqliteClusterTables, EvidenceTables, SqliteKeyTa
         new_card: CardRecord | None,
         now: datetime,
         claim: str,
+        new_holder_key: WrappedHolderKey | None = None,
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             if new_card is not None:
                 _insert_card(db, new_card)
+                if new_holder_key is not None:
+                    insert_holder_key(db, new_holder_key)
             cursor = db.execute(
                 # The card row now holds what the draft held: no second sealed copy is kept.
                 "UPDATE issue_attempts SET state = ?, outcome = ?, essc_id = ?, completed_at = ?, "

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from essc_gateway.evidence.entries import key_event_entry
-from essc_gateway.keys.model import KeyEvent, KeyVersion
-from essc_gateway.store.base import KeyVersionTaken
-from essc_gateway.store.rows import key_version_from
+from essc_gateway.keys.model import (
+    HolderKeyMove,
+    KeyChange,
+    KeyEvent,
+    KeyJob,
+    KeyPurpose,
+    KeyVersion,
+    WrappedHolderKey,
+)
+from essc_gateway.store.base import CardRecord, ClaimLost, HolderKeyTaken, KeyVersionTaken
+from essc_gateway.store.cluster import SharedTopic
+from essc_gateway.store.rows import (
+    CARD_COLUMNS,
+    card_from,
+    holder_key_from,
+    key_job_from,
+    key_version_from,
+)
+from essc_gateway.store.sqlite_cluster import bump_topic
 from essc_gateway.store.sqlite_evidence import log_append
-from essc_gateway.store.sqlite_util import text_of, time_or_none, uncancellable
+from essc_gateway.store.sqlite_util import one_row, text_of, time_or_none, uncancellable
 
 R = TypeVar("R")
 
@@ -29,11 +46,18 @@ class SqliteKeyTables:
         rows = await self._rows("SELECT * FROM managed_keys ORDER BY bank_id, purpose, version", ())
         return [key_version_from(r, time_or_none) for r in rows]
 
-    @uncancellable
     async def add_key_versions(
         self, keys: Sequence[KeyVersion], events: Sequence[KeyEvent]
     ) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
+        try:
+            await self.change_keys(KeyChange(new=tuple(keys), events=tuple(events)))
+        except KeyVersionTaken:
+            return False
+        return True
+
+    @uncancellable
+    async def change_keys(self, change: KeyChange) -> None:
+        def work(db: sqlite3.Connection) -> None:
             try:
                 db.executemany(
                     "INSERT INTO managed_keys (bank_id, purpose, version, suite, wrapped, "
@@ -41,25 +65,200 @@ class SqliteKeyTables:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
-                            k.bank_id,
-                            k.purpose.value,
-                            k.version,
-                            int(k.suite),
-                            k.wrapped,
-                            k.parent_version,
-                            k.state.value,
-                            text_of(k.created_at),
-                            k.created_by,
+                            k.bank_id, k.purpose.value, k.version, int(k.suite), k.wrapped,
+                            k.parent_version, k.state.value, text_of(k.created_at), k.created_by,
                         )
-                        for k in keys
+                        for k in change.new
                     ],
-                )
+                )  # fmt: skip
             except sqlite3.IntegrityError:
                 raise KeyVersionTaken from None
-            log_append(db, [key_event_entry(e) for e in events])
-            return True
+            db.executemany(
+                "UPDATE managed_keys SET wrapped = ?, parent_version = ? "
+                "WHERE bank_id = ? AND purpose = ? AND version = ?",
+                [
+                    (r.wrapped, r.parent_version, r.bank_id, r.purpose.value, r.version)
+                    for r in change.rewraps
+                ],
+            )
+            db.executemany(
+                "UPDATE managed_keys SET state = ? WHERE bank_id = ? AND purpose = ? "
+                "AND version = ?",
+                [(c.state.value, c.bank_id, c.purpose.value, c.version) for c in change.states],
+            )
+            log_append(db, [key_event_entry(e) for e in change.events])
+            bump_topic(db, SharedTopic.KEYS)
 
-        try:
-            return await self._write(work)
-        except KeyVersionTaken:
-            return False
+        await self._write(work)
+
+    async def sealed_under(self, bank_id: str, purpose: KeyPurpose, version: int) -> int:
+        if purpose is KeyPurpose.DATA:
+            header = bytes([0xE5])  # the sealed format; its version in bytes 3-4
+            marker = version.to_bytes(2, "big")
+            sql = (
+                "SELECT (SELECT count(*) FROM holder_keys WHERE bank_id = ?1 AND "
+                "data_version = ?2) + (SELECT count(*) FROM issue_attempts WHERE bank_id = ?1 "
+                "AND draft_sealed IS NOT NULL AND substr(draft_sealed, 1, 1) = ?3 AND "
+                "substr(draft_sealed, 3, 2) = ?4) + (SELECT count(*) FROM forward_queue "
+                "WHERE bank_id = ?1 AND substr(payload_sealed, 1, 1) = ?3 AND "
+                "substr(payload_sealed, 3, 2) = ?4)"
+            )
+            rows = await self._rows(sql, (bank_id, version, header, marker))
+            return int(rows[0][0])
+        if purpose is KeyPurpose.LOOKUP:
+            prefix = f"{version}.%"
+            rows = await self._rows(
+                "SELECT (SELECT count(*) FROM cards WHERE bank_id = ?1 AND holder_token "
+                "LIKE ?2) + (SELECT count(*) FROM holder_keys WHERE bank_id = ?1 AND "
+                "holder_token LIKE ?2) + (SELECT count(*) FROM liability_records WHERE "
+                "bank_id = ?1 AND holder_token LIKE ?2)",
+                (bank_id, prefix),
+            )
+            return int(rows[0][0])
+        return 0
+
+    async def holder_key(self, bank_id: str, holder_token: str) -> WrappedHolderKey | None:
+        rows = await self._rows(
+            "SELECT * FROM holder_keys WHERE bank_id = ? AND holder_token = ?",
+            (bank_id, holder_token),
+        )
+        return holder_key_from(rows[0], time_or_none) if rows else None
+
+
+def insert_holder_key(db: sqlite3.Connection, key: WrappedHolderKey) -> None:
+    """In the card's transaction. Raises HolderKeyTaken when the holder has one already."""
+    try:
+        db.execute(
+            "INSERT INTO holder_keys (bank_id, holder_token, key_id, data_version, wrapped, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key.bank_id,
+                key.holder_token,
+                key.key_id,
+                key.data_version,
+                key.wrapped,
+                text_of(key.created_at),
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise HolderKeyTaken("the holder has a key already") from None
+
+
+class SqliteKeyJobs:
+    """Mixed into `SqliteStore`: the holder keys' moves to a new DATA version."""
+
+    async def _write(self, work: Callable[[sqlite3.Connection], R]) -> R:
+        raise NotImplementedError
+
+    async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        raise NotImplementedError
+
+    async def cards_for_holder(self, bank_id: str, holder_token: str) -> list[CardRecord]:
+        rows = await self._rows(
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE bank_id = ? AND holder_token = ?",  # noqa: S608
+            (bank_id, holder_token),
+        )
+        return [card_from(r, time_or_none) for r in rows]
+
+    @uncancellable
+    async def start_key_job(self, job: KeyJob) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO key_jobs (job_id, bank_id, target_version, rekey, done, total, "
+                "started_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+                (
+                    job.job_id, job.bank_id, job.target_version, int(job.rekey), job.done,
+                    job.total, text_of(job.started_at),
+                ),
+            )  # fmt: skip
+
+        await self._write(work)
+
+    async def key_jobs(self) -> list[KeyJob]:
+        rows = await self._rows("SELECT * FROM key_jobs ORDER BY started_at", ())
+        return [key_job_from(r, time_or_none) for r in rows]
+
+    @uncancellable
+    async def lease_key_job(
+        self, job_id: str, holder: str, now: datetime, until: datetime
+    ) -> KeyJob | None:
+        def work(db: sqlite3.Connection) -> KeyJob | None:
+            cursor = db.execute(
+                "UPDATE key_jobs SET holder = ?, lease_until = ? WHERE job_id = ? AND "
+                "finished_at IS NULL AND (holder IS NULL OR holder = ? OR lease_until < ?)",
+                (holder, text_of(until), job_id, holder, text_of(now)),
+            )
+            if cursor.rowcount != 1:
+                return None
+            row = one_row(db, "SELECT * FROM key_jobs WHERE job_id = ?", (job_id,))
+            return None if row is None else key_job_from(row, time_or_none)
+
+        return await self._write(work)
+
+    async def holder_keys_to_move(
+        self, bank_id: str, target_version: int, limit: int
+    ) -> list[WrappedHolderKey]:
+        rows = await self._rows(
+            "SELECT * FROM holder_keys WHERE bank_id = ? AND data_version != ? LIMIT ?",
+            (bank_id, target_version, limit),
+        )
+        return [holder_key_from(r, time_or_none) for r in rows]
+
+    async def count_holder_keys_to_move(self, bank_id: str, target_version: int) -> int:
+        rows = await self._rows(
+            "SELECT count(*) FROM holder_keys WHERE bank_id = ? AND data_version != ?",
+            (bank_id, target_version),
+        )
+        return int(rows[0][0])
+
+    @uncancellable
+    async def move_holder_keys(
+        self, job_id: str, holder: str, moves: Sequence[HolderKeyMove], until: datetime
+    ) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE key_jobs SET lease_until = ? WHERE job_id = ? AND holder = ?",
+                (text_of(until), job_id, holder),
+            )
+            if cursor.rowcount != 1:
+                raise ClaimLost("the key job is another replica's now")
+            moved = 0
+            for move in moves:
+                old, new = move.old, move.new
+                cursor = db.execute(
+                    "UPDATE holder_keys SET key_id = ?, data_version = ?, wrapped = ? "
+                    "WHERE bank_id = ? AND holder_token = ? AND key_id = ? AND data_version = ?",
+                    (
+                        new.key_id, new.data_version, new.wrapped, old.bank_id,
+                        old.holder_token, old.key_id, old.data_version,
+                    ),
+                )  # fmt: skip
+                if cursor.rowcount != 1:
+                    continue  # moved already (a job resumed after a kill), or erased
+                moved += 1
+                db.executemany(
+                    "UPDATE cards SET name_sealed = ?, id_number_sealed = ?, phone_sealed = ?, "
+                    "card_number_sealed = ?, guardian_sealed = ? WHERE essc_id = ?",
+                    [
+                        (
+                            c.name_sealed, c.id_number_sealed, c.phone_sealed,
+                            c.card_number_sealed, c.guardian_sealed, c.essc_id,
+                        )
+                        for c in move.cards
+                    ],
+                )  # fmt: skip
+            db.execute("UPDATE key_jobs SET done = done + ? WHERE job_id = ?", (moved, job_id))
+            return moved
+
+        return await self._write(work)
+
+    @uncancellable
+    async def finish_key_job(self, job_id: str, holder: str, now: datetime) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE key_jobs SET finished_at = ?, holder = NULL, lease_until = NULL "
+                "WHERE job_id = ? AND holder = ?",
+                (text_of(now), job_id, holder),
+            )
+
+        await self._write(work)

@@ -21,6 +21,7 @@ from essc_gateway.domain.maintenance import (
 )
 from essc_gateway.errors import FieldViolation, InvalidRequest
 from essc_gateway.evidence.service import EvidenceService
+from essc_gateway.keys.custodian import KeyCustodian
 from essc_gateway.liability import render
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.model import Incident, IncidentKind
@@ -30,6 +31,7 @@ from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.replicas import HEARTBEAT_TIMEOUT, ReplicaRegistry
 from essc_gateway.transport.context import calling_operator
 from essc_gateway.transport.evidence_rpcs import EvidenceRpcs
+from essc_gateway.transport.key_rpcs import KeyRpcs
 from essc_gateway.transport.requests import timestamp_in_range
 from essc_gateway.transport.responses import timestamp
 from essc_gateway.upstream.breaker import Breakers
@@ -131,7 +133,7 @@ def incident_pb(incident: Incident) -> pb.Incident:
     )
 
 
-class OperatorServicer(EvidenceRpcs, pb_grpc.OperatorServiceServicer):
+class OperatorServicer(EvidenceRpcs, KeyRpcs, pb_grpc.OperatorServiceServicer):
     def __init__(
         self,
         calendar: MaintenanceCalendar,
@@ -141,8 +143,10 @@ class OperatorServicer(EvidenceRpcs, pb_grpc.OperatorServiceServicer):
         evidence: EvidenceService,
         circuits: ForcedCircuits,
         replicas: ReplicaRegistry,
+        custodian: KeyCustodian,
     ) -> None:
-        super().__init__(evidence)
+        EvidenceRpcs.__init__(self, evidence)
+        KeyRpcs.__init__(self, custodian)
         self._calendar = calendar
         self._breakers = breakers
         self._circuits = circuits

@@ -116,6 +116,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAUTHENTICATED: An identity header came from a peer that is not the trusted proxy."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 44
     """INTERNAL: A fault of the gateway itself; the bank's liability."""
+    ERROR_REASON_KEY_IN_USE: _ErrorReason.ValueType  # 45
+    """FAILED_PRECONDITION: A key version cannot be retired: it seals now, or values still depend on it (metadata key_id, remaining)."""
+    ERROR_REASON_KEYSTORE_UNAVAILABLE: _ErrorReason.ValueType  # 46
+    """UNAVAILABLE: The root keystore (HSM) does not answer and the key this call needs is not in memory; retry shortly."""
+    ERROR_REASON_KEY_ACTION_NEEDS_SECOND_OPERATOR: _ErrorReason.ValueType  # 47
+    """FAILED_PRECONDITION: Exporting or destroying a key needs a second, different operator's approval (metadata action_id)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: google.rpc.ErrorInfo.reason (domain "essc-gateway.v1") is the value's
@@ -213,4 +219,10 @@ ERROR_REASON_UNTRUSTED_IDENTITY_HEADER: ErrorReason.ValueType  # 43
 """UNAUTHENTICATED: An identity header came from a peer that is not the trusted proxy."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 44
 """INTERNAL: A fault of the gateway itself; the bank's liability."""
+ERROR_REASON_KEY_IN_USE: ErrorReason.ValueType  # 45
+"""FAILED_PRECONDITION: A key version cannot be retired: it seals now, or values still depend on it (metadata key_id, remaining)."""
+ERROR_REASON_KEYSTORE_UNAVAILABLE: ErrorReason.ValueType  # 46
+"""UNAVAILABLE: The root keystore (HSM) does not answer and the key this call needs is not in memory; retry shortly."""
+ERROR_REASON_KEY_ACTION_NEEDS_SECOND_OPERATOR: ErrorReason.ValueType  # 47
+"""FAILED_PRECONDITION: Exporting or destroying a key needs a second, different operator's approval (metadata action_id)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

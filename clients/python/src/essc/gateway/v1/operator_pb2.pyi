@@ -158,6 +158,66 @@ Failures in it fall under A16(1)(b), announced in advance or not.
 """
 Global___MaintenanceKind: _TypeAlias = MaintenanceKind  # noqa: Y015
 
+class _KeyPurpose:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _KeyPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_KeyPurpose.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    KEY_PURPOSE_UNSPECIFIED: _KeyPurpose.ValueType  # 0
+    """Not a purpose: refused."""
+    KEY_PURPOSE_BANK: _KeyPurpose.ValueType  # 1
+    """The bank's key-encryption key, wrapped by the root (HSM)."""
+    KEY_PURPOSE_DATA: _KeyPurpose.ValueType  # 2
+    """Seals personal data: wraps each holder's key, and requests waiting to be sent."""
+    KEY_PURPOSE_LOOKUP: _KeyPurpose.ValueType  # 3
+    """Keys the MAC of lookup tokens (finding holders by ID number, name, phone)."""
+    KEY_PURPOSE_TOKENS: _KeyPurpose.ValueType  # 4
+    """Seals the verification and auth tokens handed to the bank."""
+
+class KeyPurpose(_KeyPurpose, metaclass=_KeyPurposeEnumTypeWrapper):
+    """What a key is for, below the root."""
+
+KEY_PURPOSE_UNSPECIFIED: KeyPurpose.ValueType  # 0
+"""Not a purpose: refused."""
+KEY_PURPOSE_BANK: KeyPurpose.ValueType  # 1
+"""The bank's key-encryption key, wrapped by the root (HSM)."""
+KEY_PURPOSE_DATA: KeyPurpose.ValueType  # 2
+"""Seals personal data: wraps each holder's key, and requests waiting to be sent."""
+KEY_PURPOSE_LOOKUP: KeyPurpose.ValueType  # 3
+"""Keys the MAC of lookup tokens (finding holders by ID number, name, phone)."""
+KEY_PURPOSE_TOKENS: KeyPurpose.ValueType  # 4
+"""Seals the verification and auth tokens handed to the bank."""
+Global___KeyPurpose: _TypeAlias = KeyPurpose  # noqa: Y015
+
+class _KeyState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _KeyStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_KeyState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    KEY_STATE_UNSPECIFIED: _KeyState.ValueType  # 0
+    """Not a state the gateway sends."""
+    KEY_STATE_ACTIVE: _KeyState.ValueType  # 1
+    """Seals (the newest active version) and opens."""
+    KEY_STATE_RETIRED: _KeyState.ValueType  # 2
+    """Nothing depends on it any more; never used again."""
+    KEY_STATE_COMPROMISED: _KeyState.ValueType  # 3
+    """Declared compromised (K7): opens data only to move it away, seals nothing, opens no token."""
+
+class KeyState(_KeyState, metaclass=_KeyStateEnumTypeWrapper):
+    """The state of a key version."""
+
+KEY_STATE_UNSPECIFIED: KeyState.ValueType  # 0
+"""Not a state the gateway sends."""
+KEY_STATE_ACTIVE: KeyState.ValueType  # 1
+"""Seals (the newest active version) and opens."""
+KEY_STATE_RETIRED: KeyState.ValueType  # 2
+"""Nothing depends on it any more; never used again."""
+KEY_STATE_COMPROMISED: KeyState.ValueType  # 3
+"""Declared compromised (K7): opens data only to move it away, seals nothing, opens no token."""
+Global___KeyState: _TypeAlias = KeyState  # noqa: Y015
+
 @_typing.final
 class GetCheckpointRequest(_message.Message):
     """Asks for a checkpoint of the log as it is now; no parameters."""
@@ -1418,3 +1478,329 @@ class ListReplicasResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListReplicasResponse: _TypeAlias = ListReplicasResponse  # noqa: Y015
+
+@_typing.final
+class KeyVersion(_message.Message):
+    """One key version below the root."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    SUITE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    """`bank/PURPOSE/vN`, e.g. `bank-a/DATA/v2`."""
+    bank_id: _builtins.str
+    """The bank the key belongs to."""
+    purpose: Global___KeyPurpose.ValueType
+    """What the key is for."""
+    version: _builtins.int
+    """Its version, from 1."""
+    suite: _builtins.str
+    """Its algorithm suite: `AES256_GCM_HMAC_SHA256` or `SM4_GCM_HMAC_SM3`."""
+    state: Global___KeyState.ValueType
+    """Its state."""
+    created_by: _builtins.str
+    """The operator who made it, or `gateway` for a bank's first keys."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        bank_id: _builtins.str = ...,
+        purpose: Global___KeyPurpose.ValueType = ...,
+        version: _builtins.int = ...,
+        suite: _builtins.str = ...,
+        state: Global___KeyState.ValueType = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        created_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "created_at", b"created_at", "created_by", b"created_by", "key_id", b"key_id", "purpose", b"purpose", "state", b"state", "suite", b"suite", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeyVersion: _TypeAlias = KeyVersion  # noqa: Y015
+
+@_typing.final
+class KeyJob(_message.Message):
+    """A job moving a bank's holder keys to a DATA key version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    TARGET_VERSION_FIELD_NUMBER: _builtins.int
+    REKEY_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """`bank/DATA/vN`, with `/rekey` for a key incident's re-encryption."""
+    bank_id: _builtins.str
+    """The bank whose holder keys move."""
+    target_version: _builtins.int
+    """The DATA version they move to."""
+    rekey: _builtins.bool
+    """True for a key incident: each holder key is replaced and the holder's data sealed again."""
+    done: _builtins.int
+    """Holder keys moved so far."""
+    total: _builtins.int
+    """Holder keys to move when the job started."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the job started."""
+
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it finished; unset while it runs."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        bank_id: _builtins.str = ...,
+        target_version: _builtins.int = ...,
+        rekey: _builtins.bool = ...,
+        done: _builtins.int = ...,
+        total: _builtins.int = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "done", b"done", "finished_at", b"finished_at", "job_id", b"job_id", "rekey", b"rekey", "started_at", b"started_at", "target_version", b"target_version", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeyJob: _TypeAlias = KeyJob  # noqa: Y015
+
+@_typing.final
+class GetKeyStatusRequest(_message.Message):
+    """Key status; no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetKeyStatusRequest: _TypeAlias = GetKeyStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetKeyStatusResponse(_message.Message):
+    """Every key version and every key job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    JOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyVersion]:
+        """Ordered by bank, purpose and version."""
+
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyJob]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[Global___KeyVersion] | None = ...,
+        jobs: _abc.Iterable[Global___KeyJob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs", "keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetKeyStatusResponse: _TypeAlias = GetKeyStatusResponse  # noqa: Y015
+
+@_typing.final
+class RotateKeyRequest(_message.Message):
+    """Which key to rotate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """A configured bank."""
+    purpose: Global___KeyPurpose.ValueType
+    """Which of its keys; required."""
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        purpose: Global___KeyPurpose.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateKeyRequest: _TypeAlias = RotateKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateKeyResponse(_message.Message):
+    """The new version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def key(self) -> Global___KeyVersion:
+        """The version that seals from now on."""
+
+    def __init__(
+        self,
+        *,
+        key: Global___KeyVersion | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateKeyResponse: _TypeAlias = RotateKeyResponse  # noqa: Y015
+
+@_typing.final
+class RetireKeyRequest(_message.Message):
+    """Which key version to retire."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """A configured bank."""
+    purpose: Global___KeyPurpose.ValueType
+    """Which of its keys; required."""
+    version: _builtins.int
+    """The version to retire."""
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        purpose: Global___KeyPurpose.ValueType = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "purpose", b"purpose", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireKeyRequest: _TypeAlias = RetireKeyRequest  # noqa: Y015
+
+@_typing.final
+class RetireKeyResponse(_message.Message):
+    """The version retired; retiring a retired version again is not an error."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireKeyResponse: _TypeAlias = RetireKeyResponse  # noqa: Y015
+
+@_typing.final
+class DeclareKeyCompromisedRequest(_message.Message):
+    """A compromised key version (K7)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """A configured bank."""
+    purpose: Global___KeyPurpose.ValueType
+    """Which of its keys; required."""
+    version: _builtins.int
+    """The compromised version."""
+    reason: _builtins.str
+    """What happened: recorded in the evidence log (no personal data); required."""
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        purpose: Global___KeyPurpose.ValueType = ...,
+        version: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "purpose", b"purpose", "reason", b"reason", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareKeyCompromisedRequest: _TypeAlias = DeclareKeyCompromisedRequest  # noqa: Y015
+
+@_typing.final
+class DeclareKeyCompromisedResponse(_message.Message):
+    """The incident report: what, when, which bank, and how far the re-encryption has got."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPROMISED_FIELD_NUMBER: _builtins.int
+    REPLACEMENTS_FIELD_NUMBER: _builtins.int
+    REENCRYPTION_FIELD_NUMBER: _builtins.int
+    DECLARED_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def compromised(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyVersion]:
+        """The versions declared compromised (a bank key's incident includes the keys below it)."""
+
+    @_builtins.property
+    def replacements(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyVersion]:
+        """The versions that replace them."""
+
+    @_builtins.property
+    def reencryption(self) -> Global___KeyJob:
+        """The re-encryption under fresh holder keys, for a DATA key; follow it with GetKeyStatus."""
+
+    @_builtins.property
+    def declared_at(self) -> _timestamp_pb2.Timestamp:
+        """When the incident was declared."""
+
+    def __init__(
+        self,
+        *,
+        compromised: _abc.Iterable[Global___KeyVersion] | None = ...,
+        replacements: _abc.Iterable[Global___KeyVersion] | None = ...,
+        reencryption: Global___KeyJob | None = ...,
+        declared_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declared_at", b"declared_at", "reencryption", b"reencryption"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compromised", b"compromised", "declared_at", b"declared_at", "reencryption", b"reencryption", "replacements", b"replacements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareKeyCompromisedResponse: _TypeAlias = DeclareKeyCompromisedResponse  # noqa: Y015

@@ -124,6 +124,26 @@ class OperatorServiceStub:
                 request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleRequest.SerializeToString,
                 response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleResponse.FromString,
                 _registered_method=True)
+        self.GetKeyStatus = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/GetKeyStatus',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetKeyStatusRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetKeyStatusResponse.FromString,
+                _registered_method=True)
+        self.RotateKey = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/RotateKey',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RotateKeyRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RotateKeyResponse.FromString,
+                _registered_method=True)
+        self.RetireKey = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/RetireKey',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RetireKeyRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RetireKeyResponse.FromString,
+                _registered_method=True)
+        self.DeclareKeyCompromised = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/DeclareKeyCompromised',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -278,6 +298,44 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetKeyStatus(self, request, context):
+        """Every key version below the root of every bank (no key material), and the jobs moving
+        holder keys to a new DATA version with their progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateKey(self, request, context):
+        """A new version of a bank's key (K6), sealing from now on; older versions still open.
+        A bank key's rotation re-wraps the keys below it; a DATA key's starts a background job
+        that re-wraps every holder key (GetKeyStatus shows its progress). Recorded as a key
+        event in the evidence log with the calling operator.
+        INVALID_ARGUMENT for an unknown bank or an unspecified purpose.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireKey(self, request, context):
+        """Retires a key version nothing depends on any more.
+        FAILED_PRECONDITION / KEY_IN_USE when it is the version in use or values still depend
+        on it (metadata remaining); INVALID_ARGUMENT for an unknown bank or version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclareKeyCompromised(self, request, context):
+        """A key incident (K7): the version is compromised from now on (nothing is sealed with it,
+        tokens it sealed are refused), new versions replace it (for a bank key, every key below
+        it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
+        in the background. The answer is the incident report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -365,6 +423,26 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.GetEvidenceBundle,
                     request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleRequest.FromString,
                     response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleResponse.SerializeToString,
+            ),
+            'GetKeyStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKeyStatus,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetKeyStatusRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.GetKeyStatusResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RotateKeyRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'RetireKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireKey,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RetireKeyRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RetireKeyResponse.SerializeToString,
+            ),
+            'DeclareKeyCompromised': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareKeyCompromised,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -831,6 +909,114 @@ class OperatorService:
             '/essc.gateway.v1.OperatorService/GetEvidenceBundle',
             essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleRequest.SerializeToString,
             essc_dot_gateway_dot_v1_dot_operator__pb2.GetEvidenceBundleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKeyStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/GetKeyStatus',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetKeyStatusRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.GetKeyStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/RotateKey',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.RotateKeyRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/RetireKey',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.RetireKeyRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.RetireKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclareKeyCompromised(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/DeclareKeyCompromised',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedResponse.FromString,
             options,
             channel_credentials,
             insecure,

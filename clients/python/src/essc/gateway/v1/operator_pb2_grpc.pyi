@@ -112,6 +112,28 @@ class OperatorServiceStub:
     (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
     outages, their proofs and a signed checkpoint.
     """
+    GetKeyStatus: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetKeyStatusRequest, _operator_pb2.GetKeyStatusResponse]
+    """Every key version below the root of every bank (no key material), and the jobs moving
+    holder keys to a new DATA version with their progress.
+    """
+    RotateKey: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RotateKeyRequest, _operator_pb2.RotateKeyResponse]
+    """A new version of a bank's key (K6), sealing from now on; older versions still open.
+    A bank key's rotation re-wraps the keys below it; a DATA key's starts a background job
+    that re-wraps every holder key (GetKeyStatus shows its progress). Recorded as a key
+    event in the evidence log with the calling operator.
+    INVALID_ARGUMENT for an unknown bank or an unspecified purpose.
+    """
+    RetireKey: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RetireKeyRequest, _operator_pb2.RetireKeyResponse]
+    """Retires a key version nothing depends on any more.
+    FAILED_PRECONDITION / KEY_IN_USE when it is the version in use or values still depend
+    on it (metadata remaining); INVALID_ARGUMENT for an unknown bank or version.
+    """
+    DeclareKeyCompromised: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DeclareKeyCompromisedRequest, _operator_pb2.DeclareKeyCompromisedResponse]
+    """A key incident (K7): the version is compromised from now on (nothing is sealed with it,
+    tokens it sealed are refused), new versions replace it (for a bank key, every key below
+    it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
+    in the background. The answer is the incident report.
+    """
 
 @_typing.type_check_only
 class OperatorServiceAsyncStub(OperatorServiceStub):
@@ -194,6 +216,28 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     """Everything a third party needs to check the clause of some failed requests offline
     (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
     outages, their proofs and a signed checkpoint.
+    """
+    GetKeyStatus: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetKeyStatusRequest, _operator_pb2.GetKeyStatusResponse]  # type: ignore[assignment]
+    """Every key version below the root of every bank (no key material), and the jobs moving
+    holder keys to a new DATA version with their progress.
+    """
+    RotateKey: _aio.UnaryUnaryMultiCallable[_operator_pb2.RotateKeyRequest, _operator_pb2.RotateKeyResponse]  # type: ignore[assignment]
+    """A new version of a bank's key (K6), sealing from now on; older versions still open.
+    A bank key's rotation re-wraps the keys below it; a DATA key's starts a background job
+    that re-wraps every holder key (GetKeyStatus shows its progress). Recorded as a key
+    event in the evidence log with the calling operator.
+    INVALID_ARGUMENT for an unknown bank or an unspecified purpose.
+    """
+    RetireKey: _aio.UnaryUnaryMultiCallable[_operator_pb2.RetireKeyRequest, _operator_pb2.RetireKeyResponse]  # type: ignore[assignment]
+    """Retires a key version nothing depends on any more.
+    FAILED_PRECONDITION / KEY_IN_USE when it is the version in use or values still depend
+    on it (metadata remaining); INVALID_ARGUMENT for an unknown bank or version.
+    """
+    DeclareKeyCompromised: _aio.UnaryUnaryMultiCallable[_operator_pb2.DeclareKeyCompromisedRequest, _operator_pb2.DeclareKeyCompromisedResponse]  # type: ignore[assignment]
+    """A key incident (K7): the version is compromised from now on (nothing is sealed with it,
+    tokens it sealed are refused), new versions replace it (for a bank key, every key below
+    it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
+    in the background. The answer is the incident report.
     """
 
 class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -376,6 +420,52 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Everything a third party needs to check the clause of some failed requests offline
         (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
         outages, their proofs and a signed checkpoint.
+        """
+
+    @_abc_1.abstractmethod
+    def GetKeyStatus(
+        self,
+        request: _operator_pb2.GetKeyStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.GetKeyStatusResponse, _abc.Awaitable[_operator_pb2.GetKeyStatusResponse]]:
+        """Every key version below the root of every bank (no key material), and the jobs moving
+        holder keys to a new DATA version with their progress.
+        """
+
+    @_abc_1.abstractmethod
+    def RotateKey(
+        self,
+        request: _operator_pb2.RotateKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.RotateKeyResponse, _abc.Awaitable[_operator_pb2.RotateKeyResponse]]:
+        """A new version of a bank's key (K6), sealing from now on; older versions still open.
+        A bank key's rotation re-wraps the keys below it; a DATA key's starts a background job
+        that re-wraps every holder key (GetKeyStatus shows its progress). Recorded as a key
+        event in the evidence log with the calling operator.
+        INVALID_ARGUMENT for an unknown bank or an unspecified purpose.
+        """
+
+    @_abc_1.abstractmethod
+    def RetireKey(
+        self,
+        request: _operator_pb2.RetireKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.RetireKeyResponse, _abc.Awaitable[_operator_pb2.RetireKeyResponse]]:
+        """Retires a key version nothing depends on any more.
+        FAILED_PRECONDITION / KEY_IN_USE when it is the version in use or values still depend
+        on it (metadata remaining); INVALID_ARGUMENT for an unknown bank or version.
+        """
+
+    @_abc_1.abstractmethod
+    def DeclareKeyCompromised(
+        self,
+        request: _operator_pb2.DeclareKeyCompromisedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.DeclareKeyCompromisedResponse, _abc.Awaitable[_operator_pb2.DeclareKeyCompromisedResponse]]:
+        """A key incident (K7): the version is compromised from now on (nothing is sealed with it,
+        tokens it sealed are refused), new versions replace it (for a bank key, every key below
+        it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
+        in the background. The answer is the incident report.
         """
 
 def add_OperatorServiceServicer_to_server(servicer: OperatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,111 @@
+"""OperatorService's key management RPCs, protobuf <-> `KeyCustodian` (mixed into the
+operator servicer). Every change names the calling operator in its key events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from essc.gateway.v1 import operator_pb2 as pb
+from essc_gateway.errors import FieldViolation, InvalidRequest
+from essc_gateway.keys.custodian import KeyCustodian
+from essc_gateway.keys.model import KeyJob, KeyPurpose, KeyState, KeyVersion
+from essc_gateway.transport.context import calling_operator
+from essc_gateway.transport.responses import timestamp
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_PURPOSES = {
+    pb.KEY_PURPOSE_BANK: KeyPurpose.BANK,
+    pb.KEY_PURPOSE_DATA: KeyPurpose.DATA,
+    pb.KEY_PURPOSE_LOOKUP: KeyPurpose.LOOKUP,
+    pb.KEY_PURPOSE_TOKENS: KeyPurpose.TOKENS,
+}
+_PURPOSE_PB = {purpose: value for value, purpose in _PURPOSES.items()}
+_STATE_PB = {
+    KeyState.ACTIVE: pb.KEY_STATE_ACTIVE,
+    KeyState.RETIRED: pb.KEY_STATE_RETIRED,
+    KeyState.COMPROMISED: pb.KEY_STATE_COMPROMISED,
+}
+
+
+def key_pb(key: KeyVersion) -> pb.KeyVersion:
+    return pb.KeyVersion(
+        key_id=key.key_id,
+        bank_id=key.bank_id,
+        purpose=_PURPOSE_PB[key.purpose],
+        version=key.version,
+        suite=key.suite.name,
+        state=_STATE_PB[key.state],
+        created_at=timestamp(key.created_at),
+        created_by=key.created_by,
+    )
+
+
+def job_pb(job: KeyJob) -> pb.KeyJob:
+    return pb.KeyJob(
+        job_id=job.job_id,
+        bank_id=job.bank_id,
+        target_version=job.target_version,
+        rekey=job.rekey,
+        done=job.done,
+        total=job.total,
+        started_at=timestamp(job.started_at),
+        finished_at=timestamp(job.finished_at) if job.finished_at else None,
+    )
+
+
+def _purpose(value: int) -> KeyPurpose:
+    purpose: KeyPurpose | None = _PURPOSES.get(value)  # type: ignore[call-overload]
+    if purpose is None:
+        raise InvalidRequest([FieldViolation("purpose", "must name a key purpose", "UNSPECIFIED")])
+    return purpose
+
+
+def _version(value: int) -> int:
+    if value < 1:
+        raise InvalidRequest([FieldViolation("version", "must be at least 1", "OUT_OF_RANGE")])
+    return value
+
+
+class KeyRpcs:
+    def __init__(self, custodian: KeyCustodian) -> None:
+        self._custodian = custodian
+
+    async def GetKeyStatus(
+        self, request: pb.GetKeyStatusRequest, context: Context
+    ) -> pb.GetKeyStatusResponse:
+        keys = await self._custodian.status()
+        jobs = await self._custodian.jobs()
+        return pb.GetKeyStatusResponse(
+            keys=[key_pb(k) for k in keys], jobs=[job_pb(j) for j in jobs]
+        )
+
+    async def RotateKey(
+        self, request: pb.RotateKeyRequest, context: Context
+    ) -> pb.RotateKeyResponse:
+        purpose = _purpose(request.purpose)
+        key = await self._custodian.rotate(request.bank_id, purpose, calling_operator())
+        return pb.RotateKeyResponse(key=key_pb(key))
+
+    async def RetireKey(
+        self, request: pb.RetireKeyRequest, context: Context
+    ) -> pb.RetireKeyResponse:
+        purpose, version = _purpose(request.purpose), _version(request.version)
+        await self._custodian.retire(request.bank_id, purpose, version, calling_operator())
+        return pb.RetireKeyResponse()
+
+    async def DeclareKeyCompromised(
+        self, request: pb.DeclareKeyCompromisedRequest, context: Context
+    ) -> pb.DeclareKeyCompromisedResponse:
+        purpose, version = _purpose(request.purpose), _version(request.version)
+        report = await self._custodian.declare_compromised(
+            request.bank_id, purpose, version, calling_operator(), request.reason
+        )
+        return pb.DeclareKeyCompromisedResponse(
+            compromised=[key_pb(k) for k in report.compromised],
+            replacements=[key_pb(k) for k in report.replacements],
+            reencryption=job_pb(report.reencryption) if report.reencryption else None,
+            declared_at=timestamp(report.declared_at),
+        )
