@@ -7,12 +7,14 @@ from datetime import timedelta
 
 import pytest
 
+from essc.gateway.v1 import errors_pb2
 from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import operator_pb2 as opb
 from essc_gateway.simplatform import Population
 from essc_gateway.testing import FakeClock
 from essc_gateway_client import (
     ClientConfig,
+    FailedPrecondition,
     GatewayClient,
     OperatorClient,
     PermissionDenied,
@@ -124,3 +126,25 @@ async def test_the_operator_service_refuses_banks_and_strangers(gw: GatewayUnder
     async with OperatorClient(ClientConfig(target)) as anonymous:
         with pytest.raises(Unauthenticated):
             await anonymous.list_circuits(opb.ListCircuitsRequest())
+
+
+async def test_keys_are_rotated_listed_and_guarded_through_the_client(
+    operator: OperatorClient,
+) -> None:
+    rotated = await operator.rotate_key(
+        opb.RotateKeyRequest(bank_id="bank-b", purpose=opb.KEY_PURPOSE_TOKENS)
+    )
+    assert rotated.key.key_id == "bank-b/TOKENS/v2"
+    status = await operator.get_key_status(opb.GetKeyStatusRequest())
+    assert "bank-b/TOKENS/v2" in {k.key_id for k in status.keys}
+    with pytest.raises(FailedPrecondition) as raised:
+        await operator.retire_key(
+            opb.RetireKeyRequest(bank_id="bank-b", purpose=opb.KEY_PURPOSE_TOKENS, version=2)
+        )
+    assert raised.value.reason_value == errors_pb2.ERROR_REASON_KEY_IN_USE
+    report = await operator.declare_key_compromised(
+        opb.DeclareKeyCompromisedRequest(
+            bank_id="bank-b", purpose=opb.KEY_PURPOSE_TOKENS, version=2, reason="test"
+        )
+    )
+    assert [k.key_id for k in report.replacements] == ["bank-b/TOKENS/v3"]

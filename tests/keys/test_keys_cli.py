@@ -73,3 +73,27 @@ async def test_status_lists_every_key_version_and_no_material(
         for purpose in ("BANK", "DATA", "LOOKUP", "TOKENS")
     )
     assert all("AES256_GCM_HMAC_SHA256" in line and "ACTIVE" in line for line in lines)
+
+    rotate = ("rotate", "--bank", "bank-a", "--purpose", "DATA", "--operator", "alice")
+    assert await _keys(*rotate, env=env) == (
+        0,
+        "bank-a/DATA/v2 seals from now on (AES256_GCM_HMAC_SHA256)\n",
+    )
+    code, said = await _keys("status", env=env)
+    assert "bank-a/DATA/v2" in said
+    assert "by alice" in said
+    assert "job bank-a/DATA/v2: 0/0 holder keys moved" in said
+    retire = (
+        "retire",
+        "--bank",
+        "bank-a",
+        "--purpose",
+        "DATA",
+        "--version",
+        "2",
+        "--operator",
+        "bob",
+    )
+    code, said = await _keys(*retire, env=env)
+    assert code == 1
+    assert "the version in use" in said

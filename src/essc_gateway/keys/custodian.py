@@ -184,7 +184,10 @@ class KeyCustodian:
     async def _versions_of(self, bank_id: str) -> list[KeyVersion]:
         if bank_id not in self._suites:
             raise InvalidRequest([FieldViolation("bank_id", "no such bank", "UNKNOWN_BANK")])
-        return [v for v in await self._store.key_versions() if v.bank_id == bank_id]
+        versions = [v for v in await self._store.key_versions() if v.bank_id == bank_id]
+        if not versions:  # its keys are made by the gateway's first start with the bank
+            raise InvalidRequest([FieldViolation("bank_id", "has no keys yet", "NO_KEYS")])
+        return versions
 
     async def _rotate_child(
         self, bank_id: str, purpose: KeyPurpose, versions: Sequence[KeyVersion], operator: str

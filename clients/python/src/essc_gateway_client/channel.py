@@ -41,7 +41,8 @@ OPERATOR_RPCS = frozenset(
 # Safe to send twice: reads, and writes that carry an idempotency key. Not RequestSmsCode
 # (a second SMS) nor Authenticate (a failed attempt counts towards the holder's lockout).
 RETRIED_GATEWAY_RPCS = ("Verify", "Query", "GetIssueStatus", "Issue", "ChangePassword", "Terminate")
-# Operator reads. Announce, amend, cancel and declare carry no key: a retry could duplicate.
+# Operator reads. Announce, amend, cancel, declare and key changes carry no key: a retry
+# could duplicate (a second rotation).
 RETRIED_OPERATOR_RPCS = (
     "ListMaintenance",
     "ListCircuits",
@@ -49,6 +50,7 @@ RETRIED_OPERATOR_RPCS = (
     "GetLiabilityReport",
     "GetMonthlyStatement",
     "VerifyLedger",
+    "GetKeyStatus",
 )
 
 RETRY_POLICY: Mapping[str, Any] = MappingProxyType(

@@ -240,3 +240,29 @@ class OperatorClient(_Client):
     ) -> opb.VerifyLedgerResponse:
         """Walks the ledger's hash chain."""
         return await self._call("VerifyLedger", self._stub.VerifyLedger, request, timeout)
+
+    async def get_key_status(
+        self, request: opb.GetKeyStatusRequest, *, timeout: float | None = None
+    ) -> opb.GetKeyStatusResponse:
+        """Every key version of every bank (no material), and the key jobs' progress."""
+        return await self._call("GetKeyStatus", self._stub.GetKeyStatus, request, timeout)
+
+    async def rotate_key(
+        self, request: opb.RotateKeyRequest, *, timeout: float | None = None
+    ) -> opb.RotateKeyResponse:
+        """A new version of a bank's key, sealing from now on (K6)."""
+        return await self._call("RotateKey", self._stub.RotateKey, request, timeout)
+
+    async def retire_key(
+        self, request: opb.RetireKeyRequest, *, timeout: float | None = None
+    ) -> opb.RetireKeyResponse:
+        """Retires a version nothing depends on (FailedPrecondition KEY_IN_USE otherwise)."""
+        return await self._call("RetireKey", self._stub.RetireKey, request, timeout)
+
+    async def declare_key_compromised(
+        self, request: opb.DeclareKeyCompromisedRequest, *, timeout: float | None = None
+    ) -> opb.DeclareKeyCompromisedResponse:
+        """A key incident (K7); the answer is the incident report."""
+        return await self._call(
+            "DeclareKeyCompromised", self._stub.DeclareKeyCompromised, request, timeout
+        )
