@@ -28,6 +28,7 @@ from essc_gateway.evidence.service import EvidenceService
 from essc_gateway.evidence.signed_note import NoteSigner
 from essc_gateway.evidence.signing_key import load_signer
 from essc_gateway.keys.custodian import KeyCustodian
+from essc_gateway.keys.dual_control import DualControl
 from essc_gateway.keys.hierarchy import KeyHierarchy
 from essc_gateway.keys.holder_keys import HolderKeys
 from essc_gateway.keys.mover import HolderKeyMover
@@ -290,6 +291,7 @@ class Gateway:
                 circuits,
                 replicas,
                 custodian,
+                DualControl(store, keys, clock),
             ),
             server,
         )

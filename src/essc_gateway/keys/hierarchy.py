@@ -37,6 +37,8 @@ from essc_gateway.keys.suites import (
 
 log = logging.getLogger(__name__)
 
+_UNUSABLE = frozenset({KeyState.RETIRED, KeyState.DESTROYED})
+
 MADE_BY_GATEWAY = "gateway"
 """`created_by` of a bank's first keys, made by the gateway at its first start."""
 
@@ -170,13 +172,13 @@ class KeyHierarchy:
         versions = list(versions)
         bank_keys: dict[int, tuple[Suite, bytes]] = {}
         for v in versions:
-            if v.purpose is KeyPurpose.BANK and v.state is not KeyState.RETIRED:
+            if v.purpose is KeyPurpose.BANK and v.state not in _UNUSABLE:
                 bank_keys[v.version] = (v.suite, await self.bank_key(v))
         data, tokens = KeySet(), KeySet()
         lookups: dict[int, Mac] = {}
         lookup_current = 0
         for v in versions:
-            if v.purpose is KeyPurpose.BANK or v.state is KeyState.RETIRED:
+            if v.purpose is KeyPurpose.BANK or v.state in _UNUSABLE:
                 continue
             if v.parent_version not in bank_keys:
                 raise KeyLoadError(f"key {v.key_id}: its bank key is not held")

@@ -32,6 +32,8 @@ class KeyState(StrEnum):
     """Nothing sealed under it remains; kept for the record, never used."""
     COMPROMISED = "COMPROMISED"
     """Declared in a key incident (K7): opens only to move data away; seals nothing."""
+    DESTROYED = "DESTROYED"
+    """Its wrapped material is deleted (K5, two operators): it opens nothing ever again."""
 
 
 class KeyEventKind(StrEnum):
@@ -40,6 +42,9 @@ class KeyEventKind(StrEnum):
     REWRAPPED = "REWRAPPED"
     RETIRED = "RETIRED"
     COMPROMISED = "COMPROMISED"
+    ACTION_REQUESTED = "ACTION_REQUESTED"
+    EXPORTED = "EXPORTED"
+    DESTROYED = "DESTROYED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +172,31 @@ class HolderKeyMove:
     old: WrappedHolderKey
     new: WrappedHolderKey
     cards: tuple[CardReseal, ...] = ()
+
+
+class KeyActionKind(StrEnum):
+    """What needs two operators (dual control, K5): one asks, another approves."""
+
+    EXPORT = "EXPORT"
+    """The key sealed to a recipient's public key: escrow, or a handover to a third party."""
+    DESTROY = "DESTROY"
+    """The key's wrapped material deleted: a retired or compromised version nothing needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAction:
+    action_id: str
+    kind: KeyActionKind
+    bank_id: str
+    purpose: KeyPurpose
+    version: int
+    recipient_public_key: str
+    """EXPORT: the recipient's RSA public key (PEM); empty for DESTROY."""
+    requested_by: str
+    requested_at: datetime
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.bank_id, self.purpose, self.version)

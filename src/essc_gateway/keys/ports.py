@@ -8,6 +8,7 @@ from typing import Protocol
 
 from essc_gateway.keys.model import (
     HolderKeyMove,
+    KeyAction,
     KeyChange,
     KeyEvent,
     KeyJob,
@@ -90,3 +91,20 @@ class KeyStore(Protocol):
         ...
 
     async def finish_key_job(self, job_id: str, holder: str, now: datetime) -> None: ...
+
+    async def add_key_action(self, action: KeyAction, event: KeyEvent) -> None:
+        """Records an export or destruction asked for, and its event."""
+        ...
+
+    async def key_action(self, action_id: str) -> KeyAction | None: ...
+
+    async def approve_key_action(
+        self, action: KeyAction, approved_by: str, at: datetime, events: Sequence[KeyEvent]
+    ) -> None:
+        """Marks the action approved with its events; a DESTROY deletes the version's wrapped
+        material in the same transaction.
+
+        Raises:
+            ClaimLost: approved already (by someone else meanwhile).
+        """
+        ...

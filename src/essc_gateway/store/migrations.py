@@ -283,4 +283,19 @@ MIGRATIONS: tuple[str, ...] = (
         lease_until TEXT
     );
     """,
+    # 12: key exports and destructions, asked by one operator, approved by another (K5).
+    """
+    CREATE TABLE key_actions (
+        action_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        bank_id TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        recipient_public_key TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        approved_by TEXT,
+        approved_at TEXT
+    );
+    """,
 )

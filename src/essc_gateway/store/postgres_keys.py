@@ -11,10 +11,13 @@ import asyncpg
 from essc_gateway.evidence.entries import key_event_entry
 from essc_gateway.keys.model import (
     HolderKeyMove,
+    KeyAction,
+    KeyActionKind,
     KeyChange,
     KeyEvent,
     KeyJob,
     KeyPurpose,
+    KeyState,
     KeyVersion,
     WrappedHolderKey,
 )
@@ -28,6 +31,7 @@ from essc_gateway.store.rows import (
     as_stored,
     card_from,
     holder_key_from,
+    key_action_from,
     key_job_from,
     key_version_from,
 )
@@ -257,5 +261,52 @@ class PostgresKeyJobs:
                 job_id,
                 holder,
             )
+
+        await self._write(work)
+
+    @uncancellable
+    async def add_key_action(self, action: KeyAction, event: KeyEvent) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "INSERT INTO key_actions (action_id, kind, bank_id, purpose, version, "
+                "recipient_public_key, requested_by, requested_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                action.action_id, action.kind.value, action.bank_id, action.purpose.value,
+                action.version, action.recipient_public_key, action.requested_by,
+                action.requested_at,
+            )  # fmt: skip
+            await log_append(db, [key_event_entry(event)])
+
+        await self._write(work)
+
+    async def key_action(self, action_id: str) -> KeyAction | None:
+        rows = await self._rows("SELECT * FROM key_actions WHERE action_id = $1", action_id)
+        return key_action_from(rows[0], as_stored) if rows else None
+
+    @uncancellable
+    async def approve_key_action(
+        self, action: KeyAction, approved_by: str, at: datetime, events: Sequence[KeyEvent]
+    ) -> None:
+        async def work(db: Db) -> None:
+            done = await db.fetchval(
+                "UPDATE key_actions SET approved_by = $1, approved_at = $2 "
+                "WHERE action_id = $3 AND approved_by IS NULL RETURNING 1",
+                approved_by,
+                at,
+                action.action_id,
+            )
+            if done is None:
+                raise ClaimLost("the action was approved already")
+            if action.kind is KeyActionKind.DESTROY:
+                await db.execute(
+                    "UPDATE managed_keys SET wrapped = '\\x'::bytea, state = $1 "
+                    "WHERE bank_id = $2 AND purpose = $3 AND version = $4",
+                    KeyState.DESTROYED.value,
+                    action.bank_id,
+                    action.purpose.value,
+                    action.version,
+                )
+                await bump_topic(db, SharedTopic.KEYS)
+            await log_append(db, [key_event_entry(e) for e in events])
 
         await self._write(work)

@@ -290,6 +290,21 @@ MIGRATIONS: tuple[str, ...] = (
         lease_until timestamptz
     );
     """,
+    # 12: key exports and destructions, asked by one operator, approved by another (K5).
+    """
+    CREATE TABLE key_actions (
+        action_id text PRIMARY KEY,
+        kind text NOT NULL,
+        bank_id text NOT NULL,
+        purpose text NOT NULL,
+        version integer NOT NULL,
+        recipient_public_key text NOT NULL,
+        requested_by text NOT NULL,
+        requested_at timestamptz NOT NULL,
+        approved_by text,
+        approved_at timestamptz
+    );
+    """,
 )
 
 # pg_advisory_xact_lock's key space is shared by everything on the server: a constant of

@@ -17,7 +17,15 @@ from essc_gateway.domain.maintenance import (
     announcement_of,
 )
 from essc_gateway.evidence.entries import parse, record_from_entry
-from essc_gateway.keys.model import KeyJob, KeyPurpose, KeyState, KeyVersion, WrappedHolderKey
+from essc_gateway.keys.model import (
+    KeyAction,
+    KeyActionKind,
+    KeyJob,
+    KeyPurpose,
+    KeyState,
+    KeyVersion,
+    WrappedHolderKey,
+)
 from essc_gateway.keys.suites import Suite
 from essc_gateway.liability.model import (
     Amendment,
@@ -360,4 +368,19 @@ def key_job_from(row: Row, time_of: TimeOf) -> KeyJob:
         finished_at=time_of(row["finished_at"]),
         holder=row["holder"],
         lease_until=time_of(row["lease_until"]),
+    )
+
+
+def key_action_from(row: Row, time_of: TimeOf) -> KeyAction:
+    return KeyAction(
+        action_id=row["action_id"],
+        kind=KeyActionKind(row["kind"]),
+        bank_id=row["bank_id"],
+        purpose=KeyPurpose(row["purpose"]),
+        version=row["version"],
+        recipient_public_key=row["recipient_public_key"],
+        requested_by=row["requested_by"],
+        requested_at=_required(time_of, row["requested_at"]),
+        approved_by=row["approved_by"],
+        approved_at=time_of(row["approved_at"]),
     )

@@ -10,10 +10,13 @@ from typing import Any, TypeVar
 from essc_gateway.evidence.entries import key_event_entry
 from essc_gateway.keys.model import (
     HolderKeyMove,
+    KeyAction,
+    KeyActionKind,
     KeyChange,
     KeyEvent,
     KeyJob,
     KeyPurpose,
+    KeyState,
     KeyVersion,
     WrappedHolderKey,
 )
@@ -23,6 +26,7 @@ from essc_gateway.store.rows import (
     CARD_COLUMNS,
     card_from,
     holder_key_from,
+    key_action_from,
     key_job_from,
     key_version_from,
 )
@@ -260,5 +264,54 @@ class SqliteKeyJobs:
                 "WHERE job_id = ? AND holder = ?",
                 (text_of(now), job_id, holder),
             )
+
+        await self._write(work)
+
+    @uncancellable
+    async def add_key_action(self, action: KeyAction, event: KeyEvent) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO key_actions (action_id, kind, bank_id, purpose, version, "
+                "recipient_public_key, requested_by, requested_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    action.action_id, action.kind.value, action.bank_id, action.purpose.value,
+                    action.version, action.recipient_public_key, action.requested_by,
+                    text_of(action.requested_at),
+                ),
+            )  # fmt: skip
+            log_append(db, [key_event_entry(event)])
+
+        await self._write(work)
+
+    async def key_action(self, action_id: str) -> KeyAction | None:
+        rows = await self._rows("SELECT * FROM key_actions WHERE action_id = ?", (action_id,))
+        return key_action_from(rows[0], time_or_none) if rows else None
+
+    @uncancellable
+    async def approve_key_action(
+        self, action: KeyAction, approved_by: str, at: datetime, events: Sequence[KeyEvent]
+    ) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "UPDATE key_actions SET approved_by = ?, approved_at = ? "
+                "WHERE action_id = ? AND approved_by IS NULL",
+                (approved_by, text_of(at), action.action_id),
+            )
+            if cursor.rowcount != 1:
+                raise ClaimLost("the action was approved already")
+            if action.kind is KeyActionKind.DESTROY:
+                db.execute(
+                    "UPDATE managed_keys SET wrapped = x'', state = ? WHERE bank_id = ? "
+                    "AND purpose = ? AND version = ?",
+                    (
+                        KeyState.DESTROYED.value,
+                        action.bank_id,
+                        action.purpose.value,
+                        action.version,
+                    ),
+                )
+                bump_topic(db, SharedTopic.KEYS)
+            log_append(db, [key_event_entry(e) for e in events])
 
         await self._write(work)

@@ -10,7 +10,15 @@ import grpc
 from essc.gateway.v1 import operator_pb2 as pb
 from essc_gateway.errors import FieldViolation, InvalidRequest
 from essc_gateway.keys.custodian import KeyCustodian
-from essc_gateway.keys.model import KeyJob, KeyPurpose, KeyState, KeyVersion
+from essc_gateway.keys.dual_control import DualControl
+from essc_gateway.keys.model import (
+    KeyAction,
+    KeyActionKind,
+    KeyJob,
+    KeyPurpose,
+    KeyState,
+    KeyVersion,
+)
 from essc_gateway.transport.context import calling_operator
 from essc_gateway.transport.responses import timestamp
 
@@ -27,7 +35,13 @@ _STATE_PB = {
     KeyState.ACTIVE: pb.KEY_STATE_ACTIVE,
     KeyState.RETIRED: pb.KEY_STATE_RETIRED,
     KeyState.COMPROMISED: pb.KEY_STATE_COMPROMISED,
+    KeyState.DESTROYED: pb.KEY_STATE_DESTROYED,
 }
+_ACTION_KINDS = {
+    pb.KEY_ACTION_KIND_EXPORT: KeyActionKind.EXPORT,
+    pb.KEY_ACTION_KIND_DESTROY: KeyActionKind.DESTROY,
+}
+_ACTION_KIND_PB = {kind: value for value, kind in _ACTION_KINDS.items()}
 
 
 def key_pb(key: KeyVersion) -> pb.KeyVersion:
@@ -56,6 +70,18 @@ def job_pb(job: KeyJob) -> pb.KeyJob:
     )
 
 
+def action_pb(action: KeyAction) -> pb.KeyAction:
+    return pb.KeyAction(
+        action_id=action.action_id,
+        kind=_ACTION_KIND_PB[action.kind],
+        key_id=action.key_id,
+        requested_by=action.requested_by,
+        requested_at=timestamp(action.requested_at),
+        approved_by=action.approved_by or "",
+        approved_at=timestamp(action.approved_at) if action.approved_at else None,
+    )
+
+
 def _purpose(value: int) -> KeyPurpose:
     purpose: KeyPurpose | None = _PURPOSES.get(value)  # type: ignore[call-overload]
     if purpose is None:
@@ -70,8 +96,9 @@ def _version(value: int) -> int:
 
 
 class KeyRpcs:
-    def __init__(self, custodian: KeyCustodian) -> None:
+    def __init__(self, custodian: KeyCustodian, dual_control: DualControl) -> None:
         self._custodian = custodian
+        self._dual_control = dual_control
 
     async def GetKeyStatus(
         self, request: pb.GetKeyStatusRequest, context: Context
@@ -108,4 +135,30 @@ class KeyRpcs:
             replacements=[key_pb(k) for k in report.replacements],
             reencryption=job_pb(report.reencryption) if report.reencryption else None,
             declared_at=timestamp(report.declared_at),
+        )
+
+    async def RequestKeyAction(
+        self, request: pb.RequestKeyActionRequest, context: Context
+    ) -> pb.RequestKeyActionResponse:
+        kind: KeyActionKind | None = _ACTION_KINDS.get(request.kind)
+        if kind is None:
+            raise InvalidRequest([FieldViolation("kind", "must name an action", "UNSPECIFIED")])
+        action = await self._dual_control.request(
+            kind,
+            request.bank_id,
+            _purpose(request.purpose),
+            _version(request.version),
+            request.recipient_public_key,
+            calling_operator(),
+        )
+        return pb.RequestKeyActionResponse(action=action_pb(action))
+
+    async def ApproveKeyAction(
+        self, request: pb.ApproveKeyActionRequest, context: Context
+    ) -> pb.ApproveKeyActionResponse:
+        if not request.action_id:
+            raise InvalidRequest([FieldViolation("action_id", "is required", "REQUIRED")])
+        approved = await self._dual_control.approve(request.action_id, calling_operator())
+        return pb.ApproveKeyActionResponse(
+            action=action_pb(approved.action), exported_key=approved.exported
         )

@@ -22,6 +22,7 @@ from essc_gateway.domain.maintenance import (
 from essc_gateway.errors import FieldViolation, InvalidRequest
 from essc_gateway.evidence.service import EvidenceService
 from essc_gateway.keys.custodian import KeyCustodian
+from essc_gateway.keys.dual_control import DualControl
 from essc_gateway.liability import render
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.model import Incident, IncidentKind
@@ -144,9 +145,10 @@ class OperatorServicer(EvidenceRpcs, KeyRpcs, pb_grpc.OperatorServiceServicer):
         circuits: ForcedCircuits,
         replicas: ReplicaRegistry,
         custodian: KeyCustodian,
+        dual_control: DualControl,
     ) -> None:
         EvidenceRpcs.__init__(self, evidence)
-        KeyRpcs.__init__(self, custodian)
+        KeyRpcs.__init__(self, custodian, dual_control)
         self._calendar = calendar
         self._breakers = breakers
         self._circuits = circuits

@@ -204,6 +204,8 @@ class _KeyStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_KeyState.Val
     """Nothing depends on it any more; never used again."""
     KEY_STATE_COMPROMISED: _KeyState.ValueType  # 3
     """Declared compromised (K7): opens data only to move it away, seals nothing, opens no token."""
+    KEY_STATE_DESTROYED: _KeyState.ValueType  # 4
+    """Its wrapped material deleted (two operators): it opens nothing ever again."""
 
 class KeyState(_KeyState, metaclass=_KeyStateEnumTypeWrapper):
     """The state of a key version."""
@@ -216,7 +218,33 @@ KEY_STATE_RETIRED: KeyState.ValueType  # 2
 """Nothing depends on it any more; never used again."""
 KEY_STATE_COMPROMISED: KeyState.ValueType  # 3
 """Declared compromised (K7): opens data only to move it away, seals nothing, opens no token."""
+KEY_STATE_DESTROYED: KeyState.ValueType  # 4
+"""Its wrapped material deleted (two operators): it opens nothing ever again."""
 Global___KeyState: _TypeAlias = KeyState  # noqa: Y015
+
+class _KeyActionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _KeyActionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_KeyActionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    KEY_ACTION_KIND_UNSPECIFIED: _KeyActionKind.ValueType  # 0
+    """Not an action: refused."""
+    KEY_ACTION_KIND_EXPORT: _KeyActionKind.ValueType  # 1
+    """The key sealed to a recipient's RSA public key (RSA-OAEP, SHA-256)."""
+    KEY_ACTION_KIND_DESTROY: _KeyActionKind.ValueType  # 2
+    """The key's wrapped material deleted for good."""
+
+class KeyActionKind(_KeyActionKind, metaclass=_KeyActionKindEnumTypeWrapper):
+    """What needs two operators."""
+
+KEY_ACTION_KIND_UNSPECIFIED: KeyActionKind.ValueType  # 0
+"""Not an action: refused."""
+KEY_ACTION_KIND_EXPORT: KeyActionKind.ValueType  # 1
+"""The key sealed to a recipient's RSA public key (RSA-OAEP, SHA-256)."""
+KEY_ACTION_KIND_DESTROY: KeyActionKind.ValueType  # 2
+"""The key's wrapped material deleted for good."""
+Global___KeyActionKind: _TypeAlias = KeyActionKind  # noqa: Y015
 
 @_typing.final
 class GetCheckpointRequest(_message.Message):
@@ -1804,3 +1832,165 @@ class DeclareKeyCompromisedResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeclareKeyCompromisedResponse: _TypeAlias = DeclareKeyCompromisedResponse  # noqa: Y015
+
+@_typing.final
+class KeyAction(_message.Message):
+    """A key export or destruction, asked by one operator and approved by another."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    APPROVED_AT_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    """`ka_` and 16 hex digits."""
+    kind: Global___KeyActionKind.ValueType
+    """What it does."""
+    key_id: _builtins.str
+    """The key version it is about, `bank/PURPOSE/vN`."""
+    requested_by: _builtins.str
+    """Who asked."""
+    approved_by: _builtins.str
+    """Who approved; empty while pending."""
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    @_builtins.property
+    def approved_at(self) -> _timestamp_pb2.Timestamp:
+        """When; unset while pending."""
+
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        kind: Global___KeyActionKind.ValueType = ...,
+        key_id: _builtins.str = ...,
+        requested_by: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        approved_by: _builtins.str = ...,
+        approved_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approved_at", b"approved_at", "requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "approved_at", b"approved_at", "approved_by", b"approved_by", "key_id", b"key_id", "kind", b"kind", "requested_at", b"requested_at", "requested_by", b"requested_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeyAction: _TypeAlias = KeyAction  # noqa: Y015
+
+@_typing.final
+class RequestKeyActionRequest(_message.Message):
+    """Asks for a key export or destruction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    RECIPIENT_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    kind: Global___KeyActionKind.ValueType
+    """Export or destroy; required."""
+    bank_id: _builtins.str
+    """A configured bank."""
+    purpose: Global___KeyPurpose.ValueType
+    """Which of its keys; required."""
+    version: _builtins.int
+    """The version."""
+    recipient_public_key: _builtins.str
+    """EXPORT: the recipient's RSA public key, PEM (SubjectPublicKeyInfo), at least 2048 bits."""
+    def __init__(
+        self,
+        *,
+        kind: Global___KeyActionKind.ValueType = ...,
+        bank_id: _builtins.str = ...,
+        purpose: Global___KeyPurpose.ValueType = ...,
+        version: _builtins.int = ...,
+        recipient_public_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "kind", b"kind", "purpose", b"purpose", "recipient_public_key", b"recipient_public_key", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestKeyActionRequest: _TypeAlias = RequestKeyActionRequest  # noqa: Y015
+
+@_typing.final
+class RequestKeyActionResponse(_message.Message):
+    """The pending action."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def action(self) -> Global___KeyAction:
+        """Give its id to the second operator."""
+
+    def __init__(
+        self,
+        *,
+        action: Global___KeyAction | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestKeyActionResponse: _TypeAlias = RequestKeyActionResponse  # noqa: Y015
+
+@_typing.final
+class ApproveKeyActionRequest(_message.Message):
+    """Approves a pending key action."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    """From RequestKeyActionResponse."""
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveKeyActionRequest: _TypeAlias = ApproveKeyActionRequest  # noqa: Y015
+
+@_typing.final
+class ApproveKeyActionResponse(_message.Message):
+    """The action carried out."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    EXPORTED_KEY_FIELD_NUMBER: _builtins.int
+    exported_key: _builtins.bytes
+    """EXPORT: the key's bytes sealed to the recipient's public key (RSA-OAEP, SHA-256)."""
+    @_builtins.property
+    def action(self) -> Global___KeyAction:
+        """With its approval."""
+
+    def __init__(
+        self,
+        *,
+        action: Global___KeyAction | None = ...,
+        exported_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "exported_key", b"exported_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveKeyActionResponse: _TypeAlias = ApproveKeyActionResponse  # noqa: Y015

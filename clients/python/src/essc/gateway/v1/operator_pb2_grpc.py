@@ -144,6 +144,16 @@ class OperatorServiceStub:
                 request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedRequest.SerializeToString,
                 response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedResponse.FromString,
                 _registered_method=True)
+        self.RequestKeyAction = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/RequestKeyAction',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RequestKeyActionRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RequestKeyActionResponse.FromString,
+                _registered_method=True)
+        self.ApproveKeyAction = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/ApproveKeyAction',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
@@ -336,6 +346,25 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestKeyAction(self, request, context):
+        """Asks for a key export (escrow, a handover, K5) or destruction; nothing happens until a
+        second, different operator approves it (ApproveKeyAction). INVALID_ARGUMENT for no such
+        key version or a recipient key that is not RSA of at least 2048 bits; FAILED_PRECONDITION
+        / KEY_IN_USE to destroy a version that is not retired or compromised, or still needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveKeyAction(self, request, context):
+        """Approves and carries out a key action asked by another operator. FAILED_PRECONDITION /
+        KEY_ACTION_NEEDS_SECOND_OPERATOR when the one who asked approves, or it was approved
+        already.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -443,6 +472,16 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.DeclareKeyCompromised,
                     request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedRequest.FromString,
                     response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedResponse.SerializeToString,
+            ),
+            'RequestKeyAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestKeyAction,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RequestKeyActionRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.RequestKeyActionResponse.SerializeToString,
+            ),
+            'ApproveKeyAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveKeyAction,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1017,6 +1056,60 @@ class OperatorService:
             '/essc.gateway.v1.OperatorService/DeclareKeyCompromised',
             essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedRequest.SerializeToString,
             essc_dot_gateway_dot_v1_dot_operator__pb2.DeclareKeyCompromisedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestKeyAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/RequestKeyAction',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.RequestKeyActionRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.RequestKeyActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveKeyAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/ApproveKeyAction',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -134,6 +134,17 @@ class OperatorServiceStub:
     it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
     in the background. The answer is the incident report.
     """
+    RequestKeyAction: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RequestKeyActionRequest, _operator_pb2.RequestKeyActionResponse]
+    """Asks for a key export (escrow, a handover, K5) or destruction; nothing happens until a
+    second, different operator approves it (ApproveKeyAction). INVALID_ARGUMENT for no such
+    key version or a recipient key that is not RSA of at least 2048 bits; FAILED_PRECONDITION
+    / KEY_IN_USE to destroy a version that is not retired or compromised, or still needed.
+    """
+    ApproveKeyAction: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ApproveKeyActionRequest, _operator_pb2.ApproveKeyActionResponse]
+    """Approves and carries out a key action asked by another operator. FAILED_PRECONDITION /
+    KEY_ACTION_NEEDS_SECOND_OPERATOR when the one who asked approves, or it was approved
+    already.
+    """
 
 @_typing.type_check_only
 class OperatorServiceAsyncStub(OperatorServiceStub):
@@ -238,6 +249,17 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     tokens it sealed are refused), new versions replace it (for a bank key, every key below
     it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
     in the background. The answer is the incident report.
+    """
+    RequestKeyAction: _aio.UnaryUnaryMultiCallable[_operator_pb2.RequestKeyActionRequest, _operator_pb2.RequestKeyActionResponse]  # type: ignore[assignment]
+    """Asks for a key export (escrow, a handover, K5) or destruction; nothing happens until a
+    second, different operator approves it (ApproveKeyAction). INVALID_ARGUMENT for no such
+    key version or a recipient key that is not RSA of at least 2048 bits; FAILED_PRECONDITION
+    / KEY_IN_USE to destroy a version that is not retired or compromised, or still needed.
+    """
+    ApproveKeyAction: _aio.UnaryUnaryMultiCallable[_operator_pb2.ApproveKeyActionRequest, _operator_pb2.ApproveKeyActionResponse]  # type: ignore[assignment]
+    """Approves and carries out a key action asked by another operator. FAILED_PRECONDITION /
+    KEY_ACTION_NEEDS_SECOND_OPERATOR when the one who asked approves, or it was approved
+    already.
     """
 
 class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -466,6 +488,29 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         tokens it sealed are refused), new versions replace it (for a bank key, every key below
         it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
         in the background. The answer is the incident report.
+        """
+
+    @_abc_1.abstractmethod
+    def RequestKeyAction(
+        self,
+        request: _operator_pb2.RequestKeyActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.RequestKeyActionResponse, _abc.Awaitable[_operator_pb2.RequestKeyActionResponse]]:
+        """Asks for a key export (escrow, a handover, K5) or destruction; nothing happens until a
+        second, different operator approves it (ApproveKeyAction). INVALID_ARGUMENT for no such
+        key version or a recipient key that is not RSA of at least 2048 bits; FAILED_PRECONDITION
+        / KEY_IN_USE to destroy a version that is not retired or compromised, or still needed.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveKeyAction(
+        self,
+        request: _operator_pb2.ApproveKeyActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ApproveKeyActionResponse, _abc.Awaitable[_operator_pb2.ApproveKeyActionResponse]]:
+        """Approves and carries out a key action asked by another operator. FAILED_PRECONDITION /
+        KEY_ACTION_NEEDS_SECOND_OPERATOR when the one who asked approves, or it was approved
+        already.
         """
 
 def add_OperatorServiceServicer_to_server(servicer: OperatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
