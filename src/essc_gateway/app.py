@@ -33,6 +33,7 @@ from essc_gateway.keys.hierarchy import KeyHierarchy
 from essc_gateway.keys.holder_keys import HolderKeys
 from essc_gateway.keys.mover import HolderKeyMover
 from essc_gateway.keys.opening import open_hierarchy
+from essc_gateway.keys.root import KeystoreError
 from essc_gateway.liability.amendments import Amender
 from essc_gateway.liability.classify import Classifier
 from essc_gateway.liability.counts import RequestCounter
@@ -77,6 +78,8 @@ log = logging.getLogger("essc_gateway")
 STORE_PROBE_INTERVAL = 1.0
 QUEUE_COUNT_INTERVAL = 5.0
 KEY_JOB_INTERVAL = 1.0
+KEYSTORE_PROBE_INTERVAL = 2.0
+"""Seconds between two looks at the root keystore (one cheap PKCS#11 lookup each)."""
 """Seconds between two looks for key jobs to work (a rotation's or a key incident's)."""
 """Seconds between two counts of the store-and-forward queue (a gauge, not a hot path)."""
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
@@ -155,6 +158,8 @@ class Gateway:
         self.health_port: int | None = None
         self.server_certificates: ServerCertificates | None = None
         self.keys: KeyHierarchy | None = None
+        self._store_writable = True
+        self._keystore_up = True
         self.platform_tls_watch: PlatformTlsWatch | None = None
 
     async def start(self) -> int:
@@ -465,6 +470,12 @@ class Gateway:
         self._side_tasks.add(
             asyncio.create_task(self.key_mover.run(KEY_JOB_INTERVAL), name="essc-key-jobs")
         )
+        self._side_tasks.add(
+            asyncio.create_task(
+                run_every(KEYSTORE_PROBE_INTERVAL, self._probe_keystore, "keystore probe"),
+                name="essc-keystore-probe",
+            )
+        )
         if self.platform_tls_watch is not None:
             self._side_tasks.add(
                 asyncio.create_task(self.platform_tls_watch.run(), name="essc-platform-tls")
@@ -483,21 +494,45 @@ class Gateway:
     def _store_health_changed(self, writable: bool) -> None:
         """Health follows the store: NOT_SERVING while it cannot write, so that a balancer
         sends traffic elsewhere; once it writes again, the held liability records go in."""
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if writable
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        self._store_writable = writable
 
         async def apply() -> None:
-            for service in HEALTH_SERVICES:
-                await self._health.set(service, status)
+            await self._apply_health()
             if writable and self._ledger is not None:
                 await self._ledger.flush_pending()
 
         task = asyncio.get_running_loop().create_task(apply(), name="essc-store-health")
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
+
+    async def _apply_health(self) -> None:
+        """SERVING while the store writes and the root keystore answers."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self._store_writable and self._keystore_up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in HEALTH_SERVICES:
+            await self._health.set(service, status)
+
+    async def _probe_keystore(self) -> None:
+        """The root keystore's look: requests keep the keys they hold in memory, but a
+        replica whose HSM does not answer cannot take a rotation or restart: NOT_SERVING
+        until it answers again (a lost session is logged in again by the probe itself)."""
+        if self.keys is None:
+            return
+        try:
+            await self.keys.root.probe()
+            up = True
+        except KeystoreError as error:
+            if self._keystore_up:
+                log.error("root keystore not answering: %s", error)
+            up = False
+        if up != self._keystore_up:
+            self._keystore_up = up
+            if up:
+                log.info("root keystore answers again")
+            await self._apply_health()
 
     async def _probe_store(self) -> None:
         """While the store cannot write, one small write a round tells when it can again

@@ -249,5 +249,12 @@ class StoreFailure(GatewayError):
 STORE_RETRY_AFTER = timedelta(seconds=1)
 
 
+class KeystoreUnavailable(GatewayError):
+    """The root keystore (HSM) does not answer and this call needs it (a key not in memory);
+    nothing was changed."""
+
+    default_reason = ErrorReason.KEYSTORE_UNAVAILABLE
+
+
 class InternalError(GatewayError):
     default_reason = ErrorReason.INTERNAL

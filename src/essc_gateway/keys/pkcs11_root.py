@@ -14,6 +14,7 @@ every session out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,17 @@ from essc_gateway.keys.root import KeystoreError, UnwrapFailed, bind, unbind
 T = TypeVar("T")
 
 _WRAP = Mechanism.AES_KEY_WRAP
+_SESSION_LOST = (
+    pkcs11.SessionHandleInvalid,
+    pkcs11.SessionClosed,
+    pkcs11.UserNotLoggedIn,
+    pkcs11.DeviceRemoved,
+    pkcs11.TokenNotPresent,
+    pkcs11.KeyHandleInvalid,
+    pkcs11.WrappingKeyHandleInvalid,
+    pkcs11.UnwrappingKeyHandleInvalid,
+    pkcs11.ObjectHandleInvalid,
+)
 # A child key exists inside the HSM only for the call, as a session object whose value the
 # gateway reads back: the keys below the root are used in memory, not in the HSM.
 _TRANSIENT = {Attribute.TOKEN: False, Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True}
@@ -77,6 +89,13 @@ class _Token:
 
     async def call(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.thread, function, *args)
+
+    async def relogin(self, settings: Pkcs11Settings) -> None:
+        """A new session after the old one was lost (an HSM restarted, a session closed)."""
+        old = self.session
+        with contextlib.suppress(pkcs11.PKCS11Error):
+            await self.call(old.close)
+        self.session = await self.call(_login, settings)
 
     async def release(self, settings: Pkcs11Settings) -> None:
         self.users -= 1
@@ -160,19 +179,38 @@ class Pkcs11Root:
 
     async def wrap(self, key: bytes, key_id: str) -> bytes:
         try:
-            return await self._token.call(self._wrap, bind(key, key_id))
+            return await self._reconnecting(self._wrap, bind(key, key_id))
         except pkcs11.PKCS11Error as error:
             raise KeystoreError(f"the HSM did not wrap ({type(error).__name__})") from None
 
     async def unwrap(self, wrapped: bytes, key_id: str) -> bytes:
         try:
-            material = await self._token.call(self._unwrap, wrapped)
+            material = await self._reconnecting(self._unwrap, wrapped)
         except (pkcs11.GeneralError, pkcs11.WrappedKeyInvalid, pkcs11.WrappedKeyLenRange):
             # SoftHSM2 answers a tampered or foreign blob with CKR_GENERAL_ERROR.
             raise UnwrapFailed(f"wrapped key {key_id} does not open with the root") from None
         except pkcs11.PKCS11Error as error:
             raise KeystoreError(f"the HSM did not unwrap ({type(error).__name__})") from None
         return unbind(material, key_id)
+
+    async def probe(self) -> None:
+        try:
+            self._root = await self._reconnecting(self._refind)
+        except pkcs11.PKCS11Error as error:
+            raise KeystoreError(f"the HSM does not answer ({type(error).__name__})") from None
+
+    async def _reconnecting(self, function: Callable[..., T], *args: object) -> T:
+        """`function` on the token thread; once more after a new login when the session or
+        the root's handle was lost (an HSM restarted), which is how it recovers by itself."""
+        try:
+            return await self._token.call(function, *args)
+        except _SESSION_LOST:
+            await self._token.relogin(self._settings)
+            self._root = await self._token.call(self._refind)
+            return await self._token.call(function, *args)
+
+    def _refind(self) -> Any:
+        return _find_root(self._token.session, self._settings.key_label)
 
     async def close(self) -> None:
         await self._token.release(self._settings)

@@ -59,6 +59,10 @@ class RootKeystore(Protocol):
 
     async def unwrap(self, wrapped: bytes, key_id: str) -> bytes: ...
 
+    async def probe(self) -> None:
+        """Whether the keystore answers now (the health check's look). Raises KeystoreError."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -108,6 +112,14 @@ class FileRoot:
             return unbind(aes_key_unwrap(self._key, wrapped), key_id)
         except InvalidUnwrap:
             raise UnwrapFailed(f"wrapped key {key_id} does not open with the root") from None
+
+    async def probe(self) -> None:
+        try:
+            same = self._path.read_bytes() == self._key
+        except OSError:
+            same = False
+        if not same:
+            raise KeystoreError(f"ESSC_ROOT_KEY_FILE: {self._path} is gone or changed")
 
     async def close(self) -> None:
         return None

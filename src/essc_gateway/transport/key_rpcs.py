@@ -3,12 +3,14 @@ operator servicer). Every change names the calling operator in its key events.""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from essc.gateway.v1 import operator_pb2 as pb
-from essc_gateway.errors import FieldViolation, InvalidRequest
+from essc_gateway.errors import FieldViolation, InvalidRequest, KeystoreUnavailable
 from essc_gateway.keys.custodian import KeyCustodian
 from essc_gateway.keys.dual_control import DualControl
 from essc_gateway.keys.model import (
@@ -19,6 +21,7 @@ from essc_gateway.keys.model import (
     KeyState,
     KeyVersion,
 )
+from essc_gateway.keys.root import KeystoreError
 from essc_gateway.transport.context import calling_operator
 from essc_gateway.transport.responses import timestamp
 
@@ -95,6 +98,15 @@ def _version(value: int) -> int:
     return value
 
 
+@contextlib.contextmanager
+def _keystore() -> Iterator[None]:
+    """A change that needs the root keystore while it does not answer: UNAVAILABLE."""
+    try:
+        yield
+    except KeystoreError as error:
+        raise KeystoreUnavailable(str(error)) from None
+
+
 class KeyRpcs:
     def __init__(self, custodian: KeyCustodian, dual_control: DualControl) -> None:
         self._custodian = custodian
@@ -113,23 +125,26 @@ class KeyRpcs:
         self, request: pb.RotateKeyRequest, context: Context
     ) -> pb.RotateKeyResponse:
         purpose = _purpose(request.purpose)
-        key = await self._custodian.rotate(request.bank_id, purpose, calling_operator())
+        with _keystore():
+            key = await self._custodian.rotate(request.bank_id, purpose, calling_operator())
         return pb.RotateKeyResponse(key=key_pb(key))
 
     async def RetireKey(
         self, request: pb.RetireKeyRequest, context: Context
     ) -> pb.RetireKeyResponse:
         purpose, version = _purpose(request.purpose), _version(request.version)
-        await self._custodian.retire(request.bank_id, purpose, version, calling_operator())
+        with _keystore():
+            await self._custodian.retire(request.bank_id, purpose, version, calling_operator())
         return pb.RetireKeyResponse()
 
     async def DeclareKeyCompromised(
         self, request: pb.DeclareKeyCompromisedRequest, context: Context
     ) -> pb.DeclareKeyCompromisedResponse:
         purpose, version = _purpose(request.purpose), _version(request.version)
-        report = await self._custodian.declare_compromised(
-            request.bank_id, purpose, version, calling_operator(), request.reason
-        )
+        with _keystore():
+            report = await self._custodian.declare_compromised(
+                request.bank_id, purpose, version, calling_operator(), request.reason
+            )
         return pb.DeclareKeyCompromisedResponse(
             compromised=[key_pb(k) for k in report.compromised],
             replacements=[key_pb(k) for k in report.replacements],
@@ -158,7 +173,8 @@ class KeyRpcs:
     ) -> pb.ApproveKeyActionResponse:
         if not request.action_id:
             raise InvalidRequest([FieldViolation("action_id", "is required", "REQUIRED")])
-        approved = await self._dual_control.approve(request.action_id, calling_operator())
+        with _keystore():
+            approved = await self._dual_control.approve(request.action_id, calling_operator())
         return pb.ApproveKeyActionResponse(
             action=action_pb(approved.action), exported_key=approved.exported
         )

@@ -18,6 +18,7 @@ from essc_gateway.errors import (
     GatewayError,
     InternalError,
     InvalidRequest,
+    KeystoreUnavailable,
     MaintenanceInProgress,
     NotFound,
     PermissionDenied,
@@ -46,6 +47,7 @@ _CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
     # The platform failed in a way it should not: a platform-side fault, retry later.
     (PlatformError, grpc.StatusCode.UNAVAILABLE),
     (StoreFailure, grpc.StatusCode.UNAVAILABLE),
+    (KeystoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (InternalError, grpc.StatusCode.INTERNAL),
 )
 
