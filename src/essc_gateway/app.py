@@ -27,11 +27,8 @@ from essc_gateway.evidence.proofs import Prover
 from essc_gateway.evidence.service import EvidenceService
 from essc_gateway.evidence.signed_note import NoteSigner
 from essc_gateway.evidence.signing_key import load_signer
-from essc_gateway.keys.custodian import KeyCustodian
-from essc_gateway.keys.dual_control import DualControl
 from essc_gateway.keys.hierarchy import KeyHierarchy
-from essc_gateway.keys.holder_keys import HolderKeys
-from essc_gateway.keys.mover import HolderKeyMover
+from essc_gateway.keys.management import key_management
 from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.keys.root import KeystoreError
 from essc_gateway.liability.amendments import Amender
@@ -54,7 +51,6 @@ from essc_gateway.service.reconciler import IssueReconciler
 from essc_gateway.service.replicas import HEARTBEAT_INTERVAL, ReplicaRegistry
 from essc_gateway.service.shared_state import SharedState
 from essc_gateway.service.tokens import TokenService
-from essc_gateway.service.vault import Vault
 from essc_gateway.service.verification import VerificationService
 from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.store.cluster import SharedTopic
@@ -207,19 +203,10 @@ class Gateway:
                 config.tls_reload_interval,
             )
 
-        self.holder_keys = holder_keys = HolderKeys(store, keys)
-        vault = Vault(keys, holder_keys)
-        self.key_mover = HolderKeyMover(
-            store, keys, holder_keys, vault, clock, replicas.me.replica_id
+        self.key_management = km = key_management(
+            store, keys, config, clock, replicas.me.replica_id
         )
-        custodian = KeyCustodian(
-            store,
-            keys,
-            clock,
-            {b.bank_id: b.suite for b in config.banks},
-            max(config.settings.auth_token_ttl, config.settings.verification_token_ttl),
-            self.key_mover,
-        )
+        vault = km.vault
         tokens = TokenService(TokenSealer(keys.bank), clock, config.settings)
         holders = Holders(store, vault, clock, config.settings)
         self.calendar = calendar = MaintenanceCalendar(
@@ -295,8 +282,8 @@ class Gateway:
                 ),
                 circuits,
                 replicas,
-                custodian,
-                DualControl(store, keys, clock),
+                km.custodian,
+                km.dual_control,
             ),
             server,
         )
@@ -359,7 +346,7 @@ class Gateway:
         """Another replica rotated a key or declared one compromised: hold what it made."""
         if self.keys is not None:
             await self.keys.reload()
-            self.holder_keys.forget_all()
+            self.key_management.holder_keys.forget_all()
 
     def _certificate_lifetimes(self) -> dict[tuple[tuple[str, str], ...], int]:
         """Seconds each certificate in use has left: the reloaded one after a rotation."""
@@ -468,12 +455,24 @@ class Gateway:
             run_every(STORE_PROBE_INTERVAL, self._probe_store, "store probe"), name="essc-probe"
         )
         self._side_tasks.add(
-            asyncio.create_task(self.key_mover.run(KEY_JOB_INTERVAL), name="essc-key-jobs")
+            asyncio.create_task(
+                self.key_management.mover.run(KEY_JOB_INTERVAL), name="essc-key-jobs"
+            )
         )
         self._side_tasks.add(
             asyncio.create_task(
                 run_every(KEYSTORE_PROBE_INTERVAL, self._probe_keystore, "keystore probe"),
                 name="essc-keystore-probe",
+            )
+        )
+        self._side_tasks.add(
+            asyncio.create_task(
+                run_every(
+                    config.key_usage_interval.total_seconds(),
+                    self.key_management.usage.report,
+                    "key usage",
+                ),
+                name="essc-key-usage",
             )
         )
         if self.platform_tls_watch is not None:

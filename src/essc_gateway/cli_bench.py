@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from essc_gateway.bench import BenchOptions, BenchSetupError, format_table, run_bench
+from essc_gateway.keys.suites import Suite
 from essc_gateway.loadtest import LoadAborted, SetupError
 
 DEFAULT_OUTPUT = Path("bench/results.json")
@@ -69,6 +70,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--work-dir", type=Path, help="keep servers' stores and logs here")
     parser.add_argument(
+        "--suite",
+        choices=["aes", "sm"],
+        default="aes",
+        help="the bank's key suite: AES-256-GCM + HMAC-SHA256, or SM4-GCM + HMAC-SM3",
+    )
+    parser.add_argument(
         "--evidence-log-size",
         type=int,
         default=defaults.evidence_log_size,
@@ -96,6 +103,7 @@ async def run_bench_command(ns: argparse.Namespace) -> int:
         work_dir=ns.work_dir,
         evidence_log_size=ns.evidence_log_size,
         cache_dir=ns.cache_dir,
+        suite=Suite.named(ns.suite),
     )
     try:
         report = await run_bench(options)

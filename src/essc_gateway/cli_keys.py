@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 from essc_gateway.cli_ledger import store_config
@@ -24,13 +23,11 @@ from essc_gateway.config import ConfigError, GatewayConfig, RootKeyFile, load_ro
 from essc_gateway.errors import GatewayError
 from essc_gateway.keys.custodian import KeyCustodian
 from essc_gateway.keys.hierarchy import KeyLoadError
-from essc_gateway.keys.holder_keys import HolderKeys
+from essc_gateway.keys.management import key_management
 from essc_gateway.keys.model import KeyJob, KeyPurpose, KeyVersion
-from essc_gateway.keys.mover import HolderKeyMover
 from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.keys.pkcs11_root import provision_root_key
 from essc_gateway.keys.root import KeystoreError
-from essc_gateway.service.vault import Vault
 from essc_gateway.store.opening import open_store
 
 _PURPOSES = [p.value for p in KeyPurpose]
@@ -92,27 +89,13 @@ async def _with_custodian(
     try:
         keys = await open_hierarchy(store, config.root_key, config.banks, clock, make_missing=False)
         try:
-            holder_keys = HolderKeys(store, keys)
-            vault = Vault(keys, holder_keys)
             # Records jobs; the replicas serving this store work them.
-            mover = HolderKeyMover(store, keys, holder_keys, vault, clock, "keys-cli")
-            custodian = KeyCustodian(
-                store,
-                keys,
-                clock,
-                {b.bank_id: b.suite for b in config.banks},
-                _token_lifetime(config),
-                mover,
-            )
+            custodian = key_management(store, keys, config, clock, "keys-cli").custodian
             return await act(custodian)
         finally:
             await keys.close()
     finally:
         await store.close()
-
-
-def _token_lifetime(config: GatewayConfig) -> timedelta:
-    return max(config.settings.auth_token_ttl, config.settings.verification_token_ttl)
 
 
 async def _act(options: argparse.Namespace, custodian: KeyCustodian) -> int:

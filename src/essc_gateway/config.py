@@ -187,6 +187,8 @@ class GatewayConfig:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     platform_tls: PlatformTls | None = None
     """None: plaintext to the platform (the simulated one, or a sidecar that does TLS)."""
+    key_usage_interval: timedelta = timedelta(minutes=5)
+    """How often each bank's key use (unwraps) is recorded in the evidence log (K5)."""
     tls_reload_interval: float = 10.0
     """Seconds between two looks at the platform TLS files (the bank-facing port's files
     are looked at by each new connection's handshake)."""

@@ -17,6 +17,7 @@ from essc_gateway.keys.keyring import DecryptionError
 from essc_gateway.keys.model import KeyPurpose
 from essc_gateway.keys.root import FileRoot
 from essc_gateway.keys.suites import Suite
+from essc_gateway.store.base import CardRecord
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.store.opening import GatewayStore, open_store
 from essc_gateway.testing import FakeClock
@@ -109,3 +110,20 @@ async def test_keys_of_another_root_do_not_load(
     stranger = KeyHierarchy(store, FileRoot.open(tmp_path / "other.key", create=True), clock)
     with pytest.raises(KeyLoadError, match="bank-a/BANK/v1"):
         await stranger.open_banks(BANKS)
+
+
+async def test_a_store_with_cards_but_no_keys_is_refused_with_a_clear_message(
+    database: StoreLocation, store: GatewayStore, clock: FakeClock
+) -> None:
+    # A card as 0.1.0 stored it, sealed by flat keys this version does not have.
+    now = clock.now()
+    claim = await store.claim_issue("bank-a", "k1", "f", now, now, None)
+    card = CardRecord(
+        essc_id="E1", bank_id="bank-a", holder_token="legacy", name_sealed=b"x",
+        id_number_sealed=b"x", phone_sealed=b"x", card_number_sealed=b"x", status="ACTIVE",
+        issued_at=now, consent_version="2024-03-20", consent_accepted_at=now,
+        consent_channel="MOBILE_APP",
+    )  # fmt: skip
+    await store.complete_issue("bank-a", "k1", "ISSUED", "E1", card, now, claim.token)
+    with pytest.raises(KeyLoadError, match=r"flat keys of version 0\.1\.0"):
+        await _hierarchy(store, database, clock).open_banks(BANKS)

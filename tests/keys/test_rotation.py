@@ -129,7 +129,7 @@ async def test_a_version_in_use_is_not_retired(
         "KEY_IN_USE",
     )
     # Rotated, but the holder key still under v1 until the job has moved it.
-    gw.gateway.key_mover._pause = 3600.0
+    gw.gateway.key_management.mover._pause = 3600.0
     await gw.operator.RotateKey(
         opb.RotateKeyRequest(bank_id="bank-a", purpose=opb.KEY_PURPOSE_DATA), metadata=gw.ops
     )

@@ -19,6 +19,7 @@ import psutil
 
 from essc_gateway.crypto import token_digest
 from essc_gateway.keys.root import FileRoot
+from essc_gateway.keys.suites import Suite
 
 _READY_TIMEOUT = 90.0
 _STOP_TIMEOUT = 15.0
@@ -99,7 +100,7 @@ def free_ports_in_a_row(count: int) -> int:
     raise RuntimeError(f"no {count} consecutive free ports")
 
 
-def gateway_secrets(directory: Path) -> GatewaySecrets:
+def gateway_secrets(directory: Path, suite: Suite = Suite.AES256_GCM_HMAC_SHA256) -> GatewaySecrets:
     """A fresh root key, one bank with no practical rate limit (the benchmark measures the gateway,
     not its shedding) and one operator, written to `directory`."""
     bank_token, operator_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -109,6 +110,7 @@ def gateway_secrets(directory: Path) -> GatewaySecrets:
                 "bank_id": BANK_ID,
                 "token_sha256": token_digest(bank_token),
                 "rate_limit": {"per_second": 1e6, "burst": 1e6},
+                "suite": suite.name,
             }
         ],
         "operators": [

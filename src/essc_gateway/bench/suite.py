@@ -50,6 +50,7 @@ from essc_gateway.bench.sizing import (
 )
 from essc_gateway.bench.store_rate import StoreRate, measure_store_rate
 from essc_gateway.bench.targets import TARGETS, Target
+from essc_gateway.keys.suites import Suite
 from essc_gateway.loadtest import LoadOptions, LoadResult, Summary, run_load
 from essc_gateway.loadtest.applicants import population_size_for
 from essc_gateway_client import ClientConfig, OperatorClient
@@ -83,6 +84,8 @@ class BenchOptions:
     """Entries of the synthetic evidence log inclusion proofs are timed in."""
     cache_dir: Path = Path("var/bench-cache")
     """Where the synthetic log is kept between runs (1 GB and a minute to build at 10 M)."""
+    suite: Suite = Suite.AES256_GCM_HMAC_SHA256
+    """The algorithm suite of the bank's keys (K3): the cost of each is measured alike."""
 
 
 @dataclass
@@ -428,7 +431,7 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         baseline = await _baseline(bench)
         base = baseline.pop("_measured")
         floors = baseline.pop("_floors")
-        secrets = gateway_secrets(directory)
+        secrets = gateway_secrets(directory, options.suite)
         if "issue" in options.rpcs:
             bench.sizing = await calibrate_issue(bench, secrets)
         needed = bench.sizing.eligible_people(options.rpcs, options.holders)
@@ -622,6 +625,7 @@ def _report(
             "population_size_used": population_size,
             "fast_fail_rate": options.fast_fail_rate,
             "store_writers": options.store_writers,
+            "suite": options.suite.name,
         },
         "baseline": baseline,
         "rpcs": rpcs,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from essc_gateway.clock import Clock
@@ -76,6 +77,8 @@ class KeyHierarchy:
         """Unwrapped bank keys: a reload after a rotation of a purpose key needs no root."""
         self.root_unwraps = 0
         """Round trips to the root since start (the request path makes none)."""
+        self.root_unwraps_by_bank: Counter[str] = Counter()
+        """The same per bank, since the last usage report."""
 
     @property
     def root(self) -> RootKeystore:
@@ -96,7 +99,13 @@ class KeyHierarchy:
             KeyLoadError: a stored key does not open.
             KeystoreError: the root keystore cannot be used.
         """
-        existing = {v.bank_id for v in await self._store.key_versions()}
+        versions = await self._store.key_versions()
+        if not versions and await self._store.holds_cards():
+            raise KeyLoadError(
+                "this store holds cards sealed by the flat keys of version 0.1.0 "
+                "(ESSC_DATA_KEY), which this version does not read: start from a new store"
+            )
+        existing = {v.bank_id for v in versions}
         for bank_id, suite in suites.items():
             if bank_id in existing or not make_missing:
                 continue
@@ -130,6 +139,7 @@ class KeyHierarchy:
         except UnwrapFailed as failure:  # another root, or a damaged row
             raise KeyLoadError(str(failure)) from None
         self.root_unwraps += 1
+        self.root_unwraps_by_bank[version.bank_id] += 1
         self._bank_keys[(version.bank_id, version.version)] = key
         return key
 

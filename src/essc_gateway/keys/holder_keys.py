@@ -5,7 +5,7 @@ held unwrapped in a bounded cache so that a returning holder costs no store read
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from datetime import datetime
 
 from essc_gateway.keys.hierarchy import KeyHierarchy
@@ -28,6 +28,8 @@ class HolderKeys:
         self._keys = keys
         self._capacity = capacity
         self._cache: OrderedDict[tuple[str, str], HolderKey] = OrderedDict()
+        self.unwraps: Counter[str] = Counter()
+        """Holder keys unwrapped (read from the store) per bank since the last usage report."""
 
     async def existing(self, bank_id: str, holder_token: str) -> HolderKey | None:
         """The holder's key at the bank, or None if the holder has none (no card yet)."""
@@ -91,4 +93,5 @@ class HolderKeys:
 
     def _unwrap(self, stored: WrappedHolderKey) -> HolderKey:
         suite, raw = self.unwrap_raw(stored)
+        self.unwraps[stored.bank_id] += 1
         return HolderKey(stored.key_id, suite, aead(suite, raw))

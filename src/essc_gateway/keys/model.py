@@ -43,6 +43,8 @@ class KeyEventKind(StrEnum):
     RETIRED = "RETIRED"
     COMPROMISED = "COMPROMISED"
     ACTION_REQUESTED = "ACTION_REQUESTED"
+    USED = "USED"
+    """How many times a bank's keys were unwrapped in an interval (K5: usage recorded)."""
     EXPORTED = "EXPORTED"
     DESTROYED = "DESTROYED"
 

@@ -45,6 +45,15 @@ class KeyStore(Protocol):
         retired only at 0."""
         ...
 
+    async def holds_cards(self) -> bool:
+        """Whether any card is stored (a store without keys but with cards was sealed by
+        keys this version does not have)."""
+        ...
+
+    async def log_key_events(self, events: Sequence[KeyEvent]) -> None:
+        """Appends events that change no key (usage counts) to the evidence log."""
+        ...
+
     async def holder_key(self, bank_id: str, holder_token: str) -> WrappedHolderKey | None:
         """The holder's key at the bank, if one was stored (with the holder's first card)."""
         ...

@@ -125,6 +125,17 @@ class PostgresKeyTables:
             return int(rows[0][0])
         return 0
 
+    async def holds_cards(self) -> bool:
+        rows = await self._rows("SELECT EXISTS (SELECT 1 FROM cards)")
+        return bool(rows[0][0])
+
+    @uncancellable
+    async def log_key_events(self, events: Sequence[KeyEvent]) -> None:
+        async def work(db: Db) -> None:
+            await log_append(db, [key_event_entry(e) for e in events])
+
+        await self._write(work)
+
     async def holder_key(self, bank_id: str, holder_token: str) -> WrappedHolderKey | None:
         rows = await self._rows(
             "SELECT * FROM holder_keys WHERE bank_id = $1 AND holder_token = $2",

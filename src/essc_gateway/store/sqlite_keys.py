@@ -121,6 +121,17 @@ class SqliteKeyTables:
             return int(rows[0][0])
         return 0
 
+    async def holds_cards(self) -> bool:
+        rows = await self._rows("SELECT EXISTS (SELECT 1 FROM cards)", ())
+        return bool(rows[0][0])
+
+    @uncancellable
+    async def log_key_events(self, events: Sequence[KeyEvent]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            log_append(db, [key_event_entry(e) for e in events])
+
+        await self._write(work)
+
     async def holder_key(self, bank_id: str, holder_token: str) -> WrappedHolderKey | None:
         rows = await self._rows(
             "SELECT * FROM holder_keys WHERE bank_id = ? AND holder_token = ?",
