@@ -52,6 +52,13 @@ def format_table(report: dict[str, Any]) -> str:
         f"({workers['cpu_per_request_change_saturated']:+.1%} CPU/request)",
     ]
     lines += _cluster_lines(report["cluster"])
+    if "keys" in report:
+        keys = report["keys"]
+        lines.append(
+            f"key incident ({keys['suite']}): {keys['rekeyed']} holders re-encrypted at "
+            f"{keys['records_per_second']:.0f}/s; reading a holder's data p99 "
+            f"{keys['read_p99_ms_idle']:.2f} ms idle, {keys['read_p99_ms_during']:.2f} ms during"
+        )
     lines += [
         "",
         "targets:",

@@ -31,6 +31,7 @@ from essc_gateway.bench.cluster_bench import (
     tls_of,
 )
 from essc_gateway.bench.evidence_bench import measure_evidence
+from essc_gateway.bench.key_bench import measure_rekey
 from essc_gateway.bench.processes import (
     GatewaySecrets,
     Server,
@@ -86,6 +87,8 @@ class BenchOptions:
     """Where the synthetic log is kept between runs (1 GB and a minute to build at 10 M)."""
     suite: Suite = Suite.AES256_GCM_HMAC_SHA256
     """The algorithm suite of the bank's keys (K3): the cost of each is measured alike."""
+    rekey_holders: int = 2000
+    """Holders re-encrypted by the key incident measurement."""
 
 
 @dataclass
@@ -488,6 +491,9 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
                 database, options.store_seconds, options.store_writers
             )
         cluster["store_postgresql"] = store_pg.to_json()
+        print("bench: a key incident's re-encryption (SQLite)", file=PROGRESS, flush=True)
+        (directory / "keys-bench").mkdir()
+        rekey = await measure_rekey(directory / "keys-bench", options.rekey_holders, options.suite)
         print("bench: evidence log (appends with and without it, proofs)", file=PROGRESS)
         evidence = await measure_evidence(
             directory, options.cache_dir, options.store_seconds, options.evidence_log_size
@@ -502,6 +508,7 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         store,
         cluster,
         evidence,
+        rekey,
     )
 
 
@@ -579,6 +586,7 @@ def _report(
     store: StoreRate,
     cluster: dict[str, Any],
     evidence: dict[str, Any],
+    rekey: dict[str, Any],
 ) -> dict[str, Any]:
     targets = []
     for rpc, r in rpcs.items():
@@ -634,6 +642,7 @@ def _report(
         "store": store.to_json(),
         "cluster": cluster,
         "evidence": evidence,
+        "keys": rekey,
         "targets": targets,
     }
 

@@ -31,6 +31,13 @@ class HolderKeys:
         self.unwraps: Counter[str] = Counter()
         """Holder keys unwrapped (read from the store) per bank since the last usage report."""
 
+    def cached(self, bank_id: str, holder_token: str) -> HolderKey | None:
+        """The holder's key if held in memory (no store read)."""
+        cached = self._cache.get((bank_id, holder_token))
+        if cached is not None:
+            self._cache.move_to_end((bank_id, holder_token))
+        return cached
+
     async def existing(self, bank_id: str, holder_token: str) -> HolderKey | None:
         """The holder's key at the bank, or None if the holder has none (no card yet)."""
         cached = self._cache.get((bank_id, holder_token))

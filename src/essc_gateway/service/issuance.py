@@ -505,9 +505,9 @@ class IssuanceService:
         """The card, sealed under its holder's key (made now for a first card, and stored in
         the same transaction), and the attempt completed."""
         bank_id, holder_token = draft.bank_id, draft.holder_token
-        for _ in range(2):
+        for attempt in range(2):
             holder, new_key = await self._vault.key_for_new_card(
-                bank_id, holder_token, self._clock.now()
+                bank_id, holder_token, self._clock.now(), read=attempt > 0
             )
             record = self._record(draft, card, holder)
             try:
@@ -521,7 +521,7 @@ class IssuanceService:
                     progress.claim,
                     new_key,
                 )
-            except HolderKeyTaken:  # another request stored the holder's key first: use it
+            except HolderKeyTaken:  # a returning holder, or a request that stored one first
                 self._vault.forget_key(bank_id, holder_token)
                 continue
             self._vault.remember_key(bank_id, holder_token, holder)

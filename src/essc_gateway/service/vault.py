@@ -97,11 +97,18 @@ class Vault:
 
     # A holder's card fields, under the holder's own key.
     async def key_for_new_card(
-        self, bank_id: str, holder_token: str, now: datetime
+        self, bank_id: str, holder_token: str, now: datetime, *, read: bool = False
     ) -> tuple[HolderKey, WrappedHolderKey | None]:
-        """The key to seal a new card's fields under: the holder's, or a new one to store
-        with the card (then `remember_key` once it is stored)."""
-        existing = await self._holder_keys.existing(bank_id, holder_token)
+        """The key to seal a new card's fields under: the holder's if held in memory (or,
+        with `read`, stored), else a new one to store with the card (then `remember_key`
+        once it is stored). Most cards are a holder's first: no read is spent on them; the
+        store refuses a second key for a returning holder (HolderKeyTaken), and the caller
+        asks again with `read`."""
+        existing = (
+            await self._holder_keys.existing(bank_id, holder_token)
+            if read
+            else self._holder_keys.cached(bank_id, holder_token)
+        )
         if existing is not None:
             return existing, None
         return self._holder_keys.new(bank_id, holder_token, now)
