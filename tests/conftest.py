@@ -145,7 +145,11 @@ async def gw(
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    platform: SimulatedPlatform, clock: FakeClock, config: GatewayConfig
+    platform: SimulatedPlatform,
+    clock: FakeClock,
+    config: GatewayConfig,
+    *,
+    background_jobs: bool = True,
 ) -> AsyncIterator[GatewayUnderTest]:
     """A gateway of `config` on the simulated platform, with in-memory metrics and spans."""
     reader = InMemoryMetricReader()
@@ -159,6 +163,7 @@ async def running_gateway(
         clock,
         meter_provider=MeterProvider(metric_readers=[reader]),
         tracer_provider=tracer_provider,
+        background_jobs=background_jobs,
     )
     port = await gateway.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

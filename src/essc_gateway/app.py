@@ -118,8 +118,8 @@ class Gateway:
     ) -> None:
         """`reuse_port`: several worker processes serve one port (SO_REUSEPORT), each with a
         Gateway over the same store; off, a port already taken is an error.
-        `background_jobs`: the store-and-forward sender and the reconciler. Every replica
-        may run them (each claims its work with a lease); off only for tests."""
+        `background_jobs`: the store-and-forward sender, the reconciler and the key jobs.
+        Every replica may run them (each claims its work with a lease); off only for tests."""
         # Never the global providers: the composition root passes them in.
         self._tracer_provider = tracer_provider or NoOpTracerProvider()
         self._tracer = self._tracer_provider.get_tracer("essc_gateway")
@@ -454,11 +454,12 @@ class Gateway:
         self._probe_task = asyncio.create_task(
             run_every(STORE_PROBE_INTERVAL, self._probe_store, "store probe"), name="essc-probe"
         )
-        self._side_tasks.add(
-            asyncio.create_task(
-                self.key_management.mover.run(KEY_JOB_INTERVAL), name="essc-key-jobs"
+        if self._background_jobs:  # every replica: a job's lease picks one
+            self._side_tasks.add(
+                asyncio.create_task(
+                    self.key_management.mover.run(KEY_JOB_INTERVAL), name="essc-key-jobs"
+                )
             )
-        )
         self._side_tasks.add(
             asyncio.create_task(
                 run_every(KEYSTORE_PROBE_INTERVAL, self._probe_keystore, "keystore probe"),

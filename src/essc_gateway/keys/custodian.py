@@ -85,8 +85,8 @@ class KeyCustodian:
             change, new = await self._rotate_child(bank_id, purpose, versions, operator)
         await self._store.change_keys(change)
         await self._keys.reload()
-        if purpose is KeyPurpose.DATA and move_data:  # holder keys move in the background
-            await self._mover.start(bank_id, new.version, rekey=False)
+        if purpose in (KeyPurpose.DATA, KeyPurpose.LOOKUP) and move_data:  # in the background
+            await self._mover.start(bank_id, new.version, rekey=False, purpose=purpose)
         return new
 
     async def declare_compromised(
@@ -139,6 +139,9 @@ class KeyCustodian:
         if any(v.purpose is KeyPurpose.DATA for v in compromised):
             data = _current([*versions, *new], KeyPurpose.DATA)
             job = await self._mover.start(bank_id, data.version, rekey=True)
+        if any(v.purpose is KeyPurpose.LOOKUP for v in compromised):  # off the leaked tokens
+            lookup = _current([*versions, *new], KeyPurpose.LOOKUP)
+            await self._mover.start(bank_id, lookup.version, rekey=False, purpose=KeyPurpose.LOOKUP)
         return KeyIncidentReport(tuple(compromised), tuple(new), job, declared_at)
 
     async def jobs(self) -> list[KeyJob]:

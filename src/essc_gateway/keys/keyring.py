@@ -91,6 +91,10 @@ class BankKeyring:
         return int.from_bytes(sealed[2:4], "big")
 
     @property
+    def lookup_version(self) -> int:
+        return self._lookup_current
+
+    @property
     def data_version(self) -> int:
         return self._data.current
 

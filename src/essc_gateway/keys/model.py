@@ -155,6 +155,9 @@ class KeyJob:
     finished_at: datetime | None
     holder: str | None
     lease_until: datetime | None
+    purpose: KeyPurpose = KeyPurpose.DATA
+    """DATA: holder keys move to the target version; LOOKUP: rows filed under older lookup
+    tokens are filed again under the target version's tokens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,22 @@ class CardReseal:
     phone_sealed: bytes
     card_number_sealed: bytes
     guardian_sealed: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupMove:
+    """A holder's rows filed again under the current lookup version's token. When the holder
+    already has a key under the new token (a card made after the rotation), the older cards
+    are sealed again under that key (`reseals`) and the older key is dropped."""
+
+    bank_id: str
+    old_token: str
+    new_token: str
+    reseals: tuple[CardReseal, ...] = ()
+
+    @property
+    def merges(self) -> bool:
+        return bool(self.reseals)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,13 @@ from essc_gateway.clock import Clock
 from essc_gateway.keys.hierarchy import KeyHierarchy
 from essc_gateway.keys.holder_keys import HolderKeys
 from essc_gateway.keys.keyring import HolderKey
-from essc_gateway.keys.model import HolderKeyMove, KeyJob, WrappedHolderKey
+from essc_gateway.keys.model import (
+    HolderKeyMove,
+    KeyJob,
+    KeyPurpose,
+    LookupMove,
+    WrappedHolderKey,
+)
 from essc_gateway.keys.ports import KeyStore
 from essc_gateway.keys.suites import aead
 from essc_gateway.service.vault import Vault
@@ -54,20 +60,34 @@ class HolderKeyMover:
         self._batch = batch
         self._lease = lease
 
-    async def start(self, bank_id: str, target_version: int, *, rekey: bool) -> KeyJob:
-        """Records the job of moving the bank's holder keys to `target_version`."""
+    async def start(
+        self,
+        bank_id: str,
+        target_version: int,
+        *,
+        rekey: bool,
+        purpose: KeyPurpose = KeyPurpose.DATA,
+    ) -> KeyJob:
+        """Records the job of moving the bank's holder keys (DATA) or lookup tokens (LOOKUP)
+        to `target_version`."""
         now = self._clock.now()
+        total = (
+            await self._store.count_holder_tokens_to_move(bank_id, target_version)
+            if purpose is KeyPurpose.LOOKUP
+            else await self._store.count_holder_keys_to_move(bank_id, target_version)
+        )
         job = KeyJob(
-            job_id=f"{bank_id}/DATA/v{target_version}" + ("/rekey" if rekey else ""),
+            job_id=f"{bank_id}/{purpose.value}/v{target_version}" + ("/rekey" if rekey else ""),
             bank_id=bank_id,
             target_version=target_version,
             rekey=rekey,
             done=0,
-            total=await self._store.count_holder_keys_to_move(bank_id, target_version),
+            total=total,
             started_at=now,
             finished_at=None,
             holder=None,
             lease_until=None,
+            purpose=purpose,
         )
         await self._store.start_key_job(job)
         return job
@@ -94,6 +114,9 @@ class HolderKeyMover:
                     log.info("key job %s: taken over by another replica", job.job_id)
 
     async def _work(self, job: KeyJob) -> None:
+        if job.purpose is KeyPurpose.LOOKUP:
+            await self._work_lookup(job)
+            return
         keyring = self._keys.bank(job.bank_id)
         while keyring.data_version == job.target_version:
             batch = await self._store.holder_keys_to_move(
@@ -111,6 +134,34 @@ class HolderKeyMover:
         # Done, or superseded by a newer version (whose own job moves everything).
         await self._store.finish_key_job(job.job_id, self._me, self._clock.now())
         log.info("key job %s finished", job.job_id)
+
+    async def _work_lookup(self, job: KeyJob) -> None:
+        while self._keys.bank(job.bank_id).lookup_version == job.target_version:
+            tokens = await self._store.holder_tokens_to_move(
+                job.bank_id, job.target_version, self._batch
+            )
+            if not tokens:
+                break
+            moves = [await self._lookup_move(job.bank_id, token) for token in tokens]
+            until = self._clock.now() + self._lease
+            await self._store.move_lookup_tokens(job.job_id, self._me, moves, until)
+            for move in moves:
+                self._holder_keys.forget(job.bank_id, move.old_token)
+                self._holder_keys.forget(job.bank_id, move.new_token)
+            await asyncio.sleep(self._pause)
+        await self._store.finish_key_job(job.job_id, self._me, self._clock.now())
+        log.info("key job %s finished", job.job_id)
+
+    async def _lookup_move(self, bank_id: str, old_token: str) -> LookupMove:
+        cards = await self._store.cards_for_holder(bank_id, old_token)
+        new_token = self._vault.holder_token(bank_id, await self._vault.id_number(cards[0]))
+        new_key = await self._holder_keys.existing(bank_id, new_token)
+        if new_key is None:
+            return LookupMove(bank_id, old_token, new_token)
+        old_key = await self._holder_keys.existing(bank_id, old_token)
+        assert old_key is not None  # the cards opened above
+        reseals = tuple(self._vault.reseal_card(c, old_key, new_key) for c in cards)
+        return LookupMove(bank_id, old_token, new_token, reseals)
 
     async def _move(self, job: KeyJob, stored: WrappedHolderKey) -> HolderKeyMove:
         suite, raw = self._holder_keys.unwrap_raw(stored)

@@ -14,6 +14,7 @@ from essc_gateway.keys.model import (
     KeyJob,
     KeyPurpose,
     KeyVersion,
+    LookupMove,
     WrappedHolderKey,
 )
 from essc_gateway.store.base import CardRecord
@@ -93,6 +94,24 @@ class KeyStore(Protocol):
         """Each move applied if its holder key is still the old one (a move made twice
         writes nothing), the cards re-sealed with it, the job's progress and lease in the
         same transaction. Returns how many moved.
+
+        Raises:
+            ClaimLost: the lease is another replica's now.
+        """
+        ...
+
+    async def holder_tokens_to_move(self, bank_id: str, version: int, limit: int) -> list[str]:
+        """Lookup tokens of the bank's cards not under LOOKUP `version`."""
+        ...
+
+    async def count_holder_tokens_to_move(self, bank_id: str, version: int) -> int: ...
+
+    async def move_lookup_tokens(
+        self, job_id: str, holder: str, moves: Sequence[LookupMove], until: datetime
+    ) -> int:
+        """Each holder's cards, holder key, lockout and SMS rows filed under the new token
+        (a move whose old token is gone already writes nothing), with the job's progress and
+        lease, in one transaction. Returns how many holders moved.
 
         Raises:
             ClaimLost: the lease is another replica's now.

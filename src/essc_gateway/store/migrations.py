@@ -298,4 +298,8 @@ MIGRATIONS: tuple[str, ...] = (
         approved_at TEXT
     );
     """,
+    # 13: key jobs that file rows again under a new lookup key version.
+    """
+    ALTER TABLE key_jobs ADD COLUMN purpose TEXT NOT NULL DEFAULT 'DATA';
+    """,
 )

@@ -19,6 +19,7 @@ from essc_gateway.keys.model import (
     KeyPurpose,
     KeyState,
     KeyVersion,
+    LookupMove,
     WrappedHolderKey,
 )
 from essc_gateway.store.base import CardRecord, ClaimLost, KeyVersionTaken
@@ -167,9 +168,10 @@ class PostgresKeyJobs:
         async def work(db: Db) -> None:
             await db.execute(
                 "INSERT INTO key_jobs (job_id, bank_id, target_version, rekey, done, total, "
-                "started_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id) DO NOTHING",
+                "started_at, purpose) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (job_id) DO NOTHING",
                 job.job_id, job.bank_id, job.target_version, job.rekey, job.done, job.total,
-                job.started_at,
+                job.started_at, job.purpose.value,
             )  # fmt: skip
 
         await self._write(work)
@@ -255,6 +257,101 @@ class PostgresKeyJobs:
                             for c in move.cards
                         ],
                     )  # fmt: skip
+            await db.execute(
+                "UPDATE key_jobs SET done = done + $1 WHERE job_id = $2", moved, job_id
+            )
+            return moved
+
+        return await self._write(work)
+
+    async def holder_tokens_to_move(self, bank_id: str, version: int, limit: int) -> list[str]:
+        rows = await self._rows(
+            "SELECT DISTINCT holder_token FROM cards WHERE bank_id = $1 AND holder_token "
+            "NOT LIKE $2 LIMIT $3",
+            bank_id,
+            f"{version}.%",
+            limit,
+        )
+        return [str(r[0]) for r in rows]
+
+    async def count_holder_tokens_to_move(self, bank_id: str, version: int) -> int:
+        rows = await self._rows(
+            "SELECT count(DISTINCT holder_token) FROM cards WHERE bank_id = $1 AND "
+            "holder_token NOT LIKE $2",
+            bank_id,
+            f"{version}.%",
+        )
+        return int(rows[0][0])
+
+    @uncancellable
+    async def move_lookup_tokens(
+        self, job_id: str, holder: str, moves: Sequence[LookupMove], until: datetime
+    ) -> int:
+        async def work(db: Db) -> int:
+            held = await db.fetchval(
+                "UPDATE key_jobs SET lease_until = $1 WHERE job_id = $2 AND holder = $3 "
+                "RETURNING 1",
+                until,
+                job_id,
+                holder,
+            )
+            if held is None:
+                raise ClaimLost("the key job is another replica's now")
+            moved = 0
+            for m in moves:
+                cards = await db.fetchval(
+                    "WITH c AS (UPDATE cards SET holder_token = $1 WHERE bank_id = $2 AND "
+                    "holder_token = $3 RETURNING 1) SELECT count(*) FROM c",
+                    m.new_token,
+                    m.bank_id,
+                    m.old_token,
+                )
+                if not cards:
+                    continue  # moved already (a job resumed after a kill), or erased
+                moved += 1
+                if m.merges:  # the older cards now under the key the new token has
+                    await db.executemany(
+                        "UPDATE cards SET name_sealed = $1, id_number_sealed = $2, "
+                        "phone_sealed = $3, card_number_sealed = $4, guardian_sealed = $5 "
+                        "WHERE essc_id = $6",
+                        [
+                            (
+                                c.name_sealed, c.id_number_sealed, c.phone_sealed,
+                                c.card_number_sealed, c.guardian_sealed, c.essc_id,
+                            )
+                            for c in m.reseals
+                        ],
+                    )  # fmt: skip
+                    await db.execute(
+                        "DELETE FROM holder_keys WHERE bank_id = $1 AND holder_token = $2",
+                        m.bank_id,
+                        m.old_token,
+                    )
+                else:
+                    await db.execute(
+                        "UPDATE holder_keys SET holder_token = $1 WHERE bank_id = $2 AND "
+                        "holder_token = $3",
+                        m.new_token,
+                        m.bank_id,
+                        m.old_token,
+                    )
+                # Lockouts and SMS throttles follow the holder (the newer row wins).
+                await db.execute(
+                    "DELETE FROM factor_failures WHERE holder_token = $1 AND EXISTS "
+                    "(SELECT 1 FROM factor_failures WHERE holder_token = $2)",
+                    m.old_token,
+                    m.new_token,
+                )
+                await db.execute(
+                    "UPDATE factor_failures SET holder_token = $1 WHERE holder_token = $2",
+                    m.new_token,
+                    m.old_token,
+                )
+                await db.execute(
+                    "UPDATE sms_sends SET holder_token = $1 WHERE holder_token = $2",
+                    m.new_token,
+                    m.old_token,
+                )
             await db.execute(
                 "UPDATE key_jobs SET done = done + $1 WHERE job_id = $2", moved, job_id
             )

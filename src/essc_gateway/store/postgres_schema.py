@@ -305,6 +305,10 @@ MIGRATIONS: tuple[str, ...] = (
         approved_at timestamptz
     );
     """,
+    # 13: key jobs that file rows again under a new lookup key version.
+    """
+    ALTER TABLE key_jobs ADD COLUMN purpose text NOT NULL DEFAULT 'DATA';
+    """,
 )
 
 # pg_advisory_xact_lock's key space is shared by everything on the server: a constant of

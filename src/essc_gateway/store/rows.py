@@ -368,6 +368,7 @@ def key_job_from(row: Row, time_of: TimeOf) -> KeyJob:
         finished_at=time_of(row["finished_at"]),
         holder=row["holder"],
         lease_until=time_of(row["lease_until"]),
+        purpose=KeyPurpose(row["purpose"]),
     )
 
 

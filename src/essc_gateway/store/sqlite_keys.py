@@ -18,6 +18,7 @@ from essc_gateway.keys.model import (
     KeyPurpose,
     KeyState,
     KeyVersion,
+    LookupMove,
     WrappedHolderKey,
 )
 from essc_gateway.store.base import CardRecord, ClaimLost, HolderKeyTaken, KeyVersionTaken
@@ -180,10 +181,11 @@ class SqliteKeyJobs:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO key_jobs (job_id, bank_id, target_version, rekey, done, total, "
-                "started_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+                "started_at, purpose) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (job_id) DO NOTHING",
                 (
                     job.job_id, job.bank_id, job.target_version, int(job.rekey), job.done,
-                    job.total, text_of(job.started_at),
+                    job.total, text_of(job.started_at), job.purpose.value,
                 ),
             )  # fmt: skip
 
@@ -262,6 +264,84 @@ class SqliteKeyJobs:
                         for c in move.cards
                     ],
                 )  # fmt: skip
+            db.execute("UPDATE key_jobs SET done = done + ? WHERE job_id = ?", (moved, job_id))
+            return moved
+
+        return await self._write(work)
+
+    async def holder_tokens_to_move(self, bank_id: str, version: int, limit: int) -> list[str]:
+        rows = await self._rows(
+            "SELECT DISTINCT holder_token FROM cards WHERE bank_id = ? AND holder_token "
+            "NOT LIKE ? LIMIT ?",
+            (bank_id, f"{version}.%", limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def count_holder_tokens_to_move(self, bank_id: str, version: int) -> int:
+        rows = await self._rows(
+            "SELECT count(DISTINCT holder_token) FROM cards WHERE bank_id = ? AND "
+            "holder_token NOT LIKE ?",
+            (bank_id, f"{version}.%"),
+        )
+        return int(rows[0][0])
+
+    @uncancellable
+    async def move_lookup_tokens(
+        self, job_id: str, holder: str, moves: Sequence[LookupMove], until: datetime
+    ) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE key_jobs SET lease_until = ? WHERE job_id = ? AND holder = ?",
+                (text_of(until), job_id, holder),
+            )
+            if cursor.rowcount != 1:
+                raise ClaimLost("the key job is another replica's now")
+            moved = 0
+            for m in moves:
+                old = (m.bank_id, m.old_token)
+                cursor = db.execute(
+                    "UPDATE cards SET holder_token = ? WHERE bank_id = ? AND holder_token = ?",
+                    (m.new_token, *old),
+                )
+                if cursor.rowcount == 0:
+                    continue  # moved already (a job resumed after a kill), or erased
+                moved += 1
+                if m.merges:  # the older cards now under the key the new token has
+                    db.executemany(
+                        "UPDATE cards SET name_sealed = ?, id_number_sealed = ?, "
+                        "phone_sealed = ?, card_number_sealed = ?, guardian_sealed = ? "
+                        "WHERE essc_id = ?",
+                        [
+                            (
+                                c.name_sealed, c.id_number_sealed, c.phone_sealed,
+                                c.card_number_sealed, c.guardian_sealed, c.essc_id,
+                            )
+                            for c in m.reseals
+                        ],
+                    )  # fmt: skip
+                    db.execute(
+                        "DELETE FROM holder_keys WHERE bank_id = ? AND holder_token = ?", old
+                    )
+                else:
+                    db.execute(
+                        "UPDATE holder_keys SET holder_token = ? WHERE bank_id = ? AND "
+                        "holder_token = ?",
+                        (m.new_token, *old),
+                    )
+                # Lockouts and SMS throttles follow the holder (the newer row wins).
+                db.execute(
+                    "DELETE FROM factor_failures WHERE holder_token = ? AND EXISTS "
+                    "(SELECT 1 FROM factor_failures WHERE holder_token = ?)",
+                    (m.old_token, m.new_token),
+                )
+                db.execute(
+                    "UPDATE factor_failures SET holder_token = ? WHERE holder_token = ?",
+                    (m.new_token, m.old_token),
+                )
+                db.execute(
+                    "UPDATE sms_sends SET holder_token = ? WHERE holder_token = ?",
+                    (m.new_token, m.old_token),
+                )
             db.execute("UPDATE key_jobs SET done = done + ? WHERE job_id = ?", (moved, job_id))
             return moved
 
