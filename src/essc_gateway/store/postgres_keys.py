@@ -10,6 +10,7 @@ import asyncpg
 
 from essc_gateway.evidence.entries import key_event_entry
 from essc_gateway.keys.model import (
+    CardReseal,
     HolderKeyMove,
     KeyAction,
     KeyActionKind,
@@ -222,15 +223,7 @@ class PostgresKeyJobs:
         self, job_id: str, holder: str, moves: Sequence[HolderKeyMove], until: datetime
     ) -> int:
         async def work(db: Db) -> int:
-            held = await db.fetchval(
-                "UPDATE key_jobs SET lease_until = $1 WHERE job_id = $2 AND holder = $3 "
-                "RETURNING 1",
-                until,
-                job_id,
-                holder,
-            )
-            if held is None:
-                raise ClaimLost("the key job is another replica's now")
+            await _renew_lease(db, job_id, holder, until)
             moved = 0
             for move in moves:
                 old, new = move.old, move.new
@@ -244,19 +237,7 @@ class PostgresKeyJobs:
                 if done is None:
                     continue  # moved already (a job resumed after a kill), or erased
                 moved += 1
-                if move.cards:
-                    await db.executemany(
-                        "UPDATE cards SET name_sealed = $1, id_number_sealed = $2, "
-                        "phone_sealed = $3, card_number_sealed = $4, guardian_sealed = $5 "
-                        "WHERE essc_id = $6",
-                        [
-                            (
-                                c.name_sealed, c.id_number_sealed, c.phone_sealed,
-                                c.card_number_sealed, c.guardian_sealed, c.essc_id,
-                            )
-                            for c in move.cards
-                        ],
-                    )  # fmt: skip
+                await _reseal_cards(db, move.cards)
             await db.execute(
                 "UPDATE key_jobs SET done = done + $1 WHERE job_id = $2", moved, job_id
             )
@@ -288,15 +269,7 @@ class PostgresKeyJobs:
         self, job_id: str, holder: str, moves: Sequence[LookupMove], until: datetime
     ) -> int:
         async def work(db: Db) -> int:
-            held = await db.fetchval(
-                "UPDATE key_jobs SET lease_until = $1 WHERE job_id = $2 AND holder = $3 "
-                "RETURNING 1",
-                until,
-                job_id,
-                holder,
-            )
-            if held is None:
-                raise ClaimLost("the key job is another replica's now")
+            await _renew_lease(db, job_id, holder, until)
             moved = 0
             for m in moves:
                 cards = await db.fetchval(
@@ -310,18 +283,7 @@ class PostgresKeyJobs:
                     continue  # moved already (a job resumed after a kill), or erased
                 moved += 1
                 if m.merges:  # the older cards now under the key the new token has
-                    await db.executemany(
-                        "UPDATE cards SET name_sealed = $1, id_number_sealed = $2, "
-                        "phone_sealed = $3, card_number_sealed = $4, guardian_sealed = $5 "
-                        "WHERE essc_id = $6",
-                        [
-                            (
-                                c.name_sealed, c.id_number_sealed, c.phone_sealed,
-                                c.card_number_sealed, c.guardian_sealed, c.essc_id,
-                            )
-                            for c in m.reseals
-                        ],
-                    )  # fmt: skip
+                    await _reseal_cards(db, m.reseals)
                     await db.execute(
                         "DELETE FROM holder_keys WHERE bank_id = $1 AND holder_token = $2",
                         m.bank_id,
@@ -418,3 +380,30 @@ class PostgresKeyJobs:
             await log_append(db, [key_event_entry(e) for e in events])
 
         await self._write(work)
+
+
+async def _renew_lease(db: Db, job_id: str, holder: str, until: datetime) -> None:
+    held = await db.fetchval(
+        "UPDATE key_jobs SET lease_until = $1 WHERE job_id = $2 AND holder = $3 RETURNING 1",
+        until,
+        job_id,
+        holder,
+    )
+    if held is None:
+        raise ClaimLost("the key job is another replica's now")
+
+
+async def _reseal_cards(db: Db, reseals: Sequence[CardReseal]) -> None:
+    if not reseals:
+        return
+    await db.executemany(
+        "UPDATE cards SET name_sealed = $1, id_number_sealed = $2, phone_sealed = $3, "
+        "card_number_sealed = $4, guardian_sealed = $5 WHERE essc_id = $6",
+        [
+            (
+                c.name_sealed, c.id_number_sealed, c.phone_sealed, c.card_number_sealed,
+                c.guardian_sealed, c.essc_id,
+            )
+            for c in reseals
+        ],
+    )  # fmt: skip

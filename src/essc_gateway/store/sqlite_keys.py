@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from essc_gateway.evidence.entries import key_event_entry
 from essc_gateway.keys.model import (
+    CardReseal,
     HolderKeyMove,
     KeyAction,
     KeyActionKind,
@@ -233,12 +234,7 @@ class SqliteKeyJobs:
         self, job_id: str, holder: str, moves: Sequence[HolderKeyMove], until: datetime
     ) -> int:
         def work(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "UPDATE key_jobs SET lease_until = ? WHERE job_id = ? AND holder = ?",
-                (text_of(until), job_id, holder),
-            )
-            if cursor.rowcount != 1:
-                raise ClaimLost("the key job is another replica's now")
+            _renew_lease(db, job_id, holder, until)
             moved = 0
             for move in moves:
                 old, new = move.old, move.new
@@ -253,17 +249,7 @@ class SqliteKeyJobs:
                 if cursor.rowcount != 1:
                     continue  # moved already (a job resumed after a kill), or erased
                 moved += 1
-                db.executemany(
-                    "UPDATE cards SET name_sealed = ?, id_number_sealed = ?, phone_sealed = ?, "
-                    "card_number_sealed = ?, guardian_sealed = ? WHERE essc_id = ?",
-                    [
-                        (
-                            c.name_sealed, c.id_number_sealed, c.phone_sealed,
-                            c.card_number_sealed, c.guardian_sealed, c.essc_id,
-                        )
-                        for c in move.cards
-                    ],
-                )  # fmt: skip
+                _reseal_cards(db, move.cards)
             db.execute("UPDATE key_jobs SET done = done + ? WHERE job_id = ?", (moved, job_id))
             return moved
 
@@ -290,12 +276,7 @@ class SqliteKeyJobs:
         self, job_id: str, holder: str, moves: Sequence[LookupMove], until: datetime
     ) -> int:
         def work(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "UPDATE key_jobs SET lease_until = ? WHERE job_id = ? AND holder = ?",
-                (text_of(until), job_id, holder),
-            )
-            if cursor.rowcount != 1:
-                raise ClaimLost("the key job is another replica's now")
+            _renew_lease(db, job_id, holder, until)
             moved = 0
             for m in moves:
                 old = (m.bank_id, m.old_token)
@@ -307,18 +288,7 @@ class SqliteKeyJobs:
                     continue  # moved already (a job resumed after a kill), or erased
                 moved += 1
                 if m.merges:  # the older cards now under the key the new token has
-                    db.executemany(
-                        "UPDATE cards SET name_sealed = ?, id_number_sealed = ?, "
-                        "phone_sealed = ?, card_number_sealed = ?, guardian_sealed = ? "
-                        "WHERE essc_id = ?",
-                        [
-                            (
-                                c.name_sealed, c.id_number_sealed, c.phone_sealed,
-                                c.card_number_sealed, c.guardian_sealed, c.essc_id,
-                            )
-                            for c in m.reseals
-                        ],
-                    )  # fmt: skip
+                    _reseal_cards(db, m.reseals)
                     db.execute(
                         "DELETE FROM holder_keys WHERE bank_id = ? AND holder_token = ?", old
                     )
@@ -406,3 +376,26 @@ class SqliteKeyJobs:
             log_append(db, [key_event_entry(e) for e in events])
 
         await self._write(work)
+
+
+def _renew_lease(db: sqlite3.Connection, job_id: str, holder: str, until: datetime) -> None:
+    cursor = db.execute(
+        "UPDATE key_jobs SET lease_until = ? WHERE job_id = ? AND holder = ?",
+        (text_of(until), job_id, holder),
+    )
+    if cursor.rowcount != 1:
+        raise ClaimLost("the key job is another replica's now")
+
+
+def _reseal_cards(db: sqlite3.Connection, reseals: Sequence[CardReseal]) -> None:
+    db.executemany(
+        "UPDATE cards SET name_sealed = ?, id_number_sealed = ?, phone_sealed = ?, "
+        "card_number_sealed = ?, guardian_sealed = ? WHERE essc_id = ?",
+        [
+            (
+                c.name_sealed, c.id_number_sealed, c.phone_sealed, c.card_number_sealed,
+                c.guardian_sealed, c.essc_id,
+            )
+            for c in reseals
+        ],
+    )  # fmt: skip
