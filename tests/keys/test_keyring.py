@@ -110,3 +110,17 @@ def test_a_compromised_token_key_opens_no_token_but_data_still_moves() -> None:
     with pytest.raises(DecryptionError):
         compromised.open_token(token, "at1")
     assert compromised.open(sealed, "p") == b"x"
+
+
+def test_no_key_material_in_a_repr() -> None:
+    raw = secrets.token_bytes(32)
+    mac = Mac(Suite.AES256_GCM_HMAC_SHA256, raw)
+    keyring = _keyring(lookups={1: mac})
+    for shown in (
+        repr(mac),
+        repr(keyring),
+        repr(SealingKey(1, Suite.SM4_GCM_HMAC_SM3, aead(Suite.SM4_GCM_HMAC_SM3, raw[:16]))),
+    ):
+        assert raw.hex() not in shown
+        assert repr(raw) not in shown
+        assert repr(raw[:16]) not in shown

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
 
@@ -115,7 +115,7 @@ class Mac:
     """A keyed MAC of the suite: lookup tokens, equal inputs equal tokens for this key only."""
 
     suite: Suite
-    key: bytes
+    key: bytes = field(repr=False)  # never in a log line or an exception
 
     def __post_init__(self) -> None:
         if len(self.key) != MAC_KEY_BYTES:
