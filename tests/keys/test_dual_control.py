@@ -148,3 +148,29 @@ async def test_a_retired_key_is_destroyed_by_two_operators(
     assert store is not None
     [stored] = [v for v in await store.key_versions() if v.key_id == "bank-a/TOKENS/v1"]
     assert stored.wrapped == b""
+
+
+async def test_a_compromised_bank_key_is_not_destroyed_while_keys_below_need_it(
+    two_operators: GatewayUnderTest,
+) -> None:
+    gw = two_operators
+    await gw.operator.DeclareKeyCompromised(
+        opb.DeclareKeyCompromisedRequest(
+            bank_id="bank-a", purpose=opb.KEY_PURPOSE_BANK, version=1, reason="test"
+        ),
+        metadata=gw.ops,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.operator.RequestKeyAction(
+            opb.RequestKeyActionRequest(
+                kind=opb.KEY_ACTION_KIND_DESTROY, bank_id="bank-a",
+                purpose=opb.KEY_PURPOSE_BANK, version=1,
+            ),
+            metadata=gw.ops,
+        )  # fmt: skip
+    assert rich(raised.value).reason == "KEY_IN_USE"
+    # The bank key rotates again: the keys below the compromised one are re-wrapped.
+    rotated = await gw.operator.RotateKey(
+        opb.RotateKeyRequest(bank_id="bank-a", purpose=opb.KEY_PURPOSE_BANK), metadata=gw.ops
+    )
+    assert rotated.key.key_id == "bank-a/BANK/v3"

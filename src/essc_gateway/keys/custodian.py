@@ -241,7 +241,10 @@ class KeyCustodian:
     ) -> tuple[KeyChange, KeyVersion]:
         suite = self._suites[bank_id]
         olds = [
-            v for v in versions if v.purpose is KeyPurpose.BANK and v.state is not KeyState.RETIRED
+            v
+            for v in versions
+            if v.purpose is KeyPurpose.BANK
+            and v.state not in (KeyState.RETIRED, KeyState.DESTROYED)
         ]
         active = [v for v in olds if v.state is KeyState.ACTIVE]
         old_keys = {v.version: (v.suite, await self._keys.bank_key(v)) for v in olds}
@@ -251,7 +254,10 @@ class KeyCustodian:
         rewraps: list[Rewrap] = []
         events = [self._event(KeyEventKind.ROTATED, new, operator, wrapped_by)]
         for child in versions:
-            if child.purpose is KeyPurpose.BANK or child.state is KeyState.RETIRED:
+            if child.purpose is KeyPurpose.BANK or child.state in (
+                KeyState.RETIRED,
+                KeyState.DESTROYED,
+            ):
                 continue
             assert child.parent_version is not None
             parent_suite, parent_key = old_keys[child.parent_version]

@@ -140,6 +140,15 @@ class DualControl:
 
     async def _check_destroyable(self, target: KeyVersion) -> None:
         remaining = await self._store.sealed_under(target.bank_id, target.purpose, target.version)
+        if target.purpose is KeyPurpose.BANK:  # the keys it still seals would die with it
+            remaining += sum(
+                1
+                for v in await self._store.key_versions()
+                if v.bank_id == target.bank_id
+                and v.purpose is not KeyPurpose.BANK
+                and v.parent_version == target.version
+                and v.state is not KeyState.DESTROYED
+            )
         if target.state not in (KeyState.RETIRED, KeyState.COMPROMISED) or remaining:
             raise PreconditionFailed(
                 f"{target.key_id} may be destroyed only retired or compromised, with nothing "
