@@ -28,12 +28,17 @@ TOKEN = re.compile(r"development bank demo-bank: authorization: Bearer (\S+)")
 
 
 async def _read_until(stream: asyncio.StreamReader, pattern: re.Pattern[str]) -> re.Match[str]:
+    seen: list[str] = []  # said in the failure: what the process printed instead
     while True:
-        line = (await asyncio.wait_for(stream.readline(), timeout=30)).decode()
+        try:
+            line = (await asyncio.wait_for(stream.readline(), timeout=30)).decode()
+        except TimeoutError:
+            raise AssertionError(f"no {pattern.pattern!r} within 30 s; lines: {seen}") from None
         if not line:
-            raise AssertionError("process ended before printing the expected line")
+            raise AssertionError(f"process ended before {pattern.pattern!r}; lines: {seen}")
         if match := pattern.search(line):
             return match
+        seen.append(line.rstrip())
 
 
 async def test_run_dev_serves_until_sigterm_and_keeps_secrets_private(tmp_path: Path) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import pytest
 
 from essc.gateway.v1 import gateway_pb2 as pb
+from essc.gateway.v1 import operator_pb2 as opb
 from essc_gateway.keys.holder_keys import HolderKeys
 from essc_gateway.keys.keyring import HOLDER_FORMAT, DecryptionError
 from essc_gateway.service.vault import Vault
-from essc_gateway.simplatform import Population
+from essc_gateway.simplatform import Population, SimulatedPlatform
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
-from tests.conftest import GatewayUnderTest
+from tests.conftest import GatewayUnderTest, make_config, running_gateway
 from tests.gateway.flows import adult, issue
 
 
@@ -51,3 +53,38 @@ async def test_a_card_is_sealed_under_its_holders_key_and_nothing_else_opens_it(
     again = await issue(gw, person, gw.a, clock.now(), idempotency_key="holder-key-1")
     assert again.outcome == pb.ISSUE_OUTCOME_REPLAYED
     assert again.card.physical_card_number_masked == issued.card.physical_card_number_masked
+
+
+async def test_a_card_read_before_a_key_job_moved_it_still_opens(
+    platform: SimulatedPlatform, population: Population, clock: FakeClock, database: StoreLocation
+) -> None:
+    """A request that read the card just before a job filed it under a new lookup token, or
+    sealed it again under a fresh holder key, reads it again instead of failing."""
+    config = make_config(database)
+    async with running_gateway(platform, clock, config, background_jobs=False) as gw:
+        store, keys = gw.gateway._store, gw.gateway.keys
+        assert store is not None
+        assert keys is not None
+        person = adult(population, clock.now().date())
+        issued = await issue(gw, person, gw.a, clock.now())
+        mover = gw.gateway.key_management.mover
+        for purpose, version in ((opb.KEY_PURPOSE_LOOKUP, 1), (opb.KEY_PURPOSE_DATA, 1)):
+            stale = await store.get_card(issued.card.essc_id)
+            assert stale is not None
+            if purpose == opb.KEY_PURPOSE_LOOKUP:
+                await gw.operator.RotateKey(
+                    opb.RotateKeyRequest(bank_id="bank-a", purpose=purpose), metadata=gw.ops
+                )
+            else:
+                await gw.operator.DeclareKeyCompromised(
+                    opb.DeclareKeyCompromisedRequest(
+                        bank_id="bank-a", purpose=purpose, version=version, reason="test"
+                    ),
+                    metadata=gw.ops,
+                )
+            await mover.work_once()
+            moved = await store.get_card(issued.card.essc_id)
+            assert moved is not None
+            assert moved != stale  # filed or sealed anew
+            reader = Vault(keys, HolderKeys(store, keys))
+            assert await reader.id_number(stale) == person.id_number

@@ -13,6 +13,7 @@ from essc_gateway.keys.keyring import DecryptionError, HolderKey
 from essc_gateway.keys.model import WrappedHolderKey
 from essc_gateway.keys.ports import KeyStore
 from essc_gateway.keys.suites import Suite, aead
+from essc_gateway.store.base import CardRecord
 
 CACHE_SIZE = 10_000
 """Unwrapped holder keys held at once (32 bytes and an AEAD object each)."""
@@ -93,6 +94,10 @@ class HolderKeys:
 
     def forget(self, bank_id: str, holder_token: str) -> None:
         self._cache.pop((bank_id, holder_token), None)
+
+    async def card(self, essc_id: str) -> CardRecord | None:
+        """The card as stored now (a key job may have moved it since it was read)."""
+        return await self._store.get_card(essc_id)
 
     def forget_all(self) -> None:
         """After a change of the hierarchy (a key incident replaces holder keys)."""

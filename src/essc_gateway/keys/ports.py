@@ -46,6 +46,8 @@ class KeyStore(Protocol):
         retired only at 0."""
         ...
 
+    async def get_card(self, essc_id: str) -> CardRecord | None: ...
+
     async def holds_cards(self) -> bool:
         """Whether any card is stored (a store without keys but with cards was sealed by
         keys this version does not have)."""

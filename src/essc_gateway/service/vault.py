@@ -45,6 +45,11 @@ class IssueDraft:
         return f"IssueDraft(bank={self.bank_id}, key={self.idempotency_key})"
 
 
+def _sealed_field(card: CardRecord, field: str) -> bytes:
+    sealed = {"id_number": card.id_number_sealed, "card_number": card.card_number_sealed}
+    return sealed[field]
+
+
 def _place(table: str, row_id: str, field: str) -> str:
     return f"{table}\x1f{row_id}\x1f{field}"
 
@@ -136,17 +141,29 @@ class Vault:
         )
         return self.seal(holder, bank_id, essc_id, "guardian", payload)
 
-    async def _open(self, card: CardRecord, field: str, sealed: bytes) -> str:
+    async def _open(self, card: CardRecord, field: str) -> str:
+        """The card's `field` in clear. A key job may have moved the card since it was read
+        (filed under a newer lookup token, or sealed again under a fresh holder key): then
+        the card and its holder's key are read again, once."""
         place = _place(CARDS_TABLE, card.essc_id, field)
-        for _ in range(2):
-            holder = await self._holder_keys.existing(card.bank_id, card.holder_token)
-            if holder is None:  # erased: the key is gone, and with it every copy of the data
-                raise DecryptionError("the holder's key is not held")
-            try:
-                return self._keys.bank(card.bank_id).open_for(holder, sealed, place).decode()
-            except DecryptionError:
-                # A key incident replaced the holder's key since it was cached: read it again.
+        for attempt in range(2):
+            if attempt:
                 self._holder_keys.forget(card.bank_id, card.holder_token)
+                fresh = await self._holder_keys.card(card.essc_id)
+                if fresh is None:
+                    break
+                card = fresh
+            holder = await self._holder_keys.existing(card.bank_id, card.holder_token)
+            if holder is None:
+                continue  # erased (the key is gone with every copy of the data), or moved
+            try:
+                return (
+                    self._keys.bank(card.bank_id)
+                    .open_for(holder, _sealed_field(card, field), place)
+                    .decode()
+                )
+            except DecryptionError:
+                continue
         raise DecryptionError("the holder's fields do not open with the holder's key")
 
     def reseal_card(self, card: CardRecord, old: HolderKey, new: HolderKey) -> CardReseal:
@@ -168,7 +185,7 @@ class Vault:
         )
 
     async def id_number(self, card: CardRecord) -> str:
-        return await self._open(card, "id_number", card.id_number_sealed)
+        return await self._open(card, "id_number")
 
     def seal_draft(self, draft: IssueDraft) -> bytes:
         guardian = draft.guardian
@@ -234,7 +251,7 @@ class Vault:
         )
 
     async def card_number(self, card: CardRecord) -> str:
-        return await self._open(card, "card_number", card.card_number_sealed)
+        return await self._open(card, "card_number")
 
     async def card_view(self, card: CardRecord) -> CardView:
         """The card as last recorded by the gateway."""
