@@ -9,6 +9,9 @@ import os
 import re
 import signal
 import sys
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -21,7 +24,9 @@ from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
 from essc_gateway.bench.processes import free_port
 from essc_gateway.domain.passwords import initial_password
+from essc_gateway.liability.pending import PendingRecords
 from tests.conftest import GatewayUnderTest
+from tests.liability.test_pending import record as pending_record
 
 LISTENING = re.compile(r"essc-gateway listening on 127\.0\.0\.1:(\d+)")
 TOKEN = re.compile(r"development bank demo-bank: authorization: Bearer (\S+)")
@@ -381,3 +386,31 @@ def test_every_option_of_every_command_has_help() -> None:
 
     walk(captured[0], "essc-gateway")
     assert missing == []
+
+
+async def test_held_records_of_a_replica_gone_for_good_are_appended_by_the_cli(
+    tmp_path: Path,
+) -> None:
+    # A StatefulSet scaled down keeps the replica's volume; its held records reach the
+    # store through `ledger flush-held`, once each however often it is run.
+    await test_run_dev_serves_until_sigterm_and_keeps_secrets_private(tmp_path)
+    volume = tmp_path / "replica-2-state"
+    volume.mkdir()
+    now = datetime.now(UTC)
+    held = replace(
+        pending_record(7), request_id=uuid.uuid4().hex, bank_id="demo-bank", at=now,
+        arrived_at=now,
+    )  # fmt: skip
+    PendingRecords(volume).hold(held)
+    dev = ("ledger", "--dev", "--var-dir", str(tmp_path))
+
+    code, out, err = await _cli(*dev, "flush-held", str(volume))
+    assert (code, out.strip()) == (0, "held records: 1, handled: 1, still held: 0"), err
+    assert not list(volume.glob("ledger-pending.*"))
+    code, out, _ = await _cli(*dev, "report", "--bank", "demo-bank", "--format", "json")
+    assert code == 0
+    assert held.request_id in {r["request_id"] for r in json.loads(out)["records"]}
+    code, out, _ = await _cli(*dev, "flush-held", str(volume))
+    assert (code, out.strip()) == (0, "held records: 0, handled: 0, still held: 0")
+    code, out, _ = await _cli(*dev, "verify")
+    assert code == 0, out

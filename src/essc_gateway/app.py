@@ -73,15 +73,26 @@ from essc_gateway.upstream.retrying import ResilientCaller
 log = logging.getLogger("essc_gateway")
 STORE_PROBE_INTERVAL = 1.0
 QUEUE_COUNT_INTERVAL = 5.0
+"""Seconds between two counts of the store-and-forward queue (a gauge, not a hot path)."""
 KEY_JOB_INTERVAL = 1.0
+"""Seconds between two looks for key jobs to work (a rotation's or a key incident's)."""
 KEYSTORE_PROBE_INTERVAL = 2.0
 """Seconds between two looks at the root keystore (one cheap PKCS#11 lookup each)."""
-"""Seconds between two looks for key jobs to work (a rotation's or a key incident's)."""
-"""Seconds between two counts of the store-and-forward queue (a gauge, not a hot path)."""
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name
 HEALTH_SERVICES = ("", GATEWAY_SERVICE, OPERATOR_SERVICE)
 """What health reports: the server as a whole and each service (all follow the store)."""
+CONNECTION_AGE = (
+    ("grpc.max_connection_age_ms", 30 * 60 * 1000),
+    ("grpc.max_connection_age_grace_ms", 60 * 1000),
+)
+"""A bank's connection is asked to reconnect after 30 minutes (its calls get a minute to end):
+a rotated certificate or client CA applies to every connection within that, not only to new
+ones, and a balancer spreads long-lived clients again after a scale-up."""
+LIVENESS_SERVICE = "liveness"
+"""SERVING from start until the drain, whatever the store or the HSM says: a liveness probe
+asks this name, so that an outage outside the process takes replicas out of the balancer
+(readiness) without restarting them all (a restart needs the HSM that may be away)."""
 
 
 def _authenticator(
@@ -158,6 +169,15 @@ class Gateway:
         self._keystore_up = True
         self.platform_tls_watch: PlatformTlsWatch | None = None
 
+    def _platform_channel(self) -> grpc.aio.Channel:
+        tls = self._config.platform_tls
+        if tls is None:
+            return platform_channel(self._platform_address, None)
+        self.platform_tls_watch = PlatformTlsWatch(
+            self._platform_address, tls, self._config.tls_reload_interval
+        )
+        return self.platform_tls_watch.channel
+
     async def start(self) -> int:
         config, clock = self._config, self._clock
         self._store = store = await self._open_store()
@@ -165,7 +185,7 @@ class Gateway:
         self.keys = keys = await open_hierarchy(store, config.root_key, config.banks, clock)
         self.checkpointer = checkpointer = Checkpointer(store, self._evidence_signer(), clock)
         # Each attempt is a client span whose W3C context goes to the platform (grpc_platform).
-        channel = platform_channel(self._platform_address, config.platform_tls)
+        channel = self._platform_channel()
         self.replicas = replicas = ReplicaRegistry(
             store, clock, f"{config.host}:{config.port}", __version__
         )
@@ -195,13 +215,8 @@ class Gateway:
             tracer=self._tracer,
         )
         self._platform = platform = GrpcPlatform(channel, caller)
-        if config.platform_tls is not None:
-            self.platform_tls_watch = PlatformTlsWatch(
-                self._platform_address,
-                config.platform_tls,
-                platform.use_channel,
-                config.tls_reload_interval,
-            )
+        if self.platform_tls_watch is not None:
+            self.platform_tls_watch.on_reload(platform.use_channel)
 
         self.key_management = km = key_management(
             store, keys, config, clock, replicas.me.replica_id
@@ -268,7 +283,8 @@ class Gateway:
             tracer=self._tracer,
         )
         server = grpc.aio.server(
-            options=[("grpc.so_reuseport", int(self._reuse_port))], interceptors=[interceptor]
+            options=[("grpc.so_reuseport", int(self._reuse_port)), *CONNECTION_AGE],
+            interceptors=[interceptor],
         )
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
         operator_pb2_grpc.add_OperatorServiceServicer_to_server(
@@ -310,7 +326,7 @@ class Gateway:
         self._heartbeat_task = asyncio.create_task(
             run_every(HEARTBEAT_INTERVAL, self._beat, "heartbeat"), name="essc-heartbeat"
         )
-        for service in HEALTH_SERVICES:
+        for service in (*HEALTH_SERVICES, LIVENESS_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway listening on %s:%d", config.host, self.port)
         log.info("evidence checkpoints verify with %s", checkpointer.verifier_key)

@@ -22,10 +22,11 @@ from essc_gateway.keys.root import KeystoreError
 from essc_gateway.liability import render
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.outages import OutageTracker
+from essc_gateway.liability.pending import PendingRecords
 from essc_gateway.liability.reports import Reports
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.vault import Vault
-from essc_gateway.store.opening import open_store
+from essc_gateway.store.opening import GatewayStore, open_store
 
 
 def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,6 +66,12 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     report.add_argument(
         "--format", choices=("json", "table", "html"), default="table", help="the output"
     )
+    held = actions.add_parser(
+        "flush-held",
+        help="append the liability records a replica held while the store could not write "
+        "(its state directory, e.g. the volume of a replica scaled down for good)",
+    )
+    held.add_argument("directory", type=Path, help="the replica's ESSC_STATE_DIR")
     statement = actions.add_parser("statement", help="a bank's monthly statement")
     statement.add_argument("--bank", required=True, help="the bank")
     statement.add_argument("--month", required=True, type=_month, help="YYYY-MM")
@@ -124,6 +131,17 @@ def _aware(value: datetime | None, default: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+async def _flush_held(store: GatewayStore, directory: Path) -> int:
+    """Appends a replica's held records (once each: appends are idempotent by request id,
+    so a replica that comes back with the same volume appends none twice)."""
+    pending = PendingRecords(directory)
+    pending.load()
+    found = len(pending)
+    done = await pending.flush(store.append_liability_if_absent)
+    print(f"held records: {found}, handled: {done}, still held: {len(pending)}")
+    return 0 if not len(pending) else 1
+
+
 class _NoStore(Exception):
     """The configured SQLite file does not exist: a reader must not create an empty one."""
 
@@ -134,6 +152,8 @@ async def run_ledger(options: argparse.Namespace) -> int:
         if isinstance(config.database, Path) and not config.database.is_file():
             # A reader must not create an empty store.
             raise _NoStore(f"no store at {config.database}")
+        if options.ledger_command == "flush-held" and not options.directory.is_dir():
+            raise _NoStore(f"no directory {options.directory}")
         signer = load_signer(config.evidence_key_file, config.evidence.origin)
     except (ConfigError, SigningKeyError, _NoStore) as error:
         prefix = "configuration error" if isinstance(error, ConfigError) else "ledger"
@@ -146,6 +166,8 @@ async def run_ledger(options: argparse.Namespace) -> int:
     checkpointer = Checkpointer(store, signer, clock)
     closing = contextlib.AsyncExitStack()
     try:
+        if options.ledger_command == "flush-held":
+            return await _flush_held(store, options.directory)
         if options.ledger_command == "verify":
             kept = [path.read_bytes() for path in options.kept_checkpoint]
             result = await audit_log(store, checkpointer.verifier, kept)

@@ -184,7 +184,9 @@ class GatewayConfig:
     """A16(1)(a): a part of a bank window counts as announced in advance only if its public
     notice came at least this long before the part began."""
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    """The evidence log's hash, checkpoint signing key and interval."""
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    """Where metrics go: a Prometheus endpoint, OTLP (the traces' collector)."""
     platform_tls: PlatformTls | None = None
     """None: plaintext to the platform (the simulated one, or a sidecar that does TLS)."""
     key_usage_interval: timedelta = timedelta(minutes=5)
@@ -192,8 +194,6 @@ class GatewayConfig:
     tls_reload_interval: float = 10.0
     """Seconds between two looks at the platform TLS files (the bank-facing port's files
     are looked at by each new connection's handshake)."""
-    """Where metrics go: a Prometheus endpoint, OTLP (the traces' collector)."""
-    """The evidence log's hash, checkpoint signing key and interval."""
     forward_interval: float = 0.2
     """Seconds between two looks at the store-and-forward queue."""
     reconcile_interval: float = 5.0

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from essc_gateway.app import LIVENESS_SERVICE
 from essc_gateway.config import GatewayConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +81,10 @@ def test_the_ports_the_gateway_binds_are_the_ones_probed_and_served() -> None:
     }
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == ports["health"]
+    # Readiness follows the store and the HSM (the server as a whole); liveness asks the
+    # name that stays SERVING through their outages, so that no outage restarts every pod.
+    assert container["readinessProbe"]["grpc"].get("service", "") == ""
+    assert container["livenessProbe"]["grpc"]["service"] == LIVENESS_SERVICE
     service_ports = {p["targetPort"] for p in manifests["Service"]["spec"]["ports"]}
     assert service_ports <= set(ports)
     allowed = {

@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 from essc.gateway.v1 import operator_pb2 as opb
+from essc_gateway.app import LIVENESS_SERVICE
 from essc_gateway.bench.processes import free_port
 from essc_gateway.crypto import token_digest
 from essc_gateway.keys import pkcs11_root
@@ -108,6 +109,9 @@ async def test_an_hsm_that_stops_answering_turns_health_not_serving(tmp_path: Pa
                 break
             assert loop.time() < until, said
             await asyncio.sleep(0.5)
+        # Not a reason to restart it (a restart needs the HSM): the liveness name stays up.
+        code, said = await _run(*health, "--service", LIVENESS_SERVICE, env=env)
+        assert (code, said.strip().split(": ")[-1]) == (0, "SERVING"), said
         # Requests keep the keys held in memory: the gateway still answers on its port.
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), 10)

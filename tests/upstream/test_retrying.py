@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 
 import grpc
@@ -69,6 +69,8 @@ class Harness:
     def __init__(self, **settings: object) -> None:
         self.clock = FakeClock()
         self.sleeps: list[float] = []
+        self.before_sleep: Callable[[], Awaitable[None]] | None = None
+        """Runs at each back-off, before the (fake) time passes."""
         self.timeouts: list[float] = []
         self.reader = InMemoryMetricReader()
         self.metrics = GatewayMetrics(MeterProvider(metric_readers=[self.reader]))
@@ -87,6 +89,8 @@ class Harness:
         )
 
     async def _sleep(self, seconds: float) -> None:
+        if self.before_sleep is not None:
+            await self.before_sleep()
         self.sleeps.append(seconds)
         self.clock.advance(timedelta(seconds=seconds))
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 log = logging.getLogger(__name__)
 
-FileSignature = tuple[tuple[int, int, int], ...]
+FileSignature = tuple[tuple[int, int, int, int], ...]
 
 
 def certificate_expiry(path: Path) -> datetime:
@@ -36,15 +36,16 @@ def certificate_expiry(path: Path) -> datetime:
 
 
 def file_signature(paths: Sequence[Path]) -> FileSignature:
-    """What changes when any of the files is replaced or rewritten (inode, size, mtime);
-    a file that cannot be read has (-1, -1, -1), so that its return counts as a change."""
+    """What changes when any of the files is replaced or rewritten (inode, size, mtime,
+    ctime: a copy that keeps the mtime still changes the ctime); a file that cannot be read
+    has (-1, -1, -1, -1), so that its return counts as a change."""
 
-    def one(path: Path) -> tuple[int, int, int]:
+    def one(path: Path) -> tuple[int, int, int, int]:
         try:
             stat = os.stat(path)
         except OSError:
-            return (-1, -1, -1)
-        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            return (-1, -1, -1, -1)
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
     return tuple(one(path) for path in paths)
 

@@ -64,31 +64,37 @@ class PlatformTlsWatch:
     a usable pair, a new channel replaces the old one (grpc's channel credentials are fixed
     once made), and the old one closes once its calls in flight are done."""
 
-    def __init__(
-        self,
-        address: str,
-        tls: PlatformTls,
-        replace: Callable[[grpc.aio.Channel], grpc.aio.Channel],
-        interval: float,
-    ) -> None:
-        self._address, self._tls, self._replace, self._interval = address, tls, replace, interval
+    def __init__(self, address: str, tls: PlatformTls, interval: float) -> None:
+        self._address, self._tls, self._interval = address, tls, interval
         self._files = [p for p in (tls.ca_file, tls.cert_file, tls.key_file) if p is not None]
+        # Taken before the files are read: a rotation between the two is seen at the next look.
         self._signature = file_signature(self._files)
-        self.expiry: datetime | None = None
-        if tls.cert_file is not None:
-            self.expiry = KeyPair.read(tls.cert_file, tls.key_file or tls.cert_file).expiry
+        roots, pair = _read(tls)
+        self.channel = _secure_channel(address, tls, roots, pair)
+        """The channel the gateway starts with."""
+        self.expiry: datetime | None = pair.expiry if pair else None
+        self._replace: Callable[[grpc.aio.Channel], grpc.aio.Channel] | None = None
         self.reloads = 0
         self._closing: set[asyncio.Task[None]] = set()
+
+    def on_reload(self, replace: Callable[[grpc.aio.Channel], grpc.aio.Channel]) -> None:
+        """`replace(new)` puts a reloaded channel in use and returns the one it replaces."""
+        self._replace = replace
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            self.check()
+            try:
+                self.check()
+            except Exception:  # a failed look must not end the watch; the next one retries
+                log.exception("platform TLS files could not be checked")
 
     def check(self) -> bool:
         """One look at the files; True when a new channel now serves."""
         signature = file_signature(self._files)
         if signature == self._signature:
+            return False
+        if self._replace is None:
             return False
         self._signature = signature
         try:

@@ -165,38 +165,44 @@ def _check(result: pb.CheckResult) -> CheckResult:
     return CheckResult(passed=result.passed, reason=result.reason)
 
 
+class _Stubs:
+    """The platform's service stubs over one channel."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.operations = pb_grpc.OperationServiceStub(channel)
+        self.identity = pb_grpc.IdentityServiceStub(channel)
+        self.cards = pb_grpc.CardServiceStub(channel)
+        self.auth = pb_grpc.AuthServiceStub(channel)
+        self.records = pb_grpc.RecordsServiceStub(channel)
+
+
 class GrpcPlatform:
     """Client of the platform's gRPC services over one channel."""
 
     def __init__(self, channel: grpc.aio.Channel, caller: ResilientCaller) -> None:
         self._caller = caller
         self._channel = channel
-        self._bind_stubs(channel)
+        self._stubs = _Stubs(channel)
 
     def use_channel(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
         """Calls from now on go over `channel` (one with reloaded certificates); returns the
         channel used until now, which the caller closes once its calls are done."""
         old, self._channel = self._channel, channel
-        self._bind_stubs(channel)
+        self._stubs = _Stubs(channel)
         return old
-
-    def _bind_stubs(self, channel: grpc.aio.Channel) -> None:
-        self._operations = pb_grpc.OperationServiceStub(channel)
-        self._identity = pb_grpc.IdentityServiceStub(channel)
-        self._cards = pb_grpc.CardServiceStub(channel)
-        self._auth = pb_grpc.AuthServiceStub(channel)
-        self._records = pb_grpc.RecordsServiceStub(channel)
 
     async def _invoke(
         self,
         operation: str,
-        rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        rpc: Callable[[_Stubs], grpc.aio.UnaryUnaryMultiCallable[Req, Resp]],
         request: Req,
         kind: OperationKind = OperationKind.READ,
         recover: Callable[[float], Awaitable[Resp | None]] | None = None,
     ) -> Resp:
+        # The method is looked up at each attempt: a retry after a certificate reload must go
+        # over the new channel, the old one is closed once its in-flight calls are done.
         async def attempt(seconds: float) -> Resp:
-            return await rpc(request, timeout=seconds, metadata=trace_metadata())
+            return await rpc(self._stubs)(request, timeout=seconds, metadata=trace_metadata())
 
         return await self._caller.call(operation, kind, attempt, recover)
 
@@ -206,7 +212,7 @@ class GrpcPlatform:
         """Asks the platform what became of an in-doubt write with this key."""
 
         async def recover(seconds: float) -> Resp | None:
-            reply = await self._operations.GetOperation(
+            reply = await self._stubs.operations.GetOperation(
                 pb.GetOperationRequest(idempotency_key=idempotency_key), timeout=seconds
             )
             if not reply.found or reply.WhichOneof("result") != field:
@@ -219,7 +225,7 @@ class GrpcPlatform:
     async def check_real_name(self, name: str, id_number: str, mobile_phone: str) -> NameCheck:
         reply = await self._invoke(
             "CheckRealName",
-            self._identity.CheckRealName,
+            lambda stubs: stubs.identity.CheckRealName,
             pb.CheckRealNameRequest(name=name, id_number=id_number, mobile_phone=mobile_phone),
         )
         capacity = _CAPACITY.get(reply.civil_capacity, CivilCapacity.UNSPECIFIED)
@@ -228,7 +234,7 @@ class GrpcPlatform:
     async def check_real_card(self, id_number: str, card_number: str) -> CheckResult:
         reply = await self._invoke(
             "CheckRealCard",
-            self._identity.CheckRealCard,
+            lambda stubs: stubs.identity.CheckRealCard,
             pb.CheckRealCardRequest(id_number=id_number, card_number=card_number),
         )
         return _check(reply.result)
@@ -236,7 +242,7 @@ class GrpcPlatform:
     async def check_real_person(self, id_number: str, biometric_sample: bytes) -> CheckResult:
         reply = await self._invoke(
             "CheckRealPerson",
-            self._identity.CheckRealPerson,
+            lambda stubs: stubs.identity.CheckRealPerson,
             pb.CheckRealPersonRequest(id_number=id_number, biometric_sample=biometric_sample),
         )
         return _check(reply.result)
@@ -244,7 +250,7 @@ class GrpcPlatform:
     async def issue_card(self, command: IssueCardCommand) -> PlatformIssue:
         reply = await self._invoke(
             "IssueCard",
-            self._cards.IssueCard,
+            lambda stubs: stubs.cards.IssueCard,
             pb.IssueCardRequest(
                 idempotency_key=command.idempotency_key,
                 bank_id=command.bank_id,
@@ -265,7 +271,7 @@ class GrpcPlatform:
     async def lookup_issue(self, idempotency_key: str) -> PlatformIssue | None:
         reply = await self._invoke(
             "GetOperation",
-            self._operations.GetOperation,
+            lambda stubs: stubs.operations.GetOperation,
             pb.GetOperationRequest(idempotency_key=idempotency_key),
         )
         if not reply.found or reply.WhichOneof("result") != "issue_card":
@@ -277,14 +283,14 @@ class GrpcPlatform:
 
     async def get_card(self, essc_id: str) -> PlatformCard:
         reply = await self._invoke(
-            "GetCard", self._cards.GetCard, pb.GetCardRequest(essc_id=essc_id)
+            "GetCard", lambda stubs: stubs.cards.GetCard, pb.GetCardRequest(essc_id=essc_id)
         )
         return _card(reply.card)
 
     async def authorize_continued_use(self, essc_id: str) -> PlatformCard:
         reply = await self._invoke(
             "AuthorizeContinuedUse",
-            self._cards.AuthorizeContinuedUse,
+            lambda stubs: stubs.cards.AuthorizeContinuedUse,
             pb.AuthorizeContinuedUseRequest(essc_id=essc_id),
         )
         return _card(reply.card)
@@ -294,7 +300,7 @@ class GrpcPlatform:
     ) -> PlatformCard:
         reply = await self._invoke(
             "TerminateCard",
-            self._cards.TerminateCard,
+            lambda stubs: stubs.cards.TerminateCard,
             pb.TerminateCardRequest(
                 essc_id=essc_id, bank_id=bank_id, idempotency_key=idempotency_key
             ),
@@ -306,7 +312,7 @@ class GrpcPlatform:
     async def send_sms_code(self, id_number: str, purpose: str) -> datetime:
         reply = await self._invoke(
             "SendSmsCode",
-            self._auth.SendSmsCode,
+            lambda stubs: stubs.auth.SendSmsCode,
             pb.SendSmsCodeRequest(id_number=id_number, purpose=purpose),
             OperationKind.UNSAFE,
         )
@@ -315,7 +321,7 @@ class GrpcPlatform:
     async def verify_password(self, id_number: str, password: str) -> PasswordCheck:
         reply = await self._invoke(
             "VerifyPassword",
-            self._auth.VerifyPassword,
+            lambda stubs: stubs.auth.VerifyPassword,
             pb.VerifyPasswordRequest(id_number=id_number, password=password),
         )
         return PasswordCheck(matched=reply.matched, is_initial=reply.is_initial)
@@ -323,7 +329,7 @@ class GrpcPlatform:
     async def verify_sms_code(self, id_number: str, code: str, purpose: str) -> SmsCheck:
         reply = await self._invoke(
             "VerifySmsCode",
-            self._auth.VerifySmsCode,
+            lambda stubs: stubs.auth.VerifySmsCode,
             pb.VerifySmsCodeRequest(id_number=id_number, code=code, purpose=purpose),
             OperationKind.UNSAFE,
         )
@@ -332,7 +338,7 @@ class GrpcPlatform:
     async def verify_biometric(self, id_number: str, biometric_sample: bytes) -> bool:
         reply = await self._invoke(
             "VerifyBiometric",
-            self._auth.VerifyBiometric,
+            lambda stubs: stubs.auth.VerifyBiometric,
             pb.VerifyBiometricRequest(id_number=id_number, biometric_sample=biometric_sample),
         )
         return reply.matched
@@ -342,7 +348,7 @@ class GrpcPlatform:
     ) -> PasswordChange:
         reply = await self._invoke(
             "ChangePassword",
-            self._auth.ChangePassword,
+            lambda stubs: stubs.auth.ChangePassword,
             pb.ChangePasswordRequest(
                 id_number=id_number,
                 current_password=current,
@@ -358,7 +364,7 @@ class GrpcPlatform:
     async def personal_status(self, id_number: str) -> str:
         reply = await self._invoke(
             "GetPersonalStatus",
-            self._records.GetPersonalStatus,
+            lambda stubs: stubs.records.GetPersonalStatus,
             pb.GetPersonalStatusRequest(id_number=id_number),
         )
         status = _PERSONAL_STATUS.get(reply.status)
@@ -369,7 +375,7 @@ class GrpcPlatform:
     async def contributions(self, id_number: str) -> tuple[Contribution, ...]:
         reply = await self._invoke(
             "GetContributions",
-            self._records.GetContributions,
+            lambda stubs: stubs.records.GetContributions,
             pb.GetContributionsRequest(id_number=id_number),
         )
         if any(r.insurance_type not in _INSURANCE_TYPE for r in reply.records):
@@ -387,14 +393,16 @@ class GrpcPlatform:
 
     async def accounts(self, id_number: str) -> tuple[int, int]:
         reply = await self._invoke(
-            "GetAccounts", self._records.GetAccounts, pb.GetAccountsRequest(id_number=id_number)
+            "GetAccounts",
+            lambda stubs: stubs.records.GetAccounts,
+            pb.GetAccountsRequest(id_number=id_number),
         )
         return reply.pension_balance_fen, reply.medical_balance_fen
 
     async def qualifications(self, id_number: str) -> tuple[Qualification, ...]:
         reply = await self._invoke(
             "GetQualifications",
-            self._records.GetQualifications,
+            lambda stubs: stubs.records.GetQualifications,
             pb.GetQualificationsRequest(id_number=id_number),
         )
         return tuple(

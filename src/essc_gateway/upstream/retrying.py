@@ -438,6 +438,11 @@ class _Call(Generic[T]):
                 await self._observer.attempt_done(self._operation, None if healthy else failure)
             self.in_doubt = self.in_doubt or failure.outcome is Outcome.IN_DOUBT
             raise _AttemptFailed(failure, error) from None
+        except Exception:
+            # Not the platform's answer (a bug, a closed channel): no verdict on it, and a
+            # half-open circuit's probe slot is given back rather than held for good.
+            self._breaker.abandon()
+            raise
         self._breaker.record(True)
         self._count("OK")
         self._note(sent_at, started, "OK", "OK")
