@@ -15,6 +15,7 @@ from essc_gateway.simplatform import Population, SimulatedPlatform
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import adult, child_under_14, identity, live_sample, rich, verify
 from tests.polling import eventually
+from tests.simplatform.test_platform_server import unknown_id
 
 
 async def test_a2_all_three_checks_pass_gives_a_verification_token(
@@ -213,3 +214,30 @@ async def test_a13_a_failed_real_name_check_reveals_nothing_about_the_person(
     assert response.real_name.reason == "NAME_OR_ID_MISMATCH"
     assert response.civil_capacity == pb.CIVIL_CAPACITY_UNSPECIFIED
     assert not response.guardian_required
+
+
+async def test_a13_an_unknown_id_reads_as_a_known_one_with_every_detail_wrong(
+    gw: GatewayUnderTest, population: Population, today: date
+) -> None:
+    # Whether an ID number is registered is not told by any of the three checks (A13(1)):
+    # an unknown ID reads as a registered one given with another's name, card and face.
+    [known, other] = [p for p in population.people if p.age_on(today) >= 18][:2]
+
+    def request(id_number: str) -> pb.VerifyRequest:
+        applicant = identity(other)
+        applicant.social_security_number = id_number
+        return pb.VerifyRequest(
+            applicant=applicant,
+            physical_card_number=other.card_number,
+            biometric_sample=live_sample(other),
+        )
+
+    def reasons(reply: pb.VerifyResponse) -> tuple[str, str, str]:
+        return (reply.real_name.reason, reply.real_card.reason, reply.real_person.reason)
+
+    unknown = await gw.stub.Verify(request(unknown_id(population)), metadata=gw.a)
+    registered = await gw.stub.Verify(request(known.id_number), metadata=gw.a)
+    assert reasons(unknown) == reasons(registered) == (
+        "NAME_OR_ID_MISMATCH", "CARD_NUMBER_MISMATCH", "BIOMETRIC_MISMATCH"
+    )  # fmt: skip
+    assert unknown.civil_capacity == registered.civil_capacity == pb.CIVIL_CAPACITY_UNSPECIFIED

@@ -16,6 +16,15 @@ from essc_gateway.service.vault import Vault
 from essc_gateway.upstream.port import Platform
 
 _NAME_OR_ID = frozenset({"PERSON_NOT_FOUND", "NAME_MISMATCH"})
+_PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
+
+
+def _unknown_as_mismatch(check: CheckResult, mismatch: str) -> CheckResult:
+    """An unknown ID reads as a registered one whose card or face does not match (A13(1)):
+    no check tells a bank whether an ID number is registered."""
+    if check.reason == _PERSON_NOT_FOUND:
+        return CheckResult(passed=False, reason=mismatch)
+    return check
 
 
 class VerificationService:
@@ -47,8 +56,8 @@ class VerificationService:
             real_name = CheckResult(passed=False, reason="NAME_OR_ID_MISMATCH")
         result = Verification(
             real_name=real_name,
-            real_card=card.result(),
-            real_person=live.result(),
+            real_card=_unknown_as_mismatch(card.result(), "CARD_NUMBER_MISMATCH"),
+            real_person=_unknown_as_mismatch(live.result(), "BIOMETRIC_MISMATCH"),
             civil_capacity=capacity,
             # Under 14 follows from the ID the bank sent (A5), whether or not it is known;
             # missing capacity only from the register.

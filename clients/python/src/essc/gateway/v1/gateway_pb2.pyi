@@ -533,7 +533,8 @@ class CheckResult(_message.Message):
     """Stable code when not passed, empty when passed. Real name: NAME_OR_ID_MISMATCH (a wrong
     name and an unknown ID are deliberately not told apart, A13(1)) or PHONE_MISMATCH.
     Real card and real person pass the platform's code through, e.g. CARD_NUMBER_MISMATCH,
-    CARD_REPORTED_LOST, BIOMETRIC_MISMATCH.
+    CARD_REPORTED_LOST, BIOMETRIC_MISMATCH, except that an unknown ID reads as
+    CARD_NUMBER_MISMATCH and BIOMETRIC_MISMATCH (whether an ID is registered is not told).
     """
     def __init__(
         self,
