@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
 from essc.platform.v1 import platform_pb2_grpc
+from essc_gateway.access.roles import OperatorRole
 from essc_gateway.app import Gateway
 from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig, RootKeyFile
 from essc_gateway.domain.models import Factor, Scenario
@@ -97,7 +98,12 @@ def make_config(database: StoreLocation, **overrides: object) -> GatewayConfig:
         "retry": RetrySettings(attempt_timeout=0.5, deadline_margin=0.1),
         "root_key": RootKeyFile(root_key_path(database), create=True),
         "banks": banks,
-        "operators": (OperatorConfig("ops", token_sha256=token_digest(OPERATOR_TOKEN)),),
+        # The tests' operator holds every role; tests/access checks each role on its own.
+        "operators": (
+            OperatorConfig(
+                "ops", token_sha256=token_digest(OPERATOR_TOKEN), roles=frozenset(OperatorRole)
+            ),
+        ),
         "forward_interval": 0.05,
         "port": 0,
         "database": database,

@@ -30,7 +30,9 @@ def _file(tmp_path: Path, content: dict[str, Any] | str, name: str = "config.jso
 def _valid(tmp_path: Path) -> tuple[dict[str, str], dict[str, Any]]:
     config: dict[str, Any] = {
         "banks": [{"bank_id": "bank-a", "token_sha256": token_digest("t")}],
-        "operators": [{"operator_id": "ops", "token_sha256": token_digest("o")}],
+        "operators": [
+            {"operator_id": "ops", "token_sha256": token_digest("o"), "roles": ["operator"]}
+        ],
     }
     environment = {
         "ESSC_PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so",
@@ -180,6 +182,26 @@ BAD: list[tuple[str, Edit, str]] = [
         "database URL of another kind",
         _set("ESSC_DATABASE", "mysql://db.internal/essc"),
         "ESSC_DATABASE",
+    ),
+    (
+        "retention of a negative number of days",
+        _set("ESSC_RETENTION_AFTER_TERMINATION_DAYS", "-1"),
+        "ESSC_RETENTION_AFTER_TERMINATION_DAYS",
+    ),
+    (
+        "guardian retention not a number of days",
+        _set("ESSC_RETENTION_GUARDIAN_AFTER_MAJORITY_DAYS", "a year"),
+        "ESSC_RETENTION_GUARDIAN_AFTER_MAJORITY_DAYS",
+    ),
+    (
+        "operator without a role",
+        _config(lambda c: c["operators"][0].__setitem__("roles", [])),
+        "operators[0].roles:",
+    ),
+    (
+        "operator with an unknown role",
+        _config(lambda c: c["operators"][0].__setitem__("roles", ["root"])),
+        "operators[0].roles[0]:",
     ),
     (
         "agreement version without a date",

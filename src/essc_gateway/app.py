@@ -18,6 +18,8 @@ from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
 from essc.gateway.v1 import gateway_pb2, gateway_pb2_grpc, operator_pb2, operator_pb2_grpc
 from essc_gateway import __version__
+from essc_gateway.access.gate import OperatorGate
+from essc_gateway.access.log import AccessLog
 from essc_gateway.clock import Clock, SystemClock
 from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig
 from essc_gateway.crypto import TokenSealer
@@ -39,6 +41,9 @@ from essc_gateway.liability.ledger import Ledger
 from essc_gateway.liability.outages import OutageTracker, trace_outage
 from essc_gateway.liability.reports import Reports
 from essc_gateway.metrics import GatewayMetrics
+from essc_gateway.privacy.disclosure import HolderDisclosure
+from essc_gateway.privacy.erasure import HolderErasure
+from essc_gateway.privacy.jobs import ErasureJobs
 from essc_gateway.service.authentication import AuthenticationService
 from essc_gateway.service.cards import CardService
 from essc_gateway.service.circuits import ForcedCircuits
@@ -51,6 +56,7 @@ from essc_gateway.service.reconciler import IssueReconciler
 from essc_gateway.service.replicas import HEARTBEAT_INTERVAL, ReplicaRegistry
 from essc_gateway.service.shared_state import SharedState
 from essc_gateway.service.tokens import TokenService
+from essc_gateway.service.vault import Vault
 from essc_gateway.service.verification import VerificationService
 from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.store.cluster import SharedTopic
@@ -61,6 +67,7 @@ from essc_gateway.transport.certificates import ServerCertificates
 from essc_gateway.transport.holder_lookup import HolderLookup
 from essc_gateway.transport.interceptor import GatewayInterceptor
 from essc_gateway.transport.operator_servicer import OperatorServicer
+from essc_gateway.transport.privacy_rpcs import PrivacyServices
 from essc_gateway.transport.reflection_v1 import enable_reflection
 from essc_gateway.transport.servicer import GatewayServicer
 from essc_gateway.transport.shared_rate import SharedRateLimit
@@ -76,6 +83,8 @@ QUEUE_COUNT_INTERVAL = 5.0
 """Seconds between two counts of the store-and-forward queue (a gauge, not a hot path)."""
 KEY_JOB_INTERVAL = 1.0
 """Seconds between two looks for key jobs to work (a rotation's or a key incident's)."""
+ERASURE_JOB_INTERVAL = 5.0
+"""Seconds between two looks for erasure jobs (a bank's, or the daily retention runs)."""
 KEYSTORE_PROBE_INTERVAL = 2.0
 """Seconds between two looks at the root keystore (one cheap PKCS#11 lookup each)."""
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
@@ -169,6 +178,21 @@ class Gateway:
         self._keystore_up = True
         self.platform_tls_watch: PlatformTlsWatch | None = None
 
+    def _privacy(self, store: GatewayStore, vault: Vault, replica_id: str) -> PrivacyServices:
+        config, clock = self._config, self._clock
+        erasure = HolderErasure(store, vault, clock)
+        banks = tuple(b.bank_id for b in config.banks)
+        self.erasure_jobs = ErasureJobs(
+            store, erasure, vault, clock, replica_id, banks, config.retention
+        )
+        return PrivacyServices(
+            erasure,
+            HolderDisclosure(store, store, vault, clock),
+            self.erasure_jobs,
+            frozenset(banks),
+            clock,
+        )
+
     def _platform_channel(self) -> grpc.aio.Channel:
         tls = self._config.platform_tls
         if tls is None:
@@ -237,6 +261,7 @@ class Gateway:
                 SharedTopic.CIRCUITS: circuits.reload,
                 SharedTopic.OUTAGES: outages.sync,
                 SharedTopic.KEYS: self._keys_changed,
+                SharedTopic.HOLDERS: self._holders_erased,
             },
         )
         await shared_state.start()
@@ -261,6 +286,8 @@ class Gateway:
             clock=clock,
             issue_status=functools.partial(issue_status, store, vault, clock),
         )
+        access_log = AccessLog(store, clock)
+
         interceptor = GatewayInterceptor(
             banks=_authenticator(config.banks, config.tls is not None, config.trusted_proxy),
             operators=_authenticator(
@@ -280,6 +307,7 @@ class Gateway:
             ledger=ledger,
             counter=counter,
             holder_of=HolderLookup(vault, tokens),
+            gate=OperatorGate({o.operator_id: o.roles for o in config.operators}, access_log),
             tracer=self._tracer,
         )
         server = grpc.aio.server(
@@ -300,6 +328,8 @@ class Gateway:
                 replicas,
                 km.custodian,
                 km.dual_control,
+                access_log,
+                self._privacy(store, vault, replicas.me.replica_id),
             ),
             server,
         )
@@ -357,6 +387,11 @@ class Gateway:
         )
         metrics.watch("essc.forward.queue.depth", lambda: {(): self._forward_queue_depth})
         metrics.watch("essc.tls.certificate.expiry", self._certificate_lifetimes)
+
+    async def _holders_erased(self) -> None:
+        """A holder was erased (here or on another replica): no copy of a holder key stays
+        in this replica's memory."""
+        self.key_management.holder_keys.forget_all()
 
     async def _keys_changed(self) -> None:
         """Another replica rotated a key or declared one compromised: hold what it made."""
@@ -474,6 +509,11 @@ class Gateway:
             self._side_tasks.add(
                 asyncio.create_task(
                     self.key_management.mover.run(KEY_JOB_INTERVAL), name="essc-key-jobs"
+                )
+            )
+            self._side_tasks.add(
+                asyncio.create_task(
+                    self.erasure_jobs.run(ERASURE_JOB_INTERVAL), name="essc-erasure-jobs"
                 )
             )
         self._side_tasks.add(

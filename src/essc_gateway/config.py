@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+from essc_gateway.access.roles import OperatorRole
 from essc_gateway.config_schema import (
     BankFile,
     ConfigFile,
@@ -30,6 +31,7 @@ from essc_gateway.keys.pkcs11_root import Pkcs11Settings
 from essc_gateway.keys.root import FileRoot
 from essc_gateway.keys.suites import Suite
 from essc_gateway.liability.work_calendar import CalendarFileError, WorkCalendar
+from essc_gateway.privacy.model import RetentionSettings
 from essc_gateway.service.settings import ServiceSettings
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.telemetry.metrics_export import MetricsSettings
@@ -74,15 +76,19 @@ class BankConfig:
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    """An operator identity: may manage maintenance windows and circuits, never act as a bank."""
+    """An operator identity and its roles (which OperatorService methods it may call, A13(1));
+    never acts as a bank."""
 
     operator_id: str
     token_sha256: str = ""
     certificate_subject: str = ""
+    roles: frozenset[OperatorRole] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.operator_id:
             raise ConfigError("operator_id must be non-empty")
+        if not self.roles:
+            raise ConfigError(f"operator {self.operator_id}: needs at least one role")
         if not (self.token_sha256 or self.certificate_subject):
             raise ConfigError(f"operator {self.operator_id}: needs a token digest or a certificate")
 
@@ -189,6 +195,8 @@ class GatewayConfig:
     """Where metrics go: a Prometheus endpoint, OTLP (the traces' collector)."""
     platform_tls: PlatformTls | None = None
     """None: plaintext to the platform (the simulated one, or a sidecar that does TLS)."""
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    """How long data is kept after its purpose ended (A13(3), A14(4))."""
     key_usage_interval: timedelta = timedelta(minutes=5)
     """How often each bank's key use (unwraps) is recorded in the evidence log (K5)."""
     tls_reload_interval: float = 10.0
@@ -277,6 +285,7 @@ def _operator(entry: OperatorFile) -> OperatorConfig:
         operator_id=entry.operator_id,
         token_sha256=entry.token_sha256,
         certificate_subject=entry.certificate_subject,
+        roles=frozenset(entry.roles),
     )
 
 
@@ -346,6 +355,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             settings=settings,
             work_calendar=_work_calendar(env.work_calendar),
             maintenance_min_notice=timedelta(seconds=env.maintenance_min_notice),
+            retention=RetentionSettings(
+                after_termination=timedelta(days=env.retention_after_termination_days),
+                guardian_after_majority=timedelta(days=env.retention_guardian_days),
+            ),
             platform_tls=_platform_tls(env),
             tls_reload_interval=env.tls_reload_interval,
             metrics=MetricsSettings(
@@ -405,7 +418,13 @@ def development_environment(directory: Path) -> tuple[dict[str, str], dict[str, 
                     for bank, token in tokens.items()
                 ],
                 "operators": [
-                    {"operator_id": "dev-operator", "token_sha256": token_digest(operator_token)}
+                    {
+                        "operator_id": "dev-operator",
+                        "token_sha256": token_digest(operator_token),
+                        # Development only: one person holds every role. In production
+                        # each role is its own operator (separation of duties).
+                        "roles": [role.value for role in OperatorRole],
+                    }
                 ],
             },
             indent=2,

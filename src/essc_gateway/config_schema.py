@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from essc_gateway.access.roles import OperatorRole
 from essc_gateway.domain.models import Factor, Scenario
 from essc_gateway.store.location import StoreLocation, parse_store_location
 
@@ -58,6 +59,8 @@ class OperatorFile(_Strict):
     operator_id: Annotated[str, Field(min_length=1)]
     token_sha256: Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
     certificate_subject: str = ""
+    roles: Annotated[list[OperatorRole], Field(min_length=1)]
+    """What the operator may do (A13(1)): operator, auditor, privacy_officer, key_custodian."""
 
 
 class TlsFile(_Strict):
@@ -150,6 +153,14 @@ class EnvironmentSettings(BaseModel):
     maintenance_min_notice: Annotated[
         int, Field(alias="ESSC_MAINTENANCE_MIN_NOTICE_SECONDS", ge=0, le=90 * 86400)
     ] = 3600
+    retention_after_termination_days: Annotated[
+        int, Field(alias="ESSC_RETENTION_AFTER_TERMINATION_DAYS", ge=0, le=36500)
+    ] = 3 * 365
+    """A13(3), A14(4): days a holder whose every card is terminated is kept, then erased."""
+    retention_guardian_days: Annotated[
+        int, Field(alias="ESSC_RETENTION_GUARDIAN_AFTER_MAJORITY_DAYS", ge=0, le=36500)
+    ] = 365
+    """A13(3): days a guardian's data is kept after the holder came of age."""
     evidence_key_file: Annotated[Path | None, Field(alias="ESSC_EVIDENCE_KEY_FILE")] = None
     evidence_origin: Annotated[
         str, Field(alias="ESSC_EVIDENCE_ORIGIN", pattern=r"^[^\s+]{1,200}$")

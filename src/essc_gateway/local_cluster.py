@@ -22,6 +22,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from essc_gateway.access.roles import OperatorRole
 from essc_gateway.config import development_environment
 from essc_gateway.crypto import token_digest
 from essc_gateway.dev_pki import Pem, make_pki
@@ -255,6 +256,8 @@ def _replica_config(tokens: dict[str, str]) -> dict[str, object]:
                 "operator_id": OPERATOR,
                 "token_sha256": token_digest(tokens[f"operator {OPERATOR}"]),
                 "certificate_subject": OPERATOR,
+                # A local cluster: one operator holds every role.
+                "roles": [role.value for role in OperatorRole],
             }
         ],
         "trusted_proxy": {"addresses": ["127.0.0.1/32"]},

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from essc.gateway.v1 import operator_pb2 as opb
+from essc_gateway.access.roles import OperatorRole
 from essc_gateway.config import OperatorConfig
 from essc_gateway.crypto import token_digest
 from essc_gateway.evidence.entries import EntryKind
@@ -26,6 +27,7 @@ from essc_gateway.testing import FakeClock
 from tests.conftest import OPERATOR_TOKEN, GatewayUnderTest, make_config, running_gateway
 from tests.gateway.flows import adult, issue, rich
 
+CUSTODIAN = frozenset({OperatorRole.KEY_CUSTODIAN})
 SECOND_TOKEN = "token-of-the-second-operator-" + "y" * 12
 SECOND = (("authorization", f"Bearer {SECOND_TOKEN}"),)
 
@@ -35,8 +37,8 @@ async def two_operators(
     platform: SimulatedPlatform, clock: FakeClock, database: StoreLocation
 ) -> AsyncIterator[GatewayUnderTest]:
     operators = (
-        OperatorConfig("ops", token_sha256=token_digest(OPERATOR_TOKEN)),
-        OperatorConfig("ops-2", token_sha256=token_digest(SECOND_TOKEN)),
+        OperatorConfig("ops", token_sha256=token_digest(OPERATOR_TOKEN), roles=CUSTODIAN),
+        OperatorConfig("ops-2", token_sha256=token_digest(SECOND_TOKEN), roles=CUSTODIAN),
     )
     async with running_gateway(platform, clock, make_config(database, operators=operators)) as gw:
         yield gw
@@ -148,6 +150,29 @@ async def test_a_retired_key_is_destroyed_by_two_operators(
     assert store is not None
     [stored] = [v for v in await store.key_versions() if v.key_id == "bank-a/TOKENS/v1"]
     assert stored.wrapped == b""
+
+    # A destroyed version stays destroyed: declaring it compromised or retiring it is
+    # refused, and the keys still load (a row claiming it would break every replica).
+    for change in (
+        gw.operator.DeclareKeyCompromised(
+            opb.DeclareKeyCompromisedRequest(
+                bank_id="bank-a", purpose=tokens, version=1, reason="found on a laptop"
+            ),
+            metadata=gw.ops,
+        ),
+        gw.operator.RetireKey(
+            opb.RetireKeyRequest(bank_id="bank-a", purpose=tokens, version=1), metadata=gw.ops
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await change
+        assert rich(refused.value).code == grpc.StatusCode.FAILED_PRECONDITION
+        assert rich(refused.value).reason == "KEY_IN_USE"
+    assert gw.gateway.keys is not None
+    await gw.gateway.keys.reload()
+    status = await gw.operator.GetKeyStatus(opb.GetKeyStatusRequest(), metadata=gw.ops)
+    [still] = [k for k in status.keys if k.key_id == "bank-a/TOKENS/v1"]
+    assert still.state == opb.KEY_STATE_DESTROYED
 
 
 async def test_a_compromised_bank_key_is_not_destroyed_while_keys_below_need_it(

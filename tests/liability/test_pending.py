@@ -4,10 +4,11 @@ are appended once even when several processes take them back."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from essc_gateway.liability.model import Clause, LiabilityRecord
+from essc_gateway.liability.model import Clause, HolderLink, LiabilityRecord
 from essc_gateway.liability.pending import PendingRecords
 from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.upstream.attempts import PlatformAttempt
@@ -156,3 +157,17 @@ def test_a_record_held_before_the_evidence_log_is_still_taken_back(tmp_path: Pat
         Clause.BANK,
         datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
     )
+
+
+async def test_a_held_record_keeps_its_holder_link_outside_its_entry(tmp_path: Path) -> None:
+    link = HolderLink("1.lookup-token", b"s" * 16)
+    linked = replace(record(9), holder_token="ref", holder_link=link)
+    PendingRecords(tmp_path).hold(linked)
+    [line] = pending_files(tmp_path)[0].read_text().splitlines()
+    assert json.loads(line)["holder_token"] == "ref"
+    after_restart = PendingRecords(tmp_path)
+    after_restart.load()
+    appended = Ledger()
+    await after_restart.flush(appended.append_if_absent)
+    assert appended.records == [linked]
+    assert appended.records[0].holder_link == link

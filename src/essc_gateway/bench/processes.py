@@ -114,7 +114,11 @@ def gateway_secrets(directory: Path, suite: Suite = Suite.AES256_GCM_HMAC_SHA256
             }
         ],
         "operators": [
-            {"operator_id": "bench-operator", "token_sha256": token_digest(operator_token)}
+            {
+                "operator_id": "bench-operator",
+                "token_sha256": token_digest(operator_token),
+                "roles": ["operator", "auditor"],
+            }
         ],
     }
     config_file = directory / "bench-config.json"

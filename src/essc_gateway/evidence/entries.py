@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from essc_gateway.access.model import AccessEvent
 from essc_gateway.domain.maintenance import (
     MaintenanceWindow,
     WindowKind,
@@ -29,6 +30,7 @@ from essc_gateway.liability.model import (
     LiabilityRecord,
     Outage,
 )
+from essc_gateway.privacy.model import Disclosure, Erasure
 from essc_gateway.upstream.attempts import attempt_from_dict, attempt_to_dict
 
 
@@ -41,6 +43,9 @@ class EntryKind(StrEnum):
     OUTAGE_CLOSED = "OUTAGE_CLOSED"
     REQUEST_COUNTS = "REQUEST_COUNTS"
     KEY_EVENT = "KEY_EVENT"
+    OPERATOR_ACCESS = "OPERATOR_ACCESS"
+    ERASURE = "ERASURE"
+    DISCLOSURE = "DISCLOSURE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +251,87 @@ def key_event_entry(event: KeyEvent) -> Entry:
                 "detail": event.detail,
             },
         ),
+    )
+
+
+def access_entry(event: AccessEvent) -> Entry:
+    """One OperatorService call, allowed or refused (A13(1)): who, what, on what, the answer;
+    never personal data (the target names banks, windows, versions, pseudonyms)."""
+    return Entry(
+        EntryKind.OPERATOR_ACCESS,
+        event.access_id,
+        _canonical(
+            EntryKind.OPERATOR_ACCESS,
+            {
+                "access_id": event.access_id,
+                "at": _time(event.at),
+                "operator": event.operator,
+                "method": event.method,
+                "target": event.target,
+                "code": event.code,
+                "reason": event.reason,
+            },
+        ),
+    )
+
+
+def erasure_entry(erasure: Erasure) -> Entry:
+    """A holder's erasure (A14): ground, reference, who and when, what went; the erasure id
+    is the only name it has for the holder."""
+    counts = erasure.counts
+    return Entry(
+        EntryKind.ERASURE,
+        erasure.erasure_id,
+        _canonical(
+            EntryKind.ERASURE,
+            {
+                "erasure_id": erasure.erasure_id,
+                "bank_id": erasure.bank_id,
+                "ground": erasure.ground.value,
+                "reference": erasure.reference,
+                "operator": erasure.operator,
+                "at": _time(erasure.at),
+                "cards": counts.cards,
+                "holder_keys": counts.holder_keys,
+                "records_unlinked": counts.records_unlinked,
+                "other_rows": counts.other_rows,
+            },
+        ),
+    )
+
+
+def disclosure_entry(disclosure: Disclosure) -> Entry:
+    """A disclosure (A13(2)): to whom, on what ground, which fields, by whom, when; the
+    holder only as a salted commitment."""
+    return Entry(
+        EntryKind.DISCLOSURE,
+        disclosure.disclosure_id,
+        _canonical(
+            EntryKind.DISCLOSURE,
+            {
+                "disclosure_id": disclosure.disclosure_id,
+                "bank_id": disclosure.bank_id,
+                "holder_ref": disclosure.holder_ref,
+                "recipient": disclosure.recipient,
+                "ground": disclosure.ground.value,
+                "reference": disclosure.reference,
+                "fields": list(disclosure.fields),
+                "operator": disclosure.operator,
+                "at": _time(disclosure.at),
+            },
+        ),
+    )
+
+
+def access_from_entry(data: Mapping[str, Any]) -> AccessEvent:
+    return AccessEvent(
+        access_id=str(data["access_id"]),
+        at=_required_time(data["at"]),
+        operator=str(data["operator"]),
+        method=str(data["method"]),
+        target=str(data["target"]),
+        code=str(data["code"]),
+        reason=str(data["reason"]),
     )
 
 

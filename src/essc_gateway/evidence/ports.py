@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from essc_gateway.evidence.entries import EntryKind
+from essc_gateway.evidence.entries import Entry, EntryKind
 from essc_gateway.evidence.log import LogEntry, LogHead, StoredCheckpoint
 from essc_gateway.evidence.merkle import NodeId
 
@@ -25,6 +25,14 @@ class EvidenceLogStore(Protocol):
 
     async def log_range(self, start: int, end: int) -> list[LogEntry]:
         """Entries with start <= index < end, by index."""
+        ...
+
+    async def append_evidence(self, entries: Sequence[Entry]) -> list[LogEntry]:
+        """Appends entries that stand alone (no table row of their own), in one commit."""
+        ...
+
+    async def log_entries_of_kind(self, kind: EntryKind, after: int, limit: int) -> list[LogEntry]:
+        """Up to `limit` entries of `kind` with an index above `after`, by index."""
         ...
 
     async def log_nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:

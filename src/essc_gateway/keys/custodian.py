@@ -105,6 +105,7 @@ class KeyCustodian:
         declared_at = self._clock.now()
         versions = await self._versions_of(bank_id)
         target = _find(versions, purpose, version)
+        _refuse_destroyed(target)
         compromised = [target]
         if purpose is KeyPurpose.BANK:  # everything it sealed is exposed with it
             compromised += [
@@ -158,6 +159,7 @@ class KeyCustodian:
         target = _find(versions, purpose, version)
         if target.state is KeyState.RETIRED:
             return
+        _refuse_destroyed(target)
         newer = [v for v in versions if v.purpose is purpose and v.version > version]
         if purpose is KeyPurpose.BANK or not newer:
             raise PreconditionFailed(
@@ -287,6 +289,17 @@ class KeyCustodian:
 def _current(versions: Sequence[KeyVersion], purpose: KeyPurpose) -> KeyVersion:
     active = [v for v in versions if v.purpose is purpose and v.state is KeyState.ACTIVE]
     return max(active, key=lambda v: v.version)
+
+
+def _refuse_destroyed(target: KeyVersion) -> None:
+    """A destroyed version is gone (its material erased): it cannot change state again, and
+    a row that claimed to hold it would break every replica's key loading."""
+    if target.state is KeyState.DESTROYED:
+        raise PreconditionFailed(
+            f"{target.key_id} is destroyed: nothing is left to retire or to declare",
+            reason=ErrorReason.KEY_IN_USE,
+            metadata={"key_id": target.key_id},
+        )
 
 
 def _find(versions: Sequence[KeyVersion], purpose: KeyPurpose, version: int) -> KeyVersion:

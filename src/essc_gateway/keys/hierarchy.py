@@ -60,6 +60,8 @@ def seal_child(bank_key: bytes, suite: Suite, child: bytes, child_id: str) -> by
 
 
 def open_child(bank_key: bytes, suite: Suite, sealed: bytes, child_id: str) -> bytes:
+    if len(sealed) <= NONCE_BYTES:  # a destroyed or damaged row: a load error, not a crash
+        raise KeyLoadError(f"key {child_id} has no wrapped material")
     nonce, body = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
     try:
         return aead(suite, bank_key).decrypt(nonce, body, child_id.encode())

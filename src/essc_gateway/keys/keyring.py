@@ -94,6 +94,10 @@ class BankKeyring:
     def lookup_version(self) -> int:
         return self._lookup_current
 
+    def data_version_compromised(self, version: int) -> bool:
+        """Whether DATA `version` was declared compromised (K7)."""
+        return version in self._data.refused
+
     @property
     def data_version(self) -> int:
         return self._data.current

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 
 from essc_gateway.clock import Clock
@@ -99,6 +100,8 @@ class HolderKeyMover:
                 await self.work_once()
             except StoreError as error:  # the store away: try again at the next look
                 log.warning("key jobs: %s", error)
+            except Exception:  # never the end of key jobs on this replica
+                log.exception("key jobs: unexpected failure")
             await asyncio.sleep(interval)
 
     async def work_once(self) -> None:
@@ -107,15 +110,24 @@ class HolderKeyMover:
                 continue
             now = self._clock.now()
             leased = await self._store.lease_key_job(job.job_id, self._me, now, now + self._lease)
-            if leased is not None:
-                try:
-                    await self._work(leased)
-                except ClaimLost:
-                    log.info("key job %s: taken over by another replica", job.job_id)
+            if leased is None:
+                continue
+            try:
+                await self._work(leased)
+            except ClaimLost:
+                log.info("key job %s: taken over by another replica", job.job_id)
+            except StoreError:
+                raise
+            except Exception as error:  # one job's failure must not stop the others
+                # Type only: a message could quote what a card holds. The job stays
+                # unfinished; its lease runs out and the next look tries it again.
+                log.error("key job %s failed: %s", job.job_id, type(error).__name__)
 
     async def _work(self, job: KeyJob) -> None:
         if job.purpose is KeyPurpose.LOOKUP:
             await self._work_lookup(job)
+            return
+        if not await self._caught_up(job, lambda: self._keys.bank(job.bank_id).data_version):
             return
         keyring = self._keys.bank(job.bank_id)
         while keyring.data_version == job.target_version:
@@ -135,7 +147,19 @@ class HolderKeyMover:
         await self._store.finish_key_job(job.job_id, self._me, self._clock.now())
         log.info("key job %s finished", job.job_id)
 
+    async def _caught_up(self, job: KeyJob, version: Callable[[], int]) -> bool:
+        """Whether this replica holds the job's target version (reloading once if not):
+        a replica behind must neither move rows nor close the job as done."""
+        if version() < job.target_version:
+            await self._keys.reload([job.bank_id])
+        if version() < job.target_version:
+            log.info("key job %s: keys not reloaded yet, left for later", job.job_id)
+            return False
+        return True
+
     async def _work_lookup(self, job: KeyJob) -> None:
+        if not await self._caught_up(job, lambda: self._keys.bank(job.bank_id).lookup_version):
+            return
         while self._keys.bank(job.bank_id).lookup_version == job.target_version:
             tokens = await self._store.holder_tokens_to_move(
                 job.bank_id, job.target_version, self._batch
@@ -166,7 +190,10 @@ class HolderKeyMover:
     async def _move(self, job: KeyJob, stored: WrappedHolderKey) -> HolderKeyMove:
         suite, raw = self._holder_keys.unwrap_raw(stored)
         now = self._clock.now()
-        if not job.rekey:
+        # A holder key wrapped under a compromised DATA version is exposed with it: replaced,
+        # whichever job meets it (a rotation's job may run after the incident's).
+        compromised = self._keys.bank(stored.bank_id).data_version_compromised(stored.data_version)
+        if not job.rekey and not compromised:
             new = self._holder_keys.wrap(
                 stored.bank_id, stored.holder_token, stored.key_id, suite, raw, now
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import secrets
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from essc_gateway.clock import Clock
 from essc_gateway.errors import GatewayError, PlatformError
 from essc_gateway.liability.classify import Classifier
-from essc_gateway.liability.model import Clause, LiabilityRecord
+from essc_gateway.liability.model import Clause, HolderLink, LiabilityRecord, holder_ref
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.pending import PendingRecords
 from essc_gateway.liability.ports import LedgerStore
@@ -74,6 +75,9 @@ class Ledger:
         )
         if verdict.outage_id is not None:
             self._outages.affect(error.metadata.get("operation", ""), bank_id, span_context)
+        token = holder_token or request_holder_token.get()
+        link = None if token is None else HolderLink(token, secrets.token_bytes(16))
+        ref = None if link is None else holder_ref(bank_id, link.lookup_token, link.salt)
         record = LiabilityRecord(
             seq=0,
             request_id=uuid.uuid4().hex,
@@ -88,11 +92,12 @@ class Ledger:
             outage_id=verdict.outage_id,
             window_id=verdict.window_id,
             incident_id=verdict.incident_id,
-            holder_token=holder_token or request_holder_token.get(),
+            holder_token=ref,
             arrived_at=arrival,
             deadline_at=deadline_at,
             attempts=error.attempts if isinstance(error, PlatformError) else (),
             window_version=verdict.window_version,
+            holder_link=link,
         )
         defer = (
             refused_in_window

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -114,6 +115,30 @@ class Outage:
         return max((end - self.started_at).total_seconds(), 0.0) / 60
 
 
+PRIVATE = "private"
+"""Field metadata: never written out (reports, JSON); derived from personal data."""
+
+
+@dataclass(frozen=True, slots=True)
+class HolderLink:
+    """Ties a liability record to its holder: the holder's lookup token at the bank and the
+    random salt of the record's `holder_ref`. Kept outside the evidence; erasure deletes it."""
+
+    lookup_token: str
+    salt: bytes
+
+    def __repr__(self) -> str:
+        return "HolderLink(...)"  # the token is derived from an ID number
+
+
+def holder_ref(bank_id: str, lookup_token: str, salt: bytes) -> str:
+    """The holder's reference in a record: SHA-256 over the salt, the bank and the token.
+    With the link the bank shows whose record it is; without it (erased) nobody can."""
+    return hashlib.sha256(
+        salt + b"\x1f" + bank_id.encode() + b"\x1f" + lookup_token.encode()
+    ).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class LiabilityRecord:
     """One failed request and the clause that applies; an entry of the evidence log."""
@@ -136,7 +161,9 @@ class LiabilityRecord:
     window_id: str | None = None
     incident_id: str | None = None
     holder_token: str | None = None
-    """Keyed lookup token of the holder's ID number, for complaints (never the ID itself)."""
+    """The holder's reference in the evidence: a commitment to the holder (`holder_ref`),
+    never the ID number nor its lookup token. It leads to the holder only through the
+    record's `HolderLink` row, which erasure deletes (A14); then it means nothing."""
     arrived_at: datetime | None = None
     """When the request arrived: what incidents and windows are judged on."""
     deadline_at: datetime | None = None
@@ -147,6 +174,9 @@ class LiabilityRecord:
     """The version of the window that applied."""
     log_index: int | None = None
     """Its leaf in the evidence log (the store's)."""
+    holder_link: HolderLink | None = field(default=None, metadata={PRIVATE: True})
+    """What ties `holder_token` to the holder: stored beside the record (for complaints),
+    never in the evidence, a report or a log; erased with the holder."""
 
     @property
     def arrival(self) -> datetime:
@@ -159,7 +189,7 @@ class LiabilityRecord:
             seq, self.request_id, self.trace_id, self.bank_id, self.rpc, self.at,
             self.status_code, self.reason, self.clause, self.evidence, self.outage_id,
             self.window_id, self.incident_id, self.holder_token, self.arrived_at,
-            self.deadline_at, self.attempts, self.window_version, log_index,
+            self.deadline_at, self.attempts, self.window_version, log_index, self.holder_link,
         )  # fmt: skip
 
 

@@ -11,10 +11,11 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from essc_gateway.evidence.entries import parse, record_entry, record_from_entry
-from essc_gateway.liability.model import LiabilityRecord
+from essc_gateway.liability.model import HolderLink, LiabilityRecord
 from essc_gateway.store.base import StoreUnavailable
 
 log = logging.getLogger("essc_gateway.ledger")
@@ -25,10 +26,19 @@ FILE_PREFIX = "ledger-pending."
 FILE_SUFFIX = ".jsonl"
 
 
+_LINK = "holder_link"
+"""Beside the entry's fields in a held line: the link is stored with the record, not logged."""
+
+
 def _to_json(record: LiabilityRecord) -> str:
     """The record as its log entry will hold it (every field: arrival, deadline, attempts,
-    the window version), one line."""
-    return record_entry(record).body.decode()
+    the window version), and its holder link, one line."""
+    if record.holder_link is None:
+        return record_entry(record).body.decode()
+    entry = json.loads(record_entry(record).body)
+    link = record.holder_link
+    entry[_LINK] = {"lookup_token": link.lookup_token, "salt": link.salt.hex()}
+    return json.dumps(entry, ensure_ascii=False)
 
 
 def _from_json(line: str) -> LiabilityRecord:
@@ -43,8 +53,14 @@ def _from_json(line: str) -> LiabilityRecord:
             "attempts": [],
             "window_version": None,
         }
+    link = data.pop(_LINK, None)
     _, fields = parse(json.dumps(data).encode())
-    return record_from_entry(fields)
+    record = record_from_entry(fields)
+    if link is None:
+        return record
+    return replace(
+        record, holder_link=HolderLink(str(link["lookup_token"]), bytes.fromhex(link["salt"]))
+    )
 
 
 class PendingRecords:

@@ -13,6 +13,7 @@ from typing import Any
 
 from essc_gateway.liability.model import (
     CLAUSE_DESCRIPTIONS,
+    PRIVATE,
     Clause,
     LiabilityReport,
     MonthlyStatement,
@@ -36,7 +37,11 @@ def _plain(value: object) -> Any:
     """A model value as JSON data: dataclasses by their fields in declaration order, mappings
     sorted by key, sets as sorted lists, leaves by `_leaf`."""
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in fields(value)
+            if not f.metadata.get(PRIVATE)
+        }
     if isinstance(value, Mapping):
         return {str(_leaf(k)): _plain(v) for k, v in sorted(value.items())}
     if isinstance(value, frozenset | set | tuple | list):

@@ -520,8 +520,9 @@ class IssuanceService:
                     self._clock.now(),
                     progress.claim,
                     new_key,
+                    holder.key_id,
                 )
-            except HolderKeyTaken:  # a returning holder, or a request that stored one first
+            except HolderKeyTaken:  # a request that stored one first, or a key job replaced it
                 self._vault.forget_key(bank_id, holder_token)
                 continue
             self._vault.remember_key(bank_id, holder_token, holder)

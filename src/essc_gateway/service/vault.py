@@ -46,8 +46,16 @@ class IssueDraft:
 
 
 def _sealed_field(card: CardRecord, field: str) -> bytes:
-    sealed = {"id_number": card.id_number_sealed, "card_number": card.card_number_sealed}
-    return sealed[field]
+    sealed = {
+        "name": card.name_sealed,
+        "id_number": card.id_number_sealed,
+        "phone": card.phone_sealed,
+        "card_number": card.card_number_sealed,
+        "guardian": card.guardian_sealed,
+    }[field]
+    if sealed is None:
+        raise DecryptionError(f"the card has no {field}")
+    return sealed
 
 
 def _place(table: str, row_id: str, field: str) -> str:
@@ -186,6 +194,30 @@ class Vault:
 
     async def id_number(self, card: CardRecord) -> str:
         return await self._open(card, "id_number")
+
+    async def personal_fields(self, card: CardRecord) -> dict[str, str]:
+        """The card's personal fields in clear (a disclosure, A13(2)): name, ID number,
+        phone, card number, and the guardian's name, ID number and phone if any."""
+        fields = {
+            "name": await self._open(card, "name"),
+            "id_number": await self._open(card, "id_number"),
+            "mobile_phone": await self._open(card, "phone"),
+            "card_number": await self._open(card, "card_number"),
+        }
+        if card.guardian_sealed is not None:
+            guardian = json.loads(await self._open(card, "guardian"))
+            fields |= {f"guardian_{name}": str(value) for name, value in guardian.items()}
+        return fields
+
+    def draft_holder_token(self, bank_id: str, idempotency_key: str, sealed: bytes) -> str:
+        """The holder token an issuance's sealed draft names (erasure checks that none of
+        the holder's issuances is unsettled)."""
+        payload = json.loads(
+            self._keys.bank(bank_id).open(
+                sealed, _place(FORWARD_TABLE, f"{bank_id}:{idempotency_key}", "payload")
+            )
+        )
+        return str(payload["holder_token"])
 
     def seal_draft(self, draft: IssueDraft) -> bytes:
         guardian = draft.guardian

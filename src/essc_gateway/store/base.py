@@ -189,11 +189,15 @@ class Store(Protocol):
         now: datetime,
         claim: str,
         new_holder_key: WrappedHolderKey | None = None,
+        holder_key_id: str | None = None,
     ) -> None:
         """Marks the attempt done and, in the same transaction, stores `new_card` if given
         (with `new_holder_key`, the key its fields are sealed under, when the holder had
-        none) and removes the attempt from the forward queue. `claim`: the claim that holds the
-        key (of the request, or of the forwarder for an attempt accepted for forwarding).
+        none) and removes the attempt from the forward queue. `holder_key_id`: the stored
+        key the card is sealed under; if the holder's stored key is another by then (a key
+        job replaced it), HolderKeyTaken, nothing written (None: not checked). `claim`: the
+        claim that holds the key (of the request, or of the forwarder for an attempt accepted
+        for forwarding).
         Done already with the same card: nothing to do.
 
         Raises:

@@ -21,6 +21,8 @@ class SharedTopic(StrEnum):
     CIRCUITS = "circuits"
     OUTAGES = "outages"
     KEYS = "keys"
+    HOLDERS = "holders"
+    """A holder erased: every replica drops the holder keys it holds in memory."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -302,4 +302,47 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE key_jobs ADD COLUMN purpose TEXT NOT NULL DEFAULT 'DATA';
     """,
+    # 14: what ties a liability record to its holder, outside the evidence (A14: erasure
+    # deletes it; records written before name the lookup token itself, salt NULL), and
+    # disclosures (A13(2)).
+    """
+    CREATE TABLE holder_links (
+        request_id TEXT PRIMARY KEY,
+        bank_id TEXT NOT NULL,
+        holder_token TEXT NOT NULL,
+        salt BLOB
+    );
+    CREATE INDEX holder_links_by_holder ON holder_links (bank_id, holder_token);
+    INSERT INTO holder_links (request_id, bank_id, holder_token, salt)
+        SELECT request_id, bank_id, holder_token, NULL FROM liability_records
+        WHERE holder_token IS NOT NULL;
+    -- Disclosures of a holder's data to third parties (A13(2)), found by the holder.
+    CREATE TABLE disclosures (
+        disclosure_id TEXT PRIMARY KEY,
+        bank_id TEXT NOT NULL,
+        holder_token TEXT NOT NULL,
+        holder_ref TEXT NOT NULL,
+        at TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        ground TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        fields TEXT NOT NULL
+    );
+    CREATE INDEX disclosures_by_holder ON disclosures (bank_id, holder_token);
+    -- Erasures of many holders (a bank stopping the service, retention), resumable.
+    CREATE TABLE erasure_jobs (
+        job_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        bank_id TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        erased INTEGER NOT NULL DEFAULT 0,
+        waiting INTEGER NOT NULL DEFAULT 0,
+        holder TEXT,
+        lease_until TEXT
+    );
+    """,
 )

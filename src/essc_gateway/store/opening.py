@@ -11,6 +11,7 @@ from essc_gateway.evidence.merkle import TreeHash
 from essc_gateway.evidence.ports import EvidenceLogStore
 from essc_gateway.keys.ports import KeyStore
 from essc_gateway.liability.ports import LedgerStore
+from essc_gateway.privacy.ports import ErasureJobStore, PrivacyStore
 from essc_gateway.store.append_queue import AppendObserver
 from essc_gateway.store.base import Store
 from essc_gateway.store.cluster import ClusterStore
@@ -20,7 +21,16 @@ from essc_gateway.store.postgres import PostgresStore
 from essc_gateway.store.sqlite import SqliteStore
 
 
-class GatewayStore(Store, LedgerStore, ClusterStore, EvidenceLogStore, KeyStore, Protocol):
+class GatewayStore(
+    Store,
+    LedgerStore,
+    ClusterStore,
+    EvidenceLogStore,
+    KeyStore,
+    PrivacyStore,
+    ErasureJobStore,
+    Protocol,
+):
     """Everything the gateway keeps, in one database, whichever adapter."""
 
     @property

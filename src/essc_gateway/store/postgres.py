@@ -59,6 +59,7 @@ from essc_gateway.store.postgres_evidence import (
 )
 from essc_gateway.store.postgres_keys import PostgresKeyJobs, PostgresKeyTables
 from essc_gateway.store.postgres_ledger import PostgresLedgerTables
+from essc_gateway.store.postgres_privacy import PostgresErasureJobs, PostgresPrivacyTables
 from essc_gateway.store.postgres_schema import Db, migrate
 from essc_gateway.store.rows import (
     CARD_COLUMNS,
@@ -117,11 +118,17 @@ async def _write_window(db: Db, window: MaintenanceWindow, recorded_at: datetime
 # The attempt first: the card goes in only if this claim still holds the key (a CTE sees
 # another's RETURNING rows, not its effects); a second live card of the holder fails it all.
 _COMPLETE_WITH_CARD = (
-    "WITH done AS (UPDATE issue_attempts SET state = $1, outcome = $2, "  # noqa: S608
+    # The stored key the card is sealed under, still the holder's: locked FOR SHARE until
+    # commit, so that a key job replacing it waits and then sees this card ($29 NULL: a
+    # new key, inserted below, or not checked).
+    "WITH held AS (SELECT 1 FROM holder_keys WHERE bank_id = $11 AND holder_token = $12 "  # noqa: S608
+    "AND key_id = $29 FOR SHARE), "
+    "done AS (UPDATE issue_attempts SET state = $1, outcome = $2, "
     "essc_id = $3, completed_at = $4, draft_sealed = NULL, claim = NULL "
     "WHERE bank_id = $5 AND idempotency_key = $6 AND ((state = $7 AND claim = $8) "
     "OR (state = $9 AND EXISTS (SELECT 1 FROM forward_queue q WHERE "
-    "q.bank_id = $5 AND q.idempotency_key = $6 AND q.claim = $8))) RETURNING 1), "
+    "q.bank_id = $5 AND q.idempotency_key = $6 AND q.claim = $8))) "
+    "AND ($29::text IS NULL OR EXISTS (SELECT 1 FROM held)) RETURNING 1), "
     "card AS (INSERT INTO cards (" + CARD_COLUMNS + ") "
     "SELECT $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
     "$23, $24 WHERE EXISTS (SELECT 1 FROM done) ON CONFLICT (essc_id) DO NOTHING), "
@@ -132,7 +139,7 @@ _COMPLETE_WITH_CARD = (
     "hk AS (INSERT INTO holder_keys (bank_id, holder_token, key_id, data_version, wrapped, "
     "created_at) SELECT $11, $12, $25, $26, $27, $28 "
     "WHERE $25::text IS NOT NULL AND EXISTS (SELECT 1 FROM done)) "
-    "SELECT count(*) FROM done"
+    "SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM held) AS held"
 )
 
 
@@ -141,6 +148,8 @@ async def _no_reset(connection: object) -> None:
 
 
 class PostgresStore(
+    PostgresPrivacyTables,
+    PostgresErasureJobs,
     PostgresLedgerTables,
     PostgresClusterTables,
     PostgresEvidenceTables,
@@ -374,7 +383,10 @@ class PostgresStore(
         now: datetime,
         claim: str,
         new_holder_key: WrappedHolderKey | None = None,
+        holder_key_id: str | None = None,
     ) -> None:
+        expected_key = holder_key_id if new_holder_key is None else None
+
         async def in_one_statement(db: Db) -> bool:
             # The attempt done, the card, the queue entry gone: one statement, atomic.
             values = [getattr(new_card, name) for name in CARD_COLUMNS.split(", ")]
@@ -385,7 +397,7 @@ class PostgresStore(
                 else [None, None, None, None]
             )
             with live_card_conflict():
-                done = await db.fetchval(
+                row = await db.fetchrow(
                     _COMPLETE_WITH_CARD,
                     IssueAttemptState.COMPLETED.value,
                     outcome,
@@ -398,8 +410,12 @@ class PostgresStore(
                     IssueAttemptState.FORWARD_PENDING.value,
                     *values,
                     *key_values,
+                    expected_key,
                 )
-            return bool(done)
+            assert row is not None
+            if expected_key is not None and not row["held"]:
+                raise HolderKeyTaken("the holder's key was replaced: seal under the stored one")
+            return bool(row["done"])
 
         async def work(db: Db) -> bool:  # no card to record (ALREADY_HELD)
             done = await db.fetchval(
@@ -432,7 +448,15 @@ class PostgresStore(
             # statement. Anything else (a forward, a key taken over) goes alone below.
             completed = await self._completions.submit(
                 Completion(
-                    bank_id, idempotency_key, outcome, essc_id, new_card, now, claim, new_holder_key
+                    bank_id,
+                    idempotency_key,
+                    outcome,
+                    essc_id,
+                    new_card,
+                    now,
+                    claim,
+                    new_holder_key,
+                    expected_key,
                 )
             )
         if not completed and new_card is not None:

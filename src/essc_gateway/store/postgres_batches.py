@@ -34,6 +34,8 @@ class Completion:
     now: datetime
     claim: str
     holder_key: WrappedHolderKey | None = None
+    expected_key: str | None = None
+    """The stored holder key the card is sealed under (None: a new key, or not checked)."""
 
 
 _CLAIM_MANY = (
@@ -55,12 +57,19 @@ _COMPLETE_MANY = (
     # RETURNING rows): a key taken over meanwhile writes nothing.
     "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "  # noqa: S608
     f"$20::timestamptz[], $21::text[], {_CARD_ARRAYS}, $24::text[], $25::integer[], "
-    "$26::bytea[], $27::timestamptz[]) AS i(a_bank, a_key, a_outcome, a_essc, "
-    f"a_at, a_claim, {_CARD_NAMES}, h_key, h_version, h_wrapped, h_at)), "
+    "$26::bytea[], $27::timestamptz[], $28::text[]) AS i(a_bank, a_key, a_outcome, a_essc, "
+    f"a_at, a_claim, {_CARD_NAMES}, h_key, h_version, h_wrapped, h_at, h_expect)), "
+    # The stored keys cards are sealed under, still their holders': locked until commit (a
+    # key job replacing one waits, then sees the card). One replaced: that completion is
+    # not done here, and alone it learns HolderKeyTaken.
+    "held AS (SELECT i.a_bank, i.a_key FROM input i JOIN holder_keys k ON "
+    "k.bank_id = i.bank_id AND k.holder_token = i.holder_token AND k.key_id = i.h_expect "
+    "FOR SHARE OF k), "
     "done AS (UPDATE issue_attempts a SET state = $22, outcome = i.a_outcome, "
     "essc_id = i.a_essc, completed_at = i.a_at, draft_sealed = NULL, claim = NULL FROM input i "
     "WHERE a.bank_id = i.a_bank AND a.idempotency_key = i.a_key AND a.state = $23 "
-    "AND a.claim = i.a_claim RETURNING a.bank_id, a.idempotency_key), "
+    "AND a.claim = i.a_claim AND (i.h_expect IS NULL OR EXISTS (SELECT 1 FROM held h "
+    "WHERE h.a_bank = i.a_bank AND h.a_key = i.a_key)) RETURNING a.bank_id, a.idempotency_key), "
     f"card AS (INSERT INTO cards ({CARD_COLUMNS}) SELECT {_CARD_FROM_INPUT} "
     "FROM input i JOIN done d ON d.bank_id = i.a_bank AND d.idempotency_key = i.a_key "
     "ON CONFLICT (essc_id) DO NOTHING), "
@@ -111,6 +120,7 @@ async def complete_many(db: Db, completions: list[Completion]) -> list[bool]:
             [c.holder_key.data_version if c.holder_key else None for c in completions],
             [c.holder_key.wrapped if c.holder_key else None for c in completions],
             [c.holder_key.created_at if c.holder_key else None for c in completions],
+            [c.expected_key for c in completions],
         )
     done = {(row["bank_id"], row["idempotency_key"]) for row in rows}
     return [(c.bank_id, c.idempotency_key) in done for c in completions]

@@ -189,6 +189,24 @@ class PostgresEvidenceTables:
             )
         return [_entry(r) for r in rows]
 
+    async def append_evidence(self, entries: Sequence[Entry]) -> list[LogEntry]:
+        """Entries that stand alone (an operator's access, a disclosure), in one commit."""
+
+        async def work(db: Db) -> list[LogEntry]:
+            return await log_append(db, entries)
+
+        return await self._write(work)
+
+    async def log_entries_of_kind(self, kind: EntryKind, after: int, limit: int) -> list[LogEntry]:
+        rows = await self._rows(
+            f"SELECT {_COLUMNS} FROM evidence_log WHERE kind = $1 AND idx > $2 "  # noqa: S608
+            "ORDER BY idx LIMIT $3",
+            kind.value,
+            after,
+            limit,
+        )
+        return [_entry(r) for r in rows]
+
     async def log_range(self, start: int, end: int) -> list[LogEntry]:
         rows = await self._rows(
             f"SELECT {_COLUMNS} FROM evidence_log WHERE idx >= $1 AND idx < $2 ORDER BY idx",  # noqa: S608

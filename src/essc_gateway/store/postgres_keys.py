@@ -119,8 +119,7 @@ class PostgresKeyTables:
             rows = await self._rows(
                 "SELECT (SELECT count(*) FROM cards WHERE bank_id = $1 AND holder_token "
                 "LIKE $2) + (SELECT count(*) FROM holder_keys WHERE bank_id = $1 AND "
-                "holder_token LIKE $2) + (SELECT count(*) FROM liability_records WHERE "
-                "bank_id = $1 AND holder_token LIKE $2)",
+                "holder_token LIKE $2)",
                 bank_id,
                 f"{version}.%",
             )
@@ -227,6 +226,10 @@ class PostgresKeyJobs:
             moved = 0
             for move in moves:
                 old, new = move.old, move.new
+                if new.key_id != old.key_id and not await _same_cards(
+                    db, old.bank_id, old.holder_token, old.key_id, move.cards
+                ):
+                    continue  # a card came meanwhile: the next batch seals it too
                 done = await db.fetchval(
                     "UPDATE holder_keys SET key_id = $1, data_version = $2, wrapped = $3 "
                     "WHERE bank_id = $4 AND holder_token = $5 AND key_id = $6 AND "
@@ -272,6 +275,8 @@ class PostgresKeyJobs:
             await _renew_lease(db, job_id, holder, until)
             moved = 0
             for m in moves:
+                if m.merges and not await _same_cards(db, m.bank_id, m.old_token, None, m.reseals):
+                    continue  # a card came meanwhile: the next batch seals it too
                 cards = await db.fetchval(
                     "WITH c AS (UPDATE cards SET holder_token = $1 WHERE bank_id = $2 AND "
                     "holder_token = $3 RETURNING 1) SELECT count(*) FROM c",
@@ -314,6 +319,14 @@ class PostgresKeyJobs:
                     m.new_token,
                     m.old_token,
                 )
+                for table in ("holder_links", "disclosures"):  # still found by the holder
+                    await db.execute(
+                        f"UPDATE {table} SET holder_token = $1 WHERE bank_id = $2 AND "  # noqa: S608
+                        "holder_token = $3",
+                        m.new_token,
+                        m.bank_id,
+                        m.old_token,
+                    )
             await db.execute(
                 "UPDATE key_jobs SET done = done + $1 WHERE job_id = $2", moved, job_id
             )
@@ -380,6 +393,30 @@ class PostgresKeyJobs:
             await log_append(db, [key_event_entry(e) for e in events])
 
         await self._write(work)
+
+
+async def _same_cards(
+    db: Db, bank_id: str, holder_token: str, key_id: str | None, reseals: Sequence[CardReseal]
+) -> bool:
+    """Whether the holder's cards are exactly those sealed again: a card stored after the
+    job read them would stay under a key the move deletes. The holder key's row is locked
+    first: an Issue storing a card under it holds it FOR SHARE until it commits, so the
+    cards read next include that card."""
+    locked = await db.fetchval(
+        "SELECT 1 FROM holder_keys WHERE bank_id = $1 AND holder_token = $2 "
+        "AND ($3::text IS NULL OR key_id = $3) FOR UPDATE",
+        bank_id,
+        holder_token,
+        key_id,
+    )
+    if locked is None:
+        return False
+    rows = await db.fetch(
+        "SELECT essc_id FROM cards WHERE bank_id = $1 AND holder_token = $2",
+        bank_id,
+        holder_token,
+    )
+    return {str(r[0]) for r in rows} == {c.essc_id for c in reseals}
 
 
 async def _renew_lease(db: Db, job_id: str, holder: str, until: datetime) -> None:

@@ -81,6 +81,16 @@ async def insert_logged(db: Db, records: list[LiabilityRecord]) -> list[Liabilit
         if "request_id" not in (violation.constraint_name or ""):
             raise
         raise DuplicateRecord("a liability record with this request id exists") from None
+    linked = [r for r in records if r.holder_link is not None]
+    if linked:
+        await db.execute(
+            "INSERT INTO holder_links (request_id, bank_id, holder_token, salt) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])",
+            [r.request_id for r in linked],
+            [r.bank_id for r in linked],
+            [r.holder_link.lookup_token for r in linked if r.holder_link is not None],
+            [r.holder_link.salt for r in linked if r.holder_link is not None],
+        )
     seqs = {row["request_id"]: int(row["seq"]) for row in numbered}
     return [
         r.placed(seqs[r.request_id], e.index)
@@ -128,9 +138,12 @@ class PostgresLedgerTables(LedgerAppendQueue):
     ) -> list[LiabilityRecord]:
         await self.drain_appends()
         rows = await self._rows(
-            f"{RECORD_SELECT} "
+            # The holder's lookup token: through the links (the record holds a commitment).
+            f"{RECORD_SELECT} "  # noqa: S608 - constants
             "WHERE at >= $1 AND at < $2 AND ($3::text IS NULL OR bank_id = $3) "
-            "AND ($4::text IS NULL OR holder_token = $4) ORDER BY seq",
+            "AND ($4::text IS NULL OR request_id IN (SELECT l.request_id FROM holder_links l "
+            "WHERE l.bank_id = liability_records.bank_id AND l.holder_token = $4)) "
+            "ORDER BY seq",
             since,
             until,
             bank_id,

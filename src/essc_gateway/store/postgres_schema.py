@@ -309,6 +309,49 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE key_jobs ADD COLUMN purpose text NOT NULL DEFAULT 'DATA';
     """,
+    # 14: what ties a liability record to its holder, outside the evidence (A14: erasure
+    # deletes it; records written before name the lookup token itself, salt NULL), and
+    # disclosures (A13(2)).
+    """
+    CREATE TABLE holder_links (
+        request_id text PRIMARY KEY,
+        bank_id text NOT NULL,
+        holder_token text NOT NULL,
+        salt bytea
+    );
+    CREATE INDEX holder_links_by_holder ON holder_links (bank_id, holder_token);
+    INSERT INTO holder_links (request_id, bank_id, holder_token, salt)
+        SELECT request_id, bank_id, holder_token, NULL FROM liability_records
+        WHERE holder_token IS NOT NULL;
+    -- Disclosures of a holder's data to third parties (A13(2)), found by the holder.
+    CREATE TABLE disclosures (
+        disclosure_id text PRIMARY KEY,
+        bank_id text NOT NULL,
+        holder_token text NOT NULL,
+        holder_ref text NOT NULL,
+        at timestamptz NOT NULL,
+        operator text NOT NULL,
+        recipient text NOT NULL,
+        ground text NOT NULL,
+        reference text NOT NULL,
+        fields text NOT NULL
+    );
+    CREATE INDEX disclosures_by_holder ON disclosures (bank_id, holder_token);
+    -- Erasures of many holders (a bank stopping the service, retention), resumable.
+    CREATE TABLE erasure_jobs (
+        job_id text PRIMARY KEY,
+        kind text NOT NULL,
+        bank_id text NOT NULL,
+        reference text NOT NULL,
+        operator text NOT NULL,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz,
+        erased bigint NOT NULL DEFAULT 0,
+        waiting bigint NOT NULL DEFAULT 0,
+        holder text,
+        lease_until timestamptz
+    );
+    """,
 )
 
 # pg_advisory_xact_lock's key space is shared by everything on the server: a constant of

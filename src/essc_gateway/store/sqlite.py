@@ -57,8 +57,14 @@ from essc_gateway.store.sqlite_evidence import (
     log_append,
     settle_tree_hash,
 )
-from essc_gateway.store.sqlite_keys import SqliteKeyJobs, SqliteKeyTables, insert_holder_key
+from essc_gateway.store.sqlite_keys import (
+    SqliteKeyJobs,
+    SqliteKeyTables,
+    insert_holder_key,
+    require_holder_key,
+)
 from essc_gateway.store.sqlite_ledger import LedgerTables
+from essc_gateway.store.sqlite_privacy import SqliteErasureJobs, SqlitePrivacyTables
 from essc_gateway.store.sqlite_util import one_row, text_of, time_or_none, uncancellable
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -148,6 +154,9 @@ def configure(connection: sqlite3.Connection, synchronous: Synchronous) -> None:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute(f"PRAGMA synchronous={synchronous}")
     connection.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten with zeros, not left in free space: an erased holder's
+    # ciphertexts, tokens and wrapped key leave no readable copy in the file (A14).
+    connection.execute("PRAGMA secure_delete=ON")
 
 
 @contextmanager
@@ -178,7 +187,13 @@ def _migrate(connection: sqlite3.Connection) -> None:
 
 
 class SqliteStore(
-    LedgerTables, SqliteClusterTables, EvidenceTables, SqliteKeyTables, SqliteKeyJobs
+    LedgerTables,
+    SqliteClusterTables,
+    EvidenceTables,
+    SqliteKeyTables,
+    SqliteKeyJobs,
+    SqlitePrivacyTables,
+    SqliteErasureJobs,
 ):
     """`Store` on a SQLite file. Build it with `await SqliteStore.open(path)`."""
 
@@ -347,9 +362,12 @@ class SqliteStore(
         now: datetime,
         claim: str,
         new_holder_key: WrappedHolderKey | None = None,
+        holder_key_id: str | None = None,
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             if new_card is not None:
+                if new_holder_key is None and holder_key_id is not None:
+                    require_holder_key(db, bank_id, new_card.holder_token, holder_key_id)
                 _insert_card(db, new_card)
                 if new_holder_key is not None:
                     insert_holder_key(db, new_holder_key)

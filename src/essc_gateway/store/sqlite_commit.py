@@ -98,6 +98,19 @@ class BatchWriter:
             if written:
                 self.health.report(True)
 
+    async def checkpoint_and_truncate(self) -> bool:
+        """Copies the WAL into the database file and empties it (outside any transaction, on
+        the writer's thread): pages erased with `secure_delete` then keep no old copy in the
+        WAL. False if a reader kept it from finishing (try again)."""
+
+        def checkpoint() -> bool:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return not busy
+
+        while self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, checkpoint)
+
     async def close(self) -> None:
         """Waits for the writes in flight, then closes the connection and the thread."""
         while self._drainer is not None and not self._drainer.done():

@@ -167,6 +167,18 @@ class EvidenceTables:
             where = "kind = '" + kind.value + "' AND ref IN ({})"  # an enum value, not input
         return await self._entries_where(where, refs)
 
+    async def append_evidence(self, entries: Sequence[Entry]) -> list[LogEntry]:
+        """Entries that stand alone (an operator's access, a disclosure), in one commit."""
+        return await self._write(lambda db: log_append(db, entries))
+
+    async def log_entries_of_kind(self, kind: EntryKind, after: int, limit: int) -> list[LogEntry]:
+        rows = await self._rows(
+            "SELECT idx, kind, ref, body, leaf_hash FROM evidence_log "
+            "WHERE kind = ? AND idx > ? ORDER BY idx LIMIT ?",
+            (kind.value, after, limit),
+        )
+        return [_entry(r) for r in rows]
+
     async def log_range(self, start: int, end: int) -> list[LogEntry]:
         rows = await self._rows(
             "SELECT idx, kind, ref, body, leaf_hash FROM evidence_log "

@@ -116,8 +116,7 @@ class SqliteKeyTables:
             rows = await self._rows(
                 "SELECT (SELECT count(*) FROM cards WHERE bank_id = ?1 AND holder_token "
                 "LIKE ?2) + (SELECT count(*) FROM holder_keys WHERE bank_id = ?1 AND "
-                "holder_token LIKE ?2) + (SELECT count(*) FROM liability_records WHERE "
-                "bank_id = ?1 AND holder_token LIKE ?2)",
+                "holder_token LIKE ?2)",
                 (bank_id, prefix),
             )
             return int(rows[0][0])
@@ -140,6 +139,19 @@ class SqliteKeyTables:
             (bank_id, holder_token),
         )
         return holder_key_from(rows[0], time_or_none) if rows else None
+
+
+def require_holder_key(
+    db: sqlite3.Connection, bank_id: str, holder_token: str, key_id: str
+) -> None:
+    """In the card's transaction: the holder's stored key is still `key_id` (a key job may
+    have replaced it since it was read). Raises HolderKeyTaken otherwise."""
+    row = db.execute(
+        "SELECT 1 FROM holder_keys WHERE bank_id = ? AND holder_token = ? AND key_id = ?",
+        (bank_id, holder_token, key_id),
+    ).fetchone()
+    if row is None:
+        raise HolderKeyTaken("the holder's key was replaced: seal under the stored one")
 
 
 def insert_holder_key(db: sqlite3.Connection, key: WrappedHolderKey) -> None:
@@ -238,6 +250,10 @@ class SqliteKeyJobs:
             moved = 0
             for move in moves:
                 old, new = move.old, move.new
+                if new.key_id != old.key_id and not _same_cards(
+                    db, old.bank_id, old.holder_token, move.cards
+                ):
+                    continue  # a card came meanwhile: the next batch seals it too
                 cursor = db.execute(
                     "UPDATE holder_keys SET key_id = ?, data_version = ?, wrapped = ? "
                     "WHERE bank_id = ? AND holder_token = ? AND key_id = ? AND data_version = ?",
@@ -280,6 +296,8 @@ class SqliteKeyJobs:
             moved = 0
             for m in moves:
                 old = (m.bank_id, m.old_token)
+                if m.merges and not _same_cards(db, m.bank_id, m.old_token, m.reseals):
+                    continue  # a card came meanwhile: the next batch seals it too
                 cursor = db.execute(
                     "UPDATE cards SET holder_token = ? WHERE bank_id = ? AND holder_token = ?",
                     (m.new_token, *old),
@@ -312,6 +330,12 @@ class SqliteKeyJobs:
                     "UPDATE sms_sends SET holder_token = ? WHERE holder_token = ?",
                     (m.new_token, m.old_token),
                 )
+                for table in ("holder_links", "disclosures"):  # still found by the holder
+                    db.execute(
+                        f"UPDATE {table} SET holder_token = ? WHERE bank_id = ? AND "  # noqa: S608
+                        "holder_token = ?",
+                        (m.new_token, *old),
+                    )
             db.execute("UPDATE key_jobs SET done = done + ? WHERE job_id = ?", (moved, job_id))
             return moved
 
@@ -376,6 +400,17 @@ class SqliteKeyJobs:
             log_append(db, [key_event_entry(e) for e in events])
 
         await self._write(work)
+
+
+def _same_cards(
+    db: sqlite3.Connection, bank_id: str, holder_token: str, reseals: Sequence[CardReseal]
+) -> bool:
+    """Whether the holder's cards are exactly those sealed again: a card stored after the
+    job read them would stay under a key the move deletes."""
+    rows = db.execute(
+        "SELECT essc_id FROM cards WHERE bank_id = ? AND holder_token = ?", (bank_id, holder_token)
+    ).fetchall()
+    return {str(r[0]) for r in rows} == {c.essc_id for c in reseals}
 
 
 def _renew_lease(db: sqlite3.Connection, job_id: str, holder: str, until: datetime) -> None:

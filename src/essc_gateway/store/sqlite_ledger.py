@@ -93,8 +93,11 @@ class LedgerTables(LedgerAppendQueue):
         if bank_id is not None:
             sql += " AND bank_id = ?"
             params.append(bank_id)
-        if holder_token is not None:
-            sql += " AND holder_token = ?"
+        if holder_token is not None:  # the holder's lookup token: through the links
+            sql += (
+                " AND request_id IN (SELECT request_id FROM holder_links "
+                "WHERE bank_id = liability_records.bank_id AND holder_token = ?)"
+            )
             params.append(holder_token)
         return [
             record_from(r, time_or_none)
@@ -250,4 +253,12 @@ def insert_logged(db: sqlite3.Connection, records: list[LiabilityRecord]) -> lis
         if "request_id" not in str(duplicate):
             raise
         raise DuplicateRecord("a liability record with this request id exists") from None
+    db.executemany(
+        "INSERT INTO holder_links (request_id, bank_id, holder_token, salt) VALUES (?, ?, ?, ?)",
+        [
+            (r.request_id, r.bank_id, r.holder_link.lookup_token, r.holder_link.salt)
+            for r in records
+            if r.holder_link is not None
+        ],
+    )
     return stored

@@ -15,6 +15,7 @@ import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode, Tracer, format_trace_id
 
+from essc_gateway.access.gate import OperatorGate
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
 from essc_gateway.domain.maintenance import GATEWAY_RPCS
@@ -78,6 +79,11 @@ class _Arrival:
         return None if self.remaining is None else self.at + timedelta(seconds=self.remaining)
 
 
+def _answer(error: GatewayError) -> tuple[str, str]:
+    """A refusal as the access log keeps it: the status code's name and the reason."""
+    return status_code_for(error).name, error.reason.value
+
+
 def _code_value(code: grpc.StatusCode | None) -> int:
     return 2 if code is None else int(code.value[0])  # UNKNOWN when none was set
 
@@ -95,6 +101,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         ledger: Ledger,
         counter: RequestCounter,
         holder_of: HolderOf,
+        gate: OperatorGate,
         tracer: Tracer | None = None,
     ) -> None:
         """Args:
@@ -109,6 +116,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self._holder_of = holder_of
         self._banks = banks
         self._operators = operators
+        self._gate = gate
         self._admission = admission
         self._calendar = calendar
         self._forwarding_banks = forwarding_banks
@@ -280,7 +288,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             )
             caller = "-"
             try:
-                if request is UNDECODABLE:
+                if request is UNDECODABLE and bank:
                     caller = self._identify_quietly(metadata, context, bank=bank)
                     if bank and caller != "-":  # admitted (rate limit) like its other calls
                         await self._serve_bank(
@@ -297,13 +305,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     finally:
                         reset_calling_bank(bank_token)
                 else:
-                    operator = self._operator(metadata, context)
-                    caller = f"operator:{operator}"
-                    operator_token = set_calling_operator(operator)
                     try:
-                        response = await inner(request, context)
-                    finally:
-                        reset_calling_operator(operator_token)
+                        operator = self._operator(metadata, context)
+                    except GatewayError as refused:
+                        await self._gate.answered(None, None, rpc, request, *_answer(refused))
+                        raise
+                    caller = f"operator:{operator}"
+                    response = await self._serve_operator(rpc, operator, inner, request, context)
             except GatewayError as error:
                 await self._refuse(
                     context, rpc, caller, started, arrived, request, error, bank=bank
@@ -323,6 +331,34 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             return response
 
         return handle
+
+    async def _serve_operator(
+        self, rpc: str, operator: str, inner: Handler, request: Any, context: Context
+    ) -> Any:
+        """Admitted by the operator's roles, logged before it runs and once answered."""
+        access_id: str | None = None
+        try:
+            access_id = await self._gate.admit(operator, rpc, request)
+            if request is UNDECODABLE:
+                raise MalformedRequest
+            operator_token = set_calling_operator(operator)
+            try:
+                response = await inner(request, context)
+            finally:
+                reset_calling_operator(operator_token)
+        except GatewayError as error:
+            await self._gate.answered(access_id, operator, rpc, request, *_answer(error))
+            raise
+        except Exception as unexpected:
+            failure = (
+                ("UNAVAILABLE", ErrorReason.STORE_UNAVAILABLE.value)
+                if isinstance(unexpected, StoreUnavailable)
+                else ("INTERNAL", ErrorReason.INTERNAL.value)
+            )
+            await self._gate.answered(access_id, operator, rpc, request, *failure)
+            raise
+        await self._gate.answered(access_id, operator, rpc, request, "OK", "")
+        return response
 
     @staticmethod
     def _as_gateway_error(rpc: str, unexpected: Exception) -> GatewayError:

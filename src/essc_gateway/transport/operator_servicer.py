@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from essc.gateway.v1 import operator_pb2 as pb
 from essc.gateway.v1 import operator_pb2_grpc as pb_grpc
+from essc_gateway.access.log import AccessLog
 from essc_gateway.domain.maintenance import (
     Announcement,
     MaintenanceWindow,
@@ -30,9 +31,11 @@ from essc_gateway.liability.reports import Reports
 from essc_gateway.service.circuits import ForcedCircuits
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.replicas import HEARTBEAT_TIMEOUT, ReplicaRegistry
+from essc_gateway.transport.access_rpcs import AccessRpcs
 from essc_gateway.transport.context import calling_operator
 from essc_gateway.transport.evidence_rpcs import EvidenceRpcs
 from essc_gateway.transport.key_rpcs import KeyRpcs
+from essc_gateway.transport.privacy_rpcs import PrivacyRpcs, PrivacyServices
 from essc_gateway.transport.requests import timestamp_in_range
 from essc_gateway.transport.responses import timestamp
 from essc_gateway.upstream.breaker import Breakers
@@ -134,7 +137,9 @@ def incident_pb(incident: Incident) -> pb.Incident:
     )
 
 
-class OperatorServicer(EvidenceRpcs, KeyRpcs, pb_grpc.OperatorServiceServicer):
+class OperatorServicer(
+    EvidenceRpcs, KeyRpcs, AccessRpcs, PrivacyRpcs, pb_grpc.OperatorServiceServicer
+):
     def __init__(
         self,
         calendar: MaintenanceCalendar,
@@ -146,9 +151,13 @@ class OperatorServicer(EvidenceRpcs, KeyRpcs, pb_grpc.OperatorServiceServicer):
         replicas: ReplicaRegistry,
         custodian: KeyCustodian,
         dual_control: DualControl,
+        access_log: AccessLog,
+        privacy: PrivacyServices,
     ) -> None:
         EvidenceRpcs.__init__(self, evidence)
         KeyRpcs.__init__(self, custodian, dual_control)
+        AccessRpcs.__init__(self, access_log)
+        PrivacyRpcs.__init__(self, privacy)
         self._calendar = calendar
         self._breakers = breakers
         self._circuits = circuits

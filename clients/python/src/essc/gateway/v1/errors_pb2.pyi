@@ -122,6 +122,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE: The root keystore (HSM) does not answer and the key this call needs is not in memory; retry shortly."""
     ERROR_REASON_KEY_ACTION_NEEDS_SECOND_OPERATOR: _ErrorReason.ValueType  # 47
     """FAILED_PRECONDITION: Exporting or destroying a key needs a second, different operator's approval (metadata action_id)."""
+    ERROR_REASON_ROLE_NOT_PERMITTED: _ErrorReason.ValueType  # 48
+    """PERMISSION_DENIED: The operator's roles do not admit this OperatorService method (metadata method); nothing changed."""
+    ERROR_REASON_HOLDER_NOT_FOUND: _ErrorReason.ValueType  # 49
+    """NOT_FOUND: The bank holds no data of this holder (never held, or already erased)."""
+    ERROR_REASON_HOLDER_ISSUANCE_UNSETTLED: _ErrorReason.ValueType  # 50
+    """FAILED_PRECONDITION: An issuance of this holder is in flight or in doubt; erase once it has settled."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: google.rpc.ErrorInfo.reason (domain "essc-gateway.v1") is the value's
@@ -225,4 +231,10 @@ ERROR_REASON_KEYSTORE_UNAVAILABLE: ErrorReason.ValueType  # 46
 """UNAVAILABLE: The root keystore (HSM) does not answer and the key this call needs is not in memory; retry shortly."""
 ERROR_REASON_KEY_ACTION_NEEDS_SECOND_OPERATOR: ErrorReason.ValueType  # 47
 """FAILED_PRECONDITION: Exporting or destroying a key needs a second, different operator's approval (metadata action_id)."""
+ERROR_REASON_ROLE_NOT_PERMITTED: ErrorReason.ValueType  # 48
+"""PERMISSION_DENIED: The operator's roles do not admit this OperatorService method (metadata method); nothing changed."""
+ERROR_REASON_HOLDER_NOT_FOUND: ErrorReason.ValueType  # 49
+"""NOT_FOUND: The bank holds no data of this holder (never held, or already erased)."""
+ERROR_REASON_HOLDER_ISSUANCE_UNSETTLED: ErrorReason.ValueType  # 50
+"""FAILED_PRECONDITION: An issuance of this holder is in flight or in doubt; erase once it has settled."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -22,6 +22,106 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ErasureJobKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErasureJobKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErasureJobKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERASURE_JOB_KIND_UNSPECIFIED: _ErasureJobKind.ValueType  # 0
+    """Not used."""
+    ERASURE_JOB_KIND_BANK_STOPPED: _ErasureJobKind.ValueType  # 1
+    """A14(5): every holder of a bank that stops the service."""
+    ERASURE_JOB_KIND_RETENTION: _ErasureJobKind.ValueType  # 2
+    """A13(3), A14(4): a bank's daily retention run (terminated holders, guardians of holders
+    who came of age), after the configured retention.
+    """
+
+class ErasureJobKind(_ErasureJobKind, metaclass=_ErasureJobKindEnumTypeWrapper):
+    """What an erasure job is doing."""
+
+ERASURE_JOB_KIND_UNSPECIFIED: ErasureJobKind.ValueType  # 0
+"""Not used."""
+ERASURE_JOB_KIND_BANK_STOPPED: ErasureJobKind.ValueType  # 1
+"""A14(5): every holder of a bank that stops the service."""
+ERASURE_JOB_KIND_RETENTION: ErasureJobKind.ValueType  # 2
+"""A13(3), A14(4): a bank's daily retention run (terminated holders, guardians of holders
+who came of age), after the configured retention.
+"""
+Global___ErasureJobKind: _TypeAlias = ErasureJobKind  # noqa: Y015
+
+class _ErasureGround:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErasureGroundEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErasureGround.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERASURE_GROUND_UNSPECIFIED: _ErasureGround.ValueType  # 0
+    """Not set: refused."""
+    ERASURE_GROUND_UNLAWFUL_PROCESSING: _ErasureGround.ValueType  # 1
+    """A14(1): processing breaks laws or regulations."""
+    ERASURE_GROUND_NO_CONSENT: _ErasureGround.ValueType  # 2
+    """A14(2): collected or used without the holder's consent."""
+    ERASURE_GROUND_AGREEMENT_BREACHED: _ErasureGround.ValueType  # 3
+    """A14(3): processing breaks the agreement."""
+    ERASURE_GROUND_SERVICE_ENDED_BY_HOLDER: _ErasureGround.ValueType  # 4
+    """A14(4): the holder stopped using the service or closed the account."""
+    ERASURE_GROUND_SERVICE_ENDED_BY_BANK: _ErasureGround.ValueType  # 5
+    """A14(5): the bank stops providing the service."""
+
+class ErasureGround(_ErasureGround, metaclass=_ErasureGroundEnumTypeWrapper):
+    """Why a holder's data is erased (A14)."""
+
+ERASURE_GROUND_UNSPECIFIED: ErasureGround.ValueType  # 0
+"""Not set: refused."""
+ERASURE_GROUND_UNLAWFUL_PROCESSING: ErasureGround.ValueType  # 1
+"""A14(1): processing breaks laws or regulations."""
+ERASURE_GROUND_NO_CONSENT: ErasureGround.ValueType  # 2
+"""A14(2): collected or used without the holder's consent."""
+ERASURE_GROUND_AGREEMENT_BREACHED: ErasureGround.ValueType  # 3
+"""A14(3): processing breaks the agreement."""
+ERASURE_GROUND_SERVICE_ENDED_BY_HOLDER: ErasureGround.ValueType  # 4
+"""A14(4): the holder stopped using the service or closed the account."""
+ERASURE_GROUND_SERVICE_ENDED_BY_BANK: ErasureGround.ValueType  # 5
+"""A14(5): the bank stops providing the service."""
+Global___ErasureGround: _TypeAlias = ErasureGround  # noqa: Y015
+
+class _DisclosureGround:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisclosureGroundEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisclosureGround.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISCLOSURE_GROUND_UNSPECIFIED: _DisclosureGround.ValueType  # 0
+    """Not set: refused."""
+    DISCLOSURE_GROUND_HOLDER_AUTHORISED: _DisclosureGround.ValueType  # 1
+    """(a) with the holder's authorisation under the agreement."""
+    DISCLOSURE_GROUND_LAW_OR_REGULATION: _DisclosureGround.ValueType  # 2
+    """(b) as laws or regulations require."""
+    DISCLOSURE_GROUND_COMPETENT_AUTHORITY: _DisclosureGround.ValueType  # 3
+    """(c) at the request of a competent authority (government, judiciary)."""
+    DISCLOSURE_GROUND_PERSONAL_INFORMATION_STANDARD: _DisclosureGround.ValueType  # 4
+    """(d) under the exceptions of national personal-information standards."""
+    DISCLOSURE_GROUND_PUBLIC_INTEREST: _DisclosureGround.ValueType  # 5
+    """(e) to protect the public interest."""
+
+class DisclosureGround(_DisclosureGround, metaclass=_DisclosureGroundEnumTypeWrapper):
+    """A13(2): the grounds on which a holder's data may go to a third party."""
+
+DISCLOSURE_GROUND_UNSPECIFIED: DisclosureGround.ValueType  # 0
+"""Not set: refused."""
+DISCLOSURE_GROUND_HOLDER_AUTHORISED: DisclosureGround.ValueType  # 1
+"""(a) with the holder's authorisation under the agreement."""
+DISCLOSURE_GROUND_LAW_OR_REGULATION: DisclosureGround.ValueType  # 2
+"""(b) as laws or regulations require."""
+DISCLOSURE_GROUND_COMPETENT_AUTHORITY: DisclosureGround.ValueType  # 3
+"""(c) at the request of a competent authority (government, judiciary)."""
+DISCLOSURE_GROUND_PERSONAL_INFORMATION_STANDARD: DisclosureGround.ValueType  # 4
+"""(d) under the exceptions of national personal-information standards."""
+DISCLOSURE_GROUND_PUBLIC_INTEREST: DisclosureGround.ValueType  # 5
+"""(e) to protect the public interest."""
+Global___DisclosureGround: _TypeAlias = DisclosureGround  # noqa: Y015
+
 class _NoticeChannel:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -245,6 +345,579 @@ KEY_ACTION_KIND_EXPORT: KeyActionKind.ValueType  # 1
 KEY_ACTION_KIND_DESTROY: KeyActionKind.ValueType  # 2
 """The key's wrapped material deleted for good."""
 Global___KeyActionKind: _TypeAlias = KeyActionKind  # noqa: Y015
+
+@_typing.final
+class EraseBankRequest(_message.Message):
+    """Asks for the erasure of every holder of a bank."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """The bank that stops the service."""
+    reference: _builtins.str
+    """The privacy officer's case reference: 1-200 characters. Required."""
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseBankRequest: _TypeAlias = EraseBankRequest  # noqa: Y015
+
+@_typing.final
+class ErasureJob(_message.Message):
+    """An erasure job and its progress."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    ERASED_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Its id."""
+    kind: Global___ErasureJobKind.ValueType
+    """What it erases."""
+    bank_id: _builtins.str
+    """The bank."""
+    reference: _builtins.str
+    """The case reference (or the retention run's date)."""
+    operator_id: _builtins.str
+    """Who started it ("retention-job" for retention runs)."""
+    erased: _builtins.int
+    """Holders erased so far."""
+    waiting: _builtins.int
+    """Holders left for later at its last pass (an issuance of theirs not yet settled)."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it finished; unset while running."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        kind: Global___ErasureJobKind.ValueType = ...,
+        bank_id: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        operator_id: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        erased: _builtins.int = ...,
+        waiting: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "erased", b"erased", "finished_at", b"finished_at", "job_id", b"job_id", "kind", b"kind", "operator_id", b"operator_id", "reference", b"reference", "started_at", b"started_at", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ErasureJob: _TypeAlias = ErasureJob  # noqa: Y015
+
+@_typing.final
+class EraseBankResponse(_message.Message):
+    """The started job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def job(self) -> Global___ErasureJob:
+        """As started; its progress in ListErasureJobs."""
+
+    def __init__(
+        self,
+        *,
+        job: Global___ErasureJob | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseBankResponse: _TypeAlias = EraseBankResponse  # noqa: Y015
+
+@_typing.final
+class ListErasureJobsRequest(_message.Message):
+    """Asks for every erasure job; no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListErasureJobsRequest: _TypeAlias = ListErasureJobsRequest  # noqa: Y015
+
+@_typing.final
+class ListErasureJobsResponse(_message.Message):
+    """Every erasure job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ErasureJob]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___ErasureJob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListErasureJobsResponse: _TypeAlias = ListErasureJobsResponse  # noqa: Y015
+
+@_typing.final
+class EraseHolderRequest(_message.Message):
+    """Asks for one holder's erasure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
+    GROUND_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """The bank whose data of the holder is erased."""
+    social_security_number: _builtins.str
+    """The holder's citizen ID number (18 characters; a trailing x is read as X)."""
+    ground: Global___ErasureGround.ValueType
+    """The ground; UNSPECIFIED is refused."""
+    reference: _builtins.str
+    """The privacy officer's case reference (a ticket, a court order's number): 1-200
+    characters, no personal data. Required.
+    """
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        social_security_number: _builtins.str = ...,
+        ground: Global___ErasureGround.ValueType = ...,
+        reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "ground", b"ground", "reference", b"reference", "social_security_number", b"social_security_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseHolderRequest: _TypeAlias = EraseHolderRequest  # noqa: Y015
+
+@_typing.final
+class EraseHolderResponse(_message.Message):
+    """What an erasure did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERASURE_ID_FIELD_NUMBER: _builtins.int
+    ERASED_AT_FIELD_NUMBER: _builtins.int
+    CARDS_ERASED_FIELD_NUMBER: _builtins.int
+    RECORDS_UNLINKED_FIELD_NUMBER: _builtins.int
+    erasure_id: _builtins.str
+    """The erasure's id in the evidence log (the only name it keeps for the holder)."""
+    cards_erased: _builtins.int
+    """Cards deleted (terminated ones included)."""
+    records_unlinked: _builtins.int
+    """Liability records that no longer lead to the holder (they stay in the ledger)."""
+    @_builtins.property
+    def erased_at(self) -> _timestamp_pb2.Timestamp:
+        """When it committed."""
+
+    def __init__(
+        self,
+        *,
+        erasure_id: _builtins.str = ...,
+        erased_at: _timestamp_pb2.Timestamp | None = ...,
+        cards_erased: _builtins.int = ...,
+        records_unlinked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["erased_at", b"erased_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cards_erased", b"cards_erased", "erased_at", b"erased_at", "erasure_id", b"erasure_id", "records_unlinked", b"records_unlinked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseHolderResponse: _TypeAlias = EraseHolderResponse  # noqa: Y015
+
+@_typing.final
+class DiscloseHolderRequest(_message.Message):
+    """Asks for a holder's data for a third party."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    GROUND_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """The bank whose data is disclosed."""
+    social_security_number: _builtins.str
+    """The holder's citizen ID number."""
+    recipient: _builtins.str
+    """Who receives it (an authority, a court, the holder's representative): 1-200 characters."""
+    ground: Global___DisclosureGround.ValueType
+    """The ground; UNSPECIFIED is refused."""
+    reference: _builtins.str
+    """The request's reference (a court order's number, the holder's authorisation's id):
+    1-200 characters. Required.
+    """
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        social_security_number: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        ground: Global___DisclosureGround.ValueType = ...,
+        reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "ground", b"ground", "recipient", b"recipient", "reference", b"reference", "social_security_number", b"social_security_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiscloseHolderRequest: _TypeAlias = DiscloseHolderRequest  # noqa: Y015
+
+@_typing.final
+class DisclosedCard(_message.Message):
+    """One of the holder's cards as disclosed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ESSC_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
+    MOBILE_PHONE_FIELD_NUMBER: _builtins.int
+    CARD_NUMBER_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    CONSENT_VERSION_FIELD_NUMBER: _builtins.int
+    GUARDIAN_NAME_FIELD_NUMBER: _builtins.int
+    GUARDIAN_SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
+    GUARDIAN_MOBILE_PHONE_FIELD_NUMBER: _builtins.int
+    essc_id: _builtins.str
+    """The e-SSC id."""
+    status: _builtins.str
+    """ACTIVE, SUSPENDED or TERMINATED."""
+    name: _builtins.str
+    """The holder's name."""
+    social_security_number: _builtins.str
+    """The holder's citizen ID number."""
+    mobile_phone: _builtins.str
+    """The holder's phone (E.164)."""
+    card_number: _builtins.str
+    """The physical social security card's number."""
+    consent_version: _builtins.str
+    """The user-agreement version the holder consented to (A1, A12)."""
+    guardian_name: _builtins.str
+    """The guardian's name, ID number and phone, for a card issued under guardianship (A5);
+    empty otherwise.
+    """
+    guardian_social_security_number: _builtins.str
+    """See guardian_name."""
+    guardian_mobile_phone: _builtins.str
+    """See guardian_name."""
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was issued."""
+
+    def __init__(
+        self,
+        *,
+        essc_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        name: _builtins.str = ...,
+        social_security_number: _builtins.str = ...,
+        mobile_phone: _builtins.str = ...,
+        card_number: _builtins.str = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        consent_version: _builtins.str = ...,
+        guardian_name: _builtins.str = ...,
+        guardian_social_security_number: _builtins.str = ...,
+        guardian_mobile_phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_number", b"card_number", "consent_version", b"consent_version", "essc_id", b"essc_id", "guardian_mobile_phone", b"guardian_mobile_phone", "guardian_name", b"guardian_name", "guardian_social_security_number", b"guardian_social_security_number", "issued_at", b"issued_at", "mobile_phone", b"mobile_phone", "name", b"name", "social_security_number", b"social_security_number", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosedCard: _TypeAlias = DisclosedCard  # noqa: Y015
+
+@_typing.final
+class DiscloseHolderResponse(_message.Message):
+    """The disclosed data and the disclosure's record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_ID_FIELD_NUMBER: _builtins.int
+    DISCLOSED_AT_FIELD_NUMBER: _builtins.int
+    CARDS_FIELD_NUMBER: _builtins.int
+    disclosure_id: _builtins.str
+    """The disclosure's id (ListDisclosures, the evidence log)."""
+    @_builtins.property
+    def disclosed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was recorded."""
+
+    @_builtins.property
+    def cards(self) -> _containers.RepeatedCompositeFieldContainer[Global___DisclosedCard]:
+        """Every card of the holder at the bank, terminated ones included."""
+
+    def __init__(
+        self,
+        *,
+        disclosure_id: _builtins.str = ...,
+        disclosed_at: _timestamp_pb2.Timestamp | None = ...,
+        cards: _abc.Iterable[Global___DisclosedCard] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disclosed_at", b"disclosed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cards", b"cards", "disclosed_at", b"disclosed_at", "disclosure_id", b"disclosure_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiscloseHolderResponse: _TypeAlias = DiscloseHolderResponse  # noqa: Y015
+
+@_typing.final
+class ListDisclosuresRequest(_message.Message):
+    """Asks for a holder's disclosure history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    SOCIAL_SECURITY_NUMBER_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """The bank."""
+    social_security_number: _builtins.str
+    """The holder's citizen ID number."""
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        social_security_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "social_security_number", b"social_security_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisclosuresRequest: _TypeAlias = ListDisclosuresRequest  # noqa: Y015
+
+@_typing.final
+class DisclosureRecord(_message.Message):
+    """One disclosure as recorded (no personal data)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURE_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    GROUND_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    disclosure_id: _builtins.str
+    """Its id."""
+    recipient: _builtins.str
+    """To whom."""
+    ground: Global___DisclosureGround.ValueType
+    """On what ground."""
+    reference: _builtins.str
+    """The request's reference."""
+    operator_id: _builtins.str
+    """The privacy officer who disclosed them."""
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Which fields left the gateway."""
+
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        disclosure_id: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        ground: Global___DisclosureGround.ValueType = ...,
+        reference: _builtins.str = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        operator_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "disclosure_id", b"disclosure_id", "fields", b"fields", "ground", b"ground", "operator_id", b"operator_id", "recipient", b"recipient", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosureRecord: _TypeAlias = DisclosureRecord  # noqa: Y015
+
+@_typing.final
+class ListDisclosuresResponse(_message.Message):
+    """A holder's disclosures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCLOSURES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def disclosures(self) -> _containers.RepeatedCompositeFieldContainer[Global___DisclosureRecord]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        disclosures: _abc.Iterable[Global___DisclosureRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosures", b"disclosures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisclosuresResponse: _TypeAlias = ListDisclosuresResponse  # noqa: Y015
+
+@_typing.final
+class ListAccessLogRequest(_message.Message):
+    """A page of the access log."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    after: _builtins.int
+    """Entries after this cursor (0: from the first); the previous page's next_cursor."""
+    limit: _builtins.int
+    """At most this many entries (1-1000; 0 means 100)."""
+    def __init__(
+        self,
+        *,
+        after: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessLogRequest: _TypeAlias = ListAccessLogRequest  # noqa: Y015
+
+@_typing.final
+class AccessLogEntry(_message.Message):
+    """One OperatorService call as the access log keeps it; never personal data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LOG_INDEX_FIELD_NUMBER: _builtins.int
+    access_id: _builtins.str
+    """Groups the entries of one call: ADMITTED before it runs, its answer after."""
+    operator_id: _builtins.str
+    """The operator's id; "-" when the caller could not be identified."""
+    method: _builtins.str
+    """The OperatorService method, e.g. "RotateKey"."""
+    target: _builtins.str
+    """What the call was about: "name=value" of its bank, window, incident, version or holder
+    pseudonym fields, space separated.
+    """
+    code: _builtins.str
+    """ADMITTED (let through by the operator's roles; the answer follows), or the answer's gRPC
+    status code name (OK, PERMISSION_DENIED, INVALID_ARGUMENT...).
+    """
+    reason: _builtins.str
+    """The ErrorInfo reason of a refusal (e.g. ROLE_NOT_PERMITTED); empty otherwise."""
+    log_index: _builtins.int
+    """The entry's index in the evidence log (GetInclusionProof proves records; this index
+    places the entry in the log VerifyLedger audits).
+    """
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the entry was written."""
+
+    def __init__(
+        self,
+        *,
+        access_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        operator_id: _builtins.str = ...,
+        method: _builtins.str = ...,
+        target: _builtins.str = ...,
+        code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        log_index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_id", b"access_id", "at", b"at", "code", b"code", "log_index", b"log_index", "method", b"method", "operator_id", b"operator_id", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessLogEntry: _TypeAlias = AccessLogEntry  # noqa: Y015
+
+@_typing.final
+class ListAccessLogResponse(_message.Message):
+    """A page of entries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.int
+    """Pass as `after` for the next page; equal to the request's `after` when nothing followed."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessLogEntry]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___AccessLogEntry] | None = ...,
+        next_cursor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessLogResponse: _TypeAlias = ListAccessLogResponse  # noqa: Y015
 
 @_typing.final
 class GetCheckpointRequest(_message.Message):

@@ -29,8 +29,11 @@ class OperatorServiceStub:
     """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
     incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
     Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
-    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
-    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Each method names the operator roles it
+    admits ("Roles:"); an operator without one of them gets PERMISSION_DENIED /
+    ROLE_NOT_PERMITTED and nothing changes (A13(1)). Every call, allowed or refused, is in the
+    access log (ListAccessLog). Bad input is INVALID_ARGUMENT / INVALID_FIELD with a
+    google.rpc.BadRequest naming each field.
     """
 
     def __init__(self, channel):
@@ -154,14 +157,47 @@ class OperatorServiceStub:
                 request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionRequest.SerializeToString,
                 response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionResponse.FromString,
                 _registered_method=True)
+        self.ListAccessLog = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/ListAccessLog',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListAccessLogRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListAccessLogResponse.FromString,
+                _registered_method=True)
+        self.EraseHolder = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/EraseHolder',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.EraseHolderRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.EraseHolderResponse.FromString,
+                _registered_method=True)
+        self.DiscloseHolder = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/DiscloseHolder',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DiscloseHolderRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DiscloseHolderResponse.FromString,
+                _registered_method=True)
+        self.ListDisclosures = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/ListDisclosures',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListDisclosuresRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListDisclosuresResponse.FromString,
+                _registered_method=True)
+        self.EraseBank = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/EraseBank',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.EraseBankRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.EraseBankResponse.FromString,
+                _registered_method=True)
+        self.ListErasureJobs = channel.unary_unary(
+                '/essc.gateway.v1.OperatorService/ListErasureJobs',
+                request_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListErasureJobsRequest.SerializeToString,
+                response_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListErasureJobsResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServiceServicer:
     """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
     incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
     Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
-    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
-    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Each method names the operator roles it
+    admits ("Roles:"); an operator without one of them gets PERMISSION_DENIED /
+    ROLE_NOT_PERMITTED and nothing changes (A13(1)). Every call, allowed or refused, is in the
+    access log (ListAccessLog). Bad input is INVALID_ARGUMENT / INVALID_FIELD with a
+    google.rpc.BadRequest naming each field.
     """
 
     def AnnounceMaintenance(self, request, context):
@@ -172,6 +208,7 @@ class OperatorServiceServicer:
         store-and-forward is accepted as PENDING instead). Failures in a BANK window are A16(1)(a)
         only for a part publicly announced (a channel) at least the configured minimum notice
         (default 1 hour) before it began; otherwise the bank's.
+        Roles: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -181,6 +218,7 @@ class OperatorServiceServicer:
         """Changes times, scope or reason. Every version is kept.
         The result is a new version (version + 1). NOT_FOUND / WINDOW_NOT_FOUND for an unknown
         window_id.
+        Roles: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,6 +228,7 @@ class OperatorServiceServicer:
         """Cancels a window: it stops refusing calls. A new version with `cancelled_at`;
         cancelling a cancelled window returns it unchanged. NOT_FOUND / WINDOW_NOT_FOUND for an
         unknown window_id.
+        Roles: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -197,6 +236,7 @@ class OperatorServiceServicer:
 
     def ListMaintenance(self, request, context):
         """The windows, each at its latest version, ordered by start.
+        Roles: operator, auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +246,7 @@ class OperatorServiceServicer:
         """Holds a platform operation's circuit open until a time (e.g. a known platform outage).
         Applied on every replica sharing the store. While open, calls needing the operation fail
         fast with UNAVAILABLE / PLATFORM_CIRCUIT_OPEN (metadata circuit_forced "true").
+        Roles: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,6 +255,7 @@ class OperatorServiceServicer:
     def ReleaseCircuit(self, request, context):
         """Ends a forced opening: the circuit probes the platform again.
         Also ends an opening caused by failures: the circuit goes to probing at once.
+        Roles: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -221,6 +263,7 @@ class OperatorServiceServicer:
 
     def ListCircuits(self, request, context):
         """The circuit state of every platform operation, on the replica that answers.
+        Roles: operator, auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,6 +272,7 @@ class OperatorServiceServicer:
     def ListReplicas(self, request, context):
         """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
         windows and incidents set through any replica hold on every one of them.
+        Roles: operator, auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -240,6 +284,7 @@ class OperatorServiceServicer:
         Only platform failures (PLATFORM_UNAVAILABLE, _TIMEOUT, _REJECTED, _MAINTENANCE,
         _CIRCUIT_OPEN; not those caused by the caller's own deadline) that arrived within the
         range move; records already written get an amendment, never rewritten.
+        Roles: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -247,6 +292,7 @@ class OperatorServiceServicer:
 
     def ListIncidents(self, request, context):
         """Every declared incident, ordered by start.
+        Roles: operator, auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -255,6 +301,7 @@ class OperatorServiceServicer:
     def GetLiabilityReport(self, request, context):
         """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
         liability clause that applies and its evidence; outages, windows, incidents, totals.
+        Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -263,6 +310,7 @@ class OperatorServiceServicer:
     def GetMonthlyStatement(self, request, context):
         """A bank's month: availability, failures and outage minutes by clause, and a signed
         checkpoint of the evidence log.
+        Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -271,6 +319,7 @@ class OperatorServiceServicer:
     def VerifyLedger(self, request, context):
         """Audits the evidence log in the store: every entry, tree node, published checkpoint and
         liability record row recomputed; finds any edit, removal or rewrite of history.
+        Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -278,6 +327,7 @@ class OperatorServiceServicer:
 
     def GetCheckpoint(self, request, context):
         """A signed checkpoint of the evidence log as it is now, and the key that verifies it.
+        Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -286,6 +336,7 @@ class OperatorServiceServicer:
     def GetInclusionProof(self, request, context):
         """The proof that a liability record is in the log of the latest checkpoint.
         NOT_FOUND / LEDGER_RECORD_NOT_FOUND for an unknown ledger_request_id.
+        Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -294,6 +345,7 @@ class OperatorServiceServicer:
     def GetConsistencyProof(self, request, context):
         """The proof that the log of one checkpoint extends the log of an earlier one.
         NOT_FOUND / CHECKPOINT_NOT_FOUND when no checkpoint of new_size was published.
+        Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -303,6 +355,7 @@ class OperatorServiceServicer:
         """Everything a third party needs to check the clause of some failed requests offline
         (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
         outages, their proofs and a signed checkpoint.
+        Roles: auditor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -311,6 +364,7 @@ class OperatorServiceServicer:
     def GetKeyStatus(self, request, context):
         """Every key version below the root of every bank (no key material), and the jobs moving
         holder keys to a new DATA version with their progress.
+        Roles: auditor, key_custodian.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -322,6 +376,7 @@ class OperatorServiceServicer:
         that re-wraps every holder key (GetKeyStatus shows its progress). Recorded as a key
         event in the evidence log with the calling operator.
         INVALID_ARGUMENT for an unknown bank or an unspecified purpose.
+        Roles: key_custodian.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -331,6 +386,7 @@ class OperatorServiceServicer:
         """Retires a key version nothing depends on any more.
         FAILED_PRECONDITION / KEY_IN_USE when it is the version in use or values still depend
         on it (metadata remaining); INVALID_ARGUMENT for an unknown bank or version.
+        Roles: key_custodian.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -341,6 +397,7 @@ class OperatorServiceServicer:
         tokens it sealed are refused), new versions replace it (for a bank key, every key below
         it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
         in the background. The answer is the incident report.
+        Roles: key_custodian.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -351,6 +408,7 @@ class OperatorServiceServicer:
         second, different operator approves it (ApproveKeyAction). INVALID_ARGUMENT for no such
         key version or a recipient key that is not RSA of at least 2048 bits; FAILED_PRECONDITION
         / KEY_IN_USE to destroy a version that is not retired or compromised, or still needed.
+        Roles: key_custodian.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -360,6 +418,74 @@ class OperatorServiceServicer:
         """Approves and carries out a key action asked by another operator. FAILED_PRECONDITION /
         KEY_ACTION_NEEDS_SECOND_OPERATOR when the one who asked approves, or it was approved
         already.
+        Roles: key_custodian.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccessLog(self, request, context):
+        """The access log: every OperatorService call, allowed or refused, oldest first (A13(1)).
+        Each entry is in the evidence log, so VerifyLedger finds one edited or removed.
+        Roles: auditor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseHolder(self, request, context):
+        """Erases a holder's data at a bank on one of A14's grounds: the holder's key is destroyed
+        (every copy of the holder's fields, backups included, becomes unreadable) and every row
+        naming the holder is deleted in one transaction: cards with consent and guardian,
+        lockouts, SMS throttles, disclosure history, the links that tied the holder's liability
+        records to them (the records stay, and verify; they no longer lead to anyone). Recorded
+        in the evidence log (ground, reference, operator, time, counts; a random erasure id, no
+        personal data). Afterwards the person is unknown to the gateway.
+        NOT_FOUND / HOLDER_NOT_FOUND when the bank holds nothing of the person;
+        FAILED_PRECONDITION / HOLDER_ISSUANCE_UNSETTLED while an issuance of theirs is in
+        flight, in doubt or queued (retry once it settled); nothing changes in either case.
+        Roles: privacy_officer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiscloseHolder(self, request, context):
+        """The only way a holder's data leaves the gateway (A13(2)): the holder's cards with their
+        fields in clear, for a named recipient, on one of the five grounds, with a reference.
+        Recorded before it is answered (who, to whom, which fields, ground, reference, time).
+        NOT_FOUND / HOLDER_NOT_FOUND when the bank holds no card of the person.
+        Roles: privacy_officer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDisclosures(self, request, context):
+        """A holder's disclosure history at a bank, oldest first (empty for an unknown holder), so
+        that the bank can answer the holder.
+        Roles: auditor, privacy_officer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseBank(self, request, context):
+        """A14(5): the bank stops providing the service, and every one of its holders is erased
+        as EraseHolder does, ground SERVICE_ENDED_BY_BANK, one audited operation: a job that one
+        replica at a time works, throttled, resumed by another after a kill. Holders with an
+        issuance not yet settled wait and are retried. The answer is the job as started;
+        ListErasureJobs shows its progress. INVALID_ARGUMENT for an unknown bank or no reference.
+        Roles: privacy_officer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListErasureJobs(self, request, context):
+        """Every erasure job (banks stopping the service, the daily retention runs), oldest first,
+        with its progress.
+        Roles: auditor, privacy_officer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -483,6 +609,36 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionRequest.FromString,
                     response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionResponse.SerializeToString,
             ),
+            'ListAccessLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccessLog,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListAccessLogRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListAccessLogResponse.SerializeToString,
+            ),
+            'EraseHolder': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseHolder,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.EraseHolderRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.EraseHolderResponse.SerializeToString,
+            ),
+            'DiscloseHolder': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiscloseHolder,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DiscloseHolderRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.DiscloseHolderResponse.SerializeToString,
+            ),
+            'ListDisclosures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisclosures,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListDisclosuresRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListDisclosuresResponse.SerializeToString,
+            ),
+            'EraseBank': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseBank,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.EraseBankRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.EraseBankResponse.SerializeToString,
+            ),
+            'ListErasureJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListErasureJobs,
+                    request_deserializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListErasureJobsRequest.FromString,
+                    response_serializer=essc_dot_gateway_dot_v1_dot_operator__pb2.ListErasureJobsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'essc.gateway.v1.OperatorService', rpc_method_handlers)
@@ -495,8 +651,11 @@ class OperatorService:
     """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
     incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
     Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
-    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
-    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Each method names the operator roles it
+    admits ("Roles:"); an operator without one of them gets PERMISSION_DENIED /
+    ROLE_NOT_PERMITTED and nothing changes (A13(1)). Every call, allowed or refused, is in the
+    access log (ListAccessLog). Bad input is INVALID_ARGUMENT / INVALID_FIELD with a
+    google.rpc.BadRequest naming each field.
     """
 
     @staticmethod
@@ -1110,6 +1269,168 @@ class OperatorService:
             '/essc.gateway.v1.OperatorService/ApproveKeyAction',
             essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionRequest.SerializeToString,
             essc_dot_gateway_dot_v1_dot_operator__pb2.ApproveKeyActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccessLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/ListAccessLog',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListAccessLogRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListAccessLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseHolder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/EraseHolder',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.EraseHolderRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.EraseHolderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscloseHolder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/DiscloseHolder',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.DiscloseHolderRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.DiscloseHolderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisclosures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/ListDisclosures',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListDisclosuresRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListDisclosuresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseBank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/EraseBank',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.EraseBankRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.EraseBankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListErasureJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/essc.gateway.v1.OperatorService/ListErasureJobs',
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListErasureJobsRequest.SerializeToString,
+            essc_dot_gateway_dot_v1_dot_operator__pb2.ListErasureJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

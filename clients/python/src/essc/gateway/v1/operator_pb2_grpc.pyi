@@ -32,8 +32,11 @@ class OperatorServiceStub:
     """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
     incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
     Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
-    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
-    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Each method names the operator roles it
+    admits ("Roles:"); an operator without one of them gets PERMISSION_DENIED /
+    ROLE_NOT_PERMITTED and nothing changes (A13(1)). Every call, allowed or refused, is in the
+    access log (ListAccessLog). Bad input is INVALID_ARGUMENT / INVALID_FIELD with a
+    google.rpc.BadRequest naming each field.
     """
 
     @_typing.overload
@@ -48,33 +51,43 @@ class OperatorServiceStub:
     store-and-forward is accepted as PENDING instead). Failures in a BANK window are A16(1)(a)
     only for a part publicly announced (a channel) at least the configured minimum notice
     (default 1 hour) before it began; otherwise the bank's.
+    Roles: operator.
     """
     AmendMaintenance: _grpc.UnaryUnaryMultiCallable[_operator_pb2.AmendMaintenanceRequest, _operator_pb2.AmendMaintenanceResponse]
     """Changes times, scope or reason. Every version is kept.
     The result is a new version (version + 1). NOT_FOUND / WINDOW_NOT_FOUND for an unknown
     window_id.
+    Roles: operator.
     """
     CancelMaintenance: _grpc.UnaryUnaryMultiCallable[_operator_pb2.CancelMaintenanceRequest, _operator_pb2.CancelMaintenanceResponse]
     """Cancels a window: it stops refusing calls. A new version with `cancelled_at`;
     cancelling a cancelled window returns it unchanged. NOT_FOUND / WINDOW_NOT_FOUND for an
     unknown window_id.
+    Roles: operator.
     """
     ListMaintenance: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListMaintenanceRequest, _operator_pb2.ListMaintenanceResponse]
-    """The windows, each at its latest version, ordered by start."""
+    """The windows, each at its latest version, ordered by start.
+    Roles: operator, auditor.
+    """
     ForceCircuitOpen: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ForceCircuitOpenRequest, _operator_pb2.ForceCircuitOpenResponse]
     """Holds a platform operation's circuit open until a time (e.g. a known platform outage).
     Applied on every replica sharing the store. While open, calls needing the operation fail
     fast with UNAVAILABLE / PLATFORM_CIRCUIT_OPEN (metadata circuit_forced "true").
+    Roles: operator.
     """
     ReleaseCircuit: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ReleaseCircuitRequest, _operator_pb2.ReleaseCircuitResponse]
     """Ends a forced opening: the circuit probes the platform again.
     Also ends an opening caused by failures: the circuit goes to probing at once.
+    Roles: operator.
     """
     ListCircuits: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListCircuitsRequest, _operator_pb2.ListCircuitsResponse]
-    """The circuit state of every platform operation, on the replica that answers."""
+    """The circuit state of every platform operation, on the replica that answers.
+    Roles: operator, auditor.
+    """
     ListReplicas: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListReplicasRequest, _operator_pb2.ListReplicasResponse]
     """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
     windows and incidents set through any replica hold on every one of them.
+    Roles: operator, auditor.
     """
     DeclareIncident: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DeclareIncidentRequest, _operator_pb2.DeclareIncidentResponse]
     """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
@@ -82,39 +95,51 @@ class OperatorServiceStub:
     Only platform failures (PLATFORM_UNAVAILABLE, _TIMEOUT, _REJECTED, _MAINTENANCE,
     _CIRCUIT_OPEN; not those caused by the caller's own deadline) that arrived within the
     range move; records already written get an amendment, never rewritten.
+    Roles: operator.
     """
     ListIncidents: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListIncidentsRequest, _operator_pb2.ListIncidentsResponse]
-    """Every declared incident, ordered by start."""
+    """Every declared incident, ordered by start.
+    Roles: operator, auditor.
+    """
     GetLiabilityReport: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetLiabilityReportRequest, _operator_pb2.GetLiabilityReportResponse]
     """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
     liability clause that applies and its evidence; outages, windows, incidents, totals.
+    Roles: auditor.
     """
     GetMonthlyStatement: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetMonthlyStatementRequest, _operator_pb2.GetMonthlyStatementResponse]
     """A bank's month: availability, failures and outage minutes by clause, and a signed
     checkpoint of the evidence log.
+    Roles: auditor.
     """
     VerifyLedger: _grpc.UnaryUnaryMultiCallable[_operator_pb2.VerifyLedgerRequest, _operator_pb2.VerifyLedgerResponse]
     """Audits the evidence log in the store: every entry, tree node, published checkpoint and
     liability record row recomputed; finds any edit, removal or rewrite of history.
+    Roles: auditor.
     """
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetCheckpointRequest, _operator_pb2.GetCheckpointResponse]
-    """A signed checkpoint of the evidence log as it is now, and the key that verifies it."""
+    """A signed checkpoint of the evidence log as it is now, and the key that verifies it.
+    Roles: auditor.
+    """
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetInclusionProofRequest, _operator_pb2.GetInclusionProofResponse]
     """The proof that a liability record is in the log of the latest checkpoint.
     NOT_FOUND / LEDGER_RECORD_NOT_FOUND for an unknown ledger_request_id.
+    Roles: auditor.
     """
     GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetConsistencyProofRequest, _operator_pb2.GetConsistencyProofResponse]
     """The proof that the log of one checkpoint extends the log of an earlier one.
     NOT_FOUND / CHECKPOINT_NOT_FOUND when no checkpoint of new_size was published.
+    Roles: auditor.
     """
     GetEvidenceBundle: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetEvidenceBundleRequest, _operator_pb2.GetEvidenceBundleResponse]
     """Everything a third party needs to check the clause of some failed requests offline
     (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
     outages, their proofs and a signed checkpoint.
+    Roles: auditor.
     """
     GetKeyStatus: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetKeyStatusRequest, _operator_pb2.GetKeyStatusResponse]
     """Every key version below the root of every bank (no key material), and the jobs moving
     holder keys to a new DATA version with their progress.
+    Roles: auditor, key_custodian.
     """
     RotateKey: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RotateKeyRequest, _operator_pb2.RotateKeyResponse]
     """A new version of a bank's key (K6), sealing from now on; older versions still open.
@@ -122,28 +147,76 @@ class OperatorServiceStub:
     that re-wraps every holder key (GetKeyStatus shows its progress). Recorded as a key
     event in the evidence log with the calling operator.
     INVALID_ARGUMENT for an unknown bank or an unspecified purpose.
+    Roles: key_custodian.
     """
     RetireKey: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RetireKeyRequest, _operator_pb2.RetireKeyResponse]
     """Retires a key version nothing depends on any more.
     FAILED_PRECONDITION / KEY_IN_USE when it is the version in use or values still depend
     on it (metadata remaining); INVALID_ARGUMENT for an unknown bank or version.
+    Roles: key_custodian.
     """
     DeclareKeyCompromised: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DeclareKeyCompromisedRequest, _operator_pb2.DeclareKeyCompromisedResponse]
     """A key incident (K7): the version is compromised from now on (nothing is sealed with it,
     tokens it sealed are refused), new versions replace it (for a bank key, every key below
     it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
     in the background. The answer is the incident report.
+    Roles: key_custodian.
     """
     RequestKeyAction: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RequestKeyActionRequest, _operator_pb2.RequestKeyActionResponse]
     """Asks for a key export (escrow, a handover, K5) or destruction; nothing happens until a
     second, different operator approves it (ApproveKeyAction). INVALID_ARGUMENT for no such
     key version or a recipient key that is not RSA of at least 2048 bits; FAILED_PRECONDITION
     / KEY_IN_USE to destroy a version that is not retired or compromised, or still needed.
+    Roles: key_custodian.
     """
     ApproveKeyAction: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ApproveKeyActionRequest, _operator_pb2.ApproveKeyActionResponse]
     """Approves and carries out a key action asked by another operator. FAILED_PRECONDITION /
     KEY_ACTION_NEEDS_SECOND_OPERATOR when the one who asked approves, or it was approved
     already.
+    Roles: key_custodian.
+    """
+    ListAccessLog: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListAccessLogRequest, _operator_pb2.ListAccessLogResponse]
+    """The access log: every OperatorService call, allowed or refused, oldest first (A13(1)).
+    Each entry is in the evidence log, so VerifyLedger finds one edited or removed.
+    Roles: auditor.
+    """
+    EraseHolder: _grpc.UnaryUnaryMultiCallable[_operator_pb2.EraseHolderRequest, _operator_pb2.EraseHolderResponse]
+    """Erases a holder's data at a bank on one of A14's grounds: the holder's key is destroyed
+    (every copy of the holder's fields, backups included, becomes unreadable) and every row
+    naming the holder is deleted in one transaction: cards with consent and guardian,
+    lockouts, SMS throttles, disclosure history, the links that tied the holder's liability
+    records to them (the records stay, and verify; they no longer lead to anyone). Recorded
+    in the evidence log (ground, reference, operator, time, counts; a random erasure id, no
+    personal data). Afterwards the person is unknown to the gateway.
+    NOT_FOUND / HOLDER_NOT_FOUND when the bank holds nothing of the person;
+    FAILED_PRECONDITION / HOLDER_ISSUANCE_UNSETTLED while an issuance of theirs is in
+    flight, in doubt or queued (retry once it settled); nothing changes in either case.
+    Roles: privacy_officer.
+    """
+    DiscloseHolder: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DiscloseHolderRequest, _operator_pb2.DiscloseHolderResponse]
+    """The only way a holder's data leaves the gateway (A13(2)): the holder's cards with their
+    fields in clear, for a named recipient, on one of the five grounds, with a reference.
+    Recorded before it is answered (who, to whom, which fields, ground, reference, time).
+    NOT_FOUND / HOLDER_NOT_FOUND when the bank holds no card of the person.
+    Roles: privacy_officer.
+    """
+    ListDisclosures: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListDisclosuresRequest, _operator_pb2.ListDisclosuresResponse]
+    """A holder's disclosure history at a bank, oldest first (empty for an unknown holder), so
+    that the bank can answer the holder.
+    Roles: auditor, privacy_officer.
+    """
+    EraseBank: _grpc.UnaryUnaryMultiCallable[_operator_pb2.EraseBankRequest, _operator_pb2.EraseBankResponse]
+    """A14(5): the bank stops providing the service, and every one of its holders is erased
+    as EraseHolder does, ground SERVICE_ENDED_BY_BANK, one audited operation: a job that one
+    replica at a time works, throttled, resumed by another after a kill. Holders with an
+    issuance not yet settled wait and are retried. The answer is the job as started;
+    ListErasureJobs shows its progress. INVALID_ARGUMENT for an unknown bank or no reference.
+    Roles: privacy_officer.
+    """
+    ListErasureJobs: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListErasureJobsRequest, _operator_pb2.ListErasureJobsResponse]
+    """Every erasure job (banks stopping the service, the daily retention runs), oldest first,
+    with its progress.
+    Roles: auditor, privacy_officer.
     """
 
 @_typing.type_check_only
@@ -151,8 +224,11 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
     incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
     Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
-    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
-    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Each method names the operator roles it
+    admits ("Roles:"); an operator without one of them gets PERMISSION_DENIED /
+    ROLE_NOT_PERMITTED and nothing changes (A13(1)). Every call, allowed or refused, is in the
+    access log (ListAccessLog). Bad input is INVALID_ARGUMENT / INVALID_FIELD with a
+    google.rpc.BadRequest naming each field.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -164,33 +240,43 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     store-and-forward is accepted as PENDING instead). Failures in a BANK window are A16(1)(a)
     only for a part publicly announced (a channel) at least the configured minimum notice
     (default 1 hour) before it began; otherwise the bank's.
+    Roles: operator.
     """
     AmendMaintenance: _aio.UnaryUnaryMultiCallable[_operator_pb2.AmendMaintenanceRequest, _operator_pb2.AmendMaintenanceResponse]  # type: ignore[assignment]
     """Changes times, scope or reason. Every version is kept.
     The result is a new version (version + 1). NOT_FOUND / WINDOW_NOT_FOUND for an unknown
     window_id.
+    Roles: operator.
     """
     CancelMaintenance: _aio.UnaryUnaryMultiCallable[_operator_pb2.CancelMaintenanceRequest, _operator_pb2.CancelMaintenanceResponse]  # type: ignore[assignment]
     """Cancels a window: it stops refusing calls. A new version with `cancelled_at`;
     cancelling a cancelled window returns it unchanged. NOT_FOUND / WINDOW_NOT_FOUND for an
     unknown window_id.
+    Roles: operator.
     """
     ListMaintenance: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListMaintenanceRequest, _operator_pb2.ListMaintenanceResponse]  # type: ignore[assignment]
-    """The windows, each at its latest version, ordered by start."""
+    """The windows, each at its latest version, ordered by start.
+    Roles: operator, auditor.
+    """
     ForceCircuitOpen: _aio.UnaryUnaryMultiCallable[_operator_pb2.ForceCircuitOpenRequest, _operator_pb2.ForceCircuitOpenResponse]  # type: ignore[assignment]
     """Holds a platform operation's circuit open until a time (e.g. a known platform outage).
     Applied on every replica sharing the store. While open, calls needing the operation fail
     fast with UNAVAILABLE / PLATFORM_CIRCUIT_OPEN (metadata circuit_forced "true").
+    Roles: operator.
     """
     ReleaseCircuit: _aio.UnaryUnaryMultiCallable[_operator_pb2.ReleaseCircuitRequest, _operator_pb2.ReleaseCircuitResponse]  # type: ignore[assignment]
     """Ends a forced opening: the circuit probes the platform again.
     Also ends an opening caused by failures: the circuit goes to probing at once.
+    Roles: operator.
     """
     ListCircuits: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListCircuitsRequest, _operator_pb2.ListCircuitsResponse]  # type: ignore[assignment]
-    """The circuit state of every platform operation, on the replica that answers."""
+    """The circuit state of every platform operation, on the replica that answers.
+    Roles: operator, auditor.
+    """
     ListReplicas: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListReplicasRequest, _operator_pb2.ListReplicasResponse]  # type: ignore[assignment]
     """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
     windows and incidents set through any replica hold on every one of them.
+    Roles: operator, auditor.
     """
     DeclareIncident: _aio.UnaryUnaryMultiCallable[_operator_pb2.DeclareIncidentRequest, _operator_pb2.DeclareIncidentResponse]  # type: ignore[assignment]
     """Declares an incident (force majeure A16(1)(c); attack, power, telecom A16(1)(d)) with a
@@ -198,39 +284,51 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     Only platform failures (PLATFORM_UNAVAILABLE, _TIMEOUT, _REJECTED, _MAINTENANCE,
     _CIRCUIT_OPEN; not those caused by the caller's own deadline) that arrived within the
     range move; records already written get an amendment, never rewritten.
+    Roles: operator.
     """
     ListIncidents: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListIncidentsRequest, _operator_pb2.ListIncidentsResponse]  # type: ignore[assignment]
-    """Every declared incident, ordered by start."""
+    """Every declared incident, ordered by start.
+    Roles: operator, auditor.
+    """
     GetLiabilityReport: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetLiabilityReportRequest, _operator_pb2.GetLiabilityReportResponse]  # type: ignore[assignment]
     """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
     liability clause that applies and its evidence; outages, windows, incidents, totals.
+    Roles: auditor.
     """
     GetMonthlyStatement: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetMonthlyStatementRequest, _operator_pb2.GetMonthlyStatementResponse]  # type: ignore[assignment]
     """A bank's month: availability, failures and outage minutes by clause, and a signed
     checkpoint of the evidence log.
+    Roles: auditor.
     """
     VerifyLedger: _aio.UnaryUnaryMultiCallable[_operator_pb2.VerifyLedgerRequest, _operator_pb2.VerifyLedgerResponse]  # type: ignore[assignment]
     """Audits the evidence log in the store: every entry, tree node, published checkpoint and
     liability record row recomputed; finds any edit, removal or rewrite of history.
+    Roles: auditor.
     """
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetCheckpointRequest, _operator_pb2.GetCheckpointResponse]  # type: ignore[assignment]
-    """A signed checkpoint of the evidence log as it is now, and the key that verifies it."""
+    """A signed checkpoint of the evidence log as it is now, and the key that verifies it.
+    Roles: auditor.
+    """
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetInclusionProofRequest, _operator_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
     """The proof that a liability record is in the log of the latest checkpoint.
     NOT_FOUND / LEDGER_RECORD_NOT_FOUND for an unknown ledger_request_id.
+    Roles: auditor.
     """
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetConsistencyProofRequest, _operator_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
     """The proof that the log of one checkpoint extends the log of an earlier one.
     NOT_FOUND / CHECKPOINT_NOT_FOUND when no checkpoint of new_size was published.
+    Roles: auditor.
     """
     GetEvidenceBundle: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetEvidenceBundleRequest, _operator_pb2.GetEvidenceBundleResponse]  # type: ignore[assignment]
     """Everything a third party needs to check the clause of some failed requests offline
     (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
     outages, their proofs and a signed checkpoint.
+    Roles: auditor.
     """
     GetKeyStatus: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetKeyStatusRequest, _operator_pb2.GetKeyStatusResponse]  # type: ignore[assignment]
     """Every key version below the root of every bank (no key material), and the jobs moving
     holder keys to a new DATA version with their progress.
+    Roles: auditor, key_custodian.
     """
     RotateKey: _aio.UnaryUnaryMultiCallable[_operator_pb2.RotateKeyRequest, _operator_pb2.RotateKeyResponse]  # type: ignore[assignment]
     """A new version of a bank's key (K6), sealing from now on; older versions still open.
@@ -238,36 +336,87 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     that re-wraps every holder key (GetKeyStatus shows its progress). Recorded as a key
     event in the evidence log with the calling operator.
     INVALID_ARGUMENT for an unknown bank or an unspecified purpose.
+    Roles: key_custodian.
     """
     RetireKey: _aio.UnaryUnaryMultiCallable[_operator_pb2.RetireKeyRequest, _operator_pb2.RetireKeyResponse]  # type: ignore[assignment]
     """Retires a key version nothing depends on any more.
     FAILED_PRECONDITION / KEY_IN_USE when it is the version in use or values still depend
     on it (metadata remaining); INVALID_ARGUMENT for an unknown bank or version.
+    Roles: key_custodian.
     """
     DeclareKeyCompromised: _aio.UnaryUnaryMultiCallable[_operator_pb2.DeclareKeyCompromisedRequest, _operator_pb2.DeclareKeyCompromisedResponse]  # type: ignore[assignment]
     """A key incident (K7): the version is compromised from now on (nothing is sealed with it,
     tokens it sealed are refused), new versions replace it (for a bank key, every key below
     it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
     in the background. The answer is the incident report.
+    Roles: key_custodian.
     """
     RequestKeyAction: _aio.UnaryUnaryMultiCallable[_operator_pb2.RequestKeyActionRequest, _operator_pb2.RequestKeyActionResponse]  # type: ignore[assignment]
     """Asks for a key export (escrow, a handover, K5) or destruction; nothing happens until a
     second, different operator approves it (ApproveKeyAction). INVALID_ARGUMENT for no such
     key version or a recipient key that is not RSA of at least 2048 bits; FAILED_PRECONDITION
     / KEY_IN_USE to destroy a version that is not retired or compromised, or still needed.
+    Roles: key_custodian.
     """
     ApproveKeyAction: _aio.UnaryUnaryMultiCallable[_operator_pb2.ApproveKeyActionRequest, _operator_pb2.ApproveKeyActionResponse]  # type: ignore[assignment]
     """Approves and carries out a key action asked by another operator. FAILED_PRECONDITION /
     KEY_ACTION_NEEDS_SECOND_OPERATOR when the one who asked approves, or it was approved
     already.
+    Roles: key_custodian.
+    """
+    ListAccessLog: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListAccessLogRequest, _operator_pb2.ListAccessLogResponse]  # type: ignore[assignment]
+    """The access log: every OperatorService call, allowed or refused, oldest first (A13(1)).
+    Each entry is in the evidence log, so VerifyLedger finds one edited or removed.
+    Roles: auditor.
+    """
+    EraseHolder: _aio.UnaryUnaryMultiCallable[_operator_pb2.EraseHolderRequest, _operator_pb2.EraseHolderResponse]  # type: ignore[assignment]
+    """Erases a holder's data at a bank on one of A14's grounds: the holder's key is destroyed
+    (every copy of the holder's fields, backups included, becomes unreadable) and every row
+    naming the holder is deleted in one transaction: cards with consent and guardian,
+    lockouts, SMS throttles, disclosure history, the links that tied the holder's liability
+    records to them (the records stay, and verify; they no longer lead to anyone). Recorded
+    in the evidence log (ground, reference, operator, time, counts; a random erasure id, no
+    personal data). Afterwards the person is unknown to the gateway.
+    NOT_FOUND / HOLDER_NOT_FOUND when the bank holds nothing of the person;
+    FAILED_PRECONDITION / HOLDER_ISSUANCE_UNSETTLED while an issuance of theirs is in
+    flight, in doubt or queued (retry once it settled); nothing changes in either case.
+    Roles: privacy_officer.
+    """
+    DiscloseHolder: _aio.UnaryUnaryMultiCallable[_operator_pb2.DiscloseHolderRequest, _operator_pb2.DiscloseHolderResponse]  # type: ignore[assignment]
+    """The only way a holder's data leaves the gateway (A13(2)): the holder's cards with their
+    fields in clear, for a named recipient, on one of the five grounds, with a reference.
+    Recorded before it is answered (who, to whom, which fields, ground, reference, time).
+    NOT_FOUND / HOLDER_NOT_FOUND when the bank holds no card of the person.
+    Roles: privacy_officer.
+    """
+    ListDisclosures: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListDisclosuresRequest, _operator_pb2.ListDisclosuresResponse]  # type: ignore[assignment]
+    """A holder's disclosure history at a bank, oldest first (empty for an unknown holder), so
+    that the bank can answer the holder.
+    Roles: auditor, privacy_officer.
+    """
+    EraseBank: _aio.UnaryUnaryMultiCallable[_operator_pb2.EraseBankRequest, _operator_pb2.EraseBankResponse]  # type: ignore[assignment]
+    """A14(5): the bank stops providing the service, and every one of its holders is erased
+    as EraseHolder does, ground SERVICE_ENDED_BY_BANK, one audited operation: a job that one
+    replica at a time works, throttled, resumed by another after a kill. Holders with an
+    issuance not yet settled wait and are retried. The answer is the job as started;
+    ListErasureJobs shows its progress. INVALID_ARGUMENT for an unknown bank or no reference.
+    Roles: privacy_officer.
+    """
+    ListErasureJobs: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListErasureJobsRequest, _operator_pb2.ListErasureJobsResponse]  # type: ignore[assignment]
+    """Every erasure job (banks stopping the service, the daily retention runs), oldest first,
+    with its progress.
+    Roles: auditor, privacy_officer.
     """
 
 class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The operators' service: maintenance windows (A16(1)(a)), circuit breakers, replicas,
     incidents (A16(1)(c), (d)), liability reports and the evidence log that backs them.
     Callers that are not operators get UNAUTHENTICATED / OPERATOR_UNAUTHENTICATED, or
-    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Bad input is INVALID_ARGUMENT /
-    INVALID_FIELD with a google.rpc.BadRequest naming each field.
+    PERMISSION_DENIED / NOT_AN_OPERATOR for a bank. Each method names the operator roles it
+    admits ("Roles:"); an operator without one of them gets PERMISSION_DENIED /
+    ROLE_NOT_PERMITTED and nothing changes (A13(1)). Every call, allowed or refused, is in the
+    access log (ListAccessLog). Bad input is INVALID_ARGUMENT / INVALID_FIELD with a
+    google.rpc.BadRequest naming each field.
     """
 
     @_abc_1.abstractmethod
@@ -283,6 +432,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         store-and-forward is accepted as PENDING instead). Failures in a BANK window are A16(1)(a)
         only for a part publicly announced (a channel) at least the configured minimum notice
         (default 1 hour) before it began; otherwise the bank's.
+        Roles: operator.
         """
 
     @_abc_1.abstractmethod
@@ -294,6 +444,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Changes times, scope or reason. Every version is kept.
         The result is a new version (version + 1). NOT_FOUND / WINDOW_NOT_FOUND for an unknown
         window_id.
+        Roles: operator.
         """
 
     @_abc_1.abstractmethod
@@ -305,6 +456,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cancels a window: it stops refusing calls. A new version with `cancelled_at`;
         cancelling a cancelled window returns it unchanged. NOT_FOUND / WINDOW_NOT_FOUND for an
         unknown window_id.
+        Roles: operator.
         """
 
     @_abc_1.abstractmethod
@@ -313,7 +465,9 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ListMaintenanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ListMaintenanceResponse, _abc.Awaitable[_operator_pb2.ListMaintenanceResponse]]:
-        """The windows, each at its latest version, ordered by start."""
+        """The windows, each at its latest version, ordered by start.
+        Roles: operator, auditor.
+        """
 
     @_abc_1.abstractmethod
     def ForceCircuitOpen(
@@ -324,6 +478,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Holds a platform operation's circuit open until a time (e.g. a known platform outage).
         Applied on every replica sharing the store. While open, calls needing the operation fail
         fast with UNAVAILABLE / PLATFORM_CIRCUIT_OPEN (metadata circuit_forced "true").
+        Roles: operator.
         """
 
     @_abc_1.abstractmethod
@@ -334,6 +489,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.ReleaseCircuitResponse, _abc.Awaitable[_operator_pb2.ReleaseCircuitResponse]]:
         """Ends a forced opening: the circuit probes the platform again.
         Also ends an opening caused by failures: the circuit goes to probing at once.
+        Roles: operator.
         """
 
     @_abc_1.abstractmethod
@@ -342,7 +498,9 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ListCircuitsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ListCircuitsResponse, _abc.Awaitable[_operator_pb2.ListCircuitsResponse]]:
-        """The circuit state of every platform operation, on the replica that answers."""
+        """The circuit state of every platform operation, on the replica that answers.
+        Roles: operator, auditor.
+        """
 
     @_abc_1.abstractmethod
     def ListReplicas(
@@ -352,6 +510,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.ListReplicasResponse, _abc.Awaitable[_operator_pb2.ListReplicasResponse]]:
         """The gateway replicas sharing this store, with their last heartbeat. Forced circuits,
         windows and incidents set through any replica hold on every one of them.
+        Roles: operator, auditor.
         """
 
     @_abc_1.abstractmethod
@@ -365,6 +524,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         Only platform failures (PLATFORM_UNAVAILABLE, _TIMEOUT, _REJECTED, _MAINTENANCE,
         _CIRCUIT_OPEN; not those caused by the caller's own deadline) that arrived within the
         range move; records already written get an amendment, never rewritten.
+        Roles: operator.
         """
 
     @_abc_1.abstractmethod
@@ -373,7 +533,9 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ListIncidentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ListIncidentsResponse, _abc.Awaitable[_operator_pb2.ListIncidentsResponse]]:
-        """Every declared incident, ordered by start."""
+        """Every declared incident, ordered by start.
+        Roles: operator, auditor.
+        """
 
     @_abc_1.abstractmethod
     def GetLiabilityReport(
@@ -383,6 +545,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.GetLiabilityReportResponse, _abc.Awaitable[_operator_pb2.GetLiabilityReportResponse]]:
         """Failed requests of a bank (or of one holder: a complaint) in a time range, each with the
         liability clause that applies and its evidence; outages, windows, incidents, totals.
+        Roles: auditor.
         """
 
     @_abc_1.abstractmethod
@@ -393,6 +556,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.GetMonthlyStatementResponse, _abc.Awaitable[_operator_pb2.GetMonthlyStatementResponse]]:
         """A bank's month: availability, failures and outage minutes by clause, and a signed
         checkpoint of the evidence log.
+        Roles: auditor.
         """
 
     @_abc_1.abstractmethod
@@ -403,6 +567,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.VerifyLedgerResponse, _abc.Awaitable[_operator_pb2.VerifyLedgerResponse]]:
         """Audits the evidence log in the store: every entry, tree node, published checkpoint and
         liability record row recomputed; finds any edit, removal or rewrite of history.
+        Roles: auditor.
         """
 
     @_abc_1.abstractmethod
@@ -411,7 +576,9 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.GetCheckpointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.GetCheckpointResponse, _abc.Awaitable[_operator_pb2.GetCheckpointResponse]]:
-        """A signed checkpoint of the evidence log as it is now, and the key that verifies it."""
+        """A signed checkpoint of the evidence log as it is now, and the key that verifies it.
+        Roles: auditor.
+        """
 
     @_abc_1.abstractmethod
     def GetInclusionProof(
@@ -421,6 +588,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.GetInclusionProofResponse, _abc.Awaitable[_operator_pb2.GetInclusionProofResponse]]:
         """The proof that a liability record is in the log of the latest checkpoint.
         NOT_FOUND / LEDGER_RECORD_NOT_FOUND for an unknown ledger_request_id.
+        Roles: auditor.
         """
 
     @_abc_1.abstractmethod
@@ -431,6 +599,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.GetConsistencyProofResponse, _abc.Awaitable[_operator_pb2.GetConsistencyProofResponse]]:
         """The proof that the log of one checkpoint extends the log of an earlier one.
         NOT_FOUND / CHECKPOINT_NOT_FOUND when no checkpoint of new_size was published.
+        Roles: auditor.
         """
 
     @_abc_1.abstractmethod
@@ -442,6 +611,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Everything a third party needs to check the clause of some failed requests offline
         (`essc-gateway evidence verify`): records, amendments, window versions, incidents,
         outages, their proofs and a signed checkpoint.
+        Roles: auditor.
         """
 
     @_abc_1.abstractmethod
@@ -452,6 +622,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.GetKeyStatusResponse, _abc.Awaitable[_operator_pb2.GetKeyStatusResponse]]:
         """Every key version below the root of every bank (no key material), and the jobs moving
         holder keys to a new DATA version with their progress.
+        Roles: auditor, key_custodian.
         """
 
     @_abc_1.abstractmethod
@@ -465,6 +636,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         that re-wraps every holder key (GetKeyStatus shows its progress). Recorded as a key
         event in the evidence log with the calling operator.
         INVALID_ARGUMENT for an unknown bank or an unspecified purpose.
+        Roles: key_custodian.
         """
 
     @_abc_1.abstractmethod
@@ -476,6 +648,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Retires a key version nothing depends on any more.
         FAILED_PRECONDITION / KEY_IN_USE when it is the version in use or values still depend
         on it (metadata remaining); INVALID_ARGUMENT for an unknown bank or version.
+        Roles: key_custodian.
         """
 
     @_abc_1.abstractmethod
@@ -488,6 +661,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         tokens it sealed are refused), new versions replace it (for a bank key, every key below
         it too), and data under a compromised DATA key is re-encrypted under fresh holder keys
         in the background. The answer is the incident report.
+        Roles: key_custodian.
         """
 
     @_abc_1.abstractmethod
@@ -500,6 +674,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         second, different operator approves it (ApproveKeyAction). INVALID_ARGUMENT for no such
         key version or a recipient key that is not RSA of at least 2048 bits; FAILED_PRECONDITION
         / KEY_IN_USE to destroy a version that is not retired or compromised, or still needed.
+        Roles: key_custodian.
         """
 
     @_abc_1.abstractmethod
@@ -511,6 +686,86 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Approves and carries out a key action asked by another operator. FAILED_PRECONDITION /
         KEY_ACTION_NEEDS_SECOND_OPERATOR when the one who asked approves, or it was approved
         already.
+        Roles: key_custodian.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAccessLog(
+        self,
+        request: _operator_pb2.ListAccessLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListAccessLogResponse, _abc.Awaitable[_operator_pb2.ListAccessLogResponse]]:
+        """The access log: every OperatorService call, allowed or refused, oldest first (A13(1)).
+        Each entry is in the evidence log, so VerifyLedger finds one edited or removed.
+        Roles: auditor.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseHolder(
+        self,
+        request: _operator_pb2.EraseHolderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.EraseHolderResponse, _abc.Awaitable[_operator_pb2.EraseHolderResponse]]:
+        """Erases a holder's data at a bank on one of A14's grounds: the holder's key is destroyed
+        (every copy of the holder's fields, backups included, becomes unreadable) and every row
+        naming the holder is deleted in one transaction: cards with consent and guardian,
+        lockouts, SMS throttles, disclosure history, the links that tied the holder's liability
+        records to them (the records stay, and verify; they no longer lead to anyone). Recorded
+        in the evidence log (ground, reference, operator, time, counts; a random erasure id, no
+        personal data). Afterwards the person is unknown to the gateway.
+        NOT_FOUND / HOLDER_NOT_FOUND when the bank holds nothing of the person;
+        FAILED_PRECONDITION / HOLDER_ISSUANCE_UNSETTLED while an issuance of theirs is in
+        flight, in doubt or queued (retry once it settled); nothing changes in either case.
+        Roles: privacy_officer.
+        """
+
+    @_abc_1.abstractmethod
+    def DiscloseHolder(
+        self,
+        request: _operator_pb2.DiscloseHolderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.DiscloseHolderResponse, _abc.Awaitable[_operator_pb2.DiscloseHolderResponse]]:
+        """The only way a holder's data leaves the gateway (A13(2)): the holder's cards with their
+        fields in clear, for a named recipient, on one of the five grounds, with a reference.
+        Recorded before it is answered (who, to whom, which fields, ground, reference, time).
+        NOT_FOUND / HOLDER_NOT_FOUND when the bank holds no card of the person.
+        Roles: privacy_officer.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDisclosures(
+        self,
+        request: _operator_pb2.ListDisclosuresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListDisclosuresResponse, _abc.Awaitable[_operator_pb2.ListDisclosuresResponse]]:
+        """A holder's disclosure history at a bank, oldest first (empty for an unknown holder), so
+        that the bank can answer the holder.
+        Roles: auditor, privacy_officer.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseBank(
+        self,
+        request: _operator_pb2.EraseBankRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.EraseBankResponse, _abc.Awaitable[_operator_pb2.EraseBankResponse]]:
+        """A14(5): the bank stops providing the service, and every one of its holders is erased
+        as EraseHolder does, ground SERVICE_ENDED_BY_BANK, one audited operation: a job that one
+        replica at a time works, throttled, resumed by another after a kill. Holders with an
+        issuance not yet settled wait and are retried. The answer is the job as started;
+        ListErasureJobs shows its progress. INVALID_ARGUMENT for an unknown bank or no reference.
+        Roles: privacy_officer.
+        """
+
+    @_abc_1.abstractmethod
+    def ListErasureJobs(
+        self,
+        request: _operator_pb2.ListErasureJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListErasureJobsResponse, _abc.Awaitable[_operator_pb2.ListErasureJobsResponse]]:
+        """Every erasure job (banks stopping the service, the daily retention runs), oldest first,
+        with its progress.
+        Roles: auditor, privacy_officer.
         """
 
 def add_OperatorServiceServicer_to_server(servicer: OperatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,291 @@
+"""Erasure and disclosure in the PostgreSQL store (the `PrivacyStore` port)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from essc_gateway.evidence.entries import disclosure_entry, erasure_entry
+from essc_gateway.privacy.model import (
+    Disclosure,
+    DisclosureGround,
+    ErasedCounts,
+    Erasure,
+    ErasureJob,
+    ErasureJobKind,
+)
+from essc_gateway.store.base import CardRecord, ClaimLost, IssueAttemptState
+from essc_gateway.store.cluster import SharedTopic
+from essc_gateway.store.postgres_cluster import bump_topic
+from essc_gateway.store.postgres_evidence import log_append
+from essc_gateway.store.postgres_schema import Db
+from essc_gateway.store.rows import CARD_COLUMNS, as_stored, card_from
+
+R = TypeVar("R")
+HOLDER_TABLES = (
+    "cards",
+    "holder_keys",
+    "holder_links",
+    "disclosures",
+    "factor_failures",
+    "sms_sends",
+    "issue_attempts",
+)
+"""What an erasure deletes from: rewritten by the purge so that no dead copy stays."""
+
+
+async def erase_rows(db: Db, bank_id: str, tokens: Sequence[str]) -> ErasedCounts:
+    """Deletes every row naming the holder under `tokens`, inside the caller's transaction."""
+    listed = list(tokens)
+
+    async def delete(sql: str, *params: object) -> int:
+        status = await db.execute(sql, *params)
+        return int(status.split()[-1])
+
+    attempts = await delete(
+        "DELETE FROM issue_attempts WHERE bank_id = $1 AND essc_id IN (SELECT essc_id FROM "
+        "cards WHERE bank_id = $1 AND holder_token = ANY($2::text[]))",
+        bank_id,
+        listed,
+    )
+    counted = []
+    for table in ("cards", "holder_keys", "holder_links", "disclosures"):
+        counted.append(
+            await delete(
+                f"DELETE FROM {table} WHERE bank_id = $1 AND holder_token = ANY($2::text[])",  # noqa: S608
+                bank_id,
+                listed,
+            )
+        )
+    cards, keys, links, disclosed = counted
+    lockouts = await delete(
+        "DELETE FROM factor_failures WHERE holder_token = ANY($1::text[])", listed
+    )
+    sms = await delete("DELETE FROM sms_sends WHERE holder_token = ANY($1::text[])", listed)
+    return ErasedCounts(cards, keys, links, attempts + disclosed + lockouts + sms)
+
+
+class PostgresPrivacyTables:
+    """Mixed into `PostgresStore`: the `PrivacyStore` port."""
+
+    _pool: asyncpg.Pool[asyncpg.Record]
+
+    async def _write(self, transaction: Callable[[Db], Awaitable[R]]) -> R:
+        raise NotImplementedError
+
+    async def _rows(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        raise NotImplementedError
+
+    async def unsettled_drafts(self, bank_id: str) -> list[tuple[str, bytes]]:
+        rows = await self._rows(
+            "SELECT a.idempotency_key, COALESCE(a.draft_sealed, q.payload_sealed) AS draft "
+            "FROM issue_attempts a LEFT JOIN forward_queue q ON q.bank_id = a.bank_id "
+            "AND q.idempotency_key = a.idempotency_key WHERE a.bank_id = $1 AND "
+            "a.state = ANY($2::text[])",
+            bank_id,
+            [
+                IssueAttemptState.PENDING.value,
+                IssueAttemptState.FORWARD_PENDING.value,
+                IssueAttemptState.IN_DOUBT.value,
+            ],
+        )
+        return [(str(r[0]), bytes(r[1])) for r in rows if r[1] is not None]
+
+    async def erase_holder(
+        self, bank_id: str, tokens: Sequence[str], erasure: Callable[[ErasedCounts], Erasure]
+    ) -> Erasure | None:
+        async def work(db: Db) -> Erasure | None:
+            counts = await erase_rows(db, bank_id, tokens)
+            if not counts.anything:
+                return None
+            done = erasure(counts)
+            await log_append(db, [erasure_entry(done)])
+            await bump_topic(db, SharedTopic.HOLDERS)
+            return done
+
+        return await self._write(work)
+
+    async def purge_erased(self) -> bool:
+        # Plain VACUUM leaves a deleted tuple's bytes in the page's free space; VACUUM FULL
+        # rewrites each table and its indexes into new files. It locks each table while it
+        # runs: the purge is a maintenance step (see README), not part of each erasure.
+        async with self._pool.acquire() as connection:
+            for table in HOLDER_TABLES:
+                await connection.execute(f"VACUUM FULL {table}")
+            await connection.execute("CHECKPOINT")
+        return True
+
+    async def holder_tokens_of_bank(self, bank_id: str, limit: int) -> list[str]:
+        rows = await self._rows(
+            "SELECT holder_token FROM (SELECT holder_token FROM cards WHERE bank_id = $1 "
+            "UNION SELECT holder_token FROM holder_keys WHERE bank_id = $1 "
+            "UNION SELECT holder_token FROM holder_links WHERE bank_id = $1 "
+            "UNION SELECT holder_token FROM disclosures WHERE bank_id = $1) t LIMIT $2",
+            bank_id,
+            limit,
+        )
+        return [str(r[0]) for r in rows]
+
+    async def record_disclosure(self, disclosure: Disclosure, lookup_token: str) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "INSERT INTO disclosures (disclosure_id, bank_id, holder_token, holder_ref, "
+                "at, operator, recipient, ground, reference, fields) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                disclosure.disclosure_id, disclosure.bank_id, lookup_token,
+                disclosure.holder_ref, disclosure.at, disclosure.operator, disclosure.recipient,
+                disclosure.ground.value, disclosure.reference, json.dumps(list(disclosure.fields)),
+            )  # fmt: skip
+            await log_append(db, [disclosure_entry(disclosure)])
+
+        await self._write(work)
+
+    async def disclosures(self, bank_id: str, tokens: Sequence[str]) -> list[Disclosure]:
+        rows = await self._rows(
+            "SELECT disclosure_id, holder_ref, at, operator, recipient, ground, reference, "
+            "fields FROM disclosures WHERE bank_id = $1 AND holder_token = ANY($2::text[]) "
+            "ORDER BY at, disclosure_id",
+            bank_id,
+            list(tokens),
+        )
+        return [
+            Disclosure(
+                disclosure_id=str(r[0]),
+                bank_id=bank_id,
+                holder_ref=str(r[1]),
+                recipient=str(r[4]),
+                ground=DisclosureGround(r[5]),
+                reference=str(r[6]),
+                fields=tuple(json.loads(r[7])),
+                operator=str(r[3]),
+                at=r[2],
+            )
+            for r in rows
+        ]
+
+
+def _job_from(row: asyncpg.Record) -> ErasureJob:
+    return ErasureJob(
+        job_id=str(row["job_id"]),
+        kind=ErasureJobKind(row["kind"]),
+        bank_id=str(row["bank_id"]),
+        reference=str(row["reference"]),
+        operator=str(row["operator"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        erased=int(row["erased"]),
+        waiting=int(row["waiting"]),
+        holder=row["holder"],
+        lease_until=row["lease_until"],
+    )
+
+
+class PostgresErasureJobs:
+    """Mixed into `PostgresStore`: the `ErasureJobStore` port."""
+
+    async def _write(self, transaction: Callable[[Db], Awaitable[R]]) -> R:
+        raise NotImplementedError
+
+    async def _rows(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        raise NotImplementedError
+
+    async def start_erasure_job(self, job: ErasureJob) -> bool:
+        async def work(db: Db) -> bool:
+            status = await db.execute(
+                "INSERT INTO erasure_jobs (job_id, kind, bank_id, reference, operator, "
+                "started_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id) DO NOTHING",
+                job.job_id, job.kind.value, job.bank_id, job.reference, job.operator,
+                job.started_at,
+            )  # fmt: skip
+            return bool(status.endswith(" 1"))
+
+        return await self._write(work)
+
+    async def erasure_jobs(self) -> list[ErasureJob]:
+        rows = await self._rows("SELECT * FROM erasure_jobs ORDER BY started_at, job_id")
+        return [_job_from(r) for r in rows]
+
+    async def lease_erasure_job(
+        self, job_id: str, holder: str, now: datetime, until: datetime
+    ) -> ErasureJob | None:
+        async def work(db: Db) -> ErasureJob | None:
+            row = await db.fetchrow(
+                "UPDATE erasure_jobs SET holder = $1, lease_until = $2 WHERE job_id = $3 AND "
+                "finished_at IS NULL AND (holder IS NULL OR holder = $1 OR lease_until < $4) "
+                "RETURNING *",
+                holder,
+                until,
+                job_id,
+                now,
+            )
+            return None if row is None else _job_from(row)
+
+        return await self._write(work)
+
+    async def erasure_job_progress(
+        self, job_id: str, holder: str, erased: int, waiting: int, until: datetime
+    ) -> None:
+        async def work(db: Db) -> None:
+            done = await db.fetchval(
+                "UPDATE erasure_jobs SET erased = erased + $1, waiting = $2, lease_until = $3 "
+                "WHERE job_id = $4 AND holder = $5 AND finished_at IS NULL RETURNING 1",
+                erased,
+                waiting,
+                until,
+                job_id,
+                holder,
+            )
+            if done is None:
+                raise ClaimLost("the erasure job is another replica's now")
+
+        await self._write(work)
+
+    async def finish_erasure_job(self, job_id: str, holder: str, now: datetime) -> None:
+        async def work(db: Db) -> None:
+            await db.execute(
+                "UPDATE erasure_jobs SET finished_at = $1, holder = NULL, lease_until = NULL "
+                "WHERE job_id = $2 AND holder = $3",
+                now,
+                job_id,
+                holder,
+            )
+
+        await self._write(work)
+
+    async def retention_tokens(
+        self, bank_id: str, terminated_before: datetime, limit: int
+    ) -> list[str]:
+        rows = await self._rows(
+            "SELECT holder_token FROM cards WHERE bank_id = $1 GROUP BY holder_token HAVING "
+            "bool_and(status = 'TERMINATED' AND terminated_at < $2) LIMIT $3",
+            bank_id,
+            terminated_before,
+            limit,
+        )
+        return [str(r[0]) for r in rows]
+
+    async def guardian_cards(self, bank_id: str) -> list[CardRecord]:
+        rows = await self._rows(
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE bank_id = $1 "  # noqa: S608
+            "AND guardian_sealed IS NOT NULL",
+            bank_id,
+        )
+        return [card_from(r, as_stored) for r in rows]
+
+    async def clear_guardian(self, essc_id: str, erasure: Erasure) -> bool:
+        async def work(db: Db) -> bool:
+            done = await db.fetchval(
+                "UPDATE cards SET guardian_sealed = NULL, guardian_relation = NULL "
+                "WHERE essc_id = $1 AND guardian_sealed IS NOT NULL RETURNING 1",
+                essc_id,
+            )
+            if done is None:
+                return False
+            await log_append(db, [erasure_entry(erasure)])
+            return True
+
+        return await self._write(work)
