@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import format_trace_id
 
 from essc.gateway.v1 import gateway_pb2 as pb
@@ -18,6 +19,7 @@ from essc_gateway.telemetry.json_logs import JsonLineFormatter
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import adult, identity
+from tests.polling import eventually
 
 
 @pytest.fixture
@@ -41,12 +43,20 @@ async def test_an_access_line_is_json_with_its_trace_and_no_personal_data(
     bad = pb.VerifyRequest(applicant=identity(person))  # no card number: refused
     with pytest.raises(grpc.aio.AioRpcError):
         await gw.stub.Verify(bad, metadata=gw.a)
+
+    def server_spans() -> list[ReadableSpan]:
+        return [
+            s
+            for s in gw.spans.get_finished_spans()
+            if s.name == "essc.gateway.v1.GatewayService/Verify"
+        ]
+
+    async def ended() -> bool:  # the server span ends just after the answer is sent
+        return bool(server_spans())
+
+    await eventually(ended)
     [line] = [json.loads(text) for text in access_lines.getvalue().splitlines()]
-    [server] = [
-        s
-        for s in gw.spans.get_finished_spans()
-        if s.name == "essc.gateway.v1.GatewayService/Verify"
-    ]
+    [server] = server_spans()
     assert line["trace_id"] == format_trace_id(server.context.trace_id)
     assert len(line["span_id"]) == 16
     assert (line["bank"], line["rpc"], line["code"]) == ("bank-a", "Verify", "INVALID_ARGUMENT")
