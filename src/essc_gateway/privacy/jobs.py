@@ -126,6 +126,7 @@ class ErasureJobs:
 
     async def _work(self, job: ErasureJob) -> None:
         waiting: set[str] = set()
+        changed = 0
         while True:
             tokens = [t for t in await self._next(job, len(waiting)) if t not in waiting]
             if not tokens:
@@ -141,14 +142,16 @@ class ErasureJobs:
                     unsettled,
                 )  # fmt: skip
                 erased += done is not None
+            changed += erased
             until = self._clock.now() + self._lease
             await self._store.erasure_job_progress(
                 job.job_id, self._me, erased, len(waiting), until
             )
             await asyncio.sleep(self._pause)
         if job.kind is ErasureJobKind.RETENTION:
-            await self._guardians_of_adults(job)
-        await self._erasure.purge()
+            changed += await self._guardians_of_adults(job)
+        if changed:  # a purge rewrites the holder tables (PostgreSQL): only when needed
+            await self._erasure.purge()
         if waiting:
             log.info("erasure job %s: %d holders wait for an issuance", job.job_id, len(waiting))
             return  # unfinished: the lease runs out and the next look tries them again
@@ -162,15 +165,16 @@ class ErasureJobs:
         cutoff = self._clock.now() - self._retention.after_termination
         return await self._store.retention_tokens(job.bank_id, cutoff, limit)
 
-    async def _guardians_of_adults(self, job: ErasureJob) -> None:
+    async def _guardians_of_adults(self, job: ErasureJob) -> int:
         """A guardian's data is needed while the holder is a minor (A5): removed once the
         holder has been of age for the configured time (A13(3))."""
         now = self._clock.now()
+        cleared = 0
         for card in await self._store.guardian_cards(job.bank_id):
             birth = parse_citizen_id(await self._vault.id_number(card), now.date()).birth_date
             if now.date() < _eighteenth_birthday(birth) + self._retention.guardian_after_majority:
                 continue
-            await self._store.clear_guardian(
+            cleared += await self._store.clear_guardian(
                 card.essc_id,
                 Erasure(
                     erasure_id=uuid.uuid4().hex,
@@ -182,6 +186,7 @@ class ErasureJobs:
                     counts=ErasedCounts(cards=0, holder_keys=0, records_unlinked=0, other_rows=1),
                 ),
             )
+        return cleared
 
 
 def _eighteenth_birthday(birth: date) -> date:
