@@ -350,13 +350,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             await self._gate.answered(access_id, operator, rpc, request, *_answer(error))
             raise
         except Exception as unexpected:
-            failure = (
-                ("UNAVAILABLE", ErrorReason.STORE_UNAVAILABLE.value)
-                if isinstance(unexpected, StoreUnavailable)
-                else ("INTERNAL", ErrorReason.INTERNAL.value)
-            )
-            await self._gate.answered(access_id, operator, rpc, request, *failure)
-            raise
+            # Answered as any call's unexpected failure is (logged once, here).
+            failure = self._as_gateway_error(rpc, unexpected)
+            await self._gate.answered(access_id, operator, rpc, request, *_answer(failure))
+            raise failure from unexpected
         await self._gate.answered(access_id, operator, rpc, request, "OK", "")
         return response
 
