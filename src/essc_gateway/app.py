@@ -73,7 +73,7 @@ from essc_gateway.transport.servicer import GatewayServicer
 from essc_gateway.transport.shared_rate import SharedRateLimit
 from essc_gateway.upstream.breaker import Breakers
 from essc_gateway.upstream.budget import RetryBudget
-from essc_gateway.upstream.channel import PlatformTlsWatch, platform_channel
+from essc_gateway.upstream.channel import PlatformTlsWatch, plaintext_platform_channel
 from essc_gateway.upstream.grpc_platform import GrpcPlatform, map_rpc_error
 from essc_gateway.upstream.retrying import ResilientCaller
 
@@ -196,7 +196,7 @@ class Gateway:
     def _platform_channel(self) -> grpc.aio.Channel:
         tls = self._config.platform_tls
         if tls is None:
-            return platform_channel(self._platform_address, None)
+            return plaintext_platform_channel(self._platform_address)
         self.platform_tls_watch = PlatformTlsWatch(
             self._platform_address, tls, self._config.tls_reload_interval
         )

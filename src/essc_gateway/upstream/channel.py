@@ -32,10 +32,9 @@ OLD_CHANNEL_GRACE = 30.0
 """Seconds the replaced channel's calls in flight may take to finish before it closes."""
 
 
-def platform_channel(address: str, tls: PlatformTls | None) -> grpc.aio.Channel:
-    if tls is None:
-        return grpc.aio.insecure_channel(address, options=PLATFORM_CHANNEL)
-    return _secure_channel(address, tls, *_read(tls))
+def plaintext_platform_channel(address: str) -> grpc.aio.Channel:
+    """The channel when no platform TLS is configured (`PlatformTlsWatch` makes TLS ones)."""
+    return grpc.aio.insecure_channel(address, options=PLATFORM_CHANNEL)
 
 
 def _read(tls: PlatformTls) -> tuple[bytes, KeyPair | None]:
