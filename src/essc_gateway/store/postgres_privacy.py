@@ -17,14 +17,13 @@ from essc_gateway.privacy.model import (
     ErasedCounts,
     Erasure,
     ErasureJob,
-    ErasureJobKind,
 )
 from essc_gateway.store.base import CardRecord, ClaimLost, IssueAttemptState
 from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.postgres_cluster import bump_topic
 from essc_gateway.store.postgres_evidence import log_append
 from essc_gateway.store.postgres_schema import Db
-from essc_gateway.store.rows import CARD_COLUMNS, as_stored, card_from
+from essc_gateway.store.rows import CARD_COLUMNS, as_stored, card_from, erasure_job_from
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -175,22 +174,6 @@ class PostgresPrivacyTables:
         ]
 
 
-def _job_from(row: asyncpg.Record) -> ErasureJob:
-    return ErasureJob(
-        job_id=str(row["job_id"]),
-        kind=ErasureJobKind(row["kind"]),
-        bank_id=str(row["bank_id"]),
-        reference=str(row["reference"]),
-        operator=str(row["operator"]),
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        erased=int(row["erased"]),
-        waiting=int(row["waiting"]),
-        holder=row["holder"],
-        lease_until=row["lease_until"],
-    )
-
-
 class PostgresErasureJobs:
     """Mixed into `PostgresStore`: the `ErasureJobStore` port."""
 
@@ -214,7 +197,7 @@ class PostgresErasureJobs:
 
     async def erasure_jobs(self) -> list[ErasureJob]:
         rows = await self._rows("SELECT * FROM erasure_jobs ORDER BY started_at, job_id")
-        return [_job_from(r) for r in rows]
+        return [erasure_job_from(r, as_stored) for r in rows]
 
     async def lease_erasure_job(
         self, job_id: str, holder: str, now: datetime, until: datetime
@@ -229,7 +212,7 @@ class PostgresErasureJobs:
                 job_id,
                 now,
             )
-            return None if row is None else _job_from(row)
+            return None if row is None else erasure_job_from(row, as_stored)
 
         return await self._write(work)
 

@@ -36,6 +36,7 @@ from essc_gateway.liability.model import (
     LiabilityRecord,
     Outage,
 )
+from essc_gateway.privacy.model import ErasureJob, ErasureJobKind
 from essc_gateway.store.base import CardRecord, ForwardItem, IssueAttempt, IssueAttemptState
 from essc_gateway.store.cluster import ReplicaInfo
 from essc_gateway.store.sqlite_util import text_of
@@ -98,6 +99,22 @@ def card_from(row: Row, time_of: TimeOf) -> CardRecord:
         guardian_sealed=row["guardian_sealed"],
         guardian_relation=row["guardian_relation"],
         terminated_at=time_of(row["terminated_at"]),
+    )
+
+
+def erasure_job_from(row: Row, time_of: TimeOf) -> ErasureJob:
+    return ErasureJob(
+        job_id=str(row["job_id"]),
+        kind=ErasureJobKind(row["kind"]),
+        bank_id=str(row["bank_id"]),
+        reference=str(row["reference"]),
+        operator=str(row["operator"]),
+        started_at=_required(time_of, row["started_at"]),
+        finished_at=time_of(row["finished_at"]),
+        erased=int(row["erased"]),
+        waiting=int(row["waiting"]),
+        holder=row["holder"],
+        lease_until=time_of(row["lease_until"]),
     )
 
 

@@ -16,11 +16,10 @@ from essc_gateway.privacy.model import (
     ErasedCounts,
     Erasure,
     ErasureJob,
-    ErasureJobKind,
 )
 from essc_gateway.store.base import CardRecord, ClaimLost, IssueAttemptState
 from essc_gateway.store.cluster import SharedTopic
-from essc_gateway.store.rows import CARD_COLUMNS, card_from
+from essc_gateway.store.rows import CARD_COLUMNS, card_from, erasure_job_from
 from essc_gateway.store.sqlite_cluster import bump_topic
 from essc_gateway.store.sqlite_commit import BatchWriter
 from essc_gateway.store.sqlite_evidence import log_append
@@ -173,22 +172,6 @@ class SqlitePrivacyTables:
         ]
 
 
-def _job_from(row: sqlite3.Row) -> ErasureJob:
-    return ErasureJob(
-        job_id=str(row["job_id"]),
-        kind=ErasureJobKind(row["kind"]),
-        bank_id=str(row["bank_id"]),
-        reference=str(row["reference"]),
-        operator=str(row["operator"]),
-        started_at=time_of(row["started_at"]),
-        finished_at=time_or_none(row["finished_at"]),
-        erased=int(row["erased"]),
-        waiting=int(row["waiting"]),
-        holder=row["holder"],
-        lease_until=time_or_none(row["lease_until"]),
-    )
-
-
 class SqliteErasureJobs:
     """Mixed into `SqliteStore`: the `ErasureJobStore` port."""
 
@@ -214,7 +197,7 @@ class SqliteErasureJobs:
 
     async def erasure_jobs(self) -> list[ErasureJob]:
         rows = await self._rows("SELECT * FROM erasure_jobs ORDER BY started_at, job_id", ())
-        return [_job_from(r) for r in rows]
+        return [erasure_job_from(r, time_or_none) for r in rows]
 
     async def lease_erasure_job(
         self, job_id: str, holder: str, now: datetime, until: datetime
@@ -228,7 +211,7 @@ class SqliteErasureJobs:
             if cursor.rowcount != 1:
                 return None
             row = one_row(db, "SELECT * FROM erasure_jobs WHERE job_id = ?", (job_id,))
-            return None if row is None else _job_from(row)
+            return None if row is None else erasure_job_from(row, time_or_none)
 
         return await self._write(work)
 
