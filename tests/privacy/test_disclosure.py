@@ -5,10 +5,13 @@ recipient, no data and no record."""
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 
 from essc.gateway.v1 import operator_pb2 as opb
+from essc_gateway.liability.model import holder_ref
 from essc_gateway.simplatform import Population
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
@@ -63,6 +66,10 @@ async def test_a_disclosure_gives_the_data_and_is_recorded_with_its_ground(
     assert "COMPETENT_AUTHORITY" in body
     assert person.id_number not in body
     assert person.name not in body
+    # The bank can show the holder the entry is theirs: the stored salt opens holder_ref.
+    [row] = await fetch(database, "SELECT holder_token, salt FROM disclosures")
+    ref = holder_ref("bank-a", row["holder_token"], bytes(row["salt"]))
+    assert json.loads(body)["holder_ref"] == ref
 
     # Erased, the holder's history goes with the holder; the evidence entry stays.
     await gw.operator.EraseHolder(

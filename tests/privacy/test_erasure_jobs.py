@@ -19,9 +19,9 @@ from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest, make_config, running_gateway
-from tests.gateway.flows import adult, child_under_14, guardian_of, issue
+from tests.gateway.flows import _age, adult, child_under_14, guardian_of, issue
 from tests.polling import eventually
-from tests.sql import count, fetch
+from tests.sql import count, execute, fetch
 
 RETENTION = RetentionSettings(
     after_termination=timedelta(days=30), guardian_after_majority=timedelta(days=10)
@@ -139,3 +139,33 @@ async def test_retention_erases_terminated_holders_and_guardians_of_adults_once(
     await replicas[0].work_once()
     assert await count(database, "cards", "guardian_sealed IS NOT NULL") == 0
     assert await count(database, "cards") == 2
+
+
+async def test_the_guardian_scan_pages_and_outlives_a_card_it_cannot_judge(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
+) -> None:
+    """Guardian cards are read a page at a time (the lease renewed after each); one whose
+    ID number does not open is logged and left, the others are cleared, the run ends."""
+    today = clock.now().date()
+    children = [p for p in population.people if _age(p, today) < 14][:3]
+    parent = adult(population, today)
+    cards = [
+        (await issue(gw, child, gw.a, clock.now(), guardian=guardian_of(parent))).card.essc_id
+        for child in children
+    ]
+    assert len(cards) == 3
+    unreadable = sorted(cards)[1]
+    await execute(
+        database,
+        "UPDATE cards SET id_number_sealed = ? WHERE essc_id = ?",
+        b"\xe5" * 40,
+        unreadable,
+    )
+    clock.advance(timedelta(days=32 * 366))  # every child of age, and the guardian retention
+    replica = _replica(gw, clock, "replica-1", pause=0)  # a card per page
+    await replica.schedule_retention()
+    await replica.work_once()
+    left = await fetch(database, "SELECT essc_id FROM cards WHERE guardian_sealed IS NOT NULL")
+    assert [r["essc_id"] for r in left] == [unreadable]
+    jobs = await gw.operator.ListErasureJobs(opb.ListErasureJobsRequest(), metadata=gw.ops)
+    assert all(j.HasField("finished_at") for j in jobs.jobs)

@@ -295,6 +295,9 @@ def erasure_entry(erasure: Erasure) -> Entry:
                 "holder_keys": counts.holder_keys,
                 "records_unlinked": counts.records_unlinked,
                 "other_rows": counts.other_rows,
+                "live_cards": counts.live_cards,
+                "records_under_lookup_token": counts.records_under_lookup_token,
+                "lookup_versions": list(counts.lookup_versions),
             },
         ),
     )

@@ -23,6 +23,12 @@ HOLDER_FORMAT = 0xE6
 _HEADER_BYTES = 4
 
 
+def lookup_version_of(token: str) -> int | None:
+    """The LOOKUP key version a lookup token was made under; None if it is not a token."""
+    version, dot, _ = token.partition(".")
+    return int(version) if dot and version.isdigit() else None
+
+
 class DecryptionError(Exception):
     """A sealed value or token that does not open: tampered, moved, another bank's, or
     sealed under a key this gateway does not hold (never says more)."""

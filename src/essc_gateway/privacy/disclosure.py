@@ -54,10 +54,11 @@ class HolderDisclosure:
         disclosed = [DisclosedCard(c, await self._vault.personal_fields(c)) for c in cards]
         fields = sorted({name for d in disclosed for name in d.fields})
         token = self._vault.holder_token(bank_id, id_number)
+        salt = secrets.token_bytes(16)
         disclosure = Disclosure(
             disclosure_id=uuid.uuid4().hex,
             bank_id=bank_id,
-            holder_ref=holder_ref(bank_id, token, secrets.token_bytes(16)),
+            holder_ref=holder_ref(bank_id, token, salt),
             recipient=recipient,
             ground=ground,
             reference=reference,
@@ -65,7 +66,7 @@ class HolderDisclosure:
             operator=operator,
             at=self._clock.now(),
         )
-        await self._store.record_disclosure(disclosure, token)
+        await self._store.record_disclosure(disclosure, token, salt)
         return disclosure, disclosed
 
     async def history(self, bank_id: str, id_number: str) -> list[Disclosure]:

@@ -18,6 +18,7 @@ from essc_gateway.privacy.ports import PrivacyStore
 from essc_gateway.service.vault import Vault
 
 log = logging.getLogger(__name__)
+_DRAFT_TOKENS_KEPT = 10_000
 
 
 class HolderErasure:
@@ -25,6 +26,9 @@ class HolderErasure:
         self._store = store
         self._vault = vault
         self._clock = clock
+        self._draft_tokens: dict[tuple[str, str], str] = {}
+        """(bank, idempotency key) → the holder token its draft names: a bank-wide job
+        checks the same unsettled drafts for every holder."""
 
     async def erase(
         self, bank_id: str, id_number: str, ground: ErasureGround, reference: str, operator: str
@@ -58,19 +62,19 @@ class HolderErasure:
         ground: ErasureGround,
         reference: str,
         operator: str,
-        unsettled: set[str] | None = None,
     ) -> Erasure | None:
         """The erasure of the holder filed under `tokens` (the bank-wide and retention jobs
         know holders by token only); None when no row named it. Raises PreconditionFailed
-        (HOLDER_ISSUANCE_UNSETTLED) as `erase` does. `unsettled`: `unsettled_tokens`, when
-        the caller has just read them (a job's batch)."""
-        if unsettled is None:
-            unsettled = await self.unsettled_tokens(bank_id)
-        if not unsettled.isdisjoint(tokens):
-            raise PreconditionFailed(
-                "an issuance of this holder has not settled; erase once it has",
-                reason=ErrorReason.HOLDER_ISSUANCE_UNSETTLED,
-            )
+        (HOLDER_ISSUANCE_UNSETTLED) as `erase` does: checked inside the erasure's
+        transaction, with new issuances held back until it commits."""
+        wanted = frozenset(tokens)
+
+        def refuse_if_unsettled(drafts: list[tuple[str, bytes]]) -> None:
+            if not wanted.isdisjoint(self._tokens_of(bank_id, drafts)):
+                raise PreconditionFailed(
+                    "an issuance of this holder has not settled; erase once it has",
+                    reason=ErrorReason.HOLDER_ISSUANCE_UNSETTLED,
+                )
 
         def recorded(counts: ErasedCounts) -> Erasure:
             return Erasure(
@@ -83,17 +87,33 @@ class HolderErasure:
                 counts=counts,
             )
 
-        erased = await self._store.erase_holder(bank_id, tokens, recorded)
+        erased = await self._store.erase_holder(bank_id, tokens, recorded, refuse_if_unsettled)
         for token in tokens:  # this replica's copy; the others drop theirs (HOLDERS topic)
             self._vault.forget_key(bank_id, token)
+        if erased is not None and erased.counts.live_cards:
+            log.warning(
+                "erasure %s: %d cards were live on the platform; terminate them there",
+                erased.erasure_id, erased.counts.live_cards,
+            )  # fmt: skip
         return erased
 
     async def unsettled_tokens(self, bank_id: str) -> set[str]:
         """The holder tokens of the bank's issuances in flight, in doubt or queued."""
+        return self._tokens_of(bank_id, await self._store.unsettled_drafts(bank_id))
+
+    def _tokens_of(self, bank_id: str, drafts: list[tuple[str, bytes]]) -> set[str]:
         found = set()
-        for idempotency_key, sealed in await self._store.unsettled_drafts(bank_id):
-            try:
-                found.add(self._vault.draft_holder_token(bank_id, idempotency_key, sealed))
-            except DecryptionError:  # under a key no longer held: it names nobody we know
-                log.warning("an unsettled issuance's draft does not open; not checked")
+        for idempotency_key, sealed in drafts:
+            key = (bank_id, idempotency_key)
+            token = self._draft_tokens.get(key)
+            if token is None:
+                try:
+                    token = self._vault.draft_holder_token(bank_id, idempotency_key, sealed)
+                except DecryptionError:  # under a key no longer held: names nobody we know
+                    log.warning("an unsettled issuance's draft does not open; not checked")
+                    continue
+                if len(self._draft_tokens) >= _DRAFT_TOKENS_KEPT:
+                    self._draft_tokens.clear()
+                self._draft_tokens[key] = token  # a draft's holder never changes
+            found.add(token)
         return found

@@ -12,7 +12,9 @@ from datetime import date, timedelta
 from typing import Protocol
 
 from essc_gateway.clock import Clock
-from essc_gateway.domain.citizen_id import parse_citizen_id
+from essc_gateway.domain.citizen_id import InvalidCitizenIdError, parse_citizen_id
+from essc_gateway.errors import PreconditionFailed
+from essc_gateway.keys.keyring import DecryptionError
 from essc_gateway.privacy.erasure import HolderErasure
 from essc_gateway.privacy.model import (
     ErasedCounts,
@@ -24,7 +26,7 @@ from essc_gateway.privacy.model import (
 )
 from essc_gateway.privacy.ports import ErasureJobStore, PrivacyStore
 from essc_gateway.service.vault import Vault
-from essc_gateway.store.base import ClaimLost, StoreError
+from essc_gateway.store.base import CardRecord, ClaimLost, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -137,19 +139,19 @@ class ErasureJobs:
                 if token in unsettled:  # its issuance settles first; the next look retries
                     waiting.add(token)
                     continue
-                done = await self._erasure.erase_tokens(
-                    job.bank_id, [token], _GROUNDS[job.kind], job.reference, job.operator,
-                    unsettled,
-                )  # fmt: skip
+                try:
+                    done = await self._erasure.erase_tokens(
+                        job.bank_id, [token], _GROUNDS[job.kind], job.reference, job.operator
+                    )
+                except PreconditionFailed:  # an issuance was claimed since the look above
+                    waiting.add(token)
+                    continue
                 erased += done is not None
             changed += erased
-            until = self._clock.now() + self._lease
-            await self._store.erasure_job_progress(
-                job.job_id, self._me, erased, len(waiting), until
-            )
+            await self._progress(job, erased, len(waiting))
             await asyncio.sleep(self._pause)
         if job.kind is ErasureJobKind.RETENTION:
-            changed += await self._guardians_of_adults(job)
+            changed += await self._guardians_of_adults(job, len(waiting))
         if changed:  # a purge rewrites the holder tables (PostgreSQL): only when needed
             await self._erasure.purge()
         if waiting:
@@ -165,28 +167,49 @@ class ErasureJobs:
         cutoff = self._clock.now() - self._retention.after_termination
         return await self._store.retention_tokens(job.bank_id, cutoff, limit)
 
-    async def _guardians_of_adults(self, job: ErasureJob) -> int:
+    async def _progress(self, job: ErasureJob, erased: int, waiting: int) -> None:
+        """Counts a batch and renews the lease; raises ClaimLost if it ran out meanwhile."""
+        until = self._clock.now() + self._lease
+        await self._store.erasure_job_progress(job.job_id, self._me, erased, waiting, until)
+
+    async def _guardians_of_adults(self, job: ErasureJob, waiting: int) -> int:
         """A guardian's data is needed while the holder is a minor (A5): removed once the
-        holder has been of age for the configured time (A13(3))."""
-        now = self._clock.now()
+        holder has been of age for the configured time (A13(3)). Page by page, the lease
+        renewed after each; a card that cannot be judged is logged and left for the next
+        run, not the end of the run."""
         cleared = 0
-        for card in await self._store.guardian_cards(job.bank_id):
-            birth = parse_citizen_id(await self._vault.id_number(card), now.date()).birth_date
-            if now.date() < _eighteenth_birthday(birth) + self._retention.guardian_after_majority:
-                continue
-            cleared += await self._store.clear_guardian(
-                card.essc_id,
-                Erasure(
-                    erasure_id=uuid.uuid4().hex,
-                    bank_id=job.bank_id,
-                    ground=ErasureGround.RETENTION_ENDED,
-                    reference=job.reference + ": a guardian's data after the holder came of age",
-                    operator=job.operator,
-                    at=now,
-                    counts=ErasedCounts(cards=0, holder_keys=0, records_unlinked=0, other_rows=1),
-                ),
-            )
+        after = ""
+        while cards := await self._store.guardian_cards(job.bank_id, after, self._batch):
+            after = cards[-1].essc_id
+            for card in cards:
+                try:
+                    cleared += await self._clear_if_of_age(job, card)
+                except (DecryptionError, InvalidCitizenIdError, ValueError) as error:
+                    log.warning(
+                        "erasure job %s: a guardian card not judged: %s",
+                        job.job_id, type(error).__name__,
+                    )  # fmt: skip
+            await self._progress(job, 0, waiting)
+            await asyncio.sleep(self._pause)
         return cleared
+
+    async def _clear_if_of_age(self, job: ErasureJob, card: CardRecord) -> bool:
+        now = self._clock.now()
+        birth = parse_citizen_id(await self._vault.id_number(card), now.date()).birth_date
+        if now.date() < _eighteenth_birthday(birth) + self._retention.guardian_after_majority:
+            return False
+        return await self._store.clear_guardian(
+            card.essc_id,
+            Erasure(
+                erasure_id=uuid.uuid4().hex,
+                bank_id=job.bank_id,
+                ground=ErasureGround.RETENTION_ENDED,
+                reference=job.reference + ": a guardian's data after the holder came of age",
+                operator=job.operator,
+                at=now,
+                counts=ErasedCounts(cards=0, holder_keys=0, records_unlinked=0, other_rows=1),
+            ),
+        )
 
 
 def _eighteenth_birthday(birth: date) -> date:

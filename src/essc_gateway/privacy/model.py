@@ -3,9 +3,12 @@ pseudonyms, never personal data."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from essc_gateway.keys.keyring import lookup_version_of
 
 
 class ErasureGround(StrEnum):
@@ -48,10 +51,23 @@ class ErasedCounts:
     """Liability records whose link to the holder is gone (the records stay)."""
     other_rows: int
     """Lockouts, SMS throttles, disclosure history, issuance attempts."""
+    live_cards: int = 0
+    """Of `cards`, those not terminated: still live on the platform, which the bank must
+    terminate there itself (the gateway no longer knows the holder)."""
+    records_under_lookup_token: int = 0
+    """Of `records_unlinked`, those written before holder references (schema 14): their
+    hashed evidence names the holder's lookup token itself, which leads to the person
+    until every LOOKUP key version in `lookup_versions` is destroyed (README)."""
+    lookup_versions: tuple[int, ...] = ()
 
     @property
     def anything(self) -> bool:
         return bool(self.cards or self.holder_keys or self.records_unlinked or self.other_rows)
+
+
+def lookup_versions(tokens: Iterable[str]) -> tuple[int, ...]:
+    """The LOOKUP key versions `tokens` were made under, in order."""
+    return tuple(sorted({v for t in tokens if (v := lookup_version_of(t)) is not None}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,10 @@ from typing import Protocol
 from essc_gateway.privacy.model import Disclosure, ErasedCounts, Erasure, ErasureJob
 from essc_gateway.store.base import CardRecord
 
+UnsettledCheck = Callable[[list[tuple[str, bytes]]], None]
+"""Called inside an erasure's transaction, new issuances held back until it ends, with the
+bank's unsettled issuances (idempotency key, sealed draft); raises to refuse the erasure."""
+
 
 class PrivacyStore(Protocol):
     async def unsettled_drafts(self, bank_id: str) -> list[tuple[str, bytes]]:
@@ -17,13 +21,19 @@ class PrivacyStore(Protocol):
         ...
 
     async def erase_holder(
-        self, bank_id: str, tokens: Sequence[str], erasure: Callable[[ErasedCounts], Erasure]
+        self,
+        bank_id: str,
+        tokens: Sequence[str],
+        erasure: Callable[[ErasedCounts], Erasure],
+        check: UnsettledCheck,
     ) -> Erasure | None:
         """Deletes, in one transaction, every row naming the holder under any of its lookup
         `tokens` (cards with consent and guardian, holder key, record links, lockouts, SMS
-        throttles, disclosure history, the completed attempts of its cards) and appends
-        `erasure(counts)` to the evidence log. None, and nothing changed, if no row named
-        the holder."""
+        throttles, disclosure history, the completed attempts of its cards), marks the
+        bank's last erasure (a record that arrived before it and is appended later gets no
+        link) and appends `erasure(counts)` to the evidence log. `check` runs first, in the
+        same transaction; what it raises propagates, nothing changed. None, and nothing
+        changed, if no row named the holder."""
         ...
 
     async def purge_erased(self) -> bool:
@@ -36,8 +46,11 @@ class PrivacyStore(Protocol):
         """Up to `limit` lookup tokens of holders the bank still has rows of."""
         ...
 
-    async def record_disclosure(self, disclosure: Disclosure, lookup_token: str) -> None:
-        """The disclosure's row (found by the holder's token) and its evidence entry."""
+    async def record_disclosure(
+        self, disclosure: Disclosure, lookup_token: str, salt: bytes
+    ) -> None:
+        """The disclosure's row (found by the holder's token, with the salt that opens its
+        `holder_ref`) and its evidence entry."""
         ...
 
     async def disclosures(self, bank_id: str, tokens: Sequence[str]) -> list[Disclosure]:
@@ -77,8 +90,9 @@ class ErasureJobStore(Protocol):
         terminated before `terminated_before`."""
         ...
 
-    async def guardian_cards(self, bank_id: str) -> list[CardRecord]:
-        """The bank's cards that hold a guardian's data."""
+    async def guardian_cards(self, bank_id: str, after: str, limit: int) -> list[CardRecord]:
+        """Up to `limit` of the bank's cards that hold a guardian's data, by card id after
+        `after` (a page)."""
         ...
 
     async def clear_guardian(self, essc_id: str, erasure: Erasure) -> bool:

@@ -345,4 +345,15 @@ MIGRATIONS: tuple[str, ...] = (
         lease_until TEXT
     );
     """,
+    # 15: each bank's last erasure (a record that arrived before it gets no holder link when
+    # appended after it), the disclosure's salt (opens its holder_ref for the holder), the
+    # access log listed by index without scanning the hot entries.
+    """
+    CREATE TABLE erasure_marks (
+        bank_id TEXT PRIMARY KEY,
+        erased_at TEXT NOT NULL
+    );
+    ALTER TABLE disclosures ADD COLUMN salt BLOB;
+    CREATE INDEX evidence_log_access ON evidence_log (idx) WHERE kind = 'OPERATOR_ACCESS';
+    """,
 )

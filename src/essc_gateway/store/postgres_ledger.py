@@ -83,13 +83,19 @@ async def insert_logged(db: Db, records: list[LiabilityRecord]) -> list[Liabilit
         raise DuplicateRecord("a liability record with this request id exists") from None
     linked = [r for r in records if r.holder_link is not None]
     if linked:
+        # A record that arrived before its bank's last erasure gets no link: appended late
+        # (or held through an outage), it must not lead back to a holder erased meanwhile.
         await db.execute(
             "INSERT INTO holder_links (request_id, bank_id, holder_token, salt) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])",
+            "SELECT l.request_id, l.bank_id, l.holder_token, l.salt FROM unnest($1::text[], "
+            "$2::text[], $3::text[], $4::bytea[], $5::timestamptz[]) AS l (request_id, "
+            "bank_id, holder_token, salt, arrived_at) WHERE NOT EXISTS (SELECT 1 FROM "
+            "erasure_marks m WHERE m.bank_id = l.bank_id AND m.erased_at >= l.arrived_at)",
             [r.request_id for r in linked],
             [r.bank_id for r in linked],
             [r.holder_link.lookup_token for r in linked if r.holder_link is not None],
             [r.holder_link.salt for r in linked if r.holder_link is not None],
+            [r.arrival for r in linked],
         )
     seqs = {row["request_id"]: int(row["seq"]) for row in numbered}
     return [

@@ -17,7 +17,9 @@ from essc_gateway.privacy.model import (
     ErasedCounts,
     Erasure,
     ErasureJob,
+    lookup_versions,
 )
+from essc_gateway.privacy.ports import UnsettledCheck
 from essc_gateway.store.base import CardRecord, ClaimLost, IssueAttemptState
 from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.postgres_cluster import bump_topic
@@ -27,6 +29,17 @@ from essc_gateway.store.rows import CARD_COLUMNS, as_stored, card_from, erasure_
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+_UNSETTLED_DRAFTS = (
+    "SELECT a.idempotency_key, COALESCE(a.draft_sealed, q.payload_sealed) AS draft "
+    "FROM issue_attempts a LEFT JOIN forward_queue q ON q.bank_id = a.bank_id "
+    "AND q.idempotency_key = a.idempotency_key WHERE a.bank_id = $1 AND "
+    "a.state = ANY($2::text[])"
+)
+_UNSETTLED = [
+    IssueAttemptState.PENDING.value,
+    IssueAttemptState.FORWARD_PENDING.value,
+    IssueAttemptState.IN_DOUBT.value,
+]
 HOLDER_TABLES = (
     "cards",
     "holder_keys",
@@ -48,6 +61,19 @@ async def erase_rows(db: Db, bank_id: str, tokens: Sequence[str]) -> ErasedCount
         status = await db.execute(sql, *params)
         return int(status.split()[-1])
 
+    live_cards = await db.fetchval(
+        "SELECT count(*) FROM cards WHERE bank_id = $1 AND holder_token = ANY($2::text[]) "
+        "AND status != 'TERMINATED'",
+        bank_id,
+        listed,
+    )
+    # Links from before holder references (salt NULL): their records name the token.
+    legacy = await db.fetch(
+        "SELECT holder_token, count(*) FROM holder_links WHERE bank_id = $1 AND "
+        "holder_token = ANY($2::text[]) AND salt IS NULL GROUP BY holder_token",
+        bank_id,
+        listed,
+    )
     attempts = await delete(
         "DELETE FROM issue_attempts WHERE bank_id = $1 AND essc_id IN (SELECT essc_id FROM "
         "cards WHERE bank_id = $1 AND holder_token = ANY($2::text[]))",
@@ -68,7 +94,15 @@ async def erase_rows(db: Db, bank_id: str, tokens: Sequence[str]) -> ErasedCount
         "DELETE FROM factor_failures WHERE holder_token = ANY($1::text[])", listed
     )
     sms = await delete("DELETE FROM sms_sends WHERE holder_token = ANY($1::text[])", listed)
-    return ErasedCounts(cards, keys, links, attempts + disclosed + lockouts + sms)
+    return ErasedCounts(
+        cards,
+        keys,
+        links,
+        attempts + disclosed + lockouts + sms,
+        live_cards=int(live_cards),
+        records_under_lookup_token=sum(int(r[1]) for r in legacy),
+        lookup_versions=lookup_versions(str(r[0]) for r in legacy),
+    )
 
 
 class PostgresPrivacyTables:
@@ -83,28 +117,34 @@ class PostgresPrivacyTables:
         raise NotImplementedError
 
     async def unsettled_drafts(self, bank_id: str) -> list[tuple[str, bytes]]:
-        rows = await self._rows(
-            "SELECT a.idempotency_key, COALESCE(a.draft_sealed, q.payload_sealed) AS draft "
-            "FROM issue_attempts a LEFT JOIN forward_queue q ON q.bank_id = a.bank_id "
-            "AND q.idempotency_key = a.idempotency_key WHERE a.bank_id = $1 AND "
-            "a.state = ANY($2::text[])",
-            bank_id,
-            [
-                IssueAttemptState.PENDING.value,
-                IssueAttemptState.FORWARD_PENDING.value,
-                IssueAttemptState.IN_DOUBT.value,
-            ],
-        )
+        rows = await self._rows(_UNSETTLED_DRAFTS, bank_id, _UNSETTLED)
         return [(str(r[0]), bytes(r[1])) for r in rows if r[1] is not None]
 
     async def erase_holder(
-        self, bank_id: str, tokens: Sequence[str], erasure: Callable[[ErasedCounts], Erasure]
+        self,
+        bank_id: str,
+        tokens: Sequence[str],
+        erasure: Callable[[ErasedCounts], Erasure],
+        check: UnsettledCheck,
     ) -> Erasure | None:
         async def work(db: Db) -> Erasure | None:
+            # New claims and their settling wait until this commits (it conflicts with their
+            # row locks, not with reads): no issuance slips in between the check and the
+            # erasure. Erasures are rare and short.
+            await db.execute("LOCK TABLE issue_attempts IN SHARE ROW EXCLUSIVE MODE")
+            drafts = await db.fetch(_UNSETTLED_DRAFTS, bank_id, _UNSETTLED)
+            check([(str(r[0]), bytes(r[1])) for r in drafts if r[1] is not None])
             counts = await erase_rows(db, bank_id, tokens)
             if not counts.anything:
                 return None
             done = erasure(counts)
+            await db.execute(
+                "INSERT INTO erasure_marks (bank_id, erased_at) VALUES ($1, $2) "
+                "ON CONFLICT (bank_id) DO UPDATE SET erased_at = "
+                "greatest(erasure_marks.erased_at, excluded.erased_at)",
+                bank_id,
+                done.at,
+            )
             await log_append(db, [erasure_entry(done)])
             await bump_topic(db, SharedTopic.HOLDERS)
             return done
@@ -136,15 +176,18 @@ class PostgresPrivacyTables:
         )
         return [str(r[0]) for r in rows]
 
-    async def record_disclosure(self, disclosure: Disclosure, lookup_token: str) -> None:
+    async def record_disclosure(
+        self, disclosure: Disclosure, lookup_token: str, salt: bytes
+    ) -> None:
         async def work(db: Db) -> None:
             await db.execute(
                 "INSERT INTO disclosures (disclosure_id, bank_id, holder_token, holder_ref, "
-                "at, operator, recipient, ground, reference, fields) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "at, operator, recipient, ground, reference, fields, salt) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 disclosure.disclosure_id, disclosure.bank_id, lookup_token,
                 disclosure.holder_ref, disclosure.at, disclosure.operator, disclosure.recipient,
                 disclosure.ground.value, disclosure.reference, json.dumps(list(disclosure.fields)),
+                salt,
             )  # fmt: skip
             await log_append(db, [disclosure_entry(disclosure)])
 
@@ -259,11 +302,13 @@ class PostgresErasureJobs:
         )
         return [str(r[0]) for r in rows]
 
-    async def guardian_cards(self, bank_id: str) -> list[CardRecord]:
+    async def guardian_cards(self, bank_id: str, after: str, limit: int) -> list[CardRecord]:
         rows = await self._rows(
             f"SELECT {CARD_COLUMNS} FROM cards WHERE bank_id = $1 "  # noqa: S608
-            "AND guardian_sealed IS NOT NULL",
+            "AND guardian_sealed IS NOT NULL AND essc_id > $2 ORDER BY essc_id LIMIT $3",
             bank_id,
+            after,
+            limit,
         )
         return [card_from(r, as_stored) for r in rows]
 

@@ -352,6 +352,15 @@ MIGRATIONS: tuple[str, ...] = (
         lease_until timestamptz
     );
     """,
+    # 15: as SQLite's 15.
+    """
+    CREATE TABLE erasure_marks (
+        bank_id text PRIMARY KEY,
+        erased_at timestamptz NOT NULL
+    );
+    ALTER TABLE disclosures ADD COLUMN salt bytea;
+    CREATE INDEX evidence_log_access ON evidence_log (idx) WHERE kind = 'OPERATOR_ACCESS';
+    """,
 )
 
 # pg_advisory_xact_lock's key space is shared by everything on the server: a constant of

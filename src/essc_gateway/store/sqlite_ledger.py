@@ -253,12 +253,19 @@ def insert_logged(db: sqlite3.Connection, records: list[LiabilityRecord]) -> lis
         if "request_id" not in str(duplicate):
             raise
         raise DuplicateRecord("a liability record with this request id exists") from None
+    # A record that arrived before its bank's last erasure gets no link: appended late (or
+    # held through an outage), it must not lead back to a holder erased meanwhile (A14).
     db.executemany(
-        "INSERT INTO holder_links (request_id, bank_id, holder_token, salt) VALUES (?, ?, ?, ?)",
+        "INSERT INTO holder_links (request_id, bank_id, holder_token, salt) "
+        "SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM erasure_marks "
+        "WHERE bank_id = ?2 AND erased_at >= ?5)",
         [
-            (r.request_id, r.bank_id, r.holder_link.lookup_token, r.holder_link.salt)
+            (
+                r.request_id, r.bank_id, r.holder_link.lookup_token, r.holder_link.salt,
+                text_of(r.arrival),
+            )
             for r in records
             if r.holder_link is not None
         ],
-    )
+    )  # fmt: skip
     return stored

@@ -16,7 +16,9 @@ from essc_gateway.privacy.model import (
     ErasedCounts,
     Erasure,
     ErasureJob,
+    lookup_versions,
 )
+from essc_gateway.privacy.ports import UnsettledCheck
 from essc_gateway.store.base import CardRecord, ClaimLost, IssueAttemptState
 from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.rows import CARD_COLUMNS, card_from, erasure_job_from
@@ -34,6 +36,11 @@ _UNSETTLED = tuple(
         IssueAttemptState.IN_DOUBT,
     )
 )
+_UNSETTLED_DRAFTS = (
+    "SELECT a.idempotency_key, COALESCE(a.draft_sealed, q.payload_sealed) "
+    "FROM issue_attempts a LEFT JOIN forward_queue q ON q.bank_id = a.bank_id "
+    "AND q.idempotency_key = a.idempotency_key WHERE a.bank_id = ? AND a.state IN (?, ?, ?)"
+)
 _CHECKPOINT_TRIES = 50
 _CHECKPOINT_PAUSE = 0.05
 
@@ -50,6 +57,19 @@ def erase_rows(db: sqlite3.Connection, bank_id: str, tokens: Sequence[str]) -> E
     def delete(sql: str, params: Sequence[object]) -> int:
         return db.execute(sql, tuple(params)).rowcount
 
+    live = one_row(
+        db,
+        f"SELECT count(*) FROM cards WHERE bank_id = ? AND holder_token IN ({marks}) "  # noqa: S608
+        "AND status != 'TERMINATED'",
+        by_holder,
+    )
+    live_cards = 0 if live is None else int(live[0])
+    # Links from before holder references (salt NULL): their records name the token.
+    legacy = db.execute(
+        f"SELECT holder_token, count(*) FROM holder_links WHERE bank_id = ? "  # noqa: S608
+        f"AND holder_token IN ({marks}) AND salt IS NULL GROUP BY holder_token",
+        by_holder,
+    ).fetchall()
     # The attempts that completed with the holder's cards go first (they refer to them).
     attempts = delete(
         f"DELETE FROM issue_attempts WHERE bank_id = ? AND essc_id IN (SELECT essc_id "  # noqa: S608
@@ -75,7 +95,15 @@ def erase_rows(db: sqlite3.Connection, bank_id: str, tokens: Sequence[str]) -> E
     # Lockouts and SMS throttles are keyed by the token alone (a token is one bank's).
     lockouts = delete(f"DELETE FROM factor_failures WHERE holder_token IN ({marks})", tokens)  # noqa: S608
     sms = delete(f"DELETE FROM sms_sends WHERE holder_token IN ({marks})", tokens)  # noqa: S608
-    return ErasedCounts(cards, keys, links, attempts + disclosed + lockouts + sms)
+    return ErasedCounts(
+        cards,
+        keys,
+        links,
+        attempts + disclosed + lockouts + sms,
+        live_cards=live_cards,
+        records_under_lookup_token=sum(int(n) for _, n in legacy),
+        lookup_versions=lookup_versions(str(token) for token, _ in legacy),
+    )
 
 
 class SqlitePrivacyTables:
@@ -90,23 +118,30 @@ class SqlitePrivacyTables:
         raise NotImplementedError
 
     async def unsettled_drafts(self, bank_id: str) -> list[tuple[str, bytes]]:
-        rows = await self._rows(
-            "SELECT a.idempotency_key, COALESCE(a.draft_sealed, q.payload_sealed) "
-            "FROM issue_attempts a LEFT JOIN forward_queue q ON q.bank_id = a.bank_id "
-            "AND q.idempotency_key = a.idempotency_key WHERE a.bank_id = ? AND a.state IN "
-            "(?, ?, ?)",
-            (bank_id, *_UNSETTLED),
-        )
+        rows = await self._rows(_UNSETTLED_DRAFTS, (bank_id, *_UNSETTLED))
         return [(str(r[0]), bytes(r[1])) for r in rows if r[1] is not None]
 
     async def erase_holder(
-        self, bank_id: str, tokens: Sequence[str], erasure: Callable[[ErasedCounts], Erasure]
+        self,
+        bank_id: str,
+        tokens: Sequence[str],
+        erasure: Callable[[ErasedCounts], Erasure],
+        check: UnsettledCheck,
     ) -> Erasure | None:
         def work(db: sqlite3.Connection) -> Erasure | None:
+            # Inside the write transaction (BEGIN IMMEDIATE): no claim slips in meanwhile.
+            drafts = db.execute(_UNSETTLED_DRAFTS, (bank_id, *_UNSETTLED)).fetchall()
+            check([(str(r[0]), bytes(r[1])) for r in drafts if r[1] is not None])
             counts = erase_rows(db, bank_id, tokens)
             if not counts.anything:
                 return None
             done = erasure(counts)
+            db.execute(
+                "INSERT INTO erasure_marks (bank_id, erased_at) VALUES (?, ?) "
+                "ON CONFLICT (bank_id) DO UPDATE SET erased_at = "
+                "max(erased_at, excluded.erased_at)",
+                (bank_id, text_of(done.at)),
+            )
             log_append(db, [erasure_entry(done)])
             bump_topic(db, SharedTopic.HOLDERS)
             return done
@@ -132,17 +167,19 @@ class SqlitePrivacyTables:
         )
         return [str(r[0]) for r in rows]
 
-    async def record_disclosure(self, disclosure: Disclosure, lookup_token: str) -> None:
+    async def record_disclosure(
+        self, disclosure: Disclosure, lookup_token: str, salt: bytes
+    ) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO disclosures (disclosure_id, bank_id, holder_token, holder_ref, at, "
-                "operator, recipient, ground, reference, fields) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "operator, recipient, ground, reference, fields, salt) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     disclosure.disclosure_id, disclosure.bank_id, lookup_token,
                     disclosure.holder_ref, text_of(disclosure.at), disclosure.operator,
                     disclosure.recipient, disclosure.ground.value, disclosure.reference,
-                    json.dumps(list(disclosure.fields)),
+                    json.dumps(list(disclosure.fields)), salt,
                 ),
             )  # fmt: skip
             log_append(db, [disclosure_entry(disclosure)])
@@ -250,11 +287,11 @@ class SqliteErasureJobs:
         )
         return [str(r[0]) for r in rows]
 
-    async def guardian_cards(self, bank_id: str) -> list[CardRecord]:
+    async def guardian_cards(self, bank_id: str, after: str, limit: int) -> list[CardRecord]:
         rows = await self._rows(
             f"SELECT {CARD_COLUMNS} FROM cards WHERE bank_id = ? "  # noqa: S608
-            "AND guardian_sealed IS NOT NULL",
-            (bank_id,),
+            "AND guardian_sealed IS NOT NULL AND essc_id > ? ORDER BY essc_id LIMIT ?",
+            (bank_id, after, limit),
         )
         return [card_from(r, time_or_none) for r in rows]
 

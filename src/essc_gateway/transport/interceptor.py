@@ -5,6 +5,7 @@ map errors to rich statuses, log one line per call (reasons and codes only, no p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -354,6 +355,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             failure = self._as_gateway_error(rpc, unexpected)
             await self._gate.answered(access_id, operator, rpc, request, *_answer(failure))
             raise failure from unexpected
+        except asyncio.CancelledError:
+            # The caller went away (or its deadline passed): the call's end is still logged,
+            # shielded from the cancellation that is under way.
+            answer = self._gate.answered(
+                access_id, operator, rpc, request, grpc.StatusCode.CANCELLED.name, ""
+            )
+            await asyncio.shield(answer)
+            raise
         await self._gate.answered(access_id, operator, rpc, request, "OK", "")
         return response
 

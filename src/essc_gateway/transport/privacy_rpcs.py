@@ -15,6 +15,7 @@ from essc_gateway.domain.citizen_id import InvalidCitizenIdError, parse_citizen_
 from essc_gateway.errors import FieldViolation, InvalidRequest
 from essc_gateway.privacy.disclosure import HolderDisclosure
 from essc_gateway.privacy.erasure import HolderErasure
+from essc_gateway.privacy.free_text import looks_personal
 from essc_gateway.privacy.jobs import ErasureJobs
 from essc_gateway.privacy.model import (
     DisclosureGround,
@@ -77,6 +78,15 @@ class _Checked:
         elif len(value) > MAX_TEXT:
             self.violations.append(
                 FieldViolation(field, f"must be at most {MAX_TEXT} characters", "TOO_LONG")
+            )
+        elif looks_personal(value):  # it goes into evidence that no erasure reaches
+            self.violations.append(
+                FieldViolation(
+                    field,
+                    "must not hold an ID, phone or card number: it is kept in evidence "
+                    "that cannot be erased",
+                    "PERSONAL_DATA",
+                )
             )
         return value
 
@@ -149,6 +159,9 @@ class PrivacyRpcs:
             erased_at=timestamp(erased.at),
             cards_erased=erased.counts.cards,
             records_unlinked=erased.counts.records_unlinked,
+            live_cards_erased=erased.counts.live_cards,
+            records_under_lookup_token=erased.counts.records_under_lookup_token,
+            lookup_versions_to_destroy=erased.counts.lookup_versions,
         )
 
     async def DiscloseHolder(

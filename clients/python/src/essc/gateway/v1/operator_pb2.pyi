@@ -357,7 +357,10 @@ class EraseBankRequest(_message.Message):
     bank_id: _builtins.str
     """The bank that stops the service."""
     reference: _builtins.str
-    """The privacy officer's case reference: 1-200 characters. Required."""
+    """The privacy officer's case reference: 1-200 characters. Required. No ID, phone or card number
+    (a run of 11 digits or more): INVALID_ARGUMENT, code PERSONAL_DATA; the text is kept in
+    evidence that no erasure reaches.
+    """
     def __init__(
         self,
         *,
@@ -513,7 +516,9 @@ class EraseHolderRequest(_message.Message):
     """The ground; UNSPECIFIED is refused."""
     reference: _builtins.str
     """The privacy officer's case reference (a ticket, a court order's number): 1-200
-    characters, no personal data. Required.
+    characters. Required. No ID, phone or card number
+    (a run of 11 digits or more): INVALID_ARGUMENT, code PERSONAL_DATA; the text is kept in
+    evidence that no erasure reaches.
     """
     def __init__(
         self,
@@ -541,15 +546,32 @@ class EraseHolderResponse(_message.Message):
     ERASED_AT_FIELD_NUMBER: _builtins.int
     CARDS_ERASED_FIELD_NUMBER: _builtins.int
     RECORDS_UNLINKED_FIELD_NUMBER: _builtins.int
+    LIVE_CARDS_ERASED_FIELD_NUMBER: _builtins.int
+    RECORDS_UNDER_LOOKUP_TOKEN_FIELD_NUMBER: _builtins.int
+    LOOKUP_VERSIONS_TO_DESTROY_FIELD_NUMBER: _builtins.int
     erasure_id: _builtins.str
     """The erasure's id in the evidence log (the only name it keeps for the holder)."""
     cards_erased: _builtins.int
     """Cards deleted (terminated ones included)."""
     records_unlinked: _builtins.int
     """Liability records that no longer lead to the holder (they stay in the ledger)."""
+    live_cards_erased: _builtins.int
+    """Of cards_erased, those not terminated: still live on the platform. The gateway no
+    longer knows their holder; the bank terminates them on the platform itself.
+    """
+    records_under_lookup_token: _builtins.int
+    """Of records_unlinked, those written before holder references (schema 14): their hashed
+    evidence names the holder's lookup token itself, which leads to the person until
+    every LOOKUP key version in lookup_versions_to_destroy is rotated away and destroyed
+    (README, "Erasing a holder").
+    """
     @_builtins.property
     def erased_at(self) -> _timestamp_pb2.Timestamp:
         """When it committed."""
+
+    @_builtins.property
+    def lookup_versions_to_destroy(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The LOOKUP key versions those records' tokens were made under."""
 
     def __init__(
         self,
@@ -558,10 +580,13 @@ class EraseHolderResponse(_message.Message):
         erased_at: _timestamp_pb2.Timestamp | None = ...,
         cards_erased: _builtins.int = ...,
         records_unlinked: _builtins.int = ...,
+        live_cards_erased: _builtins.int = ...,
+        records_under_lookup_token: _builtins.int = ...,
+        lookup_versions_to_destroy: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["erased_at", b"erased_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cards_erased", b"cards_erased", "erased_at", b"erased_at", "erasure_id", b"erasure_id", "records_unlinked", b"records_unlinked"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cards_erased", b"cards_erased", "erased_at", b"erased_at", "erasure_id", b"erasure_id", "live_cards_erased", b"live_cards_erased", "lookup_versions_to_destroy", b"lookup_versions_to_destroy", "records_under_lookup_token", b"records_under_lookup_token", "records_unlinked", b"records_unlinked"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -583,12 +608,17 @@ class DiscloseHolderRequest(_message.Message):
     social_security_number: _builtins.str
     """The holder's citizen ID number."""
     recipient: _builtins.str
-    """Who receives it (an authority, a court, the holder's representative): 1-200 characters."""
+    """Who receives it (an authority, a court, the holder's representative): 1-200 characters. No ID, phone or card number
+    (a run of 11 digits or more): INVALID_ARGUMENT, code PERSONAL_DATA; the text is kept in
+    evidence that no erasure reaches.
+    """
     ground: Global___DisclosureGround.ValueType
     """The ground; UNSPECIFIED is refused."""
     reference: _builtins.str
     """The request's reference (a court order's number, the holder's authorisation's id):
-    1-200 characters. Required.
+    1-200 characters. Required. No ID, phone or card number
+    (a run of 11 digits or more): INVALID_ARGUMENT, code PERSONAL_DATA; the text is kept in
+    evidence that no erasure reaches.
     """
     def __init__(
         self,
