@@ -27,8 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from essc_gateway.upstream.attempts import PlatformAttempt
+from essc_gateway.upstream.outcomes import Outcome
 
 ERROR_DOMAIN = "essc-gateway.v1"
 
@@ -100,6 +102,78 @@ class FieldViolation:
     code: str = "INVALID"
 
 
+class Reach(StrEnum):
+    """Whether a failed operation reached the platform: decides A16(1)(b) against (d)."""
+
+    REACHED = "true"
+    NOT_REACHED = "false"
+    UNKNOWN = "unknown"
+    """An earlier attempt may have been processed (in doubt)."""
+
+
+class FailureCause(StrEnum):
+    CALLER_DEADLINE = "caller_deadline"
+    """The bank's own deadline left no time for the platform: the bank's side."""
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(kind: type[_E], value: str | None) -> _E | None:
+    """`value` as a member of `kind`; None if absent or not one of its values."""
+    try:
+        return None if value is None else kind(value)
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True)
+class PlatformFacts:
+    """What the resilient caller knows of a failed platform operation. The liability
+    classification decides on these typed fields; they become ErrorInfo strings (and
+    evidence) only through `as_metadata`."""
+
+    operation: str = ""
+    outcome: Outcome | None = None
+    attempts: int | None = None
+    reach: Reach | None = None
+    cause: FailureCause | None = None
+    circuit_forced: bool | None = None
+    """Set when the circuit refused the call: whether an operator held it open."""
+
+    @classmethod
+    def from_evidence(cls, evidence: Mapping[str, str]) -> PlatformFacts:
+        """The facts a stored record's evidence kept (`as_metadata`'s strings), read back
+        where a stored record is judged again (amendments, the audit)."""
+        outcome, reach = evidence.get("outcome"), evidence.get("platform_reached")
+        cause, attempts = evidence.get("cause"), evidence.get("attempts", "")
+        forced = evidence.get("circuit_forced")
+        return cls(
+            operation=evidence.get("operation", ""),
+            outcome=_member(Outcome, outcome),
+            attempts=int(attempts) if attempts.isdigit() else None,
+            reach=_member(Reach, reach),
+            cause=_member(FailureCause, cause),
+            circuit_forced=None if forced is None else forced == "true",
+        )
+
+    def as_metadata(self) -> dict[str, str]:
+        shown: dict[str, str] = {}
+        if self.operation:
+            shown["operation"] = self.operation
+        if self.outcome is not None:
+            shown["outcome"] = self.outcome.value
+        if self.attempts is not None:
+            shown["attempts"] = str(self.attempts)
+        if self.reach is not None:
+            shown["platform_reached"] = self.reach.value
+        if self.cause is not None:
+            shown["cause"] = self.cause.value
+        if self.circuit_forced is not None:
+            shown["circuit_forced"] = str(self.circuit_forced).lower()
+        return shown
+
+
 class GatewayError(Exception):
     """Root of every error the gateway answers with."""
 
@@ -116,6 +190,16 @@ class GatewayError(Exception):
         self.message = message
         self.reason = reason or self.default_reason
         self.metadata: dict[str, str] = dict(metadata or {})
+        self.platform: PlatformFacts | None = None
+        """Set by the resilient caller on an error that came of a platform operation (a
+        platform's refusal included)."""
+
+    def details(self) -> dict[str, str]:
+        """The ErrorInfo metadata the caller gets (and the evidence draws on): the error's
+        strings, plus the platform facts as strings."""
+        if self.platform is None:
+            return self.metadata
+        return {**self.metadata, **self.platform.as_metadata()}
 
 
 class InvalidRequest(GatewayError):
@@ -220,12 +304,14 @@ class PlatformError(GatewayError):
         reason: ErrorReason | None = None,
         metadata: Mapping[str, str] | None = None,
         retry_after: timedelta | None = None,
+        platform: PlatformFacts | None = None,
     ) -> None:
         super().__init__(
             message, reason=reason, metadata={**(metadata or {}), "upstream_code": upstream_code}
         )
         self.upstream_code = upstream_code
         self.retry_after = retry_after
+        self.platform = platform
         self.attempts: tuple[PlatformAttempt, ...] = ()
         """Each platform attempt of the failing operation (set by the resilient caller)."""
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from essc_gateway.errors import ErrorReason, GatewayError, PlatformFacts
 from essc_gateway.liability.classify import Classifier
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.model import Clause, IncidentKind, Outage
@@ -15,6 +16,21 @@ from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.store.sqlite import SqliteStore
 from essc_gateway.testing import FakeClock
+
+_FACT_KEYS = frozenset({"outcome", "attempts", "platform_reached", "cause", "circuit_forced"})
+
+
+def _error(reason: str, metadata: dict[str, str]) -> GatewayError:
+    """The error the case describes: its platform facts typed (as the resilient caller sets
+    them), the rest as plain metadata."""
+    error = GatewayError(
+        "failed",
+        reason=ErrorReason(reason),
+        metadata={k: v for k, v in metadata.items() if k not in _FACT_KEYS},
+    )
+    if _FACT_KEYS & metadata.keys():
+        error.platform = PlatformFacts.from_evidence(metadata)
+    return error
 
 
 @pytest.fixture
@@ -110,7 +126,8 @@ def test_each_rule(
     metadata: dict[str, str],
     clause: Clause,
 ) -> None:
-    assert classifier.classify("Verify", clock.now(), code, reason, metadata).clause is clause
+    verdict = classifier.classify("Verify", clock.now(), code, _error(reason, metadata))
+    assert verdict.clause is clause
 
 
 async def test_a16_1_c_moves_platform_failures_but_not_the_gateways_own(
@@ -118,9 +135,11 @@ async def test_a16_1_c_moves_platform_failures_but_not_the_gateways_own(
 ) -> None:
     now = clock.now()
     await incidents.declare(IncidentKind.FLOOD, now, now + timedelta(hours=1), "flood", "op")
-    platform = classifier.classify("Verify", now, "UNAVAILABLE", "PLATFORM_UNAVAILABLE", {})
+    platform = classifier.classify("Verify", now, "UNAVAILABLE", _error("PLATFORM_UNAVAILABLE", {}))
     assert platform.clause is Clause.A16_1_C
-    assert classifier.classify("Verify", now, "INTERNAL", "INTERNAL", {}).clause is Clause.BANK
+    assert (
+        classifier.classify("Verify", now, "INTERNAL", _error("INTERNAL", {})).clause is Clause.BANK
+    )
 
 
 async def test_an_incident_covers_a_request_by_its_arrival_not_its_answer(
@@ -131,9 +150,13 @@ async def test_an_incident_covers_a_request_by_its_arrival_not_its_answer(
     # Arrived in the incident's last second, answered after it ended (a long retry-after).
     arrived = now + timedelta(minutes=5) - timedelta(seconds=1)
     clock.advance(timedelta(minutes=5, seconds=8))
-    verdict = classifier.classify("Verify", arrived, "UNAVAILABLE", "PLATFORM_UNAVAILABLE", {})
+    verdict = classifier.classify(
+        "Verify", arrived, "UNAVAILABLE", _error("PLATFORM_UNAVAILABLE", {})
+    )
     assert verdict.clause is Clause.A16_1_C
-    after = classifier.classify("Verify", clock.now(), "UNAVAILABLE", "PLATFORM_UNAVAILABLE", {})
+    after = classifier.classify(
+        "Verify", clock.now(), "UNAVAILABLE", _error("PLATFORM_UNAVAILABLE", {})
+    )
     assert after.clause is not Clause.A16_1_C
 
 

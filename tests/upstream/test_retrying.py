@@ -188,7 +188,7 @@ async def test_unsafe_operations_are_not_retried_when_in_doubt() -> None:
     h = Harness()
     with pytest.raises(PlatformTimeout) as raised:
         await h.caller.call("SendSmsCode", OperationKind.UNSAFE, h.script(timed_out(), "ok"))
-    assert raised.value.metadata["outcome"] == "IN_DOUBT"
+    assert raised.value.platform.outcome is Outcome.IN_DOUBT
     assert len(h.timeouts) == 1
     # ...but what never reached the platform is retried.
     h2 = Harness()
@@ -292,7 +292,7 @@ async def test_an_in_doubt_write_stopped_by_the_breaker_is_still_reported_in_dou
     h.caller._sleep = sleep_then_open
     with pytest.raises(PlatformUnavailable) as raised:
         await h.caller.call("IssueCard", OperationKind.KEYED_WRITE, attempt, recover)
-    assert raised.value.metadata["outcome"] == "IN_DOUBT"
+    assert raised.value.platform.outcome is Outcome.IN_DOUBT
 
 
 async def test_a_failed_outcome_lookup_is_never_reported_as_a_refusal() -> None:
@@ -303,7 +303,7 @@ async def test_a_failed_outcome_lookup_is_never_reported_as_a_refusal() -> None:
 
     with pytest.raises(PlatformUnavailable) as raised:
         await h.caller.call("IssueCard", OperationKind.KEYED_WRITE, h.script(timed_out()), recover)
-    assert raised.value.metadata["outcome"] == "IN_DOUBT"
+    assert raised.value.platform.outcome is Outcome.IN_DOUBT
 
 
 async def test_a_callers_short_deadline_does_not_count_against_the_platform() -> None:

@@ -25,6 +25,7 @@ import orjson
 
 from essc_gateway.domain.advance_notice import advance_notice
 from essc_gateway.domain.maintenance import MaintenanceWindow
+from essc_gateway.errors import PlatformFacts
 from essc_gateway.evidence.bundle import FORMAT
 from essc_gateway.evidence.entries import (
     EntryKind,
@@ -416,7 +417,7 @@ def _amendment_problems(
     if amendment.incident_id is None:
         problems.append(f"amendment {amendment.amendment_id} names no incident")
         return problems
-    if not incident_applies(record.reason, record.evidence):
+    if not incident_applies(record.reason, PlatformFacts.from_evidence(record.evidence)):
         problems.append(
             f"amendment {amendment.amendment_id} moves a failure no incident covers "
             "(the holder's own, the gateway's, the bank's short deadline)"

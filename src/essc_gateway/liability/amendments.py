@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from essc_gateway.clock import Clock
+from essc_gateway.errors import PlatformFacts
 from essc_gateway.liability.classify import incident_applies
 from essc_gateway.liability.model import (
     Amendment,
@@ -44,7 +45,7 @@ def amendments_for(
     made = []
     for record in records:
         if not incident.covers(record.arrival) or not incident_applies(
-            record.reason, record.evidence
+            record.reason, PlatformFacts.from_evidence(record.evidence)
         ):
             continue
         clause, incident_id = standing(record, existing.get(record.request_id, ()))

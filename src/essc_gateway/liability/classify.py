@@ -9,7 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from essc_gateway.errors import ErrorReason
+from essc_gateway.errors import (
+    ErrorReason,
+    FailureCause,
+    GatewayError,
+    PlatformFacts,
+    Reach,
+)
 from essc_gateway.liability.incidents import IncidentBook
 from essc_gateway.liability.model import Clause, Incident, window_clause
 from essc_gateway.liability.outages import OutageTracker
@@ -63,11 +69,19 @@ def holder_at_fault(reason: str, metadata: Mapping[str, str]) -> bool:
     return metadata.get("check_reason") == "PHONE_MISMATCH"
 
 
-def incident_applies(reason: str, metadata: Mapping[str, str]) -> bool:
+def platform_facts(error: GatewayError) -> PlatformFacts:
+    """The typed facts of a platform operation's failure (none known for any other)."""
+    return error.platform or _NO_FACTS
+
+
+_NO_FACTS = PlatformFacts()
+
+
+def incident_applies(reason: str, facts: PlatformFacts) -> bool:
     """Failures of the platform move to a declared incident covering their arrival; the
     gateway's own (INTERNAL, shedding) and those of the bank's own short deadline stay where
     they are, whatever the weather."""
-    return reason in _PLATFORM_FAILURES and metadata.get("cause") != "caller_deadline"
+    return reason in _PLATFORM_FAILURES and facts.cause is not FailureCause.CALLER_DEADLINE
 
 
 def incident_evidence(incident: Incident) -> dict[str, str]:
@@ -98,21 +112,17 @@ class Classifier:
         self._outages = outages
 
     def classify(
-        self,
-        rpc: str,
-        arrived_at: datetime,
-        status_code: str,
-        reason: str,
-        metadata: Mapping[str, str],
+        self, rpc: str, arrived_at: datetime, status_code: str, error: GatewayError
     ) -> Verdict:
-        evidence = {k: v for k, v in metadata.items() if k in _EVIDENCE_KEYS}
+        reason, metadata, facts = error.reason.value, error.metadata, platform_facts(error)
+        evidence = {k: v for k, v in error.details().items() if k in _EVIDENCE_KEYS}
         evidence.update({"status_code": status_code, "reason": reason})
         if holder_at_fault(reason, metadata):
             return Verdict(Clause.A16_2, evidence)
-        if metadata.get("cause") == "caller_deadline":
+        if facts.cause is FailureCause.CALLER_DEADLINE:
             # The bank's own deadline left no time for the platform: not the platform's fault.
             return Verdict(Clause.BANK, evidence)
-        if incident_applies(reason, metadata):
+        if incident_applies(reason, facts):
             incident = self._incidents.at(arrived_at)
             if incident is not None:
                 evidence.update(incident_evidence(incident))
@@ -123,7 +133,7 @@ class Classifier:
         if reason in _PLATFORM_FAILURES:
             # After a window ended too: the clause follows what failed (the platform answered
             # with errors), not the window; an overrun stays in the evidence.
-            return self._platform_failure(reason, metadata, evidence)
+            return self._platform_failure(reason, facts, evidence)
         return Verdict(Clause.BANK, evidence)
 
     def _window(
@@ -174,10 +184,9 @@ class Classifier:
         )
 
     def _platform_failure(
-        self, reason: str, metadata: Mapping[str, str], evidence: dict[str, str]
+        self, reason: str, facts: PlatformFacts, evidence: dict[str, str]
     ) -> Verdict:
-        operation = metadata.get("operation", "")
-        outage = self._outages.current(operation)
+        outage = self._outages.current(facts.operation)
         if outage is not None:
             evidence.update(
                 {
@@ -186,10 +195,11 @@ class Classifier:
                 }
             )
             return Verdict(outage.clause, evidence, outage_id=outage.outage_id)
-        if reason == ErrorReason.PLATFORM_CIRCUIT_OPEN and metadata.get("circuit_forced") == "true":
+        if reason == ErrorReason.PLATFORM_CIRCUIT_OPEN and facts.circuit_forced:
             # An operator held the circuit open and no outage explains why: the bank's side.
             return Verdict(Clause.BANK, evidence)
         # Opened by the platform's failures, or sent and unanswered (in doubt): the platform's
         # side; only a platform never reached at all is a third party's (A16(1)(d)).
-        reached = metadata.get("platform_reached") != "false"
-        return Verdict(Clause.A16_1_B if reached else Clause.A16_1_D, evidence)
+        if facts.reach is Reach.NOT_REACHED:
+            return Verdict(Clause.A16_1_D, evidence)
+        return Verdict(Clause.A16_1_B, evidence)

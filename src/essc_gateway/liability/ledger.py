@@ -12,7 +12,7 @@ from pathlib import Path
 
 from essc_gateway.clock import Clock
 from essc_gateway.errors import GatewayError, PlatformError
-from essc_gateway.liability.classify import Classifier
+from essc_gateway.liability.classify import Classifier, platform_facts
 from essc_gateway.liability.model import Clause, HolderLink, LiabilityRecord, holder_ref
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.pending import PendingRecords
@@ -70,11 +70,9 @@ class Ledger:
         request in it, so a crash in between loses no evidence, and the refusal stays fast."""
         at = self._clock.now()
         arrival = arrived_at or at
-        verdict = self._classifier.classify(
-            rpc, arrival, status_code, error.reason.value, error.metadata
-        )
+        verdict = self._classifier.classify(rpc, arrival, status_code, error)
         if verdict.outage_id is not None:
-            self._outages.affect(error.metadata.get("operation", ""), bank_id, span_context)
+            self._outages.affect(platform_facts(error).operation, bank_id, span_context)
         token = holder_token or request_holder_token.get()
         link = None if token is None else HolderLink(token, secrets.token_bytes(16))
         ref = None if link is None else holder_ref(bank_id, link.lookup_token, link.salt)

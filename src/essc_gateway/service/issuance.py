@@ -53,6 +53,7 @@ from essc_gateway.store.base import (
     StoreError,
     StoreUnavailable,
 )
+from essc_gateway.upstream.outcomes import Outcome
 from essc_gateway.upstream.port import IssueCardCommand, Platform, PlatformCard, PlatformIssue
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class IssuanceService:
         if isinstance(failure, PlatformError):
             # The retry layer knows best whether an IssueCard attempt reached the platform
             # (an in-doubt read, such as the guardian's check, issued nothing).
-            in_doubt = failure.metadata.get("outcome") == "IN_DOUBT"
+            in_doubt = failure.platform is not None and failure.platform.outcome is Outcome.IN_DOUBT
             keep = progress.maybe_processed or (progress.sent and in_doubt)
         elif isinstance(failure, GatewayError) and not isinstance(failure, InternalError):
             # A definite answer (another bank's card, A3; a guardian not verified): nothing

@@ -77,7 +77,7 @@ def to_rpc_status(error: GatewayError) -> grpc.Status:
     details = [
         _pack(
             error_details_pb2.ErrorInfo(
-                reason=error.reason.value, domain=ERROR_DOMAIN, metadata=error.metadata
+                reason=error.reason.value, domain=ERROR_DOMAIN, metadata=error.details()
             )
         )
     ]

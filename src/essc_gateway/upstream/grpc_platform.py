@@ -32,6 +32,7 @@ from essc_gateway.errors import (
     NotFound,
     PermissionDenied,
     PlatformError,
+    PlatformFacts,
     PlatformTimeout,
     PlatformUnavailable,
     PreconditionFailed,
@@ -115,13 +116,12 @@ def map_rpc_error(
             ErrorReason(failure.reason) if failure.reason in ErrorReason.__members__ else default
         )
         return error_type(f"{operation}: refused by the platform", reason=reason)
-    meta = {"operation": operation}
     if failure.reason == MAINTENANCE_REASON:
         return PlatformUnavailable(
             f"{operation}: platform in announced maintenance",
             upstream_code=code.name,
             reason=ErrorReason.PLATFORM_MAINTENANCE,
-            metadata=meta,
+            platform=PlatformFacts(operation),
             retry_after=failure.retry_after,
         )
     platform_error: type[PlatformError] = PlatformError
@@ -133,7 +133,7 @@ def map_rpc_error(
     return platform_error(
         f"{operation}: platform failed with {code.name}",
         upstream_code=code.name,
-        metadata=meta,
+        platform=PlatformFacts(operation),
         retry_after=failure.retry_after,
     )
 

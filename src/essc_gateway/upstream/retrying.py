@@ -1,6 +1,6 @@
 """Calls to the platform that keep the caller's promises: retries with full-jitter
-exponential back-off (tenacity, entered only once a first attempt failed), honouring the platform's
-pushback, a per-attempt timeout, never sleeping or retrying past the caller's deadline, a
+exponential back-off (a plain loop: admit, try, classify, decide, back off), honouring the
+platform's pushback, a per-attempt timeout, never sleeping or retrying past the caller's deadline, a
 shared retry budget, a breaker per operation, and in-doubt writes resolved by asking the
 platform for the outcome before re-sending."""
 
@@ -16,17 +16,19 @@ from typing import Generic, Protocol, TypeVar
 
 import grpc
 from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode, Tracer
-from tenacity import AsyncRetrying, RetryCallState
 
 from essc.platform.v1 import platform_pb2
 from essc_gateway.clock import Clock
 from essc_gateway.deadlines import request_deadline
 from essc_gateway.errors import (
     ErrorReason,
+    FailureCause,
     GatewayError,
     PlatformError,
+    PlatformFacts,
     PlatformTimeout,
     PlatformUnavailable,
+    Reach,
 )
 from essc_gateway.metrics import GatewayMetrics
 from essc_gateway.upstream.attempts import PlatformAttempt
@@ -89,15 +91,23 @@ class RetrySettings:
             raise ValueError("timeouts and back-off must be positive")
 
 
-class _AttemptFailed(Exception):
-    def __init__(self, failure: AttemptFailure, error: grpc.aio.AioRpcError) -> None:
+class _Failed(Exception):
+    """An attempt that failed in a way worth judging for another."""
+
+    def __init__(self, failure: AttemptFailure) -> None:
         super().__init__(failure.outcome.value)
         self.failure = failure
+
+
+class _AttemptFailed(_Failed):
+    def __init__(self, failure: AttemptFailure, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(failure)
         self.error = error
 
 
-class _LookupFailed(_AttemptFailed):
-    """Asking the platform for an in-doubt write's outcome failed: still in doubt."""
+class _LookupFailed(_Failed):
+    """Asking the platform for an in-doubt write's outcome failed (or left no time to
+    re-send): still in doubt."""
 
 
 class _NotSent(Exception):
@@ -169,60 +179,42 @@ class ResilientCaller:
         self._budget.record_request()
         call = _Call(self, operation, kind, attempt, recover, self._deadline())
         try:
-            try:
-                return await call.attempt_once()
-            except _AttemptFailed as failed:
-                first_failure = failed
-            # Most calls succeed at once: only a failed first attempt pays for tenacity, which
-            # starts by judging that failure (its attempt 1) as if it had made it.
-            retrying = AsyncRetrying(
-                stop=call.stop,
-                wait=call.wait,
-                retry=call.retryable,
-                sleep=self._sleep,
-                reraise=True,
-            )
-            return await retrying(_replay_first(first_failure, call.attempt_once))
+            return await call.run()
         except _NotSent as not_sent:
-            _attach(not_sent.error, call.history)
+            error = not_sent.error
+            facts = _facts_of(error, operation)
             if call.in_doubt:
                 # An earlier attempt may have been processed: never report "not sent" then.
-                not_sent.error.metadata.update(
-                    {
-                        "outcome": Outcome.IN_DOUBT.value,
-                        "attempts": str(call.attempts),
-                        "platform_reached": "unknown",
-                    }
-                )
-            raise not_sent.error from None
+                facts.outcome, facts.attempts, facts.reach = (
+                    Outcome.IN_DOUBT, call.attempts, Reach.UNKNOWN
+                )  # fmt: skip
+            _attach(error, call.history)
+            raise error from None
         except _LookupFailed as failed:
             unknown = PlatformUnavailable(
                 f"{operation}: outcome unknown; retry with the same idempotency key",
                 upstream_code=failed.failure.code.name,
-                metadata={
-                    "operation": operation,
-                    "outcome": Outcome.IN_DOUBT.value,
-                    "attempts": str(call.attempts),
-                    "platform_reached": "unknown",
-                },
+                platform=PlatformFacts(operation, Outcome.IN_DOUBT, call.attempts, Reach.UNKNOWN),
             )
             _attach(unknown, call.history)
             raise unknown from None
         except _AttemptFailed as failed:
             error = self._map_error(failed.error, failed.failure, operation)
-            error.metadata.update(
-                {
-                    "outcome": (
-                        Outcome.IN_DOUBT.value if call.in_doubt else failed.failure.outcome.value
-                    ),
-                    "attempts": str(call.attempts),
-                    "platform_reached": str(failed.failure.reached).lower(),
-                }
-            )
+            facts = _facts_of(error, None)
+            facts.outcome = Outcome.IN_DOUBT if call.in_doubt else failed.failure.outcome
+            facts.attempts = call.attempts
+            facts.reach = Reach.REACHED if failed.failure.reached else Reach.NOT_REACHED
             if call.cut_short and failed.failure.code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                error.metadata["cause"] = "caller_deadline"
+                facts.cause = FailureCause.CALLER_DEADLINE
             _attach(error, call.history)
             raise error from None
+
+
+def _facts_of(error: GatewayError, operation: str | None) -> PlatformFacts:
+    """The error's platform facts, made if it has none (`operation` named if given)."""
+    if error.platform is None:
+        error.platform = PlatformFacts(operation or "")
+    return error.platform
 
 
 def _code_number(status: grpc.StatusCode | None) -> int:
@@ -234,24 +226,8 @@ def _attach(error: GatewayError, history: list[PlatformAttempt]) -> None:
         error.attempts = tuple(history)
 
 
-def _replay_first(
-    failure: _AttemptFailed, attempt: Callable[[], Awaitable[T]]
-) -> Callable[[], Awaitable[T]]:
-    """`attempt`, except that its first call raises the `failure` already met."""
-    replayed = False
-
-    async def run() -> T:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            raise failure
-        return await attempt()
-
-    return run
-
-
 class _Call(Generic[T]):
-    """The state of one call across its attempts, and tenacity's hooks for it."""
+    """The state of one call across its attempts, and the loop that makes them."""
 
     def __init__(
         self,
@@ -287,8 +263,9 @@ class _Call(Generic[T]):
     def _timeout(self) -> float:
         return min(self._settings.attempt_timeout, self._remaining())
 
-    def _not_sent(self, error: GatewayError) -> _NotSent:
-        error.metadata.update({"operation": self._operation, "outcome": Outcome.NOT_SENT.value})
+    def _not_sent(self, error: GatewayError, facts: PlatformFacts) -> _NotSent:
+        facts.operation, facts.outcome = self._operation, Outcome.NOT_SENT
+        error.platform = facts
         return _NotSent(error)
 
     def _admit(self) -> float:
@@ -298,8 +275,8 @@ class _Call(Generic[T]):
                 PlatformTimeout(
                     f"{self._operation}: no time left for the platform",
                     upstream_code="NOT_SENT",
-                    metadata={"cause": "caller_deadline"},
-                )
+                ),
+                PlatformFacts(cause=FailureCause.CALLER_DEADLINE),
             )
         if not self._breaker.try_acquire():
             self._metrics.fast_failures.add(1, {"operation": self._operation, "cause": "breaker"})
@@ -309,8 +286,8 @@ class _Call(Generic[T]):
                     upstream_code="NOT_SENT",
                     reason=ErrorReason.PLATFORM_CIRCUIT_OPEN,
                     retry_after=self._breaker.retry_after(),
-                    metadata={"circuit_forced": str(self._breaker.forced).lower()},
-                )
+                ),
+                PlatformFacts(circuit_forced=self._breaker.forced),
             )
         self.attempts += 1
         if self.attempts > 1:
@@ -341,7 +318,7 @@ class _Call(Generic[T]):
         ) as span:
             try:
                 result = await self._attempt_in_span(timeout)
-            except _AttemptFailed as failed:
+            except _Failed as failed:
                 span.set_attribute("rpc.grpc.status_code", failed.failure.code.value[0])
                 span.set_attribute("essc.outcome", failed.failure.outcome.value)
                 span.set_attribute("essc.platform_reached", failed.failure.reached)
@@ -394,7 +371,7 @@ class _Call(Generic[T]):
                     failure = classify(lookup_error)
                     self._count("LOOKUP_FAILED", failure.code.name)
                     self._note(sent_at, started, "LOOKUP_FAILED", failure.code.name, failure)
-                    raise _LookupFailed(failure, lookup_error) from None
+                    raise _LookupFailed(failure) from None
                 if recovered is not None:
                     self._breaker.record(True)
                     self._count("RECOVERED")
@@ -403,14 +380,9 @@ class _Call(Generic[T]):
                     return recovered
                 timeout = self._timeout()
                 if timeout < self._settings.min_attempt_time:
+                    # No time left to re-send: still in doubt.
                     raise _LookupFailed(
-                        AttemptFailure(Outcome.IN_DOUBT, grpc.StatusCode.DEADLINE_EXCEEDED, True),
-                        grpc.aio.AioRpcError(
-                            grpc.StatusCode.DEADLINE_EXCEEDED,
-                            grpc.aio.Metadata(),
-                            grpc.aio.Metadata(),
-                            "no time left to re-send",
-                        ),
+                        AttemptFailure(Outcome.IN_DOUBT, grpc.StatusCode.DEADLINE_EXCEEDED, True)
                     )
             result = await self._attempt(timeout)
         except asyncio.CancelledError:
@@ -449,38 +421,46 @@ class _Call(Generic[T]):
         await self._observer.attempt_done(self._operation, None)
         return result
 
-    def retryable(self, state: RetryCallState) -> bool:
-        error = state.outcome.exception() if state.outcome else None
-        if not isinstance(error, _AttemptFailed) or not error.failure.transient:
+    async def run(self) -> T:
+        """Attempt, classify, decide, back off: until an answer or a reason to stop."""
+        while True:
+            try:
+                return await self.attempt_once()
+            except _Failed as failed:
+                if not self._retryable(failed.failure):
+                    raise
+                delay = self._backoff(failed.failure)
+                if self._stop(delay):
+                    raise
+            self._waited = delay
+            await self._caller._sleep(delay)
+
+    def _retryable(self, failure: AttemptFailure) -> bool:
+        if not failure.transient:
             return False
-        pushback = error.failure.retry_after
+        pushback = failure.retry_after
         if pushback is not None and pushback.total_seconds() > self._settings.max_pushback_wait:
             return False  # answered now with the platform's retry-after: the bank decides
         if self._kind is OperationKind.UNSAFE:
-            return error.failure.outcome is not Outcome.IN_DOUBT
+            return failure.outcome is not Outcome.IN_DOUBT
         return True
 
-    def wait(self, state: RetryCallState) -> float:
-        delay = self._backoff(state)
-        self._waited = delay
-        return delay
-
-    def _backoff(self, state: RetryCallState) -> float:
-        # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^n)].
+    def _backoff(self, failure: AttemptFailure) -> float:
+        # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^n)], n the
+        # failures before this one; never shorter than the platform's pushback.
         ceiling = min(
             self._settings.backoff_cap,
-            self._settings.backoff_base * 2 ** (state.attempt_number - 1),
+            self._settings.backoff_base * 2 ** (self.attempts - 1),
         )
         delay = self._caller._rng.uniform(0, ceiling)
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _AttemptFailed) and error.failure.retry_after is not None:
-            delay = max(delay, error.failure.retry_after.total_seconds())
+        if failure.retry_after is not None:
+            delay = max(delay, failure.retry_after.total_seconds())
         return delay
 
-    def stop(self, state: RetryCallState) -> bool:
-        if state.attempt_number >= self._settings.max_attempts:
+    def _stop(self, delay: float) -> bool:
+        if self.attempts >= self._settings.max_attempts:
             return True
-        if self._remaining() - state.upcoming_sleep < self._settings.min_attempt_time:
+        if self._remaining() - delay < self._settings.min_attempt_time:
             return True  # never sleep or retry past the caller's deadline
         if not self._caller._budget.try_retry():
             self._metrics.budget_refusals.add(1, {"operation": self._operation})
