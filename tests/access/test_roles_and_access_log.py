@@ -201,11 +201,17 @@ async def test_a_call_the_caller_gave_up_on_is_logged_as_cancelled(
             )
         assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
-    async def answered() -> bool:
+    async def both_entries() -> list[opb.AccessLogEntry]:
         page = await gw.operator.ListAccessLog(
             opb.ListAccessLogRequest(limit=100), metadata=_as(OperatorRole.AUDITOR)
         )
-        codes = [e.code for e in page.entries if e.method == "EraseBank"]
-        return "CANCELLED" in codes
+        return [e for e in page.entries if e.method == "EraseBank"]
+
+    async def answered() -> bool:
+        return len(await both_entries()) == 2
 
     await eventually(answered)
+    # The admission (written once the lock went, or before it) and the answer pair up.
+    admitted, cancelled = await both_entries()
+    assert (admitted.code, cancelled.code) == (ADMITTED, "CANCELLED")
+    assert admitted.access_id == cancelled.access_id

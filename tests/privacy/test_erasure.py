@@ -5,10 +5,16 @@ nothing, for an unknown holder, bad input, or an issuance not yet settled."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 
@@ -217,7 +223,13 @@ async def test_records_from_before_holder_references_and_live_cards_are_reported
             biometric_sample=live_sample(person),
         ),
     )
-    await execute(database, "UPDATE holder_links SET salt = NULL")  # as migration 14 left them
+    # As migration 14 left them: the record names the token itself, its link has no salt.
+    await execute(database, "UPDATE holder_links SET salt = NULL")
+    await execute(
+        database,
+        "UPDATE liability_records SET holder_token = (SELECT l.holder_token FROM holder_links l "
+        "WHERE l.request_id = liability_records.request_id)",
+    )
     erased = await gw.operator.EraseHolder(_erase(person.id_number), metadata=gw.ops)
     assert (erased.records_unlinked, erased.records_under_lookup_token) == (1, 1)
     assert list(erased.lookup_versions_to_destroy) == [1]
@@ -331,3 +343,59 @@ async def test_free_text_shaped_like_personal_data_is_refused(
         metadata=gw.ops,
     )
     assert erased.cards_erased == 1
+
+
+@asynccontextmanager
+async def _append_under_way(
+    database: StoreLocation, request_id: str, token: str
+) -> AsyncIterator[None]:
+    """Another replica's ledger append, not yet committed: it holds the evidence log's head
+    (PostgreSQL; SQLite: the write lock) and has inserted its record's holder link."""
+    insert = (
+        "INSERT INTO holder_links (request_id, bank_id, holder_token, salt) VALUES (?, ?, ?, ?)"
+    )
+    if isinstance(database, Path):
+        db = sqlite3.connect(database, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(insert, (request_id, "bank-a", token, b"s" * 16))
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+            db.close()
+        return
+    connection = await asyncpg.connect(database.dsn)
+    try:
+        async with connection.transaction():
+            await connection.execute("SELECT 1 FROM evidence_head WHERE id = 1 FOR UPDATE")
+            await connection.execute(
+                insert.replace("?, ?, ?, ?", "$1, $2, $3, $4"),
+                request_id,
+                "bank-a",
+                token,
+                b"s" * 16,
+            )
+            yield
+    finally:
+        await connection.close()
+
+
+async def test_a_link_being_appended_during_the_erasure_is_erased_with_it(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
+) -> None:
+    person = adult(population, clock.now().date())
+    await issue(gw, person, gw.a, clock.now())
+    [card] = await fetch(database, "SELECT holder_token FROM cards")
+    store = gw.gateway._store
+    assert store is not None
+    # Called directly: through the RPC the access log's own append would wait first.
+    erasure = HolderErasure(store, gw.gateway.key_management.vault, clock)
+    async with _append_under_way(database, "in-flight-1", card["holder_token"]):
+        erasing = asyncio.ensure_future(
+            erasure.erase("bank-a", person.id_number, ErasureGround.NO_CONSENT, "t-1", "p-1")
+        )
+        await asyncio.sleep(0.5)  # the erasure reaches the lock and waits
+        assert not erasing.done()
+    erased = await erasing
+    assert erased.counts.records_unlinked == 1  # the in-flight link, seen once committed
+    assert await count(database, "holder_links") == 0

@@ -23,8 +23,14 @@ class OperatorGate:
         self._roles = roles
         self._log = access_log
 
-    async def admit(self, operator: str, method: str, request: object) -> str:
-        """The access id under which the call's answer is recorded. Raises PermissionDenied
+    @staticmethod
+    def new_access_id() -> str:
+        """The id a call's entries share: made before its admission is written, so that an
+        answer (a cancellation during the admission included) pairs with it."""
+        return uuid.uuid4().hex
+
+    async def admit(self, access_id: str, operator: str, method: str, request: object) -> None:
+        """Records the call's admission under `access_id`. Raises PermissionDenied
         (ROLE_NOT_PERMITTED) outside the operator's roles; a store that cannot write the
         entry fails the call before it does anything (nothing unlogged happens)."""
         if not admits(method, self._roles.get(operator, frozenset())):
@@ -33,9 +39,7 @@ class OperatorGate:
                 reason=ErrorReason.ROLE_NOT_PERMITTED,
                 metadata={"method": method},
             )
-        access_id = uuid.uuid4().hex
         await self._log.record(access_id, operator, method, access_target(request), ADMITTED, "")
-        return access_id
 
     async def answered(
         self,

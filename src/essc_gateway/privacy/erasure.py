@@ -6,6 +6,7 @@ its link is gone. After it the gateway treats the person as unknown."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -26,8 +27,8 @@ class HolderErasure:
         self._store = store
         self._vault = vault
         self._clock = clock
-        self._draft_tokens: dict[tuple[str, str], str] = {}
-        """(bank, idempotency key) → the holder token its draft names: a bank-wide job
+        self._draft_tokens: dict[tuple[str, bytes], str] = {}
+        """(bank, the sealed draft's digest) → the holder token it names: a bank-wide job
         checks the same unsettled drafts for every holder."""
 
     async def erase(
@@ -104,7 +105,8 @@ class HolderErasure:
     def _tokens_of(self, bank_id: str, drafts: list[tuple[str, bytes]]) -> set[str]:
         found = set()
         for idempotency_key, sealed in drafts:
-            key = (bank_id, idempotency_key)
+            # By content: a key released (or erased) may be claimed again for someone else.
+            key = (bank_id, hashlib.blake2b(sealed, digest_size=16).digest())
             token = self._draft_tokens.get(key)
             if token is None:
                 try:

@@ -68,9 +68,12 @@ async def erase_rows(db: Db, bank_id: str, tokens: Sequence[str]) -> ErasedCount
         listed,
     )
     # Links from before holder references (salt NULL): their records name the token.
+    # The token the record's hash holds is its own column (a LOOKUP rotation moved the
+    # link to a newer token, not the record).
     legacy = await db.fetch(
-        "SELECT holder_token, count(*) FROM holder_links WHERE bank_id = $1 AND "
-        "holder_token = ANY($2::text[]) AND salt IS NULL GROUP BY holder_token",
+        "SELECT r.holder_token, count(*) FROM holder_links l JOIN liability_records r "
+        "ON r.request_id = l.request_id WHERE l.bank_id = $1 AND "
+        "l.holder_token = ANY($2::text[]) AND l.salt IS NULL GROUP BY r.holder_token",
         bank_id,
         listed,
     )
@@ -128,12 +131,16 @@ class PostgresPrivacyTables:
         check: UnsettledCheck,
     ) -> Erasure | None:
         async def work(db: Db) -> Erasure | None:
-            # New claims and their settling wait until this commits (it conflicts with their
-            # row locks, not with reads): no issuance slips in between the check and the
-            # erasure. Erasures are rare and short.
+            # New claims and their settling wait until this commits (the lock conflicts with
+            # every INSERT, UPDATE and DELETE on the table, not with reads): no issuance slips
+            # in between the check and the erasure. Erasures are rare and short.
             await db.execute("LOCK TABLE issue_attempts IN SHARE ROW EXCLUSIVE MODE")
             drafts = await db.fetch(_UNSETTLED_DRAFTS, bank_id, _UNSETTLED)
             check([(str(r[0]), bytes(r[1])) for r in drafts if r[1] is not None])
+            # The evidence log's head next (the order every appender keeps): a ledger append
+            # under way commits its holder links first, so that the deletes below see them;
+            # one after sees this erasure's mark.
+            await db.execute("SELECT 1 FROM evidence_head WHERE id = 1 FOR UPDATE")
             counts = await erase_rows(db, bank_id, tokens)
             if not counts.anything:
                 return None

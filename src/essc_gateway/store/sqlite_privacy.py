@@ -65,9 +65,12 @@ def erase_rows(db: sqlite3.Connection, bank_id: str, tokens: Sequence[str]) -> E
     )
     live_cards = 0 if live is None else int(live[0])
     # Links from before holder references (salt NULL): their records name the token.
+    # The token the record's hash holds is its own column (a LOOKUP rotation moved the
+    # link to a newer token, not the record).
     legacy = db.execute(
-        f"SELECT holder_token, count(*) FROM holder_links WHERE bank_id = ? "  # noqa: S608
-        f"AND holder_token IN ({marks}) AND salt IS NULL GROUP BY holder_token",
+        "SELECT r.holder_token, count(*) FROM holder_links l JOIN liability_records r "  # noqa: S608
+        f"ON r.request_id = l.request_id WHERE l.bank_id = ? AND l.holder_token IN ({marks}) "
+        "AND l.salt IS NULL GROUP BY r.holder_token",
         by_holder,
     ).fetchall()
     # The attempts that completed with the holder's cards go first (they refer to them).

@@ -337,9 +337,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self, rpc: str, operator: str, inner: Handler, request: Any, context: Context
     ) -> Any:
         """Admitted by the operator's roles, logged before it runs and once answered."""
-        access_id: str | None = None
+        access_id = self._gate.new_access_id()
         try:
-            access_id = await self._gate.admit(operator, rpc, request)
+            await self._gate.admit(access_id, operator, rpc, request)
             if request is UNDECODABLE:
                 raise MalformedRequest
             operator_token = set_calling_operator(operator)
