@@ -66,18 +66,53 @@ async def _refuse_body(request: Any, context: Context) -> Any:
     raise MalformedRequest
 
 
-class _Arrival:
-    """When a call arrived and the deadline its caller set, for its liability record."""
+class _Call:
+    """One request's facts, taken at its arrival and handed to each step of its path (the
+    caller filled in once identified): the explicit context of the request path."""
 
-    __slots__ = ("at", "remaining")
+    __slots__ = (
+        "arrived_at",
+        "caller",
+        "context",
+        "is_bank",
+        "metadata",
+        "remaining",
+        "request",
+        "rpc",
+        "started",
+    )
 
-    def __init__(self, at: datetime, remaining: float | None) -> None:
-        self.at = at
-        self.remaining = remaining
+    def __init__(
+        self,
+        rpc: str,
+        request: Any,
+        context: Context,
+        metadata: Metadata,
+        clock: Clock,
+        *,
+        is_bank: bool,
+    ) -> None:
+        self.rpc = rpc
+        self.request = request
+        self.context = context
+        self.metadata = metadata
+        self.is_bank = is_bank
+        self.started = clock.monotonic()
+        self.arrived_at = clock.now()
+        self.remaining: float | None = context.time_remaining()
+        self.caller = "-"
+        """The bank, "operator:<id>", or "-" while (or if never) identified."""
 
     @property
-    def deadline(self) -> datetime | None:
-        return None if self.remaining is None else self.at + timedelta(seconds=self.remaining)
+    def deadline(self) -> float | None:
+        """The caller's deadline on the monotonic clock, if it set one."""
+        return None if self.remaining is None else self.started + self.remaining
+
+    @property
+    def deadline_at(self) -> datetime | None:
+        if self.remaining is None:
+            return None
+        return self.arrived_at + timedelta(seconds=self.remaining)
 
 
 def _answer(error: GatewayError) -> tuple[str, str]:
@@ -171,13 +206,11 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         context.set_code(status_code_for(failure))
         await context.abort_with_status(to_rpc_status(failure))
 
-    def _identify_quietly(self, metadata: Metadata, context: Context, *, bank: bool) -> str:
-        """The caller of an undecodable request if it can be told, else "-": a bad body is
-        answered as such, and recorded against the bank that sent it."""
+    def _bank_if_known(self, metadata: Metadata, context: Context) -> str:
+        """The bank that sent an undecodable request if it can be told, else "-": a bad
+        body is answered as such, and recorded against the bank that sent it."""
         try:
-            if bank:
-                return self._banks.identify(metadata, context)
-            return f"operator:{self._operators.identify(metadata, context)}"
+            return self._banks.identify(metadata, context)
         except Unauthenticated:
             return "-"
 
@@ -196,40 +229,6 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         raise PermissionDenied(
             "operator calls are not permitted to banks", reason=ErrorReason.NOT_AN_OPERATOR
         )
-
-    async def _serve_bank(
-        self,
-        rpc: str,
-        bank: str,
-        inner: Handler,
-        request: Any,
-        context: Context,
-        arrived_at: datetime,
-    ) -> Any:
-        try:
-            await self._admission.enter(bank)
-        except ResourceExhausted as shed:
-            self._metrics.shed.add(1, {"bank": bank, "reason": shed.reason.value})
-            raise
-        try:
-            forwarding = rpc == "Issue" and bank in self._forwarding_banks
-            if rpc in GATEWAY_RPCS and not forwarding:
-                try:
-                    # Judged at arrival, as its liability record will be (A16(1)(a)).
-                    self._calendar.refuse(rpc, arrived_at)
-                except MaintenanceInProgress:
-                    self._metrics.fast_failures.add(1, {"operation": rpc, "cause": "window"})
-                    raise
-            try:
-                return await inner(request, context)
-            except PlatformError as failure:
-                overrun = self._calendar.overrunning(rpc, self._clock.now())
-                if overrun is not None:
-                    failure.metadata["maintenance_window"] = overrun.window_id
-                    failure.metadata["maintenance_overrun"] = "true"
-                raise
-        finally:
-            self._admission.leave()
 
     def _wrap(self, method: str, prefix: str, inner: Handler, *, bank: bool) -> Handler:
         rpc = method.removeprefix(prefix)
@@ -280,58 +279,109 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     def _serve(
         self, rpc: str, inner: Handler, *, bank: bool
     ) -> Callable[[Any, Context, Metadata], Awaitable[Any]]:
+        """The request path, one named step each: the call's facts taken at arrival; the
+        caller identified; admitted (a bank's rate and the gateway's capacity; an
+        operator's roles); the maintenance gate; the deadline carried to the platform
+        calls; the call; its outcome recorded (a bank's failure in the liability ledger,
+        an operator's call in the access log) and the answer logged."""
+        steps = self._bank_steps if bank else self._operator_steps
+
         async def handle(request: Any, context: Context, metadata: Metadata) -> Any:
-            started = self._clock.monotonic()
-            arrived = _Arrival(self._clock.now(), context.time_remaining())
-            remaining = arrived.remaining
-            deadline_token = request_deadline.set(
-                started + remaining if remaining is not None else None
-            )
-            caller = "-"
+            call = _Call(rpc, request, context, metadata, self._clock, is_bank=bank)
+            deadline_token = request_deadline.set(call.deadline)
             try:
-                if request is UNDECODABLE and bank:
-                    caller = self._identify_quietly(metadata, context, bank=bank)
-                    if bank and caller != "-":  # admitted (rate limit) like its other calls
-                        await self._serve_bank(
-                            rpc, caller, _refuse_body, request, context, arrived.at
-                        )
-                    raise MalformedRequest
-                if bank:
-                    caller = self._banks.identify(metadata, context)
-                    bank_token = set_calling_bank(caller)
-                    try:
-                        response = await self._serve_bank(
-                            rpc, caller, inner, request, context, arrived.at
-                        )
-                    finally:
-                        reset_calling_bank(bank_token)
-                else:
-                    try:
-                        operator = self._operator(metadata, context)
-                    except GatewayError as refused:
-                        await self._gate.answered(None, None, rpc, request, *_answer(refused))
-                        raise
-                    caller = f"operator:{operator}"
-                    response = await self._serve_operator(rpc, operator, inner, request, context)
+                response = await steps(call, inner)
             except GatewayError as error:
-                await self._refuse(
-                    context, rpc, caller, started, arrived, request, error, bank=bank
-                )
+                await self._failed(call, error)
             except grpc.aio.AbortError:
                 raise
             except Exception as unexpected:
-                failure = self._as_gateway_error(rpc, unexpected)
-                await self._refuse(
-                    context, rpc, caller, started, arrived, request, failure, bank=bank
-                )
+                await self._failed(call, self._as_gateway_error(rpc, unexpected))
             finally:
                 request_deadline.reset(deadline_token)
-            if bank:
-                self._counter.count(caller, self._clock.now().date(), failed=False)
-            self._log(rpc, caller, started, "OK", "")
+            self._succeeded(call)
             return response
 
         return handle
+
+    async def _bank_steps(self, call: _Call, inner: Handler) -> Any:
+        inner = self._identify_bank(call, inner)
+        bank_token = set_calling_bank(call.caller)
+        try:
+            await self._admit_bank(call.caller)
+            try:
+                self._maintenance_gate(call)
+                return await self._call_bank(call, inner)
+            finally:
+                self._admission.leave()
+        finally:
+            reset_calling_bank(bank_token)
+
+    def _identify_bank(self, call: _Call, inner: Handler) -> Handler:
+        """Step: the calling bank, or Unauthenticated. An undecodable body is answered as
+        such against the bank that sent it, admitted like its other calls, when the bank
+        can be told; anonymously (no record) when not."""
+        if call.request is not UNDECODABLE:
+            call.caller = self._banks.identify(call.metadata, call.context)
+            return inner
+        call.caller = self._bank_if_known(call.metadata, call.context)
+        if call.caller == "-":
+            raise MalformedRequest
+        return _refuse_body
+
+    async def _admit_bank(self, bank: str) -> None:
+        """Step: the bank's rate limit and the gateway's capacity (pair with `leave`)."""
+        try:
+            await self._admission.enter(bank)
+        except ResourceExhausted as shed:
+            self._metrics.shed.add(1, {"bank": bank, "reason": shed.reason.value})
+            raise
+
+    def _maintenance_gate(self, call: _Call) -> None:
+        """Step: a call inside an announced window is refused without calling the platform,
+        judged at arrival as its liability record will be (A16(1)(a)). A forwarding bank's
+        Issue is queued instead (it waits for the window's end)."""
+        forwarding = call.rpc == "Issue" and call.caller in self._forwarding_banks
+        if call.rpc not in GATEWAY_RPCS or forwarding:
+            return
+        try:
+            self._calendar.refuse(call.rpc, call.arrived_at)
+        except MaintenanceInProgress:
+            self._metrics.fast_failures.add(1, {"operation": call.rpc, "cause": "window"})
+            raise
+
+    async def _call_bank(self, call: _Call, inner: Handler) -> Any:
+        """Step: the call; a platform failure after a window's announced end says so."""
+        try:
+            return await inner(call.request, call.context)
+        except PlatformError as failure:
+            overrun = self._calendar.overrunning(call.rpc, self._clock.now())
+            if overrun is not None:
+                failure.metadata["maintenance_window"] = overrun.window_id
+                failure.metadata["maintenance_overrun"] = "true"
+            raise
+
+    async def _operator_steps(self, call: _Call, inner: Handler) -> Any:
+        try:
+            operator = self._operator(call.metadata, call.context)
+        except GatewayError as refused:  # unidentified: still in the access log
+            await self._gate.answered(None, None, call.rpc, call.request, *_answer(refused))
+            raise
+        call.caller = f"operator:{operator}"
+        return await self._serve_operator(call.rpc, operator, inner, call.request, call.context)
+
+    def _succeeded(self, call: _Call) -> None:
+        """Step: a success counted (a bank's, for its daily statement) and logged."""
+        if call.is_bank:
+            self._counter.count(call.caller, self._clock.now().date(), failed=False)
+        self._log(call.rpc, call.caller, call.started, "OK", "")
+
+    async def _failed(self, call: _Call, error: GatewayError) -> None:
+        """Step: a bank's failure recorded in the liability ledger (an unidentified caller's
+        cannot be), then the refusal answered and logged."""
+        if call.is_bank and call.caller != "-":
+            await self._record(call, error)
+        await self._abort(call, error)
 
     async def _serve_operator(
         self, rpc: str, operator: str, inner: Handler, request: Any, context: Context
@@ -381,39 +431,22 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         )
         return InternalError("internal error", reason=ErrorReason.INTERNAL)
 
-    async def _refuse(
-        self,
-        context: Context,
-        rpc: str,
-        caller: str,
-        started: float,
-        arrived: _Arrival,
-        request: Any,
-        error: GatewayError,
-        *,
-        bank: bool,
-    ) -> None:
-        if bank and caller != "-":
-            await self._record(caller, rpc, arrived, request, error)
-        await self._abort(context, rpc, caller, started, error)
-
-    async def _record(
-        self, bank: str, rpc: str, arrived: _Arrival, request: Any, error: GatewayError
-    ) -> None:
+    async def _record(self, call: _Call, error: GatewayError) -> None:
         """A durable liability record for the failed request (A16); never blocks the answer."""
+        bank, request = call.caller, call.request
         self._counter.count(bank, self._clock.now().date(), failed=True)
         span = trace.get_current_span().get_span_context()
         try:
             record = await self._ledger.record_failure(
                 bank_id=bank,
-                rpc=rpc,
+                rpc=call.rpc,
                 status_code=status_code_for(error).name,
                 error=error,
                 trace_id=format_trace_id(span.trace_id) if span.is_valid else "",
                 span_context=span if span.is_valid else None,
                 holder_token=None if request is UNDECODABLE else self._holder_of(request, bank),
-                arrived_at=arrived.at,
-                deadline_at=arrived.deadline,
+                arrived_at=call.arrived_at,
+                deadline_at=call.deadline_at,
                 refused_in_window=isinstance(error, MaintenanceInProgress),
             )
         except Exception as unexpected:
@@ -426,16 +459,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         current.set_attribute("essc.clause", record.clause.value)
         current.set_attribute("essc.ledger_request_id", record.request_id)
 
-    async def _abort(
-        self, context: Context, rpc: str, caller: str, started: float, error: GatewayError
-    ) -> None:
+    async def _abort(self, call: _Call, error: GatewayError) -> None:
         code = status_code_for(error)
-        self._log(rpc, caller, started, code.name, error.reason.value)
+        self._log(call.rpc, call.caller, call.started, code.name, error.reason.value)
         # Every refusal is an error of the server span (OTel's convention marks only
         # server-side codes): the ledger and dashboards look for them.
-        context.set_code(code)
+        call.context.set_code(code)
         trace.get_current_span().set_status(Status(StatusCode.ERROR, code.name))
-        await context.abort_with_status(to_rpc_status(error))
+        await call.context.abort_with_status(to_rpc_status(error))
 
     def _log(self, rpc: str, caller: str, started: float, code: str, reason: str) -> None:
         unaccountable = caller == "-" or reason == ErrorReason.MALFORMED_REQUEST
