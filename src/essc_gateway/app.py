@@ -61,6 +61,7 @@ from essc_gateway.service.verification import VerificationService
 from essc_gateway.store.base import StoreUnavailable
 from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.opening import GatewayStore, open_store
+from essc_gateway.tracing.setup import exports_without_error
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator, TrustedProxy
 from essc_gateway.transport.certificates import ServerCertificates
@@ -309,6 +310,7 @@ class Gateway:
             holder_of=HolderLookup(vault, tokens),
             gate=OperatorGate({o.operator_id: o.roles for o in config.operators}, access_log),
             tracer=self._tracer,
+            exports=exports_without_error(self._tracer_provider),
         )
         server = grpc.aio.server(
             options=[("grpc.so_reuseport", int(self._reuse_port)), *CONNECTION_AGE],

@@ -3,6 +3,7 @@ platform, errors recorded as errors, outages as traces of their own, no personal
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,7 @@ from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
+from essc_gateway.tracing import TracingConfig, build_tracer_provider
 from essc_gateway.tracing.redaction import RedactingSpanProcessor
 from tests.conftest import GatewayUnderTest, make_config
 from tests.gateway.flows import adult, identity, live_sample, verify
@@ -161,3 +163,68 @@ async def test_no_personal_data_leaves_in_a_span(
         person.card_number,
     ):
         assert secret not in dumped
+
+
+@pytest.mark.parametrize("success_ratio", [0.0, 1.0])
+async def test_attempt_spans_are_made_for_the_traces_that_are_exported(
+    platform: SimulatedPlatform,
+    population: Population,
+    clock: FakeClock,
+    tmp_path: Path,
+    success_ratio: float,
+) -> None:
+    """A request's platform attempts become spans (children of its server span, with their
+    real times) when its trace is exported: always when it failed, by the sampled share
+    when it succeeded."""
+    path = tmp_path / "traces.jsonl"
+    provider = build_tracer_provider(TracingConfig(jsonl_path=path, success_ratio=success_ratio))
+    gateway = Gateway(
+        make_config(tmp_path / "t.db"), platform.address, clock, tracer_provider=provider
+    )
+    port = await gateway.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    control = grpc.aio.insecure_channel(platform.control_address)
+    gw = GatewayUnderTest(
+        gateway=gateway,
+        config=gateway._config,
+        channel=channel,
+        stub=gateway_pb2_grpc.GatewayServiceStub(channel),
+        control=platform_pb2_grpc.ControlServiceStub(control),
+        platform_channel=control,
+        operator=operator_pb2_grpc.OperatorServiceStub(channel),
+        metrics=InMemoryMetricReader(),
+    )
+    try:
+        person = adult(population, clock.now().date())
+        assert (await verify(gw, person, gw.a)).verified
+        scenario = ppb.FaultScenario(seed=1)
+        scenario.rules.add(
+            method="/essc.platform.v1.IdentityService/CheckRealName", outage=ppb.OutageFault()
+        )
+        await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await verify(gw, person, gw.a)
+    finally:
+        await channel.close()
+        await control.close()
+        await gateway.stop(0)
+        provider.shutdown()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    servers = [s for s in lines if s["name"] == "essc.gateway.v1.GatewayService/Verify"]
+    assert len(servers) == (2 if success_ratio else 1)
+    for server in servers:
+        span_id = server["context"]["span_id"]
+        attempts = [
+            s for s in lines if s.get("parent_id") == span_id and s["kind"] == "SpanKind.CLIENT"
+        ]
+        assert {s["name"].rsplit("/", 1)[1] for s in attempts} >= {"CheckRealName"}
+        assert all(server["start_time"] <= a["start_time"] <= a["end_time"] for a in attempts)
+    failed = servers[-1]
+    failed_attempts = [
+        s
+        for s in lines
+        if s.get("parent_id") == failed["context"]["span_id"]
+        and s["name"].endswith("CheckRealName")
+    ]
+    assert failed_attempts
+    assert all(s["status"]["status_code"] == "ERROR" for s in failed_attempts)

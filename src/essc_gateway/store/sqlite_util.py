@@ -9,7 +9,9 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import SpanKind, Tracer
+
+from essc_gateway.tracing.deferred import request_spans
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,8 +32,18 @@ def uncancellable(
         tracer: Tracer | None = getattr(args[0], "tracer", None)
         if tracer is None:  # no span to make: not even a no-op one (measured: a tenth of
             return await method(*args, **kwargs)  # a store write's CPU)
-        with tracer.start_as_current_span(name):
-            return await method(*args, **kwargs)
+        deferred = request_spans.get()
+        if deferred is None:  # outside a request: a span at once
+            with tracer.start_as_current_span(name):
+                return await method(*args, **kwargs)
+        recorded = deferred.start(name, {}, SpanKind.INTERNAL)
+        try:
+            result = await method(*args, **kwargs)
+        except BaseException as error:
+            recorded.end(type(error).__name__)
+            raise
+        recorded.end()
+        return result
 
     return traced
 

@@ -44,7 +44,8 @@ class TailSamplingProcessor(SpanProcessor):
         self._open: OrderedDict[int, list[ReadableSpan]] = OrderedDict()
         self._decided: OrderedDict[int, bool] = OrderedDict()
 
-    def _sampled(self, trace_id: int) -> bool:
+    def sampled(self, trace_id: int) -> bool:
+        """Whether a trace is kept even without an error (known from its id at once)."""
         # The low 64 bits of a W3C trace id are random: a uniform draw, equal everywhere.
         return (trace_id & (_SCALE - 1)) < self._threshold
 
@@ -70,7 +71,7 @@ class TailSamplingProcessor(SpanProcessor):
                     _, forward = self._open.popitem(last=False)
             else:
                 waiting = self._open.pop(trace_id, [])
-                keep = failed or self._sampled(trace_id) or any(_failed(s) for s in waiting)
+                keep = failed or self.sampled(trace_id) or any(_failed(s) for s in waiting)
                 self._decided[trace_id] = keep
                 if len(self._decided) > _MAX_DECISIONS:
                     self._decided.popitem(last=False)

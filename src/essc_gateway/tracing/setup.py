@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ __all__ = [
     "TracingConfig",
     "build_span_processors",
     "build_tracer_provider",
+    "exports_without_error",
     "tracing_config_from_env",
 ]
 
@@ -108,6 +109,29 @@ def build_span_processors(
     return [RedactingSpanProcessor(processor) for processor in processors]
 
 
+class SampledTracerProvider(TracerProvider):
+    """A tracer provider whose destinations are tail-sampled: `exports` tells, from a trace
+    id, whether a trace without an error will be exported (deferred spans use it)."""
+
+    def __init__(
+        self, exports: Callable[[int], bool], resource: Resource, shutdown_on_exit: bool
+    ) -> None:
+        super().__init__(resource=resource, shutdown_on_exit=shutdown_on_exit)
+        self.exports = exports
+
+
+def exports_without_error(provider: object) -> Callable[[int], bool]:
+    """Whether `provider` exports a trace that holds no error, by its id: the sampler's
+    answer for ours, always for any other (a test's in-memory provider keeps everything)."""
+    if isinstance(provider, SampledTracerProvider):
+        return provider.exports
+    return _always
+
+
+def _always(trace_id: int) -> bool:
+    return True
+
+
 def build_tracer_provider(
     config: TracingConfig, extra_processors: Sequence[SpanProcessor] = ()
 ) -> TracerProvider:
@@ -121,14 +145,13 @@ def build_tracer_provider(
         config: Destinations and service name.
         extra_processors: More processors (tests pass an in-memory one); also redacted.
     """
-    provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: config.service_name, SERVICE_VERSION: __version__}),
-        shutdown_on_exit=False,
-    )
+    sampler = TailSamplingProcessor(build_span_processors(config), config.success_ratio)
+    resource = Resource.create({SERVICE_NAME: config.service_name, SERVICE_VERSION: __version__})
+    # Extra (local) processors see every span: then every trace counts as exported.
+    exports = _always if extra_processors else sampler.sampled
+    provider = SampledTracerProvider(exports, resource=resource, shutdown_on_exit=False)
     # Sampling applies to the destinations; extra (local) processors see every span.
-    provider.add_span_processor(
-        TailSamplingProcessor(build_span_processors(config), config.success_ratio)
-    )
+    provider.add_span_processor(sampler)
     for processor in build_span_processors(TracingConfig(jsonl_path=None), extra_processors):
         provider.add_span_processor(processor)
     return provider

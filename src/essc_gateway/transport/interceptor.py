@@ -37,6 +37,7 @@ from essc_gateway.liability.ledger import Ledger
 from essc_gateway.metrics import GatewayMetrics
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.store.base import StoreUnavailable
+from essc_gateway.tracing.deferred import DeferredSpans, request_spans
 from essc_gateway.transport.admission import Admission
 from essc_gateway.transport.banks import BankAuthenticator
 from essc_gateway.transport.context import (
@@ -139,13 +140,19 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         holder_of: HolderOf,
         gate: OperatorGate,
         tracer: Tracer | None = None,
+        exports: Callable[[int], bool] = lambda trace_id: True,
     ) -> None:
         """Args:
         holder_of: the lookup token of the holder a request is about, from what it carries
             (an ID number, an auth token), so that a complaint finds every failed request
             of the holder, those refused before any service ran included (A15).
+        exports: whether a trace without an error is exported, from its id
+            (`tracing.exports_without_error`).
         """
         self._tracer = tracer or NoOpTracer()
+        self._exports = exports
+        """Whether a trace id's trace is exported without an error (tail sampling): the
+        request's deferred client spans are made only then (or when it failed)."""
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self._ledger = ledger
         self._counter = counter
@@ -259,13 +266,21 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     record_exception=False,
                     set_status_on_exception=False,
                 ) as span:
+                    deferred = DeferredSpans()
+                    spans_token = request_spans.set(deferred)
                     try:
                         response = await serve(request, context, metadata)
                     except BaseException:
                         code = _code_value(context.code())
                         span.set_attribute("rpc.grpc.status_code", code)
+                        deferred.emit(self._tracer, trace.set_span_in_context(span))
                         raise
+                    finally:
+                        request_spans.reset(spans_token)
                     span.set_attribute("rpc.grpc.status_code", 0)
+                    trace_id = span.get_span_context().trace_id
+                    if deferred.any_failed or self._exports(trace_id):
+                        deferred.emit(self._tracer, trace.set_span_in_context(span))
                     return response
             finally:
                 self._metrics.server_in_flight.add(-1, attributes)

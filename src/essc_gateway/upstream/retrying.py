@@ -16,6 +16,7 @@ from typing import Generic, Protocol, TypeVar
 
 import grpc
 from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
 
 from essc.platform.v1 import platform_pb2
 from essc_gateway.clock import Clock
@@ -31,6 +32,7 @@ from essc_gateway.errors import (
     Reach,
 )
 from essc_gateway.metrics import GatewayMetrics
+from essc_gateway.tracing.deferred import request_spans
 from essc_gateway.upstream.attempts import PlatformAttempt
 from essc_gateway.upstream.breaker import Breakers
 from essc_gateway.upstream.budget import RetryBudget
@@ -217,6 +219,20 @@ def _facts_of(error: GatewayError, operation: str | None) -> PlatformFacts:
     return error.platform
 
 
+_OK_ATTRIBUTES: dict[str, AttributeValue] = {
+    "rpc.grpc.status_code": grpc.StatusCode.OK.value[0],
+    "essc.outcome": "OK",
+}
+
+
+def _failed_attributes(failure: AttemptFailure) -> dict[str, AttributeValue]:
+    return {
+        "rpc.grpc.status_code": failure.code.value[0],
+        "essc.outcome": failure.outcome.value,
+        "essc.platform_reached": failure.reached,
+    }
+
+
 def _code_number(status: grpc.StatusCode | None) -> int:
     return 2 if status is None else int(status.value[0])  # UNKNOWN when none applies
 
@@ -302,31 +318,43 @@ class _Call(Generic[T]):
     async def attempt_once(self) -> T:
         timeout = self._admit()
         service = PLATFORM_SERVICES.get(self._operation, "essc.platform.v1")
-        with self._tracer.start_as_current_span(
-            f"{service}/{self._operation}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "rpc.system": "grpc",
-                "rpc.service": service,
-                "rpc.method": self._operation,
-                "essc.operation": self._operation,
-                "essc.attempt": self.attempts,
-                "essc.backoff_waited_ms": round(self._waited * 1000, 1),
-                "essc.breaker_state": self._breaker.state.value,
-                "essc.attempt_timeout_ms": round(timeout * 1000, 1),
-            },
-        ) as span:
-            try:
-                result = await self._attempt_in_span(timeout)
-            except _Failed as failed:
-                span.set_attribute("rpc.grpc.status_code", failed.failure.code.value[0])
-                span.set_attribute("essc.outcome", failed.failure.outcome.value)
-                span.set_attribute("essc.platform_reached", failed.failure.reached)
-                span.set_status(Status(StatusCode.ERROR, failed.failure.code.name))
-                raise
-            span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.OK.value[0])
-            span.set_attribute("essc.outcome", "OK")
-            return result
+        name = f"{service}/{self._operation}"
+        attributes: dict[str, AttributeValue] = {
+            "rpc.system": "grpc",
+            "rpc.service": service,
+            "rpc.method": self._operation,
+            "essc.operation": self._operation,
+            "essc.attempt": self.attempts,
+            "essc.backoff_waited_ms": round(self._waited * 1000, 1),
+            "essc.breaker_state": self._breaker.state.value,
+            "essc.attempt_timeout_ms": round(timeout * 1000, 1),
+        }
+        deferred = request_spans.get()
+        if deferred is None:  # outside a request (a background job): a span at once
+            with self._tracer.start_as_current_span(
+                name, kind=SpanKind.CLIENT, attributes=attributes
+            ) as span:
+                try:
+                    result = await self._attempt_in_span(timeout)
+                except _Failed as failed:
+                    span.set_attributes(_failed_attributes(failed.failure))
+                    span.set_status(Status(StatusCode.ERROR, failed.failure.code.name))
+                    raise
+                span.set_attributes(_OK_ATTRIBUTES)
+                return result
+        recorded = deferred.start(name, attributes)
+        try:
+            result = await self._attempt_in_span(timeout)
+        except _Failed as failed:
+            attributes.update(_failed_attributes(failed.failure))
+            recorded.end(failed.failure.code.name)
+            raise
+        except BaseException:  # cancelled, or not the platform's answer
+            recorded.end()
+            raise
+        attributes.update(_OK_ATTRIBUTES)
+        recorded.end()
+        return result
 
     def _note(
         self,
