@@ -202,8 +202,9 @@ class GatewayConfig:
     tls_reload_interval: float = 10.0
     """Seconds between two looks at the platform TLS files (the bank-facing port's files
     are looked at by each new connection's handshake)."""
-    forward_interval: float = 0.2
-    """Seconds between two looks at the store-and-forward queue."""
+    forward_interval: float = 1.0
+    """Seconds between two looks at the store-and-forward queue (a queued issuance goes at
+    most this long after it is due: a window's end; each look is a query)."""
     reconcile_interval: float = 5.0
     """Seconds between two settlements of issuances left in doubt."""
     work_calendar: WorkCalendar = field(default_factory=WorkCalendar.official)

@@ -66,6 +66,7 @@ class ErasureJobs:
         self._batch = batch
         self._pause = pause
         self._lease = lease
+        self._scheduled_on: date | None = None
 
     async def erase_bank(self, bank_id: str, reference: str, operator: str) -> ErasureJob:
         """Starts the erasure of every holder of `bank_id` (A14(5)); its progress is in
@@ -86,8 +87,11 @@ class ErasureJobs:
 
     async def schedule_retention(self) -> None:
         """Today's retention run of each bank: one job id per bank and day, so that however
-        many replicas ask, one run is made."""
+        many replicas ask, one run is made. Asked once a day by each replica (not at every
+        look: each ask is a durable write)."""
         today = self._clock.now().date()
+        if today == self._scheduled_on:
+            return
         for bank_id in self._banks:
             await self._store.start_erasure_job(
                 ErasureJob(
@@ -99,6 +103,7 @@ class ErasureJobs:
                     started_at=self._clock.now(),
                 )
             )
+        self._scheduled_on = today
 
     async def run(self, interval: float) -> None:
         while True:

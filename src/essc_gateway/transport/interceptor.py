@@ -484,6 +484,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         await call.context.abort_with_status(to_rpc_status(error))
 
     def _log(self, rpc: str, caller: str, started: float, code: str, reason: str) -> None:
+        if not access_log.isEnabledFor(logging.INFO):  # nothing to format
+            return
         unaccountable = caller == "-" or reason == ErrorReason.MALFORMED_REQUEST
         if unaccountable and not self._unaccountable_log.allow():
             return
