@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,3 +112,25 @@ async def liability_records(database: StoreLocation) -> list[dict[str, Any]]:
         "ON evidence_log.idx = liability_records.log_index ORDER BY liability_records.seq",
     )
     return [json.loads(bytes(row["body"])) for row in rows]
+
+
+@asynccontextmanager
+async def writes_held(database: StoreLocation, table: str) -> AsyncIterator[None]:
+    """Another session holds the store's write lock (SQLite: the whole file) or `table`'s
+    (PostgreSQL: reads go on) until the block ends: a write there waits meanwhile."""
+    if isinstance(database, Path):
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    connection = await asyncpg.connect(database.dsn)
+    try:
+        async with connection.transaction():
+            await connection.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await connection.close()

@@ -5,12 +5,9 @@ allowed or refused, is in the access log, which the ledger audit checks like any
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
@@ -28,6 +25,7 @@ from tests.conftest import GatewayUnderTest, make_config, running_gateway
 from tests.evidence.attacks import edit_entry
 from tests.gateway.flows import rich
 from tests.polling import eventually
+from tests.sql import writes_held
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = opb.DESCRIPTOR.services_by_name["OperatorService"]
@@ -167,32 +165,10 @@ async def test_every_role_is_refused_outside_its_methods_and_every_call_is_logge
     assert any("leaf hash" in problem for problem in audit.problems), audit.problems
 
 
-@asynccontextmanager
-async def _writes_held(database: StoreLocation) -> AsyncIterator[None]:
-    """Another session holds the store's write lock (SQLite) or the erasure jobs' table
-    (PostgreSQL) until the block ends: a call that writes there waits."""
-    if isinstance(database, Path):
-        holder = sqlite3.connect(database, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-        return
-    connection = await asyncpg.connect(database.dsn)
-    try:
-        async with connection.transaction():
-            await connection.execute("LOCK TABLE erasure_jobs IN ACCESS EXCLUSIVE MODE")
-            yield
-    finally:
-        await connection.close()
-
-
 async def test_a_call_the_caller_gave_up_on_is_logged_as_cancelled(
     gw: GatewayUnderTest, database: StoreLocation
 ) -> None:
-    async with _writes_held(database):
+    async with writes_held(database, "erasure_jobs"):
         with pytest.raises(grpc.aio.AioRpcError) as gave_up:
             await gw.operator.EraseBank(
                 opb.EraseBankRequest(bank_id="bank-a", reference="bank-a leaves"),

@@ -13,6 +13,7 @@ from essc.gateway.v1 import operator_pb2 as opb
 from essc.platform.v1 import platform_pb2 as ppb
 from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
+from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import (
@@ -27,6 +28,7 @@ from tests.gateway.flows import (
     verify,
 )
 from tests.polling import eventually
+from tests.sql import count, fetch, writes_held
 
 
 async def announce(
@@ -250,3 +252,43 @@ async def test_issue_status_of_an_unknown_key_is_not_found(gw: GatewayUnderTest)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await gw.stub.GetIssueStatus(pb.GetIssueStatusRequest(idempotency_key=key()), metadata=gw.a)
     assert rich(raised.value).reason == "ISSUE_NOT_FOUND"
+
+
+async def test_a_refusal_in_a_platform_window_does_not_wait_for_its_record(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
+) -> None:
+    """The stored window proves the clause of every request it refused (A16(1)(b) for the
+    platform's own window), so the refusal is answered before its record commits: it is
+    answered even while the store cannot write, and its record follows."""
+    now = clock.now()
+    await announce(gw, now, now + timedelta(minutes=10), kind=opb.MAINTENANCE_KIND_PLATFORM)
+    person = adult(population, now.date())
+    with pytest.raises(grpc.aio.AioRpcError):  # the first: the bank's rate tokens taken
+        await verify(gw, person, gw.a)
+    async with writes_held(database, "evidence_log"):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await gw.stub.Verify(
+                pb.VerifyRequest(
+                    applicant=identity(person),
+                    physical_card_number=person.card_number,
+                    biometric_sample=live_sample(person),
+                ),
+                metadata=gw.a,
+                timeout=2,
+            )
+        error = rich(raised.value)
+        assert (error.code, error.reason) == (grpc.StatusCode.UNAVAILABLE, "MAINTENANCE_WINDOW")
+        assert error.metadata["ledger_request_id"]
+
+    request_id = error.metadata["ledger_request_id"]
+
+    async def recorded() -> bool:
+        return await count(database, "liability_records", f"request_id = '{request_id}'") == 1
+
+    await eventually(recorded)
+    [entry] = await fetch(
+        database,
+        "SELECT body FROM evidence_log WHERE kind = 'LIABILITY_RECORD' AND ref = ?",
+        request_id,
+    )
+    assert '"clause":"A16(1)(b)"' in bytes(entry["body"]).decode().replace(" ", "")

@@ -13,7 +13,7 @@ from pathlib import Path
 from essc_gateway.clock import Clock
 from essc_gateway.errors import GatewayError, PlatformError
 from essc_gateway.liability.classify import Classifier, platform_facts
-from essc_gateway.liability.model import Clause, HolderLink, LiabilityRecord, holder_ref
+from essc_gateway.liability.model import HolderLink, LiabilityRecord, holder_ref
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.pending import PendingRecords
 from essc_gateway.liability.ports import LedgerStore
@@ -64,10 +64,12 @@ class Ledger:
         refused_in_window: bool = False,
     ) -> LiabilityRecord:
         """Classifies and appends the record; returns once it is committed. Except for a
-        request refused inside a window announced in advance (A16(1)(a)): its record is
-        returned at once and committed with a batch at most `_DEFERRED_LINGER` later. The window
-        (stored before it began, every version kept) already proves the clause for any
-        request in it, so a crash in between loses no evidence, and the refusal stays fast."""
+        request refused inside a stored maintenance window (a bank's, A16(1)(a) or the bank's
+        own side when announced late; the platform's, announced through OperatorService,
+        A16(1)(b)): its record is returned at once and committed with a batch at most
+        `_DEFERRED_LINGER` later. The window (stored before the refusal, every version kept)
+        already proves the clause for any request in it, so a crash in between loses no
+        evidence, and the refusal stays fast."""
         at = self._clock.now()
         arrival = arrived_at or at
         verdict = self._classifier.classify(rpc, arrival, status_code, error)
@@ -99,7 +101,7 @@ class Ledger:
         )
         defer = (
             refused_in_window
-            and verdict.clause is Clause.A16_1_A
+            and verdict.window_id is not None
             and len(self._deferred) < _MAX_DEFERRED
         )
         if self.pending:  # keep the order: earlier records go first
