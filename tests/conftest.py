@@ -156,13 +156,16 @@ async def running_gateway(
     config: GatewayConfig,
     *,
     background_jobs: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[GatewayUnderTest]:
-    """A gateway of `config` on the simulated platform, with in-memory metrics and spans."""
+    """A gateway of `config` on the simulated platform, with in-memory metrics and spans
+    (the spans go to `tracer_provider` instead when one is given)."""
     reader = InMemoryMetricReader()
     spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    # As in production: every span passes the redacting processor on its way out.
-    tracer_provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(spans)))
+    if tracer_provider is None:
+        tracer_provider = TracerProvider()
+        # As in production: every span passes the redacting processor on its way out.
+        tracer_provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(spans)))
     gateway = Gateway(
         config,
         platform.address,

@@ -217,3 +217,16 @@ async def auth_token(
     )
     assert response.state == pb.AUTHENTICATION_STATE_AUTHENTICATED
     return response.auth_token
+
+
+async def issue_answers_lost(gw: GatewayUnderTest) -> None:
+    """From now on IssueCard runs but its answer is lost, and the platform cannot say what
+    became of a key (GetOperation down): every Issue ends in doubt."""
+    scenario = ppb.FaultScenario(seed=1)
+    scenario.rules.add(
+        method="/essc.platform.v1.CardService/IssueCard", answer_lost=ppb.AnswerLostFault()
+    )
+    scenario.rules.add(
+        method="/essc.platform.v1.OperationService/GetOperation", outage=ppb.OutageFault()
+    )
+    await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))

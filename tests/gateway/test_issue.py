@@ -26,6 +26,7 @@ from tests.gateway.flows import (
     guardian_of,
     identity,
     issue,
+    issue_answers_lost,
     issue_request,
     key,
     live_sample,
@@ -436,14 +437,7 @@ async def test_an_issue_in_doubt_is_kept_and_settled_by_a_retry_with_its_key(
 ) -> None:
     person = adult(population, clock.now().date())
     verified = await verify(gw, person, gw.a)
-    scenario = ppb.FaultScenario(seed=1)
-    scenario.rules.add(
-        method="/essc.platform.v1.CardService/IssueCard", answer_lost=ppb.AnswerLostFault()
-    )
-    scenario.rules.add(
-        method="/essc.platform.v1.OperationService/GetOperation", outage=ppb.OutageFault()
-    )
-    await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))
+    await issue_answers_lost(gw)
     request = issue_request(person, verified.verification_token, consent(clock.now()))
     error = await _issue_error(gw, request)
     assert error.code == grpc.StatusCode.UNAVAILABLE

@@ -11,22 +11,16 @@ from pathlib import Path
 
 import grpc
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, format_trace_id
 
 from essc.gateway.v1 import gateway_pb2 as pb
-from essc.gateway.v1 import gateway_pb2_grpc, operator_pb2_grpc
 from essc.platform.v1 import platform_pb2 as ppb
-from essc.platform.v1 import platform_pb2_grpc
-from essc_gateway.app import Gateway
 from essc_gateway.simplatform import Population, SimulatedPlatform
 from essc_gateway.testing import FakeClock
 from essc_gateway.tracing import TracingConfig, build_tracer_provider
-from essc_gateway.tracing.redaction import RedactingSpanProcessor
-from tests.conftest import GatewayUnderTest, make_config
+from tests.conftest import GatewayUnderTest, make_config, running_gateway
 from tests.gateway.flows import adult, identity, live_sample, verify
 
 
@@ -40,29 +34,8 @@ class Traced:
 async def traced(
     platform: SimulatedPlatform, clock: FakeClock, tmp_path: Path
 ) -> AsyncIterator[Traced]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(exporter)))
-    config = make_config(tmp_path / "traced.db")
-    gateway = Gateway(config, platform.address, clock, tracer_provider=provider)
-    port = await gateway.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    control_channel = grpc.aio.insecure_channel(platform.control_address)
-    gw = GatewayUnderTest(
-        gateway=gateway,
-        config=config,
-        channel=channel,
-        stub=gateway_pb2_grpc.GatewayServiceStub(channel),
-        control=platform_pb2_grpc.ControlServiceStub(control_channel),
-        platform_channel=control_channel,
-        operator=operator_pb2_grpc.OperatorServiceStub(channel),
-        metrics=InMemoryMetricReader(),
-    )
-    yield Traced(gw, exporter)
-    await channel.close()
-    await control_channel.close()
-    await gateway.stop(0)
-    provider.shutdown()
+    async with running_gateway(platform, clock, make_config(tmp_path / "traced.db")) as gw:
+        yield Traced(gw, gw.spans)
 
 
 def named(spans: tuple[ReadableSpan, ...], prefix: str) -> list[ReadableSpan]:
@@ -178,23 +151,8 @@ async def test_attempt_spans_are_made_for_the_traces_that_are_exported(
     when it succeeded."""
     path = tmp_path / "traces.jsonl"
     provider = build_tracer_provider(TracingConfig(jsonl_path=path, success_ratio=success_ratio))
-    gateway = Gateway(
-        make_config(tmp_path / "t.db"), platform.address, clock, tracer_provider=provider
-    )
-    port = await gateway.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    control = grpc.aio.insecure_channel(platform.control_address)
-    gw = GatewayUnderTest(
-        gateway=gateway,
-        config=gateway._config,
-        channel=channel,
-        stub=gateway_pb2_grpc.GatewayServiceStub(channel),
-        control=platform_pb2_grpc.ControlServiceStub(control),
-        platform_channel=control,
-        operator=operator_pb2_grpc.OperatorServiceStub(channel),
-        metrics=InMemoryMetricReader(),
-    )
-    try:
+    config = make_config(tmp_path / "t.db")
+    async with running_gateway(platform, clock, config, tracer_provider=provider) as gw:
         person = adult(population, clock.now().date())
         assert (await verify(gw, person, gw.a)).verified
         scenario = ppb.FaultScenario(seed=1)
@@ -204,11 +162,6 @@ async def test_attempt_spans_are_made_for_the_traces_that_are_exported(
         await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))
         with pytest.raises(grpc.aio.AioRpcError):
             await verify(gw, person, gw.a)
-    finally:
-        await channel.close()
-        await control.close()
-        await gateway.stop(0)
-        provider.shutdown()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     servers = [s for s in lines if s["name"] == "essc.gateway.v1.GatewayService/Verify"]
     assert len(servers) == (2 if success_ratio else 1)

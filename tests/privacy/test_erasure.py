@@ -29,7 +29,17 @@ from essc_gateway.simplatform import Person, Population
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
-from tests.gateway.flows import adult, consent, identity, issue, issue_request, live_sample, rich
+from tests.gateway.flows import (
+    adult,
+    consent,
+    identity,
+    issue,
+    issue_answers_lost,
+    issue_request,
+    live_sample,
+    rich,
+    verify,
+)
 from tests.privacy.files import raw_bytes
 from tests.simplatform.test_platform_server import unknown_id
 from tests.sql import count, execute, fetch
@@ -63,22 +73,8 @@ async def _an_issuance_in_doubt(
     gw: GatewayUnderTest, person: Person, clock: FakeClock
 ) -> pb.IssueRequest:
     """`person`'s Issue whose answer was lost, the platform unable to say what happened."""
-    verified = await gw.stub.Verify(
-        pb.VerifyRequest(
-            applicant=identity(person),
-            physical_card_number=person.card_number,
-            biometric_sample=live_sample(person),
-        ),
-        metadata=gw.a,
-    )
-    scenario = ppb.FaultScenario(seed=1)
-    scenario.rules.add(
-        method="/essc.platform.v1.CardService/IssueCard", answer_lost=ppb.AnswerLostFault()
-    )
-    scenario.rules.add(
-        method="/essc.platform.v1.OperationService/GetOperation", outage=ppb.OutageFault()
-    )
-    await gw.control.SetFaultScenario(ppb.SetFaultScenarioRequest(scenario=scenario))
+    verified = await verify(gw, person, gw.a)
+    await issue_answers_lost(gw)
     request = issue_request(person, verified.verification_token, consent(clock.now()))
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await gw.stub.Issue(request, metadata=gw.a)

@@ -9,9 +9,9 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import Tracer
 
-from essc_gateway.tracing.deferred import request_spans
+from essc_gateway.tracing.deferred import child_span
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,18 +32,8 @@ def uncancellable(
         tracer: Tracer | None = getattr(args[0], "tracer", None)
         if tracer is None:  # no span to make: not even a no-op one (measured: a tenth of
             return await method(*args, **kwargs)  # a store write's CPU)
-        deferred = request_spans.get()
-        if deferred is None:  # outside a request: a span at once
-            with tracer.start_as_current_span(name):
-                return await method(*args, **kwargs)
-        recorded = deferred.start(name, {}, SpanKind.INTERNAL)
-        try:
-            result = await method(*args, **kwargs)
-        except BaseException as error:
-            recorded.end(type(error).__name__)
-            raise
-        recorded.end()
-        return result
+        with child_span(tracer, name):
+            return await method(*args, **kwargs)
 
     return traced
 

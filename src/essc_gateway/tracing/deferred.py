@@ -13,11 +13,13 @@ done outside a request (background jobs) has no buffer and makes its spans at on
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 
@@ -31,13 +33,63 @@ class DeferredSpan:
     error: str | None = None
     """The status description of a failed span; None when it succeeded."""
 
-    def end(self, error: str | None = None) -> None:
+    def set_attributes(self, attributes: dict[str, AttributeValue]) -> None:
+        self.attributes.update(attributes)
+
+    def fail(self, description: str) -> None:
+        self.error = description
+
+    def end(self) -> None:
         self.end_ns = time.time_ns()
-        self.error = error
+
+
+class _Immediate:
+    """An SDK span made at once (work outside a request), seen as a `ChildSpan`."""
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def set_attributes(self, attributes: dict[str, AttributeValue]) -> None:
+        self._span.set_attributes(attributes)
+
+    def fail(self, description: str) -> None:
+        self._span.set_status(Status(StatusCode.ERROR, description))
+
+
+ChildSpan = DeferredSpan | _Immediate
+"""What `child_span` yields: attributes may be added, the span marked failed."""
+
+
+@contextmanager
+def child_span(
+    tracer: Tracer,
+    name: str,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: dict[str, AttributeValue] | None = None,
+) -> Iterator[ChildSpan]:
+    """A span of the current request's work, deferred while a request runs (see the module
+    docstring), made at once outside one. An exception leaving it marks it failed (with
+    its type, never its message) unless `fail` already said why."""
+    deferred = request_spans.get()
+    if deferred is None:
+        with tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
+            yield _Immediate(span)
+        return
+    recorded = deferred.start(name, attributes or {}, kind)
+    try:
+        yield recorded
+    except BaseException as error:
+        if recorded.error is None:
+            recorded.fail(type(error).__name__)
+        raise
+    finally:
+        recorded.end()
 
 
 class DeferredSpans:
-    """One request's deferred client spans."""
+    """One request's deferred child spans."""
 
     __slots__ = ("_spans",)
 

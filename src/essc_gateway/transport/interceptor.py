@@ -268,19 +268,19 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 ) as span:
                     deferred = DeferredSpans()
                     spans_token = request_spans.set(deferred)
+                    failed = True
                     try:
                         response = await serve(request, context, metadata)
+                        failed = False
                     except BaseException:
                         code = _code_value(context.code())
-                        span.set_attribute("rpc.grpc.status_code", code)
-                        deferred.emit(self._tracer, trace.set_span_in_context(span))
                         raise
                     finally:
                         request_spans.reset(spans_token)
-                    span.set_attribute("rpc.grpc.status_code", 0)
-                    trace_id = span.get_span_context().trace_id
-                    if deferred.any_failed or self._exports(trace_id):
-                        deferred.emit(self._tracer, trace.set_span_in_context(span))
+                        span.set_attribute("rpc.grpc.status_code", code)
+                        trace_id = span.get_span_context().trace_id
+                        if failed or deferred.any_failed or self._exports(trace_id):
+                            deferred.emit(self._tracer, trace.set_span_in_context(span))
                     return response
             finally:
                 self._metrics.server_in_flight.add(-1, attributes)

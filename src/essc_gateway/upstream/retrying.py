@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 import grpc
-from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from essc.platform.v1 import platform_pb2
@@ -32,7 +32,7 @@ from essc_gateway.errors import (
     Reach,
 )
 from essc_gateway.metrics import GatewayMetrics
-from essc_gateway.tracing.deferred import request_spans
+from essc_gateway.tracing.deferred import child_span
 from essc_gateway.upstream.attempts import PlatformAttempt
 from essc_gateway.upstream.breaker import Breakers
 from essc_gateway.upstream.budget import RetryBudget
@@ -329,32 +329,15 @@ class _Call(Generic[T]):
             "essc.breaker_state": self._breaker.state.value,
             "essc.attempt_timeout_ms": round(timeout * 1000, 1),
         }
-        deferred = request_spans.get()
-        if deferred is None:  # outside a request (a background job): a span at once
-            with self._tracer.start_as_current_span(
-                name, kind=SpanKind.CLIENT, attributes=attributes
-            ) as span:
-                try:
-                    result = await self._attempt_in_span(timeout)
-                except _Failed as failed:
-                    span.set_attributes(_failed_attributes(failed.failure))
-                    span.set_status(Status(StatusCode.ERROR, failed.failure.code.name))
-                    raise
-                span.set_attributes(_OK_ATTRIBUTES)
-                return result
-        recorded = deferred.start(name, attributes)
-        try:
-            result = await self._attempt_in_span(timeout)
-        except _Failed as failed:
-            attributes.update(_failed_attributes(failed.failure))
-            recorded.end(failed.failure.code.name)
-            raise
-        except BaseException:  # cancelled, or not the platform's answer
-            recorded.end()
-            raise
-        attributes.update(_OK_ATTRIBUTES)
-        recorded.end()
-        return result
+        with child_span(self._tracer, name, SpanKind.CLIENT, attributes) as span:
+            try:
+                result = await self._attempt_in_span(timeout)
+            except _Failed as failed:
+                span.set_attributes(_failed_attributes(failed.failure))
+                span.fail(failed.failure.code.name)
+                raise
+            span.set_attributes(_OK_ATTRIBUTES)
+            return result
 
     def _note(
         self,
