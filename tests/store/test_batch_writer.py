@@ -74,3 +74,54 @@ async def test_every_write_of_a_batch_is_committed_when_none_fails(tmp_path: Pat
     finally:
         await writer.close()
     assert _names(path) == [f"n{i:03}" for i in range(50)]
+
+
+def _synchronous_in_transaction(db: sqlite3.Connection) -> int:
+    """The synchronous level the batch's commit runs with (2 FULL: waits for the fsync)."""
+    return int(db.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def test_a_batch_of_lazy_writes_commits_without_waiting_for_the_fsync(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "batch.db"
+    writer = await BatchWriter.open(path, _prepare)
+    try:
+        lazy = await writer.run(_synchronous_in_transaction, durable=False)
+        after = await writer.run(_synchronous_in_transaction)
+    finally:
+        await writer.close()
+    assert (lazy, after) == (1, 2)  # NORMAL for the lazy batch, FULL again for the next
+
+
+async def test_one_durable_write_makes_its_whole_batch_wait_for_the_fsync(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "batch.db"
+    writer = await BatchWriter.open(path, _prepare)
+    try:
+        # Queued in the same turn of the loop: the three form one batch.
+        levels = await asyncio.gather(
+            writer.run(_synchronous_in_transaction, durable=False),
+            writer.run(_insert("durable")),
+            writer.run(_synchronous_in_transaction, durable=False),
+        )
+    finally:
+        await writer.close()
+    assert (levels[0], levels[2]) == (2, 2)
+
+
+async def test_a_store_opened_without_fsync_waits_stays_so(tmp_path: Path) -> None:
+    def prepare(db: sqlite3.Connection) -> None:
+        _prepare(db)
+        db.execute("PRAGMA synchronous=NORMAL")
+
+    writer = await BatchWriter.open(tmp_path / "batch.db", prepare)
+    try:
+        levels = [
+            await writer.run(_synchronous_in_transaction, durable=False),
+            await writer.run(_synchronous_in_transaction),
+        ]
+    finally:
+        await writer.close()
+    assert levels == [1, 1]

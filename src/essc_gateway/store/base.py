@@ -164,7 +164,15 @@ class Store(Protocol):
         draft_sealed: bytes | None,
     ) -> IssueClaim:
         """Claims a key for an issuance until `lease_until`: a new key, one IN_DOUBT, or one
-        PENDING whose lease has run out (its request died) with the same fingerprint."""
+        PENDING whose lease has run out (its request died) with the same fingerprint.
+
+        Committed (every replica sees it) but lazy: not waited to be durable, so that an
+        Issue pays one fsync, its completion's, which makes the claim durable too (the log
+        is written in order). A killed gateway loses nothing; an operating-system or
+        database crash before the completion can lose the claim of a request not yet
+        answered. Its client retries with the key (the platform de-duplicates IssueCard by
+        key: no second card) and a card the platform issued meanwhile is recorded by the
+        holder's next Issue (ALREADY_HELD with this bank)."""
         ...
 
     async def unsettled_issues(
@@ -306,7 +314,9 @@ class Store(Protocol):
     ) -> LockoutState:
         """Reserves one factor check, atomically: refused (`admitted` False) while locked or
         while failures plus checks in flight would reach `max_failures`, so that concurrent
-        guesses cannot get past the lockout. Reservations older than `stale_after` lapse."""
+        guesses cannot get past the lockout. Reservations older than `stale_after` lapse.
+        Committed but lazy (not waited to be durable): a reservation lost in a crash is one
+        that would have lapsed."""
         ...
 
     async def end_factor_attempt(
@@ -319,7 +329,9 @@ class Store(Protocol):
     ) -> LockoutState:
         """Releases a reservation. True resets the count (never an active lock), False counts
         a failure and the `max_failures`-th in a row locks for `lock_for`; None (no verdict,
-        e.g. the platform failed) only releases."""
+        e.g. the platform failed) only releases. Only a failure is durable before the answer;
+        a success or a release lost in a crash leaves the count as high as it was, never
+        lower."""
         ...
 
     async def record_sms_send(

@@ -147,6 +147,18 @@ async def _no_reset(connection: object) -> None:
     """The pool's reset on release: nothing to undo."""
 
 
+def _lazy(transaction: Transaction[R]) -> Transaction[R]:
+    """`transaction`, committed without waiting for the WAL flush: visible at once, durable
+    with the next durable commit (the WAL is flushed in order) or the WAL writer's next
+    round, lost only if the database server crashes before either."""
+
+    async def lazily(db: Db) -> R:
+        await db.execute("SET LOCAL synchronous_commit = off")
+        return await transaction(db)
+
+    return lazily
+
+
 class PostgresStore(
     PostgresPrivacyTables,
     PostgresErasureJobs,
@@ -219,10 +231,16 @@ class PostgresStore(
             raise
         return cls(pool, database, tracer)
 
-    async def _write(self, transaction: Transaction[R], *, one_statement: bool = False) -> R:
-        """Runs `transaction` in a transaction of its own, durable on return; a caller
+    async def _write(
+        self, transaction: Transaction[R], *, one_statement: bool = False, durable: bool = True
+    ) -> R:
+        """Runs `transaction` in a transaction of its own, committed on return and durable
+        unless `durable` is False (see `Store`: the writes that may be lazy); a caller
         cancelled meanwhile cancels only its wait. `one_statement`: it runs a single
         statement, atomic by itself: no BEGIN and COMMIT round trips around it."""
+        if not durable:
+            assert not one_statement, "a single statement carries its own set_config"
+            transaction = _lazy(transaction)
         task = asyncio.ensure_future(self._transact(transaction, one_statement))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
@@ -341,7 +359,7 @@ class PostgresStore(
             )
             return IssueClaim(existing=None, token=token, was_in_doubt=True)
 
-        return await self._write(work)
+        return await self._write(work, durable=False)  # see Store.claim_issue
 
     async def unsettled_issues(
         self, now: datetime, limit: int, grace: timedelta
@@ -743,7 +761,7 @@ class PostgresStore(
             )
             return LockoutState(failures, locked_until)
 
-        return await self._write(work)
+        return await self._write(work, durable=False)  # see Store.begin_factor_attempt
 
     @uncancellable
     async def end_factor_attempt(
@@ -777,7 +795,8 @@ class PostgresStore(
                 )
             return LockoutState(failures, locked_until)
 
-        return await self._write(work)
+        # Only a failure must outlive a crash: see Store.end_factor_attempt.
+        return await self._write(work, durable=verdict is False)
 
     @uncancellable
     async def record_sms_send(

@@ -253,11 +253,12 @@ class SqliteStore(
 
         await self._write(work)
 
-    async def _write(self, work: Callable[[sqlite3.Connection], R]) -> R:
-        """Runs `work` in a transaction (group commit, see `sqlite_commit`); durable on return.
-        Only the port's errors leave: a rule of SQLite broken is a StoreError."""
+    async def _write(self, work: Callable[[sqlite3.Connection], R], *, durable: bool = True) -> R:
+        """Runs `work` in a transaction (group commit, see `sqlite_commit`); committed on
+        return, and durable unless `durable` is False (see `Store`: the writes that may be
+        lazy). Only the port's errors leave: a rule of SQLite broken is a StoreError."""
         try:
-            return await self._writer.run(work)
+            return await self._writer.run(work, durable=durable)
         except (StoreError, GatewayError):
             raise
         except Exception as error:
@@ -331,7 +332,7 @@ class SqliteStore(
             )
             return IssueClaim(existing=None, token=token, was_in_doubt=True)
 
-        return await self._write(work)
+        return await self._write(work, durable=False)  # see Store.claim_issue
 
     async def unsettled_issues(
         self, now: datetime, limit: int, grace: timedelta
@@ -668,7 +669,7 @@ class SqliteStore(
             )
             return LockoutState(failures, locked_until)
 
-        return await self._write(work)
+        return await self._write(work, durable=False)  # see Store.begin_factor_attempt
 
     @uncancellable
     async def end_factor_attempt(
@@ -703,7 +704,8 @@ class SqliteStore(
                 )
             return LockoutState(failures, locked_until)
 
-        return await self._write(work)
+        # Only a failure must outlive a crash: see Store.end_factor_attempt.
+        return await self._write(work, durable=verdict is False)
 
     @uncancellable
     async def record_sms_send(

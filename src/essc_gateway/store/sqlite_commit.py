@@ -6,6 +6,11 @@ commit and so one fsync for them all; a failing write rolls back its own stateme
 (the batch is then run again with each write inside a savepoint). Each caller gets its
 result once that commit is done: nothing is acknowledged that a crash could lose.
 
+A write may be *lazy* (`durable=False`): committed and visible at once, but its batch does not
+wait for the fsync (`synchronous=NORMAL` for that batch) when no durable write shares it. The
+WAL is one file written in order, so the next durable commit's fsync makes it durable too;
+only an operating-system crash or power cut before then can lose it, never a killed process.
+
 Why not aiosqlite here (the readers use it): it hands every statement to its thread and back,
 ~0.3 ms each on this machine, measured, and a write is three to six statements. A batch pays
 one hand-off, however many writes it holds.
@@ -24,19 +29,28 @@ from essc_gateway.store.health import WriteHealth, unavailability
 
 R = TypeVar("R")
 Work = Callable[[sqlite3.Connection], Any]
+_FULL = 2  # what PRAGMA synchronous answers for FULL (EXTRA is 3)
 
 
 class BatchWriter:
     """`await writer.run(work)` runs `work(connection)` in a transaction, durable on return."""
 
     def __init__(
-        self, connection: sqlite3.Connection, thread: ThreadPoolExecutor, health: WriteHealth
+        self,
+        connection: sqlite3.Connection,
+        thread: ThreadPoolExecutor,
+        health: WriteHealth,
+        waits_for_fsync: bool,
     ) -> None:
+        """`waits_for_fsync`: the connection runs with synchronous=FULL (or EXTRA)."""
         self._db = connection
         self._thread = thread
         self.health = health
-        self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Work, asyncio.Future[Any], bool]] = []
         self._drainer: asyncio.Task[None] | None = None
+        # A store opened with synchronous=NORMAL (tests, the bench's raw runs) has no fsync
+        # to skip: lazy batches change nothing there.
+        self._waits_for_fsync = waits_for_fsync
 
     @classmethod
     async def open(
@@ -48,26 +62,29 @@ class BatchWriter:
         """Connects in the writer thread and runs `prepare` (pragmas, migrations) there."""
         thread = ThreadPoolExecutor(1, thread_name_prefix="essc-sqlite-writer")
 
-        def connect() -> sqlite3.Connection:
+        def connect() -> tuple[sqlite3.Connection, bool]:
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             connection.row_factory = sqlite3.Row
             try:
                 prepare(connection)
+                row = connection.execute("PRAGMA synchronous").fetchone()
             except BaseException:
                 connection.close()
                 raise
-            return connection
+            return connection, int(row[0]) >= _FULL
 
         try:
-            connection = await asyncio.get_running_loop().run_in_executor(thread, connect)
+            connection, full = await asyncio.get_running_loop().run_in_executor(thread, connect)
         except BaseException:
             thread.shutdown(wait=False)
             raise
-        return cls(connection, thread, health or WriteHealth())
+        return cls(connection, thread, health or WriteHealth(), full)
 
-    async def run(self, work: Callable[[sqlite3.Connection], R]) -> R:
+    async def run(self, work: Callable[[sqlite3.Connection], R], *, durable: bool = True) -> R:
+        """`durable`: False for a write whose loss in an operating-system crash costs nothing
+        (see the module's docstring)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append((work, future))
+        self._queue.append((work, future, durable))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
         # A caller cancelled here cancels only its wait: the write stays queued and is done.
@@ -77,14 +94,15 @@ class BatchWriter:
         loop = asyncio.get_running_loop()
         while self._queue:
             batch, self._queue = self._queue, []
+            lazy = self._waits_for_fsync and not any(durable for _, _, durable in batch)
             try:
                 outcomes = await loop.run_in_executor(
-                    self._thread, _write_batch, self._db, [work for work, _ in batch]
+                    self._thread, _write_batch, self._db, [work for work, _, _ in batch], lazy
                 )
             except Exception as error:  # BEGIN or COMMIT failed: none of the batch is written
                 outcomes = [(False, error)] * len(batch)
             written = False
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
                 written = written or ok
                 found = None if ok else unavailability(value)
                 if found is not None and found[1]:
@@ -119,15 +137,21 @@ class BatchWriter:
         self._thread.shutdown(wait=True)
 
 
-def _write_batch(db: sqlite3.Connection, works: list[Work]) -> list[tuple[bool, Any]]:
-    # Writes rarely fail: the batch runs bare first, and only when one fails is it rolled
-    # back and run again with a savepoint around each write (two statements more per write,
-    # a tenth of the writer's time when measured). The works touch nothing but the database,
-    # so running one again after a rollback is safe.
+def _write_batch(db: sqlite3.Connection, works: list[Work], lazy: bool) -> list[tuple[bool, Any]]:
+    if lazy:
+        db.execute("PRAGMA synchronous=NORMAL")  # this batch's commit skips the fsync
     try:
-        return _in_transaction(db, works, isolate=False)
-    except _WriteFailed:
-        return _in_transaction(db, works, isolate=True)
+        # Writes rarely fail: the batch runs bare first, and only when one fails is it rolled
+        # back and run again with a savepoint around each write (two statements more per
+        # write, a tenth of the writer's time when measured). The works touch nothing but
+        # the database, so running one again after a rollback is safe.
+        try:
+            return _in_transaction(db, works, isolate=False)
+        except _WriteFailed:
+            return _in_transaction(db, works, isolate=True)
+    finally:
+        if lazy:
+            db.execute("PRAGMA synchronous=FULL")
 
 
 class _WriteFailed(Exception):

@@ -1,0 +1,101 @@
+"""Which writes wait for the fsync (see `Store`): an Issue's claim and a factor check's
+reservation, success and release are committed lazily; a completed issuance and a factor
+failure are durable before the answer. Lazy writes are committed all the same: visible to
+every reader at once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from essc_gateway.store.location import PostgresDatabase
+from essc_gateway.store.opening import GatewayStore
+from essc_gateway.store.postgres import PostgresStore
+from essc_gateway.store.postgres_batches import NewClaim, claim_many
+from essc_gateway.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+STALE = timedelta(minutes=1)
+
+
+def _record_durability(store: GatewayStore) -> list[bool]:
+    """Wraps the store's own write method (the real one runs) to note each write's flag."""
+    flags: list[bool] = []
+    write: Callable[..., Awaitable[Any]] = store._write  # type: ignore[union-attr]
+
+    async def noting(work: Any, **options: Any) -> Any:
+        flags.append(options.get("durable", True))
+        return await write(work, **options)
+
+    store._write = noting  # type: ignore[union-attr,method-assign]
+    return flags
+
+
+async def test_a_factor_check_waits_for_the_fsync_only_when_it_fails(
+    any_store: GatewayStore,
+) -> None:
+    flags = _record_durability(any_store)
+    for verdict in (True, None, False):
+        assert (await any_store.begin_factor_attempt("holder", NOW, 5, STALE)).admitted
+        await any_store.end_factor_attempt("holder", verdict, NOW, 5, timedelta(minutes=30))
+    assert flags == [False, False, False, False, False, True]
+
+
+async def test_a_lazy_reservation_is_seen_by_the_next_check_at_once(
+    any_store: GatewayStore,
+) -> None:
+    # Committed, only not waited to be durable: the lockout stays exact.
+    assert (await any_store.begin_factor_attempt("holder", NOW, 2, STALE)).admitted
+    assert (await any_store.begin_factor_attempt("holder", NOW, 2, STALE)).admitted
+    assert not (await any_store.begin_factor_attempt("holder", NOW, 2, STALE)).admitted
+
+
+async def test_postgres_commits_a_batch_of_claims_without_waiting_for_the_wal_flush(
+    postgres_location: PostgresDatabase,
+) -> None:
+    store = await PostgresStore.open(postgres_location)  # creates the tables
+    await store.close()
+    connection = await asyncpg.connect(postgres_location.dsn)
+    try:
+        claim = NewClaim("bank", "key-1", "fp", NOW, NOW + STALE, None, "token")
+        async with connection.transaction():
+            assert await claim_many(connection, [claim]) == [True]
+            in_claim = await connection.fetchval("SHOW synchronous_commit")
+        after = await connection.fetchval("SHOW synchronous_commit")
+    finally:
+        await connection.close()
+    assert (in_claim, after) == ("off", "on")  # for the claim's transaction only
+
+
+async def test_postgres_lazy_writes_skip_the_wal_flush_and_durable_ones_wait(
+    postgres_location: PostgresDatabase,
+) -> None:
+    store = await PostgresStore.open(postgres_location)
+
+    async def setting(db: Any) -> str:
+        return str(await db.fetchval("SHOW synchronous_commit"))
+
+    try:
+        lazy = await store._write(setting, durable=False)
+        durable = await store._write(setting)
+    finally:
+        await store.close()
+    assert (lazy, durable) == ("off", "on")
+
+
+async def test_sqlite_commits_an_issue_claim_lazily_and_keeps_it_in_doubt_durably(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(tmp_path / "store.db")
+    flags = _record_durability(store)
+    try:
+        claim = await store.claim_issue("bank", "key-1", "fp", NOW, NOW + STALE, b"draft")
+        assert claim.token is not None
+        await store.mark_issue_in_doubt("bank", "key-1", claim.token)
+    finally:
+        await store.close()
+    assert flags == [False, True]
