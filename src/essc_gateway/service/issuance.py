@@ -120,27 +120,16 @@ class IssuanceService:
 
     async def issue(self, bank_id: str, command: IssueCommand) -> IssueResult:
         fingerprint = self._fingerprint(bank_id, command)
-        # A repeat of a finished request replays its result, however old its token is.
         try:
-            earlier = await self._store.get_issue_attempt(bank_id, command.idempotency_key)
-        except StoreUnavailable as failure:  # the database gone: nothing was sent
-            raise _store_failure(maybe_processed=False) from failure
-        if earlier is not None and earlier.state not in _UNSETTLED:
+            draft = self._draft(bank_id, command)
+        except GatewayError:
+            # A repeat of a finished request replays its result, however old its token is
+            # (and whatever else changed since, such as the consent's age). Looked for only
+            # here: a request that passes its checks learns of an earlier one from its claim.
+            earlier = await self._settled_attempt(bank_id, command.idempotency_key)
+            if earlier is None:
+                raise
             return await self._replay(earlier, fingerprint)
-
-        claims = self._tokens.open_verification(command.verification_token, bank_id)
-        self._check_same_person(claims, command.applicant)
-        self._check_consent(command.consent)
-        self._check_guardian_present(command, claims.civil_capacity)
-        draft = IssueDraft(
-            bank_id=bank_id,
-            idempotency_key=command.idempotency_key,
-            applicant=command.applicant,
-            consent=command.consent,
-            guardian=command.guardian,
-            card_number=claims.card_number,
-            holder_token=claims.holder_token,
-        )
         now = self._clock.now()
         lease = self._lease_seconds()
         lease_end = self._clock.monotonic() + lease
@@ -170,6 +159,29 @@ class IssuanceService:
             raise
         finally:
             request_deadline.reset(deadline)
+
+    def _draft(self, bank_id: str, command: IssueCommand) -> IssueDraft:
+        """The request as it will be sent and recorded, once its token and checks pass."""
+        claims = self._tokens.open_verification(command.verification_token, bank_id)
+        self._check_same_person(claims, command.applicant)
+        self._check_consent(command.consent)
+        self._check_guardian_present(command, claims.civil_capacity)
+        return IssueDraft(
+            bank_id=bank_id,
+            idempotency_key=command.idempotency_key,
+            applicant=command.applicant,
+            consent=command.consent,
+            guardian=command.guardian,
+            card_number=claims.card_number,
+            holder_token=claims.holder_token,
+        )
+
+    async def _settled_attempt(self, bank_id: str, idempotency_key: str) -> IssueAttempt | None:
+        try:
+            earlier = await self._store.get_issue_attempt(bank_id, idempotency_key)
+        except StoreUnavailable as failure:  # the database gone: nothing was sent
+            raise _store_failure(maybe_processed=False) from failure
+        return earlier if earlier is not None and earlier.state not in _UNSETTLED else None
 
     async def _run_claimed(
         self, draft: IssueDraft, progress: _Progress, now: datetime
