@@ -17,7 +17,6 @@ from essc_gateway.liability.model import HolderLink, LiabilityRecord, holder_ref
 from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.pending import PendingRecords
 from essc_gateway.liability.ports import LedgerStore
-from essc_gateway.request_context import request_holder_token
 from essc_gateway.store.base import StoreUnavailable
 
 log = logging.getLogger("essc_gateway.ledger")
@@ -75,8 +74,7 @@ class Ledger:
         verdict = self._classifier.classify(rpc, arrival, status_code, error)
         if verdict.outage_id is not None:
             self._outages.affect(platform_facts(error).operation, bank_id, span_context)
-        token = holder_token or request_holder_token.get()
-        link = None if token is None else HolderLink(token, secrets.token_bytes(16))
+        link = None if holder_token is None else HolderLink(holder_token, secrets.token_bytes(16))
         ref = None if link is None else holder_ref(bank_id, link.lookup_token, link.salt)
         record = LiabilityRecord(
             seq=0,

@@ -17,7 +17,6 @@ from essc_gateway.errors import (
     PreconditionFailed,
     Unauthenticated,
 )
-from essc_gateway.request_context import request_holder_token
 from essc_gateway.service.settings import ServiceSettings
 
 _VERIFICATION = "vt1"
@@ -154,7 +153,6 @@ class TokenService:
                 "auth token has expired; call Authenticate again",
                 reason=ErrorReason.AUTH_TOKEN_EXPIRED,
             )
-        request_holder_token.set(str(payload["h"]))
         scenario = Scenario(payload["s"])
         if scenario not in allowed:
             raise PermissionDenied(
