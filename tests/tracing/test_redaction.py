@@ -7,13 +7,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import (
     Link,
@@ -26,7 +27,12 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from essc_gateway.tracing import REDACTED, RedactingSpanProcessor, scrub_text
+from essc_gateway.tracing import (
+    REDACTED,
+    RedactingSpanExporter,
+    RedactingSpanProcessor,
+    scrub_text,
+)
 
 ID_NUMBER = "11010519491231002X"
 PERSONAL_DATA = [
@@ -57,19 +63,25 @@ class Pipeline:
         return span
 
 
-def make_pipeline(allowed_attributes: frozenset[str] | None = None) -> Iterator[Pipeline]:
+def make_pipeline(
+    allowed_attributes: frozenset[str] | None = None, *, at_export: bool = False
+) -> Iterator[Pipeline]:
+    """Redaction as a span ends (`RedactingSpanProcessor`) or as it is exported
+    (`RedactingSpanExporter`, what the configured destinations use)."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(
-        RedactingSpanProcessor(SimpleSpanProcessor(exporter), allowed_attributes)
+        SimpleSpanProcessor(RedactingSpanExporter(exporter, allowed_attributes))
+        if at_export
+        else RedactingSpanProcessor(SimpleSpanProcessor(exporter), allowed_attributes)
     )
     yield Pipeline(provider.get_tracer("test"), exporter)
     provider.shutdown()
 
 
-@pytest.fixture
-def pipeline() -> Iterator[Pipeline]:
-    yield from make_pipeline()
+@pytest.fixture(params=["as-spans-end", "at-export"])
+def pipeline(request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    yield from make_pipeline(at_export=request.param == "at-export")
 
 
 def exported_text(span: ReadableSpan) -> str:
@@ -346,3 +358,21 @@ def test_property_no_id_phone_card_or_code_survives_in_any_text(
     compact = re.sub(r"[ \-+]", "", secret)
     if len(compact) >= 11:
         assert compact not in re.sub(r"[ \-+]", "", digits_left)
+
+
+class _Unsanitisable(ReadableSpan):
+    """A span whose attributes cannot be read: sanitising it raises."""
+
+    @property
+    def attributes(self) -> Any:
+        raise RuntimeError("broken span")
+
+
+def test_the_exporter_drops_a_span_it_cannot_sanitise_and_exports_the_rest() -> None:
+    inner = InMemorySpanExporter()
+    exporter = RedactingSpanExporter(inner)
+    good = ReadableSpan(name="work", attributes={"essc.note": f"id {ID_NUMBER}"})
+    assert exporter.export([_Unsanitisable(name="broken"), good]) is SpanExportResult.SUCCESS
+    (exported,) = inner.get_finished_spans()
+    assert exported.name == "work"
+    assert exported.attributes == {"essc.note": f"id {REDACTED}"}

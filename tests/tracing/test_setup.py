@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -24,6 +25,7 @@ from essc_gateway.tracing import (
     DEFAULT_TRACES_FILE,
     REDACTED,
     JsonLinesSpanExporter,
+    RedactingSpanExporter,
     RedactingSpanProcessor,
     TracingConfig,
     build_span_processors,
@@ -144,10 +146,15 @@ def test_every_destination_is_behind_redaction(tmp_path: Path) -> None:
         TracingConfig(otlp_endpoint="127.0.0.1:4317", jsonl_path=tmp_path / "t.jsonl"), [extra]
     )
     try:
-        assert all(isinstance(p, RedactingSpanProcessor) for p in processors)
-        inner = [p.inner for p in processors]
-        assert [type(p) for p in inner] == [BatchSpanProcessor, BatchSpanProcessor, type(extra)]
-        assert inner[2] is extra
+        otlp, jsonl, added = processors
+        # The configured destinations sanitise on their export thread; an added processor
+        # gets sanitised copies as spans end.
+        for batch, exporter in ((otlp, OTLPSpanExporter), (jsonl, JsonLinesSpanExporter)):
+            assert isinstance(batch, BatchSpanProcessor)
+            assert isinstance(batch.span_exporter, RedactingSpanExporter)
+            assert isinstance(batch.span_exporter.inner, exporter)
+        assert isinstance(added, RedactingSpanProcessor)
+        assert added.inner is extra
     finally:
         for processor in processors:
             processor.shutdown()

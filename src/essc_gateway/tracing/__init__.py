@@ -6,6 +6,7 @@ from essc_gateway.tracing.exporters import JsonLinesSpanExporter
 from essc_gateway.tracing.redaction import (
     DEFAULT_ALLOWED_ATTRIBUTES,
     REDACTED,
+    RedactingSpanExporter,
     RedactingSpanProcessor,
     scrub_text,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_TRACES_FILE",
     "REDACTED",
     "JsonLinesSpanExporter",
+    "RedactingSpanExporter",
     "RedactingSpanProcessor",
     "TracingConfig",
     "build_span_processors",

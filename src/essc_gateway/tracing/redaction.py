@@ -1,7 +1,8 @@
 """Spans leave the process only as sanitised copies: personal data stays inside (A13(1)).
 
-`RedactingSpanProcessor` wraps any span processor (usually a batch processor in front of an
-exporter) and hands it, for every ended span, a copy built by two rules:
+`RedactingSpanExporter` wraps an exporter (under a batch processor: the copies are made on its
+export thread, off the request path) and `RedactingSpanProcessor` any span processor (the
+copy made when the span ends); both pass on, for every ended span, a copy built by two rules:
 
 1. **Allow-list of attribute keys.** Span, event and link attributes whose key is not allowed
    are dropped. The default allows the exact OTel keys the gRPC instrumentation sets (not whole
@@ -52,6 +53,7 @@ from typing import overload
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, SpanContext, TraceState
 from opentelemetry.trace.status import Status
 from opentelemetry.util.types import AnyValue
@@ -60,7 +62,9 @@ __all__ = [
     "DEFAULT_ALLOWED_ATTRIBUTES",
     "GENERATED_IDENTIFIERS",
     "REDACTED",
+    "RedactingSpanExporter",
     "RedactingSpanProcessor",
+    "Redactor",
     "scrub_text",
 ]
 
@@ -192,55 +196,21 @@ class _KeyFilter:
         return key in self._exact or key.startswith(self._prefixes)
 
 
-class RedactingSpanProcessor(SpanProcessor):
-    """Passes every ended span to `inner` as a sanitised copy (see the module docstring).
-
-    Sanitising fails closed: if it raises, the span is dropped, never passed on as it was.
-    `on_start`, `shutdown` and `force_flush` delegate. `on_start` hands `inner` the live span,
-    which is harmless for the SDK's batch and simple processors (they ignore it); do not wrap a
-    processor that exports at start.
+class Redactor:
+    """Builds the sanitised copy of a span (see the module docstring).
 
     Args:
-        inner: The processor that receives the sanitised spans.
         allowed_attributes: Attribute keys to keep (entries ending in `.*` are prefixes);
             `DEFAULT_ALLOWED_ATTRIBUTES` when None.
     """
 
-    def __init__(
-        self, inner: SpanProcessor, allowed_attributes: frozenset[str] | None = None
-    ) -> None:
-        self._inner = inner
+    def __init__(self, allowed_attributes: frozenset[str] | None = None) -> None:
         self._keys = _KeyFilter(
             DEFAULT_ALLOWED_ATTRIBUTES if allowed_attributes is None else allowed_attributes
         )
 
-    @property
-    def inner(self) -> SpanProcessor:
-        """The wrapped processor."""
-        return self._inner
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self._inner.on_start(span, parent_context=parent_context)
-
-    # `_on_ending` is deliberately not delegated: it would hand `inner` the unredacted span.
-
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            clean = self.sanitise(span)
-        except Exception as error:  # fail closed: the raw span must not reach the exporter
-            # The type only: a message could quote the value that broke sanitising.
-            _log.error("span dropped: redaction failed with %s", type(error).__name__)
-            return
-        self._inner.on_end(clean)
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
     def sanitise(self, span: ReadableSpan) -> ReadableSpan:
-        """Returns the copy of `span` that `inner` would receive."""
+        """Returns the copy of `span` that may leave the process."""
         status = span.status
         if status.description:
             status = Status(status.status_code, scrub_text(status.description))
@@ -261,6 +231,16 @@ class RedactingSpanProcessor(SpanProcessor):
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,
         )
+
+    def sanitise_or_drop(self, span: ReadableSpan) -> ReadableSpan | None:
+        """The sanitised copy, or None when sanitising failed: fails closed, the raw span
+        must never be passed on."""
+        try:
+            return self.sanitise(span)
+        except Exception as error:
+            # The type only: a message could quote the value that broke sanitising.
+            _log.error("span dropped: redaction failed with %s", type(error).__name__)
+            return None
 
     def _sanitise_attributes(
         self, attributes: Mapping[str, AnyValue] | None
@@ -283,6 +263,85 @@ class RedactingSpanProcessor(SpanProcessor):
         else:
             kept = self._sanitise_attributes(attributes)
         return Event(scrub_text(event.name), kept, timestamp=event.timestamp)
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Exports sanitised copies of the spans it is given, through `inner`.
+
+    Put it behind a batch processor (`BatchSpanProcessor(RedactingSpanExporter(exporter))`):
+    the copies are then made on the processor's export thread, in batches, and the request
+    path only queues the ended span. Sanitising fails closed, span by span.
+    """
+
+    def __init__(
+        self, inner: SpanExporter, allowed_attributes: frozenset[str] | None = None
+    ) -> None:
+        self._inner = inner
+        self._redactor = Redactor(allowed_attributes)
+
+    @property
+    def inner(self) -> SpanExporter:
+        """The wrapped exporter."""
+        return self._inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        clean = [c for c in map(self._redactor.sanitise_or_drop, spans) if c is not None]
+        return self._inner.export(clean) if clean else SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class RedactingSpanProcessor(SpanProcessor):
+    """Passes every ended span to `inner` as a sanitised copy, made at once on the thread
+    that ended it: for a processor that exports as it receives (a simple processor, a test's
+    in-memory one). In front of an exporter, `RedactingSpanExporter` under a batch processor
+    makes the copies off the request path.
+
+    Sanitising fails closed: if it raises, the span is dropped, never passed on as it was.
+    `on_start`, `shutdown` and `force_flush` delegate. `on_start` hands `inner` the live span,
+    which is harmless for the SDK's batch and simple processors (they ignore it); do not wrap a
+    processor that exports at start.
+
+    Args:
+        inner: The processor that receives the sanitised spans.
+        allowed_attributes: Attribute keys to keep (entries ending in `.*` are prefixes);
+            `DEFAULT_ALLOWED_ATTRIBUTES` when None.
+    """
+
+    def __init__(
+        self, inner: SpanProcessor, allowed_attributes: frozenset[str] | None = None
+    ) -> None:
+        self._inner = inner
+        self._redactor = Redactor(allowed_attributes)
+
+    @property
+    def inner(self) -> SpanProcessor:
+        """The wrapped processor."""
+        return self._inner
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._inner.on_start(span, parent_context=parent_context)
+
+    # `_on_ending` is deliberately not delegated: it would hand `inner` the unredacted span.
+
+    def on_end(self, span: ReadableSpan) -> None:
+        clean = self._redactor.sanitise_or_drop(span)
+        if clean is not None:
+            self._inner.on_end(clean)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def sanitise(self, span: ReadableSpan) -> ReadableSpan:
+        """Returns the copy of `span` that `inner` would receive."""
+        return self._redactor.sanitise(span)
 
 
 @overload

@@ -10,12 +10,12 @@ from pathlib import Path
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from essc_gateway import __version__
 from essc_gateway.telemetry.otlp import otlp_credentials
 from essc_gateway.tracing.exporters import JsonLinesSpanExporter
-from essc_gateway.tracing.redaction import RedactingSpanProcessor
+from essc_gateway.tracing.redaction import RedactingSpanExporter, RedactingSpanProcessor
 from essc_gateway.tracing.sampling import TailSamplingProcessor
 
 __all__ = [
@@ -92,21 +92,28 @@ def tracing_config_from_env(environ: Mapping[str, str] | None = None) -> Tracing
 
 def build_span_processors(
     config: TracingConfig, extra_processors: Sequence[SpanProcessor] = ()
-) -> list[RedactingSpanProcessor]:
-    """The configured span processors, followed by `extra_processors`, each wrapped in a
-    `RedactingSpanProcessor`."""
-    processors: list[SpanProcessor] = []
+) -> list[SpanProcessor]:
+    """The configured destinations, each a batch processor over a `RedactingSpanExporter`
+    (spans are sanitised on its export thread, in batches, off the request path), followed
+    by `extra_processors`, each wrapped in a `RedactingSpanProcessor`."""
+    exporters: list[SpanExporter] = []
     if config.otlp_endpoint is not None:
         credentials = otlp_credentials(config.otlp_ca_file)
-        exporter = OTLPSpanExporter(
-            endpoint=config.otlp_endpoint, insecure=credentials is None, credentials=credentials
+        exporters.append(
+            OTLPSpanExporter(
+                endpoint=config.otlp_endpoint,
+                insecure=credentials is None,
+                credentials=credentials,
+            )
         )
-        processors.append(BatchSpanProcessor(exporter))
     if config.jsonl_path is not None:
-        processors.append(BatchSpanProcessor(JsonLinesSpanExporter(config.jsonl_path)))
-    processors.extend(extra_processors)
-    # One wrapper per destination: none can be added later without redaction in front.
-    return [RedactingSpanProcessor(processor) for processor in processors]
+        exporters.append(JsonLinesSpanExporter(config.jsonl_path))
+    # Redaction in front of every destination: none can be added without it.
+    processors: list[SpanProcessor] = [
+        BatchSpanProcessor(RedactingSpanExporter(exporter)) for exporter in exporters
+    ]
+    processors.extend(RedactingSpanProcessor(processor) for processor in extra_processors)
+    return processors
 
 
 class SampledTracerProvider(TracerProvider):
