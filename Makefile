@@ -6,7 +6,7 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services run cluster test bench fuzz check lint format typecheck proto proto-check buf-lint buf-breaking pytest clean
+.PHONY: setup services run cluster test bench soak fuzz check lint format typecheck proto proto-check buf-lint buf-breaking pytest clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,11 @@ pytest: setup services
 bench: setup
 	$(BIN)/essc-gateway --log-level WARNING bench --output bench/results.json \
 		--compare bench/reference.json
+
+## Ten minutes of mixed load on one gateway: its memory, open files and asyncio tasks after
+## the first minute and at the end (bench/soak.json); fails if they grew.
+soak: setup
+	$(BIN)/essc-gateway --log-level WARNING soak --output bench/soak.json
 
 ## Long fuzz run: random and mutated bodies for every GatewayService method (FUZZ_COUNT inputs).
 FUZZ_COUNT ?= 100000

@@ -389,6 +389,8 @@ class Gateway:
         )
         metrics.watch("essc.forward.queue.depth", lambda: {(): self._forward_queue_depth})
         metrics.watch("essc.tls.certificate.expiry", self._certificate_lifetimes)
+        loop = asyncio.get_running_loop()  # the gauge is read on the exporter's thread
+        metrics.watch("essc.runtime.tasks", lambda: {(): len(asyncio.all_tasks(loop))})
 
     async def _holders_erased(self) -> None:
         """A holder was erased (here or on another replica): no copy of a holder key stays

@@ -11,7 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from essc_gateway import __version__
-from essc_gateway.cli_bench import add_bench_arguments, run_bench_command
+from essc_gateway.cli_bench import (
+    add_bench_arguments,
+    add_soak_arguments,
+    run_bench_command,
+    run_soak_command,
+)
 from essc_gateway.cli_cluster import add_cluster_arguments, run_cluster_command
 from essc_gateway.cli_evidence import add_evidence_commands, run_evidence
 from essc_gateway.cli_fuzz import add_fuzz_arguments, run_fuzz_command
@@ -138,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench", help="benchmark: echo baseline vs the gateway per RPC, targets, JSON report"
     )
     add_bench_arguments(bench)
+    soak = commands.add_parser(
+        "soak", help="a long mixed load on one gateway: memory, files and tasks must not grow"
+    )
+    add_soak_arguments(soak)
 
     fuzz = commands.add_parser(
         "fuzz", help="fuzz every GatewayService method with random and mutated bodies"
@@ -155,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "keys": lambda o: asyncio.run(run_keys(o)),
         "health": lambda o: asyncio.run(run_health_command(o)),
         "bench": lambda o: asyncio.run(run_bench_command(o)),
+        "soak": lambda o: asyncio.run(run_soak_command(o)),
         "fuzz": lambda o: asyncio.run(run_fuzz_command(o)),
         "load": _run_load_command,
         "platform": _run_platform_command,

@@ -1,4 +1,5 @@
-"""`essc-gateway bench`: runs the benchmark, prints the table, writes the JSON report."""
+"""`essc-gateway bench`: runs the benchmark, prints the table, writes the JSON report; and
+`essc-gateway soak`: a long mixed load, watching the gateway for growth."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from essc_gateway.bench import BenchOptions, BenchSetupError, format_table, run_bench
+from essc_gateway.bench.soak import SoakOptions, run_soak
 from essc_gateway.keys.suites import Suite
 from essc_gateway.loadtest import LoadAborted, SetupError
 
@@ -68,6 +70,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.store_writers,
         help="concurrent writers of the store measurement",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=defaults.repeats,
+        help="runs of each measured load (the report gives their median and spread)",
+    )
     parser.add_argument("--work-dir", type=Path, help="keep servers' stores and logs here")
     parser.add_argument(
         "--suite",
@@ -100,6 +108,7 @@ async def run_bench_command(ns: argparse.Namespace) -> int:
         fast_fail_rate=ns.fast_fail_rate,
         store_seconds=ns.store_seconds,
         store_writers=ns.store_writers,
+        repeats=ns.repeats,
         work_dir=ns.work_dir,
         evidence_log_size=ns.evidence_log_size,
         cache_dir=ns.cache_dir,
@@ -127,3 +136,51 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
         name = target["name"]
         lines.append(f"  {name:<48} {old.get(name, '-')!s:>10} -> {target['measured']!s:>10}")
     return "\n".join(lines)
+
+
+def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = SoakOptions()
+    parser.add_argument(
+        "--output", type=Path, default=Path("bench/soak.json"), help="the JSON report"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=defaults.duration, help="seconds of the mixed load"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=defaults.rate, help="requests per second (open loop)"
+    )
+    parser.add_argument(
+        "--sample-every",
+        type=float,
+        default=defaults.sample_every,
+        help="seconds between two samples of the gateway's memory, files and tasks",
+    )
+    parser.add_argument("--work-dir", type=Path, help="keep servers' stores and logs here")
+
+
+async def run_soak_command(ns: argparse.Namespace) -> int:
+    """Exit 0 when memory, files and tasks held steady after the warm-up, 1 otherwise."""
+    options = SoakOptions(
+        duration=ns.duration, rate=ns.rate, sample_every=ns.sample_every, work_dir=ns.work_dir
+    )
+    try:
+        report = await run_soak(options)
+    except (BenchSetupError, LoadAborted, SetupError, ValueError) as error:
+        print(f"soak: {error}", file=sys.stderr)
+        return 1
+    ns.output.parent.mkdir(parents=True, exist_ok=True)
+    ns.output.write_text(json.dumps(report, indent=2) + "\n")
+    verdict = report["verdict"]
+    print(
+        f"soak: {report['requests']} requests in {report['duration_s']:.0f} s "
+        f"({report['status_codes']}), p50 {report['p50_ms']:.2f} ms, p99 {report['p99_ms']:.2f} ms"
+    )
+    print(f"after warm-up: {verdict['after_warm_up']}")
+    print(f"at the end:    {verdict['at_end']}")
+    steady = verdict["rss_steady"] and verdict["fds_steady"] and verdict["tasks_steady"]
+    print(
+        f"RSS growth {verdict['rss_growth']:+.1%}; "
+        + ("steady" if steady else "GROWING (see the samples)")
+        + f"; report written to {ns.output}"
+    )
+    return 0 if steady else 1

@@ -71,6 +71,7 @@ class GatewayMetrics:
             ("essc.forward.queue.depth", "{issue}", "Issuances waiting to be forwarded"),
             ("essc.store.pool.connections", "{connection}", "Store connections, by state"),
             ("essc.tls.certificate.expiry", "s", "Seconds until a TLS certificate expires"),
+            ("essc.runtime.tasks", "{task}", "asyncio tasks alive: a steady rise is a leak"),
         ):
             meter.create_observable_gauge(
                 name, callbacks=[self._observer(name)], unit=unit, description=description

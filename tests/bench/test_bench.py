@@ -62,6 +62,8 @@ def test_bench_writes_a_well_formed_report(
             "0.3",
             "--store-writers",
             "8",
+            "--repeats",
+            "2",
             "--work-dir",
             str(tmp_path / "work"),
             "--evidence-log-size",
@@ -86,9 +88,19 @@ def test_bench_writes_a_well_formed_report(
             measured["max_load"],
             measured["half_load"]["gateway"],
             measured["half_load"]["platform"],
+            measured["half_load"]["floor"],
         ):
             assert load["requests"] > 0
             assert load["status_codes"] == {"OK": load["requests"]}, rpc
+            # Two runs each: the median's CPU is one of them, their spread is reported,
+            # and the server's memory and open files after each.
+            assert load["repeats"] == 2
+            assert load["cpu_us_per_request"] in load["cpu_us_per_request_runs"]
+            assert load["cpu_spread"] >= 0
+            assert len(load["rss_mb_after"]) == 2
+            assert all(rss > 0 for rss in load["rss_mb_after"])
+            assert all(fds > 0 for fds in load["open_fds_after"])
+        assert isinstance(measured["added_p50_ms_over_floor"], float)
         assert measured["cpu_ratio"] > 0
         assert measured["floor_cpu_ratio"] > 0
         assert isinstance(measured["gateway_own_cpu_us_per_request"], float)
@@ -98,15 +110,15 @@ def test_bench_writes_a_well_formed_report(
     issue = report["rpcs"]["issue"]
     assert issue["calibrated_rate"] > 0
     for run in ("max_load", "half_load", "platform_half_load"):
-        assert issue["applicants"][run] == {
-            "issued_again": 0,
-            "verified_during_load": 0,
-            "exhausted": False,
-        }, run
+        assert issue["applicants"][run] == 2 * [
+            {"issued_again": 0, "verified_during_load": 0, "exhausted": False}
+        ], run
     # The platform's population: the option, or more if the calibrated rate needs more.
     sizing = IssueSizing(issue["calibrated_rate"], 0.4, 4, 0)
     needed = population_size_for(
-        20240320, sizing.eligible_people(("verify", "issue", "query"), 2), datetime.now(UTC).date()
+        20240320,
+        sizing.eligible_people(("verify", "issue", "query"), 2, repeats=2),
+        datetime.now(UTC).date(),
     )
     assert report["options"]["population_size_used"] == max(2500, needed)
     # Every Verify inside the window is refused by the gateway itself.

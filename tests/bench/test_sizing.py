@@ -45,3 +45,9 @@ def test_a_calibration_that_stalled_still_gives_two_calibration_runs_worth() -> 
     # not leave the maximum-load run a handful of applicants.
     stalled = IssueSizing(rate=16.4, duration=0.4, concurrency=4, load_workers=0)
     assert stalled.max_load_applicants == 2 * 64
+
+
+def test_each_repeat_of_the_runs_gets_people_of_its_own() -> None:
+    sizing = IssueSizing(rate=300.0, duration=5.0, concurrency=32, load_workers=2)
+    once = sizing.eligible_people(("issue", "query"), holders=40)
+    assert sizing.eligible_people(("issue", "query"), holders=40, repeats=3) == 3 * once

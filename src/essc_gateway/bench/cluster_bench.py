@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 
+from essc_gateway.bench.measured import ProcessUsage, usage_of
 from essc_gateway.local_cluster import BANKS, ClusterSettings, LocalCluster, ensure_database
 from essc_gateway.store.location import PostgresDatabase
 
@@ -46,13 +47,12 @@ class ReplicaCpu:
     cluster: LocalCluster
     address: str
 
-    def cpu_seconds(self) -> float:
-        total = 0.0
+    def usage(self) -> ProcessUsage:
+        replicas = []
         for process in self.cluster.processes:
             with contextlib.suppress(psutil.NoSuchProcess):
-                times = psutil.Process(process.pid).cpu_times()
-                total += times.user + times.system
-        return total
+                replicas.append(psutil.Process(process.pid))
+        return usage_of(replicas)
 
 
 @contextlib.asynccontextmanager

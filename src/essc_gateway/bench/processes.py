@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 
+from essc_gateway.bench.measured import ProcessUsage, usage_of
 from essc_gateway.crypto import token_digest
 from essc_gateway.keys.root import FileRoot
 from essc_gateway.keys.suites import Suite
@@ -40,17 +41,10 @@ class Server:
     log_file: Path
     control_address: str | None = None
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU seconds of the process and its children, so far."""
+    def usage(self) -> ProcessUsage:
+        """CPU so far, memory and open files of the process and its children."""
         root = psutil.Process(self.process.pid)
-        total = 0.0
-        for process in [root, *root.children(recursive=True)]:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:  # a child that just ended
-                continue
-            total += times.user + times.system
-        return total
+        return usage_of([root, *root.children(recursive=True)])
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not end in time."""
@@ -213,10 +207,11 @@ async def start_gateway(
     workers: int,
     name: str = "gateway",
     database: str | None = None,
+    metrics_port: int | None = None,
 ) -> Server:
     """The gateway in its own process(es), as deployed: a fresh SQLite store in `directory`
     (or `database`, a PostgreSQL DSN), the access log at INFO, traces (tail-sampled) to a
-    JSON-lines file."""
+    JSON-lines file; Prometheus metrics on `metrics_port` when given."""
     port = free_port()
     var_dir = directory / name
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +221,8 @@ async def start_gateway(
         "ESSC_DATABASE": database or str(var_dir / "essc-gateway.db"),
         "ESSC_TRACES_FILE": str(var_dir / "traces.jsonl"),
     }
+    if metrics_port is not None:
+        environment["ESSC_METRICS_PORT"] = str(metrics_port)
     process, _, log = await _spawn(
         name,
         [

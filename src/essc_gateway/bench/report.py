@@ -12,7 +12,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"baseline echo: {echo['rps']:.0f} req/s, {echo['cpu_us_per_request']:.0f} us CPU/request",
         "",
         f"{'rpc':<13}{'max req/s':>10}{'CPU us/req':>11}{'x echo':>8}{'floor x':>8}"
-        f"{'own us':>8}{'thru x':>8}{'half/s':>8}{'gw p50':>9}{'pf p50':>9}{'added':>9}",
+        f"{'own us':>8}{'spread':>8}{'thru x':>8}{'half/s':>8}{'gw p50':>9}{'pf p50':>9}"
+        f"{'added':>9}{'floor50':>9}{'over fl':>9}",
     ]
     for rpc, r in report["rpcs"].items():
         half = r["half_load"]
@@ -20,9 +21,11 @@ def format_table(report: dict[str, Any]) -> str:
             f"{rpc:<13}{r['max_load']['rps']:>10.0f}{r['max_load']['cpu_us_per_request']:>11.0f}"
             f"{r['cpu_ratio']:>8.2f}{r['floor_cpu_ratio']:>8.2f}"
             f"{r['gateway_own_cpu_us_per_request']:>8.0f}"
+            f"{r['max_load']['cpu_spread']:>8.1%}"
             f"{r['throughput_ratio']:>8.2f}{half['rate']:>8.0f}"
             f"{half['gateway']['p50_ms']:>8.2f}m{half['platform']['p50_ms']:>8.2f}m"
-            f"{r['added_p50_ms']:>8.2f}m"
+            f"{r['added_p50_ms']:>8.2f}m{half['floor']['p50_ms']:>8.2f}m"
+            f"{r['added_p50_ms_over_floor']:>8.2f}m"
         )
     fast = report["maintenance_fast_fail"]
     store = report["store"]
@@ -36,6 +39,9 @@ def format_table(report: dict[str, Any]) -> str:
         "",
         "floor x: gRPC alone for the RPC's shape (one call in, its platform calls out, "
         f"nothing else): {floors}; own us: the gateway's CPU per request above that floor",
+        f"each figure: the median of {report['options']['repeats']} runs; spread: (max - min) "
+        "/ median of their CPU per request; floor50: the floor's p50 at the same half load, "
+        "over fl: the gateway's p50 above it",
         f"maintenance fast-fail: {fast['rps']:.0f} req/s, p50 {fast['p50_ms']:.2f} ms, "
         f"p99 {fast['p99_ms']:.2f} ms, {fast['cpu_us_per_request']:.0f} us CPU/request; "
         f"over echo at that rate (p50 {echo_at_rate['p50_ms']:.2f}, "

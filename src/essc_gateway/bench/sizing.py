@@ -55,8 +55,9 @@ class IssueSizing:
         by_rate = math.ceil(RATE_MARGIN * self.rate * self.duration) + self.concurrency
         return max(by_rate, 2 * first_calibration_applicants(self.concurrency))
 
-    def eligible_people(self, rpcs: tuple[str, ...], holders: int) -> int:
-        """Eligible people that every run of the bench uses up together."""
+    def eligible_people(self, rpcs: tuple[str, ...], holders: int, repeats: int = 1) -> int:
+        """Eligible people that every run of the bench uses up together, each measurement
+        repeated `repeats` times."""
         most = self.max_load_applicants
         # Two half-load runs (gateway, platform) at half the maximum rate reached, which the
         # maximum-load run's applicants bound, plus the per-worker rounding of their shares.
@@ -64,4 +65,4 @@ class IssueSizing:
         issue = most + 2 * half if most else 0
         # Three runs (maximum, half load on the gateway and on the platform) prepare holders.
         holder_runs = 3 * sum(1 for rpc in rpcs if rpc in HOLDER_RPCS)
-        return math.ceil((issue + holder_runs * holders) * _POPULATION_MARGIN)
+        return repeats * math.ceil((issue + holder_runs * holders) * _POPULATION_MARGIN)

@@ -32,6 +32,7 @@ from essc_gateway.bench.cluster_bench import (
 )
 from essc_gateway.bench.evidence_bench import measure_evidence
 from essc_gateway.bench.key_bench import measure_rekey
+from essc_gateway.bench.measured import Measured, ProcessUsage, Run
 from essc_gateway.bench.processes import (
     GatewaySecrets,
     Server,
@@ -52,7 +53,7 @@ from essc_gateway.bench.sizing import (
 from essc_gateway.bench.store_rate import StoreRate, measure_store_rate
 from essc_gateway.bench.targets import TARGETS, Target
 from essc_gateway.keys.suites import Suite
-from essc_gateway.loadtest import LoadOptions, LoadResult, Summary, run_load
+from essc_gateway.loadtest import LoadOptions, run_load
 from essc_gateway.loadtest.applicants import population_size_for
 from essc_gateway_client import ClientConfig, OperatorClient
 
@@ -89,41 +90,18 @@ class BenchOptions:
     """The algorithm suite of the bank's keys (K3): the cost of each is measured alike."""
     rekey_holders: int = 2000
     """Holders re-encrypted by the key incident measurement."""
+    repeats: int = 3
+    """Runs of each measured load; the report gives their median and spread."""
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError("repeats must be 1 or more")
 
 
-@dataclass
-class Measured:
-    """One load against one server."""
+class UsageSource(Protocol):
+    """What a load is measured against: its server's processes, read before and after."""
 
-    result: LoadResult
-    cpu_seconds: float
-
-    @property
-    def summary(self) -> Summary:
-        return self.result.overall
-
-    @property
-    def cpu_per_request(self) -> float:
-        return self.cpu_seconds / max(self.summary.count, 1)
-
-    def to_json(self) -> dict[str, Any]:
-        s = self.summary
-        return {
-            "requests": s.count,
-            "errors": s.errors,
-            "status_codes": dict(s.status_codes),
-            "rps": round(s.rps, 1),
-            "cpu_seconds": round(self.cpu_seconds, 3),
-            "cpu_us_per_request": round(self.cpu_per_request * 1e6, 1),
-            "p50_ms": round(s.percentiles[50.0] * 1000, 3),
-            "p99_ms": round(s.percentiles[99.0] * 1000, 3),
-        }
-
-
-class CpuSource(Protocol):
-    """What a load is measured against: the CPU seconds of the server's processes so far."""
-
-    def cpu_seconds(self) -> float: ...
+    def usage(self) -> ProcessUsage: ...
 
 
 class Bench:
@@ -146,13 +124,20 @@ class Bench:
 
     async def load(
         self,
-        server: CpuSource,
+        server: UsageSource,
         base: LoadOptions,
         *,
         rate: float | None = None,
         people: int = 0,
     ) -> Measured:
-        """One load; `rate` makes it open loop, else closed loop at `concurrency`."""
+        """`repeats` runs of one load, each with people of its own; `rate` makes it open
+        loop, else closed loop at `concurrency`."""
+        runs = [await self._run(server, base, rate, people) for _ in range(self.options.repeats)]
+        return Measured(tuple(runs))
+
+    async def _run(
+        self, server: UsageSource, base: LoadOptions, rate: float | None, people: int
+    ) -> Run:
         o = self.options
         people += base.holders if base.uses_holders else 0
         options = replace(
@@ -169,13 +154,14 @@ class Bench:
             progress=False,
             summary=False,
         )
-        marks: dict[str, float] = {}
+        marks: dict[str, ProcessUsage] = {}
 
         def on_phase(phase: str) -> None:
-            marks[phase] = server.cpu_seconds()
+            marks[phase] = server.usage()
 
         result = await run_load(options, on_phase)
-        return Measured(result, marks["done"] - marks["measured"])
+        cpu = marks["done"].cpu_seconds - marks["measured"].cpu_seconds
+        return Run(result, cpu, marks["done"])
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -230,7 +216,9 @@ async def calibrate_issue(bench: Bench, secrets: GatewaySecrets) -> IssueSizing:
     (so that the measured runs start on a fresh store), with doubling applicants until a run
     lasts its full time without using them up."""
     o = bench.options
-    calibration = Bench(replace(o, duration=min(CALIBRATION_SECONDS, o.duration)), bench.directory)
+    calibration = Bench(
+        replace(o, duration=min(CALIBRATION_SECONDS, o.duration), repeats=1), bench.directory
+    )
     calibration.population_size = population_size_for(
         o.seed, calibration_people(o.concurrency), datetime.now(UTC).date()
     )
@@ -317,13 +305,13 @@ async def _per_rpc(
         platform.address, service="platform", mix={target.rpc: 1.0}, holders=o.holders, timeout=30.0
     )
     platform_half = await bench.load(platform, platform_options, rate=half, people=half_people)
+    floor_half = await _floor_at(bench, target.platform_calls, half)
     cpu_ratio = _ratio(saturated.cpu_per_request, baseline.cpu_per_request)
     # What gRPC alone costs for this shape (one call in, N out), and what the gateway adds.
     floor_ratio = _ratio(floor.cpu_per_request, baseline.cpu_per_request)
     own_us = round((saturated.cpu_per_request - floor.cpu_per_request) * 1e6, 1)
-    added_ms = round(
-        (at_half.summary.percentiles[50.0] - platform_half.summary.percentiles[50.0]) * 1000, 3
-    )
+    gateway_p50 = at_half.to_json()["p50_ms"]
+    added_ms = round(gateway_p50 - platform_half.to_json()["p50_ms"], 3)
     report: dict[str, Any] = {
         "platform_calls_per_request": target.platform_calls,
         "max_load": saturated.to_json(),
@@ -331,21 +319,41 @@ async def _per_rpc(
             "rate": round(half, 1),
             "gateway": at_half.to_json(),
             "platform": platform_half.to_json(),
+            "floor": floor_half.to_json(),
         },
         "cpu_ratio": cpu_ratio,
         "floor_cpu_ratio": floor_ratio,
         "gateway_own_cpu_us_per_request": own_us,
         "throughput_ratio": _ratio(saturated.summary.rps, baseline.summary.rps),
         "added_p50_ms": added_ms,
+        # Over what gRPC alone takes for the same shape at the same rate.
+        "added_p50_ms_over_floor": round(gateway_p50 - floor_half.to_json()["p50_ms"], 3),
     }
     if issues:
         runs = {"max_load": saturated, "half_load": at_half, "platform_half_load": platform_half}
         report["calibrated_rate"] = bench.sizing.rate  # exact: the sizing derives from it
-        report["applicants"] = {name: m.result.applicants.to_json() for name, m in runs.items()}
+        report["applicants"] = {
+            name: [result.applicants.to_json() for result in m.results] for name, m in runs.items()
+        }
         for name, m in runs.items():
-            if m.result.applicants.exhausted or m.result.applicants.issued_again:
-                print(f"bench: issue {name}: {m.result.applicants}", file=PROGRESS, flush=True)
+            for result in m.results:
+                if result.applicants.exhausted or result.applicants.issued_again:
+                    print(f"bench: issue {name}: {result.applicants}", file=PROGRESS, flush=True)
     return report
+
+
+async def _floor_at(bench: Bench, platform_calls: int, rate: float) -> Measured:
+    """The fan-out floor of `platform_calls` calls (an echo server calling a bare echo) at an
+    open-loop `rate`: the latency gRPC alone adds for the RPC's shape."""
+    upstream = await start_echo(bench.directory)
+    try:
+        floor = await start_echo(bench.directory, upstream.address, platform_calls)
+        try:
+            return await bench.load(floor, LoadOptions(floor.address, service="echo"), rate=rate)
+        finally:
+            await floor.stop()
+    finally:
+        await upstream.stop()
 
 
 @asynccontextmanager
@@ -437,7 +445,7 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         secrets = gateway_secrets(directory, options.suite)
         if "issue" in options.rpcs:
             bench.sizing = await calibrate_issue(bench, secrets)
-        needed = bench.sizing.eligible_people(options.rpcs, options.holders)
+        needed = bench.sizing.eligible_people(options.rpcs, options.holders, options.repeats)
         bench.population_size = max(
             options.population_size,
             population_size_for(options.seed, needed, datetime.now(UTC).date()),
@@ -634,6 +642,7 @@ def _report(
             "fast_fail_rate": options.fast_fail_rate,
             "store_writers": options.store_writers,
             "suite": options.suite.name,
+            "repeats": options.repeats,
         },
         "baseline": baseline,
         "rpcs": rpcs,

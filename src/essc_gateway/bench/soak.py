@@ -1,0 +1,173 @@
+"""The soak: one gateway under a steady mixed load for minutes, sampled as it runs. What it
+holds (resident memory, open files, asyncio tasks) must stop growing once warmed up: at the
+end within `RSS_GROWTH_LIMIT` of what it held after the first minute, and no more files or
+tasks than then (a few of either come and go with the calls in flight)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from essc_gateway.bench.measured import ProcessUsage
+from essc_gateway.bench.processes import (
+    Server,
+    free_port,
+    gateway_secrets,
+    start_gateway,
+    start_platform,
+)
+from essc_gateway.loadtest import LoadOptions, run_load
+from essc_gateway.loadtest.applicants import population_size_for
+
+PROGRESS = sys.stderr
+RSS_GROWTH_LIMIT = 0.10
+WARM_UP = 60.0
+"""Seconds after which the gateway counts as warmed up: its later samples are compared."""
+IN_FLIGHT_SLACK = 8
+"""Files or tasks more than after warm-up that still are no growth: calls in flight."""
+MIX = {"verify": 0.4, "query": 0.25, "authenticate": 0.25, "issue": 0.1}
+_TASKS = re.compile(r"^essc_runtime_tasks(?:\{[^}]*\})? ([0-9.e+]+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class SoakOptions:
+    duration: float = 600.0
+    rate: float = 100.0
+    """Requests per second, open loop, in the `MIX` shares."""
+    sample_every: float = 10.0
+    holders: int = 40
+    seed: int = 20240320
+    work_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    """Seconds since the load's measured phase began."""
+    usage: ProcessUsage
+    tasks: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at_s": round(self.at, 1),
+            "rss_mb": round(self.usage.rss_bytes / 2**20, 1),
+            "open_fds": self.usage.open_fds,
+            "tasks": self.tasks,
+            "cpu_seconds": round(self.usage.cpu_seconds, 2),
+        }
+
+
+def _tasks(metrics_address: str) -> int:
+    with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    found = _TASKS.search(text)
+    return int(float(found.group(1))) if found else -1
+
+
+async def _sample(gateway: Server, metrics_address: str, started: float) -> Sample:
+    tasks = await asyncio.to_thread(_tasks, metrics_address)
+    return Sample(time.monotonic() - started, gateway.usage(), tasks)
+
+
+def judge(samples: list[Sample]) -> dict[str, Any]:
+    """The verdict: the last sample against the first taken after `WARM_UP`."""
+    warm = next((s for s in samples if s.at >= WARM_UP), samples[0])
+    last = samples[-1]
+    growth = last.usage.rss_bytes / warm.usage.rss_bytes - 1 if warm.usage.rss_bytes else 0.0
+    return {
+        "after_warm_up": warm.to_json(),
+        "at_end": last.to_json(),
+        "rss_growth": round(growth, 3),
+        "rss_steady": growth <= RSS_GROWTH_LIMIT,
+        "fds_steady": last.usage.open_fds <= warm.usage.open_fds + IN_FLIGHT_SLACK,
+        "tasks_steady": 0 <= last.tasks <= warm.tasks + IN_FLIGHT_SLACK,
+    }
+
+
+async def run_soak(options: SoakOptions) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="essc-soak-") as scratch:
+        directory = options.work_dir or Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        applicants = int(options.rate * MIX["issue"] * options.duration * 1.2) + 50
+        population = population_size_for(
+            options.seed, applicants + options.holders, datetime.now(UTC).date()
+        )
+        secrets = gateway_secrets(directory)
+        platform = await start_platform(directory, options.seed, population)
+        try:
+            metrics_port = free_port()
+            gateway = await start_gateway(
+                directory, secrets, platform.address, 1, metrics_port=metrics_port
+            )
+            try:
+                return await _soak(options, gateway, secrets.bank_token, metrics_port, applicants)
+            finally:
+                await gateway.stop()
+        finally:
+            await platform.stop()
+
+
+async def _soak(
+    options: SoakOptions, gateway: Server, token: str, metrics_port: int, applicants: int
+) -> dict[str, Any]:
+    load = LoadOptions(
+        gateway.address,
+        token=token,
+        mix=MIX,
+        mode="open",
+        rate=options.rate,
+        duration=options.duration,
+        holders=options.holders,
+        applicants=applicants,
+        people=applicants + options.holders,
+        seed=options.seed,
+        timeout=30.0,
+        progress=False,
+        summary=False,
+    )
+    samples: list[Sample] = []
+    measuring = asyncio.Event()
+    started = 0.0
+
+    def on_phase(phase: str) -> None:
+        nonlocal started
+        if phase == "measured":
+            started = time.monotonic()
+            measuring.set()
+
+    async def sampler() -> None:
+        await measuring.wait()
+        metrics = f"127.0.0.1:{metrics_port}"
+        while True:
+            samples.append(await _sample(gateway, metrics, started))
+            print(f"soak: {samples[-1].to_json()}", file=PROGRESS, flush=True)
+            await asyncio.sleep(options.sample_every)
+
+    sampling = asyncio.create_task(sampler())
+    try:
+        result = await run_load(load, on_phase)
+    finally:
+        sampling.cancel()
+    samples.append(await _sample(gateway, f"127.0.0.1:{metrics_port}", started))
+    summary = result.overall
+    return {
+        "soak": "essc-gateway soak",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": options.duration,
+        "rate": options.rate,
+        "mix": MIX,
+        "requests": summary.count,
+        "status_codes": dict(summary.status_codes),
+        "p50_ms": round(summary.percentiles[50.0] * 1000, 3),
+        "p99_ms": round(summary.percentiles[99.0] * 1000, 3),
+        "verdict": judge(samples),
+        "samples": [s.to_json() for s in samples],
+    }
