@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Coroutine
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -17,66 +17,30 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
 from essc.gateway.v1 import gateway_pb2, gateway_pb2_grpc, operator_pb2, operator_pb2_grpc
-from essc_gateway import __version__
-from essc_gateway.access.gate import OperatorGate
-from essc_gateway.access.log import AccessLog
 from essc_gateway.clock import Clock, SystemClock
-from essc_gateway.config import BankConfig, GatewayConfig, OperatorConfig
-from essc_gateway.crypto import TokenSealer
+from essc_gateway.composition import Parts, Telemetry, build
+from essc_gateway.config import GatewayConfig
 from essc_gateway.domain.maintenance import WindowKind
 from essc_gateway.evidence.checkpoints import Checkpointer
-from essc_gateway.evidence.proofs import Prover
-from essc_gateway.evidence.service import EvidenceService
 from essc_gateway.evidence.signed_note import NoteSigner
 from essc_gateway.evidence.signing_key import load_signer
 from essc_gateway.keys.hierarchy import KeyHierarchy
-from essc_gateway.keys.management import key_management
+from essc_gateway.keys.management import KeyManagement
 from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.keys.root import KeystoreError
-from essc_gateway.liability.amendments import Amender
-from essc_gateway.liability.classify import Classifier
-from essc_gateway.liability.counts import RequestCounter
-from essc_gateway.liability.incidents import IncidentBook
-from essc_gateway.liability.ledger import Ledger
-from essc_gateway.liability.outages import OutageTracker, trace_outage
-from essc_gateway.liability.reports import Reports
+from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.metrics import GatewayMetrics
-from essc_gateway.privacy.disclosure import HolderDisclosure
-from essc_gateway.privacy.erasure import HolderErasure
-from essc_gateway.privacy.jobs import ErasureJobs
-from essc_gateway.service.authentication import AuthenticationService
-from essc_gateway.service.cards import CardService
-from essc_gateway.service.circuits import ForcedCircuits
-from essc_gateway.service.forwarding import Forwarder, issue_status
-from essc_gateway.service.holders import Holders
-from essc_gateway.service.issuance import IssuanceService
 from essc_gateway.service.maintenance import MaintenanceCalendar
 from essc_gateway.service.periodic import run_every
 from essc_gateway.service.reconciler import IssueReconciler
-from essc_gateway.service.replicas import HEARTBEAT_INTERVAL, ReplicaRegistry
-from essc_gateway.service.shared_state import SharedState
-from essc_gateway.service.tokens import TokenService
-from essc_gateway.service.vault import Vault
-from essc_gateway.service.verification import VerificationService
+from essc_gateway.service.replicas import HEARTBEAT_INTERVAL
 from essc_gateway.store.base import StoreUnavailable
-from essc_gateway.store.cluster import SharedTopic
 from essc_gateway.store.opening import GatewayStore, open_store
-from essc_gateway.tracing.setup import exports_without_error
-from essc_gateway.transport.admission import Admission
-from essc_gateway.transport.banks import BankAuthenticator, TrustedProxy
 from essc_gateway.transport.certificates import ServerCertificates
-from essc_gateway.transport.holder_lookup import HolderLookup
-from essc_gateway.transport.interceptor import GatewayInterceptor
-from essc_gateway.transport.operator_servicer import OperatorServicer
-from essc_gateway.transport.privacy_rpcs import PrivacyServices
 from essc_gateway.transport.reflection_v1 import enable_reflection
-from essc_gateway.transport.servicer import GatewayServicer
-from essc_gateway.transport.shared_rate import SharedRateLimit
 from essc_gateway.upstream.breaker import Breakers
-from essc_gateway.upstream.budget import RetryBudget
 from essc_gateway.upstream.channel import PlatformTlsWatch, plaintext_platform_channel
-from essc_gateway.upstream.grpc_platform import GrpcPlatform, map_rpc_error
-from essc_gateway.upstream.retrying import ResilientCaller
+from essc_gateway.upstream.grpc_platform import GrpcPlatform
 
 log = logging.getLogger("essc_gateway")
 STORE_PROBE_INTERVAL = 1.0
@@ -103,23 +67,6 @@ LIVENESS_SERVICE = "liveness"
 """SERVING from start until the drain, whatever the store or the HSM says: a liveness probe
 asks this name, so that an outage outside the process takes replicas out of the balancer
 (readiness) without restarting them all (a restart needs the HSM that may be away)."""
-
-
-def _authenticator(
-    identities: Iterable[BankConfig | OperatorConfig], tls: bool, proxy: TrustedProxy | None
-) -> BankAuthenticator:
-    def name(identity: BankConfig | OperatorConfig) -> str:
-        return identity.bank_id if isinstance(identity, BankConfig) else identity.operator_id
-
-    listed = list(identities)
-    return BankAuthenticator(
-        # Under mTLS only the certificate identifies: a token must not stand in for it.
-        token_digests={} if tls else {i.token_sha256: name(i) for i in listed if i.token_sha256},
-        certificate_subjects={
-            i.certificate_subject: name(i) for i in listed if i.certificate_subject
-        },
-        proxy=proxy,
-    )
 
 
 class Gateway:
@@ -156,20 +103,17 @@ class Gateway:
         self._health_server: grpc.aio.Server | None = None
         self._health = HealthServicer()
         self._store: GatewayStore | None = None
+        self._parts: Parts | None = None
         self._platform: GrpcPlatform | None = None
         self._forwarder_task: asyncio.Task[None] | None = None
         self._reconciler_task: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._counter_task: asyncio.Task[None] | None = None
-        self._counter: RequestCounter | None = None
-        self._ledger: Ledger | None = None
         self._refresh_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._reuse_port = reuse_port
         self._background_jobs = background_jobs
-        self.forwarder: Forwarder | None = None
-        self.incidents: IncidentBook | None = None
         self._forward_queue_depth = 0
         self.port = 0
         self.health_port: int | None = None
@@ -179,20 +123,28 @@ class Gateway:
         self._keystore_up = True
         self.platform_tls_watch: PlatformTlsWatch | None = None
 
-    def _privacy(self, store: GatewayStore, vault: Vault, replica_id: str) -> PrivacyServices:
-        config, clock = self._config, self._clock
-        erasure = HolderErasure(store, vault, clock)
-        banks = tuple(b.bank_id for b in config.banks)
-        self.erasure_jobs = ErasureJobs(
-            store, erasure, vault, clock, replica_id, banks, config.retention
-        )
-        return PrivacyServices(
-            erasure,
-            HolderDisclosure(store, store, vault, clock),
-            self.erasure_jobs,
-            frozenset(banks),
-            clock,
-        )
+    @property
+    def parts(self) -> Parts:
+        """The gateway's objects (`composition.build`); only once started."""
+        if self._parts is None:
+            raise RuntimeError("the gateway is not started")
+        return self._parts
+
+    @property
+    def key_management(self) -> KeyManagement:
+        return self.parts.key_management
+
+    @property
+    def reconciler(self) -> IssueReconciler:
+        return self.parts.reconciler
+
+    @property
+    def outages(self) -> OutageTracker:
+        return self.parts.outages
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        return self.parts.checkpointer
 
     def _platform_channel(self) -> grpc.aio.Channel:
         tls = self._config.platform_tls
@@ -207,134 +159,34 @@ class Gateway:
         config, clock = self._config, self._clock
         self._store = store = await self._open_store()
         # Every bank's keys unwrapped now: the request path never calls the root keystore.
-        self.keys = keys = await open_hierarchy(store, config.root_key, config.banks, clock)
-        self.checkpointer = checkpointer = Checkpointer(store, self._evidence_signer(), clock)
-        # Each attempt is a client span whose W3C context goes to the platform (grpc_platform).
-        channel = self._platform_channel()
-        self.replicas = replicas = ReplicaRegistry(
-            store, clock, f"{config.host}:{config.port}", __version__
-        )
-        await replicas.beat()  # registered before it judges which outages are orphaned
-        self.incidents = incidents = IncidentBook(
-            store, clock, on_learned=Amender(store, clock).amend_for
-        )
-        self.outages = outages = OutageTracker(
+        self.keys = await open_hierarchy(store, config.root_key, config.banks, clock)
+        telemetry = Telemetry(self.metrics, self.breakers, self._tracer_provider, self._rng)
+        self._parts = parts = build(
+            config,
             store,
+            self.keys,
+            self._platform_channel(),
+            self._evidence_signer(),
             clock,
-            # The span names the clause reports give it: a declared incident's, if any.
-            on_closed=lambda outage, links: trace_outage(
-                self._tracer, incidents.place(outage), links
-            ),
-            replica_id=replicas.me.replica_id,
+            telemetry,
         )
-        self.retry_budget = budget = RetryBudget(config.budget, clock)
-        caller = ResilientCaller(
-            config.retry,
-            budget,
-            self.breakers,
-            self.metrics,
-            clock,
-            self._rng,
-            map_rpc_error,
-            observer=outages,
-            tracer=self._tracer,
-        )
-        self._platform = platform = GrpcPlatform(channel, caller)
+        self._platform = parts.platform
         if self.platform_tls_watch is not None:
-            self.platform_tls_watch.on_reload(platform.use_channel)
-
-        self.key_management = km = key_management(
-            store, keys, config, clock, replicas.me.replica_id
+            self.platform_tls_watch.on_reload(parts.platform.use_channel)
+        await parts.replicas.beat()  # registered before it judges which outages are orphaned
+        await parts.outages.close_stale(
+            frozenset(r.replica_id for r in await parts.replicas.alive())
         )
-        vault = km.vault
-        tokens = TokenService(TokenSealer(keys.bank), clock, config.settings)
-        holders = Holders(store, vault, clock, config.settings)
-        self.calendar = calendar = MaintenanceCalendar(
-            store, clock, config.maintenance_grace, config.maintenance_min_notice
-        )
-        await outages.close_stale(frozenset(r.replica_id for r in await replicas.alive()))
-        self.circuits = circuits = ForcedCircuits(store, self.breakers, clock)
-        self.shared_state = shared_state = SharedState(
-            store,
-            {
-                SharedTopic.WINDOWS: calendar.load,
-                SharedTopic.INCIDENTS: incidents.load,
-                SharedTopic.CIRCUITS: circuits.reload,
-                SharedTopic.OUTAGES: outages.sync,
-                SharedTopic.KEYS: self._keys_changed,
-                SharedTopic.HOLDERS: self._holders_erased,
-            },
-        )
-        await shared_state.start()
-        self._ledger = ledger = await self._open_ledger(
-            store, Classifier(calendar, incidents, outages), outages
-        )
-        self._counter = counter = RequestCounter(store)
-        self.reports = Reports(
-            store, calendar, incidents, outages, vault, clock, config.work_calendar, checkpointer
-        )
-        forwarding_banks = frozenset(b.bank_id for b in config.banks if b.store_and_forward)
-        issuance = IssuanceService(
-            platform, store, tokens, vault, clock, config.settings, calendar, forwarding_banks
-        )
-        servicer = GatewayServicer(
-            verification=VerificationService(platform, tokens, vault, clock),
-            issuance=issuance,
-            authentication=AuthenticationService(
-                platform, holders, tokens, vault, config.auth_policy(), clock
-            ),
-            cards=CardService(platform, store, tokens, vault),
-            clock=clock,
-            issue_status=functools.partial(issue_status, store, vault, clock),
-        )
-        access_log = AccessLog(store, clock)
-
-        interceptor = GatewayInterceptor(
-            banks=_authenticator(config.banks, config.tls is not None, config.trusted_proxy),
-            operators=_authenticator(
-                config.operators, config.tls is not None, config.trusted_proxy
-            ),
-            admission=Admission(
-                config.max_in_flight,
-                {
-                    b.bank_id: SharedRateLimit(b.bank_id, b.rate_limit, store, clock)
-                    for b in config.banks
-                },
-            ),
-            calendar=calendar,
-            forwarding_banks=forwarding_banks,
-            metrics=self.metrics,
-            clock=clock,
-            ledger=ledger,
-            counter=counter,
-            holder_of=HolderLookup(vault, tokens),
-            gate=OperatorGate({o.operator_id: o.roles for o in config.operators}, access_log),
-            tracer=self._tracer,
-            exports=exports_without_error(self._tracer_provider),
-        )
+        await parts.shared_state.start()
+        parts.ledger.pending.load()  # what a previous run could not append
+        await parts.ledger.flush_pending()
+        store.health.subscribe(self._store_health_changed)
         server = grpc.aio.server(
             options=[("grpc.so_reuseport", int(self._reuse_port)), *CONNECTION_AGE],
-            interceptors=[interceptor],
+            interceptors=[parts.interceptor],
         )
-        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
-        operator_pb2_grpc.add_OperatorServiceServicer_to_server(
-            OperatorServicer(
-                calendar,
-                self.breakers,
-                incidents,
-                self.reports,
-                EvidenceService(
-                    store, checkpointer, Prover(store, config.evidence.tree_hash), vault
-                ),
-                circuits,
-                replicas,
-                km.custodian,
-                km.dual_control,
-                access_log,
-                self._privacy(store, vault, replicas.me.replica_id),
-            ),
-            server,
-        )
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(parts.servicer, server)
+        operator_pb2_grpc.add_OperatorServiceServicer_to_server(parts.operator_servicer, server)
         enable_reflection(
             (
                 GATEWAY_SERVICE,
@@ -343,16 +195,14 @@ class Gateway:
             ),
             server,
         )
-        self.forwarder = forwarder = Forwarder(store, issuance, vault, calendar, clock)
-        self.reconciler = IssueReconciler(store, issuance, clock)
-        self._watch(store, calendar, outages)
-        self._start_jobs(forwarder, shared_state, counter)
+        self._watch(store, parts.calendar, parts.outages)
+        self._start_jobs(parts)
         await self._bind(server)
-        interceptor.serving_at(config.host, self.port)
+        parts.interceptor.serving_at(config.host, self.port)
         self._server = server
         await server.start()
-        replicas.serving_at(f"{config.host}:{self.port}")
-        await replicas.beat()
+        parts.replicas.serving_at(f"{config.host}:{self.port}")
+        await parts.replicas.beat()
         # Only now: a beat in flight with the address before the port was known could
         # commit after this one on another connection.
         self._heartbeat_task = asyncio.create_task(
@@ -361,7 +211,7 @@ class Gateway:
         for service in (*HEALTH_SERVICES, LIVENESS_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway listening on %s:%d", config.host, self.port)
-        log.info("evidence checkpoints verify with %s", checkpointer.verifier_key)
+        log.info("evidence checkpoints verify with %s", parts.checkpointer.verifier_key)
         return self.port
 
     def _watch(
@@ -391,17 +241,6 @@ class Gateway:
         metrics.watch("essc.tls.certificate.expiry", self._certificate_lifetimes)
         loop = asyncio.get_running_loop()  # the gauge is read on the exporter's thread
         metrics.watch("essc.runtime.tasks", lambda: {(): len(asyncio.all_tasks(loop))})
-
-    async def _holders_erased(self) -> None:
-        """A holder was erased (here or on another replica): no copy of a holder key stays
-        in this replica's memory."""
-        self.key_management.holder_keys.forget_all()
-
-    async def _keys_changed(self) -> None:
-        """Another replica rotated a key or declared one compromised: hold what it made."""
-        if self.keys is not None:
-            await self.keys.reload()
-            self.key_management.holder_keys.forget_all()
 
     def _certificate_lifetimes(self) -> dict[tuple[tuple[str, str], ...], int]:
         """Seconds each certificate in use has left: the reloaded one after a rotation."""
@@ -463,93 +302,54 @@ class Gateway:
             create=config.evidence.key_file is None,
         )
 
-    async def _open_ledger(
-        self, store: GatewayStore, classifier: Classifier, outages: OutageTracker
-    ) -> Ledger:
-        ledger = Ledger(
-            store,
-            classifier,
-            outages,
-            self._clock,
-            pending_directory=self._config.held_records_directory,
-        )
-        ledger.pending.load()  # what a previous run could not append
-        await ledger.flush_pending()
-        store.health.subscribe(self._store_health_changed)
-        return ledger
-
-    def _start_jobs(
-        self, forwarder: Forwarder, shared_state: SharedState, counter: RequestCounter
-    ) -> None:
+    def _start_jobs(self, parts: Parts) -> None:
         config = self._config
         if self._background_jobs:  # every replica: they claim their work
             self._forwarder_task = asyncio.create_task(
-                forwarder.run(config.forward_interval), name="essc-forwarder"
+                parts.forwarder.run(config.forward_interval), name="essc-forwarder"
             )
             self._reconciler_task = asyncio.create_task(
-                self.reconciler.run(config.reconcile_interval), name="essc-reconciler"
+                parts.reconciler.run(config.reconcile_interval), name="essc-reconciler"
             )
         self._refresh_task = asyncio.create_task(
-            shared_state.run(config.shared_state_refresh), name="essc-shared-state"
+            parts.shared_state.run(config.shared_state_refresh), name="essc-shared-state"
         )
-
-        self._counter_task = asyncio.create_task(counter.run(5.0), name="essc-request-counts")
-        self._side_tasks.add(
-            asyncio.create_task(
-                self.checkpointer.run(config.evidence.checkpoint_interval),
-                name="essc-checkpoints",
-            )
-        )
-        self._side_tasks.add(
-            asyncio.create_task(
-                run_every(QUEUE_COUNT_INTERVAL, self._count_forward_queue, "queue depth"),
-                name="essc-queue-depth",
-            )
-        )
+        self._counter_task = asyncio.create_task(parts.counter.run(5.0), name="essc-request-counts")
         self._probe_task = asyncio.create_task(
             run_every(STORE_PROBE_INTERVAL, self._probe_store, "store probe"), name="essc-probe"
         )
+        side_jobs: dict[str, Coroutine[Any, Any, None]] = {
+            "essc-checkpoints": parts.checkpointer.run(config.evidence.checkpoint_interval),
+            "essc-queue-depth": run_every(
+                QUEUE_COUNT_INTERVAL, self._count_forward_queue, "queue depth"
+            ),
+            "essc-keystore-probe": run_every(
+                KEYSTORE_PROBE_INTERVAL, self._probe_keystore, "keystore probe"
+            ),
+            "essc-key-usage": run_every(
+                config.key_usage_interval.total_seconds(),
+                parts.key_management.usage.report,
+                "key usage",
+            ),
+        }
         if self._background_jobs:  # every replica: a job's lease picks one
-            self._side_tasks.add(
-                asyncio.create_task(
-                    self.key_management.mover.run(KEY_JOB_INTERVAL), name="essc-key-jobs"
-                )
-            )
-            self._side_tasks.add(
-                asyncio.create_task(
-                    self.erasure_jobs.run(ERASURE_JOB_INTERVAL), name="essc-erasure-jobs"
-                )
-            )
-        self._side_tasks.add(
-            asyncio.create_task(
-                run_every(KEYSTORE_PROBE_INTERVAL, self._probe_keystore, "keystore probe"),
-                name="essc-keystore-probe",
-            )
-        )
-        self._side_tasks.add(
-            asyncio.create_task(
-                run_every(
-                    config.key_usage_interval.total_seconds(),
-                    self.key_management.usage.report,
-                    "key usage",
-                ),
-                name="essc-key-usage",
-            )
-        )
+            side_jobs["essc-key-jobs"] = parts.key_management.mover.run(KEY_JOB_INTERVAL)
+            side_jobs["essc-erasure-jobs"] = parts.erasure_jobs.run(ERASURE_JOB_INTERVAL)
         if self.platform_tls_watch is not None:
-            self._side_tasks.add(
-                asyncio.create_task(self.platform_tls_watch.run(), name="essc-platform-tls")
-            )
+            side_jobs["essc-platform-tls"] = self.platform_tls_watch.run()
+        for name, job in side_jobs.items():
+            self._side_tasks.add(asyncio.create_task(job, name=name))
 
     async def _beat(self) -> None:
         """The heartbeat; this replica's counts of open outages for the others; the retry
         budget's floor split between the live replicas."""
-        await self.replicas.beat()
-        await self.outages.flush()
-        alive = await self.replicas.alive()
-        self.retry_budget.share_with(len(alive))
+        parts = self.parts
+        await parts.replicas.beat()
+        await parts.outages.flush()
+        alive = await parts.replicas.alive()
+        parts.retry_budget.share_with(len(alive))
         # Outages whose holders all died end at their last failure (not only at a start).
-        await self.outages.close_stale(frozenset(r.replica_id for r in alive))
+        await parts.outages.close_stale(frozenset(r.replica_id for r in alive))
 
     def _store_health_changed(self, writable: bool) -> None:
         """Health follows the store: NOT_SERVING while it cannot write, so that a balancer
@@ -558,8 +358,8 @@ class Gateway:
 
         async def apply() -> None:
             await self._apply_health()
-            if writable and self._ledger is not None:
-                await self._ledger.flush_pending()
+            if writable and self._parts is not None:
+                await self._parts.ledger.flush_pending()
 
         task = asyncio.get_running_loop().create_task(apply(), name="essc-store-health")
         self._side_tasks.add(task)
@@ -600,14 +400,14 @@ class Gateway:
         if self._store is not None and not self._store.health.writable:
             with contextlib.suppress(StoreUnavailable):
                 await self._store.probe_write()
-        elif self._ledger is not None and self._ledger.pending:
-            await self._ledger.flush_pending()  # held records still waiting: try again
+        elif self._parts is not None and self._parts.ledger.pending:
+            await self._parts.ledger.flush_pending()  # held records still waiting: try again
 
     async def settle_ledger(self) -> None:
         """Waits until liability records already handed in are committed (a refusal inside
         an announced window is answered before its record commits)."""
-        if self._ledger is not None:
-            await self._ledger.drain()
+        if self._parts is not None:
+            await self._parts.ledger.drain()
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops taking calls, lets running ones finish within `grace`, closes resources.
@@ -634,14 +434,16 @@ class Gateway:
                     await task
         self._forwarder_task = self._reconciler_task = self._probe_task = None
         self._counter_task = self._refresh_task = self._heartbeat_task = None
-        if self.incidents is not None:
-            await self.incidents.close()
+        # A second stop finds the store closed: nothing left to flush.
+        parts = self._parts if self._store is not None else None
+        if parts is not None:
+            await parts.incidents.close()
         await self.settle_ledger()
-        if self._counter is not None and self._store is not None:
-            await self._counter.flush()
-            await self.outages.flush()
+        if parts is not None:
+            await parts.counter.flush()
+            await parts.outages.flush()
             with contextlib.suppress(StoreUnavailable):
-                await self.replicas.leave()
+                await parts.replicas.leave()
         if self._health_server is not None:
             await self._health_server.stop(0)
             self._health_server = None

@@ -15,19 +15,16 @@ from pathlib import Path
 
 from essc_gateway.cli_ledger import store_config
 from essc_gateway.clock import SystemClock
+from essc_gateway.composition import build_records
 from essc_gateway.config import ConfigError, GatewayConfig
 from essc_gateway.errors import GatewayError
-from essc_gateway.evidence.checkpoints import Checkpointer
-from essc_gateway.evidence.proofs import Prover
 from essc_gateway.evidence.service import EvidenceService
 from essc_gateway.evidence.signed_note import NoteSigner
 from essc_gateway.evidence.signing_key import SigningKeyError, load_signer
 from essc_gateway.evidence.verify import render_verdict, verify_bundle
 from essc_gateway.keys.hierarchy import KeyLoadError
-from essc_gateway.keys.holder_keys import HolderKeys
 from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.keys.root import KeystoreError
-from essc_gateway.service.vault import Vault
 from essc_gateway.store.opening import open_store
 
 
@@ -130,21 +127,16 @@ async def _with_store(
     store = await open_store(
         config.database, config.synchronous, evidence_hash=config.evidence.tree_hash
     )
-    checkpointer = Checkpointer(store, signer, SystemClock())
+    clock = SystemClock()
     try:
-        keys = await open_hierarchy(
-            store, config.root_key, config.banks, SystemClock(), make_missing=False
-        )
+        keys = await open_hierarchy(store, config.root_key, config.banks, clock, make_missing=False)
     except (KeystoreError, KeyLoadError) as error:
         await store.close()
         print(f"evidence: {error}", file=sys.stderr)
         return 2
-    service = EvidenceService(
-        store,
-        checkpointer,
-        Prover(store, config.evidence.tree_hash),
-        Vault(keys, HolderKeys(store, keys)),
-    )
+    service = build_records(
+        config, store, keys, signer, clock, replica_id="evidence-command"
+    ).evidence
     try:
         return await _run(options, service)
     except GatewayError as error:

@@ -10,22 +10,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from essc_gateway.clock import SystemClock
+from essc_gateway.composition import build_records
 from essc_gateway.config import ConfigError, GatewayConfig, development_environment, load_config
 from essc_gateway.errors import GatewayError
 from essc_gateway.evidence.audit import audit_log
 from essc_gateway.evidence.checkpoints import Checkpointer
 from essc_gateway.evidence.signing_key import SigningKeyError, load_signer
 from essc_gateway.keys.hierarchy import KeyLoadError
-from essc_gateway.keys.holder_keys import HolderKeys
 from essc_gateway.keys.opening import open_hierarchy
 from essc_gateway.keys.root import KeystoreError
 from essc_gateway.liability import render
-from essc_gateway.liability.incidents import IncidentBook
-from essc_gateway.liability.outages import OutageTracker
 from essc_gateway.liability.pending import PendingRecords
-from essc_gateway.liability.reports import Reports
-from essc_gateway.service.maintenance import MaintenanceCalendar
-from essc_gateway.service.vault import Vault
 from essc_gateway.store.opening import GatewayStore, open_store
 
 
@@ -176,12 +171,6 @@ async def run_ledger(options: argparse.Namespace) -> int:
                 print(f"PROBLEM {problem}")
             print("evidence log intact" if result.intact else "EVIDENCE LOG TAMPERED")
             return 0 if result.intact else 1
-        calendar = MaintenanceCalendar(
-            store, clock, config.maintenance_grace, config.maintenance_min_notice
-        )
-        await calendar.load()
-        incidents = IncidentBook(store, clock)
-        await incidents.load()
         try:
             keys = await open_hierarchy(
                 store, config.root_key, config.banks, clock, make_missing=False
@@ -190,17 +179,10 @@ async def run_ledger(options: argparse.Namespace) -> int:
             print(f"ledger: {error}", file=sys.stderr)
             return 2
         closing.push_async_callback(keys.close)
-        vault = Vault(keys, HolderKeys(store, keys))
-        reports = Reports(
-            store,
-            calendar,
-            incidents,
-            OutageTracker(store, clock),
-            vault,
-            clock,
-            config.work_calendar,
-            checkpointer,
-        )
+        records = build_records(config, store, keys, signer, clock, replica_id="ledger-command")
+        await records.calendar.load()
+        await records.incidents.load()
+        reports = records.reports
         if options.ledger_command == "statement":
             statement = await reports.monthly(options.bank, options.month)
             _, body = render.render_statement(statement, options.format)
