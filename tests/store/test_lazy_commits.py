@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from essc_gateway.store.cluster import ReplicaInfo
 from essc_gateway.store.location import PostgresDatabase
 from essc_gateway.store.opening import GatewayStore
 from essc_gateway.store.postgres import PostgresStore
@@ -99,3 +100,11 @@ async def test_sqlite_commits_an_issue_claim_lazily_and_keeps_it_in_doubt_durabl
     finally:
         await store.close()
     assert flags == [False, True]
+
+
+async def test_a_heartbeat_is_committed_lazily_and_seen_at_once(any_store: GatewayStore) -> None:
+    flags = _record_durability(any_store)
+    replica = ReplicaInfo("r1", "host", 1, "127.0.0.1:1", "1", NOW, NOW)
+    await any_store.heartbeat(replica)
+    assert flags == [False]
+    assert [r.replica_id for r in await any_store.replicas()] == ["r1"]

@@ -71,7 +71,9 @@ class ClusterStore(Protocol):
         ...
 
     async def heartbeat(self, replica: ReplicaInfo) -> None:
-        """Registers the replica or renews its heartbeat (`replica.heartbeat_at`)."""
+        """Registers the replica or renews its heartbeat (`replica.heartbeat_at`). Committed
+        but lazy (not waited to be durable): a beat lost in a crash is the next one's to
+        make, and a replica whose host crashed is not alive anyway."""
         ...
 
     async def forget_replica(self, replica_id: str) -> None:

@@ -47,7 +47,7 @@ class PostgresClusterTables:
     _database: PostgresDatabase
     _listener_task: asyncio.Task[None] | None = None
 
-    async def _write(self, transaction: Callable[[Db], Awaitable[R]]) -> R:
+    async def _write(self, transaction: Callable[[Db], Awaitable[R]], *, durable: bool = True) -> R:
         raise NotImplementedError
 
     async def _rows(self, sql: str, *params: Any) -> list[asyncpg.Record]:
@@ -143,7 +143,7 @@ class PostgresClusterTables:
                 replica.heartbeat_at,
             )
 
-        await self._write(work)
+        await self._write(work, durable=False)  # see ClusterStore.heartbeat
 
     @uncancellable
     async def forget_replica(self, replica_id: str) -> None:

@@ -265,13 +265,13 @@ class SqliteStore(
             raise StoreError(f"store operation failed: {type(error).__name__}") from error
 
     async def _fetch_all(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        # One hand-off to the reader's thread (execute, fetch and close there), not three.
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def _fetch_one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-        async with self._reader.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-        return row
+        """The first row of a query that finds one row at most (a key, or LIMIT 1)."""
+        rows = await self._fetch_all(sql, params)
+        return rows[0] if rows else None
 
     @uncancellable
     async def claim_issue(
@@ -567,11 +567,11 @@ class SqliteStore(
         return await self._write(work)
 
     async def window_versions(self) -> list[MaintenanceWindow]:
-        async with self._reader.execute(
+        rows = await self._fetch_all(
             "SELECT window_id, version, snapshot FROM maintenance_window_versions "
-            "ORDER BY window_id, version"
-        ) as cursor:
-            rows = await cursor.fetchall()
+            "ORDER BY window_id, version",
+            (),
+        )
         return [window_from_snapshot(row[0], int(row[1]), row[2]) for row in rows]
 
     @uncancellable

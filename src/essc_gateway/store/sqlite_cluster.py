@@ -90,7 +90,7 @@ class SqliteClusterTables:
                 ),
             )
 
-        await self._write(work)
+        await self._write(work, durable=False)  # see ClusterStore.heartbeat
 
     @uncancellable
     async def forget_replica(self, replica_id: str) -> None:

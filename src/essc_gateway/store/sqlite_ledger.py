@@ -54,9 +54,8 @@ class LedgerTables(LedgerAppendQueue):
         raise NotImplementedError
 
     async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
-        async with self._reader.execute(sql, params) as cursor:
-            rows = await cursor.fetchall()
-        return list(rows)
+        # One hand-off to the reader's thread (execute, fetch and close there), not three.
+        return list(await self._reader.execute_fetchall(sql, params))
 
     @uncancellable
     async def append_liability_if_absent(self, record: LiabilityRecord) -> bool:
