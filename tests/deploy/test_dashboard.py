@@ -23,6 +23,7 @@ EXPORTED = {
     "essc_ledger_append_failures",
     "essc_store_pool_connections",
     "essc_tls_certificate_expiry_seconds",
+    "essc_runtime_tasks",
 }
 SUFFIXES = re.compile(r"_(bucket|count|sum|total)$")
 

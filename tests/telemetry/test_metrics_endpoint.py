@@ -128,6 +128,8 @@ async def test_a_scrape_has_the_series_dashboards_and_alerts_use(
         "PLATFORM",
     }
     assert lines(text, "essc_forward_queue_depth")
+    [tasks] = lines(text, "essc_runtime_tasks")
+    assert value(tasks) > 0  # the gateway's own tasks, at least
     assert lines(text, "essc_store_pool_connections")
     # No personal data in any label: only methods, codes, operations, kinds, states.
     assert "110105" not in text
