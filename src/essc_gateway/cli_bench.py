@@ -172,15 +172,17 @@ async def run_soak_command(ns: argparse.Namespace) -> int:
     ns.output.write_text(json.dumps(report, indent=2) + "\n")
     verdict = report["verdict"]
     print(
-        f"soak: {report['requests']} requests in {report['duration_s']:.0f} s "
+        f"soak: {report['requests']} requests in {report['load_seconds']:.0f} s "
         f"({report['status_codes']}), p50 {report['p50_ms']:.2f} ms, p99 {report['p99_ms']:.2f} ms"
     )
     print(f"after warm-up: {verdict['after_warm_up']}")
     print(f"at the end:    {verdict['at_end']}")
-    steady = verdict["rss_steady"] and verdict["fds_steady"] and verdict["tasks_steady"]
+    steady = verdict["ran_its_time"] and all(
+        verdict[held] for held in ("rss_steady", "fds_steady", "tasks_steady")
+    )
     print(
         f"RSS growth {verdict['rss_growth']:+.1%}; "
-        + ("steady" if steady else "GROWING (see the samples)")
+        + ("steady" if steady else "NOT STEADY, or the load ended early (see the report)")
         + f"; report written to {ns.output}"
     )
     return 0 if steady else 1

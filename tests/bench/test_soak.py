@@ -45,7 +45,11 @@ def test_soak_samples_the_gateway_under_a_mixed_load(
         assert sample["rss_mb"] > 0
         assert sample["open_fds"] > 0
         assert sample["tasks"] > 0  # read from the gateway's own gauge
+    # It ran its whole time: the workers' population is the one the platform was made with.
+    assert report["load_seconds"] >= 2.8
+    assert report["applicants"]["exhausted"] is False
     verdict = report["verdict"]
+    assert verdict["ran_its_time"] is True
     steady = verdict["rss_steady"] and verdict["fds_steady"] and verdict["tasks_steady"]
     assert status == (0 if steady else 1)
 
@@ -69,3 +73,8 @@ def test_growth_is_judged_against_the_first_sample_after_the_warm_up() -> None:
         False,
         False,
     )
+
+
+def test_a_load_that_ended_early_is_not_judged_steady() -> None:
+    samples = [_sample(0, 50, 30, 20), _sample(60, 100, 40, 30), _sample(70, 100, 40, 30)]
+    assert judge(samples, ran_its_time=False)["ran_its_time"] is False

@@ -77,14 +77,16 @@ async def _sample(gateway: Server, metrics_address: str, started: float) -> Samp
     return Sample(time.monotonic() - started, gateway.usage(), tasks)
 
 
-def judge(samples: list[Sample]) -> dict[str, Any]:
-    """The verdict: the last sample against the first taken after `WARM_UP`."""
+def judge(samples: list[Sample], ran_its_time: bool = True) -> dict[str, Any]:
+    """The verdict: the last sample against the first taken after `WARM_UP`; a load that
+    ended early (its applicants used up) proves nothing and is not steady."""
     warm = next((s for s in samples if s.at >= WARM_UP), samples[0])
     last = samples[-1]
     growth = last.usage.rss_bytes / warm.usage.rss_bytes - 1 if warm.usage.rss_bytes else 0.0
     return {
         "after_warm_up": warm.to_json(),
         "at_end": last.to_json(),
+        "ran_its_time": ran_its_time,
         "rss_growth": round(growth, 3),
         "rss_steady": growth <= RSS_GROWTH_LIMIT,
         "fds_steady": last.usage.open_fds <= warm.usage.open_fds + IN_FLIGHT_SLACK,
@@ -108,7 +110,9 @@ async def run_soak(options: SoakOptions) -> dict[str, Any]:
                 directory, secrets, platform.address, 1, metrics_port=metrics_port
             )
             try:
-                return await _soak(options, gateway, secrets.bank_token, metrics_port, applicants)
+                return await _soak(
+                    options, gateway, secrets.bank_token, metrics_port, applicants, population
+                )
             finally:
                 await gateway.stop()
         finally:
@@ -116,7 +120,12 @@ async def run_soak(options: SoakOptions) -> dict[str, Any]:
 
 
 async def _soak(
-    options: SoakOptions, gateway: Server, token: str, metrics_port: int, applicants: int
+    options: SoakOptions,
+    gateway: Server,
+    token: str,
+    metrics_port: int,
+    applicants: int,
+    population: int,
 ) -> dict[str, Any]:
     load = LoadOptions(
         gateway.address,
@@ -129,6 +138,7 @@ async def _soak(
         applicants=applicants,
         people=applicants + options.holders,
         seed=options.seed,
+        population_size=population,  # the workers make the platform's population again
         timeout=30.0,
         progress=False,
         summary=False,
@@ -165,9 +175,11 @@ async def _soak(
         "rate": options.rate,
         "mix": MIX,
         "requests": summary.count,
+        "load_seconds": round(result.duration, 1),
+        "applicants": result.applicants.to_json(),
         "status_codes": dict(summary.status_codes),
         "p50_ms": round(summary.percentiles[50.0] * 1000, 3),
         "p99_ms": round(summary.percentiles[99.0] * 1000, 3),
-        "verdict": judge(samples),
+        "verdict": judge(samples, result.duration >= options.duration * 0.95),
         "samples": [s.to_json() for s in samples],
     }
