@@ -65,6 +65,9 @@ def test_a_valid_configuration_loads(tmp_path: Path) -> None:
     loaded = load_config(environment)
     assert [b.bank_id for b in loaded.banks] == ["bank-a"]
     assert set(loaded.settings.agreement_versions) == {"2024-03-20", "2026-10-01"}
+    assert loaded.holder_key_cache == 10_000
+    environment["ESSC_HOLDER_KEY_CACHE"] = "250"
+    assert load_config(environment).holder_key_cache == 250
 
 
 Edit = Callable[[Path, dict[str, str], dict[str, Any]], None]
@@ -115,6 +118,7 @@ BAD: list[tuple[str, Edit, str]] = [
     ("ratio above 1", _set("ESSC_TRACE_SUCCESS_RATIO", "2"), "ESSC_TRACE_SUCCESS_RATIO:"),
     ("port not a number", _set("ESSC_PORT", "abc"), "ESSC_PORT:"),
     ("port out of range", _set("ESSC_PORT", "70000"), "ESSC_PORT:"),
+    ("negative holder key cache", _set("ESSC_HOLDER_KEY_CACHE", "-1"), "ESSC_HOLDER_KEY_CACHE:"),
     ("database under a file", _set("ESSC_DATABASE", "/etc/hostname/x.db"), "ESSC_DATABASE:"),
     (
         "bank without bank_id",

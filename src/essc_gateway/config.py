@@ -198,6 +198,8 @@ class GatewayConfig:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     """How long data is kept after its purpose ended (A13(3), A14(4))."""
     key_usage_interval: timedelta = timedelta(minutes=5)
+    holder_key_cache: int = 10_000
+    """Unwrapped holder keys kept in memory at most (least recently used go first)."""
     """How often each bank's key use (unwraps) is recorded in the evidence log (K5)."""
     tls_reload_interval: float = 10.0
     """Seconds between two looks at the platform TLS files (the bank-facing port's files
@@ -362,6 +364,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> GatewayConfig:
             ),
             platform_tls=_platform_tls(env),
             tls_reload_interval=env.tls_reload_interval,
+            holder_key_cache=env.holder_key_cache,
             metrics=MetricsSettings(
                 host=env.host,
                 port=env.metrics_port,

@@ -150,6 +150,10 @@ class EnvironmentSettings(BaseModel):
     """Seconds between two looks at the platform TLS files for a rotated certificate."""
     metrics_port: Annotated[int | None, Field(alias="ESSC_METRICS_PORT", ge=0, le=65535)] = None
     """Prometheus `/metrics` over plaintext HTTP; unset: none; 0: any free port."""
+    holder_key_cache: Annotated[int, Field(alias="ESSC_HOLDER_KEY_CACHE", ge=0, le=10_000_000)] = (
+        10_000
+    )
+    """Unwrapped holder keys kept in memory (about 3 KB each, measured by the soak)."""
     maintenance_min_notice: Annotated[
         int, Field(alias="ESSC_MAINTENANCE_MIN_NOTICE_SECONDS", ge=0, le=90 * 86400)
     ] = 3600

@@ -37,7 +37,7 @@ def token_lifetime(config: GatewayConfig) -> timedelta:
 def key_management(
     store: KeyStore, keys: KeyHierarchy, config: GatewayConfig, clock: Clock, replica_id: str
 ) -> KeyManagement:
-    holder_keys = HolderKeys(store, keys)
+    holder_keys = HolderKeys(store, keys, config.holder_key_cache)
     vault = Vault(keys, holder_keys)
     mover = HolderKeyMover(store, keys, holder_keys, vault, clock, replica_id)
     custodian = KeyCustodian(
