@@ -161,14 +161,9 @@ class Gateway:
         # Every bank's keys unwrapped now: the request path never calls the root keystore.
         self.keys = await open_hierarchy(store, config.root_key, config.banks, clock)
         telemetry = Telemetry(self.metrics, self.breakers, self._tracer_provider, self._rng)
+        signer = self._evidence_signer()  # before the channel: a bad key leaves none open
         self._parts = parts = build(
-            config,
-            store,
-            self.keys,
-            self._platform_channel(),
-            self._evidence_signer(),
-            clock,
-            telemetry,
+            config, store, self.keys, self._platform_channel(), signer, clock, telemetry
         )
         self._platform = parts.platform
         if self.platform_tls_watch is not None:

@@ -28,7 +28,7 @@ from essc_gateway.keys.management import KeyManagement, key_management
 from essc_gateway.liability.amendments import Amender
 from essc_gateway.liability.classify import Classifier
 from essc_gateway.liability.counts import RequestCounter
-from essc_gateway.liability.incidents import IncidentBook
+from essc_gateway.liability.incidents import IncidentBook, IncidentLearned
 from essc_gateway.liability.ledger import Ledger
 from essc_gateway.liability.outages import OutageTracker, trace_outage
 from essc_gateway.liability.reports import Reports
@@ -124,11 +124,13 @@ def build_records(
     *,
     replica_id: str,
     tracer: Tracer | None = None,
+    on_incident_learned: IncidentLearned | None = None,
 ) -> Records:
     """`replica_id`: whose outages this process tracks; `tracer`: where closed outages are
-    traced (None: nowhere, a command that only reads)."""
+    traced (None: nowhere); `on_incident_learned`: amends records for each incident learned
+    (a gateway's; None for a command that only reads, which must write nothing)."""
     tracer = tracer or NoOpTracer()
-    incidents = IncidentBook(store, clock, on_learned=Amender(store, clock).amend_for)
+    incidents = IncidentBook(store, clock, on_learned=on_incident_learned)
     outages = OutageTracker(
         store,
         clock,
@@ -163,7 +165,14 @@ def build(
     replicas = ReplicaRegistry(store, clock, f"{config.host}:{config.port}", __version__)
     replica_id = replicas.me.replica_id
     records = build_records(
-        config, store, keys, signer, clock, replica_id=replica_id, tracer=tracer
+        config,
+        store,
+        keys,
+        signer,
+        clock,
+        replica_id=replica_id,
+        tracer=tracer,
+        on_incident_learned=Amender(store, clock).amend_for,
     )
     calendar, incidents, outages = records.calendar, records.incidents, records.outages
     km, checkpointer, reports = records.key_management, records.checkpointer, records.reports

@@ -198,9 +198,9 @@ class GatewayConfig:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     """How long data is kept after its purpose ended (A13(3), A14(4))."""
     key_usage_interval: timedelta = timedelta(minutes=5)
+    """How often each bank's key use (unwraps) is recorded in the evidence log (K5)."""
     holder_key_cache: int = 10_000
     """Unwrapped holder keys kept in memory at most (least recently used go first)."""
-    """How often each bank's key use (unwraps) is recorded in the evidence log (K5)."""
     tls_reload_interval: float = 10.0
     """Seconds between two looks at the platform TLS files (the bank-facing port's files
     are looked at by each new connection's handshake)."""

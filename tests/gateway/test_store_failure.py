@@ -212,3 +212,20 @@ async def test_a_store_outage_under_load_loses_nothing_acknowledged_and_settles_
     assert {row["idempotency_key"]: row["essc_id"] for row in attempts} == acknowledged
     cards = await fetch(database, "SELECT essc_id FROM cards")
     assert sorted(row["essc_id"] for row in cards) == sorted(acknowledged.values())
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_finished_issue_is_replayed_while_the_store_reads_but_cannot_write(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, link: DatabaseLink
+) -> None:
+    # Read-only file system: a retry of a finished Issue still gets its card, never a
+    # false NOT_SENT (its claim cannot be written, its earlier attempt can be read).
+    person = adult(population, clock.now().date())
+    verified = await verify(gw, person, gw.a)
+    request = issue_request(person, verified.verification_token, consent(clock.now()))
+    issued = await gw.stub.Issue(request, metadata=gw.a)
+    await _cannot_write(gw, link, True)
+    replayed = await gw.stub.Issue(request, metadata=gw.a)
+    await _cannot_write(gw, link, False)
+    assert replayed.outcome == pb.ISSUE_OUTCOME_REPLAYED
+    assert replayed.card.essc_id == issued.card.essc_id

@@ -136,7 +136,11 @@ class IssuanceService:
         try:
             claim = await self._claim(draft, fingerprint.current, now, lease)
         except StoreUnavailable as failure:
-            raise _store_failure(maybe_processed=False) from failure
+            # A store that reads but cannot write still replays a finished request.
+            earlier = await self._settled_attempt(bank_id, command.idempotency_key)
+            if earlier is None:
+                raise _store_failure(maybe_processed=False) from failure
+            return await self._replay(earlier, fingerprint)
         if claim.existing is not None:
             return await self._replay(claim.existing, fingerprint)
         progress = _Progress(claim.token, maybe_processed=claim.was_in_doubt)

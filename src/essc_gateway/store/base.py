@@ -166,13 +166,8 @@ class Store(Protocol):
         """Claims a key for an issuance until `lease_until`: a new key, one IN_DOUBT, or one
         PENDING whose lease has run out (its request died) with the same fingerprint.
 
-        Committed (every replica sees it) but lazy: not waited to be durable, so that an
-        Issue pays one fsync, its completion's, which makes the claim durable too (the log
-        is written in order). A killed gateway loses nothing; an operating-system or
-        database crash before the completion can lose the claim of a request not yet
-        answered. Its client retries with the key (the platform de-duplicates IssueCard by
-        key: no second card) and a card the platform issued meanwhile is recorded by the
-        holder's next Issue (ALREADY_HELD with this bank)."""
+        Durable before it returns: a request answered IN_DOUBT later (its completion failed
+        to write) must leave a key the reconciler finds, whatever crashes meanwhile."""
         ...
 
     async def unsettled_issues(

@@ -39,14 +39,10 @@ class Completion:
 
 
 _CLAIM_MANY = (
-    # A claim is committed without waiting for the WAL flush (see Store.claim_issue): one
-    # statement is its own transaction, so set_config(..., true) holds for its commit only.
-    # The CTE is joined so that it runs.
-    "WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true)) "
     "INSERT INTO issue_attempts (bank_id, idempotency_key, fingerprint, state, created_at, "
     "lease_until, draft_sealed, claim) SELECT b, k, f, $4, c, l, d, t FROM unnest($1::text[], "
     "$2::text[], $3::text[], $5::timestamptz[], $6::timestamptz[], $7::bytea[], $8::text[]) "
-    "AS u(b, k, f, c, l, d, t) CROSS JOIN lazy ON CONFLICT DO NOTHING RETURNING claim"
+    "AS u(b, k, f, c, l, d, t) ON CONFLICT DO NOTHING RETURNING claim"
 )
 
 _CARD_ARRAYS = (

@@ -332,7 +332,7 @@ class SqliteStore(
             )
             return IssueClaim(existing=None, token=token, was_in_doubt=True)
 
-        return await self._write(work, durable=False)  # see Store.claim_issue
+        return await self._write(work)
 
     async def unsettled_issues(
         self, now: datetime, limit: int, grace: timedelta
