@@ -239,7 +239,7 @@ class PostgresStore(
         cancelled meanwhile cancels only its wait. `one_statement`: it runs a single
         statement, atomic by itself: no BEGIN and COMMIT round trips around it."""
         if not durable:
-            assert not one_statement, "a single statement carries its own set_config"
+            assert not one_statement, "SET LOCAL needs the transaction around it"
             transaction = _lazy(transaction)
         task = asyncio.ensure_future(self._transact(transaction, one_statement))
         self._writes.add(task)

@@ -41,9 +41,9 @@ class BatchWriter:
         connection: sqlite3.Connection,
         thread: ThreadPoolExecutor,
         health: WriteHealth,
-        waits_for_fsync: bool,
+        synchronous: int,
     ) -> None:
-        """`waits_for_fsync`: the connection runs with synchronous=FULL (or EXTRA)."""
+        """`synchronous`: the connection's level (PRAGMA synchronous: 2 FULL, 3 EXTRA)."""
         self._db = connection
         self._thread = thread
         self.health = health
@@ -51,7 +51,7 @@ class BatchWriter:
         self._drainer: asyncio.Task[None] | None = None
         # A store opened with synchronous=NORMAL (tests, the bench's raw runs) has no fsync
         # to skip: lazy batches change nothing there.
-        self._waits_for_fsync = waits_for_fsync
+        self._synchronous = synchronous
 
     @classmethod
     async def open(
@@ -63,7 +63,7 @@ class BatchWriter:
         """Connects in the writer thread and runs `prepare` (pragmas, migrations) there."""
         thread = ThreadPoolExecutor(1, thread_name_prefix="essc-sqlite-writer")
 
-        def connect() -> tuple[sqlite3.Connection, bool]:
+        def connect() -> tuple[sqlite3.Connection, int]:
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             connection.row_factory = sqlite3.Row
             try:
@@ -72,14 +72,14 @@ class BatchWriter:
             except BaseException:
                 connection.close()
                 raise
-            return connection, int(row[0]) >= _FULL
+            return connection, int(row[0])
 
         try:
-            connection, full = await asyncio.get_running_loop().run_in_executor(thread, connect)
+            connection, level = await asyncio.get_running_loop().run_in_executor(thread, connect)
         except BaseException:
             thread.shutdown(wait=False)
             raise
-        return cls(connection, thread, health or WriteHealth(), full)
+        return cls(connection, thread, health or WriteHealth(), level)
 
     async def run(self, work: Callable[[sqlite3.Connection], R], *, durable: bool = True) -> R:
         """`durable`: False for a write whose loss in an operating-system crash costs nothing
@@ -95,10 +95,14 @@ class BatchWriter:
         loop = asyncio.get_running_loop()
         while self._queue:
             batch, self._queue = self._queue, []
-            lazy = self._waits_for_fsync and not any(durable for _, _, durable in batch)
+            lazy = self._synchronous >= _FULL and not any(durable for _, _, durable in batch)
             try:
                 outcomes = await loop.run_in_executor(
-                    self._thread, _write_batch, self._db, [work for work, _, _ in batch], lazy
+                    self._thread,
+                    _write_batch,
+                    self._db,
+                    [work for work, _, _ in batch],
+                    self._synchronous if lazy else None,
                 )
             except Exception as error:  # BEGIN or COMMIT failed: none of the batch is written
                 outcomes = [(False, error)] * len(batch)
@@ -138,8 +142,11 @@ class BatchWriter:
         self._thread.shutdown(wait=True)
 
 
-def _write_batch(db: sqlite3.Connection, works: list[Work], lazy: bool) -> list[tuple[bool, Any]]:
-    if lazy:
+def _write_batch(
+    db: sqlite3.Connection, works: list[Work], restore: int | None
+) -> list[tuple[bool, Any]]:
+    """`restore`: run this batch with synchronous=NORMAL, then back to this level."""
+    if restore is not None:
         db.execute("PRAGMA synchronous=NORMAL")  # this batch's commit skips the fsync
     try:
         # Writes rarely fail: the batch runs bare first, and only when one fails is it rolled
@@ -151,10 +158,10 @@ def _write_batch(db: sqlite3.Connection, works: list[Work], lazy: bool) -> list[
         except _WriteFailed:
             return _in_transaction(db, works, isolate=True)
     finally:
-        if lazy:
+        if restore is not None:
             if db.in_transaction:  # a failed ROLLBACK: the level cannot change inside one
                 db.execute("ROLLBACK")
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA synchronous={restore}")
 
 
 class _WriteFailed(Exception):
