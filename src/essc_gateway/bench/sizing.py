@@ -62,7 +62,8 @@ class IssueSizing:
         # Two half-load runs (gateway, platform) at half the maximum rate reached, which the
         # maximum-load run's applicants bound, plus the per-worker rounding of their shares.
         half = math.ceil(most / 2) + 2 * max(self.load_workers, 1)
-        issue = most + 2 * half if most else 0
+        # Then one more maximum-load run: the same Issue load on PostgreSQL.
+        issue = 2 * most + 2 * half if most else 0
         # Three runs (maximum, half load on the gateway and on the platform) prepare holders.
         holder_runs = 3 * sum(1 for rpc in rpcs if rpc in HOLDER_RPCS)
         return repeats * math.ceil((issue + holder_runs * holders) * _POPULATION_MARGIN)

@@ -332,14 +332,18 @@ async def _per_rpc(
     if issues:
         runs = {"max_load": saturated, "half_load": at_half, "platform_half_load": platform_half}
         report["calibrated_rate"] = bench.sizing.rate  # exact: the sizing derives from it
-        report["applicants"] = {
-            name: [result.applicants.to_json() for result in m.results] for name, m in runs.items()
-        }
-        for name, m in runs.items():
-            for result in m.results:
-                if result.applicants.exhausted or result.applicants.issued_again:
-                    print(f"bench: issue {name}: {result.applicants}", file=PROGRESS, flush=True)
+        report["applicants"] = _applicants(runs)
     return report
+
+
+def _applicants(runs: dict[str, Measured]) -> dict[str, list[dict[str, Any]]]:
+    """What each Issue run did with its applicants; a run that ran out of them, or issued
+    anyone twice, is also said on the progress output, as its figures are then short."""
+    for name, m in runs.items():
+        for result in m.results:
+            if result.applicants.exhausted or result.applicants.issued_again:
+                print(f"bench: issue {name}: {result.applicants}", file=PROGRESS, flush=True)
+    return {name: [result.applicants.to_json() for result in m.results] for name, m in runs.items()}
 
 
 async def _floor_at(bench: Bench, platform_calls: int, rate: float) -> Measured:
@@ -545,6 +549,7 @@ async def _issue_on_postgresql(
     sqlite_cpu = on_sqlite["max_load"]["cpu_us_per_request"]
     return {
         "max_load": measured.to_json(),
+        "applicants": _applicants({"max_load_postgresql": measured}),
         "sqlite_cpu_us_per_request": sqlite_cpu,
         "cpu_per_request_change": round(measured.cpu_per_request * 1e6 / sqlite_cpu - 1, 3),
     }
