@@ -7,7 +7,9 @@ are sized to fill within that minute (`HOLDER_KEY_CACHE`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -16,6 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from essc_gateway.bench.measured import ProcessUsage
 from essc_gateway.bench.processes import (
@@ -32,6 +36,8 @@ PROGRESS = sys.stderr
 RSS_GROWTH_LIMIT = 0.10
 WARM_UP = 60.0
 """Seconds after which the gateway counts as warmed up: its later samples are compared."""
+WINDOW = 3
+"""Samples whose median is one figure of the verdict (at the start and at the end)."""
 IN_FLIGHT_SLACK = 8
 """Files or tasks more than after warm-up that still are no growth: calls in flight."""
 HOLDER_KEY_CACHE = 200
@@ -46,6 +52,8 @@ class SoakOptions:
     rate: float = 100.0
     """Requests per second, open loop, in the `MIX` shares."""
     sample_every: float = 10.0
+    warm_up: float = WARM_UP
+    """Seconds after which the gateway counts as warmed up: its later samples are judged."""
     holders: int = 40
     seed: int = 20240320
     work_dir: Path | None = None
@@ -57,6 +65,12 @@ class Sample:
     """Seconds since the load's measured phase began."""
     usage: ProcessUsage
     tasks: int
+    """-1 when the gateway's gauge could not be read."""
+
+    @property
+    def read(self) -> bool:
+        """Both the process and its metrics answered."""
+        return self.tasks >= 0 and self.usage.rss_bytes > 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,31 +83,70 @@ class Sample:
 
 
 def _tasks(metrics_address: str) -> int:
-    with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+    """The gateway's task gauge, or -1 when it cannot be read (the scrape failed or the
+    gauge is missing): an unread sample, which the verdict counts against steadiness."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except (OSError, ValueError):  # URLError, refused, timed out, a malformed reply
+        return -1
     found = _TASKS.search(text)
     return int(float(found.group(1))) if found else -1
 
 
 async def _sample(gateway: Server, metrics_address: str, started: float) -> Sample:
     tasks = await asyncio.to_thread(_tasks, metrics_address)
-    return Sample(time.monotonic() - started, gateway.usage(), tasks)
+    try:
+        usage = gateway.usage()
+    except psutil.Error:  # the gateway is gone: an unread sample, not a crashed soak
+        usage = ProcessUsage(0.0, 0, 0)
+    return Sample(time.monotonic() - started, usage, tasks)
 
 
-def judge(samples: list[Sample], ran_its_time: bool = True) -> dict[str, Any]:
-    """The verdict: the last sample against the first taken after `WARM_UP`; a load that
-    ended early (its applicants used up) proves nothing and is not steady."""
-    warm = next((s for s in samples if s.at >= WARM_UP), samples[0])
-    last = samples[-1]
-    growth = last.usage.rss_bytes / warm.usage.rss_bytes - 1 if warm.usage.rss_bytes else 0.0
-    return {
-        "after_warm_up": warm.to_json(),
-        "at_end": last.to_json(),
-        "ran_its_time": ran_its_time,
-        "rss_growth": round(growth, 3),
+def judge(
+    samples: list[Sample], ran_its_time: bool = True, warm_up: float = WARM_UP
+) -> dict[str, Any]:
+    """The verdict: the median of the last `WINDOW` samples against the median of the first
+    `WINDOW` taken after `warm_up`, so that one sample caught amid a burst of calls decides
+    nothing. Not steady: a load that ended early (its applicants used up), a soak too short
+    to have two such windows, or a sample that could not be read (the gateway gone, its
+    metrics unanswered)."""
+    warm = [s for s in samples if s.at >= warm_up]
+    long_enough = len(warm) >= 2 * WINDOW
+    unread = sum(1 for s in warm if not s.read)
+    if not warm:
+        return {
+            "ran_its_time": ran_its_time,
+            "long_enough": False,
+            "unread_samples": 0,
+            "steady": False,
+        }
+    first, last = _medians(warm[:WINDOW]), _medians(warm[-WINDOW:])
+    growth = last["rss_mb"] / first["rss_mb"] - 1 if first["rss_mb"] else 0.0
+    held = {
         "rss_steady": growth <= RSS_GROWTH_LIMIT,
-        "fds_steady": last.usage.open_fds <= warm.usage.open_fds + IN_FLIGHT_SLACK,
-        "tasks_steady": 0 <= last.tasks <= warm.tasks + IN_FLIGHT_SLACK,
+        "fds_steady": last["open_fds"] <= first["open_fds"] + IN_FLIGHT_SLACK,
+        "tasks_steady": 0 <= last["tasks"] <= first["tasks"] + IN_FLIGHT_SLACK,
+    }
+    return {
+        "after_warm_up": first,
+        "at_end": last,
+        "ran_its_time": ran_its_time,
+        "long_enough": long_enough,
+        "unread_samples": unread,
+        "rss_growth": round(growth, 3),
+        **held,
+        "steady": ran_its_time and long_enough and not unread and all(held.values()),
+    }
+
+
+def _medians(window: list[Sample]) -> dict[str, float]:
+    """Each figure's median over `window`, from the samples that were read."""
+    read = [s for s in window if s.read] or window
+    return {
+        "rss_mb": round(statistics.median(s.usage.rss_bytes for s in read) / 2**20, 1),
+        "open_fds": statistics.median(s.usage.open_fds for s in read),
+        "tasks": statistics.median(s.tasks for s in read),
     }
 
 
@@ -175,6 +228,8 @@ async def _soak(
         result = await run_load(load, on_phase)
     finally:
         sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling  # a sampler that failed says so here, not in a lost task
     samples.append(await _sample(gateway, f"127.0.0.1:{metrics_port}", started))
     summary = result.overall
     return {
@@ -189,6 +244,6 @@ async def _soak(
         "status_codes": dict(summary.status_codes),
         "p50_ms": round(summary.percentiles[50.0] * 1000, 3),
         "p99_ms": round(summary.percentiles[99.0] * 1000, 3),
-        "verdict": judge(samples, result.duration >= options.duration * 0.95),
+        "verdict": judge(samples, result.duration >= options.duration * 0.95, options.warm_up),
         "samples": [s.to_json() for s in samples],
     }
