@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
 import signal
+import sqlite3
 import sys
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -24,7 +26,9 @@ from essc.gateway.v1 import gateway_pb2 as pb
 from essc.gateway.v1 import gateway_pb2_grpc
 from essc_gateway.bench.processes import free_port
 from essc_gateway.domain.passwords import initial_password
+from essc_gateway.liability.model import Incident, IncidentKind
 from essc_gateway.liability.pending import PendingRecords
+from essc_gateway.store.opening import open_store
 from tests.conftest import GatewayUnderTest
 from tests.liability.test_pending import record as pending_record
 
@@ -420,3 +424,66 @@ async def test_held_records_of_a_replica_gone_for_good_are_appended_by_the_cli(
     assert (code, out.strip()) == (0, "held records: 0, handled: 0, still held: 0")
     code, out, _ = await _cli(*dev, "verify")
     assert code == 0, out
+
+
+async def test_the_ledger_and_evidence_commands_write_nothing(tmp_path: Path) -> None:
+    # Commands that read (for an auditor, or while the gateway is down) leave the store as
+    # they found it: in particular they do not amend the records of an incident they learn
+    # of, which only a gateway does (helper-17's review found the amender wired in them).
+    await test_run_dev_serves_until_sigterm_and_keeps_secrets_private(tmp_path)
+    now = datetime.now(UTC)
+    failed = replace(
+        pending_record(8), request_id=uuid.uuid4().hex, bank_id="demo-bank", at=now,
+        arrived_at=now, reason="PLATFORM_UNAVAILABLE", evidence={"outcome": "UNANSWERED"},
+    )  # fmt: skip
+    (tmp_path / "held").mkdir()
+    PendingRecords(tmp_path / "held").hold(failed)
+    dev = ("ledger", "--dev", "--var-dir", str(tmp_path))
+    code, _, err = await _cli(*dev, "flush-held", str(tmp_path / "held"))
+    assert code == 0, err
+    # An incident covering it, declared by a replica that died before amending it.
+    database = tmp_path / "essc-gateway.db"
+    store = await open_store(database)
+    try:
+        await store.save_incident(
+            Incident(
+                incident_id="inc-flood",
+                kind=IncidentKind.FLOOD,
+                starts_at=now - timedelta(minutes=5),
+                ends_at=now + timedelta(minutes=5),
+                declared_at=now,
+                description="flood at the data centre",
+                declared_by="operator-1",
+            )
+        )
+        assert await store.amendments([failed.request_id]) == {}
+    finally:
+        await store.close()
+    before = _contents(database)
+
+    for command in (
+        (*dev, "verify"),
+        (*dev, "report", "--bank", "demo-bank", "--format", "json"),
+        (*dev, "statement", "--bank", "demo-bank", "--month", now.strftime("%Y-%m")),
+        ("evidence", "--dev", "--var-dir", str(tmp_path), "key"),
+    ):
+        code, out, err = await _cli(*command)
+        assert code == 0, (command, out, err)
+        after = _contents(database)
+        assert after == before, (command, set(after) ^ set(before))
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        [(entries,)] = db.execute("SELECT count(*) FROM evidence_log").fetchall()
+        [(signed,)] = db.execute("SELECT max(tree_size) FROM evidence_checkpoints").fetchall()
+    assert signed == entries  # the report's checkpoint: of the log as it was
+    # The record stands as it was stored until a gateway amends it.
+    code, out, _ = await _cli(*dev, "report", "--bank", "demo-bank", "--format", "json")
+    [shown] = [r for r in json.loads(out)["records"] if r["request_id"] == failed.request_id]
+    assert shown["clause"] == "BANK", shown
+
+
+def _contents(database: Path) -> list[str]:
+    """Every row of every table, as SQL (the WAL included: read through SQLite), but signed
+    checkpoints: a report cites one of the log as it is, and keeps it so that the bank can
+    later ask for proofs from it. It adds no entry to the log."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return [row for row in db.iterdump() if '"evidence_checkpoints"' not in row]

@@ -1,5 +1,8 @@
 """`essc-gateway ledger ...`: audit the evidence log and print reports from the store itself,
-without a running gateway (for auditors, and for the day the gateway is down)."""
+without a running gateway (for auditors, and for the day the gateway is down). They write
+nothing but, for a report, the signed checkpoint of the log as it is that the report cites
+(kept, so that proofs from it can be asked for later); records of an incident are amended
+by gateways only (`flush-held` appends held records, which is its purpose)."""
 
 from __future__ import annotations
 
