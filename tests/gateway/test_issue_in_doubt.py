@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -16,6 +17,7 @@ from essc.gateway.v1 import operator_pb2 as opb
 from essc.platform.v1 import platform_pb2 as ppb
 from essc.platform.v1 import platform_pb2_grpc
 from essc_gateway.app import Gateway
+from essc_gateway.service.reconciler import SETTLE_GRACE
 from essc_gateway.simplatform import Person, Population, SimulatedPlatform
 from essc_gateway.store.location import StoreLocation
 from essc_gateway.testing import FakeClock
@@ -35,7 +37,7 @@ from tests.gateway.flows import (
     verify,
 )
 from tests.polling import eventually
-from tests.sql import allow_inserts, count, refuse_inserts
+from tests.sql import allow_inserts, count, execute, fetch, refuse_inserts
 
 ISSUE_CARD = "/essc.platform.v1.CardService/IssueCard"
 A = (("authorization", f"Bearer {BANK_A_TOKEN}"),)
@@ -263,3 +265,64 @@ async def _issue_error(gw: GatewayUnderTest, request: pb.IssueRequest) -> Rich:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await gw.stub.Issue(request, metadata=gw.a)
     return rich(raised.value)
+
+
+async def test_an_issue_whose_completion_a_crash_took_back_is_settled_with_the_card_given(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
+) -> None:
+    # An Issue's one durable commit is its claim; its completion is committed lazily
+    # (Store.complete_issue), so a crash of the machine or of the database server can take
+    # it back after the bank was answered. What remains is the claim with its sealed request,
+    # as a request that died after IssueCard leaves it: after its lease the reconciler
+    # settles it from the platform, with the card the bank was given, and issues nothing.
+    person = adult(population, clock.now().date())
+    request = await _request_for(gw, person, clock)
+    await gw.control.SetLatency(
+        ppb.SetLatencyRequest(method=ISSUE_CARD, base={"nanos": 300_000_000})
+    )
+    issuing = asyncio.ensure_future(gw.stub.Issue(request, metadata=gw.a))
+    claimed: list[dict[str, Any]] = []
+
+    async def claim_written() -> bool:
+        claimed[:] = await fetch(
+            database,
+            "SELECT * FROM issue_attempts WHERE idempotency_key = ?",
+            request.idempotency_key,
+        )
+        return bool(claimed)
+
+    await eventually(claim_written)
+    keys_before = {row["key_id"] for row in await fetch(database, "SELECT key_id FROM holder_keys")}
+    issued = await issuing
+    assert issued.outcome == pb.ISSUE_OUTCOME_ISSUED
+    [claim] = claimed
+    assert claim["state"] == "PENDING"
+
+    # The crash: the completion's commit is gone, the claim's is not.
+    await execute(
+        database,
+        "UPDATE issue_attempts SET state = ?, outcome = NULL, essc_id = NULL, "
+        "completed_at = NULL, draft_sealed = ?, claim = ? WHERE bank_id = ? "
+        "AND idempotency_key = ?",
+        claim["state"],
+        claim["draft_sealed"],
+        claim["claim"],
+        claim["bank_id"],
+        claim["idempotency_key"],
+    )
+    await execute(database, "DELETE FROM cards WHERE essc_id = ?", issued.card.essc_id)
+    for row in await fetch(database, "SELECT key_id FROM holder_keys"):
+        if row["key_id"] not in keys_before:  # stored with the card, taken back with it
+            await execute(database, "DELETE FROM holder_keys WHERE key_id = ?", row["key_id"])
+    await gw.control.ClearFaults(ppb.ClearFaultsRequest())
+    assert await _state(gw, request) == pb.ISSUE_STATE_IN_PROGRESS  # its lease still runs
+
+    clock.advance(gw.config.settings.issue_lease + SETTLE_GRACE + timedelta(seconds=1))
+    assert await gw.gateway.reconciler.reconcile_once() == 1
+    status = await gw.stub.GetIssueStatus(
+        pb.GetIssueStatusRequest(idempotency_key=request.idempotency_key), metadata=gw.a
+    )
+    assert status.state == pb.ISSUE_STATE_COMPLETED
+    assert status.card.essc_id == issued.card.essc_id
+    assert await _calls_to(gw, "IssueCard") == 1  # settled by lookup: nothing issued again
+    assert await count(database, "issue_attempts", "draft_sealed IS NOT NULL") == 0

@@ -1,5 +1,7 @@
-"""Group commit acknowledges a write only once it is durable: a process killed mid-stream
-(SIGKILL, no clean shutdown) loses none of the writes it had acknowledged."""
+"""Group commit acknowledges a write only once it is committed: a process killed mid-stream
+(SIGKILL, no clean shutdown) loses none of the writes it had acknowledged. (A completion is
+committed lazily, see `Store.complete_issue`: only a crash of the machine or the database
+server can take it back, and then its durable claim remains for the reconciler.)"""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ async def main(location):
             await store.complete_issue(
                 "bank", key, "ISSUED", key, _card(key, key, now), now, claim.token
             )
-            print(key, flush=True)  # acknowledged: durable from here on
+            print(key, flush=True)  # acknowledged: committed from here on
             i += 1
     await asyncio.gather(*(writer(n) for n in range(32)))
 

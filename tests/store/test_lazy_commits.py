@@ -1,7 +1,8 @@
 """Which writes wait for the fsync (see `Store`): a factor check's reservation, success and
-release and a heartbeat are committed lazily; an Issue's claim, its completion and a factor
-failure are durable before the answer. Lazy writes are committed all the same: visible to
-every reader at once."""
+release, a heartbeat and an Issue's completion are committed lazily; an Issue's claim (its
+one durable commit, before IssueCard leaves), an in-doubt mark and a factor failure are
+durable before the answer. Lazy writes are committed all the same: visible to every reader
+at once."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 
 import asyncpg
 
+from essc_gateway.bench.store_rate import _card
 from essc_gateway.store.cluster import ReplicaInfo
 from essc_gateway.store.location import PostgresDatabase
 from essc_gateway.store.opening import GatewayStore
 from essc_gateway.store.postgres import PostgresStore
-from essc_gateway.store.postgres_batches import NewClaim, claim_many
+from essc_gateway.store.postgres_batches import Completion, NewClaim, claim_many, complete_many
 from essc_gateway.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
@@ -88,18 +90,45 @@ async def test_postgres_lazy_writes_skip_the_wal_flush_and_durable_ones_wait(
     assert (lazy, durable) == ("off", "on")
 
 
-async def test_sqlite_commits_an_issue_claim_and_its_in_doubt_mark_durably(
+async def test_postgres_commits_a_batch_of_completions_lazily(
+    postgres_location: PostgresDatabase,
+) -> None:
+    store = await PostgresStore.open(postgres_location)
+    try:
+        claim = await store.claim_issue("bank", "key-1", "fp", NOW, NOW + STALE, b"draft")
+    finally:
+        await store.close()
+    connection = await asyncpg.connect(postgres_location.dsn)
+    try:
+        completion = Completion(
+            "bank", "key-1", "ISSUED", "essc-1", _card("essc-1", "key-1", NOW), NOW, claim.token
+        )
+        async with connection.transaction():  # to read the setting the commit will use
+            assert await complete_many(connection, [completion]) == [True]
+            in_completion = await connection.fetchval("SHOW synchronous_commit")
+        after = await connection.fetchval("SHOW synchronous_commit")
+    finally:
+        await connection.close()
+    assert (in_completion, after) == ("off", "on")  # for its own transaction only
+
+
+async def test_sqlite_commits_an_issue_claim_and_in_doubt_mark_durably_its_completion_lazily(
     tmp_path: Path,
 ) -> None:
     store = await SqliteStore.open(tmp_path / "store.db")
     flags = _record_durability(store)
     try:
         claim = await store.claim_issue("bank", "key-1", "fp", NOW, NOW + STALE, b"draft")
-        assert claim.token is not None
         await store.mark_issue_in_doubt("bank", "key-1", claim.token)
+        claim = await store.claim_issue("bank", "key-2", "fp", NOW, NOW + STALE, b"draft")
+        card = _card("essc-2", "key-2", NOW)
+        await store.complete_issue("bank", "key-2", "ISSUED", "essc-2", card, NOW, claim.token)
+        done = await store.get_issue_attempt("bank", "key-2")
     finally:
         await store.close()
-    assert flags == [True, True]
+    assert flags == [True, True, True, False]
+    assert done is not None  # committed: read back at once
+    assert done.essc_id == "essc-2"
 
 
 async def test_a_heartbeat_is_committed_lazily_and_seen_at_once(any_store: GatewayStore) -> None:

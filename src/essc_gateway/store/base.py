@@ -203,6 +203,14 @@ class Store(Protocol):
         for forwarding).
         Done already with the same card: nothing to do.
 
+        Committed, so every replica sees it at once, but the common case (a request's own
+        claim, with its card) does not wait for its fsync: the one durable commit of an
+        Issue is its claim, made before IssueCard leaves. A completion that a crash of the
+        machine or of the database server takes back leaves that claim, with its sealed
+        request, in the state of a request that died after IssueCard: the reconciler (or the
+        bank's retry) settles it after its lease from the platform's de-duplicated record of
+        the key, with the same card.
+
         Raises:
             ClaimLost: another request holds the key now.
             LiveCardConflict: `new_card`'s holder has another live card.

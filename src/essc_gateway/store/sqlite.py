@@ -402,7 +402,7 @@ class SqliteStore(
                 (bank_id, idempotency_key),
             )
 
-        return await self._write(work)
+        return await self._write(work, durable=False)  # see Store.complete_issue
 
     async def get_issue_attempt(self, bank_id: str, idempotency_key: str) -> IssueAttempt | None:
         row = await self._fetch_one(
