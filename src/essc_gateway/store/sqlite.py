@@ -157,6 +157,12 @@ def configure(connection: sqlite3.Connection, synchronous: Synchronous) -> None:
     # Deleted rows are overwritten with zeros, not left in free space: an erased holder's
     # ciphertexts, tokens and wrapped key leave no readable copy in the file (A14).
     connection.execute("PRAGMA secure_delete=ON")
+    # The writer copies the WAL into the file every 10 000 pages (40 MB), not 1 000: a page
+    # written by many commits is copied once. Measured: 15-20 % more issuance records a
+    # second (256 writers); with 8 writers p99 2.4 ms (was 7.5: fewer stalls), the rarest
+    # write 21 ms (was 11: a longer copy). A background checkpointer was worse: it never
+    # caught up, and the WAL grew past 1 GB. Erasure still empties the WAL at once.
+    connection.execute("PRAGMA wal_autocheckpoint=10000")
 
 
 @contextmanager
