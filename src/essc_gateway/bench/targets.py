@@ -18,5 +18,5 @@ TARGETS = {
     "verify": Target("verify", 3, 4.5),
     "issue": Target("issue", 1, 4.0),
     "query": Target("query", 5, 2.5),
-    "authenticate": Target("authenticate", 1, None),
+    "authenticate": Target("authenticate", 2, None),
 }
