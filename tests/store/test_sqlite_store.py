@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -50,3 +51,28 @@ async def test_writes_commit_with_synchronous_full(store: SqliteStore) -> None:
     # synchronous resets on every new connection: the writer's own must be FULL (2).
     level = await store._write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
     assert level == 2
+
+
+async def test_a_read_sees_every_write_committed_before_it_amid_other_reads(
+    store: SqliteStore,
+) -> None:
+    # Reads share one connection. A read whose statement stays open across hand-offs to its
+    # thread (execute, then fetch, then close) holds that connection's snapshot, and a read
+    # of another task in between sees the store as it was: a key job then met a holder's old
+    # key beside its cards already re-sealed (a DecryptionError in the bench). Each read is
+    # one hand-off, so each sees what was committed before it began.
+    await claim(store, "busy")
+    stop = False
+
+    async def reading() -> None:
+        while not stop:
+            await store.get_issue_attempt("bank-a", "busy")
+
+    readers = [asyncio.create_task(reading()) for _ in range(8)]
+    try:
+        for i in range(200):
+            await claim(store, f"key-{i}")
+            assert await store.get_issue_attempt("bank-a", f"key-{i}") is not None, i
+    finally:
+        stop = True
+        await asyncio.gather(*readers)
