@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from essc_gateway.bench import BenchOptions, BenchSetupError, format_table, run_bench
-from essc_gateway.bench.soak import SoakOptions, run_soak
+from essc_gateway.bench.soak import WINDOW, SoakOptions, run_soak
 from essc_gateway.keys.suites import Suite
 from essc_gateway.loadtest import LoadAborted, SetupError
 
@@ -159,7 +159,7 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
         "--warm-up",
         type=float,
         default=defaults.warm_up,
-        help="seconds after which growth counts (the soak must last twice as long or more)",
+        help=f"seconds after which growth counts ({2 * WINDOW} samples or more must follow it)",
     )
     parser.add_argument("--work-dir", type=Path, help="keep servers' stores and logs here")
 

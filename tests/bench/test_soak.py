@@ -104,7 +104,11 @@ def test_an_unread_sample_is_not_steady() -> None:
     assert verdict["unread_samples"] == 1
     assert verdict["at_end"]["tasks"] == 30  # the median of the samples that were read
     assert verdict["steady"] is False
-    gone = judge([*after, _sample(500, 100, 40, 30), _sample(510, 0, 0, -1)])
+    gone = judge(
+        [*after, _sample(490, 100, 40, 30), _sample(500, 100, 40, 30), _sample(510, 0, 0, -1)]
+    )
+    assert gone["long_enough"] is True  # not steady for the gateway gone, not for the length
+    assert gone["unread_samples"] == 1
     assert gone["steady"] is False
 
 

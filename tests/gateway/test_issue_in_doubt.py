@@ -270,30 +270,35 @@ async def _issue_error(gw: GatewayUnderTest, request: pb.IssueRequest) -> Rich:
 async def test_an_issue_whose_completion_a_crash_took_back_is_settled_with_the_card_given(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
-    # An Issue's one durable commit is its claim; its completion is committed lazily
+    # An Issue's one durable commit is its claim; its ISSUED completion is committed lazily
     # (Store.complete_issue), so a crash of the machine or of the database server can take
     # it back after the bank was answered. What remains is the claim with its sealed request,
     # as a request that died after IssueCard leaves it: after its lease the reconciler
     # settles it from the platform, with the card the bank was given, and issues nothing.
     person = adult(population, clock.now().date())
     request = await _request_for(gw, person, clock)
-    await gw.control.SetLatency(
-        ppb.SetLatencyRequest(method=ISSUE_CARD, base={"nanos": 300_000_000})
-    )
-    issuing = asyncio.ensure_future(gw.stub.Issue(request, metadata=gw.a))
+    store: Any = gw.gateway._store
+    complete = store.complete_issue
     claimed: list[dict[str, Any]] = []
+    keys_before: set[str] = set()
 
-    async def claim_written() -> bool:
+    async def completing(*args: Any, **options: Any) -> None:
+        # The store as the crash leaves it: the claim written, the completion not yet.
         claimed[:] = await fetch(
             database,
             "SELECT * FROM issue_attempts WHERE idempotency_key = ?",
             request.idempotency_key,
         )
-        return bool(claimed)
+        keys_before.update(
+            r["key_id"] for r in await fetch(database, "SELECT key_id FROM holder_keys")
+        )
+        await complete(*args, **options)
 
-    await eventually(claim_written)
-    keys_before = {row["key_id"] for row in await fetch(database, "SELECT key_id FROM holder_keys")}
-    issued = await issuing
+    store.complete_issue = completing
+    try:
+        issued = await gw.stub.Issue(request, metadata=gw.a)
+    finally:
+        store.complete_issue = complete
     assert issued.outcome == pb.ISSUE_OUTCOME_ISSUED
     [claim] = claimed
     assert claim["state"] == "PENDING"
@@ -314,7 +319,6 @@ async def test_an_issue_whose_completion_a_crash_took_back_is_settled_with_the_c
     for row in await fetch(database, "SELECT key_id FROM holder_keys"):
         if row["key_id"] not in keys_before:  # stored with the card, taken back with it
             await execute(database, "DELETE FROM holder_keys WHERE key_id = ?", row["key_id"])
-    await gw.control.ClearFaults(ppb.ClearFaultsRequest())
     assert await _state(gw, request) == pb.ISSUE_STATE_IN_PROGRESS  # its lease still runs
 
     clock.advance(gw.config.settings.issue_lease + SETTLE_GRACE + timedelta(seconds=1))
@@ -326,3 +330,33 @@ async def test_an_issue_whose_completion_a_crash_took_back_is_settled_with_the_c
     assert status.card.essc_id == issued.card.essc_id
     assert await _calls_to(gw, "IssueCard") == 1  # settled by lookup: nothing issued again
     assert await count(database, "issue_attempts", "draft_sealed IS NOT NULL") == 0
+
+
+async def test_only_a_completion_the_platform_lookup_finds_again_is_committed_lazily(
+    gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
+) -> None:
+    # The lookup finds an IssueCard that issued (or replayed) a card for its key; it finds
+    # nothing for an ALREADY_HELD answer, so that completion, if a crash took it back, would
+    # leave a key the reconciler forgets: the bank told ALREADY_HELD, the gateway NOT_FOUND.
+    store: Any = gw.gateway._store
+    complete = store.complete_issue
+    lazy: list[tuple[str, bool]] = []
+
+    async def noting(*args: Any, **options: Any) -> None:
+        lazy.append((args[2], options.get("lazy", False)))  # (outcome, lazy)
+        await complete(*args, **options)
+
+    store.complete_issue = noting
+    person = adult(population, clock.now().date())
+    first = await gw.stub.Issue(await _request_for(gw, person, clock), metadata=gw.a)
+    assert first.outcome == pb.ISSUE_OUTCOME_ISSUED
+    # Again under another key: the gateway's records answer ALREADY_HELD.
+    again = await gw.stub.Issue(await _request_for(gw, person, clock), metadata=gw.a)
+    assert again.outcome == pb.ISSUE_OUTCOME_ALREADY_HELD
+    # Our records of the card lost: the platform answers ALREADY_HELD with the card.
+    await execute(database, "DELETE FROM issue_attempts WHERE essc_id = ?", first.card.essc_id)
+    await execute(database, "DELETE FROM cards WHERE essc_id = ?", first.card.essc_id)
+    third = await gw.stub.Issue(await _request_for(gw, person, clock), metadata=gw.a)
+    assert third.outcome == pb.ISSUE_OUTCOME_ALREADY_HELD
+    assert third.card.essc_id == first.card.essc_id
+    assert lazy == [("ISSUED", True), ("ALREADY_HELD", False), ("ALREADY_HELD", False)]

@@ -1,7 +1,8 @@
 """Group commit acknowledges a write only once it is committed: a process killed mid-stream
-(SIGKILL, no clean shutdown) loses none of the writes it had acknowledged. (A completion is
-committed lazily, see `Store.complete_issue`: only a crash of the machine or the database
-server can take it back, and then its durable claim remains for the reconciler.)"""
+(SIGKILL, no clean shutdown) loses none of the writes it had acknowledged, lazy ones (an
+Issue's ISSUED completion, see `Store.complete_issue`) included: only a crash of the machine
+or the database server can take those back, and then the durable claim remains for the
+reconciler."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ async def main(location):
                 "bank", key, "fp", now, now + timedelta(seconds=30), None
             )
             await store.complete_issue(
-                "bank", key, "ISSUED", key, _card(key, key, now), now, claim.token
+                "bank", key, "ISSUED", key, _card(key, key, now), now, claim.token, lazy=True
             )
             print(key, flush=True)  # acknowledged: committed from here on
             i += 1

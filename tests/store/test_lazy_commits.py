@@ -90,6 +90,39 @@ async def test_postgres_lazy_writes_skip_the_wal_flush_and_durable_ones_wait(
     assert (lazy, durable) == ("off", "on")
 
 
+async def test_postgres_a_completion_leaves_the_wal_write_to_the_wal_writer(
+    postgres_location: PostgresDatabase,
+) -> None:
+    # Counted by the server: each statement commits on its own, as the store runs them. A
+    # durable commit writes the WAL itself; a lazy one leaves it to the WAL writer (a few
+    # rounds a second), not waited for.
+    store = await PostgresStore.open(postgres_location)  # creates the tables
+    await store.close()
+    connection = await asyncpg.connect(postgres_location.dsn)
+    try:
+        keys = [f"key-{i}" for i in range(50)]
+        claims = [NewClaim("bank", k, "fp", NOW, NOW + STALE, b"draft", f"t-{k}") for k in keys]
+        start = await _wal_writes(connection)
+        for claim in claims:
+            assert await claim_many(connection, [claim]) == [True]
+        claimed = await _wal_writes(connection)
+        for k in keys:
+            card = _card(f"essc-{k}", k, NOW)
+            completion = Completion("bank", k, "ISSUED", f"essc-{k}", card, NOW, f"t-{k}")
+            assert await complete_many(connection, [completion]) == [True]
+        completed = await _wal_writes(connection)
+    finally:
+        await connection.close()
+    assert claimed - start >= len(keys)  # each durable claim wrote the WAL
+    assert completed - claimed < len(keys) // 2
+
+
+async def _wal_writes(connection: asyncpg.Connection) -> int:
+    """The server's count of WAL writes, this session's own flushed into it first."""
+    await connection.execute("SELECT pg_stat_force_next_flush()")
+    return int(await connection.fetchval("SELECT wal_write FROM pg_stat_wal"))
+
+
 async def test_postgres_commits_a_batch_of_completions_lazily(
     postgres_location: PostgresDatabase,
 ) -> None:
@@ -122,11 +155,17 @@ async def test_sqlite_commits_an_issue_claim_and_in_doubt_mark_durably_its_compl
         await store.mark_issue_in_doubt("bank", "key-1", claim.token)
         claim = await store.claim_issue("bank", "key-2", "fp", NOW, NOW + STALE, b"draft")
         card = _card("essc-2", "key-2", NOW)
-        await store.complete_issue("bank", "key-2", "ISSUED", "essc-2", card, NOW, claim.token)
+        await store.complete_issue(
+            "bank", "key-2", "ISSUED", "essc-2", card, NOW, claim.token, lazy=True
+        )
         done = await store.get_issue_attempt("bank", "key-2")
+        claim = await store.claim_issue("bank", "key-3", "fp", NOW, NOW + STALE, b"draft")
+        await store.complete_issue(
+            "bank", "key-3", "ALREADY_HELD", "essc-2", None, NOW, claim.token
+        )
     finally:
         await store.close()
-    assert flags == [True, True, True, False]
+    assert flags == [True, True, True, False, True, True]
     assert done is not None  # committed: read back at once
     assert done.essc_id == "essc-2"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import re
 import statistics
 import sys
@@ -88,7 +89,7 @@ def _tasks(metrics_address: str) -> int:
     try:
         with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
             text = reply.read().decode()
-    except (OSError, ValueError):  # URLError, refused, timed out, a malformed reply
+    except (OSError, ValueError, http.client.HTTPException):  # refused, timed out, cut short
         return -1
     found = _TASKS.search(text)
     return int(float(found.group(1))) if found else -1
@@ -218,10 +219,12 @@ async def _soak(
     async def sampler() -> None:
         await measuring.wait()
         metrics = f"127.0.0.1:{metrics_port}"
+        tick = started
         while True:
             samples.append(await _sample(gateway, metrics, started))
             print(f"soak: {samples[-1].to_json()}", file=PROGRESS, flush=True)
-            await asyncio.sleep(options.sample_every)
+            tick += options.sample_every  # on a timetable: a slow sample does not push it
+            await asyncio.sleep(max(0.0, tick - time.monotonic()))
 
     sampling = asyncio.create_task(sampler())
     try:

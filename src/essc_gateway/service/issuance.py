@@ -538,6 +538,8 @@ class IssuanceService:
                     progress.claim,
                     new_key,
                     holder.key_id,
+                    # What the platform's lookup of this key finds again after a crash.
+                    lazy=outcome is IssueOutcome.ISSUED and not progress.forwarded,
                 )
             except HolderKeyTaken:  # a request that stored one first, or a key job replaced it
                 self._vault.forget_key(bank_id, holder_token)

@@ -193,6 +193,8 @@ class Store(Protocol):
         claim: str,
         new_holder_key: WrappedHolderKey | None = None,
         holder_key_id: str | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
         """Marks the attempt done and, in the same transaction, stores `new_card` if given
         (with `new_holder_key`, the key its fields are sealed under, when the holder had
@@ -203,13 +205,16 @@ class Store(Protocol):
         for forwarding).
         Done already with the same card: nothing to do.
 
-        Committed, so every replica sees it at once, but the common case (a request's own
-        claim, with its card) does not wait for its fsync: the one durable commit of an
-        Issue is its claim, made before IssueCard leaves. A completion that a crash of the
-        machine or of the database server takes back leaves that claim, with its sealed
-        request, in the state of a request that died after IssueCard: the reconciler (or the
-        bank's retry) settles it after its lease from the platform's de-duplicated record of
-        the key, with the same card.
+        Committed before it returns, so every replica sees it at once; `lazy`: without
+        waiting for its fsync (PostgreSQL: nor its WAL write). Only for what the platform's
+        lookup of the key finds again: a request's own ISSUED completion (IssueCard issued or
+        replayed the card for this key). An Issue's one durable commit is then its claim,
+        made before IssueCard leaves: a completion that a crash of the machine or of the
+        database server, or a failover, takes back leaves that claim with its sealed request,
+        as a request that died after IssueCard leaves it, and the reconciler (or the bank's
+        retry) settles it after its lease with the same card. Everything else is durable: an
+        ALREADY_HELD answer has no operation the lookup finds (the key would be forgotten),
+        and a forwarded issuance must not go back from COMPLETED to PENDING.
 
         Raises:
             ClaimLost: another request holds the key now.

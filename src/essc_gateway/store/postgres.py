@@ -402,6 +402,8 @@ class PostgresStore(
         claim: str,
         new_holder_key: WrappedHolderKey | None = None,
         holder_key_id: str | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
         expected_key = holder_key_id if new_holder_key is None else None
 
@@ -461,9 +463,9 @@ class PostgresStore(
             return done is not None
 
         completed = False
-        if new_card is not None and claim:
-            # The common case (a request's own claim): completed with others in one
-            # statement. Anything else (a forward, a key taken over) goes alone below.
+        if lazy and new_card is not None and claim:
+            # The common case (a request's own ISSUED claim): completed with others in one
+            # lazy statement. Anything else (durable, a key taken over) goes alone below.
             completed = await self._completions.submit(
                 Completion(
                     bank_id,

@@ -108,7 +108,9 @@ async def claim_many(db: Db, claims: list[NewClaim]) -> list[bool]:
 async def complete_many(db: Db, completions: list[Completion]) -> list[bool]:
     """Completes the attempts their claims still hold, with their cards; for each, whether
     it was completed now. A second live card of a holder fails the whole statement
-    (`LiveCardConflict`): the caller then completes them one by one."""
+    (`LiveCardConflict`): the caller then completes them one by one. Lazy (see
+    Store.complete_issue): run it as a transaction of its own, or it makes the caller's
+    whole transaction lazy."""
     cards = [c.card for c in completions]
     with live_card_conflict():
         rows = await db.fetch(

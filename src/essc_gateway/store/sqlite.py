@@ -370,6 +370,8 @@ class SqliteStore(
         claim: str,
         new_holder_key: WrappedHolderKey | None = None,
         holder_key_id: str | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
             if new_card is not None:
@@ -408,7 +410,7 @@ class SqliteStore(
                 (bank_id, idempotency_key),
             )
 
-        return await self._write(work, durable=False)  # see Store.complete_issue
+        return await self._write(work, durable=not lazy)  # see Store.complete_issue
 
     async def get_issue_attempt(self, bank_id: str, idempotency_key: str) -> IssueAttempt | None:
         row = await self._fetch_one(
