@@ -57,23 +57,6 @@ async def test_a_lazy_reservation_is_seen_by_the_next_check_at_once(
     assert not (await any_store.begin_factor_attempt("holder", NOW, 2, STALE)).admitted
 
 
-async def test_postgres_commits_a_batch_of_claims_durably(
-    postgres_location: PostgresDatabase,
-) -> None:
-    # A claim answered IN_DOUBT later must survive a database crash (see Store.claim_issue).
-    store = await PostgresStore.open(postgres_location)  # creates the tables
-    await store.close()
-    connection = await asyncpg.connect(postgres_location.dsn)
-    try:
-        claim = NewClaim("bank", "key-1", "fp", NOW, NOW + STALE, None, "token")
-        async with connection.transaction():
-            assert await claim_many(connection, [claim]) == [True]
-            in_claim = await connection.fetchval("SHOW synchronous_commit")
-    finally:
-        await connection.close()
-    assert in_claim == "on"
-
-
 async def test_postgres_lazy_writes_skip_the_wal_flush_and_durable_ones_wait(
     postgres_location: PostgresDatabase,
 ) -> None:
@@ -90,12 +73,13 @@ async def test_postgres_lazy_writes_skip_the_wal_flush_and_durable_ones_wait(
     assert (lazy, durable) == ("off", "on")
 
 
-async def test_postgres_a_completion_leaves_the_wal_write_to_the_wal_writer(
+async def test_postgres_claims_write_the_wal_and_completions_leave_it_to_the_wal_writer(
     postgres_location: PostgresDatabase,
 ) -> None:
     # Counted by the server: each statement commits on its own, as the store runs them. A
     # durable commit writes the WAL itself; a lazy one leaves it to the WAL writer (a few
-    # rounds a second), not waited for.
+    # rounds a second), not waited for. A claim answered IN_DOUBT later must survive a
+    # database crash (see Store.claim_issue); a completion need not (Store.complete_issue).
     store = await PostgresStore.open(postgres_location)  # creates the tables
     await store.close()
     connection = await asyncpg.connect(postgres_location.dsn)
@@ -121,28 +105,6 @@ async def _wal_writes(connection: asyncpg.Connection) -> int:
     """The server's count of WAL writes, this session's own flushed into it first."""
     await connection.execute("SELECT pg_stat_force_next_flush()")
     return int(await connection.fetchval("SELECT wal_write FROM pg_stat_wal"))
-
-
-async def test_postgres_commits_a_batch_of_completions_lazily(
-    postgres_location: PostgresDatabase,
-) -> None:
-    store = await PostgresStore.open(postgres_location)
-    try:
-        claim = await store.claim_issue("bank", "key-1", "fp", NOW, NOW + STALE, b"draft")
-    finally:
-        await store.close()
-    connection = await asyncpg.connect(postgres_location.dsn)
-    try:
-        completion = Completion(
-            "bank", "key-1", "ISSUED", "essc-1", _card("essc-1", "key-1", NOW), NOW, claim.token
-        )
-        async with connection.transaction():  # to read the setting the commit will use
-            assert await complete_many(connection, [completion]) == [True]
-            in_completion = await connection.fetchval("SHOW synchronous_commit")
-        after = await connection.fetchval("SHOW synchronous_commit")
-    finally:
-        await connection.close()
-    assert (in_completion, after) == ("off", "on")  # for its own transaction only
 
 
 async def test_sqlite_commits_an_issue_claim_and_in_doubt_mark_durably_its_completion_lazily(
