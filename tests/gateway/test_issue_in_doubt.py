@@ -36,6 +36,7 @@ from tests.gateway.flows import (
     ts,
     verify,
 )
+from tests.gateway.test_maintenance import announce
 from tests.polling import eventually
 from tests.sql import allow_inserts, count, execute, fetch, refuse_inserts
 
@@ -359,4 +360,21 @@ async def test_only_a_completion_the_platform_lookup_finds_again_is_committed_la
     third = await gw.stub.Issue(await _request_for(gw, person, clock), metadata=gw.a)
     assert third.outcome == pb.ISSUE_OUTCOME_ALREADY_HELD
     assert third.card.essc_id == first.card.essc_id
-    assert lazy == [("ISSUED", True), ("ALREADY_HELD", False), ("ALREADY_HELD", False)]
+    # Accepted in a window and forwarded after it: durable, so that its status, once
+    # COMPLETED, never goes back to PENDING.
+    forwarded = await _request_for(gw, adult(population, clock.now().date(), skip=1), clock)
+    await announce(gw, clock.now(), clock.now() + timedelta(minutes=30), rpcs=("Issue",))
+    pending = await gw.stub.Issue(forwarded, metadata=gw.a)
+    assert pending.outcome == pb.ISSUE_OUTCOME_PENDING
+    clock.advance(timedelta(minutes=31))
+
+    async def forwarded_done() -> bool:
+        return await _state(gw, forwarded) == pb.ISSUE_STATE_COMPLETED
+
+    await eventually(forwarded_done)
+    assert lazy == [
+        ("ISSUED", True),
+        ("ALREADY_HELD", False),
+        ("ALREADY_HELD", False),
+        ("ISSUED", False),
+    ]

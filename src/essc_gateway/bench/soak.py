@@ -223,7 +223,8 @@ async def _soak(
         while True:
             samples.append(await _sample(gateway, metrics, started))
             print(f"soak: {samples[-1].to_json()}", file=PROGRESS, flush=True)
-            tick += options.sample_every  # on a timetable: a slow sample does not push it
+            # On a timetable: a slow sample neither delays the next ones nor makes a burst.
+            tick = max(tick + options.sample_every, time.monotonic())
             await asyncio.sleep(max(0.0, tick - time.monotonic()))
 
     sampling = asyncio.create_task(sampler())
