@@ -153,6 +153,22 @@ def issue_request(
     )
 
 
+async def verified_issue_request(
+    gw: GatewayUnderTest,
+    person: Person,
+    meta: Metadata,
+    now: datetime,
+    idempotency_key: str | None = None,
+    guardian: pb.Guardian | None = None,
+) -> pb.IssueRequest:
+    """An Issue request for `person`, verified through the gateway first, consent given `now`."""
+    verified = await verify(gw, person, meta)
+    assert verified.verified
+    return issue_request(
+        person, verified.verification_token, consent(now), idempotency_key, guardian
+    )
+
+
 async def issue(
     gw: GatewayUnderTest,
     person: Person,
@@ -161,12 +177,8 @@ async def issue(
     idempotency_key: str | None = None,
     guardian: pb.Guardian | None = None,
 ) -> pb.IssueResponse:
-    verified = await verify(gw, person, meta)
-    assert verified.verified
-    return await gw.stub.Issue(
-        issue_request(person, verified.verification_token, consent(now), idempotency_key, guardian),
-        metadata=meta,
-    )
+    request = await verified_issue_request(gw, person, meta, now, idempotency_key, guardian)
+    return await gw.stub.Issue(request, metadata=meta)
 
 
 async def latest_sms_code(gw: GatewayUnderTest, person: Person) -> str:

@@ -31,6 +31,7 @@ from tests.gateway.flows import (
     key,
     live_sample,
     rich,
+    verified_issue_request,
     verify,
 )
 from tests.sql import count, fetch
@@ -341,8 +342,7 @@ async def test_concurrent_issues_with_one_key_give_one_card(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, database: StoreLocation
 ) -> None:
     person = adult(population, clock.now().date())
-    verified = await verify(gw, person, gw.a)
-    request = issue_request(person, verified.verification_token, consent(clock.now()))
+    request = await verified_issue_request(gw, person, gw.a, clock.now())
     results = await asyncio.gather(
         *(gw.stub.Issue(request, metadata=gw.a) for _ in range(8)), return_exceptions=True
     )
@@ -389,8 +389,7 @@ async def test_the_identical_request_replays_even_after_its_token_expired(
     gw: GatewayUnderTest, population: Population, clock: FakeClock
 ) -> None:
     person = adult(population, clock.now().date())
-    verified = await verify(gw, person, gw.a)
-    request = issue_request(person, verified.verification_token, consent(clock.now()))
+    request = await verified_issue_request(gw, person, gw.a, clock.now())
     first = await gw.stub.Issue(request, metadata=gw.a)
     clock.advance(timedelta(minutes=30))
     again = await gw.stub.Issue(request, metadata=gw.a)

@@ -34,7 +34,7 @@ from tests.gateway.flows import (
     live_sample,
     rich,
     ts,
-    verify,
+    verified_issue_request,
 )
 from tests.gateway.test_maintenance import announce
 from tests.polling import eventually
@@ -74,10 +74,7 @@ async def _not_found(gw: GatewayUnderTest, request: pb.IssueRequest) -> bool:
 async def _request_for(
     gw: GatewayUnderTest, person: Person, clock: FakeClock, guardian: pb.Guardian | None = None
 ) -> pb.IssueRequest:
-    verified = await verify(gw, person, gw.a)
-    return issue_request(
-        person, verified.verification_token, consent(clock.now()), guardian=guardian
-    )
+    return await verified_issue_request(gw, person, gw.a, clock.now(), guardian=guardian)
 
 
 async def _consents(database: StoreLocation) -> int:

@@ -18,13 +18,12 @@ from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.gateway.flows import (
     adult,
-    consent,
     identity,
-    issue_request,
     key,
     live_sample,
     rich,
     ts,
+    verified_issue_request,
     verify,
 )
 from tests.polling import eventually
@@ -183,17 +182,12 @@ async def test_a_window_must_make_sense(gw: GatewayUnderTest, clock: FakeClock) 
     assert set(error.violations) == {"ends_at", "rpcs", "reason"}
 
 
-async def _issue_request(gw: GatewayUnderTest, person, meta, now) -> pb.IssueRequest:  # type: ignore[no-untyped-def]
-    verified = await verify(gw, person, meta)
-    return issue_request(person, verified.verification_token, consent(now))
-
-
 async def test_store_and_forward_completes_every_pending_issue_even_across_a_restart(
     gw: GatewayUnderTest, platform: SimulatedPlatform, population: Population, clock: FakeClock
 ) -> None:
     now = clock.now()
     people = [adult(population, now.date(), skip=i) for i in range(5)]
-    requests = [await _issue_request(gw, p, gw.a, now) for p in people]
+    requests = [await verified_issue_request(gw, p, gw.a, now) for p in people]
     window = await announce(gw, now, now + timedelta(minutes=30), rpcs=("Issue",))
     issue_calls = (await gw.control.GetCallCounts(ppb.GetCallCountsRequest())).counts
     pending = [await gw.stub.Issue(r, metadata=gw.a) for r in requests]
@@ -241,7 +235,7 @@ async def test_a_bank_without_store_and_forward_is_told_to_come_back(
     gw: GatewayUnderTest, population: Population, clock: FakeClock
 ) -> None:
     now = clock.now()
-    request = await _issue_request(gw, adult(population, now.date()), gw.b, now)
+    request = await verified_issue_request(gw, adult(population, now.date()), gw.b, now)
     await announce(gw, now, now + timedelta(minutes=30), rpcs=("Issue",))
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await gw.stub.Issue(request, metadata=gw.b)

@@ -27,7 +27,13 @@ from essc_gateway.store.sqlite import SqliteStore
 from essc_gateway.testing import FakeClock
 from tests.conftest import GatewayUnderTest
 from tests.databases import ADMIN_DSN, BACKENDS, new_postgres_schema
-from tests.gateway.flows import Rich, adult, consent, issue_request, rich, ts, verify
+from tests.gateway.flows import (
+    Rich,
+    adult,
+    rich,
+    ts,
+    verified_issue_request,
+)
 from tests.polling import eventually
 from tests.sql import fetch
 
@@ -94,8 +100,7 @@ async def test_a_store_that_cannot_write_is_unavailable_evidenced_and_recovers(
     gw: GatewayUnderTest, population: Population, clock: FakeClock, link: DatabaseLink
 ) -> None:
     person = adult(population, clock.now().date())
-    verified = await verify(gw, person, gw.a)
-    request = issue_request(person, verified.verification_token, consent(clock.now()))
+    request = await verified_issue_request(gw, person, gw.a, clock.now())
     await _cannot_write(gw, link, True)
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -151,8 +156,7 @@ async def test_a_store_outage_under_load_loses_nothing_acknowledged_and_settles_
     people = [adult(population, today, skip=n) for n in range(12)]
     requests = []
     for person in people:
-        verified = await verify(gw, person, gw.a)
-        requests.append(issue_request(person, verified.verification_token, consent(clock.now())))
+        requests.append(await verified_issue_request(gw, person, gw.a, clock.now()))
     acknowledged: dict[str, str] = {}
     cut = asyncio.Event()  # the store is away from here on, for a second
 
@@ -221,8 +225,7 @@ async def test_a_finished_issue_is_replayed_while_the_store_reads_but_cannot_wri
     # Read-only file system: a retry of a finished Issue still gets its card, never a
     # false NOT_SENT (its claim cannot be written, its earlier attempt can be read).
     person = adult(population, clock.now().date())
-    verified = await verify(gw, person, gw.a)
-    request = issue_request(person, verified.verification_token, consent(clock.now()))
+    request = await verified_issue_request(gw, person, gw.a, clock.now())
     issued = await gw.stub.Issue(request, metadata=gw.a)
     await _cannot_write(gw, link, True)
     replayed = await gw.stub.Issue(request, metadata=gw.a)
