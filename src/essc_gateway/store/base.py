@@ -210,9 +210,10 @@ class Store(Protocol):
         lookup of the key finds again: a request's own ISSUED completion (IssueCard issued or
         replayed the card for this key). An Issue's one durable commit is then its claim,
         made before IssueCard leaves: a completion that a crash of the machine or of the
-        database server, or a failover, takes back leaves that claim with its sealed request,
-        as a request that died after IssueCard leaves it, and the reconciler (or the bank's
-        retry) settles it after its lease with the same card. Everything else is durable: an
+        database server, or a failover to a synchronous standby, takes back leaves that
+        claim with its sealed request, as a request that died after IssueCard leaves it, and
+        the reconciler (or the bank's retry) settles it after its lease with the same card
+        (an asynchronous standby can lose durable commits too). Everything else is durable: an
         ALREADY_HELD answer has no operation the lookup finds (the key would be forgotten),
         and a forwarded issuance must not go back from COMPLETED to PENDING.
 
